@@ -1,0 +1,5 @@
+"""placeholder"""
+
+def capture() -> None:
+    """Not written yet."""
+    raise SystemExit("not implemented")

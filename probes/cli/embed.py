@@ -1,0 +1,5 @@
+"""placeholder"""
+
+def embed() -> None:
+    """Not written yet."""
+    raise SystemExit("not implemented")

@@ -1,0 +1,24 @@
+"""`probes info`: what a model is and where it lives."""
+
+from __future__ import annotations
+
+from probes.cli import options as o
+from probes.cli.output import emit, handle_errors, table
+
+
+@handle_errors
+def info(model: o.Model = None, device: o.Device = None, dtype: o.Dtype = None, json: o.Json = False) -> None:
+    """Describe a model: blocks, heads, widths, vocabulary, context, parameters, dtype, device and hook points."""
+    from probes.cli.common import load_model
+    from probes.info import model_info
+
+    m = load_model(model, device, dtype)
+    emit(model_info(m), json, _render)
+
+
+def _render(d: dict) -> str:
+    rows = [[k, d[k]] for k in ("name", "source", "path", "n_layers", "n_heads", "d_model", "d_head", "d_mlp",
+                                   "d_vocab", "n_ctx", "n_params", "dtype", "device", "sha256")]
+    rows.append(["hook points", f"{d['n_hook_points']} in all; per block: " + ", ".join(d["block_hook_families"])])
+    rows.append(["", "model-level: " + ", ".join(d["model_hook_points"])])
+    return table(rows, align="ll")

@@ -1,0 +1,5 @@
+"""placeholder"""
+
+def lens() -> None:
+    """Not written yet."""
+    raise SystemExit("not implemented")

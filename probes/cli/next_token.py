@@ -1,0 +1,5 @@
+"""placeholder"""
+
+def next_token() -> None:
+    """Not written yet."""
+    raise SystemExit("not implemented")

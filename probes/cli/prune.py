@@ -1,0 +1,5 @@
+"""placeholder"""
+
+def prune() -> None:
+    """Not written yet."""
+    raise SystemExit("not implemented")

@@ -1,0 +1,5 @@
+"""placeholder"""
+
+def report() -> None:
+    """Not written yet."""
+    raise SystemExit("not implemented")

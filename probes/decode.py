@@ -1,0 +1,76 @@
+"""Incremental decoding: KV-cached forward steps through the hooked model, sliding past the context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import torch
+
+from probes.kvcache import SkipTolerantCache
+
+
+@dataclass
+class StepInfo:
+    """What the current forward call computes, for hooks that record during generation.
+
+    `fresh` is how many of the call's last positions are new (the prompt on the first call,
+    then 1); after the window slides the whole window is recomputed but only 1 position is new.
+    """
+
+    fresh: int = 0
+    calls: int = 0
+    positions: list[int] = field(default_factory=list)
+
+
+def forward_step(model, ids: torch.Tensor, cache, start: int) -> torch.Tensor:
+    """Logits (batch, pos, vocab) for `ids` (batch, pos) at positions start.. with the cache."""
+    pos = torch.arange(start, start + ids.shape[1], device=ids.device)[None]  # (1, pos)
+    # Explicit positions: transformers would read them off cache layer 0, which is empty when
+    # block 0 is skipped.
+    out = model.original_model(input_ids=ids, cache=cache, use_cache=cache is not None, position_ids=pos)
+    return out.logits
+
+
+def decode(
+    model,
+    prompt_ids: list[int],
+    max_new_tokens: int,
+    pick: Callable[[torch.Tensor], int],
+    *,
+    stop_ids: set[int] | frozenset = frozenset(),
+    info: StepInfo | None = None,
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield (token id, logits it was drawn from) for up to `max_new_tokens` tokens.
+
+    `pick` maps the last position's logits (vocab,) to a token id. The prompt must already fit
+    the context (see `probes.prompt.encode`). Once the sequence outgrows the context, the window
+    slides: the last n_ctx tokens are recomputed from scratch each step, as nanoGPT's crop does,
+    because learned positions shift with the window.
+    """
+    n_ctx = model.cfg.n_ctx
+    device = model.cfg.device or "cpu"
+    info = info if info is not None else StepInfo()
+    ids = list(prompt_ids)
+    assert 0 < len(ids) <= n_ctx, "prompt must be encoded and cropped first"
+
+    def run(chunk: list[int], cache, start: int, fresh: int) -> torch.Tensor:
+        info.fresh, info.calls = fresh, info.calls + 1
+        info.positions = list(range(start, start + len(chunk)))
+        t = torch.tensor([chunk], device=device)
+        return forward_step(model, t, cache, start)[0, -1]  # (vocab,)
+
+    with torch.no_grad():
+        cache = SkipTolerantCache()
+        logits = run(ids, cache, 0, len(ids))
+        for _ in range(max_new_tokens):
+            token = pick(logits)
+            yield token, logits
+            ids.append(token)
+            if token in stop_ids:
+                return
+            if len(ids) > n_ctx:
+                cache = SkipTolerantCache()
+                logits = run(ids[-n_ctx:], cache, 0, 1)
+            else:
+                logits = run([token], cache, len(ids) - 1, 1)

@@ -1,0 +1,257 @@
+"""Load a GPT-2-family model (bundled, hub name, or local directory) as a TransformerLens bridge."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from probes.errors import ModelLoadError
+
+BUNDLED_DIR = Path(__file__).parent / "assets" / "shakespeare-gpt2"
+BUNDLED_NAME = "shakespeare-gpt2"
+DTYPES = ("float32", "float16", "bfloat16")
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
+# Hub files a GPT-2 checkpoint needs; pickled weights are deliberately not among them.
+_HUB_PATTERNS = ["*.json", "*.safetensors", "merges.txt", "vocab.txt"]
+
+# What each loaded bridge came from; a WeakKeyDictionary so the record dies with the model.
+_SOURCES: "weakref.WeakKeyDictionary[Any, ModelSource]" = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's weights came from."""
+
+    name: str  # what the user asked for: "shakespeare-gpt2", "gpt2", "./ckpt"
+    kind: str  # "bundled", "hub" or "local"
+    path: str  # the checkpoint directory actually read
+
+    @property
+    def checksum(self) -> str:
+        """sha256 of the weights file(s), first 16 hex digits (identifies the exact checkpoint)."""
+        return _weights_checksum(self.path)
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "source": self.kind, "path": self.path, "sha256": self.checksum}
+
+
+def _weights_checksum(path: str) -> str:
+    h = hashlib.sha256()
+    for f in sorted(Path(path).glob("*.safetensors")):
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def source_of(model) -> ModelSource:
+    """The ModelSource of a bridge returned by `probes.load` (a best guess for other bridges)."""
+    src = _SOURCES.get(model)
+    if src is None:
+        name = getattr(model.cfg, "model_name", "unknown")
+        src = ModelSource(name=name, kind="external", path=str(name))
+    return src
+
+
+def parse_dtype(dtype):
+    """torch dtype from None, a torch.dtype or one of DTYPES."""
+    import torch
+
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if str(dtype) not in DTYPES:
+        raise ModelLoadError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    return getattr(torch, str(dtype))
+
+
+def parse_device(device):
+    """A checked torch.device: 'cuda' without a GPU is an error, not a crash later on."""
+    import torch
+
+    if device is None:
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ModelLoadError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelLoadError(f"--device {device}: no CUDA GPU is available on this machine; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ModelLoadError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ModelLoadError(f"--device {device}: MPS is not available on this machine; use --device cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ModelLoadError(f"unsupported device {device!r}; use cpu, cuda, cuda:N or mps")
+    return dev
+
+
+def resolve(model: str | os.PathLike | None) -> ModelSource:
+    """Find the checkpoint directory for a model argument, downloading hub names if possible."""
+    if model is None or str(model) in ("", BUNDLED_NAME):
+        if not BUNDLED_DIR.is_dir():
+            raise ModelLoadError(f"the bundled model is missing from {BUNDLED_DIR}; reinstall probes")
+        return ModelSource(BUNDLED_NAME, "bundled", str(BUNDLED_DIR))
+    text = str(model)
+    path = Path(text).expanduser()
+    looks_like_path = path.exists() or text.startswith((".", "/", "~")) or os.sep in text and not _is_hub_id(text)
+    if looks_like_path:
+        if not path.exists():
+            raise ModelLoadError(f"model directory {text!r} does not exist")
+        if not path.is_dir():
+            raise ModelLoadError(f"model {text!r} is a file; pass the checkpoint directory holding config.json")
+        return ModelSource(text, "local", str(path.resolve()))
+    return ModelSource(text, "hub", _download(text))
+
+
+def _is_hub_id(text: str) -> bool:
+    parts = text.split("/")
+    return len(parts) == 2 and all(parts) and not Path(text).exists()
+
+
+def _download(name: str) -> str:
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HFValidationError
+
+        return snapshot_download(name, allow_patterns=_HUB_PATTERNS)
+    except HFValidationError:
+        raise ModelLoadError(f"{name!r} is neither a local directory nor a valid Hugging Face model name") from None
+    except Exception as e:  # offline, not cached, no such repo, gated: all one message
+        cause = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "Name or service not known" in str(e) or "cannot find the appropriate snapshot" in str(e):
+            cause = "the Hugging Face Hub cannot be reached and the model is not in the local cache"
+        raise ModelLoadError(
+            f"cannot load {name!r} from the Hugging Face Hub: {cause[:200]}; "
+            "use the bundled model (omit --model) or a local checkpoint directory (--model ./path)"
+        ) from None
+
+
+def check_checkpoint(path: str) -> dict:
+    """Validate a GPT-2 checkpoint directory before loading it; return its config as a dict."""
+    d = Path(path)
+    cfg_file = d / "config.json"
+    if not cfg_file.is_file():
+        raise ModelLoadError(f"{path}: not a checkpoint directory (no config.json)")
+    try:
+        config = json.loads(cfg_file.read_text())
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"{path}/config.json is not valid JSON ({e})") from None
+    if config.get("model_type") != "gpt2":
+        raise ModelLoadError(
+            f"{path}: model_type is {config.get('model_type')!r}; probes supports GPT-2-family checkpoints (model_type 'gpt2')"
+        )
+    weights = sorted(d.glob("*.safetensors"))
+    if not weights:
+        pickled = [f.name for f in d.glob("*.bin")] + [f.name for f in d.glob("*.pt")] + [f.name for f in d.glob("*.pth")]
+        if pickled:
+            raise ModelLoadError(
+                f"{path} has only pickled weights ({', '.join(sorted(pickled))}); probes loads safetensors only, "
+                "because unpickling can run arbitrary code. Convert them with transformers: "
+                "GPT2LMHeadModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)"
+            )
+        raise ModelLoadError(f"{path}: no model weights (*.safetensors) found")
+    if not any((d / f).is_file() for f in _TOKENIZER_FILES):
+        raise ModelLoadError(f"{path}: no tokenizer (tokenizer.json or vocab.json + merges.txt)")
+    _check_weights(d, weights, config)
+    return config
+
+
+def _check_weights(d: Path, weights: list[Path], config: dict) -> None:
+    from safetensors import safe_open
+
+    shapes = {}
+    for f in weights:
+        try:
+            with safe_open(str(f), framework="pt") as fh:
+                for k in fh.keys():
+                    shapes[k.removeprefix("transformer.")] = tuple(fh.get_slice(k).get_shape())
+        except Exception as e:
+            raise ModelLoadError(f"{f}: unreadable safetensors file ({str(e).splitlines()[0][:120]}); is it truncated?") from None
+    wte = shapes.get("wte.weight")
+    if wte is None:
+        raise ModelLoadError(f"{d}: the weights have no wte.weight; not a GPT-2 checkpoint")
+    expect = (config.get("vocab_size"), config.get("n_embd"))
+    if wte != expect:
+        raise ModelLoadError(f"{d}: config says vocab x d_model = {expect}, but wte.weight is {wte}")
+    n_blocks = len({k.split(".")[1] for k in shapes if k.startswith("h.")})
+    if n_blocks != config.get("n_layer"):
+        raise ModelLoadError(f"{d}: config says {config.get('n_layer')} blocks, but the weights hold {n_blocks}")
+
+
+def load(
+    model: str | os.PathLike | None = None,
+    *,
+    device=None,
+    dtype=None,
+    device_map: str | dict | None = None,
+    n_devices: int | None = None,
+):
+    """Load a GPT-2-family model as a TransformerLens `TransformerBridge` in compatibility mode.
+
+    `model` is None (the bundled Shakespeare model), a hub name (`gpt2`, `distilgpt2`, ...) or a
+    local checkpoint directory (config.json + *.safetensors + tokenizer). The bridge is in eval
+    mode with gradients off, computes in float32 unless `dtype` says otherwise, and exposes
+    HookedTransformer hook names (`blocks.{i}.hook_resid_pre`, ...). `device_map` / `n_devices`
+    pass through to TransformerLens (accelerate) for models larger than one GPU.
+    """
+    torch_dtype = parse_dtype(dtype)
+    multi = device_map is not None or n_devices is not None
+    dev = None if multi else parse_device(device)
+    src = resolve(model)
+    check_checkpoint(src.path)
+    _quiet_libraries()
+
+    import torch
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(src.path)
+        if multi:
+            bridge = TransformerBridge.boot_transformers(
+                src.path, tokenizer=tokenizer, dtype=torch_dtype, device_map=device_map, n_devices=n_devices
+            )
+        else:
+            # Load the HF model ourselves so only safetensors are ever read, and eager attention
+            # is used (the bridge's hooks need attention patterns).
+            hf = GPT2LMHeadModel.from_pretrained(
+                src.path, use_safetensors=True, attn_implementation="eager", dtype=torch_dtype
+            )
+            bridge = TransformerBridge.boot_transformers(
+                src.path, hf_model=hf.to(dev), tokenizer=tokenizer, device=dev, dtype=torch_dtype
+            )
+    except (OSError, ValueError, RuntimeError) as e:
+        raise ModelLoadError(f"cannot load {src.name!r} from {src.path}: {str(e).splitlines()[0][:200]}") from None
+    bridge.enable_compatibility_mode(disable_warnings=True)
+    bridge.eval()
+    bridge.requires_grad_(False)
+    from probes.kvcache import install_cache_adapter
+
+    install_cache_adapter(bridge)
+    # The bridge wires some internal capture hooks lazily on the first forward; run one now so
+    # the hook set a caller sees (and our hook-hygiene checks count) is the steady one.
+    with torch.no_grad():
+        bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else 0
+        bridge.original_model(input_ids=torch.tensor([[bos]], device=bridge.cfg.device or "cpu"))
+    _SOURCES[bridge] = src
+    return bridge
+
+
+def _quiet_libraries() -> None:
+    """Progress bars and deprecation chatter from transformers/TL would drown our stderr."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    logging.getLogger("transformer_lens").setLevel(logging.ERROR)
+    logging.getLogger().setLevel(logging.ERROR)

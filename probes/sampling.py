@@ -1,0 +1,90 @@
+"""Sampling math: softmax(logits / T) restricted to the top-k, then the top-p nucleus."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from probes.errors import ProbesError
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """nanoGPT's sample.py controls, plus top-p. Temperature 0 (or greedy) means argmax."""
+
+    temperature: float = 0.8
+    top_k: int | None = 200
+    top_p: float | None = None
+    greedy: bool = False
+
+    def __post_init__(self):
+        check_sampling(self.temperature, self.top_k, self.top_p)
+
+    @property
+    def is_greedy(self) -> bool:
+        return self.greedy or self.temperature == 0
+
+    def as_dict(self) -> dict:
+        return {"temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p, "greedy": self.is_greedy}
+
+    def label(self) -> str:
+        if self.is_greedy:
+            return "greedy"
+        parts = [f"T={self.temperature:g}"]
+        if self.top_k is not None:
+            parts.append(f"top-k={self.top_k}")
+        if self.top_p is not None:
+            parts.append(f"top-p={self.top_p:g}")
+        return ", ".join(parts)
+
+
+def check_sampling(temperature, top_k, top_p) -> None:
+    if temperature is None or not isinstance(temperature, (int, float)) or math.isnan(temperature) or temperature < 0 or math.isinf(temperature):
+        raise ProbesError(f"temperature must be a finite number >= 0 (0 means greedy), got {temperature}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ProbesError(f"top-k must be an integer >= 1 (or omitted for no top-k), got {top_k}")
+    if top_p is not None and (not isinstance(top_p, (int, float)) or math.isnan(top_p) or not 0 < top_p <= 1):
+        raise ProbesError(f"top-p must be in (0, 1], got {top_p}")
+
+
+def sampling_probs(logits: torch.Tensor, settings: SamplingSettings) -> torch.Tensor:
+    """The distribution a token is drawn from, for logits of shape (..., vocab), in float32."""
+    logits = logits.float()
+    if settings.is_greedy:
+        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).float()
+    scaled = logits / settings.temperature
+    if settings.top_k is not None and settings.top_k < scaled.shape[-1]:
+        kth = torch.topk(scaled, settings.top_k, dim=-1).values[..., -1:]  # (..., 1)
+        scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+    probs = torch.softmax(scaled, dim=-1)
+    if settings.top_p is not None and settings.top_p < 1:
+        sorted_p, order = torch.sort(probs, dim=-1, descending=True)
+        # Keep the smallest prefix whose mass reaches top_p: drop a token once the mass
+        # before it already reaches top_p (the first token is always kept).
+        before = sorted_p.cumsum(-1) - sorted_p
+        sorted_p = sorted_p.masked_fill(before >= settings.top_p, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+        probs = probs / probs.sum(-1, keepdim=True)
+    return probs
+
+
+def pick_token(logits: torch.Tensor, settings: SamplingSettings, generator: torch.Generator | None) -> int:
+    """One token id from logits of shape (vocab,)."""
+    if settings.is_greedy:
+        return int(logits.argmax())
+    probs = sampling_probs(logits, settings).cpu()  # draw on the CPU so a seed means the same on any device
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def entropy_bits(probs: torch.Tensor) -> torch.Tensor:
+    """Entropy in bits along the last axis (0 log 0 = 0)."""
+    p = probs.double()
+    return -(p * torch.where(p > 0, p.log2(), torch.zeros_like(p))).sum(-1)
+
+
+def mass_count(probs: torch.Tensor, mass: float = 0.99) -> int:
+    """How many of the most likely tokens it takes to reach `mass` of the probability (1-D probs)."""
+    sorted_p = torch.sort(probs.double(), descending=True).values
+    return int((sorted_p.cumsum(0) < mass - 1e-12).sum()) + 1

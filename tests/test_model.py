@@ -1,0 +1,131 @@
+"""Loading: the bridge matches transformers, loader errors are clear, the bundled model is real."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+import probes
+from probes.errors import ModelLoadError
+
+
+def test_tiny_checkpoint_is_tiny(tiny):
+    assert tiny.cfg.n_layers == 4 and tiny.cfg.d_model == 64 and tiny.cfg.n_heads == 4
+
+
+def test_bridge_matches_transformers_on_tiny(tiny, tiny_hf):
+    ids = torch.tensor([[0, 5, 17, 300, 42, 7]], device=tiny.cfg.device)
+    with torch.no_grad():
+        ours = tiny(ids).log_softmax(-1)
+        ref = tiny_hf(ids).logits.log_softmax(-1)
+    # Compatibility mode centres the unembedding, which shifts logits by a per-position constant.
+    torch.testing.assert_close(ours, ref, atol=1e-4, rtol=0)
+
+
+def test_bridge_matches_transformers_on_bundled(bundled, bundled_hf):
+    ids = bundled.to_tokens("ROMEO: What light through yonder window breaks?")
+    with torch.no_grad():
+        ours = bundled(ids).log_softmax(-1)
+        ref = bundled_hf(ids).logits.log_softmax(-1)
+    torch.testing.assert_close(ours, ref, atol=1e-4, rtol=0)
+
+
+def test_load_is_eval_float32_without_grad(tiny):
+    assert not tiny.training
+    assert all(not p.requires_grad for p in tiny.parameters())
+    assert all(p.dtype == torch.float32 for p in tiny.parameters())
+
+
+def test_fp16_weights_compute_in_float32(bundled):
+    from safetensors import safe_open
+
+    from probes.model import BUNDLED_DIR
+
+    with safe_open(str(BUNDLED_DIR / "model.safetensors"), framework="pt") as f:
+        assert f.get_tensor(next(iter(f.keys()))).dtype == torch.float16  # stored in fp16
+    assert bundled.cfg.dtype == torch.float32
+    assert next(bundled.parameters()).dtype == torch.float32
+
+
+def test_dtype_option(tiny_dir):
+    m = probes.load(str(tiny_dir), dtype="bfloat16")
+    assert next(m.parameters()).dtype == torch.bfloat16
+
+
+def test_bundled_model_shape(bundled):
+    cfg = bundled.cfg
+    assert cfg.n_layers >= 6 and 8000 <= cfg.d_vocab <= 8300 and cfg.n_ctx >= 256
+    assert "blocks.0.hook_resid_pre" in bundled.hook_dict and "blocks.0.hook_attn_out" in bundled.hook_dict
+
+
+def test_bundled_model_size_on_disk():
+    from probes.model import BUNDLED_DIR
+
+    size = sum(f.stat().st_size for f in BUNDLED_DIR.rglob("*") if f.is_file())
+    assert size <= 20 * 2**20
+
+
+def _copy(tiny_dir, tmp_path, name="ckpt"):
+    dst = tmp_path / name
+    shutil.copytree(tiny_dir, dst)
+    return dst
+
+
+def test_pickled_only_checkpoint_is_refused(tiny_dir, tmp_path):
+    d = _copy(tiny_dir, tmp_path)
+    (d / "model.safetensors").rename(d / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="pickled weights.*safetensors only"):
+        probes.load(str(d))
+
+
+def test_truncated_safetensors_is_refused(tiny_dir, tmp_path):
+    d = _copy(tiny_dir, tmp_path)
+    data = (d / "model.safetensors").read_bytes()
+    (d / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match="truncated"):
+        probes.load(str(d))
+
+
+def test_missing_tokenizer_is_refused(tiny_dir, tmp_path):
+    d = _copy(tiny_dir, tmp_path)
+    for f in ("tokenizer.json", "vocab.json"):
+        (d / f).unlink(missing_ok=True)
+    with pytest.raises(ModelLoadError, match="no tokenizer"):
+        probes.load(str(d))
+
+
+def test_config_weight_mismatch_is_refused(tiny_dir, tmp_path):
+    d = _copy(tiny_dir, tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["n_layer"] = 6
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match="config says 6 blocks"):
+        probes.load(str(d))
+
+
+def test_not_a_checkpoint(tmp_path):
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        probes.load(str(tmp_path))
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        probes.load(str(tmp_path / "nope"))
+
+
+def test_unreachable_hub_name_is_one_clear_line(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError) as err:
+        probes.load("gpt2-this-model-is-not-cached")
+    msg = str(err.value)
+    assert "gpt2-this-model-is-not-cached" in msg and "bundled model" in msg and "\n" not in msg
+
+
+def test_bad_dtype_and_device():
+    with pytest.raises(ModelLoadError, match="float32, float16, bfloat16"):
+        probes.load(dtype="float64")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelLoadError, match="no CUDA GPU"):
+            probes.load(device="cuda")
+    with pytest.raises(ModelLoadError, match="unknown device"):
+        probes.load(device="banana")
