@@ -1,0 +1,142 @@
+"""Generation: cached decoding equals no-cache references, sampling math is exact, runs reproduce."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import probes
+from probes.errors import ProbesError
+from probes.prompt import encode
+from probes.sampling import SamplingSettings, sampling_probs
+from reference import chi2_quantile, hf_greedy_no_cache, manual_greedy
+
+
+def test_greedy_equals_no_cache_reference_tiny(tiny, tiny_hf):
+    out = probes.generate(tiny, "To be, or not", max_new_tokens=30, greedy=True)
+    assert out[0].tokens == hf_greedy_no_cache(tiny_hf, out.prompt_tokens, 30)
+
+
+def test_greedy_equals_manual_loop_without_bos(tiny, tiny_hf):
+    out = probes.generate(tiny, "Shall I compare thee", max_new_tokens=20, greedy=True, bos=False)
+    assert out.prompt_tokens[0] != tiny.tokenizer.bos_token_id
+    assert out[0].tokens == manual_greedy(tiny_hf, out.prompt_tokens, 20)
+
+
+def test_generation_past_the_context_slides_the_window(tiny, tiny_hf):
+    n_ctx = tiny.cfg.n_ctx  # 64 for the tiny checkpoint
+    out = probes.generate(tiny, "O Romeo, Romeo! wherefore art thou Romeo?", max_new_tokens=n_ctx + 10, greedy=True)
+    assert len(out[0].tokens) == n_ctx + 10
+    assert out[0].tokens == hf_greedy_no_cache(tiny_hf, out.prompt_tokens, n_ctx + 10)
+
+
+def test_greedy_equals_no_cache_reference_bundled(bundled, bundled_hf):
+    out = probes.generate(bundled, "ROMEO:", max_new_tokens=40, greedy=True)
+    assert out[0].tokens == hf_greedy_no_cache(bundled_hf, out.prompt_tokens, 40)
+
+
+def test_temperature_zero_is_greedy(tiny):
+    a = probes.generate(tiny, "Hello", max_new_tokens=10, temperature=0)
+    b = probes.generate(tiny, "Hello", max_new_tokens=10, greedy=True, seed=7)
+    assert a[0].tokens == b[0].tokens
+
+
+def test_runs_reproduce_and_samples_differ(tiny):
+    a = probes.generate(tiny, "Hello", num_samples=3, max_new_tokens=15, temperature=1.0, seed=3)
+    b = probes.generate(tiny, "Hello", num_samples=3, max_new_tokens=15, temperature=1.0, seed=3)
+    c = probes.generate(tiny, "Hello", num_samples=3, max_new_tokens=15, temperature=1.0, seed=4)
+    assert [s.tokens for s in a] == [s.tokens for s in b]
+    assert len({tuple(s.tokens) for s in a}) == 3
+    assert [s.tokens for s in a] != [s.tokens for s in c]
+
+
+def test_long_prompt_is_cropped_from_the_left_with_a_warning(tiny):
+    text = " ".join(["word"] * 200)
+    with pytest.warns(UserWarning, match="more than the context"):
+        ids = encode(tiny, text)
+    assert len(ids) == tiny.cfg.n_ctx and ids[-1] == encode(tiny, " word", bos=False)[-1]
+
+
+def test_stop_at_eos(tiny):
+    eos = tiny.tokenizer.eos_token_id
+    bias = torch.zeros(tiny.cfg.d_vocab)
+    bias[eos] = 1e4  # force EOS: add a huge logit through the unembedding bias hook
+
+    def force(t, hook):
+        return t + bias.to(t.device)
+
+    with probes.attached(tiny, [("unembed.hook_out", force)]):
+        out = probes.generate(tiny, "Hi", max_new_tokens=10, greedy=True, stop_at_eos=True)
+        full = probes.generate(tiny, "Hi", max_new_tokens=10, greedy=True)
+    assert out[0].tokens == [eos] and out[0].stopped_at_eos
+    assert len(full[0].tokens) == 10
+
+
+@pytest.mark.parametrize("bad", [dict(temperature=-1), dict(top_k=0), dict(top_p=0.0), dict(top_p=1.5),
+                                 dict(num_samples=0), dict(max_new_tokens=0)])
+def test_bad_sampling_values(tiny, bad):
+    with pytest.raises(ProbesError):
+        probes.generate(tiny, "Hi", **{"max_new_tokens": 2, **bad})
+
+
+def test_file_prompt(tiny, tmp_path):
+    f = tmp_path / "prompt.txt"
+    f.write_text("To be")
+    a = probes.generate(tiny, f"FILE:{f}", max_new_tokens=3, greedy=True)
+    b = probes.generate(tiny, "To be", max_new_tokens=3, greedy=True)
+    assert a[0].tokens == b[0].tokens
+    with pytest.raises(ProbesError, match="cannot read prompt file"):
+        probes.generate(tiny, f"FILE:{tmp_path / 'missing.txt'}", max_new_tokens=3)
+
+
+@pytest.mark.parametrize("settings", [SamplingSettings(1.0, None, None), SamplingSettings(10.0, 2, None),
+                                      SamplingSettings(0.8, 20, 0.9)], ids=lambda s: s.label())
+def test_first_token_follows_the_computed_distribution(bundled, settings):
+    """Chi-square: the empirical first-token distribution over many samples matches sampling_probs."""
+    tiny = bundled  # a trained model: a spread-out distribution, unlike the random tiny one
+    n = 1500
+    prompt = "The king"
+    ids = encode(tiny, prompt)
+    with torch.no_grad():
+        logits = tiny(torch.tensor([ids]))[0, -1]
+    expected = sampling_probs(logits, settings).double() * n
+    out = probes.generate(tiny, prompt, num_samples=n, max_new_tokens=1, temperature=settings.temperature,
+                          top_k=settings.top_k, top_p=settings.top_p, seed=11)
+    counts = torch.bincount(torch.tensor([s.tokens[0] for s in out]), minlength=expected.numel()).double()
+    assert counts[expected == 0].sum() == 0  # never draws a token outside top-k / top-p
+    big = expected >= 5
+    obs = torch.cat([counts[big], counts[~big].sum()[None]])
+    exp = torch.cat([expected[big], expected[~big].sum()[None]])
+    keep = exp > 0
+    stat = float(((obs[keep] - exp[keep]) ** 2 / exp[keep]).sum())
+    df = int(keep.sum()) - 1
+    assert df >= 1
+    assert stat < chi2_quantile(df), (stat, df)
+
+
+def test_sampling_probs_math():
+    logits = torch.tensor([2.0, 1.0, 0.5, -1.0])
+    p = sampling_probs(logits, SamplingSettings(10.0, 2, None))
+    ref = torch.softmax(torch.tensor([2.0, 1.0]) / 10, -1)
+    torch.testing.assert_close(p[:2], ref)
+    assert p[2:].sum() == 0
+    p = sampling_probs(logits, SamplingSettings(1.0, None, 0.7))
+    full = torch.softmax(logits, -1)  # 0.61, 0.22, ...: the nucleus for 0.7 is the first two
+    torch.testing.assert_close(p[:2], full[:2] / full[:2].sum())
+    assert p[2:].sum() == 0
+
+
+def test_generate_inside_skip_equals_manual_kept_blocks(tiny, tiny_hf):
+    with probes.skip(tiny, "odd") as s:
+        out = probes.generate(tiny, "What light", max_new_tokens=20, greedy=True)
+    assert out[0].tokens == manual_greedy(tiny_hf, out.prompt_tokens, 20, kept=s.kept)
+
+
+def test_next_token_distribution(tiny):
+    rep = probes.next_token_distribution(tiny, "The king", temperature=[0.1, 10], top_k=[2, None])
+    assert [s.settings.label() for s in rep.settings] == ["T=0.1, top-k=2", "T=0.1", "T=10, top-k=2", "T=10"]
+    t10k2 = rep.settings[2]
+    assert t10k2.support == 2 and t10k2.tokens_for_99 <= 2
+    assert rep.settings[3].entropy_bits > rep.raw.entropy_bits > rep.settings[1].entropy_bits
+    assert abs(sum(rep.raw.top_probs) - 1) < 1 or len(rep.raw.top_probs) == 10
+    assert rep.figure() is not None
