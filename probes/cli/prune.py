@@ -1,5 +1,116 @@
-"""placeholder"""
+"""`probes prune`: the full model and the same model with blocks skipped, side by side, in numbers."""
 
-def prune() -> None:
-    """Not written yet."""
-    raise SystemExit("not implemented")
+from __future__ import annotations
+
+from typing import Annotated, List, Optional
+
+import typer
+
+from probes.cli import options as o
+from probes.cli.output import emit, handle_errors, log, table
+
+DEFAULT_PROMPT = "ROMEO:"
+
+
+@handle_errors
+def prune(
+    skip: Annotated[Optional[List[str]], typer.Option("--skip", help="Blocks to skip (repeatable): odd, even, first-half, last-half, or 1,3,5-7.")] = None,
+    keep: Annotated[Optional[List[str]], typer.Option("--keep", help="Blocks to keep (repeatable); the complement is skipped.")] = None,
+    prompt: o.Prompt = DEFAULT_PROMPT,
+    max_new_tokens: o.MaxNewTokens = 50,
+    sample: Annotated[bool, typer.Option("--sample", help="Sample instead of greedy decoding, with the same seed for every run.")] = False,
+    num_samples: o.NumSamples = 1,
+    temperature: o.Temperature = 0.8,
+    top_k: o.TopK = 200,
+    top_p: o.TopP = None,
+    seed: o.Seed = 1337,
+    bos: o.Bos = True,
+    eval_text: Annotated[Optional[str], typer.Option("--eval-text", help="Held-out text file for the loss (default: the bundled model's held-out passage).")] = None,
+    sweep: Annotated[bool, typer.Option("--sweep", help="Rank blocks: skip each alone (loss increase, Block Influence, angular distance).")] = False,
+    plot: o.Plot = None,
+    model: o.Model = None,
+    device: o.Device = None,
+    dtype: o.Dtype = None,
+    json: o.Json = False,
+) -> None:
+    """Run the full model and the model with blocks skipped from the same prompt; compare texts and metrics.
+
+    Greedy by default so the runs are directly comparable. With --sweep, rank every block instead.
+    """
+    from probes.generation import check_counts
+    from probes.io import check_figure_path, save_figure
+    from probes.sampling import SamplingSettings
+
+    SamplingSettings(temperature, top_k or None, top_p)
+    check_counts(num_samples, max_new_tokens)
+    if plot:
+        check_figure_path(plot)
+    if not sweep and not skip and not keep:
+        skip = ["odd"]
+    from probes.cli.common import load_model, model_meta
+    from probes.layers import complement, format_layers, parse_layers
+    from probes.prune import compare_pruned, sweep_blocks
+
+    m = load_model(model, device, dtype)
+    n = len(m.blocks)
+    specs = list(skip or []) + [format_layers(complement(parse_layers(k, n), n)) for k in keep or []]
+    meta = model_meta(m)
+    if sweep:
+        result = sweep_blocks(m, eval_text=eval_text, progress=log)
+        if plot:
+            save_figure(result.figure(), plot)
+            log(f"wrote {plot}")
+        emit({**meta, **result.as_dict()}, json, _render_sweep)
+        return
+    for s in specs:
+        parse_layers(s, n)
+    result = compare_pruned(
+        m, prompt, specs, max_new_tokens=max_new_tokens, sample=sample, num_samples=num_samples,
+        temperature=temperature, top_k=top_k or None, top_p=top_p, seed=seed, bos=bos, eval_text=eval_text, progress=log,
+    )
+    if plot:
+        save_figure(result.figure(), plot)
+        log(f"wrote {plot}")
+    emit({**meta, **result.as_dict()}, json, _render)
+
+
+def _render(d: dict) -> str:
+    from probes.layers import format_layers
+    from probes.prune import METRIC_LABELS
+
+    s = d["settings"]
+    how = "greedy" if not s["sample"] else f"sampled (T={s['temperature']}, top-k={s['top_k']}, seed={s['seed']})"
+    out = [f"model {d['model']} ({d['model_source']['n_layers']} blocks); prompt {d['prompt']!r}; "
+           f"{s['max_new_tokens']} new tokens, {how}", ""]
+    for r in d["runs"]:
+        title = "FULL MODEL" if r["name"] == "full" else f"SKIP {r['name']} (blocks {format_layers(r['skipped'])}; kept {format_layers(r['kept'])})"
+        out.append(f"=== {title} ===")
+        for k, smp in enumerate(r["samples"], 1):
+            if len(r["samples"]) > 1:
+                out.append(f"--- sample {k} ---")
+            out.append(d["prompt"] + smp["text"])
+        out.append("")
+    rows = []
+    for key, label in METRIC_LABELS.items():
+        rows.append([label] + [r["metrics"].get(key) for r in d["runs"]])
+    out.append(table(rows, header=["metric"] + [r["name"] for r in d["runs"]], align="l" + "r" * len(d["runs"])))
+    out.append("")
+    out.append(f"held-out text: {d['eval_text']}. KL and agreement are teacher-forced on the full model's continuation "
+               "(and on the held-out text); perplexity scores each run's text under the full model.")
+    return "\n".join(out)
+
+
+def _render_sweep(d: dict) -> str:
+    from probes.layers import format_layers
+
+    out = [f"model {d['model']}: skipping one block at a time; full-model held-out loss {d['base_loss']:.4f} nats/token", ""]
+    rows = [[b["block"], b["rank"], b["loss"], b["loss_increase"], b["kl"], b["top1_agreement"], b["block_influence"],
+             b["angular_distance"]] for b in d["blocks"]]
+    out.append(table(rows, header=["block", "rank", "loss", "increase", "KL", "top-1 agr.", "influence", "angular"]))
+    out.append("")
+    out.append("blocks ranked by loss increase when skipped: " + ", ".join(map(str, d["ranking_by_loss_increase"])))
+    out.append("")
+    rows = [[s["name"], format_layers(s["skipped"]), s["loss"], s["loss_increase"], s["kl"], s["top1_agreement"]]
+            for s in d["strategies"]]
+    out.append(table(rows, header=["strategy", "skipped", "loss", "increase", "KL", "top-1 agr."], align="llrrrr"))
+    return "\n".join(out)

@@ -1,0 +1,394 @@
+"""Embedding matrices: token ids, norms, neighbours and cosines of chosen words in the checkpoint's own wte and wpe.
+
+    report = probes.embeddings(model)                    # the seed's common and rare words
+    report = probes.embeddings(model, words=["thou", "thee", "king"], neighbours=10)
+    report.summary["comparison"]["norm_ratio"]           # mean norm, common / rare
+    fig = report.figure_norms()                          # also figure_cosine, figure_scatter, figure_positions
+
+TransformerLens' compatibility mode centres W_E, W_pos and W_U (and does so in place on the
+wrapped transformers model), so `model.W_E` has other norms and cosines than the checkpoint.
+The statistics here are read from the checkpoint's safetensors file(s) instead: exactly the
+`transformer.wte` / `transformer.wpe` that `GPT2LMHeadModel.from_pretrained` loads, as float32.
+`processed=True` computes the same numbers from the centred `model.W_E` / `model.W_pos` as well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from probes.errors import ProbesError
+
+COMMON = ("dog", "city", "book", "love", "science")
+RARE = ("xqzt", "blorpt", "thraldor", "uvuvwevwe", "zzzzz")
+
+
+@dataclass
+class Neighbour:
+    token_id: int
+    token: str
+    cosine: float
+
+    def as_dict(self) -> dict:
+        return {"id": self.token_id, "token": self.token, "cosine": self.cosine}
+
+
+@dataclass
+class WordStats:
+    """One matrix's numbers for one word: the id used, and its leading-space form's first id."""
+
+    norm: float
+    norm_percentile: float  # % of the vocabulary with a smaller norm
+    neighbours: list[Neighbour]
+    space_norm: float
+    space_norm_percentile: float
+
+    def as_dict(self) -> dict:
+        return {
+            "norm": self.norm, "norm_percentile": self.norm_percentile,
+            "neighbours": [n.as_dict() for n in self.neighbours],
+            "space_norm": self.space_norm, "space_norm_percentile": self.space_norm_percentile,
+        }
+
+
+@dataclass
+class Word:
+    """A word as the tokenizer sees it, alone and with a leading space."""
+
+    word: str
+    group: str
+    token_ids: list[int]  # the word as given
+    tokens: list[str]
+    space_token_ids: list[int]  # " " + word: how GPT-2 usually meets it inside text
+    space_tokens: list[str]
+
+    @property
+    def id(self) -> int:
+        """The id used for the word's vector: its first token (the seed's convention)."""
+        return self.token_ids[0]
+
+    @property
+    def split(self) -> bool:
+        return len(self.token_ids) > 1
+
+    @property
+    def space_id(self) -> int:
+        return self.space_token_ids[0]
+
+
+@dataclass
+class MatrixStats:
+    """Everything computed from one (wte, wpe) pair; `label` says which pair."""
+
+    label: str  # "checkpoint" or "processed"
+    source: str  # where the matrices came from, in words
+    vocab_norms: list[float]  # (d_vocab,)
+    position_norms: list[float]  # (n_ctx,)
+    words: list[WordStats]  # parallel to EmbeddingReport.words
+    cosine: dict[str, list[list[float]]]  # group -> (n_words, n_words)
+    summary: dict
+
+
+@dataclass
+class EmbeddingReport:
+    """Token ids, norms, neighbours and within-group cosines of the chosen words."""
+
+    model: str
+    meta: dict
+    groups: dict[str, list[str]]
+    words: list[Word]
+    checkpoint: MatrixStats
+    processed: MatrixStats | None = None
+    n_neighbours: int = 5
+
+    @property
+    def summary(self) -> dict:
+        return self.checkpoint.summary
+
+    @property
+    def cosine(self) -> dict[str, list[list[float]]]:
+        return self.checkpoint.cosine
+
+    def stats(self, which: str = "checkpoint") -> MatrixStats:
+        if which == "checkpoint":
+            return self.checkpoint
+        if which == "processed":
+            if self.processed is None:
+                raise ProbesError("no processed numbers: call probes.embeddings(..., processed=True)")
+            return self.processed
+        raise ProbesError(f"unknown matrix {which!r}; choose checkpoint or processed")
+
+    def as_dict(self) -> dict:
+        """The JSON shape of `probes embed --json`."""
+        words = []
+        for k, w in enumerate(self.words):
+            entry = {
+                "word": w.word, "group": w.group, "token_ids": w.token_ids, "tokens": w.tokens, "id": w.id,
+                "split": w.split, "space_token_ids": w.space_token_ids, "space_tokens": w.space_tokens,
+                **self.checkpoint.words[k].as_dict(),
+            }
+            if self.processed is not None:
+                entry["processed"] = self.processed.words[k].as_dict()
+            words.append(entry)
+        out = {
+            **self.meta, "source": self.checkpoint.source, "groups": self.groups, "neighbours": self.n_neighbours,
+            "words": words, "cosine": self.checkpoint.cosine, "summary": self.checkpoint.summary,
+            "position_norms": self.checkpoint.position_norms,
+        }
+        if self.processed is not None:
+            out["processed"] = {
+                "source": self.processed.source, "cosine": self.processed.cosine,
+                "summary": self.processed.summary, "position_norms": self.processed.position_norms,
+            }
+        return out
+
+    # Figures: the data lives here, the drawing in probes.plots.embedding.
+
+    def _labels(self, group: str | None = None) -> list[str]:
+        return [_label(w) for w in self.words if group is None or w.group == group]
+
+    def figure_norms(self, which: str = "checkpoint"):
+        """Bars of each word's norm (as given and with a leading space), the vocabulary median marked."""
+        from probes.plots.embedding import norm_bars
+
+        s = self.stats(which)
+        return norm_bars(
+            labels=self._labels(), groups=[w.group for w in self.words], norms=[x.norm for x in s.words],
+            space_norms=[x.space_norm for x in s.words], median=s.summary["vocab"]["median_norm"],
+            title=f"{self.model}: embedding norms ({s.label} wte)",
+        )
+
+    def figure_cosine(self, which: str = "checkpoint"):
+        """One heatmap of pairwise cosine similarity per group."""
+        from probes.plots.embedding import cosine_heatmaps
+
+        s = self.stats(which)
+        mats = {g: (self._labels(g), s.cosine[g]) for g in self.groups}
+        return cosine_heatmaps(mats, title=f"{self.model}: cosine similarity within each group ({s.label} wte)")
+
+    def figure_scatter(self, which: str = "checkpoint"):
+        """Whole-vocabulary norm against token id, the chosen words' ids marked."""
+        from probes.plots.embedding import norm_scatter
+
+        s = self.stats(which)
+        marks = [(w.id, s.words[k].norm, _label(w), w.group) for k, w in enumerate(self.words)]
+        return norm_scatter(
+            s.vocab_norms, marks, median=s.summary["vocab"]["median_norm"],
+            title=f"{self.model}: norm of every token's embedding ({s.label} wte)",
+        )
+
+    def figure_positions(self, which: str = "checkpoint"):
+        """Norm of each position's embedding (wpe)."""
+        from probes.plots.embedding import position_norms
+
+        s = self.stats(which)
+        return position_norms(s.position_norms, title=f"{self.model}: position embedding norms ({s.label} wpe)")
+
+
+def _label(w: Word) -> str:
+    return f"{w.word} ({w.tokens[0]!r})" if w.split else w.word
+
+
+def word_groups(common=None, rare=None, words=None) -> dict[str, list[str]]:
+    """{group: words}: the seed's two lists by default; with `words`, that group plus any list given."""
+    if words is None:
+        groups = {"common": COMMON if common is None else common, "rare": RARE if rare is None else rare}
+    else:
+        groups = {"common": common, "rare": rare, "words": words}
+    return check_words(groups)
+
+
+def check_words(groups: dict[str, Sequence[str] | None]) -> dict[str, list[str]]:
+    """Groups with at least one non-empty word each, or a ProbesError naming the group."""
+    out = {}
+    for name, words in groups.items():
+        if words is None:
+            continue
+        if isinstance(words, str):
+            raise ProbesError(f"{name}: give a list of words, not the string {words!r} (e.g. {words.split(',')!r})")
+        words = list(words)
+        if not words:
+            raise ProbesError(f"the {name} list is empty; give at least one word, e.g. --{name} dog,city")
+        for k, w in enumerate(words):
+            if not isinstance(w, str) or not w.strip():
+                raise ProbesError(
+                    f"the {name} list has an empty word at position {k + 1} ({words!r}); "
+                    "remove the stray comma or give a word"
+                )
+        out[name] = words
+    if not out:
+        raise ProbesError("no words to look at; give common and rare words, or words")
+    return out
+
+
+def embeddings(
+    model,
+    common: Sequence[str] | None = None,
+    rare: Sequence[str] | None = None,
+    words: Sequence[str] | None = None,
+    neighbours: int = 5,
+    processed: bool = False,
+) -> EmbeddingReport:
+    """Token ids, norms, neighbours and within-group cosines of `common` and `rare` words.
+
+    Without arguments, the seed's lists (COMMON, RARE). `words` is one custom group; with it,
+    `common` and `rare` are included only when given. Each word's vector is that of its first
+    token (the id used); `split` says when the word is several tokens, since its first piece may
+    be a single letter. `processed=True` adds the same numbers from TransformerLens' centred W_E.
+    """
+    import torch
+
+    groups = word_groups(common, rare, words)
+    if isinstance(neighbours, bool) or not isinstance(neighbours, int) or neighbours < 0:
+        raise ProbesError(f"neighbours must be a whole number >= 0, not {neighbours!r}")
+
+    tok = model.tokenizer
+    items = [_tokenize(tok, w, g) for g, ws in groups.items() for w in ws]
+    wte, wpe, where = checkpoint_embeddings(model)  # (d_vocab, d_model), (n_ctx, d_model)
+    if neighbours > wte.shape[0] - 1:
+        raise ProbesError(f"neighbours {neighbours}: the vocabulary has only {wte.shape[0]} tokens")
+    for w in items:
+        bad = [i for i in w.token_ids + w.space_token_ids if i >= wte.shape[0]]
+        if bad:
+            raise ProbesError(f"{w.word!r}: the tokenizer gives ids {bad} beyond wte's {wte.shape[0]} rows")
+
+    decode = _decoder(tok)
+    source = f"the checkpoint's own wte and wpe ({where}) as transformers loads them, in float32; not TransformerLens' centred W_E"
+    stats = _stats("checkpoint", source, wte, wpe, items, groups, neighbours, decode)
+    proc = None
+    if processed:
+        with torch.no_grad():
+            w_e = model.W_E.detach().float().cpu()
+            w_pos = model.W_pos.detach().float().cpu()
+        proc = _stats("processed", "TransformerLens' model.W_E and model.W_pos, centred by compatibility mode",
+                      w_e, w_pos, items, groups, neighbours, decode)
+
+    from probes.meta import model_meta
+
+    meta = model_meta(model)
+    return EmbeddingReport(model=meta["model"], meta=meta, groups=groups, words=items, checkpoint=stats,
+                           processed=proc, n_neighbours=neighbours)
+
+
+def _decoder(tok):
+    cache: dict[int, str] = {}
+
+    def decode(i: int) -> str:
+        if i not in cache:
+            cache[i] = tok.decode([i])
+        return cache[i]
+
+    return decode
+
+
+def _tokenize(tok, word: str, group: str) -> Word:
+    # add_special_tokens=False: the bridge's tokenizer prepends <|endoftext|> otherwise.
+    ids = list(tok.encode(word, add_special_tokens=False))
+    space = list(tok.encode(" " + word, add_special_tokens=False))
+    assert ids and space, word  # a non-empty string always has at least one byte-level token
+    return Word(word=word, group=group, token_ids=ids, tokens=[tok.decode([i]) for i in ids],
+                space_token_ids=space, space_tokens=[tok.decode([i]) for i in space])
+
+
+def checkpoint_embeddings(model):
+    """(wte, wpe, where): the checkpoint's own matrices as float32 CPU tensors, read from its safetensors."""
+    from safetensors import safe_open
+
+    from probes.model import source_of
+
+    src = source_of(model)
+    files = sorted(Path(src.path).glob("*.safetensors")) if Path(src.path).is_dir() else []
+    if not files:
+        raise ProbesError(
+            f"cannot find the checkpoint of {src.name!r} ({src.path} holds no *.safetensors); "
+            "embedding statistics are read from the checkpoint's own wte, so load the model with probes.load"
+        )
+    found = {}
+    for f in files:
+        with safe_open(str(f), framework="pt") as fh:
+            for key in fh.keys():
+                short = key.removeprefix("transformer.")
+                if short in ("wte.weight", "wpe.weight") and short not in found:
+                    found[short] = (fh.get_tensor(key).float(), key, f.name)  # fp16 -> fp32 is exact
+    missing = [k for k in ("wte.weight", "wpe.weight") if k not in found]
+    if missing:
+        raise ProbesError(f"{src.path}: the checkpoint has no {' or '.join(missing)}; not a GPT-2 checkpoint")
+    (wte, wte_key, wte_file), (wpe, wpe_key, wpe_file) = found["wte.weight"], found["wpe.weight"]
+    if wte_file == wpe_file:
+        return wte, wpe, f"{wte_key} and {wpe_key} in {wte_file}"
+    return wte, wpe, f"{wte_key} in {wte_file}, {wpe_key} in {wpe_file}"
+
+
+def _percentile(vocab_norms, value: float) -> float:
+    """% of the vocabulary whose norm is below `value` (ties count half)."""
+    below = (vocab_norms < value).sum().item()
+    equal = (vocab_norms == value).sum().item()
+    return 100.0 * (below + 0.5 * equal) / vocab_norms.numel()
+
+
+def _stats(label, source, wte, wpe, items, groups, k, decode) -> MatrixStats:
+    import torch
+
+    norms = wte.norm(dim=-1)  # (d_vocab,)
+    unit = wte / norms.clamp_min(1e-12)[:, None]  # (d_vocab, d_model)
+    ids = torch.tensor([w.id for w in items])
+    sims = unit[ids] @ unit.T  # (n_words, d_vocab)
+    sims[torch.arange(len(items)), ids] = -float("inf")  # a token is not its own neighbour
+    top = sims.topk(k, dim=-1) if k else None
+    per_word = []
+    for j, w in enumerate(items):
+        nb = [] if top is None else [
+            Neighbour(int(i), decode(int(i)), float(c)) for c, i in zip(top.values[j], top.indices[j])
+        ]
+        n, sn = float(norms[w.id]), float(norms[w.space_id])
+        per_word.append(WordStats(n, _percentile(norms, n), nb, sn, _percentile(norms, sn)))
+
+    cosine, group_summary = {}, {}
+    for g in groups:
+        members = [j for j, w in enumerate(items) if w.group == g]
+        u = unit[ids[members]]  # (n, d_model)
+        mat = u @ u.T  # (n, n)
+        n = len(members)
+        off = mat[~torch.eye(n, dtype=torch.bool)]  # (n * (n - 1),)
+        cosine[g] = mat.tolist()
+        group_summary[g] = {
+            "n_words": n,
+            "mean_norm": sum(per_word[j].norm for j in members) / n,
+            "mean_norm_percentile": sum(per_word[j].norm_percentile for j in members) / n,
+            "mean_space_norm": sum(per_word[j].space_norm for j in members) / n,
+            "mean_cosine": float(off.mean()) if n > 1 else None,  # off-diagonal only
+            "n_split": sum(items[j].split for j in members),
+            "n_space_split": sum(len(items[j].space_token_ids) > 1 for j in members),
+        }
+    summary = {
+        "vocab": {
+            "size": int(norms.numel()), "d_model": int(wte.shape[1]),
+            "median_norm": float(norms.median()), "mean_norm": float(norms.mean()),
+            "min_norm": float(norms.min()), "max_norm": float(norms.max()),
+        },
+        "groups": group_summary,
+        "comparison": _compare(group_summary),
+        "positions": {
+            "n": int(wpe.shape[0]), "mean_norm": float(wpe.norm(dim=-1).mean()),
+            "norm_first": float(wpe[0].norm()), "norm_last": float(wpe[-1].norm()),
+        },
+    }
+    return MatrixStats(label=label, source=source, vocab_norms=norms.tolist(),
+                       position_norms=wpe.norm(dim=-1).tolist(), words=per_word, cosine=cosine, summary=summary)
+
+
+def _compare(groups: dict) -> dict | None:
+    """Common against rare, in numbers; None unless both groups are there."""
+    if "common" not in groups or "rare" not in groups:
+        return None
+    c, r = groups["common"], groups["rare"]
+    diff = None if c["mean_cosine"] is None or r["mean_cosine"] is None else c["mean_cosine"] - r["mean_cosine"]
+    return {
+        "mean_norm_common": c["mean_norm"], "mean_norm_rare": r["mean_norm"],
+        "norm_ratio": c["mean_norm"] / r["mean_norm"] if r["mean_norm"] else None,  # common / rare
+        "mean_norm_percentile_common": c["mean_norm_percentile"], "mean_norm_percentile_rare": r["mean_norm_percentile"],
+        "mean_space_norm_common": c["mean_space_norm"], "mean_space_norm_rare": r["mean_space_norm"],
+        "mean_cosine_common": c["mean_cosine"], "mean_cosine_rare": r["mean_cosine"], "mean_cosine_difference": diff,
+        "split_common": c["n_split"], "n_common": c["n_words"], "split_rare": r["n_split"], "n_rare": r["n_words"],
+    }
