@@ -27,7 +27,9 @@ def attached(model, hooks: Iterable[tuple[str, Callable]]) -> Iterator[None]:
     try:
         for name, fn in hooks:
             point = hook_point(model, name)
-            added.append((point, point.add_hook(fn, dir="fwd")))
+            # Through an alias (hook_resid_pre -> hook_in) the hook still sees the name it asked for.
+            aliases = [name] if point.name != name else None
+            added.append((point, point.add_hook(fn, dir="fwd", alias_names=aliases)))
         yield
     finally:
         for point, handle in reversed(added):

@@ -1,0 +1,94 @@
+"""The skip probe: blocks pass the stream through uncomputed, the model is restored exactly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import probes
+from probes.hooks import attached, hook_count
+from probes.skipping import skipped_layers
+from reference import manual_greedy, manual_logits
+
+
+def test_skipped_block_passes_stream_unchanged_and_is_not_computed(tiny):
+    seen = {}
+
+    def rec(t, hook):
+        seen[hook.name] = t.clone()
+
+    calls = []
+    hooks = [(f"blocks.{i}.hook_resid_{w}", rec) for i in range(4) for w in ("pre", "post")]
+    hooks += [(f"blocks.{i}.attn.hook_pattern", lambda t, hook: calls.append(hook.name)) for i in range(4)]
+    with probes.skip(tiny, "odd"), attached(tiny, hooks):
+        tiny(torch.tensor([[0, 5, 6, 7]]))
+    for i in (1, 3):
+        assert torch.equal(seen[f"blocks.{i}.hook_resid_pre"], seen[f"blocks.{i}.hook_resid_post"])
+    assert not torch.equal(seen["blocks.0.hook_resid_pre"], seen["blocks.0.hook_resid_post"])
+    assert sorted(calls) == ["blocks.0.attn.hook_pattern", "blocks.2.attn.hook_pattern"]
+
+
+@pytest.mark.parametrize("spec", ["odd", "even", "first-half", "last-half", "0,3"])
+def test_logits_equal_manual_loop_over_kept_blocks(tiny, tiny_hf, spec):
+    ids = [0, 11, 200, 31, 7, 99]
+    with probes.skip(tiny, spec) as s:
+        ours = tiny(torch.tensor([ids]))[0].log_softmax(-1)
+    ref = manual_logits(tiny_hf, ids, s.kept).log_softmax(-1)
+    torch.testing.assert_close(ours, ref, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("spec", ["odd", "last-half", "even"])
+def test_greedy_generation_equals_seed_method(tiny, tiny_hf, spec):
+    with probes.skip(tiny, spec) as s:
+        out = probes.generate(tiny, "Now is the winter", max_new_tokens=25, greedy=True)
+    assert out[0].tokens == manual_greedy(tiny_hf, out.prompt_tokens, 25, s.kept)
+
+
+def test_greedy_generation_equals_seed_method_bundled(bundled, bundled_hf):
+    for spec in ("odd", "last-half"):
+        with probes.skip(bundled, spec) as s:
+            out = probes.generate(bundled, "ROMEO:", max_new_tokens=20, greedy=True)
+        assert out[0].tokens == manual_greedy(bundled_hf, out.prompt_tokens, 20, s.kept)
+
+
+def test_model_restored_exactly(tiny):
+    ids = torch.tensor([[0, 1, 2, 3]])
+    before = tiny(ids)
+    with probes.skip(tiny, "odd"):
+        during = tiny(ids)
+    after = tiny(ids)
+    assert torch.equal(before, after) and not torch.equal(before, during)
+
+
+def test_hook_hygiene_nested_and_after_exception(tiny):
+    base = hook_count(tiny)
+    with probes.skip(tiny, "odd"):
+        inside = hook_count(tiny)
+        assert inside > base and skipped_layers(tiny) == [1, 3]
+        with pytest.raises(RuntimeError):
+            with probes.skip(tiny, "0,1"):
+                assert skipped_layers(tiny) == [0, 1, 3]
+                with attached(tiny, [("blocks.0.hook_resid_pre", lambda t, hook: None)]):
+                    assert hook_count(tiny) == inside + 2
+                    raise RuntimeError("boom")
+        assert skipped_layers(tiny) == [1, 3] and hook_count(tiny) == inside
+    assert skipped_layers(tiny) == [] and hook_count(tiny) == base
+
+
+def test_keep_is_the_complement(tiny):
+    with probes.skip(tiny, keep="0,2") as s:
+        assert skipped_layers(tiny) == [1, 3] and s.kept == [0, 2]
+
+
+def test_bad_spec_leaves_model_untouched(tiny):
+    base = hook_count(tiny)
+    with pytest.raises(probes.ProbesError, match="4 blocks"):
+        with probes.skip(tiny, "9"):
+            pass
+    assert hook_count(tiny) == base
+
+
+def test_unknown_hook_name_raises(tiny):
+    with pytest.raises(probes.ProbesError, match="did you mean blocks.0.hook_resid_pre"):
+        with attached(tiny, [("blocks.0.hook_resid_pr", lambda t, hook: None)]):
+            pass
