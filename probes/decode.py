@@ -32,6 +32,31 @@ def forward_step(model, ids: torch.Tensor, cache, start: int) -> torch.Tensor:
     return out.logits
 
 
+class HookedDecoder:
+    """KV-cached forward steps through the bridge, so every hook and probe sees them."""
+
+    def __init__(self, model):
+        self.model = model
+        self.cache = SkipTolerantCache()
+
+    def reset(self) -> None:
+        self.cache = SkipTolerantCache()
+
+    def __call__(self, ids: torch.Tensor, start: int) -> torch.Tensor:
+        return forward_step(self.model, ids, self.cache, start)
+
+
+def decoder_for(model, fast: bool | None = None):
+    """The fast hook-free decoder when no probe hooks are attached (and `fast` allows), else the hooked one."""
+    from probes import fastpath
+    from probes.layers import complement
+    from probes.skipping import skipped_layers
+
+    if fast is not False and fastpath.eligible(model):
+        return fastpath.FastDecoder(model, complement(skipped_layers(model), model.cfg.n_layers))
+    return HookedDecoder(model)
+
+
 def decode(
     model,
     prompt_ids: list[int],
@@ -40,6 +65,7 @@ def decode(
     *,
     stop_ids: set[int] | frozenset = frozenset(),
     info: StepInfo | None = None,
+    fast: bool | None = None,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield (token id, logits it was drawn from) for up to `max_new_tokens` tokens.
 
@@ -54,15 +80,16 @@ def decode(
     ids = list(prompt_ids)
     assert 0 < len(ids) <= n_ctx, "prompt must be encoded and cropped first"
 
-    def run(chunk: list[int], cache, start: int, fresh: int) -> torch.Tensor:
+    step = decoder_for(model, fast)
+
+    def run(chunk: list[int], start: int, fresh: int) -> torch.Tensor:
         info.fresh, info.calls = fresh, info.calls + 1
         info.positions = list(range(start, start + len(chunk)))
         t = torch.tensor([chunk], device=device)
-        return forward_step(model, t, cache, start)[0, -1]  # (vocab,)
+        return step(t, start)[0, -1]  # (vocab,)
 
     with torch.no_grad():
-        cache = SkipTolerantCache()
-        logits = run(ids, cache, 0, len(ids))
+        logits = run(ids, 0, len(ids))
         for _ in range(max_new_tokens):
             token = pick(logits)
             yield token, logits
@@ -70,7 +97,7 @@ def decode(
             if token in stop_ids:
                 return
             if len(ids) > n_ctx:
-                cache = SkipTolerantCache()
-                logits = run(ids[-n_ctx:], cache, 0, 1)
+                step.reset()
+                logits = run(ids[-n_ctx:], 0, 1)
             else:
-                logits = run([token], cache, len(ids) - 1, 1)
+                logits = run([token], len(ids) - 1, 1)

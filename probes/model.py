@@ -243,6 +243,9 @@ def load(
         bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else 0
         bridge.original_model(input_ids=torch.tensor([[bos]], device=bridge.cfg.device or "cpu"))
     _SOURCES[bridge] = src
+    from probes.fastpath import record_baseline
+
+    record_baseline(bridge)
     return bridge
 
 

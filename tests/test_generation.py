@@ -140,3 +140,26 @@ def test_next_token_distribution(tiny):
     assert rep.settings[3].entropy_bits > rep.raw.entropy_bits > rep.settings[1].entropy_bits
     assert abs(sum(rep.raw.top_probs) - 1) < 1 or len(rep.raw.top_probs) == 10
     assert rep.figure() is not None
+
+
+def test_fast_path_matches_hooked_bridge(tiny):
+    """With no hooks attached, generation runs a fused hook-free forward; it must equal the bridge's."""
+    from probes import fastpath
+    from probes.decode import HookedDecoder, decoder_for
+
+    ids = torch.tensor([[0, 5, 67, 300, 12, 99]])
+    for spec in ("none", "odd", "0", "last-half"):
+        with probes.skip(tiny, spec):
+            fast = decoder_for(tiny)
+            assert isinstance(fast, fastpath.FastDecoder)
+            hooked = HookedDecoder(tiny)
+            torch.testing.assert_close(fast(ids, 0).log_softmax(-1)[:, -1], hooked(ids, 0).log_softmax(-1)[:, -1],
+                                       atol=1e-4, rtol=0)
+            nxt = torch.tensor([[7]])
+            torch.testing.assert_close(fast(nxt, 6).log_softmax(-1), hooked(nxt, 6).log_softmax(-1), atol=1e-4, rtol=0)
+    with probes.attached(tiny, [("blocks.0.hook_resid_pre", lambda t, hook: None)]):
+        assert isinstance(decoder_for(tiny), HookedDecoder)  # a probe is attached: it must see the run
+    a = probes.generate(tiny, "Hi there", max_new_tokens=20, temperature=1.0, seed=5)
+    with probes.attached(tiny, [("hook_embed", lambda t, hook: None)]):
+        b = probes.generate(tiny, "Hi there", max_new_tokens=20, temperature=1.0, seed=5)
+    assert a[0].tokens == b[0].tokens

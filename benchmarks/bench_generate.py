@@ -1,0 +1,112 @@
+"""Generation speed, as ratios measured side by side in one run (not a timed test).
+
+Builds a 12-block, d_model 768 GPT-2 (GPT-2 small's shape, random weights) in a temp folder and
+decodes 64 tokens greedily with:
+  - transformers' `generate` on the same weights (the reference, 1.0x);
+  - `probes.generate` with no probe active (target: >= 0.95x);
+  - `probes.generate` through the hooked bridge path (what runs while a capture or lens is attached);
+  - a nanoGPT-style loop without KV cache (the floor, about 0.4x);
+  - `probes.generate` inside `probes.skip(model, "odd")` (target: >= 1.5x the no-probe speed).
+
+    python benchmarks/bench_generate.py [--tokens 64] [--repeats 5] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def build(path: Path, vocab_from: Path, n_layer=12, d=768, heads=12, n_ctx=1024):
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tok = AutoTokenizer.from_pretrained(vocab_from)
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=len(tok), n_positions=n_ctx, n_embd=d, n_layer=n_layer, n_head=heads,
+                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    GPT2LMHeadModel(cfg).save_pretrained(path, safe_serialization=True)
+    tok.save_pretrained(path)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tokens", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    import probes
+    from probes.model import BUNDLED_DIR
+    from transformers import GPT2LMHeadModel
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = Path(tmp) / "gpt2-small-shape"
+        build(ckpt, BUNDLED_DIR)
+        model = probes.load(str(ckpt))
+        hf = GPT2LMHeadModel.from_pretrained(ckpt).eval()  # transformers' default attention (sdpa)
+    prompt = "ROMEO: What light through yonder window breaks? It is the east, and Juliet is the sun."
+    ids = probes.generation.encode(model, prompt) if hasattr(probes, "generation") else None
+    from probes.prompt import encode
+
+    ids = encode(model, prompt)
+    n = args.tokens
+    t_ids = torch.tensor([ids])
+
+    def hf_generate():
+        with torch.no_grad():
+            out = hf.generate(t_ids, attention_mask=torch.ones_like(t_ids), max_new_tokens=n, min_new_tokens=n,
+                              do_sample=False, pad_token_id=hf.config.eos_token_id)
+        return out[0, len(ids):].tolist()
+
+    def probes_generate():
+        return probes.generate(model, prompt, max_new_tokens=n, greedy=True)[0].tokens
+
+    def probes_hooked():
+        # Any attached hook sends generation through the bridge (every HookPoint runs).
+        with probes.attached(model, [("hook_embed", lambda t, hook: None)]):
+            return probes.generate(model, prompt, max_new_tokens=n, greedy=True)[0].tokens
+
+    def nanogpt_no_cache():
+        seq = list(ids)
+        with torch.no_grad():
+            for _ in range(n):
+                seq.append(int(hf(torch.tensor([seq]), use_cache=False).logits[0, -1].argmax()))
+        return seq[len(ids):]
+
+    def probes_skip_odd():
+        with probes.skip(model, "odd"):
+            return probes.generate(model, prompt, max_new_tokens=n, greedy=True)[0].tokens
+
+    runs = {"transformers generate": hf_generate, "probes.generate": probes_generate,
+            "probes.generate, hooked bridge path": probes_hooked, "nanoGPT loop, no KV cache": nanogpt_no_cache,
+            "probes.generate inside skip(odd)": probes_skip_odd}
+    outputs = {k: f() for k, f in runs.items()}  # warm-up, and the outputs to compare
+    times = {k: [] for k in runs}
+    for _ in range(args.repeats):  # interleaved, so drift in machine load hits every variant alike
+        for k, f in runs.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    tps = {k: n / statistics.median(v) for k, v in times.items()}
+    ref = tps["transformers generate"]
+    print(f"greedy decoding, {n} new tokens, 12 blocks x d_model 768, torch threads {torch.get_num_threads()}, "
+          f"median of {args.repeats}")
+    for k in runs:
+        print(f"  {k:38s} {tps[k]:8.1f} tokens/s   {tps[k] / ref:5.2f}x transformers")
+    print(f"probes.generate / transformers generate:        {tps['probes.generate'] / ref:.2f}x  (target >= 0.95)")
+    print(f"nanoGPT no-cache loop / transformers generate:  {tps['nanoGPT loop, no KV cache'] / ref:.2f}x  (the floor)")
+    print(f"skip(odd) / no probe:                           "
+          f"{tps['probes.generate inside skip(odd)'] / tps['probes.generate']:.2f}x  (target >= 1.5)")
+    same = outputs["probes.generate"] == outputs["transformers generate"] == outputs["probes.generate, hooked bridge path"]
+    print(f"greedy tokens identical across transformers, fast and hooked paths: {same}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,551 @@
+"""Capture per-layer states: record the requested hook points of one prompt (or generation) and save them.
+
+    acts = probes.capture(model, "To be, or not to be", hooks=("resid_pre", "pattern"), layers="0-3")
+    resid = acts.stack("resid_pre")       # (layer, pos, d_model)
+    acts.save("states.safetensors")       # atomic; refuses to overwrite without force=True
+    acts = probes.load_activations("states.safetensors")
+
+Hook names: a short name (`resid_pre`, `pattern`, ... see SHORT_NAMES) or a block-relative name
+(`attn.hook_pattern`, `ln1.hook_normalized`) expands to every block in `layers`; a full name
+(`blocks.3.hook_resid_pre`, `hook_embed`) is recorded as given. Tensors drop the batch axis:
+(pos, d_model) for the stream and block outputs, (heads, pos, pos) for `pattern` / `attn_scores`
+(query, key), (pos, heads, d_head) for q/k/v/z.
+
+Skipped blocks (inside `probes.skip`) fire only `hook_resid_pre` and `hook_resid_post`. For them
+`resid_mid` is recorded as a copy of `resid_pre` (the stream passes through unchanged), `attn_out`
+and `mlp_out` are zeros (the block adds nothing), and every other per-block hook (patterns, q/k/v,
+...) is absent: it is left out of the file and listed in the metadata under `absent`.
+
+Values are those of the bridge in compatibility mode: LayerNorm is folded into the next weights and
+writing weights are centred, so the residual stream equals transformers' `hidden_states` minus its
+per-position mean over d_model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from contextlib import suppress
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import torch
+
+from probes.decode import StepInfo, decode
+from probes.errors import ProbesError, SpecError, closest
+from probes.hooks import attached
+from probes.layers import format_layers, parse_layers
+from probes.prompt import bos_id, encode, read_prompt, token_strings
+from probes.sampling import SamplingSettings, pick_token
+
+FORMAT = "probes.activations/1"
+
+# Short name -> hook name inside a block (`blocks.{i}.` + this).
+SHORT_NAMES = {
+    "resid_pre": "hook_resid_pre",
+    "resid_mid": "hook_resid_mid",
+    "resid_post": "hook_resid_post",
+    "attn_out": "hook_attn_out",
+    "mlp_out": "hook_mlp_out",
+    "pattern": "attn.hook_pattern",
+    "attn_scores": "attn.hook_attn_scores",
+    "q": "attn.hook_q",
+    "k": "attn.hook_k",
+    "v": "attn.hook_v",
+    "z": "attn.hook_z",
+    "mlp_pre": "mlp.hook_pre",
+    "mlp_post": "mlp.hook_post",
+    "ln1_normalized": "ln1.hook_normalized",
+    "ln2_normalized": "ln2.hook_normalized",
+}
+_LONG_TO_SHORT = {v: k for k, v in SHORT_NAMES.items()}
+
+# Hooks whose tensors are (heads, query, key): a generation step adds query rows with a longer key
+# axis, padded to the final length with what the causal mask puts there.
+_KEYED_PAD = {"attn.hook_pattern": 0.0, "attn.hook_attn_scores": float("-inf")}
+
+# What a skipped block's hooks hold, since only its input and output hooks fire.
+_SKIPPED_FIRES = ("hook_resid_pre", "hook_resid_post", "hook_in", "hook_out")
+_SKIPPED_FROM = {"hook_resid_mid": "hook_resid_pre"}  # recorded from another hook of the block
+_SKIPPED_ZERO = ("hook_attn_out", "hook_mlp_out")  # the block adds nothing
+
+# Keyword arguments of `probes.generate` that `capture(..., generate=N)` passes through.
+GENERATE_OPTIONS = ("temperature", "top_k", "top_p", "greedy", "seed", "stop_at_eos")
+
+_BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
+
+
+def split_name(name: str) -> tuple[int | None, str]:
+    """(block index, name inside the block) of a full hook name; (None, name) for model-level hooks."""
+    m = _BLOCK.match(name)
+    return (int(m.group(1)), m.group(2)) if m else (None, name)
+
+
+def short_name(suffix: str) -> str:
+    """`resid_pre` for `hook_resid_pre`, the block-relative name itself when it has no short name."""
+    return _LONG_TO_SHORT.get(suffix, suffix)
+
+
+def resolve_hooks(model, hooks: Iterable[str] | str, layers: list[int]) -> list[str]:
+    """Full hook names for `hooks` (short, block-relative or full names), in a stable order.
+
+    Short and block-relative names expand to each block in `layers`; full names stay as given.
+    An unknown name raises SpecError listing the short names and the closest matches.
+    """
+    if isinstance(hooks, str):
+        hooks = [h for h in hooks.split(",")]
+    names = [h.strip() for h in hooks]
+    if not names or any(not h for h in names):
+        raise SpecError(f"empty hook name in {list(hooks)!r}; use short names like {', '.join(list(SHORT_NAMES)[:6])}")
+    block0 = {n.removeprefix("blocks.0.") for n in model.hook_dict if n.startswith("blocks.0.")}
+    out: list[str] = []
+    for name in names:
+        if name in model.hook_dict:
+            found = [name]
+        elif name in SHORT_NAMES or name in block0:
+            suffix = SHORT_NAMES.get(name, name)
+            found = [f"blocks.{i}.{suffix}" for i in layers]
+        else:
+            choices = [*SHORT_NAMES, *sorted(block0), *model.hook_dict]
+            raise SpecError(
+                f"unknown hook {name!r}{closest(name, choices)} (short names: {', '.join(SHORT_NAMES)}; "
+                "or a hook point such as attn.hook_pattern or blocks.0.hook_resid_pre, see `probes info`)"
+            )
+        out.extend(f for f in found if f not in out)
+    return out
+
+
+class _NotCaptured(SpecError, KeyError):
+    """A ProbesError for users, a KeyError for Mapping's `in` and `.get`."""
+
+    __str__ = Exception.__str__
+
+
+class Activations(Mapping):
+    """Recorded hook tensors of one sequence: a mapping hook name -> tensor, plus tokens and metadata.
+
+    `tokens` (pos,) int64; `token_strings` one string a position; `meta` the file's metadata
+    (strings only; JSON inside for lists and dicts).
+    """
+
+    def __init__(self, tensors: dict[str, torch.Tensor], tokens: torch.Tensor, meta: dict[str, str]):
+        # One canonical order, so a loaded file (safetensors sorts names as text) iterates as captured.
+        self.tensors = {k: tensors[k] for k in sorted(tensors, key=_order)}
+        self.tokens = tokens
+        self.meta = dict(meta)
+
+    # Mapping interface: acts["blocks.0.hook_resid_pre"], list(acts), len(acts).
+    def __getitem__(self, name: str) -> torch.Tensor:
+        try:
+            return self.tensors[name]
+        except KeyError:
+            raise _NotCaptured(f"{name!r} was not captured{closest(name, self.tensors)}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tensors)
+
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+    def __repr__(self) -> str:
+        return (f"Activations({len(self.tensors)} tensors, {len(self.tokens)} positions, "
+                f"layers {format_layers(self.layers)}, model {self.meta.get('model')!r})")
+
+    # Metadata, decoded.
+    def _json(self, key: str, default):
+        return json.loads(self.meta[key]) if key in self.meta else default
+
+    @property
+    def token_strings(self) -> list[str]:
+        return self._json("token_strings", [])
+
+    @property
+    def prompt(self) -> str:
+        return self.meta.get("prompt", "")
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.meta["n_layers"])
+
+    @property
+    def layers(self) -> list[int]:
+        """Blocks the capture covered (for short and block-relative hook names)."""
+        return self._json("layers", [])
+
+    @property
+    def skipped_blocks(self) -> list[int]:
+        return self._json("skipped_blocks", [])
+
+    @property
+    def absent(self) -> list[str]:
+        """Requested hooks a skipped block never computed (not in the file)."""
+        return self._json("absent", [])
+
+    @property
+    def bos(self) -> bool:
+        """Whether position 0 is <|endoftext|>."""
+        return self.meta.get("bos") == "true"
+
+    def families(self) -> list[str]:
+        """Short (or block-relative) names of the per-block hooks captured, in first-seen order."""
+        out: list[str] = []
+        for name in [*self.tensors, *self.absent]:
+            block, suffix = split_name(name)
+            if block is not None and short_name(suffix) not in out:
+                out.append(short_name(suffix))
+        return out
+
+    def stack(self, name: str) -> torch.Tensor:
+        """One hook over the blocks it was captured at (`layers_of(name)`): (layer, pos, d_model) for the stream.
+
+        `name` is a short or block-relative name (`resid_pre`, `attn.hook_pattern`).
+        """
+        suffix = SHORT_NAMES.get(name, name)
+        if short_name(suffix) not in self.families():
+            raise SpecError(f"{name!r} was not captured; captured: {', '.join(self.families()) or 'nothing per block'}"
+                            f"{closest(name, self.families())}")
+        layers = self._layers_of(suffix)
+        missing = [i for i in layers if f"blocks.{i}.{suffix}" not in self.tensors]
+        if missing:
+            skipped = set(self.skipped_blocks)
+            why = "; skipped blocks do not compute it" if skipped & set(missing) else ""
+            raise SpecError(f"{name!r} is missing for blocks {format_layers(missing)}{why}; "
+                            f"index acts['blocks.N.{suffix}'] for the blocks that have it")
+        return torch.stack([self.tensors[f"blocks.{i}.{suffix}"] for i in layers])  # (layer, ...)
+
+    def _layers_of(self, suffix: str) -> list[int]:
+        found = {split_name(n)[0] for n in [*self.tensors, *self.absent] if split_name(n)[1] == suffix}
+        return sorted(i for i in found if i is not None)
+
+    def _positions(self, include_bos: bool) -> slice:
+        # GPT-2's BOS position is an attention sink with a residual norm many times the others';
+        # left in, it swamps every per-layer mean.
+        drop = self.bos and not include_bos and len(self.tokens) > 1
+        return slice(1 if drop else 0, None)
+
+    def norms(self, include_bos: bool = False) -> dict[str, torch.Tensor]:
+        """Mean L2 norm over positions, by layer: {family: (layer,)} for each captured (pos, d_model) hook.
+
+        The layers are those of `layers_of(family)`; the BOS position is left out unless `include_bos`.
+        """
+        pos = self._positions(include_bos)
+        d_model = int(self.meta["d_model"])
+        out = {}
+        for fam in self.families():
+            suffix = SHORT_NAMES.get(fam, fam)
+            if fam in ("pattern", "attn_scores") or any(f"blocks.{i}.{suffix}" not in self.tensors for i in self._layers_of(suffix)):
+                continue
+            x = self.stack(fam).float()  # (layer, pos, ...)
+            if x.dim() != 3 or x.shape[-1] != d_model:
+                continue
+            out[fam] = x[:, pos].norm(dim=-1).mean(-1)  # (layer,)
+        return out
+
+    def layers_of(self, name: str) -> list[int]:
+        """Blocks `name` (short or block-relative) was requested for, as `stack` orders them."""
+        return self._layers_of(SHORT_NAMES.get(name, name))
+
+    def stream(self) -> dict[int, torch.Tensor]:
+        """The residual stream by depth: {d: (pos, d_model)}, depth d entering block d (n_layers: after the last).
+
+        Built from whichever of resid_pre / resid_post were captured; resid_post of block i is
+        resid_pre of block i + 1, so either gives the same depth.
+        """
+        out: dict[int, torch.Tensor] = {}
+        for name, t in self.tensors.items():
+            block, suffix = split_name(name)
+            if suffix == "hook_resid_pre":
+                out.setdefault(block, t)
+            elif suffix == "hook_resid_post":
+                out.setdefault(block + 1, t)
+        return dict(sorted(out.items()))
+
+    def cosines(self, include_bos: bool = False) -> dict[int, float]:
+        """{block i: mean cosine of the stream before and after block i} (consecutive layers).
+
+        1 (up to rounding) for a skipped block. Needs the stream at depths i and i + 1 (resid_pre and/or
+        resid_post of neighbouring blocks); blocks without both are left out.
+        """
+        pos = self._positions(include_bos)
+        s = self.stream()
+        out = {}
+        for d in s:
+            if d + 1 in s:
+                a, b = s[d][pos].float(), s[d + 1][pos].float()  # (pos, d_model)
+                out[d] = float(torch.nn.functional.cosine_similarity(a, b, dim=-1).mean())
+        return out
+
+    def figure(self, include_bos: bool = False):
+        """Residual norm by layer and cosine of consecutive layers (a matplotlib Figure)."""
+        from probes.plots.activations import activations_figure
+
+        return activations_figure(self, include_bos=include_bos)
+
+    def save(self, path: str | os.PathLike, force: bool = False) -> Path:
+        """Write one safetensors file: a tensor per hook name, `tokens`, and the metadata.
+
+        Atomic: the file is written next to `path` under a temporary name and renamed over it, so
+        an interrupted save leaves any old file intact. An existing file is refused unless `force`.
+        """
+        path = Path(path)
+        check_output(path, force)
+        tensors = {k: v.contiguous() for k, v in self.tensors.items()}
+        tensors["tokens"] = self.tokens.contiguous()
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            _write(tensors, tmp, dict(self.meta))
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give it an ordinary file's mode
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return path
+
+
+def _order(name: str) -> tuple:
+    """Sort key: embeddings, then blocks by index (short-named hooks in SHORT_NAMES order), then the final norm."""
+    block, suffix = split_name(name)
+    if block is None:
+        block = float("inf") if name.startswith(("ln_final", "unembed", "hook_unembed")) else -1
+    ranks = list(SHORT_NAMES.values())
+    return (block, ranks.index(suffix) if suffix in ranks else len(ranks), suffix)
+
+
+def _write(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    save_file(tensors, path, metadata=metadata)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def check_output(path: str | os.PathLike, force: bool = False) -> None:
+    """Raise ProbesError unless `path` can be written: not an existing file (without force), in a writable directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise ProbesError(f"{path} is a directory; give a file name such as {path / 'states.safetensors'}")
+    if path.exists() and not force:
+        raise ProbesError(f"{path} already exists; pass --force (force=True) to overwrite it")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise ProbesError(f"cannot write {path}: {parent} {what}")
+    try:
+        # os.access says yes to root on a read-only mount; creating a file is the real test.
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise ProbesError(f"cannot write to directory {parent}: {e.strerror or e}") from None
+
+
+def load_activations(path: str | os.PathLike) -> Activations:
+    """Read a file written by `Activations.save`."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ProbesError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = dict(fh.metadata() or {})
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as e:
+        raise ProbesError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:120]})") from None
+    if meta.get("format") != FORMAT or "tokens" not in tensors:
+        raise ProbesError(f"{path}: a safetensors file, but not one written by probes capture (format {meta.get('format')!r})")
+    tokens = tensors.pop("tokens")
+    return Activations(tensors, tokens, meta)
+
+
+def _recorder(store: dict[str, list[torch.Tensor]], key: str, info: StepInfo, keyed: bool):
+    """A hook that appends the new positions of each forward call (batch axis dropped) to store[key]."""
+
+    def record(t, hook):
+        x = t[0]
+        x = x[:, -info.fresh:] if keyed else x[-info.fresh:]  # (heads, new, key) or (new, ...)
+        store.setdefault(key, []).append(x.detach().to("cpu", copy=True))
+
+    return record
+
+
+def _assemble(chunks: list[torch.Tensor], suffix: str, n_pos: int) -> torch.Tensor:
+    if suffix in _KEYED_PAD:
+        # Step k's rows see keys 0..P+k; pad every row to n_pos keys with what the causal mask
+        # gives there (0 in the pattern, -inf in the scores): the lower-triangular (heads, pos, pos)
+        # a full forward of the final sequence produces.
+        pad = _KEYED_PAD[suffix]
+        rows = [torch.nn.functional.pad(c, (0, n_pos - c.shape[-1]), value=pad) for c in chunks]
+        return torch.cat(rows, dim=1)  # (heads, pos, pos)
+    return torch.cat(chunks, dim=0)  # (pos, ...)
+
+
+def _prompt_ids(model, prompt, bos: bool) -> tuple[str, list[int]]:
+    """(text, token ids) of a prompt given as text (`FILE:path` reads a file) or as token ids (fed as given)."""
+    if isinstance(prompt, str):
+        text = read_prompt(prompt)
+        return text, encode(model, text, bos=bos)
+    if isinstance(prompt, torch.Tensor):
+        prompt = prompt.flatten().tolist()
+    ids = [int(i) for i in prompt]
+    if not 0 < len(ids) <= model.cfg.n_ctx:
+        raise ProbesError(f"a prompt of token ids must hold 1 to {model.cfg.n_ctx} ids (the context), got {len(ids)}")
+    if not all(0 <= i < model.cfg.d_vocab for i in ids):
+        raise ProbesError(f"token ids must lie in 0-{model.cfg.d_vocab - 1} (the vocabulary)")
+    return model.tokenizer.decode(ids), ids
+
+
+def _sampling(options: dict) -> dict:
+    """`options` completed with probes.generate's defaults, so both draw the same tokens for a seed."""
+    import inspect
+
+    from probes.generation import generate
+
+    params = inspect.signature(generate).parameters
+    return {k: options.get(k, params[k].default) for k in GENERATE_OPTIONS}
+
+
+def capture(
+    model,
+    prompt: str | list[int],
+    *,
+    hooks: Iterable[str] | str = ("resid_pre", "resid_post"),
+    layers=None,
+    bos: bool = True,
+    generate: int | None = None,
+    **generate_options,
+) -> Activations:
+    """Record `hooks` at `layers` (a layer spec; None: every block) for `prompt`; only those hooks are recorded.
+
+    `prompt` is text (`FILE:path` reads a file; BOS first if `bos`) or a list of token ids, fed as
+    given. With `generate=N`, N tokens are sampled with the options and defaults of
+    `probes.generate` (temperature, top_k, top_p, greedy, seed, stop_at_eos; the same seed draws
+    the same tokens) and each new position is recorded as its KV-cached step computes it, without
+    re-running the sequence. Works inside `probes.skip(...)`.
+    """
+    from probes.meta import model_meta
+
+    n_layers = model.cfg.n_layers
+    chosen = list(range(n_layers)) if layers is None else parse_layers(layers, n_layers)
+    requested = hooks.split(",") if isinstance(hooks, str) else list(hooks)
+    names = resolve_hooks(model, requested, chosen)
+    sampler, settings = check_generation(generate, generate_options)
+    text, ids = _prompt_ids(model, prompt, bos)
+    if generate is not None and len(ids) + generate > model.cfg.n_ctx:
+        # Past the context the window slides and every step sees other positions, so the states
+        # would not be those of one sequence.
+        raise ProbesError(
+            f"the prompt has {len(ids)} tokens; {generate} more exceed the context of {model.cfg.n_ctx}. "
+            f"Generate at most {model.cfg.n_ctx - len(ids)} tokens, or shorten the prompt"
+        )
+    meta = model_meta(model)
+    plan, zeros, absent = _plan(names, set(meta["skipped_blocks"]))
+
+    store: dict[str, list[torch.Tensor]] = {}
+    info = StepInfo()
+    new: list[int] = []
+    recorders = [(src, _recorder(store, key, info, split_name(key)[1] in _KEYED_PAD)) for src, key in plan]
+    with attached(model, recorders), torch.no_grad():
+        if generate is None:
+            for _ in decode(model, ids, 0, lambda logits: 0, info=info):
+                pass  # max_new_tokens=0: the prompt's forward only
+        else:
+            gen = torch.Generator().manual_seed(settings["seed"])  # as probes.generate seeds it
+            eos = model.tokenizer.eos_token_id
+            stop = frozenset({eos}) if settings["stop_at_eos"] and eos is not None else frozenset()
+            for token, _ in decode(model, ids, generate, lambda lg: pick_token(lg, sampler, gen), stop_ids=stop, info=info):
+                new.append(token)
+
+    tokens = ids + new
+    if new and settings["stop_at_eos"] and new[-1] == model.tokenizer.eos_token_id:
+        tokens = tokens[:-1]  # the stop token is drawn but never fed back, so it has no states
+    n_pos = len(tokens)
+    tensors: dict[str, torch.Tensor] = {}
+    for src, key in plan:
+        if key not in store:
+            raise ProbesError(f"hook {key!r} never fired: TransformerLens' bridge does not compute it for GPT-2; "
+                              "choose another hook point (see `probes info`)")
+        tensors[key] = _assemble(store[key], split_name(key)[1], n_pos)
+    for name in zeros:
+        tensors[name] = torch.zeros(n_pos, model.cfg.d_model, dtype=model.cfg.dtype)  # (pos, d_model)
+
+    src, vers = meta["model_source"], meta["versions"]
+    out = {
+        "format": FORMAT,
+        "model": meta["model"],
+        "model_source": src["source"],
+        "model_path": src["path"],
+        "model_sha256": src["sha256"],
+        "n_layers": str(n_layers),
+        "d_model": str(model.cfg.d_model),
+        "n_heads": str(model.cfg.n_heads),
+        "dtype": str(model.cfg.dtype).removeprefix("torch."),
+        "prompt": text,
+        "bos": json.dumps(tokens[0] == bos_id(model)),  # whether position 0 is <|endoftext|>
+        "n_prompt_tokens": str(len(ids)),
+        "token_strings": json.dumps(token_strings(model, tokens), ensure_ascii=False),
+        "hooks": json.dumps(requested),
+        "layers": json.dumps(chosen),
+        "skipped_blocks": json.dumps(meta["skipped_blocks"]),
+        # What stands in for the hooks skipped blocks never fire (see the module docstring).
+        "filled": json.dumps({**{k: "copy of resid_pre" for s, k in plan if s != k}, **{k: "zeros" for k in zeros}}),
+        "absent": json.dumps(absent),
+        # Compatibility mode: LayerNorm folded into the next weights, writing weights centred.
+        "weights_processed": "true",
+        "probes_version": str(vers.get("probes")),
+        "transformer_lens_version": str(vers.get("transformer-lens")),
+        "transformers_version": str(vers.get("transformers")),
+        "torch_version": str(vers.get("torch")),
+    }
+    if generate is not None:
+        out["generated"] = str(len(new))
+        out["seed"] = str(settings["seed"])
+        out["sampling"] = json.dumps(settings)
+        out["generated_text"] = model.tokenizer.decode(new)
+    return Activations(tensors, torch.tensor(tokens, dtype=torch.int64), out)
+
+
+def check_generation(generate, options: dict):
+    """(SamplingSettings, options completed with probes.generate's defaults); bad values raise."""
+    import inspect
+
+    from probes.generation import generate as reference
+
+    unknown = sorted(set(options) - set(GENERATE_OPTIONS))
+    if unknown:
+        raise ProbesError(f"unknown option(s) {', '.join(unknown)}; capture accepts {', '.join(GENERATE_OPTIONS)}")
+    if generate is not None and (isinstance(generate, bool) or not isinstance(generate, int) or generate < 1):
+        raise ProbesError(f"generate must be a number of tokens >= 1, got {generate!r}")
+    if options and generate is None:
+        raise ProbesError(f"sampling options ({', '.join(options)}) need generate=N")
+    # Defaults read off probes.generate so that both draw the same tokens for a seed.
+    params = inspect.signature(reference).parameters
+    settings = {k: options.get(k, params[k].default) for k in GENERATE_OPTIONS}
+    sampler = SamplingSettings(settings["temperature"], settings["top_k"], settings["top_p"], settings["greedy"])
+    return sampler, settings
+
+
+def _plan(names: list[str], skipped: set[int]) -> tuple[list[tuple[str, str]], list[str], list[str]]:
+    """([(hook to attach, name to store under)], names to fill with zeros, names absent) for skipped blocks."""
+    plan, zeros, absent = [], [], []
+    for name in names:
+        block, suffix = split_name(name)
+        if block not in skipped or suffix in _SKIPPED_FIRES:
+            plan.append((name, name))
+        elif suffix in _SKIPPED_FROM:
+            plan.append((f"blocks.{block}.{_SKIPPED_FROM[suffix]}", name))
+        elif suffix in _SKIPPED_ZERO:
+            zeros.append(name)
+        else:
+            absent.append(name)
+    return plan, zeros, absent

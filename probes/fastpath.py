@@ -1,0 +1,115 @@
+"""Fast decoding: a hook-free GPT-2 forward over the bridge's processed weights, used when no probe hooks are attached.
+
+The bridge runs every HookPoint and an eager attention written for hooks, which costs about a fifth
+of decoding speed. When nothing is attached (no capture, lens or user hook; a `skip` probe is
+fine, it is applied here by leaving blocks out) the same computation runs on fused weights with
+`scaled_dot_product_attention`. The weights are TransformerLens' processed ones (LayerNorm folded,
+writing weights centred), so logits match the bridge's to float precision; tests check it.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+
+import torch
+import torch.nn.functional as F
+
+from probes.hooks import hook_count
+
+_BASELINE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_WEIGHTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def record_baseline(model) -> None:
+    """Remember the hook count of a freshly loaded model: more than this means a probe is attached."""
+    _BASELINE[model] = hook_count(model)
+
+
+def eligible(model) -> bool:
+    """True when the fast path computes exactly what the hooked model would: no hooks beyond skips."""
+    from probes.skipping import skipped_layers
+
+    base = _BASELINE.get(model)
+    if base is None or not _supported(model):
+        return False
+    return hook_count(model) - len(skipped_layers(model)) == base
+
+
+def _supported(model) -> bool:
+    cfg = model.cfg
+    return (
+        cfg.normalization_type in ("LN", "LNPre") and cfg.positional_embedding_type == "standard"
+        and cfg.act_fn == "gelu_new" and getattr(cfg, "n_key_value_heads", None) in (None, cfg.n_heads)
+        and getattr(cfg, "device", None) is not None and not getattr(model.original_model, "hf_device_map", None)
+    )
+
+
+class FastWeights:
+    """Fused per-layer weights in torch.nn.functional.linear layout (out, in)."""
+
+    def __init__(self, model):
+        cfg = model.cfg
+        H, D, d = cfg.n_heads, cfg.d_head, cfg.d_model
+        with torch.no_grad():
+            wq, wk, wv = (w.permute(0, 1, 3, 2).reshape(cfg.n_layers, H * D, d) for w in (model.W_Q, model.W_K, model.W_V))
+            self.w_qkv = torch.cat([wq, wk, wv], dim=1).contiguous()  # (layer, 3*H*D, d_model)
+            self.b_qkv = torch.cat([b.reshape(cfg.n_layers, H * D) for b in (model.b_Q, model.b_K, model.b_V)], 1).contiguous()
+            self.w_o = model.W_O.reshape(cfg.n_layers, H * D, d).transpose(1, 2).contiguous()  # (layer, d_model, H*D)
+            self.b_o = model.b_O.clone()
+            self.w_in = model.W_in.transpose(1, 2).contiguous()  # (layer, d_mlp, d_model)
+            self.b_in = model.b_in.clone()
+            self.w_out = model.W_out.transpose(1, 2).contiguous()  # (layer, d_model, d_mlp)
+            self.b_out = model.b_out.clone()
+            self.w_e = model.W_E.clone()  # (vocab, d_model)
+            self.w_pos = model.W_pos.clone()  # (n_ctx, d_model)
+            self.w_u = model.W_U.T.contiguous()  # (vocab, d_model)
+            self.b_u = model.b_U.clone()
+        self.H, self.D, self.d, self.eps = H, D, d, cfg.eps
+        scale = cfg.attn_scale if cfg.attn_scale and cfg.attn_scale > 0 else math.sqrt(D)
+        self.scale = 1.0 / scale
+
+
+def weights_for(model) -> FastWeights:
+    w = _WEIGHTS.get(model)
+    if w is None:
+        w = _WEIGHTS[model] = FastWeights(model)
+    return w
+
+
+class FastDecoder:
+    """KV-cached forward steps over `layers` (the kept blocks), mirroring the hooked model's math."""
+
+    def __init__(self, model, layers: list[int]):
+        self.w = weights_for(model)
+        self.layers = layers
+        self.cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def reset(self) -> None:
+        self.cache = {}
+
+    @torch.inference_mode()
+    def __call__(self, ids: torch.Tensor, start: int, last_only: bool = True) -> torch.Tensor:
+        """Logits (batch, pos, vocab) for ids (batch, pos) at positions start.. (only the last if `last_only`)."""
+        w = self.w
+        B, T = ids.shape
+        x = w.w_e[ids] + w.w_pos[start : start + T]  # (batch, pos, d_model)
+        for layer in self.layers:
+            h = F.layer_norm(x, (w.d,), eps=w.eps)  # LayerNorm weights are folded into the next matrices
+            qkv = F.linear(h, w.w_qkv[layer], w.b_qkv[layer])  # (batch, pos, 3*H*D)
+            q, k, v = qkv.view(B, T, 3, w.H, w.D).permute(2, 0, 3, 1, 4)  # each (batch, head, pos, d_head)
+            if layer in self.cache:
+                pk, pv = self.cache[layer]
+                k, v = torch.cat([pk, k], 2), torch.cat([pv, v], 2)
+            self.cache[layer] = (k, v)
+            # Only two shapes occur: a fresh window (causal) or one new token attending to all.
+            z = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, scale=w.scale)  # (batch, head, pos, d_head)
+            z = z.transpose(1, 2).reshape(B, T, w.H * w.D)
+            x = x + F.linear(z, w.w_o[layer], w.b_o[layer])
+            h = F.layer_norm(x, (w.d,), eps=w.eps)
+            h = F.gelu(F.linear(h, w.w_in[layer], w.b_in[layer]), approximate="tanh")  # gelu_new
+            x = x + F.linear(h, w.w_out[layer], w.b_out[layer])
+        if last_only:
+            x = x[:, -1:]  # decoding needs only the next-token logits; skip the rest of the unembedding
+        x = F.layer_norm(x, (w.d,), eps=w.eps)
+        return F.linear(x, w.w_u, w.b_u)  # (batch, pos or 1, vocab)
