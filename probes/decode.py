@@ -90,12 +90,12 @@ def decode(
 
     with torch.no_grad():
         logits = run(ids, 0, len(ids))
-        for _ in range(max_new_tokens):
+        for i in range(max_new_tokens):
             token = pick(logits)
             yield token, logits
             ids.append(token)
-            if token in stop_ids:
-                return
+            if token in stop_ids or i == max_new_tokens - 1:
+                return  # no forward for a token nobody will draw
             if len(ids) > n_ctx:
                 step.reset()
                 logits = run(ids[-n_ctx:], 0, 1)

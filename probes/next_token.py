@@ -68,16 +68,18 @@ def next_token_distribution(
     top_p: float | None | list[float | None] = None,
     top: int = 10,
     bos: bool = True,
+    settings: list[SamplingSettings] | None = None,
 ) -> NextTokenReport:
     """The next-token distribution of `prompt` under every combination of the given settings.
 
     Each setting's distribution is exactly what `probes.generate` samples from:
-    softmax(logits / T) restricted to the top-k, then the top-p nucleus.
+    softmax(logits / T) restricted to the top-k, then the top-p nucleus. `settings`, a list of
+    SamplingSettings, replaces the grid when the combinations to show are not a product.
     """
     temps = temperature if isinstance(temperature, (list, tuple)) else [temperature]
     ks = top_k if isinstance(top_k, (list, tuple)) else [top_k]
     ps = top_p if isinstance(top_p, (list, tuple)) else [top_p]
-    grid = [SamplingSettings(t, k, p) for t in temps for k in ks for p in ps]  # validates each
+    grid = settings or [SamplingSettings(t, k, p) for t in temps for k in ks for p in ps]  # validates each
     text = read_prompt(prompt)
     ids = encode(model, text, bos=bos)
     with torch.no_grad():
