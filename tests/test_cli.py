@@ -1,0 +1,173 @@
+"""The CLI as a user meets it: JSON outputs, --help without torch, and a table of bad inputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from probes.cli.app import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from probes.cli.app import app; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False False"
+
+
+def test_every_command_has_help():
+    for cmd in ("info", "generate", "next-token", "prune", "lens", "embed", "capture", "report"):
+        r = run(cmd, "--help")
+        assert r.exit_code == 0 and "--model" in r.output or cmd == "report" and r.exit_code == 0
+
+
+def test_info_json(tiny_dir):
+    r = run("info", "--model", tiny_dir, "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["n_layers"] == 4 and d["d_model"] == 64 and d["path"] == str(tiny_dir.resolve())
+    assert "hook_resid_pre" in d["block_hook_families"]
+
+
+def test_generate_json_is_reproducible(tiny_dir):
+    args = ["generate", "--model", tiny_dir, "--prompt", "Hi", "-n", "2", "--max-new-tokens", "8", "--json", "--seed", "5"]
+    a, b = run(*args), run(*args)
+    assert a.exit_code == 0, a.output
+    da, db = json.loads(a.stdout), json.loads(b.stdout)
+    assert da["samples"] == db["samples"] and len(da["samples"]) == 2
+    assert da["prompt_tokens"][0] == 0 and da["settings"]["seed"] == 5 and da["timing"]["new_tokens"] == 16
+    assert da["versions"]["transformer-lens"] and da["model_source"]["sha256"]
+    nb = json.loads(run(*args, "--no-bos").stdout)
+    assert nb["prompt_tokens"][0] != 0
+
+
+def test_generate_with_skip_and_stream(tiny_dir):
+    r = run("generate", "--model", tiny_dir, "--prompt", "Hi", "--max-new-tokens", "5", "--skip", "odd", "--json")
+    assert json.loads(r.stdout)["skipped_blocks"] == [1, 3]
+    r = run("generate", "--model", tiny_dir, "--prompt", "Hi", "--max-new-tokens", "5", "--stream", "-n", "2")
+    assert r.exit_code == 0 and "sample 2/2" in r.stdout
+
+
+def test_next_token_json_and_plot(tiny_dir, tmp_path):
+    png = tmp_path / "next.png"
+    r = run("next-token", "--model", tiny_dir, "--prompt", "The", "--temperature", "0.1,10", "--top-k", "2,none",
+            "--plot", png, "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert [s["label"] for s in d["settings"]] == ["T=0.1, top-k=2", "T=0.1", "T=10, top-k=2", "T=10"]
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_prune_json_and_text(tiny_dir, tmp_path):
+    ev = tmp_path / "eval.txt"
+    ev.write_text("Shall I compare thee to a summer's day? Thou art more lovely and more temperate. " * 3)
+    r = run("prune", "--model", tiny_dir, "--skip", "odd", "--skip", "last-half", "--max-new-tokens", "12",
+            "--eval-text", ev, "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert [x["name"] for x in d["runs"]] == ["full", "odd", "last-half"]
+    assert d["runs"][1]["skipped"] == [1, 3] and d["runs"][2]["kept"] == [0, 1]
+    full = d["runs"][0]["metrics"]
+    assert full["tf_kl"] == pytest.approx(0, abs=1e-6) and full["tf_top1_agreement"] == 1
+    png = tmp_path / "p.png"
+    r = run("prune", "--model", tiny_dir, "--max-new-tokens", "8", "--eval-text", ev, "--plot", png)
+    assert r.exit_code == 0 and "FULL MODEL" in r.stdout and "SKIP odd" in r.stdout and png.exists()
+
+
+def test_prune_sweep(tiny_dir, tmp_path):
+    ev = tmp_path / "eval.txt"
+    ev.write_text("To be, or not to be, that is the question. " * 5)
+    r = run("prune", "--model", tiny_dir, "--sweep", "--eval-text", ev, "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert sorted(d["ranking_by_loss_increase"]) == [0, 1, 2, 3]
+    assert [s["name"] for s in d["strategies"]][:4] == ["odd", "even", "first-half", "last-half"]
+
+
+def _checkpoint_variants(tiny_dir, tmp_path):
+    trunc = tmp_path / "trunc"
+    shutil.copytree(tiny_dir, trunc)
+    data = (trunc / "model.safetensors").read_bytes()
+    (trunc / "model.safetensors").write_bytes(data[:1000])
+    pickled = tmp_path / "pickled"
+    shutil.copytree(tiny_dir, pickled)
+    (pickled / "model.safetensors").rename(pickled / "pytorch_model.bin")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    existing = tmp_path / "exists.safetensors"
+    existing.write_bytes(b"keep me")
+    full_dir = tmp_path / "study"
+    full_dir.mkdir()
+    (full_dir / "report.md").write_text("old")
+    return dict(trunc=trunc, pickled=pickled, empty=empty, existing=existing, full_dir=full_dir)
+
+
+BAD = [
+    # (args, words the message must contain); {tiny} is the tiny checkpoint, {x} a prepared path
+    (["prune", "-m", "{tiny}", "--skip", "99"], ["out of range", "4 blocks"]),
+    (["prune", "-m", "{tiny}", "--skip", "banana"], ["unknown layer spec", "odd"]),
+    (["prune", "-m", "{tiny}", "--skip", ""], ["empty layer spec"]),
+    (["prune", "-m", "{tiny}", "--skip", "3-1"], ["reversed"]),
+    (["prune", "-m", "{tiny}", "--keep", "7"], ["out of range"]),
+    (["generate", "-m", "{tiny}", "--skip", "4"], ["out of range", "0-3"]),
+    (["lens", "-m", "{tiny}", "--skip", "banana", "--prompt", "Hi"], ["unknown layer spec"]),
+    (["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "{tmp}/a.safetensors", "--layers", "0-9"], ["out of range"]),
+    (["generate", "--temperature", "-1"], ["temperature", ">= 0"]),
+    (["generate", "--top-k", "-3"], ["top-k", ">= 1"]),
+    (["generate", "--top-p", "0"], ["top-p", "(0, 1]"]),
+    (["generate", "--top-p", "1.5"], ["top-p"]),
+    (["generate", "--num-samples", "0"], ["num-samples", ">= 1"]),
+    (["generate", "--max-new-tokens", "0"], ["max-new-tokens", ">= 1"]),
+    (["generate", "-m", "{tiny}", "--prompt", "", "--no-bos"], ["prompt is empty"]),
+    (["generate", "-m", "{tiny}", "--prompt", "FILE:{tmp}/nowhere.txt"], ["cannot read prompt file"]),
+    (["next-token", "--temperature", "abc"], ["comma list of numbers"]),
+    (["next-token", "--top-k", "x"], ["comma list of integers"]),
+    (["next-token", "--top-p", "2"], ["top-p"]),
+    (["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "{tmp}/b.safetensors", "--hooks", "resid_pree"], ["resid_pre"]),
+    (["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "{existing}"], ["exists", "--force"]),
+    (["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "/proc/probes-test.safetensors"], ["/proc"]),
+    (["lens", "-m", "{tiny}", "--prompt", "Hi", "--position", "999"], ["position"]),
+    (["lens", "-m", "{tiny}", "--prompt", "Hi", "--metric", "banana"], ["prob"]),
+    (["info", "-m", "gpt2-surely-not-cached-anywhere"], ["Hugging Face Hub", "bundled model"]),
+    (["info", "-m", "{empty}"], ["no config.json"]),
+    (["info", "-m", "{tmp}/missing-dir"], ["does not exist"]),
+    (["info", "-m", "{trunc}"], ["truncated"]),
+    (["info", "-m", "{pickled}"], ["pickled", "safetensors"]),
+    (["info", "--dtype", "float64"], ["float32, float16, bfloat16"]),
+    (["info", "--device", "banana"], ["unknown device"]),
+    (["embed", "-m", "{tiny}", "--common", "dog,,city"], ["empty"]),
+    (["embed", "-m", "{tiny}", "--rare", ""], ["empty"]),
+    (["prune", "-m", "{tiny}", "--eval-text", "{tmp}/nowhere.txt"], ["cannot read --eval-text"]),
+    (["prune", "--plot", "{tmp}/plot.txt"], [".png"]),
+    (["report", "--out", "{full_dir}"], ["not empty", "--force"]),
+]
+if not __import__("torch").cuda.is_available():
+    BAD.append((["info", "--device", "cuda"], ["no CUDA GPU"]))
+
+
+@pytest.mark.parametrize("args, words", BAD, ids=[" ".join(a[:4]) for a, _ in BAD])
+def test_bad_input_is_one_clear_line(args, words, tiny_dir, tmp_path):
+    paths = _checkpoint_variants(tiny_dir, tmp_path)
+    subst = {"tiny": str(tiny_dir), "tmp": str(tmp_path), **{k: str(v) for k, v in paths.items()}}
+    argv = [a.format(**subst) for a in args]
+    r = run(*argv)
+    assert r.exit_code == 2, (argv, r.output)
+    err = r.stderr.strip()
+    assert "Traceback" not in r.output and "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, err
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    assert r.stdout.strip() == ""
+    assert paths["existing"].read_bytes() == b"keep me"
+    assert (paths["full_dir"] / "report.md").read_text() == "old"
