@@ -26,9 +26,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
-from contextlib import suppress
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -37,6 +35,7 @@ import torch
 from probes.decode import StepInfo, decode
 from probes.errors import ProbesError, SpecError, closest
 from probes.hooks import attached
+from probes.io import atomic_path, check_output
 from probes.layers import format_layers, parse_layers
 from probes.prompt import bos_id, encode, read_prompt, token_strings
 from probes.sampling import SamplingSettings, pick_token
@@ -294,18 +293,8 @@ class Activations(Mapping):
         check_output(path, force)
         tensors = {k: v.contiguous() for k, v in self.tensors.items()}
         tensors["tokens"] = self.tokens.contiguous()
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             _write(tensors, tmp, dict(self.meta))
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give it an ordinary file's mode
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
         return path
 
 
@@ -322,31 +311,6 @@ def _write(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str]
     from safetensors.torch import save_file
 
     save_file(tensors, path, metadata=metadata)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def check_output(path: str | os.PathLike, force: bool = False) -> None:
-    """Raise ProbesError unless `path` can be written: not an existing file (without force), in a writable directory."""
-    path = Path(path)
-    if path.is_dir():
-        raise ProbesError(f"{path} is a directory; give a file name such as {path / 'states.safetensors'}")
-    if path.exists() and not force:
-        raise ProbesError(f"{path} already exists; pass --force (force=True) to overwrite it")
-    parent = path.parent
-    if not parent.is_dir():
-        what = "is not a directory" if parent.exists() else "does not exist"
-        raise ProbesError(f"cannot write {path}: {parent} {what}")
-    try:
-        # os.access says yes to root on a read-only mount; creating a file is the real test.
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as e:
-        raise ProbesError(f"cannot write to directory {parent}: {e.strerror or e}") from None
 
 
 def load_activations(path: str | os.PathLike) -> Activations:
@@ -463,7 +427,8 @@ def capture(
             gen = torch.Generator().manual_seed(settings["seed"])  # as probes.generate seeds it
             eos = model.tokenizer.eos_token_id
             stop = frozenset({eos}) if settings["stop_at_eos"] and eos is not None else frozenset()
-            for token, _ in decode(model, ids, generate, lambda lg: pick_token(lg, sampler, gen), stop_ids=stop, info=info):
+            for token, _ in decode(model, ids, generate, lambda lg: pick_token(lg, sampler, gen), stop_ids=stop, info=info,
+                                   feed_last=True):
                 new.append(token)
 
     tokens = ids + new

@@ -66,13 +66,15 @@ def decode(
     stop_ids: set[int] | frozenset = frozenset(),
     info: StepInfo | None = None,
     fast: bool | None = None,
+    feed_last: bool = False,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield (token id, logits it was drawn from) for up to `max_new_tokens` tokens.
 
     `pick` maps the last position's logits (vocab,) to a token id. The prompt must already fit
     the context (see `probes.prompt.encode`). Once the sequence outgrows the context, the window
     slides: the last n_ctx tokens are recomputed from scratch each step, as nanoGPT's crop does,
-    because learned positions shift with the window.
+    because learned positions shift with the window. With `feed_last` the last token is fed
+    through the model too (its logits are unused), so recording hooks see its states.
     """
     n_ctx = model.cfg.n_ctx
     device = model.cfg.device or "cpu"
@@ -94,8 +96,8 @@ def decode(
             token = pick(logits)
             yield token, logits
             ids.append(token)
-            if token in stop_ids or i == max_new_tokens - 1:
-                return  # no forward for a token nobody will draw
+            if token in stop_ids or (i == max_new_tokens - 1 and not feed_last):
+                return  # no forward for a token nobody will draw (`feed_last`: hooks want its states)
             if len(ids) > n_ctx:
                 step.reset()
                 logits = run(ids[-n_ctx:], 0, 1)

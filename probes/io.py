@@ -13,20 +13,24 @@ from probes.errors import ProbesError
 FIGURE_FORMATS = ("png", "pdf", "svg")
 
 
-def check_output(path, *, force: bool = False, kind: str = "file") -> Path:
-    """Fail early (before any computation) if `path` cannot or should not be written."""
-    p = Path(path).expanduser()
-    if p.is_dir() and kind == "file":
-        raise ProbesError(f"{str(p)!r} is a directory; give a file name")
-    if p.exists() and kind == "file" and not force:
-        raise ProbesError(f"{str(p)!r} already exists; pass --force to overwrite it")
-    parent = p.parent if kind == "file" else p
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise ProbesError(f"cannot write to {str(parent)!r}: the folder is not writable")
-    return p
+def check_output(path, force: bool = False) -> Path:
+    """Fail early (before any computation) unless `path` can be written as a new or (force) replaced file."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ProbesError(f"{path} is a directory; give a file name")
+    if path.exists() and not force:
+        raise ProbesError(f"{path} already exists; pass --force (force=True) to overwrite it")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise ProbesError(f"cannot write {path}: {parent} {what}")
+    try:
+        # os.access says yes to root on a read-only mount; creating a file is the real test.
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise ProbesError(f"cannot write to directory {parent}: {e.strerror or e}") from None
+    return path
 
 
 def check_figure_path(path, *, force: bool = True) -> Path:
@@ -45,10 +49,19 @@ def atomic_path(path) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give it an ordinary file's mode
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
         os.replace(tmp, p)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_figure(fig, path, dpi: int = 130) -> Path:

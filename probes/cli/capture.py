@@ -74,7 +74,7 @@ def capture(
 
 def _check_args(prompt: str | None, out: str, force: bool, plot: str | None, generate: int | None, sampling: dict) -> None:
     """Everything that can be wrong without the model, checked before loading it."""
-    from probes.activations import check_output
+    from probes.io import check_output
     from probes.errors import ProbesError
 
     if prompt is None:
