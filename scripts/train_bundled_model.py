@@ -145,6 +145,9 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="continue from a model directory written by this script (its tokenizer and weights); "
+                        "the model card records both stages")
     p.add_argument("--card-only", action="store_true", help="only (re)write MODEL_CARD.md for the model in --out")
     args = p.parse_args()
     if args.card_only:
@@ -162,7 +165,14 @@ def main() -> None:
     train_texts = [t for n, t in works.items() if n not in val_names]
     val_texts = [works[n] for n in val_names]
     args.out.mkdir(parents=True, exist_ok=True)
-    tok = train_tokenizer(train_texts, args.vocab)
+    if args.init_from is not None:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(args.init_from)
+        previous = json.loads((args.init_from / "training.json").read_text())
+    else:
+        tok = train_tokenizer(train_texts, args.vocab)
+        previous = None
     train_ids = encode_works(tok, train_texts)
     val_ids = encode_works(tok, val_texts)
     val_chars = sum(len(t) for t in val_texts)
@@ -175,6 +185,8 @@ def main() -> None:
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True,
     )
     model = GPT2LMHeadModel(config)
+    if args.init_from is not None:
+        model.load_state_dict(GPT2LMHeadModel.from_pretrained(args.init_from, dtype=torch.float32).state_dict())
     n_params = sum(p.numel() for p in model.parameters())
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -237,9 +249,25 @@ def main() -> None:
         "config": {k: getattr(args, k) for k in ("layers", "d_model", "heads", "vocab", "ctx", "batch", "lr", "dropout")},
         "torch": torch.__version__, "log": log,
     }
+    if previous is not None:
+        # A continuation: report the stages together (steps and minutes add up).
+        stats["stages"] = [{k: previous[k] for k in ("steps", "train_minutes", "threads", "seed")} | {"lr": previous["config"]["lr"]},
+                           {"steps": step, "train_minutes": stats["train_minutes"], "threads": args.threads,
+                            "seed": args.seed, "lr": args.lr}]
+        stats["steps"] += previous["steps"]
+        stats["train_minutes"] = round(stats["train_minutes"] + previous["train_minutes"], 1)
+        stats["total_minutes"] = round(stats["total_minutes"] + previous["total_minutes"], 1)
     (args.out / "training.json").write_text(json.dumps(stats, indent=2) + "\n")
     print(json.dumps({k: v for k, v in stats.items() if k != "log"}), flush=True)
     write_model_card(args.out, args.cache)
+
+
+def _stages(stats: dict) -> str:
+    if "stages" not in stats:
+        return ""
+    a, b = stats["stages"]
+    return (f", then continued with `--init-from` for {b['steps']} more steps at lr {b['lr']} "
+            f"(stage 1: {a['steps']} steps, {a['train_minutes']} min; stage 2: {b['steps']} steps, {b['train_minutes']} min)")
 
 
 @torch.no_grad()
@@ -308,7 +336,7 @@ validation: {', '.join(stats['val_works'])}. `heldout.txt` is a passage of {stat
 in the repository; the script downloads it with pip.
 
 ## Training
-`python scripts/train_bundled_model.py --minutes 40 --threads 2` (seed {stats['seed']}): AdamW
+`python scripts/train_bundled_model.py --minutes 40 --threads 2` (seed {stats['seed']}){_stages(stats)}: AdamW
 (lr {cfg['lr']}, betas 0.9/0.95, weight decay 0.1 on matrices), 100 warm-up steps then cosine decay
 to 10%, batch {cfg['batch']} x {cfg['ctx']} tokens, dropout {cfg['dropout']}, bf16 autocast and
 `torch.compile` on the CPU. Every training window starts with `<|endoftext|>` and works are
