@@ -15,9 +15,11 @@ def distribution_bars(report, top: int = 12):
     from matplotlib.figure import Figure
 
     panels = [report.raw] + list(report.settings)
-    cols = min(4, len(panels))
+    cols = len(panels) if len(panels) <= 5 else 4
     rows = math.ceil(len(panels) / cols)
-    fig = Figure(figsize=(4.2 * cols, 3.6 * rows), layout="constrained")
+    fig = Figure(figsize=(3.6 * cols, 3.8 * rows), layout="constrained")
+    n_vocab = len(report.raw.top_probs) and max(report.raw.support, 1)
+    floor = min(1e-5, 0.2 / n_vocab)
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
@@ -26,14 +28,16 @@ def distribution_bars(report, top: int = 12):
         labels = [_label(t) for t in d.top_tokens[:n]]
         ax.bar(range(n), d.top_probs[:n], color="#888888" if i == 0 else "#3b6fb6")
         ax.set_xticks(range(n), labels, rotation=60, ha="right", fontsize=8)
-        ax.set_ylim(0, 1)
+        # Log scale: T=10 spreads the mass so thin that a linear axis shows nothing at all.
+        ax.set_yscale("log")
+        ax.set_ylim(floor, 1.5)
+        ax.axhline(1 / n_vocab, color="#999999", ls="--", lw=0.8)
+        ax.text(-0.4, 1 / n_vocab, "uniform", ha="left", va="bottom", fontsize=7, color="#777777")
         title = "raw (T=1, no truncation)" if i == 0 else d.settings.label()
-        ax.set_title(title, fontsize=10)
-        ax.text(0.98, 0.95, f"entropy {d.entropy_bits:.2f} bits\n99% mass: {d.tokens_for_99} tokens\nsupport: {d.support}",
-                transform=ax.transAxes, ha="right", va="top", fontsize=8,
-                bbox=dict(boxstyle="round", fc="white", ec="#cccccc"))
+        ax.set_title(f"{title}\nentropy {d.entropy_bits:.2f} bits, 99% mass in {d.tokens_for_99} tok, "
+                     f"support {d.support}", fontsize=9)
         if i % cols == 0:
-            ax.set_ylabel("probability")
+            ax.set_ylabel("probability (log scale)")
     prompt = report.prompt if len(report.prompt) <= 60 else "…" + report.prompt[-59:]
     fig.suptitle(f"Next-token distribution after {prompt!r}", fontsize=11)
     return fig

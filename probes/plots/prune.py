@@ -36,7 +36,7 @@ def comparison_figure(comparison):
         ax.plot(range(1, len(r.kl_per_token) + 1), r.kl_per_token, marker=".", color=c, label=f"skip {r.name}")
     ax.set_xlabel("position in the full model's continuation (teacher-forced)")
     ax.set_ylabel("KL(full || pruned), nats")
-    ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_ylim(bottom=0)
     if len(runs) > 1:
         ax.legend(fontsize=8)
     fig.suptitle(f"Full model vs skipped blocks, prompt {comparison.prompt[:50]!r}", fontsize=11)
@@ -53,7 +53,7 @@ def sweep_figure(sweep):
     inc = [b["loss_increase"] for b in sweep.blocks]
     ax1.bar(blocks, inc, color="#3b6fb6")
     for b, v in zip(blocks, inc):
-        ax1.text(b, v, f"{v:.2f}", ha="center", va="bottom", fontsize=7)
+        ax1.text(b, v, f"{v:.3g}", ha="center", va="bottom", fontsize=7)
     ax1.set_ylabel("loss increase (nats/token)")
     ax1.set_title(f"Skipping one block at a time (full-model held-out loss {sweep.base_loss:.3f})", fontsize=10)
     w = 0.4
