@@ -1,0 +1,70 @@
+"""Property tests for the sampling options: valid settings give a proper distribution, bad ones raise."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from probes.errors import ProbesError
+from probes.sampling import SamplingSettings, entropy_bits, mass_count, sampling_probs
+
+logits_st = st.lists(st.floats(-30, 30, allow_nan=False), min_size=2, max_size=40).map(torch.tensor)
+temps = st.floats(0.05, 50, allow_nan=False)
+ks = st.one_of(st.none(), st.integers(1, 60))
+ps = st.one_of(st.none(), st.floats(0.01, 1.0, allow_nan=False))
+
+
+@settings(max_examples=200, deadline=None)
+@given(logits_st, temps, ks, ps)
+def test_valid_settings_give_a_distribution(logits, t, k, p):
+    s = SamplingSettings(t, k, p)
+    probs = sampling_probs(logits, s)
+    assert torch.all(probs >= 0)
+    assert abs(float(probs.sum()) - 1) < 1e-5
+    support = int((probs > 0).sum())
+    if k is not None:
+        # ties at the k-th logit may keep a few more
+        kth = torch.topk(logits, min(k, len(logits))).values[-1]
+        assert support <= int((logits >= kth).sum())
+    # the most likely token always survives truncation
+    assert probs[int(logits.argmax())] > 0 or probs[logits == logits.max()].sum() > 0
+    if p is not None and k is None and t == 1:
+        full = torch.softmax(logits.double(), -1)
+        assert float(full[probs > 0].sum()) >= p - 1e-6
+
+
+@settings(max_examples=100, deadline=None)
+@given(logits_st)
+def test_lower_temperature_never_raises_entropy(logits):
+    e = [float(entropy_bits(sampling_probs(logits, SamplingSettings(t, None, None)))) for t in (0.1, 1.0, 10.0)]
+    assert e[0] <= e[1] + 1e-6 <= e[2] + 2e-6
+
+
+@settings(max_examples=100, deadline=None)
+@given(logits_st)
+def test_greedy_and_temperature_zero_are_one_hot(logits):
+    for s in (SamplingSettings(0, None, None), SamplingSettings(1.0, 5, None, greedy=True)):
+        probs = sampling_probs(logits, s)
+        assert float(probs.max()) == 1.0 and mass_count(probs) == 1
+
+
+@given(st.one_of(st.floats(max_value=-1e-9), st.just(math.nan), st.just(math.inf)))
+def test_bad_temperatures_raise(t):
+    with pytest.raises(ProbesError, match="temperature"):
+        SamplingSettings(t, None, None)
+
+
+@given(st.one_of(st.integers(max_value=0), st.just(True)))
+def test_bad_top_k_raises(k):
+    with pytest.raises(ProbesError, match="top-k"):
+        SamplingSettings(1.0, k, None)
+
+
+@given(st.one_of(st.floats(max_value=0.0), st.floats(min_value=1.0000001, allow_infinity=False), st.just(math.nan)))
+def test_bad_top_p_raises(p):
+    with pytest.raises(ProbesError, match="top-p"):
+        SamplingSettings(1.0, None, p)
