@@ -33,6 +33,24 @@ def check_output(path, force: bool = False) -> Path:
     return path
 
 
+def check_dir(path) -> Path:
+    """Fail early unless `path` is (or can be created as) a folder we can write files into."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ProbesError(f"{path} is a file; give a folder")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ProbesError(f"cannot create {path}: {probe} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise ProbesError(f"cannot write to {probe}: {e.strerror or e}") from None
+    return path
+
+
 def check_figure_path(path, *, force: bool = True) -> Path:
     p = check_output(path, force=force)
     if p.suffix.lstrip(".").lower() not in FIGURE_FORMATS:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from probes.errors import ProbesError
-from probes.io import save_figure, write_text
+from probes.io import check_dir, save_figure, write_text
 
 # The seed study's sampling settings: nanoGPT's defaults, then the three contrasts.
 STUDY_SETTINGS = [(0.8, 200), (0.1, None), (10.0, None), (10.0, 2)]
@@ -23,11 +23,7 @@ def check_out_dir(out, force: bool) -> Path:
         raise ProbesError(f"--out {str(p)!r} is a file; give a folder")
     if p.is_dir() and any(p.iterdir()) and not force:
         raise ProbesError(f"--out {str(p)!r} exists and is not empty; pass --force to replace it")
-    parent = p.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ProbesError(f"cannot write to {str(parent)!r}: the folder is not writable")
+    check_dir(p.parent)  # the report is built beside `out`, then moved into place
     return p
 
 

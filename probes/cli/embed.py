@@ -63,12 +63,12 @@ def embed(
 
 
 def _check_dir(path: str) -> Path:
-    from probes.io import check_output
+    from probes.io import check_dir
 
     p = Path(path).expanduser()
     if p.exists() and not p.is_dir():
         raise ProbesError(f"--plot-dir {path!r} is a file; give a folder")
-    return check_output(p, kind="dir")
+    return check_dir(p)
 
 
 def _render(d: dict) -> str:
