@@ -38,6 +38,19 @@ class HookedDecoder:
     def __init__(self, model):
         self.model = model
         self.cache = SkipTolerantCache()
+        self.adapters: list = []
+
+    def __enter__(self):
+        from probes.kvcache import install_cache_adapter
+
+        self.adapters = install_cache_adapter(self.model)  # empty for models from probes.load
+        return self
+
+    def __exit__(self, *exc):
+        from probes.kvcache import remove_cache_adapter
+
+        remove_cache_adapter(self.adapters)
+        self.adapters = []
 
     def reset(self) -> None:
         self.cache = SkipTolerantCache()
@@ -57,6 +70,7 @@ def decoder_for(model, fast: bool | None = None):
     return HookedDecoder(model)
 
 
+@torch.no_grad()  # as a decorator it covers each resumption only, not the caller's code in between
 def decode(
     model,
     prompt_ids: list[int],
@@ -90,7 +104,7 @@ def decode(
         t = torch.tensor([chunk], device=device)
         return step(t, start)[0, -1]  # (vocab,)
 
-    with torch.no_grad():
+    with step:
         logits = run(ids, 0, len(ids))
         for i in range(max_new_tokens):
             token = pick(logits)

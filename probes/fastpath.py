@@ -4,7 +4,8 @@ The bridge runs every HookPoint and an eager attention written for hooks, which 
 of decoding speed. When nothing is attached (no capture, lens or user hook; a `skip` probe is
 fine, it is applied here by leaving blocks out) the same computation runs on fused weights with
 `scaled_dot_product_attention`. The weights are TransformerLens' processed ones (LayerNorm folded,
-writing weights centred), so logits match the bridge's to float precision; tests check it.
+writing weights centred), so logits match the bridge's to float precision; tests check it. The fused
+copy costs one more copy of the block weights in memory, and is rebuilt if a parameter changes.
 """
 
 from __future__ import annotations
@@ -37,12 +38,31 @@ def eligible(model) -> bool:
 
 
 def _supported(model) -> bool:
+    """Only the plain GPT-2 computation is mirrored; anything else takes the hooked path."""
     cfg = model.cfg
+    hf = getattr(model.original_model, "config", None)
     return (
-        cfg.normalization_type in ("LN", "LNPre") and cfg.positional_embedding_type == "standard"
-        and cfg.act_fn == "gelu_new" and getattr(cfg, "n_key_value_heads", None) in (None, cfg.n_heads)
+        cfg.positional_embedding_type == "standard" and cfg.act_fn == "gelu_new"
+        and getattr(cfg, "n_key_value_heads", None) in (None, cfg.n_heads)
         and getattr(cfg, "device", None) is not None and not getattr(model.original_model, "hf_device_map", None)
+        # Attention variants the bridge honours and this forward does not (stanford-crfm GPT-2s).
+        and not getattr(hf, "scale_attn_by_inverse_layer_idx", False)
+        and not getattr(hf, "reorder_and_upcast_attn", False)
+        and _layernorms_folded(model)
     )
+
+
+def _layernorms_folded(model) -> bool:
+    """Compatibility mode folds LayerNorm weights into the next matrices; check, since we rely on it."""
+    for block in model.blocks:
+        for ln in (block.ln1, block.ln2):
+            comp = ln.original_component
+            if comp.weight is not None and not bool((comp.weight == 1).all()):
+                return False
+            if getattr(comp, "bias", None) is not None and not bool((comp.bias == 0).all()):
+                return False
+    final = model.ln_final.original_component
+    return bool((final.weight == 1).all()) and (final.bias is None or bool((final.bias == 0).all()))
 
 
 class FastWeights:
@@ -70,11 +90,18 @@ class FastWeights:
         self.scale = 1.0 / scale
 
 
+def _signature(model) -> tuple:
+    """Changes when any parameter is edited in place, moved or cast: then the fused copy is stale."""
+    return tuple((p.data_ptr(), p._version, p.dtype, str(p.device)) for p in model.parameters())
+
+
 def weights_for(model) -> FastWeights:
-    w = _WEIGHTS.get(model)
-    if w is None:
-        w = _WEIGHTS[model] = FastWeights(model)
-    return w
+    """The fused weights, rebuilt whenever the model's parameters changed since they were made."""
+    sig = _signature(model)
+    cached = _WEIGHTS.get(model)
+    if cached is None or cached[0] != sig:
+        _WEIGHTS[model] = cached = (sig, FastWeights(model))
+    return cached[1]
 
 
 class FastDecoder:
@@ -87,6 +114,12 @@ class FastDecoder:
 
     def reset(self) -> None:
         self.cache = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
     @torch.inference_mode()
     def __call__(self, ids: torch.Tensor, start: int, last_only: bool = True) -> torch.Tensor:

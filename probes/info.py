@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from probes.meta import versions
 from probes.model import source_of
 
 
@@ -21,6 +22,7 @@ def model_info(model) -> dict:
         "n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "d_model": cfg.d_model, "d_head": cfg.d_head,
         "d_mlp": cfg.d_mlp, "d_vocab": cfg.d_vocab, "n_ctx": cfg.n_ctx, "n_params": params,
         "dtype": str(cfg.dtype).removeprefix("torch."), "device": str(cfg.device),
+        "versions": versions(),
         "n_hook_points": len(names), "block_hook_families": [f for f in families if f.startswith("hook_")],
         "block_hook_families_all": families, "model_hook_points": [n for n in top if n.startswith("hook_") or n.count(".") == 1],
     }

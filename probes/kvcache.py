@@ -16,13 +16,26 @@ def _pass_cache_as_past_key_values(module, args, kwargs):
     return args, kwargs
 
 
-def install_cache_adapter(model) -> None:
-    """Register the adapter once on every block's attention (part of the loaded model's baseline)."""
+def install_cache_adapter(model) -> list:
+    """Register the adapter on every block's attention that lacks it; return the handles added.
+
+    `probes.load` installs it for good (it is part of the loaded model's baseline); decoding on a
+    bridge made elsewhere installs it for the duration and removes exactly these handles.
+    """
+    added = []
     for block in model.blocks:
         attn = block.attn
-        if getattr(attn, _ADAPTER_ATTR, None) is None:
+        if attn.__dict__.get(_ADAPTER_ATTR) is None:
             handle = attn.register_forward_pre_hook(_pass_cache_as_past_key_values, with_kwargs=True)
-            setattr(attn, _ADAPTER_ATTR, handle)
+            object.__setattr__(attn, _ADAPTER_ATTR, handle)
+            added.append((attn, handle))
+    return added
+
+
+def remove_cache_adapter(added: list) -> None:
+    for attn, handle in added:
+        handle.remove()
+        object.__delattr__(attn, _ADAPTER_ATTR)
 
 
 class SkipTolerantCache(DynamicCache):

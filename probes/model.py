@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -42,8 +43,15 @@ class ModelSource:
 
 
 def _weights_checksum(path: str) -> str:
+    files = sorted(Path(path).glob("*.safetensors"))
+    return _hash_files(tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+
+
+@functools.lru_cache(maxsize=16)
+def _hash_files(files: tuple) -> str:
+    """Hash once per (file, mtime, size): gigabytes of GPT-2 XL should not be re-read per command."""
     h = hashlib.sha256()
-    for f in sorted(Path(path).glob("*.safetensors")):
+    for f, _, _ in files:
         with open(f, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 22), b""):
                 h.update(chunk)
@@ -159,8 +167,8 @@ def check_checkpoint(path: str) -> dict:
                 "GPT2LMHeadModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)"
             )
         raise ModelLoadError(f"{path}: no model weights (*.safetensors) found")
-    if not any((d / f).is_file() for f in _TOKENIZER_FILES):
-        raise ModelLoadError(f"{path}: no tokenizer (tokenizer.json or vocab.json + merges.txt)")
+    if not (d / "tokenizer.json").is_file() and not ((d / "vocab.json").is_file() and (d / "merges.txt").is_file()):
+        raise ModelLoadError(f"{path}: no tokenizer (tokenizer.json, or vocab.json + merges.txt)")
     _check_weights(d, weights, config)
     return config
 
@@ -229,19 +237,22 @@ def load(
             bridge = TransformerBridge.boot_transformers(
                 src.path, hf_model=hf.to(dev), tokenizer=tokenizer, device=dev, dtype=torch_dtype
             )
-    except (OSError, ValueError, RuntimeError) as e:
-        raise ModelLoadError(f"cannot load {src.name!r} from {src.path}: {str(e).splitlines()[0][:200]}") from None
-    bridge.enable_compatibility_mode(disable_warnings=True)
-    bridge.eval()
-    bridge.requires_grad_(False)
-    from probes.kvcache import install_cache_adapter
+        bridge.enable_compatibility_mode(disable_warnings=True)
+        bridge.eval()
+        bridge.requires_grad_(False)
+        from probes.kvcache import install_cache_adapter
 
-    install_cache_adapter(bridge)
-    # The bridge wires some internal capture hooks lazily on the first forward; run one now so
-    # the hook set a caller sees (and our hook-hygiene checks count) is the steady one.
-    with torch.no_grad():
-        bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else 0
-        bridge.original_model(input_ids=torch.tensor([[bos]], device=bridge.cfg.device or "cpu"))
+        install_cache_adapter(bridge)
+        # The bridge wires some internal capture hooks lazily on the first forward; run one now so
+        # the hook set a caller sees (and our hook-hygiene checks count) is the steady one.
+        with torch.no_grad():
+            bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else 0
+            bridge.original_model(input_ids=torch.tensor([[bos]], device=bridge.cfg.device or "cpu"))
+    except ModelLoadError:
+        raise
+    except Exception as e:  # tokenizers, accelerate and CUDA raise plain Exceptions too; all are one line here
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ModelLoadError(f"cannot load {src.name!r} from {src.path}: {first}") from None
     _SOURCES[bridge] = src
     from probes.fastpath import record_baseline
 

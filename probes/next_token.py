@@ -37,6 +37,7 @@ class NextTokenReport:
     prompt_tokens: list[int]
     raw: SettingDistribution
     settings: list[SettingDistribution] = field(default_factory=list)
+    n_vocab: int = 0
 
     def as_dict(self) -> dict:
         return {"prompt": self.prompt, "prompt_tokens": self.prompt_tokens, "raw": self.raw.as_dict(),
@@ -79,6 +80,10 @@ def next_token_distribution(
     temps = temperature if isinstance(temperature, (list, tuple)) else [temperature]
     ks = top_k if isinstance(top_k, (list, tuple)) else [top_k]
     ps = top_p if isinstance(top_p, (list, tuple)) else [top_p]
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        from probes.errors import ProbesError
+
+        raise ProbesError(f"top must be an integer >= 1, got {top}")
     grid = settings or [SamplingSettings(t, k, p) for t in temps for k in ks for p in ps]  # validates each
     text = read_prompt(prompt)
     ids = encode(model, text, bos=bos)
@@ -86,4 +91,5 @@ def next_token_distribution(
         logits = model(torch.tensor([ids], device=model.cfg.device or "cpu"))[0, -1].float().cpu()  # (vocab,)
     top = min(top, logits.shape[-1])
     raw = _summarise(model, torch.softmax(logits, -1), SamplingSettings(1.0, None, None), top)
-    return NextTokenReport(text, ids, raw, [_summarise(model, sampling_probs(logits, s), s, top) for s in grid])
+    return NextTokenReport(text, ids, raw, [_summarise(model, sampling_probs(logits, s), s, top) for s in grid],
+                           n_vocab=int(logits.shape[-1]))

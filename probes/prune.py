@@ -66,13 +66,14 @@ class PruneComparison:
 
 
 def default_eval_text(model) -> tuple[str, str]:
-    """The held-out passage shipped with the bundled model, or an error naming --eval-text."""
-    from probes.model import source_of
+    """The model's own held-out passage if it ships one, else the bundled model's (plain Shakespeare text)."""
+    from probes.model import BUNDLED_DIR, source_of
 
-    path = Path(source_of(model).path) / "heldout.txt"
-    if not path.is_file():
-        raise ProbesError("this model ships no held-out text; pass one with --eval-text FILE")
-    return path.read_text(encoding="utf-8"), str(path)
+    for folder in (Path(source_of(model).path), BUNDLED_DIR):
+        path = folder / "heldout.txt"
+        if path.is_file():
+            return path.read_text(encoding="utf-8"), str(path)
+    raise ProbesError("no held-out text found; pass one with --eval-text FILE")
 
 
 def read_eval_text(model, eval_text: str | None) -> tuple[str, str]:

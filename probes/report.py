@@ -18,11 +18,18 @@ PRUNE_SPECS = ["odd", "even", "last-half"]
 
 def check_out_dir(out, force: bool) -> Path:
     """An output folder that does not exist, is empty, or may be replaced (`force`)."""
-    p = Path(out).expanduser()
+    p = Path(out).expanduser().resolve()
     if p.exists() and not p.is_dir():
         raise ProbesError(f"--out {str(p)!r} is a file; give a folder")
-    if p.is_dir() and any(p.iterdir()) and not force:
-        raise ProbesError(f"--out {str(p)!r} exists and is not empty; pass --force to replace it")
+    protected = {Path.cwd().resolve(), Path.home().resolve(), Path(p.anchor)} | set(Path.cwd().resolve().parents)
+    if p in protected:
+        raise ProbesError(f"--out {str(p)!r} is the current folder, one of its parents or the home folder; give a new folder")
+    if p.is_dir() and any(p.iterdir()):
+        if not force:
+            raise ProbesError(f"--out {str(p)!r} exists and is not empty; pass --force to replace it")
+        if not (p / "report.md").is_file():
+            # --force replaces a previous report, never an unrelated folder that happens to be named.
+            raise ProbesError(f"--out {str(p)!r} holds files but no report.md; refusing to replace it even with --force")
     check_dir(p.parent)  # the report is built beside `out`, then moved into place
     return p
 
@@ -79,6 +86,7 @@ def build_report(
     seed: int = 1337,
     command: str = "probes report",
     force: bool = False,
+    eval_text: str | None = None,
     progress=None,
 ) -> Path:
     """Run the whole study on `model` and write `out/report.md` with its figures; return its path.
@@ -181,10 +189,12 @@ def build_report(
 
         # 4. Pruning
         say("[4/5] pruning: full vs " + ", ".join(PRUNE_SPECS))
-        comp = compare_pruned(model, prompt, PRUNE_SPECS, max_new_tokens=max_new_tokens, seed=seed, progress=say)
+        comp = compare_pruned(model, prompt, PRUNE_SPECS, max_new_tokens=max_new_tokens, seed=seed,
+                              eval_text=eval_text, progress=say)
         r.add("## 4. Skipping blocks", "",
               f"Greedy continuations of {prompt!r} ({max_new_tokens} tokens) by the full model and with blocks skipped "
-              "(a skipped block passes the residual stream through unchanged and is not computed).", "")
+              "(a skipped block passes the residual stream through unchanged and is not computed). "
+              f"Held-out loss is measured on `{comp.eval_source}`.", "")
         for run in comp.runs:
             title = "Full model" if run.name == "full" else f"Skip {run.name} (blocks {', '.join(map(str, run.skipped))})"
             r.add(f"**{title}**", "", *_quote(prompt + run.samples[0].text), "")
@@ -209,7 +219,7 @@ def build_report(
         r.add(" ".join(sentences), "")
         r.figure(comp.figure(), "prune.png", "Full model vs skipped blocks: metrics, and per-token KL along the full model's continuation.")
         say("[4/5] block sweep")
-        sw = sweep_blocks(model, progress=say)
+        sw = sweep_blocks(model, eval_text=eval_text, progress=say)
         r.add("### Which blocks matter", "", *_md_table(
             ["block", "loss increase", "KL", "top-1 agr.", "Block Influence", "angular distance"],
             [[b["block"], b["loss_increase"], b["kl"], b["top1_agreement"], b["block_influence"], b["angular_distance"]]
@@ -296,7 +306,7 @@ def _html(folder: Path, lines: list[str]) -> None:
             level = len(line) - len(line.lstrip("#"))
             out.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
         elif line.startswith("!["):
-            src = line[line.index("(") + 1 : line.rindex(")")]
+            src = line.rsplit("](", 1)[1][:-1]
             out.append(f'<p><img src="{html.escape(src)}" style="max-width:100%"></p>')
         elif line.strip():
             out.append(f"<p>{html.escape(line)}</p>")

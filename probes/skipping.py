@@ -43,12 +43,18 @@ class skip:
             self.layers = parse_layers(spec, n)
         self.model = model
         self._mine: list[int] = []
+        self._entered = False
 
     @property
     def kept(self) -> list[int]:
         return complement(self.layers, len(self.model.blocks))
 
     def __enter__(self):
+        if self._entered:
+            from probes.errors import ProbesError
+
+            raise ProbesError("this skip context is already active; create a new probes.skip(...) to nest")
+        self._entered = True
         try:
             for i in self.layers:
                 block = self.model.blocks[i]
@@ -72,3 +78,4 @@ class skip:
             object.__delattr__(block, "forward")
             object.__delattr__(block, _OVERRIDE)
         self._mine = []
+        self._entered = False

@@ -163,3 +163,16 @@ def test_fast_path_matches_hooked_bridge(tiny):
     with probes.attached(tiny, [("hook_embed", lambda t, hook: None)]):
         b = probes.generate(tiny, "Hi there", max_new_tokens=20, temperature=1.0, seed=5)
     assert a[0].tokens == b[0].tokens
+
+
+def test_fast_path_follows_weight_edits(tiny_dir):
+    """An in-place weight edit (an ablation) must reach generation, not a stale fused copy."""
+    m = probes.load(str(tiny_dir))
+    before = probes.generate(m, "Hi there", max_new_tokens=10, greedy=True)[0].tokens
+    with torch.no_grad():
+        for p in m.blocks[0].mlp.parameters():
+            p.mul_(0.0)
+    fast = probes.generate(m, "Hi there", max_new_tokens=10, greedy=True)[0].tokens
+    with probes.attached(m, [("hook_embed", lambda t, hook: None)]):
+        hooked = probes.generate(m, "Hi there", max_new_tokens=10, greedy=True)[0].tokens
+    assert fast == hooked != before

@@ -92,3 +92,13 @@ def test_unknown_hook_name_raises(tiny):
     with pytest.raises(probes.ProbesError, match="did you mean blocks.0.hook_resid_pre"):
         with attached(tiny, [("blocks.0.hook_resid_pr", lambda t, hook: None)]):
             pass
+
+
+def test_reentering_the_same_skip_object_is_refused(tiny):
+    s = probes.skip(tiny, "odd")
+    with s:
+        with pytest.raises(probes.ProbesError, match="already active"):
+            with s:
+                pass
+        assert skipped_layers(tiny) == [1, 3]
+    assert skipped_layers(tiny) == []

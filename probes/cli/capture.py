@@ -67,7 +67,9 @@ def capture(
     path = acts.save(out, force=force)
     log(f"wrote {len(acts)} tensors to {path}")
     if plot:
-        acts.figure().savefig(plot, dpi=120)
+        from probes.io import save_figure
+
+        save_figure(acts.figure(), plot, dpi=120)
         log(f"wrote {plot}")
     emit(_summary(acts, path, plot), json, _render)
 
@@ -81,11 +83,12 @@ def _check_args(prompt: str | None, out: str, force: bool, plot: str | None, gen
         raise ProbesError("give a prompt: --prompt TEXT (or --prompt FILE:path)")
     check_output(out, force)
     if plot:
+        from probes.io import check_figure_path
+
         p = Path(plot)
         if p.suffix.lower() not in _PLOT_TYPES:
             raise ProbesError(f"--plot {plot}: use a file name ending in {', '.join(_PLOT_TYPES)}")
-        if not p.parent.is_dir():
-            raise ProbesError(f"--plot {plot}: directory {p.parent} does not exist")
+        check_figure_path(p)
         if p.resolve() == Path(out).resolve():
             raise ProbesError("--plot and --out name the same file")
     if generate is not None and generate < 1:
@@ -108,6 +111,7 @@ def _summary(acts, path, plot) -> dict:
         rows.append(row)
     return {
         "out": str(path), "plot": plot, "model": acts.meta["model"], "model_sha256": acts.meta["model_sha256"],
+        "versions": __import__("probes.meta", fromlist=["versions"]).versions(),
         "prompt": acts.prompt, "tokens": acts.tokens.tolist(), "token_strings": acts.token_strings,
         "generated": int(acts.meta.get("generated", 0)), "seed": int(acts.meta["seed"]) if "seed" in acts.meta else None,
         "skipped_blocks": acts.skipped_blocks, "absent": acts.absent,

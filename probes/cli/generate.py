@@ -20,7 +20,7 @@ def generate(
     seed: o.Seed = 1337,
     bos: o.Bos = True,
     stop_at_eos: o.StopAtEos = False,
-    stream: bool = __import__("typer").Option(False, "--stream", help="Print tokens as they are produced."),
+    stream: o.Stream = False,
     skip: o.Skip = None,
     keep: o.Keep = None,
     model: o.Model = None,
@@ -37,14 +37,7 @@ def generate(
     SamplingSettings(temperature, top_k or None, top_p, greedy)  # bad values fail before loading
     check_counts(num_samples, max_new_tokens)
     m = load_model(model, device, dtype)
-    on_token = None
-    if stream and not json:
-        def on_token(k, token, text, _last=[-1]):
-            if k != _last[0]:
-                sys.stdout.write(("\n" if _last[0] >= 0 else "") + f"--- sample {k + 1}/{num_samples} ---\n")
-                _last[0] = k
-            sys.stdout.write(text)
-            sys.stdout.flush()
+    on_token = _Streamer(num_samples) if stream and not json else None
     with probes.skip(m, skip, keep=keep):
         samples = probes.generate(
             m, prompt, num_samples=num_samples, max_new_tokens=max_new_tokens, temperature=temperature,
@@ -61,6 +54,20 @@ def generate(
         _timing_line(data)
         return
     emit(data, json, _render)
+
+
+class _Streamer:
+    """Writes each token as it comes, with a header line when a new sample starts."""
+
+    def __init__(self, num_samples: int):
+        self.num_samples, self.current = num_samples, -1
+
+    def __call__(self, k: int, token: int, text: str) -> None:
+        if k != self.current:
+            sys.stdout.write(("\n" if self.current >= 0 else "") + f"--- sample {k + 1}/{self.num_samples} ---\n")
+            self.current = k
+        sys.stdout.write(text)
+        sys.stdout.flush()
 
 
 def _timing_line(d: dict) -> None:

@@ -55,6 +55,10 @@ def lens(
 
     # Everything checkable without the model fails before loading it.
     check_metric(metric)
+    if plot:
+        from probes.io import check_figure_path
+
+        check_figure_path(plot)
     if top_k < 1:
         raise ProbesError(f"--top-k must be >= 1, got {top_k}")
     if prompt is None:
@@ -104,6 +108,7 @@ def _save_plot(result, pruned, metric: str, path: str) -> None:
 
     from probes.errors import ProbesError
     from probes.lens import GenerationLens
+    from probes.io import save_figure
     from probes.plots.lens import compare_figure
 
     if pruned is not None:
@@ -111,7 +116,7 @@ def _save_plot(result, pruned, metric: str, path: str) -> None:
     else:
         fig = result.figure(metric)
     try:
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path, dpi=110)
     except (OSError, ValueError) as e:
         raise ProbesError(f"cannot write the plot to {path}: {e}") from None
     what = "generation lens" if isinstance(result, GenerationLens) else "lens"

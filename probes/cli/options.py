@@ -32,4 +32,5 @@ TopP = Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling
 Greedy = Annotated[bool, typer.Option("--greedy", help="Argmax decoding (ignores temperature, top-k and top-p).")]
 StopAtEos = Annotated[bool, typer.Option("--stop-at-eos", help="Stop a sample when it produces <|endoftext|>.")]
 Plot = Annotated[Optional[str], typer.Option("--plot", help="Write a figure to this file (PNG, PDF or SVG by extension).")]
+Stream = Annotated[bool, typer.Option("--stream", help="Print tokens as they are produced (one sample at a time).")]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")]

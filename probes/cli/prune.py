@@ -8,6 +8,7 @@ import typer
 
 from probes.cli import options as o
 from probes.cli.output import emit, handle_errors, log, table
+from probes.errors import ProbesError
 
 DEFAULT_PROMPT = "ROMEO:"
 
@@ -45,6 +46,10 @@ def prune(
     check_counts(num_samples, max_new_tokens)
     if plot:
         check_figure_path(plot)
+    if sweep and (skip or keep):
+        raise ProbesError("--sweep ranks every block by itself; leave out --skip/--keep (or drop --sweep)")
+    if num_samples != 1 and not sample:
+        raise ProbesError("--num-samples needs --sample (greedy decoding gives one continuation)")
     if not sweep and not skip and not keep:
         skip = ["odd"]
     from probes.cli.common import load_model, model_meta

@@ -18,7 +18,7 @@ def distribution_bars(report, top: int = 12):
     cols = len(panels) if len(panels) <= 5 else 4
     rows = math.ceil(len(panels) / cols)
     fig = Figure(figsize=(3.6 * cols, 3.8 * rows), layout="constrained")
-    n_vocab = len(report.raw.top_probs) and max(report.raw.support, 1)
+    n_vocab = report.n_vocab or report.raw.support  # the uniform level is 1 / vocabulary size
     floor = min(1e-5, 0.2 / n_vocab)
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[len(panels):]:
