@@ -66,24 +66,28 @@ def _layernorms_folded(model) -> bool:
 
 
 class FastWeights:
-    """Fused per-layer weights in torch.nn.functional.linear layout (out, in)."""
+    """Fused per-layer weights in (in, out) layout for `torch.addmm`.
+
+    (in, out) rather than F.linear's (out, in): for one token at a time the matrix-vector products
+    run about 10% faster this way on CPUs (it is also how transformers' GPT-2 stores them).
+    """
 
     def __init__(self, model):
         cfg = model.cfg
         H, D, d = cfg.n_heads, cfg.d_head, cfg.d_model
         with torch.no_grad():
-            wq, wk, wv = (w.permute(0, 1, 3, 2).reshape(cfg.n_layers, H * D, d) for w in (model.W_Q, model.W_K, model.W_V))
-            self.w_qkv = torch.cat([wq, wk, wv], dim=1).contiguous()  # (layer, 3*H*D, d_model)
+            wq, wk, wv = (w.permute(0, 2, 1, 3).reshape(cfg.n_layers, d, H * D) for w in (model.W_Q, model.W_K, model.W_V))
+            self.w_qkv = torch.cat([wq, wk, wv], dim=2).contiguous()  # (layer, d_model, 3*H*D)
             self.b_qkv = torch.cat([b.reshape(cfg.n_layers, H * D) for b in (model.b_Q, model.b_K, model.b_V)], 1).contiguous()
-            self.w_o = model.W_O.reshape(cfg.n_layers, H * D, d).transpose(1, 2).contiguous()  # (layer, d_model, H*D)
+            self.w_o = model.W_O.reshape(cfg.n_layers, H * D, d).contiguous()  # (layer, H*D, d_model)
             self.b_o = model.b_O.clone()
-            self.w_in = model.W_in.transpose(1, 2).contiguous()  # (layer, d_mlp, d_model)
+            self.w_in = model.W_in.contiguous().clone()  # (layer, d_model, d_mlp)
             self.b_in = model.b_in.clone()
-            self.w_out = model.W_out.transpose(1, 2).contiguous()  # (layer, d_model, d_mlp)
+            self.w_out = model.W_out.contiguous().clone()  # (layer, d_mlp, d_model)
             self.b_out = model.b_out.clone()
             self.w_e = model.W_E.clone()  # (vocab, d_model)
             self.w_pos = model.W_pos.clone()  # (n_ctx, d_model)
-            self.w_u = model.W_U.T.contiguous()  # (vocab, d_model)
+            self.w_u = model.W_U.contiguous().clone()  # (d_model, vocab)
             self.b_u = model.b_U.clone()
         self.H, self.D, self.d, self.eps = H, D, d, cfg.eps
         scale = cfg.attn_scale if cfg.attn_scale and cfg.attn_scale > 0 else math.sqrt(D)
@@ -126,10 +130,10 @@ class FastDecoder:
         """Logits (batch, pos, vocab) for ids (batch, pos) at positions start.. (only the last if `last_only`)."""
         w = self.w
         B, T = ids.shape
-        x = w.w_e[ids] + w.w_pos[start : start + T]  # (batch, pos, d_model)
+        x = (w.w_e[ids] + w.w_pos[start : start + T]).view(B * T, w.d)  # (batch*pos, d_model)
         for layer in self.layers:
             h = F.layer_norm(x, (w.d,), eps=w.eps)  # LayerNorm weights are folded into the next matrices
-            qkv = F.linear(h, w.w_qkv[layer], w.b_qkv[layer])  # (batch, pos, 3*H*D)
+            qkv = torch.addmm(w.b_qkv[layer], h, w.w_qkv[layer])  # (batch*pos, 3*H*D)
             q, k, v = qkv.view(B, T, 3, w.H, w.D).permute(2, 0, 3, 1, 4)  # each (batch, head, pos, d_head)
             if layer in self.cache:
                 pk, pv = self.cache[layer]
@@ -137,12 +141,15 @@ class FastDecoder:
             self.cache[layer] = (k, v)
             # Only two shapes occur: a fresh window (causal) or one new token attending to all.
             z = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, scale=w.scale)  # (batch, head, pos, d_head)
-            z = z.transpose(1, 2).reshape(B, T, w.H * w.D)
-            x = x + F.linear(z, w.w_o[layer], w.b_o[layer])
+            z = z.transpose(1, 2).reshape(B * T, w.H * w.D)
+            x = x + torch.addmm(w.b_o[layer], z, w.w_o[layer])
             h = F.layer_norm(x, (w.d,), eps=w.eps)
-            h = F.gelu(F.linear(h, w.w_in[layer], w.b_in[layer]), approximate="tanh")  # gelu_new
-            x = x + F.linear(h, w.w_out[layer], w.b_out[layer])
+            h = F.gelu(torch.addmm(w.b_in[layer], h, w.w_in[layer]), approximate="tanh")  # gelu_new
+            x = x + torch.addmm(w.b_out[layer], h, w.w_out[layer])
+        x = x.view(B, T, w.d)
         if last_only:
-            x = x[:, -1:]  # decoding needs only the next-token logits; skip the rest of the unembedding
+            x = x[:, -1]  # decoding needs only the next-token logits; skip the rest of the unembedding
+        else:
+            x = x.reshape(B * T, w.d)
         x = F.layer_norm(x, (w.d,), eps=w.eps)
-        return F.linear(x, w.w_u, w.b_u)  # (batch, pos or 1, vocab)
+        return torch.addmm(w.b_u, x, w.w_u).view(B, -1, w.w_u.shape[1])  # (batch, pos or 1, vocab)
