@@ -154,14 +154,13 @@ def build_report(
         r.add(f"At T=1 with no truncation the next-token distribution has {raw.entropy_bits:.2f} bits of entropy and "
               f"needs {raw.tokens_for_99} tokens to cover 99% of the mass. At T=0.1 the top token "
               f"{_tok(lo.top_tokens[0])} carries {lo.top1_prob:.1%} of the mass ({lo.entropy_bits:.2f} bits): "
-              f"dividing the logits by 0.1 multiplies their gaps by 10, so sampling is nearly greedy. At T=10 the "
+              f"dividing the logits by 0.1 multiplies their gaps by 10. At T=10 the "
               f"entropy is {hi.entropy_bits:.2f} bits and 99% of the mass is spread over {hi.tokens_for_99} of "
               f"{info['d_vocab']} tokens: the logits are flattened toward uniform, so most draws are tokens the model "
               f"rates as unlikely. With top-k 2 at T=10 only {hik2.support} tokens remain possible "
               f"({_tok(hik2.top_tokens[0])} {hik2.top_probs[0]:.1%}"
               + (f", {_tok(hik2.top_tokens[1])} {hik2.top_probs[1]:.1%}" if len(hik2.top_tokens) > 1 else "")
-              + "), so the text is built from the model's two best guesses at each step, close to a coin flip "
-              f"between them. The samples' distinct-2 ratios go from {rows[1][4]:.2f} (T=0.1) to {rows[2][4]:.2f} "
+              + f"): each step draws one of the model's {hik2.support} best guesses. The samples' distinct-2 ratios go from {rows[1][4]:.2f} (T=0.1) to {rows[2][4]:.2f} "
               f"(T=10) and {rows[3][4]:.2f} (T=10, top-k 2).", "")
         r.figure(dist.figure(), "next_token.png", "Next-token distribution under each setting (grey: raw T=1).")
 
@@ -238,8 +237,9 @@ def build_report(
         say("[5/5] logit lens")
         lens = logit_lens(model, lens_prompt)
         r.add("## 5. The logit lens: where the prediction forms", "",
-              f"Each row decodes the residual stream entering a block (the last row: after the last block) through the "
-              f"final LayerNorm, with its statistics recomputed per row, and the unembedding. Prompt {lens_prompt!r}.", "")
+              "Row `embed` is the residual stream entering block 0 and row *i* the stream after block *i* (the last row "
+              "is the model's output); each is decoded through the final LayerNorm, with its statistics recomputed "
+              f"from that row, and the unembedding. Prompt {lens_prompt!r}.", "")
         kl = lens.kl_to_final.mean(axis=1)
         ent = lens.entropy.mean(axis=1)
         r.add(*_md_table(["row", "mean entropy (bits)", "mean KL to final (bits)"],
@@ -252,8 +252,10 @@ def build_report(
         known = [e for e in em if e is not None]
         r.add(f"Alongside greedy generation from {prompt!r}: the emergence layer of a token is the first row from which "
               f"it stays top-1. Of {len(em)} generated tokens, "
-              + (f"the mean emergence row is {sum(known) / len(known):.1f} of {lens.n_rows - 1}; "
-                 f"{sum(1 for e in known if e == lens.n_rows - 1)} appear only at the last row." if known else "none emerges before the output.")
+              + (f"{len(known)} become top-1 at some row and stay there; counting `embed` as row 0 and the output as row "
+                 f"{lens.n_rows - 1}, their mean emergence row is {sum(known) / len(known):.1f}, and "
+                 f"{sum(1 for e in known if e == lens.n_rows - 1)} appear only at the output row." if known
+                 else "none is top-1 before the output.")
               , "")
         r.figure(gl.figure(), "lens_generation.png", "Rank of each generated token across the rows; emergence layers marked.")
         with probes.skip(model, "odd"):
