@@ -144,6 +144,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--attn-dropout", type=float, default=0.0)
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--init-from", type=Path, default=None,
                    help="continue from a model directory written by this script (its tokenizer and weights); "
@@ -181,7 +182,7 @@ def main() -> None:
 
     config = GPT2Config(
         vocab_size=len(tok), n_positions=args.ctx, n_embd=args.d_model, n_layer=args.layers, n_head=args.heads,
-        resid_pdrop=args.dropout, embd_pdrop=args.dropout, attn_pdrop=0.0,
+        resid_pdrop=args.dropout, embd_pdrop=args.dropout, attn_pdrop=args.attn_dropout,
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True,
     )
     model = GPT2LMHeadModel(config)
@@ -246,7 +247,7 @@ def main() -> None:
         "total_minutes": round((time.time() - t_start) / 60, 1), "threads": args.threads,
         "n_params": n_params, "val_works": val_names, "val_bits_per_char": round(val_bpc, 4),
         "val_loss_nats_per_token": round(val_loss, 4), "train_bits_per_char_sample": round(train_bpc, 4),
-        "config": {k: getattr(args, k) for k in ("layers", "d_model", "heads", "vocab", "ctx", "batch", "lr", "dropout")},
+        "config": {k: getattr(args, k) for k in ("layers", "d_model", "heads", "vocab", "ctx", "batch", "lr", "dropout", "attn_dropout")},
         "torch": torch.__version__, "log": log,
     }
     if previous is not None:
@@ -260,6 +261,17 @@ def main() -> None:
     (args.out / "training.json").write_text(json.dumps(stats, indent=2) + "\n")
     print(json.dumps({k: v for k, v in stats.items() if k != "log"}), flush=True)
     write_model_card(args.out, args.cache)
+
+
+def _command(stats: dict) -> str:
+    """The command line that repeats the run (the step count pins it, whatever the wall clock)."""
+    cfg = stats["config"]
+    args = [f"--steps {stats['steps']}", f"--threads {stats['threads']}", f"--seed {stats['seed']}"]
+    if cfg.get("dropout", 0.1) != 0.1:
+        args.append(f"--dropout {cfg['dropout']}")
+    if cfg.get("attn_dropout", 0.0):
+        args.append(f"--attn-dropout {cfg['attn_dropout']}")
+    return " ".join(args)
 
 
 def _stages(stats: dict) -> str:
@@ -369,14 +381,15 @@ validation: {', '.join(stats['val_works'])}. `heldout.txt` is a passage of {stat
 in the repository; the script downloads it with pip.
 
 ## Training
-`python scripts/train_bundled_model.py --minutes 40 --threads 2` (seed {stats['seed']}){_stages(stats)}: AdamW
+`python scripts/train_bundled_model.py {_command(stats)}`{_stages(stats)}: AdamW
 (lr {cfg['lr']}, betas 0.9/0.95, weight decay 0.1 on matrices), 100 warm-up steps then cosine decay
-to 10%, batch {cfg['batch']} x {cfg['ctx']} tokens, dropout {cfg['dropout']}, bf16 autocast and
+to 10%, batch {cfg['batch']} x {cfg['ctx']} tokens, dropout {cfg['dropout']} (attention {cfg.get('attn_dropout', 0.0)}), bf16 autocast and
 `torch.compile` on the CPU. Every training window starts with `<|endoftext|>` and works are
 separated by it, so a BOS-prefixed prompt reads as "a passage starts here".
 {stats['steps']} steps in {stats['train_minutes']} minutes of training ({stats['total_minutes']} minutes in all) on
-{stats['threads']} CPU threads ({stats['torch']}); the wall-clock budget sets the step count, and
-`--steps {stats['steps']}` repeats the run exactly.
+{stats['threads']} CPU threads ({stats['torch']}). The wall-clock budget set the step count; the command
+above fixes it, and with it the data order, initialisation and learning-rate schedule (multi-threaded
+CPU kernels may still differ in the last bits).
 
 ## Validation (held-out works)
 **{losses['full'] * len(val_ids) / val_chars / math.log(2):.4f} bits per character** ({losses['full']:.4f} nats per token),
