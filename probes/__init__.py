@@ -26,7 +26,7 @@ _EXPORTS = {
     "logit_lens": "probes.lens",
     "generation_lens": "probes.lens",
     "embeddings": "probes.embedding",
-    "capture": "probes.activations",
+    "capture": "probes.recording",
     "load_activations": "probes.activations",
     "compare_pruned": "probes.prune",
     "sweep_blocks": "probes.prune",

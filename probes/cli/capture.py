@@ -54,7 +54,7 @@ def capture(
     if greedy:
         sampling["greedy"] = True
     _check_args(prompt, out, force, plot, generate, sampling)
-    from probes.activations import check_generation
+    from probes.recording import check_generation
 
     check_generation(generate, sampling)  # bad sampling values fail before the model loads
 
