@@ -176,3 +176,21 @@ def test_fast_path_follows_weight_edits(tiny_dir):
     with probes.attached(m, [("hook_embed", lambda t, hook: None)]):
         hooked = probes.generate(m, "Hi there", max_new_tokens=10, greedy=True)[0].tokens
     assert fast == hooked != before
+
+
+def test_bridge_booted_elsewhere_generates_correctly(tiny_dir, tiny_hf):
+    """A bridge not made by probes.load lacks the cache adapter; decoding adds it for the run only."""
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    from probes.hooks import hook_count
+
+    hf = GPT2LMHeadModel.from_pretrained(tiny_dir, attn_implementation="eager").eval()
+    bridge = TransformerBridge.boot_transformers(str(tiny_dir), hf_model=hf, tokenizer=AutoTokenizer.from_pretrained(tiny_dir),
+                                                 device="cpu")
+    bridge.enable_compatibility_mode(disable_warnings=True)
+    bridge(torch.tensor([[0]]))  # let the bridge wire its lazy hooks first
+    before = hook_count(bridge)
+    out = probes.generate(bridge, "To be, or not", max_new_tokens=15, greedy=True)
+    assert out[0].tokens == hf_greedy_no_cache(tiny_hf, out.prompt_tokens, 15)
+    assert hook_count(bridge) == before
