@@ -24,13 +24,17 @@ def check_output(path, force: bool = False) -> Path:
     if not parent.is_dir():
         what = "is not a directory" if parent.exists() else "does not exist"
         raise ProbesError(f"cannot write {path}: {parent} {what}")
+    _check_writable(parent)
+    return path
+
+
+def _check_writable(folder: Path) -> None:
     try:
         # os.access says yes to root on a read-only mount; creating a file is the real test.
-        with tempfile.TemporaryFile(dir=parent):
+        with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as e:
-        raise ProbesError(f"cannot write to directory {parent}: {e.strerror or e}") from None
-    return path
+        raise ProbesError(f"cannot write to directory {folder}: {e.strerror or e}") from None
 
 
 def check_dir(path) -> Path:
@@ -43,11 +47,7 @@ def check_dir(path) -> Path:
         probe = probe.parent
     if not probe.is_dir():
         raise ProbesError(f"cannot create {path}: {probe} is not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as e:
-        raise ProbesError(f"cannot write to {probe}: {e.strerror or e}") from None
+    _check_writable(probe)
     return path
 
 

@@ -1,24 +1,8 @@
 """Capture per-layer states: record the requested hook points of one prompt (or generation).
 
-    acts = probes.capture(model, "To be, or not to be", hooks=("resid_pre", "pattern"), layers="0-3")
-    resid = acts.stack("resid_pre")       # (layer, pos, d_model)
-    acts.save("states.safetensors")       # atomic; refuses to overwrite without force=True
-    acts = probes.load_activations("states.safetensors")
-
-Hook names: a short name (`resid_pre`, `pattern`, ... see SHORT_NAMES) or a block-relative name
-(`attn.hook_pattern`, `ln1.hook_normalized`) expands to every block in `layers`; a full name
-(`blocks.3.hook_resid_pre`, `hook_embed`) is recorded as given. Tensors drop the batch axis:
-(pos, d_model) for the stream and block outputs, (heads, pos, pos) for `pattern` / `attn_scores`
-(query, key), (pos, heads, d_head) for q/k/v/z.
-
-Skipped blocks (inside `probes.skip`) fire only `hook_resid_pre` and `hook_resid_post`. For them
-`resid_mid` is recorded as a copy of `resid_pre` (the stream passes through unchanged), `attn_out`
-and `mlp_out` are zeros (the block adds nothing), and every other per-block hook (patterns, q/k/v,
-...) is absent: it is left out of the file and listed in the metadata under `absent`.
-
-Values are those of the bridge in compatibility mode: LayerNorm is folded into the next weights and
-writing weights are centred, so the residual stream equals transformers' `hidden_states` minus its
-per-position mean over d_model.
+Recording attaches one hook per requested name for a single forward (or for each KV-cached
+generation step, keeping only the new positions) and assembles an `Activations`; see
+`probes.activations` for hook names, shapes, what skipped blocks record, and the file format.
 """
 
 from __future__ import annotations
