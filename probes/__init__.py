@@ -24,7 +24,7 @@ _EXPORTS = {
     "Sample": "probes.generation",
     "next_token_distribution": "probes.next_token",
     "logit_lens": "probes.lens",
-    "generation_lens": "probes.lens",
+    "generation_lens": "probes.lens_generation",
     "embeddings": "probes.embedding",
     "capture": "probes.recording",
     "load_activations": "probes.activations",

@@ -97,7 +97,8 @@ def build_report(
     import probes
     from probes.embedding import embeddings
     from probes.info import model_info
-    from probes.lens import generation_lens, logit_lens
+    from probes.lens import logit_lens
+    from probes.lens_generation import generation_lens
     from probes.meta import model_meta
     from probes.metrics import distinct_n, repeated_ngram_fraction
     from probes.next_token import next_token_distribution

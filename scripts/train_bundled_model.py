@@ -146,7 +146,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--attn-dropout", type=float, default=0.0)
+    p.add_argument("--attn-dropout", type=float, default=0.0,
+                   help="attention-weight dropout; it also forces the slow (math) attention kernel on the CPU")
+    p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay on the weight matrices")
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--init-from", type=Path, default=None,
                    help="continue from a model directory written by this script (its tokenizer and weights); "
@@ -193,7 +195,7 @@ def main() -> None:
     n_params = sum(p.numel() for p in model.parameters())
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95))
     fwd = model if args.no_compile else torch.compile(model)
     gen = torch.Generator().manual_seed(args.seed)
@@ -249,14 +251,16 @@ def main() -> None:
         "total_minutes": round((time.time() - t_start) / 60, 1), "threads": args.threads,
         "n_params": n_params, "val_works": val_names, "val_bits_per_char": round(val_bpc, 4),
         "val_loss_nats_per_token": round(val_loss, 4), "train_bits_per_char_sample": round(train_bpc, 4),
-        "config": {k: getattr(args, k) for k in ("layers", "d_model", "heads", "vocab", "ctx", "batch", "lr", "dropout", "attn_dropout")},
+        "config": {k: getattr(args, k) for k in ("layers", "d_model", "heads", "vocab", "ctx", "batch", "lr", "dropout", "attn_dropout", "weight_decay")},
         "torch": torch.__version__, "log": log,
     }
     if previous is not None:
         # A continuation: report the stages together (steps and minutes add up).
-        stats["stages"] = [{k: previous[k] for k in ("steps", "train_minutes", "threads", "seed")} | {"lr": previous["config"]["lr"]},
+        regularisation = ("lr", "dropout", "attn_dropout", "weight_decay")
+        stats["stages"] = [{k: previous[k] for k in ("steps", "train_minutes", "threads", "seed")}
+                           | {k: previous["config"].get(k, 0.1 if k == "weight_decay" else 0.0) for k in regularisation},
                            {"steps": step, "train_minutes": stats["train_minutes"], "threads": args.threads,
-                            "seed": args.seed, "lr": args.lr}]
+                            "seed": args.seed} | {k: getattr(args, k) for k in regularisation}]
         stats["steps"] += previous["steps"]
         stats["train_minutes"] = round(stats["train_minutes"] + previous["train_minutes"], 1)
         stats["total_minutes"] = round(stats["total_minutes"] + previous["total_minutes"], 1)

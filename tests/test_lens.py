@@ -19,10 +19,10 @@ from probes.hooks import attached, hook_count
 from probes.lens import (
     decode_residual,
     emergence_rows,
-    generation_lens,
     logit_lens,
     row_hooks,
 )
+from probes.lens_generation import generation_lens
 from probes.prompt import encode
 
 PROMPT = "JULIET: Good night, good night! Parting is such sweet sorrow"

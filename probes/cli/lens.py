@@ -71,7 +71,8 @@ def lens(
         if compare_skip is not None:
             raise ProbesError("--generate and --compare-skip do not combine; run the pruned generation with --skip")
     m = load_model(model, device, dtype)
-    from probes.lens import check_position, generation_lens, logit_lens
+    from probes.lens import check_position, logit_lens
+    from probes.lens_generation import generation_lens
 
     with probes.skip(m, skip, keep=keep):
         meta = model_meta(m)
@@ -107,7 +108,7 @@ def _save_plot(result, pruned, metric: str, path: str) -> None:
     from pathlib import Path
 
     from probes.errors import ProbesError
-    from probes.lens import GenerationLens
+    from probes.lens_generation import GenerationLens
     from probes.io import save_figure
     from probes.plots.lens import compare_figure
 
