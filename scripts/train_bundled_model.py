@@ -251,16 +251,13 @@ def main() -> None:
         "total_minutes": round((time.time() - t_start) / 60, 1), "threads": args.threads,
         "n_params": n_params, "val_works": val_names, "val_bits_per_char": round(val_bpc, 4),
         "val_loss_nats_per_token": round(val_loss, 4), "train_bits_per_char_sample": round(train_bpc, 4),
-        "config": {k: getattr(args, k) for k in ("layers", "d_model", "heads", "vocab", "ctx", "batch", "lr", "dropout", "attn_dropout", "weight_decay")},
+        "config": {k: getattr(args, k) for k in ("layers", "d_model", "heads", "vocab", "ctx", "batch", "lr", "dropout", "attn_dropout", "weight_decay")}
+        | {"compile": not args.no_compile},
         "torch": torch.__version__, "log": log,
     }
     if previous is not None:
         # A continuation: report the stages together (steps and minutes add up).
-        regularisation = ("lr", "dropout", "attn_dropout", "weight_decay")
-        stats["stages"] = [{k: previous[k] for k in ("steps", "train_minutes", "threads", "seed")}
-                           | {k: previous["config"].get(k, 0.1 if k == "weight_decay" else 0.0) for k in regularisation},
-                           {"steps": step, "train_minutes": stats["train_minutes"], "threads": args.threads,
-                            "seed": args.seed} | {k: getattr(args, k) for k in regularisation}]
+        stats["stages"] = [*_stage_list(previous), _stage_list(stats)[0]]
         stats["steps"] += previous["steps"]
         stats["train_minutes"] = round(stats["train_minutes"] + previous["train_minutes"], 1)
         stats["total_minutes"] = round(stats["total_minutes"] + previous["total_minutes"], 1)
@@ -269,23 +266,51 @@ def main() -> None:
     write_model_card(args.out, args.cache)
 
 
-def _command(stats: dict) -> str:
-    """The command line that repeats the run (the step count pins it, whatever the wall clock)."""
-    cfg = stats["config"]
-    args = [f"--steps {stats['steps']}", f"--threads {stats['threads']}", f"--seed {stats['seed']}"]
-    if cfg.get("dropout", 0.1) != 0.1:
-        args.append(f"--dropout {cfg['dropout']}")
-    if cfg.get("attn_dropout", 0.0):
-        args.append(f"--attn-dropout {cfg['attn_dropout']}")
+_DEFAULTS = {"lr": 2e-3, "dropout": 0.1, "attn_dropout": 0.0, "weight_decay": 0.1}
+_STAGE_KEYS = ("steps", "train_minutes", "threads", "seed", *_DEFAULTS, "compile")
+
+
+def _stage_list(stats: dict) -> list[dict]:
+    """Each training stage's settings (one stage unless the model was continued with --init-from)."""
+    if "stages" in stats:
+        return stats["stages"]
+    merged = stats | stats["config"]
+    return [{k: merged.get(k, _DEFAULTS.get(k, True)) for k in _STAGE_KEYS}]
+
+
+def _command(stage: dict, init_from: str | None = None) -> str:
+    """The command line that repeats one training stage (the step count pins it, whatever the wall clock)."""
+    args = ["python scripts/train_bundled_model.py"]
+    if init_from:
+        args.append(f"--init-from {init_from}")
+    args += [f"--steps {stage['steps']}", f"--threads {stage['threads']}", f"--seed {stage['seed']}"]
+    for key, default in _DEFAULTS.items():
+        if stage.get(key, default) != default:
+            args.append(f"--{key.replace('_', '-')} {stage[key]}")
+    if not stage.get("compile", True):
+        args.append("--no-compile")
     return " ".join(args)
 
 
-def _stages(stats: dict) -> str:
-    if "stages" not in stats:
-        return ""
-    a, b = stats["stages"]
-    return (f", then continued with `--init-from` for {b['steps']} more steps at lr {b['lr']} "
-            f"(stage 1: {a['steps']} steps, {a['train_minutes']} min; stage 2: {b['steps']} steps, {b['train_minutes']} min)")
+def _training_commands(stats: dict) -> str:
+    """One command for a run from scratch; for a continuation, both stages and what each took."""
+    stages = _stage_list(stats)
+    if len(stages) == 1:
+        return f"```\n{_command(stages[0])}\n```"
+    lines = [_command(stages[0], init_from=None)]
+    lines += [_command(st, init_from=f"STAGE{i}_DIR") for i, st in enumerate(stages[1:], 1)]
+    return (f"{len(stages)} stages, each continuing from the folder the one before wrote (`--out`):\n\n"
+            "```\n" + "\n".join(lines) + "\n```")
+
+
+def _stage_table(stats: dict) -> str:
+    rows = ["| stage | steps | minutes | threads | peak lr | dropout | attention dropout | weight decay | torch.compile |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for i, st in enumerate(_stage_list(stats), 1):
+        st = _DEFAULTS | {"compile": True} | st
+        rows.append(f"| {i} | {st['steps']} | {st['train_minutes']} | {st['threads']} | {st['lr']} | {st['dropout']} | "
+                    f"{st['attn_dropout']} | {st['weight_decay']} | {'yes' if st['compile'] else 'no'} |")
+    return "\n".join(rows)
 
 
 @torch.no_grad()
@@ -387,15 +412,19 @@ validation: {', '.join(stats['val_works'])}. `heldout.txt` is a passage of {stat
 in the repository; the script downloads it with pip.
 
 ## Training
-`python scripts/train_bundled_model.py {_command(stats)}`{_stages(stats)}: AdamW
-(lr {cfg['lr']}, betas 0.9/0.95, weight decay 0.1 on matrices), 100 warm-up steps then cosine decay
-to 10%, batch {cfg['batch']} x {cfg['ctx']} tokens, dropout {cfg['dropout']} (attention {cfg.get('attn_dropout', 0.0)}), bf16 autocast and
-`torch.compile` on the CPU. Every training window starts with `<|endoftext|>` and works are
-separated by it, so a BOS-prefixed prompt reads as "a passage starts here".
-{stats['steps']} steps in {stats['train_minutes']} minutes of training ({stats['total_minutes']} minutes in all) on
-{stats['threads']} CPU threads ({stats['torch']}). The wall-clock budget set the step count; the command
-above fixes it, and with it the data order, initialisation and learning-rate schedule (multi-threaded
-CPU kernels may still differ in the last bits).
+{_training_commands(stats)}
+
+AdamW (betas 0.9/0.95, weight decay on the weight matrices only), 100 warm-up steps then cosine
+decay to 10% of the peak learning rate, batch {cfg['batch']} x {cfg['ctx']} tokens, bf16 autocast on the CPU
+({stats['torch']}). Every training window starts with `<|endoftext|>` and works are separated by
+it, so a BOS-prefixed prompt reads as "a passage starts here".
+
+{_stage_table(stats)}
+
+{stats['steps']} steps in {stats['train_minutes']} minutes of training ({stats['total_minutes']} minutes in all).
+The wall-clock budget set the step count; the commands above fix it, and with it the data order,
+initialisation, dropout masks and learning-rate schedule (multi-threaded CPU kernels may still differ
+in the last bits).
 
 ## Validation (held-out works)
 **{losses['full'] * len(val_ids) / val_chars / math.log(2):.4f} bits per character** ({losses['full']:.4f} nats per token),
