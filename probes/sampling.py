@@ -60,7 +60,10 @@ def sampling_probs(logits: torch.Tensor, settings: SamplingSettings) -> torch.Te
         scaled = scaled.masked_fill(scaled < kth, float("-inf"))
     probs = torch.softmax(scaled, dim=-1)
     if settings.top_p is not None and settings.top_p < 1:
-        sorted_p, order = torch.sort(probs, dim=-1, descending=True)
+        # Order by the scaled logits, not the probabilities: two logits a rounding step apart can
+        # share one float32 probability, and the more likely token must still come first.
+        order = torch.sort(scaled, dim=-1, descending=True, stable=True).indices
+        sorted_p = probs.gather(-1, order)
         # Keep the smallest prefix whose mass reaches top_p: drop a token once the mass
         # before it already reaches top_p (the first token is always kept).
         before = sorted_p.cumsum(-1) - sorted_p
