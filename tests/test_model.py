@@ -129,3 +129,25 @@ def test_bad_dtype_and_device():
             probes.load(device="cuda")
     with pytest.raises(ModelLoadError, match="unknown device"):
         probes.load(device="banana")
+
+
+@pytest.mark.parametrize("extra", [{}, {"tie_word_embeddings": False}, {"n_inner": 100}])
+def test_param_count_is_the_checkpoints(extra):
+    # The bridge's own parameters() double-count (split Q/K/V beside c_attn, an untied W_U).
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from probes.info import checkpoint_params
+
+    config = GPT2Config(vocab_size=300, n_positions=32, n_embd=48, n_layer=3, n_head=4, **extra)
+    model = GPT2LMHeadModel(config)
+    unique = {id(p): p.numel() for p in model.parameters()}  # a tied weight counts once
+    assert checkpoint_params(config) == sum(unique.values())
+
+
+def test_info_reports_the_checkpoints_param_count(tiny, tiny_hf, bundled):
+    from probes.info import model_info
+    from probes.model import BUNDLED_DIR
+
+    assert model_info(tiny)["n_params"] == sum(p.numel() for p in tiny_hf.parameters())
+    trained = json.loads((BUNDLED_DIR / "training.json").read_text())["n_params"]
+    assert model_info(bundled)["n_params"] == trained
