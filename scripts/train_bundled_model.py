@@ -273,6 +273,7 @@ def main() -> None:
 
 
 _DEFAULTS = {"lr": 2e-3, "dropout": 0.1, "attn_dropout": 0.0, "weight_decay": 0.1}
+_ARCH_DEFAULTS = {"layers": 6, "d_model": 192, "heads": 6, "vocab": 8192, "ctx": 256, "batch": 16}
 _STAGE_KEYS = ("steps", "train_minutes", "threads", "seed", *_DEFAULTS, "compile")
 
 
@@ -284,12 +285,15 @@ def _stage_list(stats: dict) -> list[dict]:
     return [{k: merged.get(k, _DEFAULTS.get(k, True)) for k in _STAGE_KEYS}]
 
 
-def _command(stage: dict, init_from: str | None = None) -> str:
+def _command(stage: dict, config: dict, init_from: str | None = None) -> str:
     """The command line that repeats one training stage (the step count pins it, whatever the wall clock)."""
     args = ["python scripts/train_bundled_model.py"]
     if init_from:
         args.append(f"--init-from {init_from}")
     args += [f"--steps {stage['steps']}", f"--threads {stage['threads']}", f"--seed {stage['seed']}"]
+    for key, default in _ARCH_DEFAULTS.items():
+        if config.get(key, default) != default:
+            args.append(f"--{key.replace('_', '-')} {config[key]}")
     for key, default in _DEFAULTS.items():
         if stage.get(key, default) != default:
             args.append(f"--{key.replace('_', '-')} {stage[key]}")
@@ -302,9 +306,9 @@ def _training_commands(stats: dict) -> str:
     """One command for a run from scratch; for a continuation, both stages and what each took."""
     stages = _stage_list(stats)
     if len(stages) == 1:
-        return f"```\n{_command(stages[0])}\n```"
-    lines = [_command(stages[0], init_from=None)]
-    lines += [_command(st, init_from=f"STAGE{i}_DIR") for i, st in enumerate(stages[1:], 1)]
+        return f"```\n{_command(stages[0], stats['config'])}\n```"
+    lines = [_command(stages[0], stats["config"])]
+    lines += [_command(st, stats["config"], init_from=f"STAGE{i}_DIR") for i, st in enumerate(stages[1:], 1)]
     return (f"{len(stages)} stages, each continuing from the folder the one before wrote (`--out`):\n\n"
             "```\n" + "\n".join(lines) + "\n```")
 
