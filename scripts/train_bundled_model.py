@@ -136,7 +136,7 @@ def evaluate(model, stream: torch.Tensor, ctx: int, bos: int, n_chars: int, max_
     return total_nats / math.log(2) / (n_chars * frac), total_nats / n
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("probes/assets/shakespeare-gpt2"))
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "probes-shakespeare")
@@ -160,7 +160,11 @@ def main() -> None:
                    help="continue from a model directory written by this script (its tokenizer and weights); "
                         "the model card records both stages")
     p.add_argument("--card-only", action="store_true", help="only (re)write MODEL_CARD.md for the model in --out")
-    args = p.parse_args()
+    return p
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     if args.card_only:
         write_model_card(args.out, args.cache)
         return
@@ -272,8 +276,9 @@ def main() -> None:
     write_model_card(args.out, args.cache)
 
 
-_DEFAULTS = {"lr": 2e-3, "dropout": 0.1, "attn_dropout": 0.0, "weight_decay": 0.1}
-_ARCH_DEFAULTS = {"layers": 6, "d_model": 192, "heads": 6, "vocab": 8192, "ctx": 256, "batch": 16}
+# The options a model card's commands repeat when they differ from the parser's defaults.
+_ARCH_DEFAULTS = {k: build_parser().get_default(k) for k in ("layers", "d_model", "heads", "vocab", "ctx", "batch")}
+_DEFAULTS = {k: build_parser().get_default(k) for k in ("lr", "dropout", "attn_dropout", "weight_decay")}
 _STAGE_KEYS = ("steps", "train_minutes", "threads", "seed", *_DEFAULTS, "compile")
 
 
@@ -281,8 +286,8 @@ def _stage_list(stats: dict) -> list[dict]:
     """Each training stage's settings (one stage unless the model was continued with --init-from)."""
     if "stages" in stats:
         return stats["stages"]
-    merged = stats | stats["config"]
-    return [{k: merged.get(k, _DEFAULTS.get(k, True)) for k in _STAGE_KEYS}]
+    merged = _DEFAULTS | {"compile": True} | stats | stats["config"]  # older records lack the newer keys
+    return [{k: merged[k] for k in _STAGE_KEYS}]
 
 
 def _command(stage: dict, config: dict, init_from: str | None = None) -> str:
@@ -317,7 +322,6 @@ def _stage_table(stats: dict) -> str:
     rows = ["| stage | steps | minutes | threads | peak lr | dropout | attention dropout | weight decay | torch.compile |",
             "|---|---|---|---|---|---|---|---|---|"]
     for i, st in enumerate(_stage_list(stats), 1):
-        st = _DEFAULTS | {"compile": True} | st
         rows.append(f"| {i} | {st['steps']} | {st['train_minutes']} | {st['threads']} | {st['lr']} | {st['dropout']} | "
                     f"{st['attn_dropout']} | {st['weight_decay']} | {'yes' if st['compile'] else 'no'} |")
     return "\n".join(rows)
