@@ -31,6 +31,20 @@ def test_every_command_has_help():
         assert r.exit_code == 0 and "--model" in r.output, cmd
 
 
+def test_help_text_renders_cleanly():
+    # Typer's rich help keeps a docstring's line breaks, so a hard-wrapped paragraph prints as ragged
+    # lines; and a whitespace default (generate's newline prompt) prints as a broken "[default: ]".
+    import typer.main
+
+    group = typer.main.get_command(app)
+    for name, cmd in group.commands.items():
+        for paragraph in cmd.help.strip().split("\n\n"):
+            assert "\n" not in paragraph.strip(), f"{name}: hard-wrapped help paragraph {paragraph[:40]!r}"
+        for param in cmd.params:
+            blank = isinstance(param.default, str) and not param.default.strip()
+            assert not (blank and param.show_default is not False), f"{name} {param.name}: blank default shown"
+
+
 def test_info_json(tiny_dir):
     r = run("info", "--model", tiny_dir, "--json")
     assert r.exit_code == 0, r.output

@@ -36,9 +36,10 @@ def embed(
     dtype: o.Dtype = None,
     json: o.Json = False,
 ) -> None:
-    """Look at the token embedding matrix: each word's token ids, norm, norm percentile and nearest
-    neighbours, and the pairwise cosines within each group. Numbers come from the checkpoint's own
-    wte/wpe (as transformers loads them), not TransformerLens' centred W_E; --processed shows both."""
+    """Look at the token embedding matrix: ids, norms, neighbours and cosines of common and rare words.
+
+    For each word: its token ids, norm, norm percentile and nearest neighbours; for each group, the pairwise cosines. Numbers come from the checkpoint's own wte/wpe (as transformers loads them), not TransformerLens' centred W_E; --processed shows both.
+    """
     from probes.embedding import word_groups
 
     common, rare, words = _words(common, "--common"), _words(rare, "--rare"), _words(words, "--words")

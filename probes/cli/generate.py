@@ -10,7 +10,7 @@ from probes.cli.output import emit, handle_errors
 
 @handle_errors
 def generate(
-    prompt: o.Prompt = "\n",
+    prompt: o.Prompt = None,
     num_samples: o.NumSamples = 1,
     max_new_tokens: o.MaxNewTokens = 100,
     temperature: o.Temperature = 0.8,
@@ -28,7 +28,7 @@ def generate(
     dtype: o.Dtype = None,
     json: o.Json = False,
 ) -> None:
-    """Generate text from a prompt (defaults as nanoGPT: temperature 0.8, top-k 200, seed 1337)."""
+    """Generate text from a prompt (defaults as nanoGPT: a newline as the prompt, temperature 0.8, top-k 200, seed 1337)."""
     import probes
     from probes.cli.common import load_model, model_meta
     from probes.generation import check_counts
@@ -36,6 +36,8 @@ def generate(
 
     SamplingSettings(temperature, top_k or None, top_p, greedy)  # bad values fail before loading
     check_counts(num_samples, max_new_tokens)
+    if prompt is None:
+        prompt = "\n"  # nanoGPT's sample.py default; declared here so --help does not print a bare newline
     m = load_model(model, device, dtype)
     on_token = _Streamer(num_samples) if stream and not json else None
     with probes.skip(m, skip, keep=keep):
