@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -195,3 +197,22 @@ def test_bridge_booted_elsewhere_generates_correctly(tiny_dir, tiny_hf):
     out = probes.generate(bridge, "To be, or not", max_new_tokens=15, greedy=True)
     assert out[0].tokens == hf_greedy_no_cache(tiny_hf, out.prompt_tokens, 15)
     assert hook_count(bridge) == before
+
+
+def test_timing_leaves_out_the_one_off_weight_fusing(tiny, monkeypatch):
+    # The first run on a model fuses its weights; counting that made `prune` show the full model
+    # (always run first) slower than it is, and skipping correspondingly faster.
+    from probes import fastpath
+
+    real, built = fastpath.FastWeights, []
+
+    def slow_fusing(model):
+        time.sleep(1.0)
+        built.append(model)
+        return real(model)
+
+    monkeypatch.setattr(fastpath, "FastWeights", slow_fusing)
+    monkeypatch.delitem(fastpath._WEIGHTS, tiny, raising=False)
+    out = probes.generate(tiny, "Hi", max_new_tokens=2, greedy=True)
+    assert built == [tiny]
+    assert out.timing["seconds"] < 1.0
