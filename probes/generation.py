@@ -8,8 +8,7 @@ from typing import Callable
 
 import torch
 
-from probes import fastpath
-from probes.decode import StepInfo, decode
+from probes.decode import StepInfo, decode, decoder_for
 from probes.errors import ProbesError
 from probes.prompt import encode, read_prompt
 from probes.sampling import SamplingSettings, pick_token
@@ -74,10 +73,10 @@ def generate(
     stop = frozenset({eos}) if stop_at_eos and eos is not None else frozenset()
     gen = torch.Generator().manual_seed(seed)
     out = Samples()
-    if fastpath.eligible(model):
-        # Fuse the weights (once per model and weight version) before the clock starts: otherwise
-        # a model's first run pays for the copy, and `prune` shows skipping as far faster than it is.
-        fastpath.weights_for(model)
+    # Choosing the decoder fuses the fast path's weights (once per model and weight version); do it
+    # before the clock starts, or a model's first run pays for the copy and `prune` shows skipping
+    # as far faster than it is.
+    decoder_for(model)
     t0 = time.perf_counter()
     n_new = 0
     for k in range(num_samples):
