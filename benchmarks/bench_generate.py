@@ -43,7 +43,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     import probes
-    from probes.model import BUNDLED_DIR
+    from probes.core.load import BUNDLED_DIR
     from transformers import GPT2LMHeadModel
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -52,8 +52,7 @@ def main() -> None:
         model = probes.load(str(ckpt))
         hf = GPT2LMHeadModel.from_pretrained(ckpt).eval()  # transformers' default attention (sdpa)
     prompt = "ROMEO: What light through yonder window breaks? It is the east, and Juliet is the sun."
-    ids = probes.generation.encode(model, prompt) if hasattr(probes, "generation") else None
-    from probes.prompt import encode
+    from probes.core.prompt import encode
 
     ids = encode(model, prompt)
     n = args.tokens

@@ -31,7 +31,7 @@ def build_checkpoint(path, *, n_layer=12, n_embd=768, n_head=12, n_positions=102
     import torch
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-    from probes.model import BUNDLED_DIR
+    from probes.core.load import BUNDLED_DIR
 
     tok = AutoTokenizer.from_pretrained(BUNDLED_DIR)
     torch.manual_seed(seed)
@@ -53,8 +53,8 @@ def naive_lens(model, ids):
     """The materialising lens: all rows cached, stacked and decoded at once (rows, pos, vocab)."""
     import torch
 
-    from probes.hooks import attached
-    from probes.lens import LN2, decode_residual, row_hooks
+    from probes.core.hooks import attached
+    from probes.studies.lens import LN2, decode_residual, row_hooks
 
     names = row_hooks(model.cfg.n_layers)
     cache = {}
@@ -129,7 +129,7 @@ def timed(fn, device, repeats: int) -> float:
 def runs(model, ids_list, device, naive: bool):
     import torch
 
-    from probes.lens import logit_lens
+    from probes.studies.lens import logit_lens
 
     ids = torch.tensor([ids_list], device=device)
 

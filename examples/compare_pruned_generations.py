@@ -4,7 +4,7 @@
 """
 
 import probes
-from probes.metrics import distinct_n, repeated_ngram_fraction
+from probes.studies.metrics import distinct_n, repeated_ngram_fraction
 
 model = probes.load()  # the bundled Shakespeare GPT-2
 prompt = "ROMEO:"

@@ -11,28 +11,40 @@ Public API (imported lazily, so `probes --help` does not pay for torch):
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
+# name -> module; the engine (probes.core) first, then the studies built on it.
 _EXPORTS = {
-    "load": "probes.model",
-    "source_of": "probes.model",
+    "load": "probes.core.load",
+    "source_of": "probes.core.load",
     "ProbesError": "probes.errors",
-    "parse_layers": "probes.layers",
-    "skip": "probes.skipping",
-    "skipped_layers": "probes.skipping",
-    "generate": "probes.generation",
-    "Sample": "probes.generation",
-    "next_token_distribution": "probes.next_token",
-    "logit_lens": "probes.lens",
-    "generation_lens": "probes.lens_generation",
-    "embeddings": "probes.embedding",
-    "capture": "probes.recording",
-    "load_activations": "probes.activations",
-    "compare_pruned": "probes.prune",
-    "sweep_blocks": "probes.prune",
-    "hook_count": "probes.hooks",
-    "Activations": "probes.activations",
-    "attached": "probes.hooks",
+    "parse_layers": "probes.core.layers",
+    "skip": "probes.core.skip",
+    "skipped_layers": "probes.core.skip",
+    "attached": "probes.core.hooks",
+    "hook_count": "probes.core.hooks",
+    "SamplingConfig": "probes.core.sampling",
+    "generate": "probes.core.generate",
+    "Sample": "probes.core.generate",
+    "Samples": "probes.core.generate",
+    "show_token": "probes.tokens",
+    "next_token_distribution": "probes.studies.next_token",
+    "NextTokenDistribution": "probes.studies.next_token",
+    "logit_lens": "probes.studies.lens",
+    "LensResult": "probes.studies.lens",
+    "generation_lens": "probes.studies.lens_generation",
+    "GenerationLens": "probes.studies.lens_generation",
+    "embeddings": "probes.studies.embeddings",
+    "Embeddings": "probes.studies.embeddings",
+    "capture": "probes.studies.capture",
+    "Activations": "probes.studies.activations",
+    "CaptureMeta": "probes.studies.activations",
+    "load_activations": "probes.studies.activations",
+    "compare_pruned": "probes.studies.prune",
+    "PruneComparison": "probes.studies.prune",
+    "sweep_blocks": "probes.studies.prune",
+    "BlockSweep": "probes.studies.prune",
+    "build_report": "probes.report",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -47,3 +59,7 @@ def __getattr__(name: str):
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -51,10 +51,11 @@ def check_dir(path) -> Path:
     return path
 
 
-def check_figure_path(path, *, force: bool = True) -> Path:
+def check_figure_path(path, *, force: bool = True, flag: str = "--plot") -> Path:
+    """A figure file name (`flag` names the option in the message) that can be written, checked before any work."""
     p = check_output(path, force=force)
     if p.suffix.lstrip(".").lower() not in FIGURE_FORMATS:
-        raise ProbesError(f"figure file {str(p)!r}: use a .png, .pdf or .svg name")
+        raise ProbesError(f"{flag} {str(p)!r}: use a file name ending in .png, .pdf or .svg")
     return p
 
 

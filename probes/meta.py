@@ -17,8 +17,8 @@ def versions() -> dict:
 
 def model_meta(model) -> dict:
     """{'model', 'model_source', 'versions', 'skipped_blocks'} for `model` as it is now."""
-    from probes.model import source_of
-    from probes.skipping import skipped_layers
+    from probes.core.load import source_of
+    from probes.core.skip import skipped_layers
 
     src = source_of(model)
     return {

@@ -32,7 +32,7 @@ def build_checkpoint(path, *, n_layer=4, n_embd=64, n_head=4, n_positions=64, se
     """Save a random GPT-2 (random LayerNorm weights and biases, so folding mistakes show)."""
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-    from probes.model import BUNDLED_DIR
+    from probes.core.load import BUNDLED_DIR
 
     tok = AutoTokenizer.from_pretrained(tokenizer_from or BUNDLED_DIR)
     torch.manual_seed(seed)
@@ -88,6 +88,6 @@ def bundled(device):
 def bundled_hf(device):
     from transformers import GPT2LMHeadModel
 
-    from probes.model import BUNDLED_DIR
+    from probes.core.load import BUNDLED_DIR
 
     return GPT2LMHeadModel.from_pretrained(BUNDLED_DIR, attn_implementation="eager", dtype=torch.float32).to(device).eval()

@@ -7,13 +7,13 @@ import os
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from cli_runner import run_cli
 
 import probes
-import probes.activations as activations
+import probes.studies.activations as activations
 from probes.errors import ProbesError, SpecError
-from probes.hooks import attached, hook_count
-from probes.prompt import encode
+from probes.core.hooks import attached, hook_count
+from probes.core.prompt import encode
 
 PROMPT = "HAMLET: To be, or not to be, that is the question"
 
@@ -84,8 +84,8 @@ def test_generation_equals_capture_of_the_final_sequence(tiny, skip):
     with probes.skip(tiny, skip):
         gen = probes.capture(tiny, PROMPT, hooks=hooks, generate=6, seed=5, temperature=1.0)
         full = probes.capture(tiny, gen.tokens.tolist(), hooks=hooks)
-    n_prompt = int(gen.meta["n_prompt_tokens"])
-    assert len(gen.tokens) == n_prompt + 6 and gen.meta["generated"] == "6" and gen.meta["seed"] == "5"
+    n_prompt = gen.meta.n_prompt_tokens
+    assert len(gen.tokens) == n_prompt + 6 and gen.meta.generated == 6 and gen.meta.seed == 5
     assert list(gen) == list(full)
     for name in gen:
         a, b = gen[name], full[name]
@@ -100,9 +100,9 @@ def test_generation_equals_capture_of_the_final_sequence(tiny, skip):
 def test_generation_draws_what_probes_generate_draws(tiny):
     acts = probes.capture(tiny, PROMPT, generate=8, seed=11, top_k=20)
     sample = probes.generate(tiny, PROMPT, max_new_tokens=8, seed=11, top_k=20)[0]
-    n_prompt = int(acts.meta["n_prompt_tokens"])
+    n_prompt = acts.meta.n_prompt_tokens
     assert acts.tokens[n_prompt:].tolist() == sample.tokens
-    assert json.loads(acts.meta["sampling"])["top_k"] == 20
+    assert acts.meta.sampling["top_k"] == 20
 
 
 def test_generation_past_the_context_is_refused(tiny):
@@ -146,7 +146,7 @@ def test_bad_arguments(tiny):
         probes.capture(tiny, PROMPT, layers="2-9")
     with pytest.raises(ProbesError, match="need generate=N"):
         probes.capture(tiny, PROMPT, seed=3)
-    with pytest.raises(ProbesError, match="capture accepts temperature"):
+    with pytest.raises(ProbesError, match="num_samples must be 1"):
         probes.capture(tiny, PROMPT, generate=2, num_samples=3)
     with pytest.raises(ProbesError, match="temperature"):
         probes.capture(tiny, PROMPT, generate=2, temperature=-1.0)
@@ -162,9 +162,9 @@ def test_save_load_round_trips_bit_for_bit(tiny, tmp_path):
     assert torch.equal(back.tokens, acts.tokens) and back.tokens.dtype == torch.int64
     assert back.token_strings == acts.token_strings and len(back.token_strings) == len(back.tokens)
     m = back.meta
-    assert m["model"] == probes.source_of(tiny).name and len(m["model_sha256"]) == 16 and m["weights_processed"] == "true"
-    assert m["skipped_blocks"] == "[1]" and m["seed"] == "2" and m["prompt"] == PROMPT
-    assert m["probes_version"] == probes.__version__ and m["transformer_lens_version"].startswith("4.")
+    assert m.model == probes.source_of(tiny).name and len(m.model_sha256) == 16 and m.weights_processed is True
+    assert m.skipped_blocks == [1] and m.seed == 2 and m.prompt == PROMPT
+    assert m.versions["probes"] == probes.__version__ and m.versions["transformer-lens"].startswith("4.")
     assert [f.name for f in tmp_path.iterdir()] == ["s.safetensors"]  # no temporary file left behind
 
 
@@ -236,34 +236,32 @@ def test_norms_cosines_and_figure(tiny):
 # --- CLI ---------------------------------------------------------------------------------------
 
 
-def run_cli(*args):
-    from probes.cli.app import app
-
-    return CliRunner().invoke(app, ["capture", *map(str, args)])
+def run(*args):
+    return run_cli("capture", *args)
 
 
 def test_cli_writes_the_file_and_refuses_to_overwrite(tiny_dir, tmp_path):
     out = tmp_path / "s.safetensors"
-    r = run_cli("--prompt", PROMPT, "--out", out, "--model", tiny_dir, "--layers", "0-1", "--hooks", "resid_pre,attn_out")
+    r = run("--prompt", PROMPT, "--out", out, "--model", tiny_dir, "--layers", "0-1", "--hooks", "resid_pre,attn_out")
     assert r.exit_code == 0, r.output
     acts = probes.load_activations(out)
     assert list(acts) == ["blocks.0.hook_resid_pre", "blocks.0.hook_attn_out", "blocks.1.hook_resid_pre", "blocks.1.hook_attn_out"]
     assert "resid_pre" in r.stdout and "attn_out" in r.stdout  # the summary table
     before = out.read_bytes()
 
-    r = run_cli("--prompt", "other", "--out", out, "--model", tiny_dir)
+    r = run("--prompt", "other", "--out", out, "--model", tiny_dir)
     assert r.exit_code == 2
     assert r.stderr.strip().count("\n") == 0 and "already exists" in r.stderr and "Traceback" not in r.output
     assert out.read_bytes() == before
 
-    r = run_cli("--prompt", "other", "--out", out, "--model", tiny_dir, "--force")
+    r = run("--prompt", "other", "--out", out, "--model", tiny_dir, "--force")
     assert r.exit_code == 0, r.output
     assert probes.load_activations(out).prompt == "other"
 
 
 def test_cli_json_and_generation(tiny_dir, tmp_path):
     out, plot = tmp_path / "g.safetensors", tmp_path / "g.png"
-    r = run_cli("--start", PROMPT, "-o", out, "-m", tiny_dir, "--generate", 4, "--seed", 7, "--skip", "odd",
+    r = run("--start", PROMPT, "-o", out, "-m", tiny_dir, "--generate", 4, "--seed", 7, "--skip", "odd",
                 "--json", "--plot", plot, "--hooks", "resid_pre,resid_mid,resid_post")
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
@@ -283,6 +281,6 @@ def test_cli_checks_arguments_before_loading(tmp_path):
         (["--prompt", "x", "--out", tmp_path / "s.safetensors", "--plot", tmp_path / "p.gif"], "--plot"),
         (["--out", tmp_path / "s.safetensors"], "give a prompt"),
     ]:
-        r = run_cli(*args, "--model", tmp_path / "no-such-model")  # never reached: the checks come first
+        r = run(*args, "--model", tmp_path / "no-such-model")  # never reached: the checks come first
         assert r.exit_code == 2, r.output
         assert message in r.stderr and "loading" not in r.stderr

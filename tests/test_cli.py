@@ -8,15 +8,13 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
+from cli_runner import run_cli
 
-from probes.cli.app import app
 
-runner = CliRunner()
 
 
 def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
+    return run_cli(*[str(a) for a in args])
 
 
 def test_help_does_not_import_torch():
@@ -35,6 +33,8 @@ def test_help_text_renders_cleanly():
     # Typer's rich help keeps a docstring's line breaks, so a hard-wrapped paragraph prints as ragged
     # lines; and a whitespace default (generate's newline prompt) prints as a broken "[default: ]".
     import typer.main
+
+    from probes.cli.app import app
 
     group = typer.main.get_command(app)
     for name, cmd in group.commands.items():
@@ -59,7 +59,7 @@ def test_generate_json_is_reproducible(tiny_dir):
     assert a.exit_code == 0, a.output
     da, db = json.loads(a.stdout), json.loads(b.stdout)
     assert da["samples"] == db["samples"] and len(da["samples"]) == 2
-    assert da["prompt_tokens"][0] == 0 and da["settings"]["seed"] == 5 and da["timing"]["new_tokens"] == 16
+    assert da["prompt_tokens"][0] == 0 and da["config"]["seed"] == 5 and da["timing"]["new_tokens"] == 16
     assert da["versions"]["transformer-lens"] and da["model_source"]["sha256"]
     nb = json.loads(run(*args, "--no-bos").stdout)
     assert nb["prompt_tokens"][0] != 0
@@ -74,7 +74,7 @@ def test_generate_with_skip_and_stream(tiny_dir):
 
 def test_next_token_json_and_plot(tiny_dir, tmp_path):
     png = tmp_path / "next.png"
-    r = run("next-token", "--model", tiny_dir, "--prompt", "The", "--temperature", "0.1,10", "--top-k", "2,none",
+    r = run("next-token", "--model", tiny_dir, "--prompt", "The", "--temperature", "0.1,10", "--top-k", "2,0",
             "--plot", png, "--json")
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
@@ -90,7 +90,7 @@ def test_prune_json_and_text(tiny_dir, tmp_path):
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     assert [x["name"] for x in d["runs"]] == ["full", "odd", "last-half"]
-    assert d["runs"][1]["skipped"] == [1, 3] and d["runs"][2]["kept"] == [0, 1]
+    assert d["runs"][1]["skipped_blocks"] == [1, 3] and d["runs"][2]["kept_blocks"] == [0, 1]
     full = d["runs"][0]["metrics"]
     assert full["tf_kl"] == pytest.approx(0, abs=1e-6) and full["tf_top1_agreement"] == 1
     png = tmp_path / "p.png"

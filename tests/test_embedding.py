@@ -7,11 +7,10 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from typer.testing import CliRunner
+from cli_runner import run_cli
 
 import probes
-from probes.cli.app import app
-from probes.embedding import COMMON, RARE
+from probes.studies.embeddings import COMMON, RARE
 from probes.errors import ProbesError
 
 WORDS = ["thou", "thee", "king", "dog"]
@@ -42,7 +41,7 @@ def test_token_ids_equal_the_tokenizers(tiny_report, tiny):
         assert w.space_token_ids == tok(" " + w.word, add_special_tokens=False)["input_ids"]
         assert w.id == w.token_ids[0]
         assert w.split == (len(w.token_ids) > 1)
-        assert "".join(w.tokens) == w.word  # the pieces spell the word (all ASCII here)
+        assert "".join(w.str_tokens) == w.word  # the pieces spell the word (all ASCII here)
     d = tiny_report.as_dict()
     assert [e["token_ids"] for e in d["words"]] == [w.token_ids for w in tiny_report.words]
     assert {e["group"] for e in d["words"]} == {"common", "rare"}
@@ -54,7 +53,7 @@ def test_token_ids_equal_the_tokenizers(tiny_report, tiny):
 @pytest.mark.parametrize("which", ["tiny", "bundled"])
 def test_norms_and_cosines_equal_transformers_wte(request, which):
     model, hf = _pair(request, which)
-    report = probes.embeddings(model, words=WORDS, common=list(COMMON), rare=list(RARE), neighbours=4)
+    report = probes.embeddings(model, words=WORDS, common=list(COMMON), rare=list(RARE), top=4)
     wte = hf.transformer.wte.weight.detach().float().cpu()  # (d_vocab, d_model), as transformers loads it
     wpe = hf.transformer.wpe.weight.detach().float().cpu()  # (n_ctx, d_model)
     norms = torch.linalg.vector_norm(wte, dim=1)
@@ -103,7 +102,7 @@ def test_summary_compares_common_and_rare_in_numbers(tiny_report):
 
 
 def test_custom_words_are_one_group(tiny):
-    r = probes.embeddings(tiny, words=["thou", "thee", "king"], neighbours=2)
+    r = probes.embeddings(tiny, words=["thou", "thee", "king"], top=2)
     assert r.groups == {"words": ["thou", "thee", "king"]}
     assert list(r.cosine) == ["words"] and len(r.cosine["words"]) == 3
     assert r.summary["comparison"] is None
@@ -116,7 +115,7 @@ def test_custom_words_are_one_group(tiny):
 @pytest.mark.parametrize("which", ["tiny", "bundled"])
 def test_processed_numbers_are_W_E_and_differ_from_the_checkpoint(request, which):
     model = request.getfixturevalue(which)
-    r = probes.embeddings(model, processed=True, neighbours=3)
+    r = probes.embeddings(model, processed=True, top=3)
     w_e = model.W_E.detach().float().cpu()  # centred by compatibility mode
     norms = torch.linalg.vector_norm(w_e, dim=1)
     ids = [w.id for w in r.words]
@@ -144,8 +143,8 @@ def test_processed_numbers_are_W_E_and_differ_from_the_checkpoint(request, which
         (dict(rare=["xqzt", ""]), "empty word at position 2"),
         (dict(words=["thou", "  "]), "empty word"),
         (dict(common="dog,city"), "list of words"),
-        (dict(neighbours=-1), "neighbours"),
-        (dict(neighbours=10**6), "vocabulary has only"),
+        (dict(top=-1), "top"),
+        (dict(top=10**6), "vocabulary has only"),
     ],
 )
 def test_bad_words_raise(tiny, kwargs, match):
@@ -163,20 +162,19 @@ def test_figures_are_returned_not_shown(tiny_report, monkeypatch):
             fig = getattr(tiny_report, f"figure_{name}")(which)
             assert isinstance(fig, Figure)
     assert len([a for a in tiny_report.figure_cosine().axes if a.images]) == 2  # one heatmap per group
-    from probes.embedding import EmbeddingReport
+    from probes.studies.embeddings import Embeddings
 
-    plain = EmbeddingReport(model="m", meta={}, groups={}, words=[], checkpoint=tiny_report.checkpoint)
+    plain = Embeddings(model="m", meta={}, groups={}, words=[], checkpoint=tiny_report.checkpoint)
     with pytest.raises(ProbesError, match="processed=True"):
         plain.figure_norms("processed")
 
 
 # ---- CLI ----------------------------------------------------------------------------------------
 
-runner = CliRunner()
 
 
 def test_cli_json(tiny_dir, tiny):
-    res = runner.invoke(app, ["embed", "-m", str(tiny_dir), "--json", "--neighbours", "3", "--processed"])
+    res = run_cli(*["embed", "-m", str(tiny_dir), "--json", "--neighbours", "3", "--processed"])
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
     assert d["model"] == str(tiny_dir)
@@ -185,7 +183,7 @@ def test_cli_json(tiny_dir, tiny):
     for w in d["words"]:
         assert w["token_ids"] == tiny.tokenizer(w["word"], add_special_tokens=False)["input_ids"]
         assert w["id"] == w["token_ids"][0] and len(w["neighbours"]) == 3
-        assert set(w) >= {"word", "group", "token_ids", "tokens", "id", "space_token_ids", "norm", "norm_percentile",
+        assert set(w) >= {"word", "group", "token_ids", "str_tokens", "id", "space_token_ids", "norm", "norm_percentile",
                           "neighbours", "processed"}
     assert set(d["cosine"]) == {"common", "rare"} and len(d["cosine"]["rare"]) == len(RARE)
     assert d["summary"]["comparison"]["n_common"] == len(COMMON)
@@ -194,7 +192,7 @@ def test_cli_json(tiny_dir, tiny):
 
 def test_cli_text_and_plot_dir(tiny_dir, tmp_path):
     out = tmp_path / "figs" / "nested"
-    res = runner.invoke(app, ["embed", "-m", str(tiny_dir), "--words", "thou,thee,king", "--plot-dir", str(out)])
+    res = run_cli(*["embed", "-m", str(tiny_dir), "--words", "thou,thee,king", "--plot-dir", str(out)])
     assert res.exit_code == 0, res.output
     assert "checkpoint's own wte" in res.stdout
     assert "thou" in res.stdout and "mean off-diagonal cosine" in res.stdout
@@ -208,11 +206,12 @@ def test_cli_text_and_plot_dir(tiny_dir, tmp_path):
         (["--common", "dog,,city"], "empty word"),
         (["--rare", ""], "--rare is empty"),
         (["--words", " , "], "empty word"),
-        (["--neighbours", "-2"], "--neighbours"),
+        (["--neighbours", "-2"], "top"),
+            (["--top", "-1"], "top"),
     ],
 )
 def test_cli_bad_words_are_one_line(args, match):
-    res = runner.invoke(app, ["embed", *args])  # fails before any model is loaded
+    res = run_cli(*["embed", *args])  # fails before any model is loaded
     assert res.exit_code == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and match in lines[0]
@@ -222,5 +221,5 @@ def test_cli_bad_words_are_one_line(args, match):
 def test_cli_plot_dir_that_is_a_file(tmp_path):
     f = tmp_path / "file.png"
     f.write_text("x")
-    res = runner.invoke(app, ["embed", "--plot-dir", str(f)])
+    res = run_cli(*["embed", "--plot-dir", str(f)])
     assert res.exit_code == 2 and "is a file" in res.stderr

@@ -9,8 +9,9 @@ import torch
 
 import probes
 from probes.errors import ProbesError
-from probes.prompt import encode
-from probes.sampling import SamplingSettings, sampling_probs
+from probes.core.prompt import encode
+from probes.core.distribution import sampling_probs
+from probes.core.sampling import SamplingConfig
 from reference import chi2_quantile, hf_greedy_no_cache, manual_greedy
 
 
@@ -74,7 +75,7 @@ def test_stop_at_eos(tiny):
     assert len(full[0].tokens) == 10
 
 
-@pytest.mark.parametrize("bad", [dict(temperature=-1), dict(top_k=0), dict(top_p=0.0), dict(top_p=1.5),
+@pytest.mark.parametrize("bad", [dict(temperature=-1), dict(top_k=-1), dict(top_p=0.0), dict(top_p=1.5),
                                  dict(num_samples=0), dict(max_new_tokens=0)])
 def test_bad_sampling_values(tiny, bad):
     with pytest.raises(ProbesError):
@@ -91,8 +92,8 @@ def test_file_prompt(tiny, tmp_path):
         probes.generate(tiny, f"FILE:{tmp_path / 'missing.txt'}", max_new_tokens=3)
 
 
-@pytest.mark.parametrize("settings", [SamplingSettings(1.0, None, None), SamplingSettings(10.0, 2, None),
-                                      SamplingSettings(0.8, 20, 0.9)], ids=lambda s: s.label())
+@pytest.mark.parametrize("settings", [SamplingConfig(1.0, None, None), SamplingConfig(10.0, 2, None),
+                                      SamplingConfig(0.8, 20, 0.9)], ids=lambda s: s.label())
 def test_first_token_follows_the_computed_distribution(bundled, settings):
     """Chi-square: the empirical first-token distribution over many samples matches sampling_probs."""
     tiny = bundled  # a trained model: a spread-out distribution, unlike the random tiny one
@@ -118,11 +119,11 @@ def test_first_token_follows_the_computed_distribution(bundled, settings):
 
 def test_sampling_probs_math():
     logits = torch.tensor([2.0, 1.0, 0.5, -1.0])
-    p = sampling_probs(logits, SamplingSettings(10.0, 2, None))
+    p = sampling_probs(logits, SamplingConfig(10.0, 2, None))
     ref = torch.softmax(torch.tensor([2.0, 1.0]) / 10, -1)
     torch.testing.assert_close(p[:2], ref)
     assert p[2:].sum() == 0
-    p = sampling_probs(logits, SamplingSettings(1.0, None, 0.7))
+    p = sampling_probs(logits, SamplingConfig(1.0, None, 0.7))
     full = torch.softmax(logits, -1)  # 0.61, 0.22, ...: the nucleus for 0.7 is the first two
     torch.testing.assert_close(p[:2], full[:2] / full[:2].sum())
     assert p[2:].sum() == 0
@@ -136,7 +137,7 @@ def test_generate_inside_skip_equals_manual_kept_blocks(tiny, tiny_hf):
 
 def test_next_token_distribution(tiny):
     rep = probes.next_token_distribution(tiny, "The king", temperature=[0.1, 10], top_k=[2, None])
-    assert [s.settings.label() for s in rep.settings] == ["T=0.1, top-k=2", "T=0.1", "T=10, top-k=2", "T=10"]
+    assert [s.config.label() for s in rep.settings] == ["T=0.1, top-k=2", "T=0.1", "T=10, top-k=2", "T=10"]
     t10k2 = rep.settings[2]
     assert t10k2.support == 2 and t10k2.tokens_for_99 <= 2
     assert rep.settings[3].entropy_bits > rep.raw.entropy_bits > rep.settings[1].entropy_bits
@@ -147,13 +148,14 @@ def test_next_token_distribution(tiny):
 
 def test_fast_path_matches_hooked_bridge(tiny):
     """With no hooks attached, generation runs a fused hook-free forward; it must equal the bridge's."""
-    from probes import fastpath
-    from probes.decode import HookedDecoder, decoder_for
+    from probes.core import fastpath
+    from probes.core.state import state_of
+    from probes.core.decode import HookedDecoder, choose_decoder
 
     ids = torch.tensor([[0, 5, 67, 300, 12, 99]])
     for spec in ("none", "odd", "0", "last-half"):
         with probes.skip(tiny, spec):
-            fast = decoder_for(tiny)
+            fast = choose_decoder(tiny)
             assert isinstance(fast, fastpath.FastDecoder)
             hooked = HookedDecoder(tiny)
             torch.testing.assert_close(fast(ids, 0).log_softmax(-1)[:, -1], hooked(ids, 0).log_softmax(-1)[:, -1],
@@ -161,7 +163,7 @@ def test_fast_path_matches_hooked_bridge(tiny):
             nxt = torch.tensor([[7]])
             torch.testing.assert_close(fast(nxt, 6).log_softmax(-1), hooked(nxt, 6).log_softmax(-1), atol=1e-4, rtol=0)
     with probes.attached(tiny, [("blocks.0.hook_resid_pre", lambda t, hook: None)]):
-        assert isinstance(decoder_for(tiny), HookedDecoder)  # a probe is attached: it must see the run
+        assert isinstance(choose_decoder(tiny), HookedDecoder)  # a probe is attached: it must see the run
     a = probes.generate(tiny, "Hi there", max_new_tokens=20, temperature=1.0, seed=5)
     with probes.attached(tiny, [("hook_embed", lambda t, hook: None)]):
         b = probes.generate(tiny, "Hi there", max_new_tokens=20, temperature=1.0, seed=5)
@@ -186,7 +188,7 @@ def test_bridge_booted_elsewhere_generates_correctly(tiny_dir, tiny_hf):
     from transformer_lens.model_bridge import TransformerBridge
     from transformers import AutoTokenizer, GPT2LMHeadModel
 
-    from probes.hooks import hook_count
+    from probes.core.hooks import hook_count
 
     hf = GPT2LMHeadModel.from_pretrained(tiny_dir, attn_implementation="eager").eval()
     bridge = TransformerBridge.boot_transformers(str(tiny_dir), hf_model=hf, tokenizer=AutoTokenizer.from_pretrained(tiny_dir),
@@ -202,7 +204,8 @@ def test_bridge_booted_elsewhere_generates_correctly(tiny_dir, tiny_hf):
 def test_timing_leaves_out_the_one_off_weight_fusing(tiny, monkeypatch):
     # The first run on a model fuses its weights; counting that made `prune` show the full model
     # (always run first) slower than it is, and skipping correspondingly faster.
-    from probes import fastpath
+    from probes.core import fastpath
+    from probes.core.state import state_of
 
     real, built = fastpath.FastWeights, []
 
@@ -212,7 +215,7 @@ def test_timing_leaves_out_the_one_off_weight_fusing(tiny, monkeypatch):
         return real(model)
 
     monkeypatch.setattr(fastpath, "FastWeights", slow_fusing)
-    monkeypatch.delitem(fastpath._WEIGHTS, tiny, raising=False)
+    monkeypatch.setattr(state_of(tiny), "fused", None)
     out = probes.generate(tiny, "Hi", max_new_tokens=2, greedy=True)
     assert built == [tiny]
     assert out.timing["seconds"] < 1.0

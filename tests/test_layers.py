@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from probes.errors import SpecError
-from probes.layers import complement, format_layers, parse_layers
+from probes.core.layers import complement, format_layers, parse_layers
 
 
 @pytest.mark.parametrize("spec, n, expect", [

@@ -10,20 +10,16 @@ import math
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
+from cli_runner import run_cli
 
 import probes
 import probes.cli.app
 from probes.errors import SpecError
-from probes.hooks import attached, hook_count
-from probes.lens import (
-    decode_residual,
-    emergence_rows,
-    logit_lens,
-    row_hooks,
-)
-from probes.lens_generation import generation_lens
-from probes.prompt import encode
+from probes.core.hooks import attached, hook_count
+from probes.studies.lens import emergence_rows, logit_lens, row_hooks
+from probes.studies.lens_readout import decode_residual
+from probes.studies.lens_generation import generation_lens
+from probes.core.prompt import encode
 
 PROMPT = "JULIET: Good night, good night! Parting is such sweet sorrow"
 LN2 = math.log(2)
@@ -76,7 +72,7 @@ def test_matches_transformers_hidden_states_on_bundled(bundled, bundled_hf):
 
 def test_final_row_is_the_models_output(tiny):
     ids = encode(tiny, PROMPT)
-    lens = logit_lens(tiny, ids, top_k=3)
+    lens = logit_lens(tiny, ids, top=3)
     with torch.no_grad():
         logp = tiny(torch.tensor([ids])).log_softmax(-1)[0]  # (pos, vocab)
     p = logp.exp()
@@ -114,7 +110,7 @@ def test_positions_subset_equals_the_full_lens(tiny):
 
 
 def test_table_rows(tiny):
-    lens = logit_lens(tiny, PROMPT, top_k=4)
+    lens = logit_lens(tiny, PROMPT, top=4)
     t = lens.table(3)
     assert [r["hook"] for r in t] == row_hooks(4) and [r["row"] for r in t] == ["embed", "0", "1", "2", "3"]
     assert all(len(r["top"]) == 4 for r in t) and t[-1]["kl_to_final"] == 0
@@ -130,7 +126,7 @@ def test_inside_skip_a_skipped_row_repeats_the_previous(tiny):
         lens = logit_lens(tiny, ids)
         with torch.no_grad():
             logp = tiny(torch.tensor([ids])).log_softmax(-1)[0]
-    assert lens.skipped == [1, 2] and lens.row_labels == ["embed", "0", "1 (skipped)", "2 (skipped)", "3"]
+    assert lens.skipped_blocks == [1, 2] and lens.row_labels == ["embed", "0", "1 (skipped)", "2 (skipped)", "3"]
     # Row i+1 is the output of block i: blocks 1 and 2 pass row 1 through unchanged.
     for name in ("top_ids", "top_probs", "entropy", "kl_to_final"):
         a = getattr(lens, name)
@@ -146,7 +142,7 @@ def test_inside_skip_a_skipped_row_repeats_the_previous(tiny):
 @pytest.mark.parametrize("skip", [None, "odd"])
 def test_generation_lens_equals_the_lens_of_the_generated_sequence(tiny, skip):
     with probes.skip(tiny, skip):
-        gen = generation_lens(tiny, "ROMEO:", 8, temperature=1.0, seed=3)
+        gen = generation_lens(tiny, "ROMEO:", max_new_tokens=8, temperature=1.0, seed=3)
         full = logit_lens(tiny, gen.lens.tokens, positions=gen.lens.positions)
     n_prompt = len(gen.prompt_tokens)
     assert len(gen.generated) == 8 and gen.lens.positions == list(range(n_prompt - 1, n_prompt + 7))
@@ -159,7 +155,7 @@ def test_generation_lens_equals_the_lens_of_the_generated_sequence(tiny, skip):
 
 
 def test_greedy_generation_tokens_are_top_1_in_the_last_row(tiny):
-    gen = generation_lens(tiny, "ROMEO:", 6, greedy=True)
+    gen = generation_lens(tiny, "ROMEO:", max_new_tokens=6, greedy=True)
     assert (gen.rank[-1] == 1).all()
     assert all(e is not None and (gen.rank[e:, j] == 1).all() and (e == 0 or gen.rank[e - 1, j] != 1)
                for j, e in enumerate(gen.emergence))
@@ -171,7 +167,7 @@ def test_generation_lens_past_the_context(tiny):
     """Once the window slides, the newest position is still the one recorded."""
     text = " night" * (tiny.cfg.n_ctx - 2)
     assert len(encode(tiny, text, bos=False)) == tiny.cfg.n_ctx - 2
-    gen = generation_lens(tiny, text, 5, greedy=True, bos=False)
+    gen = generation_lens(tiny, text, max_new_tokens=5, greedy=True, bos=False)
     assert len(gen.lens.tokens) > tiny.cfg.n_ctx and len(gen.generated) == 5
     assert (gen.rank[-1] == 1).all()  # greedy: each token is the final row's top-1 where it was drawn
 
@@ -185,7 +181,7 @@ def test_emergence_rows():
 def test_hooks_are_left_as_found(tiny):
     before = hook_count(tiny)
     logit_lens(tiny, PROMPT)
-    generation_lens(tiny, "ROMEO:", 3)
+    generation_lens(tiny, "ROMEO:", max_new_tokens=3)
     assert hook_count(tiny) == before
 
     def boom(t, hook):
@@ -196,14 +192,14 @@ def test_hooks_are_left_as_found(tiny):
         with pytest.raises(RuntimeError, match="boom"):
             logit_lens(tiny, PROMPT)
         with pytest.raises(RuntimeError, match="boom"):
-            generation_lens(tiny, "ROMEO:", 3)
+            generation_lens(tiny, "ROMEO:", max_new_tokens=3)
         assert hook_count(tiny) == inside
     assert hook_count(tiny) == before
 
 
 def test_bad_arguments(tiny):
-    with pytest.raises(SpecError, match="top-k"):
-        logit_lens(tiny, PROMPT, top_k=0)
+    with pytest.raises(SpecError, match="top"):
+        logit_lens(tiny, PROMPT, top=0)
     with pytest.raises(SpecError, match="out of range"):
         logit_lens(tiny, [1, 2, 10**6])
     with pytest.raises(SpecError, match="unknown metric"):
@@ -211,7 +207,7 @@ def test_bad_arguments(tiny):
 
 
 def test_as_dict_shape(tiny):
-    lens = logit_lens(tiny, PROMPT, top_k=3)
+    lens = logit_lens(tiny, PROMPT, top=3)
     d = json.loads(json.dumps(lens.as_dict()))
     R, P = 5, len(lens.tokens)
     assert d["rows"] == row_hooks(4) and d["tokens"] == lens.tokens and len(d["str_tokens"]) == P
@@ -223,7 +219,8 @@ def test_as_dict_shape(tiny):
 def test_figures(tiny, tmp_path):
     from matplotlib.figure import Figure
 
-    from probes.plots.lens import compare_figure, token_label
+    from probes.plots.lens import compare_figure
+    from probes.tokens import show_token
 
     lens = logit_lens(tiny, PROMPT)
     for metric in ("prob", "entropy", "kl", "rank"):
@@ -233,22 +230,21 @@ def test_figures(tiny, tmp_path):
         pruned = logit_lens(tiny, lens.tokens)
     compare_figure(lens, pruned, "kl").savefig(tmp_path / "cmp.png")
     assert (tmp_path / "cmp.png").read_bytes()[:4] == b"\x89PNG"
-    generation_lens(tiny, "ROMEO:", 4).figure("rank").savefig(tmp_path / "gen.png")
-    assert token_label(" $x$ and a very long token\n") == r"␣\$x\$ and …"
+    generation_lens(tiny, "ROMEO:", max_new_tokens=4).figure("rank").savefig(tmp_path / "gen.png")
+    assert show_token(" $x$ and a very long token\n", 10, plot=True) == r"␣\$x\$␣and␣…"
 
 
-runner = CliRunner()
 
 
 def run(*args):
-    return runner.invoke(probes.cli.app.app, ["lens", *map(str, args)])
+    return run_cli(*["lens", *map(str, args)])
 
 
 def test_cli_json_covers_every_position(tiny_dir, tiny):
-    r = run("--model", tiny_dir, "--prompt", PROMPT, "--json", "--top-k", 3)
+    r = run("--model", tiny_dir, "--prompt", PROMPT, "--json", "--top", 3)
     assert r.exit_code == 0, r.stderr
     d = json.loads(r.stdout)  # JSON alone on stdout
-    lens = logit_lens(tiny, PROMPT, top_k=3)
+    lens = logit_lens(tiny, PROMPT, top=3)
     assert d["tokens"] == lens.tokens and d["rows"] == row_hooks(4)
     assert d["top_tokens"] == lens.top_ids.tolist()
     np.testing.assert_allclose(d["kl_to_final"], lens.kl_to_final, atol=1e-5)

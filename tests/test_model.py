@@ -42,7 +42,7 @@ def test_load_is_eval_float32_without_grad(tiny):
 def test_fp16_weights_compute_in_float32(bundled):
     from safetensors import safe_open
 
-    from probes.model import BUNDLED_DIR
+    from probes.core.load import BUNDLED_DIR
 
     with safe_open(str(BUNDLED_DIR / "model.safetensors"), framework="pt") as f:
         assert f.get_tensor(next(iter(f.keys()))).dtype == torch.float16  # stored in fp16
@@ -62,7 +62,7 @@ def test_bundled_model_shape(bundled):
 
 
 def test_bundled_model_size_on_disk():
-    from probes.model import BUNDLED_DIR
+    from probes.core.load import BUNDLED_DIR
 
     size = sum(f.stat().st_size for f in BUNDLED_DIR.rglob("*") if f.is_file())
     assert size <= 20 * 2**20
@@ -136,7 +136,7 @@ def test_param_count_is_the_checkpoints(extra):
     # The bridge's own parameters() double-count (split Q/K/V beside c_attn, an untied W_U).
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from probes.info import checkpoint_params
+    from probes.core.info import checkpoint_params
 
     config = GPT2Config(vocab_size=300, n_positions=32, n_embd=48, n_layer=3, n_head=4, **extra)
     model = GPT2LMHeadModel(config)
@@ -145,8 +145,8 @@ def test_param_count_is_the_checkpoints(extra):
 
 
 def test_info_reports_the_checkpoints_param_count(tiny, tiny_hf, bundled):
-    from probes.info import model_info
-    from probes.model import BUNDLED_DIR
+    from probes.core.info import model_info
+    from probes.core.load import BUNDLED_DIR
 
     assert model_info(tiny)["n_params"] == sum(p.numel() for p in tiny_hf.parameters())
     trained = json.loads((BUNDLED_DIR / "training.json").read_text())["n_params"]

@@ -7,12 +7,11 @@ import random
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from cli_runner import run_cli
 
 import probes
-from probes.cli.app import app
-from probes.hooks import attached, hook_count
-from probes.skipping import skipped_layers
+from probes.core.hooks import attached, hook_count
+from probes.core.skip import skipped_layers
 
 
 class Injected(Exception):
@@ -78,13 +77,13 @@ def test_exception_inside_a_hook_during_generation_restores_everything(tiny):
 
 
 def test_ctrl_c_during_generation_is_a_short_message(tiny_dir, monkeypatch):
-    import probes.generation as gen_mod
+    import probes.core.generate as gen_mod
 
     def interrupt(*a, **k):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(gen_mod, "pick_token", interrupt)
-    r = CliRunner().invoke(app, ["generate", "--model", str(tiny_dir), "--prompt", "Hi"])
+    r = run_cli(*["generate", "--model", str(tiny_dir), "--prompt", "Hi"])
     assert r.exit_code == 130
     assert "interrupted" in r.stderr and "Traceback" not in r.output + r.stderr
 
@@ -92,13 +91,13 @@ def test_ctrl_c_during_generation_is_a_short_message(tiny_dir, monkeypatch):
 def test_interrupted_capture_keeps_the_old_file(tiny_dir, tmp_path, monkeypatch):
     out = tmp_path / "states.safetensors"
     out.write_bytes(b"old contents")
-    import probes.activations as act
+    import probes.studies.activations as act
 
     def interrupt(*a, **k):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(act, "_write", interrupt)
-    r = CliRunner().invoke(app, ["capture", "--model", str(tiny_dir), "--prompt", "Hi", "--out", str(out), "--force"])
+    r = run_cli(*["capture", "--model", str(tiny_dir), "--prompt", "Hi", "--out", str(out), "--force"])
     assert r.exit_code == 130 and "interrupted" in r.stderr
     assert out.read_bytes() == b"old contents"
     assert [p.name for p in tmp_path.iterdir()] == ["states.safetensors"]  # no temporary file left
@@ -108,13 +107,13 @@ def test_interrupted_report_keeps_the_old_folder(tiny_dir, tmp_path, monkeypatch
     out = tmp_path / "study"
     out.mkdir()
     (out / "report.md").write_text("old")
-    import probes.lens as lens_mod
+    import probes.studies.lens as lens_mod
 
     def interrupt(*a, **k):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(lens_mod, "logit_lens", interrupt)
-    r = CliRunner().invoke(app, ["report", "--model", str(tiny_dir), "--out", str(out), "--force",
+    r = run_cli(*["report", "--model", str(tiny_dir), "--out", str(out), "--force",
                                  "--max-new-tokens", "5", "--num-samples", "1"])
     assert r.exit_code in (2, 130), r.output
     assert (out / "report.md").read_text() == "old" and [p.name for p in out.iterdir()] == ["report.md"]
@@ -128,7 +127,7 @@ def test_interrupted_report_keeps_the_old_folder(tiny_dir, tmp_path, monkeypatch
     ["embed", "--words", "the,king"],
 ])
 def test_json_records_model_checksum_versions_and_skips(tiny_dir, cmd):
-    r = CliRunner().invoke(app, [*cmd, "--model", str(tiny_dir), "--json"])
+    r = run_cli(*[*cmd, "--model", str(tiny_dir), "--json"])
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     assert d["model"] == str(tiny_dir)
@@ -136,17 +135,17 @@ def test_json_records_model_checksum_versions_and_skips(tiny_dir, cmd):
     if "--skip" in cmd:
         assert d["skipped_blocks"] == [1, 3]
     if "--seed" in cmd:
-        assert d["settings"]["seed"] == 9
+        assert d["config"]["seed"] == 9
 
 
 def test_saved_capture_records_the_run(tiny_dir, tmp_path):
     out = tmp_path / "s.safetensors"
-    r = CliRunner().invoke(app, ["capture", "--model", str(tiny_dir), "--prompt", "Hi", "--out", str(out),
+    r = run_cli(*["capture", "--model", str(tiny_dir), "--prompt", "Hi", "--out", str(out),
                                  "--skip", "odd", "--generate", "3", "--seed", "4"])
     assert r.exit_code == 0, r.output
     acts = probes.load_activations(out)
-    assert acts.meta["skipped_blocks"] == "[1, 3]" and acts.meta["seed"] == "4"
-    assert acts.meta["model_sha256"] and acts.meta["transformer_lens_version"] and acts.meta["probes_version"]
+    assert acts.meta.skipped_blocks == [1, 3] and acts.meta.seed == 4
+    assert acts.meta.model_sha256 and acts.meta.versions["transformer-lens"] and acts.meta.versions["probes"]
 
 
 def test_sampling_reproduces_exactly_on_the_bundled_model(bundled):

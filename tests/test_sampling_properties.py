@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from probes.errors import ProbesError
-from probes.sampling import SamplingSettings, entropy_bits, mass_count, sampling_probs
+from probes.core.distribution import entropy_bits, mass_count, sampling_probs
+from probes.core.sampling import SamplingConfig
 
 logits_st = st.lists(st.floats(-30, 30, allow_nan=False), min_size=2, max_size=40).map(torch.tensor)
 temps = st.floats(0.05, 50, allow_nan=False)
@@ -21,7 +22,7 @@ ps = st.one_of(st.none(), st.floats(0.01, 1.0, allow_nan=False))
 @settings(max_examples=200, deadline=None)
 @given(logits_st, temps, ks, ps)
 def test_valid_settings_give_a_distribution(logits, t, k, p):
-    s = SamplingSettings(t, k, p)
+    s = SamplingConfig(t, k, p)
     probs = sampling_probs(logits, s)
     assert torch.all(probs >= 0)
     assert abs(float(probs.sum()) - 1) < 1e-5
@@ -42,14 +43,14 @@ def test_valid_settings_give_a_distribution(logits, t, k, p):
 @settings(max_examples=100, deadline=None)
 @given(logits_st)
 def test_lower_temperature_never_raises_entropy(logits):
-    e = [float(entropy_bits(sampling_probs(logits, SamplingSettings(t, None, None)))) for t in (0.1, 1.0, 10.0)]
+    e = [float(entropy_bits(sampling_probs(logits, SamplingConfig(t, None, None)))) for t in (0.1, 1.0, 10.0)]
     assert e[0] <= e[1] + 1e-6 <= e[2] + 2e-6
 
 
 @settings(max_examples=100, deadline=None)
 @given(logits_st)
 def test_greedy_and_temperature_zero_are_one_hot(logits):
-    for s in (SamplingSettings(0, None, None), SamplingSettings(1.0, 5, None, greedy=True)):
+    for s in (SamplingConfig(0, None, None), SamplingConfig(1.0, 5, None, greedy=True)):
         probs = sampling_probs(logits, s)
         assert float(probs.max()) == 1.0 and mass_count(probs) == 1
 
@@ -57,24 +58,38 @@ def test_greedy_and_temperature_zero_are_one_hot(logits):
 @given(st.one_of(st.floats(max_value=-1e-9), st.just(math.nan), st.just(math.inf)))
 def test_bad_temperatures_raise(t):
     with pytest.raises(ProbesError, match="temperature"):
-        SamplingSettings(t, None, None)
+        SamplingConfig(t, None, None)
 
 
-@given(st.one_of(st.integers(max_value=0), st.just(True)))
+@given(st.one_of(st.integers(max_value=-1), st.just(True)))
 def test_bad_top_k_raises(k):
     with pytest.raises(ProbesError, match="top-k"):
-        SamplingSettings(1.0, k, None)
+        SamplingConfig(1.0, k, None)
+
+
+def test_top_k_zero_is_the_one_spelling_of_no_top_k():
+    assert SamplingConfig(top_k=0) == SamplingConfig(top_k=None) and SamplingConfig(top_k=0).top_k is None
+
+
+@given(st.integers(-(2**70), 2**70))
+def test_seeds_outside_what_torch_accepts_raise(seed):
+    if -(2**63) <= seed < 2**64:
+        SamplingConfig(seed=seed).generator(0)  # torch accepts it
+        SamplingConfig(seed=seed).generator(3)
+    else:
+        with pytest.raises(ProbesError, match="seed"):
+            SamplingConfig(seed=seed)
 
 
 @given(st.one_of(st.floats(max_value=0.0), st.floats(min_value=1.0000001, allow_infinity=False), st.just(math.nan)))
 def test_bad_top_p_raises(p):
     with pytest.raises(ProbesError, match="top-p"):
-        SamplingSettings(1.0, None, p)
+        SamplingConfig(1.0, None, p)
 
 
 def test_top_p_keeps_the_larger_logit_when_probabilities_round_equal():
     # Found by Hypothesis: after temperature 4 the two probabilities are one float32 value, and
     # sorting them put the smaller logit first, so top-p 0.5 dropped the argmax.
     logits = torch.tensor([-1.192092896e-07, 0.0])
-    probs = sampling_probs(logits, SamplingSettings(temperature=4.0, top_p=0.5))
+    probs = sampling_probs(logits, SamplingConfig(temperature=4.0, top_p=0.5))
     assert probs.tolist() == [0.0, 1.0]

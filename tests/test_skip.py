@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import probes
-from probes.hooks import attached, hook_count
-from probes.skipping import skipped_layers
+from probes.core.hooks import attached, hook_count
+from probes.core.skip import skipped_layers
 from reference import manual_greedy, manual_logits
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from probes.model import BUNDLED_DIR
+from probes.core.load import BUNDLED_DIR
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_bundled_model.py"
 

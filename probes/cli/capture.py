@@ -8,13 +8,12 @@ from typing import Annotated, Optional
 import typer
 
 from probes.cli import options as o
-from probes.cli.output import emit, handle_errors, log, table
-
-_PLOT_TYPES = (".png", ".pdf", ".svg")
+from probes.cli.output import emit, log, table
 
 
-@handle_errors
+
 def capture(
+    ctx: typer.Context,
     out: Annotated[str, typer.Option("--out", "-o", help="The safetensors file to write (atomically).")],
     prompt: o.Prompt = None,
     hooks: Annotated[
@@ -31,11 +30,12 @@ def capture(
     generate: Annotated[
         Optional[int], typer.Option("--generate", help="Also sample N tokens and record their positions step by step.")
     ] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature with --generate (default 0.8); 0 means greedy.")] = None,
-    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Top-k with --generate (default 200; 0: no top-k).")] = None,
-    top_p: o.TopP = None,
-    greedy: o.Greedy = False,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed with --generate (default 1337).")] = None,
+    temperature: o.Temperature = o.SAMPLING.temperature,
+    top_k: o.TopK = o.SAMPLING.top_k,
+    top_p: o.TopP = o.SAMPLING.top_p,
+    greedy: o.Greedy = o.SAMPLING.greedy,
+    seed: o.Seed = o.SAMPLING.seed,
+    stop_at_eos: o.StopAtEos = o.SAMPLING.stop_at_eos,
     bos: o.Bos = True,
     force: o.Force = False,
     plot: o.Plot = None,
@@ -46,24 +46,32 @@ def capture(
 ) -> None:
     """Capture the residual stream (or any hook points) at every block and save them as safetensors.
 
-    The file holds one tensor per hook name (blocks.{i}.hook_resid_pre, ...), the token ids and the run's metadata.
+    The file holds one tensor per hook name (blocks.{i}.hook_resid_pre, ...), the token ids and the run's metadata. The sampling options apply with --generate only.
     """
-    sampling = {k: v for k, v in dict(temperature=temperature, top_p=top_p, seed=seed).items() if v is not None}
-    if top_k is not None:
-        sampling["top_k"] = top_k or None
-    if greedy:
-        sampling["greedy"] = True
-    _check_args(prompt, out, force, plot, generate, sampling)
-    from probes.recording import check_generation
-
-    check_generation(generate, sampling)  # bad sampling values fail before the model loads
-
     import probes
-    from probes.cli.common import load_model
+    from probes.cli.common import Target
+    from probes.errors import ProbesError
+    from probes.io import check_figure_path, check_output
+    from probes.studies.capture import capture_config
 
-    m = load_model(model, device, dtype)
-    with probes.skip(m, skip, keep=keep):
-        acts = probes.capture(m, prompt, hooks=hooks.split(","), layers=layers, bos=bos, generate=generate, **sampling)
+    if prompt is None:
+        raise ProbesError("give a prompt: --prompt TEXT (or --prompt FILE:path)")
+    sampling = {name: value for name, value in dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
+                                                    seed=seed, stop_at_eos=stop_at_eos).items()
+                if o.typed(ctx, name)}
+    if sampling and generate is None:
+        raise ProbesError(f"{', '.join(o.typed(ctx, *sampling))} only apply with --generate N")
+    capture_config(generate, None, sampling)  # bad sampling values fail before the model loads
+    check_output(out, force)
+    if plot:
+        if Path(plot).expanduser().resolve() == Path(out).expanduser().resolve():
+            raise ProbesError("--plot and --out name the same file")
+        check_figure_path(plot)
+    target = Target(model, device, dtype)
+    skipped, chosen = target.skipped(skip, keep), target.layers(layers) if layers is not None else None
+    m = target.load()
+    with probes.skip(m, skipped):
+        acts = probes.capture(m, prompt, hooks=hooks.split(","), layers=chosen, bos=bos, generate=generate, **sampling)
     path = acts.save(out, force=force)
     log(f"wrote {len(acts)} tensors to {path}")
     if plot:
@@ -72,30 +80,6 @@ def capture(
         save_figure(acts.figure(), plot, dpi=120)
         log(f"wrote {plot}")
     emit(_summary(acts, path, plot), json, _render)
-
-
-def _check_args(prompt: str | None, out: str, force: bool, plot: str | None, generate: int | None, sampling: dict) -> None:
-    """Everything that can be wrong without the model, checked before loading it."""
-    from probes.io import check_output
-    from probes.errors import ProbesError
-
-    if prompt is None:
-        raise ProbesError("give a prompt: --prompt TEXT (or --prompt FILE:path)")
-    check_output(out, force)
-    if plot:
-        from probes.io import check_figure_path
-
-        p = Path(plot)
-        if p.suffix.lower() not in _PLOT_TYPES:
-            raise ProbesError(f"--plot {plot}: use a file name ending in {', '.join(_PLOT_TYPES)}")
-        check_figure_path(p)
-        if p.resolve() == Path(out).resolve():
-            raise ProbesError("--plot and --out name the same file")
-    if generate is not None and generate < 1:
-        raise ProbesError(f"--generate {generate}: give a number of tokens >= 1 (or leave it out)")
-    if sampling and generate is None:
-        flags = ", ".join("--" + k.replace("_", "-") for k in sampling)
-        raise ProbesError(f"{flags} only apply with --generate N")
 
 
 def _summary(acts, path, plot) -> dict:
@@ -110,10 +94,10 @@ def _summary(acts, path, plot) -> dict:
         row["cosine"] = cos.get(i)
         rows.append(row)
     return {
-        "out": str(path), "plot": plot, "model": acts.meta["model"], "model_sha256": acts.meta["model_sha256"],
-        "versions": __import__("probes.meta", fromlist=["versions"]).versions(),
+        "out": str(path), "plot": plot, "model": acts.meta.model, "model_sha256": acts.meta.model_sha256,
+        "versions": acts.meta.versions,
         "prompt": acts.prompt, "tokens": acts.tokens.tolist(), "token_strings": acts.token_strings,
-        "generated": int(acts.meta.get("generated", 0)), "seed": int(acts.meta["seed"]) if "seed" in acts.meta else None,
+        "generated": acts.meta.generated, "seed": acts.meta.seed,
         "skipped_blocks": acts.skipped_blocks, "absent": acts.absent,
         "tensors": {k: list(v.shape) for k, v in acts.items()},
         "norm_excludes_bos": acts.bos and len(acts.tokens) > 1, "families": list(norms), "layers": rows,

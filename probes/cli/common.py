@@ -1,15 +1,42 @@
-"""Helpers the commands share: loading the model from the shared options, run metadata."""
+"""What every command does around the library: check the model and layer specs before loading, then load."""
 
 from __future__ import annotations
 
 from probes.cli.output import log
 
 
-def load_model(model, device, dtype):
-    import probes
+class Target:
+    """The model a command will run on, checked without loading its weights.
 
-    log(f"loading {model or 'the bundled model'} ...")
-    return probes.load(model, device=device, dtype=dtype)
+    Reads the checkpoint's config.json, so layer specs fit the model and a bad --model, --device or
+    --dtype fails in a second rather than after a 10-20 s load.
+    """
+
+    def __init__(self, model: str | None, device: str | None, dtype: str | None):
+        from probes.core.load import checkpoint_config, parse_device, parse_dtype
+
+        parse_dtype(dtype)
+        if device is not None:
+            parse_device(device)
+        self.model, self.device, self.dtype = model, device, dtype
+        self.n_layers = int(checkpoint_config(model)["n_layer"])
+
+    def layers(self, spec) -> list[int]:
+        from probes.core.layers import parse_layers
+
+        return parse_layers(spec, self.n_layers)
+
+    def skipped(self, skip=None, keep=None) -> list[int]:
+        """The blocks `--skip` or `--keep` names, checked against this model."""
+        from probes.core.skip import skip_spec
+
+        return skip_spec(skip, keep, self.n_layers)
+
+    def load(self):
+        import probes
+
+        log(f"loading {self.model or 'the bundled model'} ...")
+        return probes.load(self.model, device=self.device, dtype=self.dtype)
 
 
 def model_meta(model) -> dict:

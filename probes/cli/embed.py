@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from probes.cli import options as o
-from probes.cli.output import emit, handle_errors, log, show_token, table
+from probes.cli.output import emit, log, table
+from probes.tokens import show_token
 from probes.errors import ProbesError
 
 FIGURES = ("norms", "cosine", "scatter", "positions")
@@ -23,12 +24,11 @@ def _words(text: str | None, flag: str) -> list[str] | None:
     return [w.strip() for w in text.split(",")]
 
 
-@handle_errors
 def embed(
     common: Annotated[Optional[str], typer.Option("--common", help="Comma list of common words (default: dog,city,book,love,science).")] = None,
     rare: Annotated[Optional[str], typer.Option("--rare", help="Comma list of rare or made-up words (default: xqzt,blorpt,thraldor,uvuvwevwe,zzzzz).")] = None,
     words: Annotated[Optional[str], typer.Option("--words", help="Comma list of words to look at as one custom group (instead of the two default lists).")] = None,
-    neighbours: Annotated[int, typer.Option("--neighbours", help="Nearest neighbours by cosine to list per word.")] = 5,
+    top: Annotated[int, typer.Option("--top", "--neighbours", help="Nearest neighbours by cosine to list per word.")] = 5,
     plot_dir: Annotated[Optional[str], typer.Option("--plot-dir", help="Write norms.png, cosine.png, scatter.png and positions.png into this folder (created if missing).")] = None,
     processed: Annotated[bool, typer.Option("--processed", help="Also show the numbers of TransformerLens' centred W_E / W_pos, side by side.")] = False,
     model: o.Model = None,
@@ -40,27 +40,27 @@ def embed(
 
     For each word: its token ids, norm, norm percentile and nearest neighbours; for each group, the pairwise cosines. Numbers come from the checkpoint's own wte/wpe (as transformers loads them), not TransformerLens' centred W_E; --processed shows both.
     """
-    from probes.embedding import word_groups
+    from probes.cli.common import Target
+    from probes.studies.embeddings import word_groups
+    from probes.tokens import check_top
 
     common, rare, words = _words(common, "--common"), _words(rare, "--rare"), _words(words, "--words")
     word_groups(common, rare, words)  # bad lists fail before the model loads
-    if neighbours < 0:
-        raise ProbesError(f"--neighbours must be >= 0, got {neighbours}")
+    check_top(top, minimum=0)
     out_dir = _check_dir(plot_dir) if plot_dir else None
+    m = Target(model, device, dtype).load()
 
     import probes
-    from probes.cli.common import load_model
 
-    m = load_model(model, device, dtype)
-    report = probes.embeddings(m, common=common, rare=rare, words=words, neighbours=neighbours, processed=processed)
+    emb = probes.embeddings(m, common=common, rare=rare, words=words, top=top, processed=processed)
     if out_dir is not None:
         from probes.io import save_figure
 
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in FIGURES:
-            path = save_figure(getattr(report, f"figure_{name}")(), out_dir / f"{name}.png")
+            path = save_figure(getattr(emb, f"figure_{name}")(), out_dir / f"{name}.png")
             log(f"wrote {path}")
-    emit(report.as_dict(), json, _render)
+    emit(emb.as_dict(), json, _render)
 
 
 def _check_dir(path: str) -> Path:
@@ -86,12 +86,12 @@ def _render(d: dict) -> str:
     for w in d["words"]:
         row = [
             show_token(w["word"], 14) + (" *" if w["split"] else ""), w["group"], _ids(w["token_ids"]),
-            " ".join(_quoted(t) for t in w["tokens"]), w["id"], _ids(w["space_token_ids"]),
+            " ".join(show_token(t, 10) for t in w["str_tokens"]), w["id"], _ids(w["space_token_ids"]),
             w["norm"], f"{w['norm_percentile']:.1f}",
         ]
         if proc:
             row += [w["processed"]["norm"], f"{w['processed']['norm_percentile']:.1f}"]
-        row.append(", ".join(f"{_quoted(n['token'])} {n['cosine']:.2f}" for n in w["neighbours"]))
+        row.append(", ".join(f"{show_token(n['token'], 10)} {n['cosine']:.2f}" for n in w["neighbours"]))
         rows.append(row)
     out.append(table(rows, header, align="llllrlrr" + ("rr" if proc else "") + "l"))
     out.append("%ile: percent of the vocabulary with a smaller norm; space ids: the word with a leading space")
@@ -108,11 +108,6 @@ def _render(d: dict) -> str:
         out.append(table([[show_token(labels[i], 12), *[f"{v:.2f}" for v in row]] for i, row in enumerate(mat)],
                          ["", *[show_token(x, 12) for x in labels]], align="l" + "r" * len(labels)))
     return "\n".join(out)
-
-
-def _quoted(token: str) -> str:
-    # Quotes, because GPT-2 tokens often start with a space that would otherwise be invisible.
-    return f"'{show_token(token, 10)}'"
 
 
 def _ids(ids: list[int]) -> str:

@@ -5,21 +5,20 @@ from __future__ import annotations
 import sys
 
 from probes.cli import options as o
-from probes.cli.output import emit, handle_errors
+from probes.cli.output import emit
 
 
-@handle_errors
 def generate(
     prompt: o.Prompt = None,
-    num_samples: o.NumSamples = 1,
-    max_new_tokens: o.MaxNewTokens = 100,
-    temperature: o.Temperature = 0.8,
-    top_k: o.TopK = 200,
-    top_p: o.TopP = None,
-    greedy: o.Greedy = False,
-    seed: o.Seed = 1337,
-    bos: o.Bos = True,
-    stop_at_eos: o.StopAtEos = False,
+    num_samples: o.NumSamples = o.SAMPLING.num_samples,
+    max_new_tokens: o.MaxNewTokens = o.SAMPLING.max_new_tokens,
+    temperature: o.Temperature = o.SAMPLING.temperature,
+    top_k: o.TopK = o.SAMPLING.top_k,
+    top_p: o.TopP = o.SAMPLING.top_p,
+    greedy: o.Greedy = o.SAMPLING.greedy,
+    seed: o.Seed = o.SAMPLING.seed,
+    bos: o.Bos = o.SAMPLING.bos,
+    stop_at_eos: o.StopAtEos = o.SAMPLING.stop_at_eos,
     stream: o.Stream = False,
     skip: o.Skip = None,
     keep: o.Keep = None,
@@ -30,27 +29,21 @@ def generate(
 ) -> None:
     """Generate text from a prompt (defaults as nanoGPT: a newline as the prompt, temperature 0.8, top-k 200, seed 1337)."""
     import probes
-    from probes.cli.common import load_model, model_meta
-    from probes.generation import check_counts
-    from probes.sampling import SamplingSettings
+    from probes.cli.common import Target, model_meta
+    from probes.core.sampling import SamplingConfig
 
-    SamplingSettings(temperature, top_k or None, top_p, greedy)  # bad values fail before loading
-    check_counts(num_samples, max_new_tokens)
+    cfg = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, seed=seed,
+                         max_new_tokens=max_new_tokens, num_samples=num_samples, stop_at_eos=stop_at_eos, bos=bos)
     if prompt is None:
         prompt = "\n"  # nanoGPT's sample.py default; declared here so --help does not print a bare newline
-    m = load_model(model, device, dtype)
+    target = Target(model, device, dtype)
+    skipped = target.skipped(skip, keep)
+    m = target.load()
     on_token = _Streamer(num_samples) if stream and not json else None
-    with probes.skip(m, skip, keep=keep):
-        samples = probes.generate(
-            m, prompt, num_samples=num_samples, max_new_tokens=max_new_tokens, temperature=temperature,
-            top_k=top_k or None, top_p=top_p, greedy=greedy, seed=seed, bos=bos, stop_at_eos=stop_at_eos,
-            on_token=on_token,
-        )
+    with probes.skip(m, skipped):
+        samples = probes.generate(m, prompt, cfg, on_token=on_token)
         meta = model_meta(m)
-    data = {
-        **meta, "prompt": samples.prompt, "prompt_tokens": samples.prompt_tokens, "settings": samples.settings,
-        "samples": [s.as_dict() for s in samples], "timing": samples.timing,
-    }
+    data = {**meta, **samples.as_dict()}
     if stream and not json:
         sys.stdout.write("\n")
         _timing_line(data)
@@ -78,10 +71,11 @@ def _timing_line(d: dict) -> None:
 
 
 def _render(d: dict) -> str:
-    s = d["settings"]
-    how = "greedy" if s["greedy"] else f"temperature {s['temperature']}, top-k {s['top_k']}, top-p {s['top_p']}"
+    from probes.core.sampling import SamplingConfig
+
+    cfg = SamplingConfig.from_dict(d["config"])
     skipped = f", blocks skipped: {d['skipped_blocks']}" if d["skipped_blocks"] else ""
-    out = [f"model {d['model']}; {how}; seed {s['seed']}{skipped}", f"prompt: {d['prompt']!r}"]
+    out = [f"model {d['model']}; {cfg.label()}; seed {cfg.seed}{skipped}", f"prompt: {d['prompt']!r}"]
     for k, sample in enumerate(d["samples"], 1):
         out.append(f"--- sample {k}/{len(d['samples'])} ---")
         out.append(d["prompt"] + sample["text"])

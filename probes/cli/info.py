@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from probes.cli import options as o
-from probes.cli.output import emit, handle_errors, table
+from probes.cli.output import emit, table
 
 
-@handle_errors
 def info(model: o.Model = None, device: o.Device = None, dtype: o.Dtype = None, json: o.Json = False) -> None:
     """Describe a model: blocks, heads, widths, vocabulary, context, parameters, dtype, device and hook points."""
-    from probes.cli.common import load_model
-    from probes.info import model_info
+    from probes.cli.common import Target
+    from probes.core.info import model_info
 
-    m = load_model(model, device, dtype)
+    m = Target(model, device, dtype).load()
     emit(model_info(m), json, _render)
 
 

@@ -1,17 +1,11 @@
-"""The one output path (text or --json on stdout) and the one error path (a line on stderr)."""
+"""The one output path: text or --json on stdout, logs and warnings on stderr, plain-text tables."""
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import sys
-import warnings
 from typing import Any, Callable
-
-import typer
-
-from probes.errors import ProbesError
 
 
 def log(message: str) -> None:
@@ -31,36 +25,17 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None):
+    """warnings.showwarning for the CLI: one 'warning:' line on stderr, no source line."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 def emit(data: dict, as_json: bool, render: Callable[[dict], str]) -> None:
     """Print `data` as JSON (alone on stdout) or as the human text `render(data)`."""
     if as_json:
         print(json.dumps(_clean(data), ensure_ascii=False, indent=1))
     else:
         print(render(data))
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
-def handle_errors(fn: Callable) -> Callable:
-    """Turn a ProbesError into one line on stderr and exit code 2; Ctrl-C into exit 130."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        warnings.showwarning = _show_warning
-        try:
-            return fn(*args, **kwargs)
-        except ProbesError as e:
-            print(f"error: {e}", file=sys.stderr, flush=True)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            print("interrupted; nothing more was written", file=sys.stderr, flush=True)
-            raise typer.Exit(130) from None
-        except BrokenPipeError:
-            raise typer.Exit(0) from None
-
-    return wrapper
 
 
 def table(rows: list[list[Any]], header: list[str] | None = None, align: str | None = None) -> str:
@@ -87,8 +62,3 @@ def _fmt(c: Any) -> str:
         return "-"
     return str(c)
 
-
-def show_token(s: str, limit: int = 16) -> str:
-    """A token string made visible: repr-style escapes, long ones shortened."""
-    shown = repr(s)[1:-1]
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"

@@ -7,25 +7,25 @@ from typing import Annotated, List, Optional
 import typer
 
 from probes.cli import options as o
-from probes.cli.output import emit, handle_errors, log, table
+from probes.cli.output import emit, log, table
+from probes.core.sampling import PRUNE_SAMPLING as D
 from probes.errors import ProbesError
 
 DEFAULT_PROMPT = "ROMEO:"
 
 
-@handle_errors
 def prune(
     skip: Annotated[Optional[List[str]], typer.Option("--skip", help="Blocks to skip (repeatable): odd, even, first-half, last-half, or 1,3,5-7.")] = None,
     keep: Annotated[Optional[List[str]], typer.Option("--keep", help="Blocks to keep (repeatable); the complement is skipped.")] = None,
     prompt: o.Prompt = DEFAULT_PROMPT,
-    max_new_tokens: o.MaxNewTokens = 50,
-    sample: Annotated[bool, typer.Option("--sample", help="Sample instead of greedy decoding, with the same seed for every run.")] = False,
-    num_samples: o.NumSamples = 1,
-    temperature: o.Temperature = 0.8,
-    top_k: o.TopK = 200,
-    top_p: o.TopP = None,
-    seed: o.Seed = 1337,
-    bos: o.Bos = True,
+    max_new_tokens: o.MaxNewTokens = D.max_new_tokens,
+    greedy: o.Greedy = D.greedy,
+    num_samples: o.NumSamples = D.num_samples,
+    temperature: o.Temperature = D.temperature,
+    top_k: o.TopK = D.top_k,
+    top_p: o.TopP = D.top_p,
+    seed: o.Seed = D.seed,
+    bos: o.Bos = D.bos,
     eval_text: Annotated[Optional[str], typer.Option("--eval-text", help="Held-out text file for the loss (default: the bundled model's held-out passage).")] = None,
     sweep: Annotated[bool, typer.Option("--sweep", help="Rank blocks: skip each alone (loss increase, Block Influence, angular distance).")] = False,
     plot: o.Plot = None,
@@ -36,59 +36,51 @@ def prune(
 ) -> None:
     """Run the full model and the model with blocks skipped from the same prompt; compare texts and metrics.
 
-    Greedy by default so the runs are directly comparable. With --sweep, rank every block instead.
+    Greedy by default so the runs are directly comparable (--sample samples every run with the same seed). With --sweep, rank every block instead.
     """
-    from probes.generation import check_counts
+    from probes.cli.common import Target, model_meta
+    from probes.core.layers import format_layers
     from probes.io import check_figure_path, save_figure
-    from probes.sampling import SamplingSettings
+    from probes.studies.prune import check_eval_path, compare_pruned, prune_config, sweep_blocks
 
-    SamplingSettings(temperature, top_k or None, top_p)
-    check_counts(num_samples, max_new_tokens)
+    cfg = prune_config(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, seed=seed,
+                       max_new_tokens=max_new_tokens, num_samples=num_samples, bos=bos)
     if plot:
         check_figure_path(plot)
     if sweep and (skip or keep):
         raise ProbesError("--sweep ranks every block by itself; leave out --skip/--keep (or drop --sweep)")
-    if num_samples != 1 and not sample:
-        raise ProbesError("--num-samples needs --sample (greedy decoding gives one continuation)")
+    check_eval_path(eval_text)
     if not sweep and not skip and not keep:
         skip = ["odd"]
-    from probes.cli.common import load_model, model_meta
-    from probes.layers import complement, format_layers, parse_layers
-    from probes.prune import compare_pruned, sweep_blocks
-
-    m = load_model(model, device, dtype)
-    n = len(m.blocks)
-    specs = list(skip or []) + [format_layers(complement(parse_layers(k, n), n)) for k in keep or []]
+    target = Target(model, device, dtype)
+    specs = [(s, target.layers(s)) for s in skip or []] + [(format_layers(layers), layers) for layers in
+                                                          (target.skipped(keep=k) for k in keep or [])]
+    m = target.load()
     meta = model_meta(m)
     if sweep:
         result = sweep_blocks(m, eval_text=eval_text, progress=log)
-        if plot:
-            save_figure(result.figure(), plot)
-            log(f"wrote {plot}")
-        emit({**meta, **result.as_dict()}, json, _render_sweep)
-        return
-    for s in specs:
-        parse_layers(s, n)
-    result = compare_pruned(
-        m, prompt, specs, max_new_tokens=max_new_tokens, sample=sample, num_samples=num_samples,
-        temperature=temperature, top_k=top_k or None, top_p=top_p, seed=seed, bos=bos, eval_text=eval_text, progress=log,
-    )
+        render = _render_sweep
+    else:
+        result = compare_pruned(m, prompt, [s for s, _ in specs], cfg, eval_text=eval_text, progress=log)
+        render = _render
     if plot:
         save_figure(result.figure(), plot)
         log(f"wrote {plot}")
-    emit({**meta, **result.as_dict()}, json, _render)
+    emit({**meta, **result.as_dict()}, json, render)
 
 
 def _render(d: dict) -> str:
-    from probes.layers import format_layers
-    from probes.prune import METRIC_LABELS
+    from probes.core.layers import format_layers
+    from probes.studies.prune import METRIC_LABELS
 
-    s = d["settings"]
-    how = "greedy" if not s["sample"] else f"sampled (T={s['temperature']}, top-k={s['top_k']}, seed={s['seed']})"
+    from probes.core.sampling import SamplingConfig
+
+    cfg = SamplingConfig.from_dict(d["config"])
+    how = "greedy" if cfg.is_greedy else f"sampled ({cfg.label()}, seed {cfg.seed})"
     out = [f"model {d['model']} ({d['model_source']['n_layers']} blocks); prompt {d['prompt']!r}; "
-           f"{s['max_new_tokens']} new tokens, {how}", ""]
+           f"{cfg.max_new_tokens} new tokens, {how}", ""]
     for r in d["runs"]:
-        title = "FULL MODEL" if r["name"] == "full" else f"SKIP {r['name']} (blocks {format_layers(r['skipped'])}; kept {format_layers(r['kept'])})"
+        title = "FULL MODEL" if r["name"] == "full" else f"SKIP {r['name']} (blocks {format_layers(r['skipped_blocks'])}; kept {format_layers(r['kept_blocks'])})"
         out.append(f"=== {title} ===")
         for k, smp in enumerate(r["samples"], 1):
             if len(r["samples"]) > 1:
@@ -106,7 +98,7 @@ def _render(d: dict) -> str:
 
 
 def _render_sweep(d: dict) -> str:
-    from probes.layers import format_layers
+    from probes.core.layers import format_layers
 
     out = [f"model {d['model']}: skipping one block at a time; full-model held-out loss {d['base_loss']:.4f} nats/token", ""]
     rows = [[b["block"], b["rank"], b["loss"], b["loss_increase"], b["kl"], b["top1_agreement"], b["block_influence"],

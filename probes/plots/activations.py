@@ -53,5 +53,5 @@ def activations_figure(acts, include_bos: bool = False):
     notes = [f"{len(acts.tokens)} positions" + ("" if include_bos or not acts.bos else ", BOS left out of the means")]
     if acts.skipped_blocks:
         notes.append("shaded: skipped blocks")
-    fig.suptitle(f"{acts.meta.get('model')}: {prompt!r} ({'; '.join(notes)})", fontsize=10)
+    fig.suptitle(f"{acts.meta.model}: {prompt!r} ({'; '.join(notes)})", fontsize=10)
     return fig

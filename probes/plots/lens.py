@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from probes.errors import SpecError
+from probes.tokens import show_token
 
 METRICS = {
     # metric: (what the colour shows in a prompt lens, in a generation lens)
@@ -20,22 +21,12 @@ def check_metric(metric: str) -> str:
     return metric
 
 
-def token_label(s: str, limit: int = 10) -> str:
-    """A token made visible and safe for matplotlib: escapes, a leading space as '␣', shortened."""
-    shown = repr(s)[1:-1]
-    if shown.startswith(" "):
-        shown = "␣" + shown[1:]
-    if len(shown) > limit:
-        shown = shown[: limit - 1] + "…"
-    return shown.replace("$", r"\$")  # a pair of '$' would start mathtext
-
-
 def _values(lens, metric: str, generated: bool):
     """(rows, pos) array to colour by, its norm and colormap."""
     import numpy as np
     from matplotlib import colors
 
-    n_vocab = max(int(lens.n_vocab), 2)
+    n_vocab = max(int(lens.d_vocab), 2)
     if metric == "prob":
         values = lens.next_prob if generated else lens.top_probs[..., 0]
         # Log scale from uniform (1/vocab) to certain: readable for weak and strong models alike.
@@ -79,7 +70,7 @@ def _draw(ax, lens, metric: str, *, generated: bool = False, norm=None, title: s
                 rgba = cmap(norm(v)) if np.isfinite(v) else (1, 1, 1, 1)
                 dark = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2] < 0.5
                 hit = targets[j] >= 0 and lens.top_ids[r, j, 0] == targets[j]
-                ax.text(j, r, token_label(str(lens.top_strings[r, j, 0]), 7), ha="center", va="center",
+                ax.text(j, r, show_token(str(lens.top_str_tokens[r, j, 0]), 7, plot=True), ha="center", va="center",
                         fontsize=size, color="white" if dark else "black", fontweight="bold" if hit else "normal")
 
     # Rows: embed at the bottom, the model's output at the top; skipped blocks greyed.
@@ -91,8 +82,8 @@ def _draw(ax, lens, metric: str, *, generated: bool = False, norm=None, title: s
 
     step = max(1, int(np.ceil(n_pos / 120)))
     xs = list(range(0, n_pos, step))
-    fed = [token_label(lens.str_tokens[lens.positions[j]]) for j in xs]
-    nxt = [token_label(lens_next_string(lens, j)) for j in xs]
+    fed = [show_token(lens.str_tokens[lens.positions[j]], 10, plot=True) for j in xs]
+    nxt = [show_token(lens_next_string(lens, j), 10, plot=True) for j in xs]
     font = 8 if n_pos <= 60 else 6
     # The other axis (top) shows what each position predicts in a prompt lens, what it was fed
     # in a generation lens; bold cells are those whose top-1 is the actual next token.
@@ -119,10 +110,10 @@ def _size(n_pos: int, n_rows: int, panels: int = 1):
 
 def _title(lens, what: str) -> str:
     skipped = ""
-    if lens.skipped:
-        from probes.layers import format_layers
+    if lens.skipped_blocks:
+        from probes.core.layers import format_layers
 
-        skipped = f", blocks {format_layers(lens.skipped)} skipped"
+        skipped = f", blocks {format_layers(lens.skipped_blocks)} skipped"
     return f"{what}: {lens.model_name}{skipped}"
 
 

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import math
 
-
-def _label(tok: str) -> str:
-    shown = repr(tok)[1:-1]
-    return shown if len(shown) <= 12 else shown[:11] + "…"
+from probes.tokens import show_token
 
 
 def distribution_bars(report, top: int = 12):
@@ -18,14 +15,14 @@ def distribution_bars(report, top: int = 12):
     cols = len(panels) if len(panels) <= 5 else 4
     rows = math.ceil(len(panels) / cols)
     fig = Figure(figsize=(3.6 * cols, 3.8 * rows), layout="constrained")
-    n_vocab = report.n_vocab or report.raw.support  # the uniform level is 1 / vocabulary size
+    n_vocab = report.d_vocab or report.raw.support  # the uniform level is 1 / vocabulary size
     floor = min(1e-5, 0.2 / n_vocab)
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for i, (ax, d) in enumerate(zip(axes.flat, panels)):
         n = min(top, len(d.top_probs))
-        labels = [_label(t) for t in d.top_tokens[:n]]
+        labels = [show_token(t, 12, plot=True) for t in d.top_str_tokens[:n]]
         ax.bar(range(n), d.top_probs[:n], color="#888888" if i == 0 else "#3b6fb6")
         ax.set_xticks(range(n), labels, rotation=60, ha="right", fontsize=8)
         # Log scale: T=10 spreads the mass so thin that a linear axis shows nothing at all.
@@ -33,7 +30,7 @@ def distribution_bars(report, top: int = 12):
         ax.set_ylim(floor, 1.5)
         ax.axhline(1 / n_vocab, color="#999999", ls="--", lw=0.8)
         ax.text(-0.4, 1 / n_vocab, "uniform", ha="left", va="bottom", fontsize=7, color="#777777")
-        title = "raw (T=1, no truncation)" if i == 0 else d.settings.label()
+        title = "raw (T=1, no truncation)" if i == 0 else d.config.label()
         ax.set_title(f"{title}\nentropy {d.entropy_bits:.2f} bits, 99% mass in {d.tokens_for_99} tok, "
                      f"support {d.support}", fontsize=9)
         if i % cols == 0:

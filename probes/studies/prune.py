@@ -8,15 +8,16 @@ from pathlib import Path
 
 import torch
 
+from probes.core.generate import Sample, generate
+from probes.core.sampling import PRUNE_SAMPLING, SamplingConfig
 from probes.errors import ProbesError
-from probes.generation import Sample, generate
-from probes.hooks import attached
-from probes.layers import complement, format_layers, parse_layers
-from probes.metrics import (
+from probes.core.hooks import attached
+from probes.core.layers import complement, format_layers, parse_layers
+from probes.studies.metrics import (
     agreement_and_kl, continuation_nll, distinct_n, eval_logprobs, eval_loss, eval_windows, kl_per_token,
     logprobs, longest_repeated_span, perplexity, repeated_ngram_fraction,
 )
-from probes.skipping import skip
+from probes.core.skip import skip
 
 METRIC_LABELS = {
     "distinct_1": "distinct-1", "distinct_2": "distinct-2", "distinct_3": "distinct-3",
@@ -33,14 +34,14 @@ class PruneRun:
     """One generation run: the full model or one skip spec."""
 
     name: str
-    skipped: list[int]
-    kept: list[int]
+    skipped_blocks: list[int]
+    kept_blocks: list[int]
     samples: list[Sample]
     metrics: dict
     kl_per_token: list[float] = field(default_factory=list)  # along the full model's first continuation
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "skipped": self.skipped, "kept": self.kept,
+        return {"name": self.name, "skipped_blocks": self.skipped_blocks, "kept_blocks": self.kept_blocks,
                 "samples": [{"text": s.text, "tokens": s.tokens} for s in self.samples],
                 "metrics": self.metrics, "kl_per_token": self.kl_per_token}
 
@@ -51,13 +52,16 @@ class PruneComparison:
 
     prompt: str
     prompt_tokens: list[int]
-    settings: dict
+    config: SamplingConfig
     eval_source: str
     runs: list[PruneRun]
 
     def as_dict(self) -> dict:
-        return {"prompt": self.prompt, "prompt_tokens": self.prompt_tokens, "settings": self.settings,
+        return {"prompt": self.prompt, "prompt_tokens": self.prompt_tokens, "config": self.config.to_dict(),
                 "eval_text": self.eval_source, "runs": [r.as_dict() for r in self.runs]}
+
+    def __repr__(self) -> str:
+        return f"PruneComparison({', '.join(r.name for r in self.runs)}; {self.config.label()}, eval {self.eval_source!r})"
 
     def figure(self):
         from probes.plots.prune import comparison_figure
@@ -67,7 +71,7 @@ class PruneComparison:
 
 def default_eval_text(model) -> tuple[str, str]:
     """The model's own held-out passage if it ships one, else the bundled model's (plain Shakespeare text)."""
-    from probes.model import BUNDLED_DIR, source_of
+    from probes.core.load import BUNDLED_DIR, source_of
 
     for folder in (Path(source_of(model).path), BUNDLED_DIR):
         path = folder / "heldout.txt"
@@ -76,14 +80,24 @@ def default_eval_text(model) -> tuple[str, str]:
     raise ProbesError("no held-out text found; pass one with --eval-text FILE")
 
 
-def read_eval_text(model, eval_text: str | None) -> tuple[str, str]:
+def check_eval_path(eval_text: str | None) -> Path | None:
+    """The --eval-text file if it can be read (None: the default text); checked before any model loads."""
     if eval_text is None:
-        return default_eval_text(model)
+        return None
     p = Path(eval_text).expanduser()
     try:
-        text = p.read_text(encoding="utf-8")
+        p.read_text(encoding="utf-8")  # all of it: a bad byte at the end must fail now, not after loading
     except (OSError, UnicodeDecodeError) as e:
         raise ProbesError(f"cannot read --eval-text {str(p)!r}: {getattr(e, 'strerror', None) or e}") from None
+    return p
+
+
+def read_eval_text(model, eval_text: str | None) -> tuple[str, str]:
+    """(text, where it came from): `eval_text`'s contents, or the default held-out text."""
+    p = check_eval_path(eval_text)
+    if p is None:
+        return default_eval_text(model)
+    text = p.read_text(encoding="utf-8")
     if len(model.tokenizer(text, add_special_tokens=False)["input_ids"]) < 2:
         raise ProbesError(f"--eval-text {str(p)!r} is empty or too short (needs at least 2 tokens)")
     return text, str(p)
@@ -111,41 +125,42 @@ def _mean(values):
     return sum(vals) / len(vals) if vals else None
 
 
+def prune_config(config: SamplingConfig | None = None, **overrides) -> SamplingConfig:
+    """The config `compare_pruned` generates with: PRUNE_SAMPLING unless given, checked."""
+    cfg = SamplingConfig.of(config if config is not None else PRUNE_SAMPLING, **overrides)
+    if cfg.is_greedy and cfg.num_samples != 1:
+        raise ProbesError("several samples need sampling (greedy decoding gives one continuation); set greedy=False (--sample)")
+    return cfg
+
+
 def compare_pruned(
     model,
-    prompt: str,
+    prompt,
     skips: list,
+    config: SamplingConfig | None = None,
     *,
-    max_new_tokens: int = 50,
-    sample: bool = False,
-    num_samples: int = 1,
-    temperature: float = 0.8,
-    top_k: int | None = 200,
-    top_p: float | None = None,
-    seed: int = 1337,
-    bos: bool = True,
     eval_text: str | None = None,
     progress=None,
+    **overrides,
 ) -> PruneComparison:
     """Generate from `prompt` with the full model, then with each skip spec, and measure the change.
 
-    Greedy by default, so runs are directly comparable; `sample=True` samples every run with the
-    same seed. Metrics: distinct-1/2/3, repeated 4-grams, longest repeated span, tokens until EOS,
+    `config` (or its fields as keywords) is PRUNE_SAMPLING by default: greedy, 50 tokens, so runs
+    are directly comparable; with greedy=False every run samples with the same seed. Metrics: distinct-1/2/3, repeated 4-grams, longest repeated span, tokens until EOS,
     perplexity under the full model; teacher-forced on the full model's continuation, mean
     KL(full || run) and top-1 agreement; loss on a held-out text.
     """
+    cfg = prune_config(config, **overrides)
     n = len(model.blocks)
     specs = [(str(s), parse_layers(s, n)) for s in skips]  # every spec is checked before any work
     text_eval, eval_src = read_eval_text(model, eval_text)
     windows = eval_windows(model, text_eval)
     eos = model.tokenizer.eos_token_id
     n_ctx = model.cfg.n_ctx
-    opts = dict(max_new_tokens=max_new_tokens, num_samples=num_samples if sample else 1, temperature=temperature,
-                top_k=top_k, top_p=top_p, greedy=not sample, seed=seed, bos=bos)
     say = progress or (lambda msg: None)
 
     say("full model: generating")
-    full_samples = generate(model, prompt, **opts)
+    full_samples = generate(model, prompt, cfg)
     prompt_ids = full_samples.prompt_tokens
     P = len(prompt_ids)
     full_eval = eval_logprobs(model, windows)
@@ -159,7 +174,7 @@ def compare_pruned(
         with skip(model, layers):
             if layers:
                 say(f"skip {name} ({format_layers(layers)}): generating")
-                samples = generate(model, prompt, **opts)
+                samples = generate(model, prompt, cfg)
                 lps = eval_logprobs(model, windows)
                 tf_lp = [logprobs(model, ids) for ids, _ in full_tf]
             else:
@@ -187,8 +202,7 @@ def compare_pruned(
             "eval_top1_agreement": eval_agree, "tokens_per_second": samples.timing["tokens_per_second"],
         })
         runs.append(PruneRun(name, layers, complement(layers, n), list(samples), metrics, kl_curve))
-    settings = {**full_samples.settings, "sample": sample}
-    return PruneComparison(full_samples.prompt, prompt_ids, settings, eval_src, runs)
+    return PruneComparison(full_samples.prompt, prompt_ids, cfg, eval_src, runs)
 
 
 @dataclass

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from probes.layers import complement, parse_layers
-
-_OVERRIDE = "_probes_skipped_by"
+from probes.core.layers import complement, parse_layers
+from probes.core.state import state_of
+from probes.errors import ProbesError, SpecError
 
 
 def _identity_forward(block):
@@ -19,8 +19,17 @@ def _identity_forward(block):
 
 
 def skipped_layers(model) -> list[int]:
-    """Blocks currently skipped on `model` by any active `skip` context."""
-    return [i for i, b in enumerate(model.blocks) if getattr(b, _OVERRIDE, None) is not None]
+    """Blocks currently skipped on `model` by any active `skip` context, in order."""
+    return sorted(state_of(model).skipped)
+
+
+def skip_spec(spec, keep, n_layers: int) -> list[int]:
+    """The blocks to skip for a skip spec or (exclusive) a keep spec; both are layer specs."""
+    if keep is not None:
+        if spec is not None:
+            raise SpecError("give either a skip spec or a keep spec, not both")
+        return complement(parse_layers(keep, n_layers), n_layers)
+    return parse_layers(spec, n_layers)
 
 
 class skip:
@@ -32,15 +41,7 @@ class skip:
     """
 
     def __init__(self, model, spec=None, *, keep=None):
-        n = len(model.blocks)
-        if keep is not None:
-            if spec is not None:
-                from probes.errors import SpecError
-
-                raise SpecError("give either a skip spec or a keep spec, not both")
-            self.layers = complement(parse_layers(keep, n), n)
-        else:
-            self.layers = parse_layers(spec, n)
+        self.layers = skip_spec(spec, keep, len(model.blocks))
         self.model = model
         self._mine: list[int] = []
         self._entered = False
@@ -49,19 +50,22 @@ class skip:
     def kept(self) -> list[int]:
         return complement(self.layers, len(self.model.blocks))
 
+    def __repr__(self) -> str:
+        from probes.core.layers import format_layers
+
+        return f"skip({format_layers(self.layers)}, {'active' if self._entered else 'inactive'})"
+
     def __enter__(self):
         if self._entered:
-            from probes.errors import ProbesError
-
             raise ProbesError("this skip context is already active; create a new probes.skip(...) to nest")
         self._entered = True
+        owners = state_of(self.model).skipped
         try:
             for i in self.layers:
-                block = self.model.blocks[i]
-                if getattr(block, _OVERRIDE, None) is not None:
+                if i in owners:
                     continue  # an outer context skips it already; leave it to that context
-                object.__setattr__(block, "forward", _identity_forward(block))
-                object.__setattr__(block, _OVERRIDE, self)
+                object.__setattr__(self.model.blocks[i], "forward", _identity_forward(self.model.blocks[i]))
+                owners[i] = self
                 self._mine.append(i)
         except BaseException:
             self._restore()
@@ -73,9 +77,9 @@ class skip:
         return False
 
     def _restore(self):
+        owners = state_of(self.model).skipped
         for i in reversed(self._mine):
-            block = self.model.blocks[i]
-            object.__delattr__(block, "forward")
-            object.__delattr__(block, _OVERRIDE)
+            object.__delattr__(self.model.blocks[i], "forward")
+            del owners[i]
         self._mine = []
         self._entered = False

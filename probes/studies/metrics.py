@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from probes.prompt import bos_id
+from probes.core.prompt import bos_id
 
 
 def distinct_n(tokens: list[int], n: int) -> float:

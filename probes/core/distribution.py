@@ -1,55 +1,13 @@
-"""Sampling math: softmax(logits / T) restricted to the top-k, then the top-p nucleus."""
+"""Sampling math: the distribution a token is drawn from (softmax(logits / T), top-k, then top-p), and its summaries."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 
-from probes.errors import ProbesError
+from probes.core.sampling import SamplingConfig
 
 
-@dataclass(frozen=True)
-class SamplingSettings:
-    """nanoGPT's sample.py controls, plus top-p. Temperature 0 (or greedy) means argmax."""
-
-    temperature: float = 0.8
-    top_k: int | None = 200
-    top_p: float | None = None
-    greedy: bool = False
-
-    def __post_init__(self):
-        check_sampling(self.temperature, self.top_k, self.top_p)
-
-    @property
-    def is_greedy(self) -> bool:
-        return self.greedy or self.temperature == 0
-
-    def as_dict(self) -> dict:
-        return {"temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p, "greedy": self.is_greedy}
-
-    def label(self) -> str:
-        if self.is_greedy:
-            return "greedy"
-        parts = [f"T={self.temperature:g}"]
-        if self.top_k is not None:
-            parts.append(f"top-k={self.top_k}")
-        if self.top_p is not None:
-            parts.append(f"top-p={self.top_p:g}")
-        return ", ".join(parts)
-
-
-def check_sampling(temperature, top_k, top_p) -> None:
-    if temperature is None or not isinstance(temperature, (int, float)) or math.isnan(temperature) or temperature < 0 or math.isinf(temperature):
-        raise ProbesError(f"temperature must be a finite number >= 0 (0 means greedy), got {temperature}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ProbesError(f"top-k must be an integer >= 1 (or omitted for no top-k), got {top_k}")
-    if top_p is not None and (not isinstance(top_p, (int, float)) or math.isnan(top_p) or not 0 < top_p <= 1):
-        raise ProbesError(f"top-p must be in (0, 1], got {top_p}")
-
-
-def sampling_probs(logits: torch.Tensor, settings: SamplingSettings) -> torch.Tensor:
+def sampling_probs(logits: torch.Tensor, settings: SamplingConfig) -> torch.Tensor:
     """The distribution a token is drawn from, for logits of shape (..., vocab), in float32."""
     logits = logits.float()
     if settings.is_greedy:
@@ -73,7 +31,7 @@ def sampling_probs(logits: torch.Tensor, settings: SamplingSettings) -> torch.Te
     return probs
 
 
-def pick_token(logits: torch.Tensor, settings: SamplingSettings, generator: torch.Generator | None) -> int:
+def pick_token(logits: torch.Tensor, settings: SamplingConfig, generator: torch.Generator | None) -> int:
     """One token id from logits of shape (vocab,)."""
     if settings.is_greedy:
         return int(logits.argmax())

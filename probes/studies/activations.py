@@ -23,92 +23,84 @@ per-position mean over d_model.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import re
+import typing
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import torch
 
+from probes.core.hooks import SHORT_NAMES, short_name, split_name
+from probes.core.layers import format_layers
 from probes.errors import ProbesError, SpecError, closest
 from probes.io import atomic_path, check_output
-from probes.layers import format_layers
 
 FORMAT = "probes.activations/1"
 
-# Short name -> hook name inside a block (`blocks.{i}.` + this).
-SHORT_NAMES = {
-    "resid_pre": "hook_resid_pre",
-    "resid_mid": "hook_resid_mid",
-    "resid_post": "hook_resid_post",
-    "attn_out": "hook_attn_out",
-    "mlp_out": "hook_mlp_out",
-    "pattern": "attn.hook_pattern",
-    "attn_scores": "attn.hook_attn_scores",
-    "q": "attn.hook_q",
-    "k": "attn.hook_k",
-    "v": "attn.hook_v",
-    "z": "attn.hook_z",
-    "mlp_pre": "mlp.hook_pre",
-    "mlp_post": "mlp.hook_post",
-    "ln1_normalized": "ln1.hook_normalized",
-    "ln2_normalized": "ln2.hook_normalized",
-}
-_LONG_TO_SHORT = {v: k for k, v in SHORT_NAMES.items()}
 
-# Hooks whose tensors are (heads, query, key): a generation step adds query rows with a longer key
-# axis, padded to the final length with what the causal mask puts there.
-_KEYED_PAD = {"attn.hook_pattern": 0.0, "attn.hook_attn_scores": float("-inf")}
+@dataclass(frozen=True)
+class CaptureMeta:
+    """What a capture recorded, typed; it writes itself to and reads itself from safetensors metadata.
 
-# What a skipped block's hooks hold, since only its input and output hooks fire.
-
-# Keyword arguments of `probes.generate` that `capture(..., generate=N)` passes through.
-GENERATE_OPTIONS = ("temperature", "top_k", "top_p", "greedy", "seed", "stop_at_eos")
-
-_BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
-
-
-def split_name(name: str) -> tuple[int | None, str]:
-    """(block index, name inside the block) of a full hook name; (None, name) for model-level hooks."""
-    m = _BLOCK.match(name)
-    return (int(m.group(1)), m.group(2)) if m else (None, name)
-
-
-def short_name(suffix: str) -> str:
-    """`resid_pre` for `hook_resid_pre`, the block-relative name itself when it has no short name."""
-    return _LONG_TO_SHORT.get(suffix, suffix)
-
-
-def resolve_hooks(model, hooks: Iterable[str] | str, layers: list[int]) -> list[str]:
-    """Full hook names for `hooks` (short, block-relative or full names), in a stable order.
-
-    Short and block-relative names expand to each block in `layers`; full names stay as given.
-    An unknown name raises SpecError listing the short names and the closest matches.
+    Safetensors metadata holds strings only: text fields are stored as they are, every other
+    field as JSON, under the field's own name (`versions` as one key per package).
     """
-    if isinstance(hooks, str):
-        hooks = [h for h in hooks.split(",")]
-    names = [h.strip() for h in hooks]
-    if not names or any(not h for h in names):
-        raise SpecError(f"empty hook name in {list(hooks)!r}; use short names like {', '.join(list(SHORT_NAMES)[:6])}")
-    block0 = {n.removeprefix("blocks.0.") for n in model.hook_dict if n.startswith("blocks.0.")}
-    out: list[str] = []
-    for name in names:
-        if name in model.hook_dict:
-            found = [name]
-        elif name in SHORT_NAMES or name in block0:
-            suffix = SHORT_NAMES.get(name, name)
-            found = [f"blocks.{i}.{suffix}" for i in layers]
-        else:
-            choices = [*SHORT_NAMES, *sorted(block0), *model.hook_dict]
-            raise SpecError(
-                f"unknown hook {name!r}{closest(name, choices)} (short names: {', '.join(SHORT_NAMES)}; "
-                "or a hook point such as attn.hook_pattern or blocks.0.hook_resid_pre, see `probes info`)"
-            )
-        out.extend(f for f in found if f not in out)
-    return out
 
+    model: str
+    model_source: str  # bundled, hub, local or external
+    model_path: str
+    model_sha256: str
+    n_layers: int
+    d_model: int
+    n_heads: int
+    dtype: str
+    prompt: str
+    bos: bool  # whether position 0 is <|endoftext|>
+    n_prompt_tokens: int
+    token_strings: list[str]
+    hooks: list[str]  # as requested
+    layers: list[int]  # blocks short names were expanded to
+    skipped_blocks: list[int]
+    filled: dict[str, str]  # what stands in for hooks skipped blocks never fire
+    absent: list[str]  # requested hooks skipped blocks never compute (not in the file)
+    weights_processed: bool = True  # compatibility mode: LayerNorm folded, writing weights centred
+    versions: dict[str, str | None] = field(default_factory=dict)
+    generated: int = 0
+    seed: int | None = None
+    sampling: dict | None = None
+    generated_text: str | None = None
+
+    _VERSION_KEYS = {"probes": "probes_version", "transformer-lens": "transformer_lens_version",
+                     "transformers": "transformers_version", "torch": "torch_version"}
+
+    def to_metadata(self) -> dict[str, str]:
+        out = {"format": FORMAT}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "versions":
+                out.update({key: str(value.get(dist)) for dist, key in self._VERSION_KEYS.items()})
+            elif value is not None:
+                out[f.name] = value if _is_text(f) else json.dumps(value, ensure_ascii=False)
+        return out
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str]) -> CaptureMeta:
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "versions":
+                values["versions"] = {dist: meta.get(key) for dist, key in cls._VERSION_KEYS.items()}
+            elif f.name in meta:
+                values[f.name] = meta[f.name] if _is_text(f) else json.loads(meta[f.name])
+        return cls(**values)
+
+
+def _is_text(f) -> bool:
+    hints = typing.get_type_hints(CaptureMeta)
+    return hints[f.name] in (str, str | None)
 
 class _NotCaptured(SpecError, KeyError):
     """A ProbesError for users, a KeyError for Mapping's `in` and `.get`."""
@@ -119,15 +111,14 @@ class _NotCaptured(SpecError, KeyError):
 class Activations(Mapping):
     """Recorded hook tensors of one sequence: a mapping hook name -> tensor, plus tokens and metadata.
 
-    `tokens` (pos,) int64; `token_strings` one string a position; `meta` the file's metadata
-    (strings only; JSON inside for lists and dicts).
+    `tokens` (pos,) int64 ids; `token_strings` one string a position; `meta` a CaptureMeta.
     """
 
-    def __init__(self, tensors: dict[str, torch.Tensor], tokens: torch.Tensor, meta: dict[str, str]):
+    def __init__(self, tensors: dict[str, torch.Tensor], tokens: torch.Tensor, meta: CaptureMeta):
         # One canonical order, so a loaded file (safetensors sorts names as text) iterates as captured.
         self.tensors = {k: tensors[k] for k in sorted(tensors, key=_order)}
         self.tokens = tokens
-        self.meta = dict(meta)
+        self.meta = meta
 
     # Mapping interface: acts["blocks.0.hook_resid_pre"], list(acts), len(acts).
     def __getitem__(self, name: str) -> torch.Tensor:
@@ -144,42 +135,16 @@ class Activations(Mapping):
 
     def __repr__(self) -> str:
         return (f"Activations({len(self.tensors)} tensors, {len(self.tokens)} positions, "
-                f"layers {format_layers(self.layers)}, model {self.meta.get('model')!r})")
+                f"layers {format_layers(self.layers)}, model {self.meta.model!r})")
 
-    # Metadata, decoded.
-    def _json(self, key: str, default):
-        return json.loads(self.meta[key]) if key in self.meta else default
-
-    @property
-    def token_strings(self) -> list[str]:
-        return self._json("token_strings", [])
-
-    @property
-    def prompt(self) -> str:
-        return self.meta.get("prompt", "")
-
-    @property
-    def n_layers(self) -> int:
-        return int(self.meta["n_layers"])
-
-    @property
-    def layers(self) -> list[int]:
-        """Blocks the capture covered (for short and block-relative hook names)."""
-        return self._json("layers", [])
-
-    @property
-    def skipped_blocks(self) -> list[int]:
-        return self._json("skipped_blocks", [])
-
-    @property
-    def absent(self) -> list[str]:
-        """Requested hooks a skipped block never computed (not in the file)."""
-        return self._json("absent", [])
-
-    @property
-    def bos(self) -> bool:
-        """Whether position 0 is <|endoftext|>."""
-        return self.meta.get("bos") == "true"
+    # The metadata fields users reach for most, as attributes.
+    token_strings = property(lambda self: self.meta.token_strings)
+    prompt = property(lambda self: self.meta.prompt)
+    n_layers = property(lambda self: self.meta.n_layers)
+    layers = property(lambda self: self.meta.layers, doc="Blocks short and block-relative hook names covered.")
+    skipped_blocks = property(lambda self: self.meta.skipped_blocks)
+    absent = property(lambda self: self.meta.absent, doc="Requested hooks a skipped block never computed.")
+    bos = property(lambda self: self.meta.bos, doc="Whether position 0 is <|endoftext|>.")
 
     def families(self) -> list[str]:
         """Short (or block-relative) names of the per-block hooks captured, in first-seen order."""
@@ -224,7 +189,7 @@ class Activations(Mapping):
         The layers are those of `layers_of(family)`; the BOS position is left out unless `include_bos`.
         """
         pos = self._positions(include_bos)
-        d_model = int(self.meta["d_model"])
+        d_model = self.meta.d_model
         out = {}
         for fam in self.families():
             suffix = SHORT_NAMES.get(fam, fam)
@@ -287,7 +252,7 @@ class Activations(Mapping):
         tensors = {k: v.contiguous() for k, v in self.tensors.items()}
         tensors["tokens"] = self.tokens.contiguous()
         with atomic_path(path) as tmp:
-            _write(tensors, tmp, dict(self.meta))
+            _write(tensors, tmp, self.meta.to_metadata())
         return path
 
 
@@ -315,11 +280,15 @@ def load_activations(path: str | os.PathLike) -> Activations:
         raise ProbesError(f"{path}: no such file")
     try:
         with safe_open(str(path), framework="pt") as fh:
-            meta = dict(fh.metadata() or {})
+            raw = dict(fh.metadata() or {})
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
     except Exception as e:
         raise ProbesError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:120]})") from None
-    if meta.get("format") != FORMAT or "tokens" not in tensors:
-        raise ProbesError(f"{path}: a safetensors file, but not one written by probes capture (format {meta.get('format')!r})")
+    if raw.get("format") != FORMAT or "tokens" not in tensors:
+        raise ProbesError(f"{path}: a safetensors file, but not one written by probes capture (format {raw.get('format')!r})")
+    try:
+        meta = CaptureMeta.from_metadata(raw)
+    except (TypeError, ValueError) as e:
+        raise ProbesError(f"{path}: its capture metadata is damaged ({e})") from None
     tokens = tensors.pop("tokens")
     return Activations(tensors, tokens, meta)

@@ -7,23 +7,17 @@ import hashlib
 import json
 import logging
 import os
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from probes.errors import ModelLoadError
 
-BUNDLED_DIR = Path(__file__).parent / "assets" / "shakespeare-gpt2"
+BUNDLED_DIR = Path(__file__).parent.parent / "assets" / "shakespeare-gpt2"
 BUNDLED_NAME = "shakespeare-gpt2"
 DTYPES = ("float32", "float16", "bfloat16")
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
 # Hub files a GPT-2 checkpoint needs; pickled weights are deliberately not among them.
 _HUB_PATTERNS = ["*.json", "*.safetensors", "merges.txt", "vocab.txt"]
-
-# What each loaded bridge came from; a WeakKeyDictionary so the record dies with the model.
-_SOURCES: "weakref.WeakKeyDictionary[Any, ModelSource]" = weakref.WeakKeyDictionary()
-
 
 @dataclass(frozen=True)
 class ModelSource:
@@ -60,11 +54,24 @@ def _hash_files(files: tuple) -> str:
 
 def source_of(model) -> ModelSource:
     """The ModelSource of a bridge returned by `probes.load` (a best guess for other bridges)."""
-    src = _SOURCES.get(model)
-    if src is None:
-        name = getattr(model.cfg, "model_name", "unknown")
-        src = ModelSource(name=name, kind="external", path=str(name))
-    return src
+    from probes.core.state import state_of
+
+    return state_of(model).source
+
+
+def external_source(model) -> ModelSource:
+    """What we can say of a bridge booted outside `probes.load`: its config's model name."""
+    name = getattr(model.cfg, "model_name", "unknown")
+    return ModelSource(name=name, kind="external", path=str(name))
+
+
+def checkpoint_config(model: str | os.PathLike | None) -> dict:
+    """The checked config.json of `model` (as `load` takes it), read without loading any weights.
+
+    Commands call this first, so a layer spec or position that cannot fit fails in a second,
+    before a 10-20 s load.
+    """
+    return check_checkpoint(resolve(model).path)
 
 
 def parse_dtype(dtype):
@@ -240,7 +247,7 @@ def load(
         bridge.enable_compatibility_mode(disable_warnings=True)
         bridge.eval()
         bridge.requires_grad_(False)
-        from probes.kvcache import install_cache_adapter
+        from probes.core.kvcache import install_cache_adapter
 
         install_cache_adapter(bridge)
         # The bridge wires some internal capture hooks lazily on the first forward; run one now so
@@ -253,10 +260,11 @@ def load(
     except Exception as e:  # tokenizers, accelerate and CUDA raise plain Exceptions too; all are one line here
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise ModelLoadError(f"cannot load {src.name!r} from {src.path}: {first}") from None
-    _SOURCES[bridge] = src
-    from probes.fastpath import record_baseline
+    from probes.core.hooks import hook_keys
+    from probes.core.state import ModelState, set_state
 
-    record_baseline(bridge)
+    # The hooks present now are the model's own; anything beyond them later is a probe's.
+    set_state(bridge, ModelState(source=src, baseline=hook_keys(bridge)))
     return bridge
 
 

@@ -11,30 +11,16 @@ copy costs one more copy of the block weights in memory, and is rebuilt if a par
 from __future__ import annotations
 
 import math
-import weakref
 
 import torch
 import torch.nn.functional as F
 
-from probes.hooks import hook_count
-
-_BASELINE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_WEIGHTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def record_baseline(model) -> None:
-    """Remember the hook count of a freshly loaded model: more than this means a probe is attached."""
-    _BASELINE[model] = hook_count(model)
+from probes.core.state import probes_attached, state_of
 
 
 def eligible(model) -> bool:
     """True when the fast path computes exactly what the hooked model would: no hooks beyond skips."""
-    from probes.skipping import skipped_layers
-
-    base = _BASELINE.get(model)
-    if base is None or not _supported(model):
-        return False
-    return hook_count(model) - len(skipped_layers(model)) == base
+    return _supported(model) and not probes_attached(model)
 
 
 def _supported(model) -> bool:
@@ -101,11 +87,11 @@ def _signature(model) -> tuple:
 
 def weights_for(model) -> FastWeights:
     """The fused weights, rebuilt whenever the model's parameters changed since they were made."""
+    st = state_of(model)
     sig = _signature(model)
-    cached = _WEIGHTS.get(model)
-    if cached is None or cached[0] != sig:
-        _WEIGHTS[model] = cached = (sig, FastWeights(model))
-    return cached[1]
+    if st.fused is None or st.fused[0] != sig:
+        st.fused = (sig, FastWeights(model))
+    return st.fused[1]
 
 
 class FastDecoder:

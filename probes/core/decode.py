@@ -1,26 +1,12 @@
-"""Incremental decoding: KV-cached forward steps through the hooked model, sliding past the context."""
+"""Incremental decoding: KV-cached forward steps, the choice of decoder, and the loop that slides past the context."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
 
-from probes.kvcache import SkipTolerantCache
-
-
-@dataclass
-class StepInfo:
-    """What the current forward call computes, for hooks that record during generation.
-
-    `fresh` is how many of the call's last positions are new (the prompt on the first call,
-    then 1); after the window slides the whole window is recomputed but only 1 position is new.
-    """
-
-    fresh: int = 0
-    calls: int = 0
-    positions: list[int] = field(default_factory=list)
+from probes.core.kvcache import SkipTolerantCache
 
 
 def forward_step(model, ids: torch.Tensor, cache, start: int) -> torch.Tensor:
@@ -41,13 +27,13 @@ class HookedDecoder:
         self.adapters: list = []
 
     def __enter__(self):
-        from probes.kvcache import install_cache_adapter
+        from probes.core.kvcache import install_cache_adapter
 
         self.adapters = install_cache_adapter(self.model)  # empty for models from probes.load
         return self
 
     def __exit__(self, *exc):
-        from probes.kvcache import remove_cache_adapter
+        from probes.core.kvcache import remove_cache_adapter
 
         remove_cache_adapter(self.adapters)
         self.adapters = []
@@ -59,11 +45,16 @@ class HookedDecoder:
         return forward_step(self.model, ids, self.cache, start)
 
 
-def decoder_for(model, fast: bool | None = None):
-    """The fast hook-free decoder when no probe hooks are attached (and `fast` allows), else the hooked one."""
-    from probes import fastpath
-    from probes.layers import complement
-    from probes.skipping import skipped_layers
+def choose_decoder(model, fast: bool | None = None):
+    """The one place that decides how a model decodes now.
+
+    The fused hook-free decoder when nothing beyond skips is attached (and `fast` is not False),
+    else the hooked bridge. Making the fast decoder fuses its weights (once per weight version),
+    so callers that time decoding choose the decoder before starting the clock.
+    """
+    from probes.core import fastpath
+    from probes.core.layers import complement
+    from probes.core.skip import skipped_layers
 
     if fast is not False and fastpath.eligible(model):
         return fastpath.FastDecoder(model, complement(skipped_layers(model), model.cfg.n_layers))
@@ -77,34 +68,35 @@ def decode(
     max_new_tokens: int,
     pick: Callable[[torch.Tensor], int],
     *,
+    decoder=None,
     stop_ids: set[int] | frozenset = frozenset(),
-    info: StepInfo | None = None,
-    fast: bool | None = None,
+    on_forward: Callable[[int, int], None] | None = None,
     feed_last: bool = False,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield (token id, logits it was drawn from) for up to `max_new_tokens` tokens.
 
-    `pick` maps the last position's logits (vocab,) to a token id. The prompt must already fit
-    the context (see `probes.prompt.encode`). Once the sequence outgrows the context, the window
-    slides: the last n_ctx tokens are recomputed from scratch each step, as nanoGPT's crop does,
-    because learned positions shift with the window. With `feed_last` the last token is fed
-    through the model too (its logits are unused), so recording hooks see its states.
+    `pick` maps the last position's logits (vocab,) to a token id; `decoder` is what
+    `choose_decoder` returned (chosen here when None). The prompt must already fit the context
+    (see `probes.core.prompt.encode`). Once the sequence outgrows the context, the window slides:
+    the last n_ctx tokens are recomputed from scratch each step, as nanoGPT's crop does, because
+    learned positions shift with the window. `on_forward(start, fresh)` is called before each
+    forward call with the first position it computes and how many of its last positions are new
+    (the whole prompt, then 1), for hooks that record during generation. With `feed_last` the
+    last token is fed through the model too (its logits are unused), so such hooks see its states.
     """
     n_ctx = model.cfg.n_ctx
     device = model.cfg.device or "cpu"
-    info = info if info is not None else StepInfo()
     ids = list(prompt_ids)
     assert 0 < len(ids) <= n_ctx, "prompt must be encoded and cropped first"
-
-    step = decoder_for(model, fast)
+    step = decoder if decoder is not None else choose_decoder(model)
 
     def run(chunk: list[int], start: int, fresh: int) -> torch.Tensor:
-        info.fresh, info.calls = fresh, info.calls + 1
-        info.positions = list(range(start, start + len(chunk)))
-        t = torch.tensor([chunk], device=device)
-        return step(t, start)[0, -1]  # (vocab,)
+        if on_forward is not None:
+            on_forward(start, fresh)
+        return step(torch.tensor([chunk], device=device), start)[0, -1]  # (vocab,)
 
     with step:
+        step.reset()  # a decoder may serve several samples in turn; each starts from an empty cache
         logits = run(ids, 0, len(ids))
         for i in range(max_new_tokens):
             token = pick(logits)

@@ -1,11 +1,11 @@
-"""Prompts: read `FILE:` prompts, tokenize with or without BOS, crop to the context from the left."""
+"""Prompts: the one encoder from what a user gives (text, `FILE:path`, token ids) to the ids fed to the model."""
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
 
-from probes.errors import ProbesError
+from probes.errors import ProbesError, SpecError
 
 
 class ProbesWarning(UserWarning):
@@ -44,6 +44,30 @@ def encode(model, prompt: str, *, bos: bool = True, max_len: int | None = None) 
         )
         ids = ids[-limit:]
     return ids
+
+
+def prompt_ids(model, prompt, *, bos: bool = True) -> tuple[str, list[int]]:
+    """(text, token ids) for a prompt given as text (`FILE:path` reads a file) or as token ids.
+
+    Text is encoded by `encode` (BOS first if `bos`, cropped from the left to the context).
+    Token ids (a list or a tensor) are fed exactly as given, so they must fit the context and
+    the vocabulary; their text is their decoding.
+    """
+    if isinstance(prompt, str) or prompt is None:
+        text = read_prompt(prompt)
+        return text, encode(model, text, bos=bos)
+    if hasattr(prompt, "reshape"):  # a tensor or an array
+        prompt = prompt.reshape(-1).tolist()
+    try:
+        ids = [int(i) for i in prompt]
+    except (TypeError, ValueError):
+        raise SpecError(f"a prompt is text or a list of token ids, not {type(prompt).__name__}") from None
+    if not 0 < len(ids) <= model.cfg.n_ctx:
+        raise SpecError(f"a prompt of token ids must hold 1 to {model.cfg.n_ctx} ids (the context), got {len(ids)}")
+    bad = [i for i in ids if not 0 <= i < model.cfg.d_vocab]
+    if bad:
+        raise SpecError(f"token id {bad[0]} is out of range for a vocabulary of {model.cfg.d_vocab} (0-{model.cfg.d_vocab - 1})")
+    return model.tokenizer.decode(ids), ids
 
 
 def bos_id(model) -> int:

@@ -1,9 +1,9 @@
 """Embedding matrices: token ids, norms, neighbours and cosines of chosen words in the checkpoint's own wte and wpe.
 
-    report = probes.embeddings(model)                    # the seed's common and rare words
-    report = probes.embeddings(model, words=["thou", "thee", "king"], neighbours=10)
-    report.summary["comparison"]["norm_ratio"]           # mean norm, common / rare
-    fig = report.figure_norms()                          # also figure_cosine, figure_scatter, figure_positions
+    emb = probes.embeddings(model)                       # the seed's common and rare words
+    emb = probes.embeddings(model, words=["thou", "thee", "king"], top=10)
+    emb.summary["comparison"]["norm_ratio"]              # mean norm, common / rare
+    fig = emb.figure_norms()                          # also figure_cosine, figure_scatter, figure_positions
 
 TransformerLens' compatibility mode centres W_E, W_pos and W_U (and does so in place on the
 wrapped transformers model), so `model.W_E` has other norms and cosines than the checkpoint.
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from probes.errors import ProbesError
+from probes.tokens import check_top, show_token
 
 COMMON = ("dog", "city", "book", "love", "science")
 RARE = ("xqzt", "blorpt", "thraldor", "uvuvwevwe", "zzzzz")
@@ -59,9 +60,9 @@ class Word:
     word: str
     group: str
     token_ids: list[int]  # the word as given
-    tokens: list[str]
+    str_tokens: list[str]
     space_token_ids: list[int]  # " " + word: how GPT-2 usually meets it inside text
-    space_tokens: list[str]
+    space_str_tokens: list[str]
 
     @property
     def id(self) -> int:
@@ -91,7 +92,7 @@ class MatrixStats:
 
 
 @dataclass
-class EmbeddingReport:
+class Embeddings:
     """Token ids, norms, neighbours and within-group cosines of the chosen words."""
 
     model: str
@@ -100,7 +101,7 @@ class EmbeddingReport:
     words: list[Word]
     checkpoint: MatrixStats
     processed: MatrixStats | None = None
-    n_neighbours: int = 5
+    top: int = 5  # nearest neighbours listed per word
 
     @property
     def summary(self) -> dict:
@@ -124,15 +125,15 @@ class EmbeddingReport:
         words = []
         for k, w in enumerate(self.words):
             entry = {
-                "word": w.word, "group": w.group, "token_ids": w.token_ids, "tokens": w.tokens, "id": w.id,
-                "split": w.split, "space_token_ids": w.space_token_ids, "space_tokens": w.space_tokens,
+                "word": w.word, "group": w.group, "token_ids": w.token_ids, "str_tokens": w.str_tokens, "id": w.id,
+                "split": w.split, "space_token_ids": w.space_token_ids, "space_str_tokens": w.space_str_tokens,
                 **self.checkpoint.words[k].as_dict(),
             }
             if self.processed is not None:
                 entry["processed"] = self.processed.words[k].as_dict()
             words.append(entry)
         out = {
-            **self.meta, "source": self.checkpoint.source, "groups": self.groups, "neighbours": self.n_neighbours,
+            **self.meta, "source": self.checkpoint.source, "groups": self.groups, "top": self.top,
             "words": words, "cosine": self.checkpoint.cosine, "summary": self.checkpoint.summary,
             "position_norms": self.checkpoint.position_norms,
         }
@@ -187,7 +188,7 @@ class EmbeddingReport:
 
 
 def _label(w: Word) -> str:
-    return f"{w.word} ({w.tokens[0]!r})" if w.split else w.word
+    return f"{w.word} ({show_token(w.str_tokens[0])})" if w.split else w.word
 
 
 def word_groups(common=None, rare=None, words=None) -> dict[str, list[str]]:
@@ -227,9 +228,9 @@ def embeddings(
     common: Sequence[str] | None = None,
     rare: Sequence[str] | None = None,
     words: Sequence[str] | None = None,
-    neighbours: int = 5,
+    top: int = 5,
     processed: bool = False,
-) -> EmbeddingReport:
+) -> Embeddings:
     """Token ids, norms, neighbours and within-group cosines of `common` and `rare` words.
 
     Without arguments, the seed's lists (COMMON, RARE). `words` is one custom group; with it,
@@ -240,14 +241,13 @@ def embeddings(
     import torch
 
     groups = word_groups(common, rare, words)
-    if isinstance(neighbours, bool) or not isinstance(neighbours, int) or neighbours < 0:
-        raise ProbesError(f"neighbours must be a whole number >= 0, not {neighbours!r}")
+    check_top(top, minimum=0)
 
     tok = model.tokenizer
     items = [_tokenize(tok, w, g) for g, ws in groups.items() for w in ws]
     wte, wpe, where = checkpoint_embeddings(model)  # (d_vocab, d_model), (n_ctx, d_model)
-    if neighbours > wte.shape[0] - 1:
-        raise ProbesError(f"neighbours {neighbours}: the vocabulary has only {wte.shape[0]} tokens")
+    if top > wte.shape[0] - 1:
+        raise ProbesError(f"top {top}: the vocabulary has only {wte.shape[0]} tokens")
     for w in items:
         bad = [i for i in w.token_ids + w.space_token_ids if i >= wte.shape[0]]
         if bad:
@@ -255,20 +255,20 @@ def embeddings(
 
     decode = _decoder(tok)
     source = f"the checkpoint's own wte and wpe ({where}) as transformers loads them, in float32; not TransformerLens' centred W_E"
-    stats = _stats("checkpoint", source, wte, wpe, items, groups, neighbours, decode)
+    stats = _stats("checkpoint", source, wte, wpe, items, groups, top, decode)
     proc = None
     if processed:
         with torch.no_grad():
             w_e = model.W_E.detach().float().cpu()
             w_pos = model.W_pos.detach().float().cpu()
         proc = _stats("processed", "TransformerLens' model.W_E and model.W_pos, centred by compatibility mode",
-                      w_e, w_pos, items, groups, neighbours, decode)
+                      w_e, w_pos, items, groups, top, decode)
 
     from probes.meta import model_meta
 
     meta = model_meta(model)
-    return EmbeddingReport(model=meta["model"], meta=meta, groups=groups, words=items, checkpoint=stats,
-                           processed=proc, n_neighbours=neighbours)
+    return Embeddings(model=meta["model"], meta=meta, groups=groups, words=items, checkpoint=stats,
+                      processed=proc, top=top)
 
 
 def _decoder(tok):
@@ -287,15 +287,15 @@ def _tokenize(tok, word: str, group: str) -> Word:
     ids = list(tok.encode(word, add_special_tokens=False))
     space = list(tok.encode(" " + word, add_special_tokens=False))
     assert ids and space, word  # a non-empty string always has at least one byte-level token
-    return Word(word=word, group=group, token_ids=ids, tokens=[tok.decode([i]) for i in ids],
-                space_token_ids=space, space_tokens=[tok.decode([i]) for i in space])
+    return Word(word=word, group=group, token_ids=ids, str_tokens=[tok.decode([i]) for i in ids],
+                space_token_ids=space, space_str_tokens=[tok.decode([i]) for i in space])
 
 
 def checkpoint_embeddings(model):
     """(wte, wpe, where): the checkpoint's own matrices as float32 CPU tensors, read from its safetensors."""
     from safetensors import safe_open
 
-    from probes.model import source_of
+    from probes.core.load import source_of
 
     src = source_of(model)
     files = sorted(Path(src.path).glob("*.safetensors")) if Path(src.path).is_dir() else []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from probes.meta import versions
-from probes.model import source_of
+from probes.core.load import source_of
 
 
 def checkpoint_params(config) -> int:

@@ -1,0 +1,1 @@
+"""The engine: load a model, attach and remove hooks, skip blocks, encode prompts, sample and decode."""

@@ -1,0 +1,118 @@
+"""Hooks: hook names (short, block-relative, full; unknown names raise), attach temporarily, remove exactly what was added, count."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator
+
+from probes.errors import SpecError, closest
+
+
+# Short name -> hook name inside a block (`blocks.{i}.` + this).
+SHORT_NAMES = {
+    "resid_pre": "hook_resid_pre",
+    "resid_mid": "hook_resid_mid",
+    "resid_post": "hook_resid_post",
+    "attn_out": "hook_attn_out",
+    "mlp_out": "hook_mlp_out",
+    "pattern": "attn.hook_pattern",
+    "attn_scores": "attn.hook_attn_scores",
+    "q": "attn.hook_q",
+    "k": "attn.hook_k",
+    "v": "attn.hook_v",
+    "z": "attn.hook_z",
+    "mlp_pre": "mlp.hook_pre",
+    "mlp_post": "mlp.hook_post",
+    "ln1_normalized": "ln1.hook_normalized",
+    "ln2_normalized": "ln2.hook_normalized",
+}
+_LONG_TO_SHORT = {v: k for k, v in SHORT_NAMES.items()}
+
+_BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
+
+
+def split_name(name: str) -> tuple[int | None, str]:
+    """(block index, name inside the block) of a full hook name; (None, name) for model-level hooks."""
+    m = _BLOCK.match(name)
+    return (int(m.group(1)), m.group(2)) if m else (None, name)
+
+
+def short_name(suffix: str) -> str:
+    """`resid_pre` for `hook_resid_pre`, the block-relative name itself when it has no short name."""
+    return _LONG_TO_SHORT.get(suffix, suffix)
+
+
+def resolve_hooks(model, hooks: Iterable[str] | str, layers: list[int]) -> list[str]:
+    """Full hook names for `hooks` (short, block-relative or full names), in a stable order.
+
+    Short and block-relative names expand to each block in `layers`; full names stay as given.
+    An unknown name raises SpecError listing the short names and the closest matches.
+    """
+    if isinstance(hooks, str):
+        hooks = [h for h in hooks.split(",")]
+    names = [h.strip() for h in hooks]
+    if not names or any(not h for h in names):
+        raise SpecError(f"empty hook name in {list(hooks)!r}; use short names like {', '.join(list(SHORT_NAMES)[:6])}")
+    block0 = {n.removeprefix("blocks.0.") for n in model.hook_dict if n.startswith("blocks.0.")}
+    out: list[str] = []
+    for name in names:
+        if name in model.hook_dict:
+            found = [name]
+        elif name in SHORT_NAMES or name in block0:
+            suffix = SHORT_NAMES.get(name, name)
+            found = [f"blocks.{i}.{suffix}" for i in layers]
+        else:
+            choices = [*SHORT_NAMES, *sorted(block0), *model.hook_dict]
+            raise SpecError(
+                f"unknown hook {name!r}{closest(name, choices)} (short names: {', '.join(SHORT_NAMES)}; "
+                "or a hook point such as attn.hook_pattern or blocks.0.hook_resid_pre, see `probes info`)"
+            )
+        out.extend(f for f in found if f not in out)
+    return out
+
+
+def hook_point(model, name: str):
+    """The HookPoint called `name`; an unknown name raises instead of being ignored (TL 4.3 ignores it)."""
+    point = model.hook_dict.get(name)
+    if point is None:
+        raise SpecError(f"unknown hook point {name!r}{closest(name, model.hook_dict)}")
+    return point
+
+
+@contextmanager
+def attached(model, hooks: Iterable[tuple[str, Callable]]) -> Iterator[None]:
+    """Attach forward hooks `(name, fn(tensor, hook))` for the body of the `with`, then remove them.
+
+    Only the handles added here are removed, so nested contexts and hooks the caller attached
+    beforehand are left alone, also when the body raises.
+    """
+    added = []
+    try:
+        for name, fn in hooks:
+            point = hook_point(model, name)
+            # Through an alias (hook_resid_pre -> hook_in) the hook still sees the name it asked for.
+            aliases = [name] if point.name != name else None
+            added.append((point, point.add_hook(fn, dir="fwd", alias_names=aliases)))
+        yield
+    finally:
+        for point, handle in reversed(added):
+            handle.hook.remove()
+            if handle in point.fwd_hooks:
+                point.fwd_hooks.remove(handle)
+
+
+def hook_keys(model) -> frozenset:
+    """An identity for every hook on every module, plus each instance-level `forward` override."""
+    keys = set()
+    for name, m in model.named_modules():
+        for kind in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
+            keys.update((name, kind, k) for k in getattr(m, kind, {}))
+        if "forward" in m.__dict__:
+            keys.add((name, "forward", id(m.__dict__["forward"])))
+    return frozenset(keys)
+
+
+def hook_count(model) -> int:
+    """How many hooks (and `forward` overrides, i.e. skipped blocks) the model carries now."""
+    return len(hook_keys(model))

@@ -1,0 +1,68 @@
+"""Model state: what probes knows about a model (its source, its own hooks, skipped blocks, fused weights), in one record on the model.
+
+    state_of(model).source       # where the weights came from (probes.load sets it)
+    state_of(model).skipped      # {block: the skip context that owns it}
+    probes_attached(model)       # True when anything beyond the model's own hooks and our skips is attached
+
+The record lives in the bridge's `__dict__` (not a side table), so it dies with the model and a
+copy of the model cannot share it by accident.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+_ATTR = "_probes_state"
+
+
+@dataclass
+class ModelState:
+    """Everything probes has recorded about one model.
+
+    `baseline` is the set of hooks the model carried when it was loaded (TransformerLens' own
+    capture hooks, our KV-cache adapter): anything beyond it means a probe or a user hook is
+    attached. None for a bridge built outside `probes.load`, whose own hooks we cannot tell apart.
+    `fused` caches the fast path's weights as (parameter signature, weights).
+    """
+
+    source: Any  # probes.core.load.ModelSource
+    baseline: frozenset | None = None
+    skipped: dict[int, Any] = field(default_factory=dict)
+    fused: tuple | None = None
+
+
+def state_of(model) -> ModelState:
+    """The model's record, created on first use (for a bridge made elsewhere: an 'external' source)."""
+    st = model.__dict__.get(_ATTR)
+    if st is None:
+        from probes.core.load import external_source
+
+        st = ModelState(source=external_source(model))
+        model.__dict__[_ATTR] = st
+    return st
+
+
+def set_state(model, state: ModelState) -> None:
+    model.__dict__[_ATTR] = state
+
+
+def probes_attached(model) -> bool:
+    """True when a hook beyond the model's baseline is attached, or a global module hook is set.
+
+    Skipped blocks are ours and do not count. A model without a baseline (not from
+    `probes.load`) always counts as hooked: we cannot tell its own hooks from a caller's.
+    """
+    import torch.nn.modules.module as mm
+
+    from probes.core.hooks import hook_keys
+
+    st = state_of(model)
+    if st.baseline is None:
+        return True
+    if any(getattr(mm, g, None) for g in ("_global_forward_hooks", "_global_forward_pre_hooks",
+                                           "_global_backward_hooks", "_global_backward_pre_hooks")):
+        return True  # torch.nn.modules.module.register_module_forward_hook and friends
+    skips = {f"blocks.{i}" for i in st.skipped}
+    extra = {k for k in hook_keys(model) - st.baseline if not (k[1] == "forward" and k[0] in skips)}
+    return bool(extra)

@@ -1,0 +1,153 @@
+"""Build the report: run each study on the model, hand the results to the sections, write the folder.
+
+    path = build_report(model, "study")                                   # REPORT_SAMPLING
+    path = build_report(model, "study", max_new_tokens=20, num_samples=1)  # shortcuts into the config
+
+`check_report_args` vets everything a user typed before a model loads.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from probes.core.sampling import REPORT_SAMPLING, SamplingConfig
+from probes.errors import ProbesError
+from probes.io import check_dir, save_figure, write_text
+
+# REPORT_SAMPLING (60 tokens, 2 samples per setting, SamplingConfig's seed) lives beside the other
+# studies' defaults, where the CLI reads it for --help. The report takes only its counts and seed:
+# temperature and top-k are the study's own (sections.STUDY_SETTINGS), and the pruning runs are
+# greedy, one sample of max_new_tokens with this seed.
+
+LENS_GENERATION_TOKENS = 30  # greedy tokens followed by the generation lens
+
+
+def check_out_dir(out, force: bool) -> Path:
+    """An output folder that does not exist, is empty, or may be replaced (`force`)."""
+    p = Path(out).expanduser().resolve()
+    if p.exists() and not p.is_dir():
+        raise ProbesError(f"--out {str(p)!r} is a file; give a folder")
+    protected = {Path.cwd().resolve(), Path.home().resolve(), Path(p.anchor)} | set(Path.cwd().resolve().parents)
+    if p in protected:
+        raise ProbesError(f"--out {str(p)!r} is the current folder, one of its parents or the home folder; give a new folder")
+    if p.is_dir() and any(p.iterdir()):
+        if not force:
+            raise ProbesError(f"--out {str(p)!r} exists and is not empty; pass --force to replace it")
+        if not (p / "report.md").is_file():
+            # --force replaces a previous report, never an unrelated folder that happens to be named.
+            raise ProbesError(f"--out {str(p)!r} holds files but no report.md; refusing to replace it even with --force")
+    check_dir(p.parent)  # the report is built beside `out`, then moved into place
+    return p
+
+
+def report_config(config: SamplingConfig | None = None, **overrides) -> SamplingConfig:
+    """The config the report samples with: REPORT_SAMPLING unless given, keyword shortcuts applied, checked."""
+    return SamplingConfig.of(config if config is not None else REPORT_SAMPLING, **overrides)
+
+
+def check_report_args(out, config: SamplingConfig | None = None, *, force: bool = False, eval_text=None,
+                      **overrides) -> SamplingConfig:
+    """Everything a user chose for `build_report`, checked before the model loads; returns the config to use."""
+    from probes.studies.prune import check_eval_path  # whether it holds enough tokens needs the tokenizer
+
+    cfg = report_config(config, **overrides)
+    check_out_dir(out, force)
+    check_eval_path(eval_text)
+    return cfg
+
+
+def build_report(
+    model,
+    out,
+    *,
+    prompt: str = "ROMEO:",
+    lens_prompt: str = "JULIET: Good night, good night! Parting is such sweet sorrow",
+    config: SamplingConfig | None = None,
+    command: str = "probes report",
+    force: bool = False,
+    eval_text: str | None = None,
+    progress=None,
+    **overrides,
+) -> Path:
+    """Run the whole study on `model` and write `out/report.md`, `out/report.html` and the figures; return report.md's path.
+
+    `config` (REPORT_SAMPLING by default; its fields also as keywords) gives the tokens per sample,
+    the samples per setting and the seed. Everything is written into a temporary folder beside
+    `out` and moved into place at the end, so an error or Ctrl-C leaves any previous report untouched.
+    """
+    cfg = check_report_args(out, config, force=force, eval_text=eval_text, **overrides)
+    import probes
+    from probes.core.info import model_info
+    from probes.meta import model_meta
+    from probes.report import sections as sec
+    from probes.report.markdown import figure_names, to_html
+    from probes.studies.embeddings import embeddings
+    from probes.studies.lens import logit_lens
+    from probes.studies.lens_generation import generation_lens
+    from probes.studies.next_token import next_token_distribution
+    from probes.studies.prune import compare_pruned, sweep_blocks
+
+    say = progress or (lambda msg: None)
+    dest = check_out_dir(out, force)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    saved: list[str] = []
+
+    def save(name: str, fig) -> None:  # as soon as it is drawn, so no figure is held to the end
+        save_figure(fig, tmp / name)
+        saved.append(name)
+
+    try:
+        say("[1/5] model")
+        info, meta = model_info(model), model_meta(model)
+        card = Path(info["path"]) / "MODEL_CARD.md" if info.get("path") else None
+        lines = sec.title_section(info) + sec.model_section(info, str(card) if card and card.is_file() else None)
+
+        say("[2/5] sampling at four settings")
+        grid = sec.study_settings(cfg)
+        dist = next_token_distribution(model, prompt, settings=grid, top=12, bos=cfg.bos)
+        samples = [probes.generate(model, prompt, s) for s in grid]
+        lines += sec.sampling_section(prompt, cfg, dist, samples)
+        save("next_token.png", dist.figure())
+
+        say("[3/5] embeddings")
+        emb = embeddings(model)
+        lines += sec.embeddings_section(emb.as_dict())
+        save("embed_norms.png", emb.figure_norms())
+        save("embed_cosine.png", emb.figure_cosine())
+        save("embed_scatter.png", emb.figure_scatter())
+
+        say("[4/5] pruning: full vs " + ", ".join(sec.PRUNE_SPECS))
+        comp = compare_pruned(model, prompt, sec.PRUNE_SPECS, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
+                              eval_text=eval_text, progress=say)
+        save("prune.png", comp.figure())
+        say("[4/5] block sweep")
+        sweep = sweep_blocks(model, eval_text=eval_text, progress=say)
+        lines += sec.prune_section(prompt, comp, sweep)
+        save("sweep.png", sweep.figure())
+
+        say("[5/5] logit lens")
+        lens = logit_lens(model, lens_prompt)
+        gen_lens = generation_lens(model, prompt, max_new_tokens=LENS_GENERATION_TOKENS, greedy=True, seed=cfg.seed)
+        with probes.skip(model, "odd"):
+            lens_odd = logit_lens(model, lens_prompt)
+        lines += sec.lens_section(prompt, lens_prompt, lens, gen_lens)
+        save("lens.png", lens.figure(metric="prob"))
+        save("lens_generation.png", gen_lens.figure())
+        save("lens_skip_odd.png", lens_odd.figure(metric="prob"))
+
+        lines += sec.reproduce_section(command, meta, cfg.seed, info["sha256"])
+        assert sorted(figure_names(lines)) == sorted(saved), (figure_names(lines), saved)  # shown == written
+        text = "\n".join(lines) + "\n"
+        write_text(tmp / "report.md", text)
+        write_text(tmp / "report.html", to_html(text))
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest / "report.md"

@@ -1,0 +1,226 @@
+"""The report's sections: each turns study results into Markdown lines, with no model and no files.
+
+    lines = sampling_section("ROMEO:", config, dist, samples_by_setting)
+
+A section reads only the attributes of the result objects it is given (so a test can hand it a
+`SimpleNamespace`), writes every number through `fmt` ('n/a' when a short run has none) and every
+token through `tok`. Figures appear as `![caption](name.png)` lines; the builder saves the files.
+"""
+
+from __future__ import annotations
+
+from probes.core.sampling import SamplingConfig
+from probes.report.markdown import code, escape, fence, figure, fmt, md_table, missing, quote, tok, toks
+
+# The seed study's sampling settings, in the order the sampling prose reads them: nanoGPT's
+# defaults, then the three contrasts (a cold, a hot, and a hot but truncated distribution).
+STUDY_SETTINGS = [(0.8, 200), (0.1, None), (10.0, None), (10.0, 2)]
+PRUNE_SPECS = ["odd", "even", "last-half"]
+PRUNE_METRICS = ["distinct_2", "repeated_4gram_fraction", "longest_repeated_span", "ppl_under_full", "tf_kl",
+                 "tf_top1_agreement", "eval_loss", "eval_loss_increase", "tokens_per_second"]
+
+
+def study_settings(config: SamplingConfig) -> list[SamplingConfig]:
+    """STUDY_SETTINGS as configs; the rest (tokens, samples, seed) from `config`."""
+    return [SamplingConfig.of(config, temperature=t, top_k=k, top_p=None, greedy=False) for t, k in STUDY_SETTINGS]
+
+
+def _mean(values) -> float | None:
+    vals = [v for v in values if not missing(v)]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _prompt(prompt: str) -> str:
+    return escape(repr(prompt))
+
+
+def title_section(info: dict) -> list[str]:
+    return [f"# A study of {code(info['name'])}", "",
+            "Made by `probes report`: sampling and temperature, the embedding matrix, skipped blocks and the "
+            "logit lens, for one model. Every sentence below is computed from the numbers beside it.", ""]
+
+
+def model_section(info: dict, card: str | None = None) -> list[str]:
+    """The architecture table from `model_info`; `card`, the model card's path when it has one."""
+    source = f"{escape(info['source'])} ({code(info['path'])})" if info.get("path") else escape(info["source"])
+    lines = ["## 1. The model", "", *md_table(["property", "value"], [
+        ["name", escape(info["name"])], ["source", source], ["weights sha256", info["sha256"]],
+        ["blocks", info["n_layers"]], ["heads", info["n_heads"]], ["d_model", info["d_model"]],
+        ["d_mlp", info["d_mlp"]], ["vocabulary", info["d_vocab"]], ["context", info["n_ctx"]],
+        ["parameters", fmt(info["n_params"], ",")], ["dtype / device", f"{info['dtype']} / {info['device']}"],
+    ]), ""]
+    if card:
+        lines += [f"How it was trained: see its model card ({code(card)}).", ""]
+    return lines
+
+
+def sample_stats(samples) -> tuple[float | None, float | None]:
+    """(distinct-2, fraction of repeated 4-grams), each a mean over the samples that have one."""
+    from probes.studies.metrics import distinct_n, repeated_ngram_fraction
+
+    return (_mean(distinct_n(s.tokens, 2) for s in samples),
+            _mean(repeated_ngram_fraction(s.tokens, 4) for s in samples))
+
+
+def sampling_section(prompt: str, config: SamplingConfig, dist, samples_by_setting: list) -> list[str]:
+    """Samples and next-token statistics at each setting of `dist.settings` (STUDY_SETTINGS' order).
+
+    `dist` is a NextTokenDistribution (`.raw`, `.settings`, `.d_vocab`); `samples_by_setting[i]`
+    the samples drawn with `dist.settings[i].config`.
+    """
+    lines = ["## 2. Sampling: temperature and top-k", "",
+             f"Prompt {_prompt(prompt)}, {config.num_samples} samples of {config.max_new_tokens} tokens per setting, "
+             f"seed {config.seed}. A token is drawn from softmax(logits / T) restricted to the k most likely tokens.", ""]
+    rows, distinct2 = [], []
+    for d, samples in zip(dist.settings, samples_by_setting):
+        d2, rep = sample_stats(samples)
+        distinct2.append(d2)
+        rows.append([d.config.label(), d.entropy_bits, d.tokens_for_99, d.top1_prob, d2, rep])
+        lines += [f"### {d.config.label()}", ""]
+        for k, s in enumerate(samples, 1):
+            lines += [f"Sample {k}:", "", *quote(prompt + s.text), ""]
+    lines += ["Next-token distribution after the prompt, and what the samples did:", "",
+              *md_table(["setting", "entropy (bits)", "tokens for 99% mass", "top-1 prob", "distinct-2",
+                         "repeated 4-grams"], rows), ""]
+    raw, (_, lo, hi, hik2) = dist.raw, dist.settings
+    T = lambda d: fmt(d.config.temperature, "g")  # noqa: E731
+    top2 = [f"{tok(t)} {fmt(p, '.1%')}" for t, p in zip(hik2.top_str_tokens[:2], hik2.top_probs[:2])]
+    lines += [
+        f"At T=1 with no truncation the next-token distribution has {fmt(raw.entropy_bits, '.2f')} bits of entropy and "
+        f"needs {raw.tokens_for_99} tokens to cover 99% of the mass. At T={T(lo)} the top token "
+        f"{tok(lo.top_str_tokens[0])} carries {fmt(lo.top1_prob, '.1%')} of the mass ({fmt(lo.entropy_bits, '.2f')} bits): "
+        f"dividing the logits by {T(lo)} multiplies their gaps by {fmt(1 / lo.config.temperature, 'g')}. At T={T(hi)} the "
+        f"entropy is {fmt(hi.entropy_bits, '.2f')} bits and 99% of the mass is spread over {hi.tokens_for_99} of "
+        f"{dist.d_vocab} tokens: the logits are flattened toward uniform, so most draws are tokens the model "
+        f"rates as unlikely. With top-k {hik2.config.top_k} at T={T(hik2)} only {hik2.support} tokens remain possible "
+        f"({', '.join(top2)}): each step draws one of the model's {hik2.support} best guesses. The samples' distinct-2 "
+        f"ratios go from {fmt(distinct2[1], '.2f')} (T={T(lo)}) to {fmt(distinct2[2], '.2f')} (T={T(hi)}) and "
+        f"{fmt(distinct2[3], '.2f')} (T={T(hik2)}, top-k {hik2.config.top_k}).", ""]
+    return lines + figure("next_token.png", "Next-token distribution under each setting (grey: raw T=1).")
+
+
+def embeddings_section(emb: dict) -> list[str]:
+    """The chosen words' ids, norms and neighbours; `emb` is `Embeddings.as_dict()`."""
+    lines = ["## 3. The embedding matrix: common and rare words", "",
+             "Statistics of the checkpoint's own `wte` (not TransformerLens' centred `W_E`). The id used for a "
+             "word is its first token; GPT-2 usually sees a word inside text with a leading space, shown beside it.", ""]
+    rows = [[escape(w["word"]), escape(w["group"]), toks(w["str_tokens"]), w["id"], w["norm"],
+             fmt(w["norm_percentile"], ".0f"), toks(w["space_str_tokens"]),
+             toks((n["token"] for n in w["neighbours"][:3]), ", ")] for w in emb["words"]]
+    lines += [*md_table(["word", "group", "tokens", "id used", "norm", "norm pct", "with space", "nearest"], rows), ""]
+    c = emb["summary"].get("comparison")
+    if c:  # None unless both a common and a rare group were measured
+        lines += [
+            f"Mean L2 norm of the id used: common {fmt(c['mean_norm_common'], '.4f')} (mean percentile "
+            f"{fmt(c['mean_norm_percentile_common'], '.0f')}), rare {fmt(c['mean_norm_rare'], '.4f')} (percentile "
+            f"{fmt(c['mean_norm_percentile_rare'], '.0f')}); common/rare ratio {fmt(c['norm_ratio'], '.3f')}. "
+            f"Mean pairwise cosine within the group: common {fmt(c['mean_cosine_common'], '.3f')}, rare "
+            f"{fmt(c['mean_cosine_rare'], '.3f')}. {c['split_common']} of {c['n_common']} common and {c['split_rare']} "
+            f"of {c['n_rare']} rare words split into several tokens, so their 'id used' is a word piece, often a "
+            "single letter.", ""]
+    return (lines
+            + figure("embed_norms.png", "L2 norms of the chosen tokens; the line is the vocabulary median.")
+            + figure("embed_cosine.png", "Pairwise cosine similarity within each group.")
+            + figure("embed_scatter.png", "Norm of every token against its id (BPE ids roughly follow merge order, "
+                                          "a proxy for frequency)."))
+
+
+def _compare(a, b, more: str, less: str) -> str:
+    if missing(a) or missing(b):
+        return "not comparable with"
+    return more if b > a else less if b < a else "the same as"
+
+
+def _run_sentence(run, full: dict) -> str:
+    m = run.metrics
+    return (
+        f"Skipping {escape(run.name)} raised the held-out loss from {fmt(full['eval_loss'], '.3f')} to "
+        f"{fmt(m['eval_loss'], '.3f')} nats/token; on the full model's own continuation its top-1 prediction agreed "
+        f"{fmt(m['tf_top1_agreement'], '.0%')} of the time (mean KL {fmt(m['tf_kl'], '.3f')} nats). Its text's "
+        f"distinct-2 was {fmt(m['distinct_2'], '.2f')} "
+        f"({_compare(full['distinct_2'], m['distinct_2'], 'higher than', 'lower than')} the full model's "
+        f"{fmt(full['distinct_2'], '.2f')}), with {fmt(m['repeated_4gram_fraction'], '.0%')} repeated 4-grams against "
+        f"{fmt(full['repeated_4gram_fraction'], '.0%')}, and the full model scores it at perplexity "
+        f"{fmt(m['ppl_under_full'], '.1f')} against {fmt(full['ppl_under_full'], '.1f')} for its own text.")
+
+
+def _comparison_lines(prompt: str, comp) -> list[str]:
+    from probes.studies.prune import METRIC_LABELS
+
+    lines = ["## 4. Skipping blocks", "",
+             f"Greedy continuations of {_prompt(prompt)} ({comp.config.max_new_tokens} tokens) by the full model and "
+             "with blocks skipped (a skipped block passes the residual stream through unchanged and is not computed). "
+             f"Held-out loss is measured on {code(comp.eval_source)}.", ""]
+    for run in comp.runs:
+        title = ("Full model" if run.name == "full"
+                 else f"Skip {escape(run.name)} (blocks {', '.join(map(str, run.skipped_blocks))})")
+        lines += [f"**{title}**", "", *quote(prompt + run.samples[0].text), ""]
+    lines += [*md_table(["metric"] + [escape(r.name) for r in comp.runs],
+                        [[METRIC_LABELS[k]] + [r.metrics.get(k) for r in comp.runs] for k in PRUNE_METRICS]), ""]
+    full = comp.runs[0].metrics
+    lines += [" ".join(_run_sentence(run, full) for run in comp.runs[1:]), ""]
+    return lines + figure("prune.png", "Full model vs skipped blocks: metrics, and per-token KL along the full "
+                                       "model's continuation.")
+
+
+def _sweep_lines(sweep) -> list[str]:
+    lines = ["### Which blocks matter", "", *md_table(
+        ["block", "loss increase", "KL", "top-1 agr.", "Block Influence", "angular distance"],
+        [[b["block"], b["loss_increase"], b["kl"], b["top1_agreement"], b["block_influence"], b["angular_distance"]]
+         for b in sweep.blocks]), ""]
+    ranked = sweep.ranked()
+    lines += [f"Skipped alone, block {ranked[0]['block']} costs the most ({fmt(ranked[0]['loss_increase'], '+.3f')} "
+              f"nats/token) and block {ranked[-1]['block']} the least ({fmt(ranked[-1]['loss_increase'], '+.3f')}).", ""]
+    lines += [*md_table(["strategy", "skipped", "loss", "increase", "KL", "top-1 agr."],
+                        [[escape(s["name"]), ",".join(map(str, s["skipped"])), s["loss"], s["loss_increase"], s["kl"],
+                          s["top1_agreement"]] for s in sweep.strategies]), ""]
+    scored = [s for s in sweep.strategies if not missing(s["loss"])]
+    if scored:
+        best = min(scored, key=lambda s: s["loss"])
+        lines += [f"Of these strategies, skipping {escape(best['name'])} keeps the held-out loss lowest "
+                  f"({fmt(best['loss'], '.3f')}).", ""]
+    return lines + figure("sweep.png", "Loss increase when each block is skipped alone, with Block Influence and "
+                                       "angular distance.")
+
+
+def prune_section(prompt: str, comp, sweep) -> list[str]:
+    """Generations with blocks skipped (a PruneComparison, full model first) and the per-block sweep (a BlockSweep)."""
+    return _comparison_lines(prompt, comp) + _sweep_lines(sweep)
+
+
+def lens_section(prompt: str, lens_prompt: str, lens, gen_lens) -> list[str]:
+    """The logit lens of `lens_prompt` (a LensResult) and of a greedy generation from `prompt` (a GenerationLens)."""
+    lines = ["## 5. The logit lens: where the prediction forms", "",
+             "Row `embed` is the residual stream entering block 0 and row *i* the stream after block *i* (the last row "
+             "is the model's output); each is decoded through the final LayerNorm, with its statistics recomputed "
+             f"from that row, and the unembedding. Prompt {_prompt(lens_prompt)}.", ""]
+    kl = lens.kl_to_final.mean(axis=1)  # (rows,) bits, averaged over positions
+    ent = lens.entropy.mean(axis=1)  # (rows,)
+    lines += [*md_table(["row", "mean entropy (bits)", "mean KL to final (bits)"],
+                        [[escape(lbl), float(e), float(k)] for lbl, e, k in zip(lens.row_labels, ent, kl)]), ""]
+    lines += [f"Mean KL to the final distribution falls from {fmt(float(kl[0]), '.2f')} bits at the first row to "
+              f"{fmt(float(kl[-2]), '.2f')} at the row before last; mean entropy goes from {fmt(float(ent[0]), '.2f')} "
+              f"to {fmt(float(ent[-1]), '.2f')} bits.", ""]
+    lines += figure("lens.png", "Logit lens: top-1 token per layer and position, coloured by its probability.")
+    em = list(gen_lens.emergence)
+    known = [e for e in em if e is not None]
+    last = lens.n_rows - 1
+    found = (f"{len(known)} become top-1 at some row and stay there; counting `embed` as row 0 and the output as row "
+             f"{last}, their mean emergence row is {fmt(sum(known) / len(known), '.1f')}, and "
+             f"{sum(1 for e in known if e == last)} appear only at the output row." if known
+             else "none is top-1 before the output.")
+    lines += [f"Alongside greedy generation from {_prompt(prompt)}: the emergence layer of a token is the first row "
+              f"from which it stays top-1. Of {len(em)} generated tokens, {found}", ""]
+    return (lines
+            + figure("lens_generation.png", "Rank of each generated token across the rows; emergence layers marked.")
+            + figure("lens_skip_odd.png", "The same lens with the odd blocks skipped: skipped rows repeat the row "
+                                          "before them."))
+
+
+def reproduce_section(command: str, meta: dict, seed: int, sha256: str | None) -> list[str]:
+    """The command line, the library versions (`model_meta(model)['versions']`), the seed and the weights' hash."""
+    v = meta["versions"]
+    return ["## 6. How to reproduce", "", *fence(command), "",
+            f"probes {fmt(v.get('probes'))}, transformer-lens {fmt(v.get('transformer-lens'))}, transformers "
+            f"{fmt(v.get('transformers'))}, torch {fmt(v.get('torch'))}; seed {seed}; weights sha256 {fmt(sha256)}.", ""]
+

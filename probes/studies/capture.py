@@ -1,0 +1,167 @@
+"""Capture per-layer states: record the requested hook points of one prompt (or of its generation).
+
+Recording attaches one hook per requested name for a single forward (or for each KV-cached
+generation step, keeping only the new positions) and assembles an `Activations`; see
+`probes.studies.activations` for hook names, shapes, what skipped blocks record, and the file format.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+
+from probes.core.decode import HookedDecoder, decode
+from probes.core.generate import stream_tokens
+from probes.core.hooks import attached, resolve_hooks, split_name
+from probes.core.layers import parse_layers
+from probes.core.prompt import bos_id, prompt_ids, token_strings
+from probes.core.sampling import SamplingConfig
+from probes.errors import ProbesError
+from probes.studies.activations import Activations, CaptureMeta
+
+# Hooks whose tensors are (heads, query, key): a generation step adds query rows with a longer key
+# axis, padded to the final length with what the causal mask puts there.
+_KEYED_PAD = {"attn.hook_pattern": 0.0, "attn.hook_attn_scores": float("-inf")}
+# What a skipped block's hooks hold, since only its input and output hooks fire.
+_SKIPPED_FIRES = ("hook_resid_pre", "hook_resid_post", "hook_in", "hook_out")
+_SKIPPED_FROM = {"hook_resid_mid": "hook_resid_pre"}  # recorded from another hook of the block
+_SKIPPED_ZERO = ("hook_attn_out", "hook_mlp_out")  # the block adds nothing
+
+
+class _Recorder:
+    """Hooks that append the new positions of each forward call (batch axis dropped) to `store`."""
+
+    def __init__(self):
+        self.store: dict[str, list[torch.Tensor]] = {}
+        self.fresh = 0
+
+    def on_forward(self, start: int, fresh: int) -> None:
+        self.fresh = fresh
+
+    def hook(self, key: str):
+        keyed = split_name(key)[1] in _KEYED_PAD
+
+        def record(t, hook):
+            x = t[0]
+            x = x[:, -self.fresh:] if keyed else x[-self.fresh:]  # (heads, new, key) or (new, ...)
+            self.store.setdefault(key, []).append(x.detach().to("cpu", copy=True))
+
+        return record
+
+
+def _assemble(chunks: list[torch.Tensor], suffix: str, n_pos: int) -> torch.Tensor:
+    if suffix in _KEYED_PAD:
+        # Step k's rows see keys 0..P+k; pad every row to n_pos keys with what the causal mask
+        # gives there (0 in the pattern, -inf in the scores): the lower-triangular (heads, pos, pos)
+        # a full forward of the final sequence produces.
+        pad = _KEYED_PAD[suffix]
+        rows = [torch.nn.functional.pad(c, (0, n_pos - c.shape[-1]), value=pad) for c in chunks]
+        return torch.cat(rows, dim=1)  # (heads, pos, pos)
+    return torch.cat(chunks, dim=0)  # (pos, ...)
+
+
+def capture_config(generate: int | None, config: SamplingConfig | None, overrides: dict) -> SamplingConfig | None:
+    """The SamplingConfig of `capture(..., generate=N)`, or None without `generate`; bad values raise."""
+    if generate is None:
+        if config is not None or set(overrides) - {"bos"}:
+            given = ", ".join(sorted(set(overrides) - {"bos"})) or "config"
+            raise ProbesError(f"sampling options ({given}) need generate=N")
+        return None
+    if isinstance(generate, bool) or not isinstance(generate, int) or generate < 1:
+        raise ProbesError(f"generate must be a number of tokens >= 1, got {generate!r}")
+    cfg = SamplingConfig.of(config, **overrides, max_new_tokens=generate)
+    if cfg.num_samples != 1:
+        raise ProbesError("capture records one sequence; num_samples must be 1")
+    return cfg
+
+
+def capture(
+    model,
+    prompt,
+    *,
+    hooks: Iterable[str] | str = ("resid_pre", "resid_post"),
+    layers=None,
+    bos: bool = True,
+    generate: int | None = None,
+    config: SamplingConfig | None = None,
+    **overrides,
+) -> Activations:
+    """Record `hooks` at `layers` (a layer spec; None: every block) for `prompt`; only those hooks are recorded.
+
+    `prompt` is text (`FILE:path` reads a file; BOS first if `bos`) or a list of token ids, fed as
+    given. With `generate=N`, N tokens are sampled as `probes.generate` samples them (a
+    SamplingConfig, or its fields as keywords: temperature, top_k, seed, ...; the same seed draws
+    the same tokens) and each new position is recorded as its KV-cached step computes it, without
+    re-running the sequence. Works inside `probes.skip(...)`.
+    """
+    from probes.core.skip import skipped_layers
+    from probes.meta import model_meta
+
+    n_layers = model.cfg.n_layers
+    chosen = list(range(n_layers)) if layers is None else parse_layers(layers, n_layers)
+    requested = hooks.split(",") if isinstance(hooks, str) else list(hooks)
+    names = resolve_hooks(model, requested, chosen)
+    cfg = capture_config(generate, config, {**overrides, "bos": bos})
+    text, ids = prompt_ids(model, prompt, bos=bos)
+    if cfg is not None and len(ids) + generate > model.cfg.n_ctx:
+        # Past the context the window slides and every step sees other positions, so the states
+        # would not be those of one sequence.
+        raise ProbesError(
+            f"the prompt has {len(ids)} tokens; {generate} more exceed the context of {model.cfg.n_ctx}. "
+            f"Generate at most {model.cfg.n_ctx - len(ids)} tokens, or shorten the prompt"
+        )
+    plan, zeros, absent = _plan(names, set(skipped_layers(model)))
+
+    rec = _Recorder()
+    new: list[int] = []
+    with attached(model, [(src, rec.hook(key)) for src, key in plan]), torch.no_grad():
+        decoder = HookedDecoder(model)  # recording needs every hook to fire
+        if cfg is None:
+            for _ in decode(model, ids, 0, lambda logits: 0, decoder=decoder, on_forward=rec.on_forward):
+                pass  # no new tokens: the prompt's forward only
+        else:
+            new = list(stream_tokens(model, ids, cfg, decoder=decoder, on_forward=rec.on_forward, feed_last=True))
+
+    tokens = ids + new
+    if new and cfg.stop_at_eos and new[-1] == model.tokenizer.eos_token_id:
+        tokens = tokens[:-1]  # the stop token is drawn but never fed back, so it has no states
+    n_pos = len(tokens)
+    tensors: dict[str, torch.Tensor] = {}
+    for src, key in plan:
+        if key not in rec.store:
+            raise ProbesError(f"hook {key!r} never fired: TransformerLens' bridge does not compute it for GPT-2; "
+                              "choose another hook point (see `probes info`)")
+        tensors[key] = _assemble(rec.store[key], split_name(key)[1], n_pos)
+    for name in zeros:
+        tensors[name] = torch.zeros(n_pos, model.cfg.d_model, dtype=model.cfg.dtype)  # (pos, d_model)
+
+    meta = model_meta(model)
+    src = meta["model_source"]
+    filled = {**{k: "copy of resid_pre" for s, k in plan if s != k}, **{k: "zeros" for k in zeros}}
+    record = CaptureMeta(
+        model=meta["model"], model_source=src["source"], model_path=src["path"], model_sha256=src["sha256"],
+        n_layers=n_layers, d_model=model.cfg.d_model, n_heads=model.cfg.n_heads,
+        dtype=str(model.cfg.dtype).removeprefix("torch."), prompt=text, bos=tokens[0] == bos_id(model),
+        n_prompt_tokens=len(ids), token_strings=token_strings(model, tokens), hooks=requested,
+        layers=chosen, skipped_blocks=meta["skipped_blocks"], filled=filled, absent=absent, versions=meta["versions"],
+        generated=len(new), seed=cfg.seed if cfg else None, sampling=cfg.to_dict() if cfg else None,
+        generated_text=model.tokenizer.decode(new) if cfg else None,
+    )
+    return Activations(tensors, torch.tensor(tokens, dtype=torch.int64), record)
+
+
+def _plan(names: list[str], skipped: set[int]) -> tuple[list[tuple[str, str]], list[str], list[str]]:
+    """([(hook to attach, name to store under)], names to fill with zeros, names absent) for skipped blocks."""
+    plan, zeros, absent = [], [], []
+    for name in names:
+        block, suffix = split_name(name)
+        if block not in skipped or suffix in _SKIPPED_FIRES:
+            plan.append((name, name))
+        elif suffix in _SKIPPED_FROM:
+            plan.append((f"blocks.{block}.{_SKIPPED_FROM[suffix]}", name))
+        elif suffix in _SKIPPED_ZERO:
+            zeros.append(name)
+        else:
+            absent.append(name)
+    return plan, zeros, absent

@@ -1,0 +1,113 @@
+"""The logit lens alongside generation: each generated token's lens, recorded as it is produced.
+
+The rows and units are those of `probes.studies.lens`; the positions are the ones whose logits each
+generated token was drawn from, read from the KV-cached decode without re-running the sequence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from probes.errors import SpecError
+from probes.core.sampling import SamplingConfig
+from probes.studies.lens import LensResult, build_result, round_floats, row_hooks
+from probes.tokens import check_top
+
+
+@dataclass
+class GenerationLens:
+    """The lens of each generated token, recorded while it was generated.
+
+    `lens` covers the positions that predicted the generated tokens (the last prompt position,
+    then each generated token but the last), so its "next" arrays are about the generated tokens:
+    `rank[row][j]`, `prob[row][j]` of generated token j in each row, and `emergence[j]`, the
+    first row from which it stays top-1 (None when it was sampled below the top).
+    """
+
+    lens: LensResult
+    prompt_tokens: list[int]
+    generated: list[int]
+    text: str
+    config: SamplingConfig
+
+    @property
+    def generated_strings(self) -> list[str]:
+        n = len(self.prompt_tokens)
+        return self.lens.str_tokens[n:n + len(self.generated)]
+
+    @property
+    def rank(self) -> np.ndarray:
+        return self.lens.next_rank  # (rows, generated)
+
+    @property
+    def prob(self) -> np.ndarray:
+        return self.lens.next_prob  # (rows, generated)
+
+    @property
+    def emergence(self) -> list[int | None]:
+        return self.lens.emergence("next")
+
+    def figure(self, metric: str = "prob", **kwargs):
+        """A matplotlib Figure: generated tokens along x, rows up y, emergence rows marked."""
+        from probes.plots.lens import generation_figure
+
+        return generation_figure(self, metric, **kwargs)
+
+    def as_dict(self) -> dict:
+        d = self.lens.as_dict()
+        d["generation"] = {
+            "prompt_tokens": list(self.prompt_tokens),
+            "tokens": list(self.generated),
+            "str_tokens": self.generated_strings,
+            "text": self.text,
+            "config": self.config.to_dict(),
+            "rank": self.rank.tolist(),
+            "prob": round_floats(self.prob),
+            "emergence_row": self.emergence,
+        }
+        return d
+
+
+def generation_lens(model, prompt, config: SamplingConfig | None = None, *, top: int = 5, **overrides) -> GenerationLens:
+    """Generate one sample (a SamplingConfig, or its fields as keywords) and record the lens of each token as it is produced.
+
+    Sampling is exactly `probes.generate`'s (the same config draws the same tokens); `top` is how
+    many tokens each lens row lists. Hooks keep the L+1 residual rows of the newest position of
+    each KV-cached forward call, the one whose logits the next token is drawn from; the
+    sequence is never re-run.
+    """
+    from probes.core.decode import HookedDecoder
+    from probes.core.generate import stream_tokens
+    from probes.core.hooks import attached
+    from probes.core.prompt import prompt_ids
+
+    check_top(top)
+    cfg = SamplingConfig.of(config, **overrides)
+    if cfg.num_samples != 1:
+        raise SpecError("the generation lens follows one sample; num_samples must be 1")
+    text, prompt_tokens = prompt_ids(model, prompt, bos=cfg.bos)
+    names = row_hooks(model.cfg.n_layers)
+    calls: list[list] = []  # per forward call: the L+1 rows of its newest position, each (d_model,)
+
+    def keep(r):
+        def hook(t, hook):
+            # The last position is the newest one (also after the window slides).
+            calls[-1][r] = t[0, -1].detach().clone()
+
+        return hook
+
+    def on_forward(start: int, fresh: int) -> None:
+        calls.append([None] * len(names))
+
+    with attached(model, [(n, keep(r)) for r, n in enumerate(names)]):
+        gen = list(stream_tokens(model, prompt_tokens, cfg, decoder=HookedDecoder(model), on_forward=on_forward))
+    # Call c computed the logits generated token c was drawn from.
+    resid = [torch.stack([calls[c][r] for c in range(len(gen))]) for r in range(len(names))]  # each (generated, d_model)
+    ids = prompt_tokens + gen
+    cols = [len(prompt_tokens) - 1 + j for j in range(len(gen))]
+    lens = build_result(model, resid, ids, cols, gen, top, text)
+    return GenerationLens(lens=lens, prompt_tokens=prompt_tokens, generated=gen, text=model.tokenizer.decode(gen),
+                          config=cfg)

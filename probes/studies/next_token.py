@@ -1,0 +1,106 @@
+"""Next-token distribution: how temperature, top-k and top-p reshape the model's prediction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from probes.core.distribution import entropy_bits, mass_count, sampling_probs
+from probes.core.prompt import prompt_ids, token_strings
+from probes.core.sampling import SamplingConfig
+from probes.tokens import check_top
+
+RAW = SamplingConfig(temperature=1.0, top_k=None)  # the model's own distribution: T=1, nothing cut
+
+
+@dataclass
+class SettingDistribution:
+    """The distribution one sampling config draws from, summarised."""
+
+    config: SamplingConfig
+    top_ids: list[int]
+    top_str_tokens: list[str]
+    top_probs: list[float]
+    entropy_bits: float
+    tokens_for_99: int  # how many tokens carry 99% of the mass
+    support: int  # tokens with non-zero probability
+    top1_prob: float
+
+    def as_dict(self) -> dict:
+        c = self.config
+        return {"label": c.label(), "temperature": c.temperature, "top_k": c.top_k, "top_p": c.top_p,
+                "greedy": c.is_greedy, "top_ids": self.top_ids, "top_str_tokens": self.top_str_tokens,
+                "top_probs": self.top_probs, "entropy_bits": self.entropy_bits, "tokens_for_99": self.tokens_for_99,
+                "support": self.support}
+
+
+@dataclass
+class NextTokenDistribution:
+    """For one prompt: the raw distribution (T=1, no truncation) and one entry per sampling setting."""
+
+    prompt: str
+    prompt_tokens: list[int]
+    raw: SettingDistribution
+    settings: list[SettingDistribution] = field(default_factory=list)
+    d_vocab: int = 0
+
+    def as_dict(self) -> dict:
+        return {"prompt": self.prompt, "prompt_tokens": self.prompt_tokens, "raw": self.raw.as_dict(),
+                "settings": [s.as_dict() for s in self.settings]}
+
+    def figure(self, top: int = 12):
+        from probes.plots.next_token import distribution_bars
+
+        return distribution_bars(self, top=top)
+
+    def __repr__(self) -> str:
+        labels = ", ".join(s.config.label() for s in self.settings)
+        return f"NextTokenDistribution({self.prompt[-30:]!r}: raw + [{labels}])"
+
+
+def _summarise(model, probs: torch.Tensor, config: SamplingConfig, top: int) -> SettingDistribution:
+    p, ids = torch.topk(probs, top)
+    keep = max(1, int((p > 0).sum()))  # tokens a setting can never draw are not its "top" tokens
+    p, ids = p[:keep], ids[:keep]
+    return SettingDistribution(
+        config=config, top_ids=ids.tolist(), top_str_tokens=token_strings(model, ids.tolist()),
+        top_probs=[float(x) for x in p], entropy_bits=float(entropy_bits(probs)),
+        tokens_for_99=mass_count(probs, 0.99), support=int((probs > 0).sum()), top1_prob=float(p[0]),
+    )
+
+
+def sampling_grid(temperature=1.0, top_k=None, top_p=None) -> list[SamplingConfig]:
+    """Every combination of the given temperatures, top-k and top-p values (each a value or a list), as configs."""
+    as_list = lambda v: list(v) if isinstance(v, (list, tuple)) else [v]  # noqa: E731
+    return [SamplingConfig(temperature=t, top_k=k, top_p=p)
+            for t in as_list(temperature) for k in as_list(top_k) for p in as_list(top_p)]
+
+
+def next_token_distribution(
+    model,
+    prompt,
+    *,
+    temperature: float | list[float] = 1.0,
+    top_k: int | None | list[int | None] = None,
+    top_p: float | None | list[float | None] = None,
+    top: int = 10,
+    bos: bool = True,
+    settings: list[SamplingConfig] | None = None,
+) -> NextTokenDistribution:
+    """The next-token distribution of `prompt` under every combination of the given settings.
+
+    Each setting's distribution is exactly what `probes.generate` samples from:
+    softmax(logits / T) restricted to the top-k, then the top-p nucleus. `settings`, a list of
+    SamplingConfig, replaces the grid when the combinations to show are not a product. `top` is
+    how many tokens each setting lists.
+    """
+    check_top(top)
+    grid = settings or sampling_grid(temperature, top_k, top_p)  # validates each
+    text, ids = prompt_ids(model, prompt, bos=bos)
+    with torch.no_grad():
+        logits = model(torch.tensor([ids], device=model.cfg.device or "cpu"))[0, -1].float().cpu()  # (vocab,)
+    top = min(top, logits.shape[-1])
+    raw = _summarise(model, torch.softmax(logits, -1), RAW, top)
+    return NextTokenDistribution(text, ids, raw, [_summarise(model, sampling_probs(logits, s), s, top) for s in grid],
+                                 d_vocab=int(logits.shape[-1]))
