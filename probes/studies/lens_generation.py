@@ -33,6 +33,10 @@ class GenerationLens:
     text: str
     config: SamplingConfig
 
+    def __repr__(self) -> str:
+        text = self.text if len(self.text) <= 40 else self.text[:39] + "…"
+        return f"GenerationLens({len(self.generated)} tokens {text!r}, {self.config.label()}, {self.lens.n_rows} rows)"
+
     @property
     def generated_strings(self) -> list[str]:
         n = len(self.prompt_tokens)

@@ -40,6 +40,10 @@ class PruneRun:
     metrics: dict
     kl_per_token: list[float] = field(default_factory=list)  # along the full model's first continuation
 
+    def __repr__(self) -> str:
+        loss = self.metrics.get("eval_loss")
+        return f"PruneRun({self.name!r}, skipped {self.skipped_blocks}, eval loss {loss if loss is None else round(loss, 4)})"
+
     def as_dict(self) -> dict:
         return {"name": self.name, "skipped_blocks": self.skipped_blocks, "kept_blocks": self.kept_blocks,
                 "samples": [{"text": s.text, "tokens": s.tokens} for s in self.samples],
@@ -213,6 +217,10 @@ class BlockSweep:
     blocks: list[dict]
     strategies: list[dict]
     eval_source: str
+
+    def __repr__(self) -> str:
+        order = ", ".join(str(b["block"]) for b in self.ranked())
+        return f"BlockSweep({len(self.blocks)} blocks, base loss {self.base_loss:.4f}; most important first: {order})"
 
     def ranked(self, key: str = "loss_increase") -> list[dict]:
         return sorted(self.blocks, key=lambda b: -b[key])

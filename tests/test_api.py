@@ -1,0 +1,130 @@
+"""The public surface: what `dir(probes)` offers, short reprs, one sampling config, model state, checks before loading."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+import probes
+from cli_runner import run_cli
+from probes.core.sampling import SamplingConfig, sample_seed
+from probes.errors import ProbesError
+
+
+def test_dir_lists_every_export_and_each_resolves():
+    names = dir(probes)
+    for name in ("load", "skip", "generate", "SamplingConfig", "logit_lens", "LensResult", "capture", "Activations",
+                 "embeddings", "Embeddings", "compare_pruned", "sweep_blocks", "build_report", "show_token"):
+        assert name in names
+    for name in names:
+        if name != "__version__":
+            assert getattr(probes, name) is not None, name
+    with pytest.raises(AttributeError):
+        probes.no_such_thing  # noqa: B018
+
+
+def test_result_reprs_are_short_and_say_what_they_hold(tiny):
+    results = [
+        probes.generate(tiny, "Hi", max_new_tokens=3, greedy=True),
+        probes.logit_lens(tiny, "Hi there"),
+        probes.generation_lens(tiny, "Hi", max_new_tokens=3, greedy=True),
+        probes.capture(tiny, "Hi"),
+        probes.embeddings(tiny, words=["king"]),
+        probes.next_token_distribution(tiny, "Hi", temperature=[0.5, 2]),
+        SamplingConfig(),
+    ]
+    for r in results:
+        text = repr(r)
+        assert text.startswith(type(r).__name__ + "(") and len(text) < 200 and "\n" not in text, text
+
+
+def test_sampling_config_is_the_one_home_of_the_defaults():
+    import inspect
+
+    from probes.cli import options as o
+
+    cfg = SamplingConfig()
+    assert (cfg.temperature, cfg.top_k, cfg.seed, cfg.max_new_tokens) == (0.8, 200, 1337, 100)
+    assert o.SAMPLING == cfg
+    # generate takes the config (or overrides of it); it declares no defaults of its own.
+    params = inspect.signature(probes.generate).parameters
+    assert "temperature" not in params and "seed" not in params and "config" in params
+    assert SamplingConfig.of(cfg, top_k=2) == SamplingConfig(top_k=2)
+    with pytest.raises(ProbesError, match="unknown sampling option.*tempreature"):
+        SamplingConfig.of(None, tempreature=1.0)
+    assert SamplingConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_sample_i_does_not_depend_on_how_many_are_drawn(tiny):
+    three = probes.generate(tiny, "Hi", num_samples=3, max_new_tokens=6, temperature=1.0, seed=9)
+    one = probes.generate(tiny, "Hi", num_samples=1, max_new_tokens=6, temperature=1.0, seed=9)
+    assert three[0].tokens == one[0].tokens
+    assert sample_seed(9, 0) == 9 and len({sample_seed(9, i) for i in range(100)}) == 100
+
+
+def test_model_state_lives_on_the_model(tiny):
+    from probes.core.state import probes_attached, state_of
+
+    st = state_of(tiny)
+    assert st.source.kind == "local" and st.baseline is not None and st.skipped == {}
+    with probes.skip(tiny, "odd") as s:
+        assert set(st.skipped) == {1, 3} and all(owner is s for owner in st.skipped.values())
+        assert not probes_attached(tiny)  # our own skips do not count as probes
+        with probes.attached(tiny, [("hook_embed", lambda t, hook: None)]):
+            assert probes_attached(tiny)
+    assert st.skipped == {} and not probes_attached(tiny)
+
+
+def test_a_global_module_hook_sends_decoding_through_the_hooked_path(tiny):
+    from probes.core.decode import HookedDecoder, choose_decoder
+    from probes.core.fastpath import FastDecoder
+
+    assert isinstance(choose_decoder(tiny), FastDecoder)
+    seen = []
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda m, i, o: seen.append(1))
+    try:
+        assert isinstance(choose_decoder(tiny), HookedDecoder)
+        probes.generate(tiny, "Hi", max_new_tokens=2, greedy=True)
+        assert seen  # the global hook saw the generation
+    finally:
+        handle.remove()
+    assert isinstance(choose_decoder(tiny), FastDecoder)
+
+
+BEFORE_LOAD = [
+    ["prune", "--skip", "99"],
+    ["prune", "--sweep", "--skip", "odd"],
+    ["prune", "--num-samples", "2"],
+    ["generate", "--skip", "odd", "--keep", "0"],
+    ["generate", "--seed", str(2**64)],
+    ["generate", "--seed", str(-(2**63) - 1)],
+    ["generate", "--top-k", "-1"],
+    ["lens", "--prompt", "Hi", "--top-k", "5"],
+    ["lens", "--prompt", "Hi", "--top", "0"],
+    ["lens", "--prompt", "Hi", "--generate", "3", "--compare-skip", "odd"],
+    ["lens", "--prompt", "Hi", "--compare-skip", "odd", "--skip", "1"],
+    ["capture", "--prompt", "Hi", "--out", "{tmp}/a.safetensors", "--seed", "3"],
+    ["capture", "--prompt", "Hi", "--out", "{tmp}/a.safetensors", "--generate", "0"],
+    ["next-token", "--top-k", "-2"],
+    ["embed", "--top", "-1"],
+    ["report", "--out", "{tmp}/r", "--max-new-tokens", "0"],
+    ["info", "--dtype", "float8"],
+]
+
+
+@pytest.mark.parametrize("args", BEFORE_LOAD, ids=[" ".join(a[:3]) for a in BEFORE_LOAD])
+def test_bad_values_fail_before_the_model_loads(args, tmp_path, monkeypatch):
+    import probes.core.load
+
+    def no_loading(*a, **k):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(probes.core.load, "load", no_loading)
+    monkeypatch.setattr(probes, "load", no_loading, raising=False)
+    t0 = time.perf_counter()
+    r = run_cli(*[a.format(tmp=tmp_path) for a in args])
+    elapsed = time.perf_counter() - t0
+    assert r.exit_code == 2 and r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1, r.output
+    assert elapsed < 1.0, f"{args}: {elapsed:.2f} s"
