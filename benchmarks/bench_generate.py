@@ -8,7 +8,7 @@ decodes 64 tokens greedily with:
   - a nanoGPT-style loop without KV cache (the floor, about 0.4x);
   - `probes.generate` inside `probes.skip(model, "odd")` (target: >= 1.5x the no-probe speed).
 
-    python benchmarks/bench_generate.py [--tokens 64] [--repeats 5] [--threads N]
+    python benchmarks/bench_generate.py [--tokens 64] [--repeats 5] [--threads N] [--device cuda]
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def main() -> None:
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="cpu")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -49,14 +50,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Path(tmp) / "gpt2-small-shape"
         build(ckpt, BUNDLED_DIR)
-        model = probes.load(str(ckpt))
-        hf = GPT2LMHeadModel.from_pretrained(ckpt).eval()  # transformers' default attention (sdpa)
+        model = probes.load(str(ckpt), device=args.device)
+        hf = GPT2LMHeadModel.from_pretrained(ckpt).to(args.device).eval()  # transformers' default attention (sdpa)
     prompt = "ROMEO: What light through yonder window breaks? It is the east, and Juliet is the sun."
     from probes.core.prompt import encode
 
     ids = encode(model, prompt)
     n = args.tokens
-    t_ids = torch.tensor([ids])
+    t_ids = torch.tensor([ids], device=args.device)
 
     def hf_generate():
         with torch.no_grad():
@@ -76,12 +77,16 @@ def main() -> None:
         seq = list(ids)
         with torch.no_grad():
             for _ in range(n):
-                seq.append(int(hf(torch.tensor([seq]), use_cache=False).logits[0, -1].argmax()))
+                seq.append(int(hf(torch.tensor([seq], device=args.device), use_cache=False).logits[0, -1].argmax()))
         return seq[len(ids):]
 
     def probes_skip_odd():
         with probes.skip(model, "odd"):
             return probes.generate(model, prompt, max_new_tokens=n, greedy=True)[0].tokens
+
+    def sync():
+        if torch.device(args.device).type == "cuda":
+            torch.cuda.synchronize()
 
     runs = {"transformers generate": hf_generate, "probes.generate": probes_generate,
             "probes.generate, hooked bridge path": probes_hooked, "nanoGPT loop, no KV cache": nanogpt_no_cache,
@@ -90,12 +95,14 @@ def main() -> None:
     times = {k: [] for k in runs}
     for _ in range(args.repeats):  # interleaved, so drift in machine load hits every variant alike
         for k, f in runs.items():
+            sync()
             t0 = time.perf_counter()
             f()
+            sync()
             times[k].append(time.perf_counter() - t0)
     tps = {k: n / statistics.median(v) for k, v in times.items()}
     ref = tps["transformers generate"]
-    print(f"greedy decoding, {n} new tokens, 12 blocks x d_model 768, torch threads {torch.get_num_threads()}, "
+    print(f"greedy decoding, {n} new tokens, 12 blocks x d_model 768, device {args.device}, torch threads {torch.get_num_threads()}, "
           f"median of {args.repeats}")
     for k in runs:
         print(f"  {k:38s} {tps[k]:8.1f} tokens/s   {tps[k] / ref:5.2f}x transformers")

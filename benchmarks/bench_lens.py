@@ -54,7 +54,8 @@ def naive_lens(model, ids):
     import torch
 
     from probes.core.hooks import attached
-    from probes.studies.lens import LN2, decode_residual, row_hooks
+    from probes.studies.lens import row_hooks
+    from probes.studies.lens_readout import LN2, decode_residual
 
     names = row_hooks(model.cfg.n_layers)
     cache = {}

@@ -101,7 +101,7 @@ def test_first_token_follows_the_computed_distribution(bundled, settings):
     prompt = "The king"
     ids = encode(tiny, prompt)
     with torch.no_grad():
-        logits = tiny(torch.tensor([ids]))[0, -1]
+        logits = tiny(torch.tensor([ids], device=tiny.cfg.device))[0, -1].cpu()
     expected = sampling_probs(logits, settings).double() * n
     out = probes.generate(tiny, prompt, num_samples=n, max_new_tokens=1, temperature=settings.temperature,
                           top_k=settings.top_k, top_p=settings.top_p, seed=11)
@@ -152,7 +152,7 @@ def test_fast_path_matches_hooked_bridge(tiny):
     from probes.core.state import state_of
     from probes.core.decode import HookedDecoder, choose_decoder
 
-    ids = torch.tensor([[0, 5, 67, 300, 12, 99]])
+    ids = torch.tensor([[0, 5, 67, 300, 12, 99]], device=tiny.cfg.device)
     for spec in ("none", "odd", "0", "last-half"):
         with probes.skip(tiny, spec):
             fast = choose_decoder(tiny)
@@ -160,7 +160,7 @@ def test_fast_path_matches_hooked_bridge(tiny):
             hooked = HookedDecoder(tiny)
             torch.testing.assert_close(fast(ids, 0).log_softmax(-1)[:, -1], hooked(ids, 0).log_softmax(-1)[:, -1],
                                        atol=1e-4, rtol=0)
-            nxt = torch.tensor([[7]])
+            nxt = torch.tensor([[7]], device=tiny.cfg.device)
             torch.testing.assert_close(fast(nxt, 6).log_softmax(-1), hooked(nxt, 6).log_softmax(-1), atol=1e-4, rtol=0)
     with probes.attached(tiny, [("blocks.0.hook_resid_pre", lambda t, hook: None)]):
         assert isinstance(choose_decoder(tiny), HookedDecoder)  # a probe is attached: it must see the run

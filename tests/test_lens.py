@@ -74,7 +74,7 @@ def test_final_row_is_the_models_output(tiny):
     ids = encode(tiny, PROMPT)
     lens = logit_lens(tiny, ids, top=3)
     with torch.no_grad():
-        logp = tiny(torch.tensor([ids])).log_softmax(-1)[0]  # (pos, vocab)
+        logp = tiny(torch.tensor([ids], device=tiny.cfg.device)).log_softmax(-1)[0].cpu()  # (pos, vocab)
     p = logp.exp()
     assert lens.final_token.tolist() == logp.argmax(-1).tolist()
     np.testing.assert_allclose(lens.top_probs[-1], p.topk(3).values.numpy(), atol=1e-6, rtol=0)
@@ -85,7 +85,7 @@ def test_final_row_is_the_models_output(tiny):
 
 def test_decode_residual_is_the_models_last_step(tiny):
     """decode_residual on the stream after the last block gives the logits themselves."""
-    ids = torch.tensor([encode(tiny, PROMPT)])
+    ids = torch.tensor([encode(tiny, PROMPT)], device=tiny.cfg.device)
     seen = {}
     with attached(tiny, [(row_hooks(4)[-1], lambda t, hook: seen.update(x=t.clone()))]), torch.no_grad():
         logits = tiny(ids)
@@ -125,7 +125,7 @@ def test_inside_skip_a_skipped_row_repeats_the_previous(tiny):
     with probes.skip(tiny, "1,2"):
         lens = logit_lens(tiny, ids)
         with torch.no_grad():
-            logp = tiny(torch.tensor([ids])).log_softmax(-1)[0]
+            logp = tiny(torch.tensor([ids], device=tiny.cfg.device)).log_softmax(-1)[0].cpu()
     assert lens.skipped_blocks == [1, 2] and lens.row_labels == ["embed", "0", "1 (skipped)", "2 (skipped)", "3"]
     # Row i+1 is the output of block i: blocks 1 and 2 pass row 1 through unchanged.
     for name in ("top_ids", "top_probs", "entropy", "kl_to_final"):

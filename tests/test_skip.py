@@ -21,7 +21,7 @@ def test_skipped_block_passes_stream_unchanged_and_is_not_computed(tiny):
     hooks = [(f"blocks.{i}.hook_resid_{w}", rec) for i in range(4) for w in ("pre", "post")]
     hooks += [(f"blocks.{i}.attn.hook_pattern", lambda t, hook: calls.append(hook.name)) for i in range(4)]
     with probes.skip(tiny, "odd"), attached(tiny, hooks):
-        tiny(torch.tensor([[0, 5, 6, 7]]))
+        tiny(torch.tensor([[0, 5, 6, 7]], device=tiny.cfg.device))
     for i in (1, 3):
         assert torch.equal(seen[f"blocks.{i}.hook_resid_pre"], seen[f"blocks.{i}.hook_resid_post"])
     assert not torch.equal(seen["blocks.0.hook_resid_pre"], seen["blocks.0.hook_resid_post"])
@@ -32,7 +32,7 @@ def test_skipped_block_passes_stream_unchanged_and_is_not_computed(tiny):
 def test_logits_equal_manual_loop_over_kept_blocks(tiny, tiny_hf, spec):
     ids = [0, 11, 200, 31, 7, 99]
     with probes.skip(tiny, spec) as s:
-        ours = tiny(torch.tensor([ids]))[0].log_softmax(-1)
+        ours = tiny(torch.tensor([ids], device=tiny.cfg.device))[0].log_softmax(-1)
     ref = manual_logits(tiny_hf, ids, s.kept).log_softmax(-1)
     torch.testing.assert_close(ours, ref, atol=1e-4, rtol=0)
 
@@ -52,7 +52,7 @@ def test_greedy_generation_equals_seed_method_bundled(bundled, bundled_hf):
 
 
 def test_model_restored_exactly(tiny):
-    ids = torch.tensor([[0, 1, 2, 3]])
+    ids = torch.tensor([[0, 1, 2, 3]], device=tiny.cfg.device)
     before = tiny(ids)
     with probes.skip(tiny, "odd"):
         during = tiny(ids)
