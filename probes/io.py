@@ -37,11 +37,11 @@ def _check_writable(folder: Path) -> None:
         raise ProbesError(f"cannot write to directory {folder}: {e.strerror or e}") from None
 
 
-def check_dir(path) -> Path:
-    """Fail early unless `path` is (or can be created as) a folder we can write files into."""
+def check_dir(path, flag: str | None = None) -> Path:
+    """Fail early unless `path` is (or can be created as) a folder we can write files into; `flag` names the option."""
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
-        raise ProbesError(f"{path} is a file; give a folder")
+        raise ProbesError(f"{flag + ' ' if flag else ''}{str(path)!r} is a file; give a folder")
     probe = path
     while not probe.exists():
         probe = probe.parent

@@ -41,13 +41,14 @@ def embed(
     For each word: its token ids, norm, norm percentile and nearest neighbours; for each group, the pairwise cosines. Numbers come from the checkpoint's own wte/wpe (as transformers loads them), not TransformerLens' centred W_E; --processed shows both.
     """
     from probes.cli.common import Target
+    from probes.io import check_dir
     from probes.studies.embeddings import word_groups
     from probes.tokens import check_top
 
     common, rare, words = _words(common, "--common"), _words(rare, "--rare"), _words(words, "--words")
     word_groups(common, rare, words)  # bad lists fail before the model loads
     check_top(top, minimum=0)
-    out_dir = _check_dir(plot_dir) if plot_dir else None
+    out_dir = check_dir(plot_dir, "--plot-dir") if plot_dir else None
     m = Target(model, device, dtype).load()
 
     import probes
@@ -61,15 +62,6 @@ def embed(
             path = save_figure(getattr(emb, f"figure_{name}")(), out_dir / f"{name}.png")
             log(f"wrote {path}")
     emit(emb.as_dict(), json, _render)
-
-
-def _check_dir(path: str) -> Path:
-    from probes.io import check_dir
-
-    p = Path(path).expanduser()
-    if p.exists() and not p.is_dir():
-        raise ProbesError(f"--plot-dir {path!r} is a file; give a folder")
-    return check_dir(p)
 
 
 def _render(d: dict) -> str:

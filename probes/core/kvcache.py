@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import DynamicCache
 
-_ADAPTER_ATTR = "_probes_cache_adapter"
+from probes.core.state import state_of
 
 
 def _pass_cache_as_past_key_values(module, args, kwargs):
@@ -22,20 +22,18 @@ def install_cache_adapter(model) -> list:
     `probes.load` installs it for good (it is part of the loaded model's baseline); decoding on a
     bridge made elsewhere installs it for the duration and removes exactly these handles.
     """
+    installed = state_of(model).cache_adapters
     added = []
-    for block in model.blocks:
-        attn = block.attn
-        if attn.__dict__.get(_ADAPTER_ATTR) is None:
-            handle = attn.register_forward_pre_hook(_pass_cache_as_past_key_values, with_kwargs=True)
-            object.__setattr__(attn, _ADAPTER_ATTR, handle)
-            added.append((attn, handle))
-    return added
+    for i, block in enumerate(model.blocks):
+        if i not in installed:
+            installed[i] = block.attn.register_forward_pre_hook(_pass_cache_as_past_key_values, with_kwargs=True)
+            added.append(i)
+    return [(model, i) for i in added]
 
 
 def remove_cache_adapter(added: list) -> None:
-    for attn, handle in added:
-        handle.remove()
-        object.__delattr__(attn, _ADAPTER_ATTR)
+    for model, i in added:
+        state_of(model).cache_adapters.pop(i).remove()
 
 
 class SkipTolerantCache(DynamicCache):

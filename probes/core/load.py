@@ -261,10 +261,11 @@ def load(
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise ModelLoadError(f"cannot load {src.name!r} from {src.path}: {first}") from None
     from probes.core.hooks import hook_keys
-    from probes.core.state import ModelState, set_state
+    from probes.core.state import state_of
 
-    # The hooks present now are the model's own; anything beyond them later is a probe's.
-    set_state(bridge, ModelState(source=src, baseline=hook_keys(bridge)))
+    st = state_of(bridge)  # made by the cache adapter above
+    st.source = src
+    st.baseline = hook_keys(bridge)  # the model's own hooks; anything beyond them later is a probe's
     return bridge
 
 

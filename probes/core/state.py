@@ -23,13 +23,15 @@ class ModelState:
     `baseline` is the set of hooks the model carried when it was loaded (TransformerLens' own
     capture hooks, our KV-cache adapter): anything beyond it means a probe or a user hook is
     attached. None for a bridge built outside `probes.load`, whose own hooks we cannot tell apart.
-    `fused` caches the fast path's weights as (parameter signature, weights).
+    `fused` caches the fast path's weights as (parameter signature, weights); `cache_adapters`
+    holds the KV-cache fix on each block's attention (`probes.core.kvcache`).
     """
 
     source: Any  # probes.core.load.ModelSource
     baseline: frozenset | None = None
     skipped: dict[int, Any] = field(default_factory=dict)
     fused: tuple | None = None
+    cache_adapters: dict[int, Any] = field(default_factory=dict)  # block -> handle of the KV-cache adapter
 
 
 def state_of(model) -> ModelState:
@@ -41,10 +43,6 @@ def state_of(model) -> ModelState:
         st = ModelState(source=external_source(model))
         model.__dict__[_ATTR] = st
     return st
-
-
-def set_state(model, state: ModelState) -> None:
-    model.__dict__[_ATTR] = state
 
 
 def probes_attached(model) -> bool:
