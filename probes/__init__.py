@@ -23,6 +23,7 @@ _EXPORTS = {
     "skipped_layers": "probes.core.skip",
     "attached": "probes.core.hooks",
     "hook_count": "probes.core.hooks",
+    "use_fast_path": "probes.core.state",
     "SamplingConfig": "probes.core.sampling",
     "generate": "probes.core.generate",
     "Sample": "probes.core.generate",

@@ -1,4 +1,11 @@
-"""Safe output: check paths before computing, write atomically so an interrupt leaves old or new."""
+"""Safe output: one rule for every file a command writes.
+
+Check the path before computing; write under a temporary name beside it; then claim the final
+name atomically. Without `force` an existing file (or a dangling symlink) is never replaced, also
+one that appears while the work runs; with `force` the new file replaces the old in one rename.
+An interrupt (Ctrl-C, SIGTERM) leaves the old file or the new one, never half of one, and no
+temporary file.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +20,29 @@ from probes.errors import ProbesError
 FIGURE_FORMATS = ("png", "pdf", "svg")
 
 
+def user_path(path) -> Path:
+    """`path` as a user means it: `~` expanded; a NUL byte (which no file name can hold) is an error."""
+    text = os.fspath(path)
+    if "\x00" in text:
+        raise ProbesError(f"{text!r}: a path cannot contain a NUL byte")
+    return Path(text).expanduser()
+
+
+def _taken(path: Path) -> bool:
+    return path.exists() or path.is_symlink()  # a dangling symlink still holds the name
+
+
 def check_output(path, force: bool = False) -> Path:
-    """Fail early (before any computation) unless `path` can be written as a new or (force) replaced file."""
-    path = Path(path).expanduser()
+    """The expanded `path`, if it can be written as a new or (force) replaced file; checked before any work."""
+    path = user_path(path)
     if path.is_dir():
-        raise ProbesError(f"{path} is a directory; give a file name")
-    if path.exists() and not force:
-        raise ProbesError(f"{path} already exists; pass --force (force=True) to overwrite it")
+        raise ProbesError(f"{str(path)!r} is a directory; give a file name")
+    if _taken(path) and not force:
+        raise ProbesError(f"{str(path)!r} already exists; pass --force (force=True) to overwrite it")
     parent = path.parent
     if not parent.is_dir():
         what = "is not a directory" if parent.exists() else "does not exist"
-        raise ProbesError(f"cannot write {path}: {parent} {what}")
+        raise ProbesError(f"cannot write {str(path)!r}: {str(parent)!r} {what}")
     _check_writable(parent)
     return path
 
@@ -34,24 +53,24 @@ def _check_writable(folder: Path) -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as e:
-        raise ProbesError(f"cannot write to directory {folder}: {e.strerror or e}") from None
+        raise ProbesError(f"cannot write to directory {str(folder)!r}: {e.strerror or e}") from None
 
 
 def check_dir(path, flag: str | None = None) -> Path:
     """Fail early unless `path` is (or can be created as) a folder we can write files into; `flag` names the option."""
-    path = Path(path).expanduser()
+    path = user_path(path)
     if path.exists() and not path.is_dir():
         raise ProbesError(f"{flag + ' ' if flag else ''}{str(path)!r} is a file; give a folder")
     probe = path
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
-        raise ProbesError(f"cannot create {path}: {probe} is not a folder")
+        raise ProbesError(f"cannot create {str(path)!r}: {str(probe)!r} is not a folder")
     _check_writable(probe)
     return path
 
 
-def check_figure_path(path, *, force: bool = True, flag: str = "--plot") -> Path:
+def check_figure_path(path, *, force: bool = False, flag: str = "--plot") -> Path:
     """A figure file name (`flag` names the option in the message) that can be written, checked before any work."""
     p = check_output(path, force=force)
     if p.suffix.lstrip(".").lower() not in FIGURE_FORMATS:
@@ -60,9 +79,13 @@ def check_figure_path(path, *, force: bool = True, flag: str = "--plot") -> Path
 
 
 @contextmanager
-def atomic_path(path) -> Iterator[str]:
-    """Yield a temporary path beside `path`; on success it replaces `path`, on any error it is removed."""
-    p = Path(path)
+def atomic_path(path, force: bool = False) -> Iterator[str]:
+    """Yield a temporary path beside `path`; on success it becomes `path`, on any error it is removed.
+
+    Without `force` the final name is claimed with a hard link, which fails if anything holds the
+    name by then (another run, a file the user made meanwhile): that is an error, never an overwrite.
+    """
+    p = user_path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     os.close(fd)
@@ -71,10 +94,27 @@ def atomic_path(path) -> Iterator[str]:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give it an ordinary file's mode
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, p)
+        if force:
+            os.replace(tmp, p)
+        else:
+            _claim(tmp, p)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _claim(tmp: str, p: Path) -> None:
+    """Give `tmp` the name `p` only if nothing holds it: one atomic step."""
+    try:
+        os.link(tmp, p)
+    except FileExistsError:
+        raise ProbesError(f"{str(p)!r} appeared while this ran; nothing was overwritten (pass --force to replace it)") from None
+    except OSError:  # a file system without hard links: reserve the name exclusively, then move in
+        try:
+            os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            raise ProbesError(f"{str(p)!r} appeared while this ran; nothing was overwritten (pass --force to replace it)") from None
+        os.replace(tmp, p)
 
 
 def _umask() -> int:
@@ -83,16 +123,16 @@ def _umask() -> int:
     return mask
 
 
-def save_figure(fig, path, dpi: int = 130) -> Path:
-    """Write a matplotlib Figure atomically; the format follows the extension."""
-    p = Path(path)
+def save_figure(fig, path, dpi: int = 130, force: bool = False) -> Path:
+    """Write a matplotlib Figure atomically under the output rule above; the format follows the extension."""
+    p = user_path(path)
     fmt = p.suffix.lstrip(".").lower() or "png"
-    with atomic_path(p) as tmp:
+    with atomic_path(p, force) as tmp:
         fig.savefig(tmp, format=fmt, dpi=dpi)
     return p
 
 
-def write_text(path, text: str) -> Path:
-    with atomic_path(path) as tmp:
+def write_text(path, text: str, force: bool = False) -> Path:
+    with atomic_path(path, force) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
-    return Path(path)
+    return user_path(path)

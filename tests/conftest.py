@@ -91,3 +91,59 @@ def bundled_hf(device):
     from probes.core.load import BUNDLED_DIR
 
     return GPT2LMHeadModel.from_pretrained(BUNDLED_DIR, attn_implementation="eager", dtype=torch.float32).to(device).eval()
+
+
+@pytest.fixture(scope="session")
+def broken(tiny_dir, tmp_path_factory):
+    """Checkpoints broken in one way each, all built from the tiny one: {name: folder}."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    root = tmp_path_factory.mktemp("broken")
+    out = {}
+
+    def variant(name, config=None, tensors=None, tokens=None):
+        d = root / name
+        shutil.copytree(tiny_dir, d)
+        if config is not None:
+            (d / "config.json").write_text(config if isinstance(config, str) else json.dumps(config))
+        if tensors is not None:
+            weights = load_file(d / "model.safetensors")
+            save_file(tensors(weights), d / "model.safetensors", metadata={"format": "pt"})
+        if tokens:
+            from transformers import AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(d)
+            tok.add_tokens(tokens)
+            tok.save_pretrained(d)
+        out[name] = d
+
+    cfg = json.loads((tiny_dir / "config.json").read_text())
+    variant("cfg_list", "[1, 2]")
+    variant("cfg_null", "null")
+    variant("cfg_number", "8192")
+    variant("cfg_nested", "[" * 100000 + "]" * 100000)
+    variant("cfg_str_layers", {**cfg, "n_layer": "4"})
+    variant("cfg_eps_nan", '{"model_type": "gpt2", "n_layer": 4, "n_embd": 64, "n_head": 4, "vocab_size": %d, '
+                           '"n_positions": 64, "layer_norm_epsilon": NaN}' % cfg["vocab_size"])
+
+    def drop(w):
+        w.pop(next(k for k in w if k.endswith("h.2.attn.c_attn.weight")))
+        return w
+
+    def poison(w):
+        k = next(k for k in w if k.endswith("h.1.mlp.c_fc.weight"))
+        w[k][0, 0] = float("nan")
+        return w
+
+    def extra(w):
+        w["h.0.surprise.weight"] = w[next(k for k in w if k.endswith("ln_f.weight"))].clone()
+        return w
+
+    variant("missing_tensor", tensors=drop)
+    variant("nan_weights", tensors=poison)
+    variant("extra_tensor", tensors=extra)
+    variant("big_tokenizer", tokens=["<extra_token_1>", "<extra_token_2>"])
+    return out

@@ -123,7 +123,15 @@ def _checkpoint_variants(tiny_dir, tmp_path):
     full_dir = tmp_path / "study"
     full_dir.mkdir()
     (full_dir / "report.md").write_text("old")
-    return dict(trunc=trunc, pickled=pickled, empty=empty, existing=existing, full_dir=full_dir)
+    existing_png = tmp_path / "old.png"
+    existing_png.write_bytes(b"keep me")
+    dangling = tmp_path / "dangling.safetensors"
+    dangling.symlink_to(tmp_path / "nowhere")
+    figs = tmp_path / "figs"
+    figs.mkdir()
+    (figs / "norms.png").write_bytes(b"keep me")
+    return dict(trunc=trunc, pickled=pickled, empty=empty, existing=existing, full_dir=full_dir,
+                existing_png=existing_png, dangling=dangling, figs=figs)
 
 
 BAD = [
@@ -164,15 +172,61 @@ BAD = [
     (["prune", "-m", "{tiny}", "--eval-text", "{tmp}/nowhere.txt"], ["cannot read --eval-text"]),
     (["prune", "--plot", "{tmp}/plot.txt"], [".png"]),
     (["report", "--out", "{full_dir}"], ["not empty", "--force"]),
+    (["report", "--out", "{full_dir}", "--force"], ["not a report folder written by probes"]),
+    # broken checkpoints: each one line, never random weights or a traceback
+    (["info", "-m", "{cfg_list}"], ["not a JSON object"]),
+    (["info", "-m", "{cfg_null}"], ["not a JSON object"]),
+    (["info", "-m", "{cfg_number}"], ["not a JSON object"]),
+    (["info", "-m", "{cfg_nested}"], ["not valid JSON"]),
+    (["info", "-m", "{cfg_str_layers}"], ["n_layer must be a positive integer"]),
+    (["info", "-m", "{cfg_eps_nan}"], ["layer_norm_epsilon"]),
+    (["info", "-m", "{missing_tensor}"], ["lack 1 tensor", "h.2.attn.c_attn.weight"]),
+    (["info", "-m", "{extra_tensor}"], ["does not have", "surprise"]),
+    (["info", "-m", "{nan_weights}"], ["NaN or inf", "c_fc"]),
+    (["info", "-m", "{big_tokenizer}"], ["tokenizer has", "embedding"]),
+    (["generate", "-m", "{missing_tensor}", "--prompt", "Hi"], ["lack"]),
+    # sampling values outside what works
+    (["generate", "--temperature", "1e-40"], ["temperature", "1e-06"]),
+    (["generate", "--temperature", "nan"], ["temperature"]),
+    (["generate", "--temperature", "inf"], ["temperature"]),
+    (["generate", "--top-p", "1e-300"], None),
+    (["next-token", "--temperature", "1e-300"], ["temperature"]),
+    (["generate", "--seed", "18446744073709551616"], ["seed"]),
+    (["generate", "--seed", "-9223372036854775809"], ["seed"]),
+    (["capture", "--prompt", "Hi", "--out", "{tmp}/c.safetensors", "--generate", "2", "--seed", "99999999999999999999"], ["seed"]),
+    # usage errors: one line with the usage hint, like every other error
+    (["generate", "--max-new-tokens", "abc"], ["--max-new-tokens", "probes generate --help"]),
+    (["generate", "--no-such-option"], ["No such option", "probes generate --help"]),
+    (["no-such-command"], ["No such command"]),
+    (["lens", "--prompt", "Hi", "--position", "1.5"], ["--position"]),
+    # paths
+    (["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "{tmp}/a\nb/c.safetensors"], ["\\n"]),
+    (["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "{tmp}/nul\x00.safetensors"], ["NUL"]),
+    (["generate", "-m", "{tiny}", "--prompt", "FILE:{tmp}/x\x00y.txt"], ["NUL"]),
+    (["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "{dangling}"], ["exists", "--force"]),
+    (["lens", "-m", "{tiny}", "--prompt", "Hi", "--plot", "{existing_png}"], ["exists", "--force"]),
+    (["prune", "-m", "{tiny}", "--plot", "{existing_png}"], ["exists", "--force"]),
+    (["next-token", "-m", "{tiny}", "--plot", "{existing_png}"], ["exists", "--force"]),
+    (["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "{tmp}/d.safetensors", "--plot", "{existing_png}"], ["exists", "--force"]),
+    (["embed", "-m", "{tiny}", "--plot-dir", "{figs}"], ["norms.png", "--force"]),
+    (["generate", "-m", "{tiny}", "--prompt", "caf\udce9"], ["not UTF-8"]),
+    # option conflicts, before the model loads
+    (["generate", "--skip", "odd", "--keep", "1"], ["either a skip spec or a keep spec"]),
+    (["lens", "--prompt", "Hi", "--seed", "3"], ["--seed", "only apply with --generate"]),
+    (["prune", "--num-samples", "3"], ["--sample"]),
 ]
 if not __import__("torch").cuda.is_available():
     BAD.append((["info", "--device", "cuda"], ["no CUDA GPU"]))
 
 
 @pytest.mark.parametrize("args, words", BAD, ids=[" ".join(a[:4]) for a, _ in BAD])
-def test_bad_input_is_one_clear_line(args, words, tiny_dir, tmp_path):
+def test_bad_input_is_one_clear_line(args, words, tiny_dir, tmp_path, broken):
     paths = _checkpoint_variants(tiny_dir, tmp_path)
-    subst = {"tiny": str(tiny_dir), "tmp": str(tmp_path), **{k: str(v) for k, v in paths.items()}}
+    subst = {"tiny": str(tiny_dir), "tmp": str(tmp_path), **{k: str(v) for k, v in {**paths, **broken}.items()}}
+    if words is None:  # accepted: a value at the edge that must work, not crash
+        r = run(*[a.format(**subst) for a in args], "-m", subst["tiny"], "--max-new-tokens", "2")
+        assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+        return
     argv = [a.format(**subst) for a in args]
     r = run(*argv)
     assert r.exit_code == 2, (argv, r.output)
@@ -183,5 +237,6 @@ def test_bad_input_is_one_clear_line(args, words, tiny_dir, tmp_path):
     for w in words:
         assert w in lines[0], (w, lines[0])
     assert r.stdout.strip() == ""
-    assert paths["existing"].read_bytes() == b"keep me"
-    assert (paths["full_dir"] / "report.md").read_text() == "old"
+    assert paths["existing"].read_bytes() == b"keep me" and paths["existing_png"].read_bytes() == b"keep me"
+    assert (paths["full_dir"] / "report.md").read_text() == "old" and (paths["figs"] / "norms.png").read_bytes() == b"keep me"
+    assert paths["dangling"].is_symlink() and not (tmp_path / "~").exists()

@@ -149,7 +149,6 @@ def test_next_token_distribution(tiny):
 def test_fast_path_matches_hooked_bridge(tiny):
     """With no hooks attached, generation runs a fused hook-free forward; it must equal the bridge's."""
     from probes.core import fastpath
-    from probes.core.state import state_of
     from probes.core.decode import HookedDecoder, choose_decoder
 
     ids = torch.tensor([[0, 5, 67, 300, 12, 99]], device=tiny.cfg.device)

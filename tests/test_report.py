@@ -290,18 +290,53 @@ def test_build_report_refuses_bad_args_before_any_work(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def old_report(folder, text="old"):
+    """A previous report as probes writes it: report.md and the manifest that lists it."""
+    folder.mkdir()
+    (folder / "report.md").write_text(text)
+    (folder / ".probes-report.json").write_text('{"files": ["report.md"]}')
+    return folder
+
+
 def test_report_replaces_only_a_previous_report(tmp_path):
-    old = tmp_path / "old"
-    old.mkdir()
-    (old / "report.md").write_text("x")
+    old = old_report(tmp_path / "old")
     assert check_out_dir(old, force=True) == old.resolve()
     with pytest.raises(ProbesError, match="--force"):
         check_out_dir(old, force=False)
     other = tmp_path / "photos"
     other.mkdir()
     (other / "cat.jpg").write_bytes(b"\xff")
-    with pytest.raises(ProbesError, match="no report.md"):
+    (other / "report.md").write_text("not ours")  # a report.md alone does not make a folder ours
+    with pytest.raises(ProbesError, match="not a report folder written by probes"):
         check_out_dir(other, force=True)
+    (old / "notes.txt").write_text("mine")  # a report folder the user has added to
+    with pytest.raises(ProbesError, match="also holds 'notes.txt'"):
+        check_out_dir(old, force=True)
+    (old / "notes.txt").unlink()
+    (old / ".git").mkdir()
+    with pytest.raises(ProbesError, match="also holds '.git'"):
+        check_out_dir(old, force=True)
+
+
+def test_files_added_to_the_folder_while_it_builds_are_kept(tiny, tmp_path):
+    out = tmp_path / "study"
+
+    def meddle(msg):
+        if msg.startswith("[3/5]"):
+            out.mkdir(exist_ok=True)
+            (out / "notes.txt").write_text("mine")
+
+    with pytest.raises(ProbesError, match="filled up while the report ran"):
+        build_report(tiny, out, max_new_tokens=2, num_samples=1, progress=meddle)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and [p.name for p in tmp_path.iterdir()] == ["study"]
+
+
+def test_force_swaps_the_old_report_for_the_new_whole(tiny, tmp_path):
+    out = old_report(tmp_path / "study")
+    build_report(tiny, out, force=True, max_new_tokens=2, num_samples=1)
+    assert (out / "report.md").read_text() != "old" and (out / ".probes-report.json").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["study"]  # the old one, set aside, is gone
+    assert oct(out.stat().st_mode & 0o777) != oct(0o700)  # an ordinary folder, not mkdtemp's 0700
 
 
 def test_report_refuses_the_current_folder_and_home(tmp_path, monkeypatch):
@@ -332,9 +367,7 @@ def _check_folder(out, text):
 
 
 def test_an_interrupted_build_keeps_the_previous_report(tiny, tmp_path):
-    out = tmp_path / "study"
-    out.mkdir()
-    (out / "report.md").write_text("old")
+    out = old_report(tmp_path / "study")
 
     def stop(msg):
         if msg.startswith("[3/5]"):
@@ -342,7 +375,8 @@ def test_an_interrupted_build_keeps_the_previous_report(tiny, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         build_report(tiny, out, force=True, max_new_tokens=2, num_samples=1, progress=stop)
-    assert [p.name for p in tmp_path.iterdir()] == ["study"] and [p.name for p in out.iterdir()] == ["report.md"]
+    assert [p.name for p in tmp_path.iterdir()] == ["study"]
+    assert sorted(p.name for p in out.iterdir()) == [".probes-report.json", "report.md"]
     assert (out / "report.md").read_text() == "old"
 
 

@@ -107,6 +107,7 @@ def test_interrupted_report_keeps_the_old_folder(tiny_dir, tmp_path, monkeypatch
     out = tmp_path / "study"
     out.mkdir()
     (out / "report.md").write_text("old")
+    (out / ".probes-report.json").write_text('{"files": ["report.md"]}')
     import probes.studies.lens as lens_mod
 
     def interrupt(*a, **k):
@@ -115,8 +116,9 @@ def test_interrupted_report_keeps_the_old_folder(tiny_dir, tmp_path, monkeypatch
     monkeypatch.setattr(lens_mod, "logit_lens", interrupt)
     r = run_cli(*["report", "--model", str(tiny_dir), "--out", str(out), "--force",
                                  "--max-new-tokens", "5", "--num-samples", "1"])
-    assert r.exit_code in (2, 130), r.output
-    assert (out / "report.md").read_text() == "old" and [p.name for p in out.iterdir()] == ["report.md"]
+    assert r.exit_code == 130, r.output
+    assert (out / "report.md").read_text() == "old"
+    assert sorted(p.name for p in out.iterdir()) == [".probes-report.json", "report.md"]
     assert [p.name for p in tmp_path.iterdir()] == ["study"]
 
 

@@ -27,32 +27,89 @@ for _name, _command in COMMANDS.items():
     app.command(_name)(_command)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"probes {version('probes')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True, callback=_version),
+) -> None:
+    """Hook-based interpretability probes for GPT-2-family models: skip blocks, capture states, logit lens, embeddings and generation. Runs on the bundled Shakespeare GPT-2 unless --model says otherwise."""
+
+
 def main(args: list[str] | None = None) -> int:
     """Run the CLI on `args` (default: sys.argv) and return the exit code.
 
-    The one error path: a ProbesError (any mistake a user can make) is one `error:` line on
-    stderr and exit 2; typer reports usage errors itself (exit 2); Ctrl-C is exit 130.
+    The one error path: a ProbesError (any mistake a user can make) and a usage error (an unknown
+    option, `--max-new-tokens abc`) are each one `error:` line on stderr and exit 2; Ctrl-C and
+    SIGTERM are exit 130 after the command has cleaned up.
     """
     from probes.cli.output import show_warning
     from probes.errors import ProbesError
 
     warnings.showwarning = show_warning
+    for stream in (sys.stdout, sys.stderr):  # PYTHONIOENCODING=ascii must not turn a token into a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    previous = _terminate_as_interrupt()
     try:
-        app(args=args, prog_name="probes")  # standalone: typer ends every run with SystemExit
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        code = app(args=args, prog_name="probes", standalone_mode=False)
     except ProbesError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
+        print(f"error: {_one_line(str(e))}", file=sys.stderr, flush=True)
         return 2
-    except KeyboardInterrupt:
+    except typer.TyperException as e:  # click's usage errors, as typer carries them
+        return _usage_error(e)
+    except (KeyboardInterrupt, typer.Abort):
         code = 130
     except BrokenPipeError:
         return 0
-    else:
-        code = 0
+    except SystemExit as e:  # typer exits on a broken pipe even when not standalone
+        code = e.code if isinstance(e.code, int) else 1
+    finally:
+        _restore_terminate(previous)
+    code = code if isinstance(code, int) else 0
     if code == 130:  # typer turns Ctrl-C inside a command into exit 130, silently
         print("interrupted; nothing more was written", file=sys.stderr, flush=True)
     return code
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split("\n"))
+
+
+def _usage_error(e) -> int:
+    ctx = getattr(e, "ctx", None)
+    if type(e).__name__ == "NoArgsIsHelpError":
+        e.show()  # `probes` alone: the help text
+        return 0
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    print(f"error: {_one_line(e.format_message())}{hint}", file=sys.stderr, flush=True)
+    return getattr(e, "exit_code", 2)
+
+
+def _terminate_as_interrupt():
+    """Handle SIGTERM like Ctrl-C, so every `finally` and atomic write cleans up; returns the old handler."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        return None
+
+
+def _restore_terminate(previous) -> None:
+    import signal
+
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def entry() -> None:

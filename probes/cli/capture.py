@@ -66,8 +66,8 @@ def capture(
     if plot:
         if Path(plot).expanduser().resolve() == Path(out).expanduser().resolve():
             raise ProbesError("--plot and --out name the same file")
-        check_figure_path(plot)
-    target = Target(model, device, dtype)
+        check_figure_path(plot, force=force)
+    target = Target(model, device, dtype, prompt)
     skipped, chosen = target.skipped(skip, keep), target.layers(layers) if layers is not None else None
     m = target.load()
     with probes.skip(m, skipped):
@@ -77,7 +77,7 @@ def capture(
     if plot:
         from probes.io import save_figure
 
-        save_figure(acts.figure(), plot, dpi=120)
+        save_figure(acts.figure(), plot, dpi=120, force=force)
         log(f"wrote {plot}")
     emit(_summary(acts, path, plot), json, _render)
 

@@ -9,12 +9,16 @@ class Target:
     """The model a command will run on, checked without loading its weights.
 
     Reads the checkpoint's config.json, so layer specs fit the model and a bad --model, --device or
-    --dtype fails in a second rather than after a 10-20 s load.
+    --dtype fails in a second rather than after a 10-20 s load; `prompts` (text or FILE:path) are
+    read now too, so a missing file or non-UTF-8 text fails before loading as well.
     """
 
-    def __init__(self, model: str | None, device: str | None, dtype: str | None):
+    def __init__(self, model: str | None, device: str | None, dtype: str | None, *prompts: str):
         from probes.core.load import checkpoint_config, parse_device, parse_dtype
+        from probes.core.prompt import read_prompt
 
+        for prompt in prompts:
+            read_prompt(prompt)
         parse_dtype(dtype)
         if device is not None:
             parse_device(device)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -31,6 +30,7 @@ def embed(
     top: Annotated[int, typer.Option("--top", "--neighbours", help="Nearest neighbours by cosine to list per word.")] = 5,
     plot_dir: Annotated[Optional[str], typer.Option("--plot-dir", help="Write norms.png, cosine.png, scatter.png and positions.png into this folder (created if missing).")] = None,
     processed: Annotated[bool, typer.Option("--processed", help="Also show the numbers of TransformerLens' centred W_E / W_pos, side by side.")] = False,
+    force: o.Force = False,
     model: o.Model = None,
     device: o.Device = None,
     dtype: o.Dtype = None,
@@ -41,7 +41,7 @@ def embed(
     For each word: its token ids, norm, norm percentile and nearest neighbours; for each group, the pairwise cosines. Numbers come from the checkpoint's own wte/wpe (as transformers loads them), not TransformerLens' centred W_E; --processed shows both.
     """
     from probes.cli.common import Target
-    from probes.io import check_dir
+    from probes.io import check_dir, check_figure_path
     from probes.studies.embeddings import word_groups
     from probes.tokens import check_top
 
@@ -49,6 +49,9 @@ def embed(
     word_groups(common, rare, words)  # bad lists fail before the model loads
     check_top(top, minimum=0)
     out_dir = check_dir(plot_dir, "--plot-dir") if plot_dir else None
+    if out_dir is not None and out_dir.is_dir():
+        for name in FIGURES:  # the same output rule as every file: no overwrite without --force
+            check_figure_path(out_dir / f"{name}.png", force=force, flag="--plot-dir")
     m = Target(model, device, dtype).load()
 
     import probes
@@ -59,7 +62,7 @@ def embed(
 
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in FIGURES:
-            path = save_figure(getattr(emb, f"figure_{name}")(), out_dir / f"{name}.png")
+            path = save_figure(getattr(emb, f"figure_{name}")(), out_dir / f"{name}.png", force=force)
             log(f"wrote {path}")
     emit(emb.as_dict(), json, _render)
 

@@ -36,7 +36,7 @@ def generate(
                          max_new_tokens=max_new_tokens, num_samples=num_samples, stop_at_eos=stop_at_eos, bos=bos)
     if prompt is None:
         prompt = "\n"  # nanoGPT's sample.py default; declared here so --help does not print a bare newline
-    target = Target(model, device, dtype)
+    target = Target(model, device, dtype, prompt)
     skipped = target.skipped(skip, keep)
     m = target.load()
     on_token = _Streamer(num_samples) if stream and not json else None

@@ -23,6 +23,7 @@ def lens(
     position: Position = -1,
     top: o.Top = 5,
     plot: o.Plot = None,
+    force: o.Force = False,
     metric: Metric = "prob",
     skip: o.Skip = None,
     keep: o.Keep = None,
@@ -59,7 +60,7 @@ def lens(
     if plot:
         from probes.io import check_figure_path
 
-        check_figure_path(plot)
+        check_figure_path(plot, force=force)
     if prompt is None:
         raise ProbesError("give a prompt with --prompt (FILE:path reads a file)")
     if compare_skip is not None and (skip is not None or keep is not None):
@@ -73,7 +74,7 @@ def lens(
                              stop_at_eos=stop_at_eos, bos=bos, max_new_tokens=generate)
         if compare_skip is not None:
             raise ProbesError("--generate and --compare-skip do not combine; run the pruned generation with --skip")
-    target = Target(model, device, dtype)
+    target = Target(model, device, dtype, prompt)
     skipped = target.skipped(skip, keep)
     compared = target.layers(compare_skip) if compare_skip is not None else None
     m = target.load()
@@ -95,7 +96,7 @@ def lens(
             pruned_meta = model_meta(m)
 
     if plot:
-        _save_plot(result, pruned, metric, plot)
+        _save_plot(result, pruned, metric, plot, force)
     data = {**meta, **result.as_dict()}
     if pruned is not None:
         data["compare"] = {**pruned_meta, **pruned.as_dict()}
@@ -107,7 +108,7 @@ def lens(
         emit(data, False, lambda d: _render_position(result, pruned, position, d))
 
 
-def _save_plot(result, pruned, metric: str, path: str) -> None:
+def _save_plot(result, pruned, metric: str, path: str, force: bool) -> None:
     from pathlib import Path
 
     from probes.errors import ProbesError
@@ -120,7 +121,7 @@ def _save_plot(result, pruned, metric: str, path: str) -> None:
     else:
         fig = result.figure(metric)
     try:
-        save_figure(fig, path, dpi=110)
+        save_figure(fig, path, dpi=110, force=force)
     except (OSError, ValueError) as e:
         raise ProbesError(f"cannot write the plot to {path}: {e}") from None
     what = "generation lens" if isinstance(result, GenerationLens) else "lens"

@@ -34,6 +34,7 @@ def next_token(
     top: o.Top = 10,
     bos: o.Bos = True,
     plot: o.Plot = None,
+    force: o.Force = False,
     skip: o.Skip = None,
     keep: o.Keep = None,
     model: o.Model = None,
@@ -51,8 +52,8 @@ def next_token(
     grid = sampling_grid(_floats(temperature, "--temperature"), _ints(top_k, "--top-k"), ps)
     check_top(top)
     if plot:
-        check_figure_path(plot)
-    target = Target(model, device, dtype)
+        check_figure_path(plot, force=force)
+    target = Target(model, device, dtype, prompt)
     skipped = target.skipped(skip, keep)
     m = target.load()
 
@@ -62,7 +63,7 @@ def next_token(
         dist = probes.next_token_distribution(m, prompt, settings=grid, top=top, bos=bos)
         meta = model_meta(m)
     if plot:
-        save_figure(dist.figure(), plot)
+        save_figure(dist.figure(), plot, force=force)
         log(f"wrote {plot}")
     emit({**meta, **dist.as_dict()}, json, _render)
 

@@ -28,7 +28,7 @@ Skip = Annotated[
 Keep = Annotated[Optional[str], typer.Option("--keep", help="Blocks to keep (the complement of --skip).")]
 Top = Annotated[int, typer.Option("--top", help="How many tokens to list (per row, setting or word).")]
 Plot = Annotated[Optional[str], typer.Option("--plot", help="Write a figure to this file (PNG, PDF or SVG by extension).")]
-Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")]
+Force = Annotated[bool, typer.Option("--force", help="Replace existing output files (without it, no file is ever overwritten).")]
 
 # Sampling: one spelling each, everywhere. Defaults: `name: o.Temperature = o.SAMPLING.temperature`.
 Temperature = Annotated[float, typer.Option("--temperature", "-t", help="Sampling temperature; 0 means greedy.")]

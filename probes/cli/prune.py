@@ -29,6 +29,7 @@ def prune(
     eval_text: Annotated[Optional[str], typer.Option("--eval-text", help="Held-out text file for the loss (default: the bundled model's held-out passage).")] = None,
     sweep: Annotated[bool, typer.Option("--sweep", help="Rank blocks: skip each alone (loss increase, Block Influence, angular distance).")] = False,
     plot: o.Plot = None,
+    force: o.Force = False,
     model: o.Model = None,
     device: o.Device = None,
     dtype: o.Dtype = None,
@@ -46,13 +47,13 @@ def prune(
     cfg = prune_config(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, seed=seed,
                        max_new_tokens=max_new_tokens, num_samples=num_samples, bos=bos)
     if plot:
-        check_figure_path(plot)
+        check_figure_path(plot, force=force)
     if sweep and (skip or keep):
         raise ProbesError("--sweep ranks every block by itself; leave out --skip/--keep (or drop --sweep)")
     check_eval_path(eval_text)
     if not sweep and not skip and not keep:
         skip = ["odd"]
-    target = Target(model, device, dtype)
+    target = Target(model, device, dtype, prompt)
     specs = [(s, target.layers(s)) for s in skip or []] + [(format_layers(layers), layers) for layers in
                                                           (target.skipped(keep=k) for k in keep or [])]
     m = target.load()
@@ -64,7 +65,7 @@ def prune(
         result = compare_pruned(m, prompt, [s for s, _ in specs], cfg, eval_text=eval_text, progress=log)
         render = _render
     if plot:
-        save_figure(result.figure(), plot)
+        save_figure(result.figure(), plot, force=force)
         log(f"wrote {plot}")
     emit({**meta, **result.as_dict()}, json, render)
 

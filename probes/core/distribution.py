@@ -25,7 +25,9 @@ def sampling_probs(logits: torch.Tensor, settings: SamplingConfig) -> torch.Tens
         # Keep the smallest prefix whose mass reaches top_p: drop a token once the mass
         # before it already reaches top_p (the first token is always kept).
         before = sorted_p.cumsum(-1) - sorted_p
-        sorted_p = sorted_p.masked_fill(before >= settings.top_p, 0.0)
+        drop = before >= settings.top_p
+        drop[..., 0] = False  # a top-p below float32's resolution must still leave the argmax
+        sorted_p = sorted_p.masked_fill(drop, 0.0)
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
         probs = probs / probs.sum(-1, keepdim=True)
     return probs

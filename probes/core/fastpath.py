@@ -5,12 +5,20 @@ of decoding speed. When nothing is attached (no capture, lens or user hook; a `s
 fine, it is applied here by leaving blocks out) the same computation runs on fused weights with
 `scaled_dot_product_attention`. The weights are TransformerLens' processed ones (LayerNorm folded,
 writing weights centred), so logits match the bridge's to float precision; tests check it. The fused
-copy costs one more copy of the block weights in memory, and is rebuilt if a parameter changes.
+copy costs one more copy of the block weights in memory.
+
+What the fast path honours: skipped blocks; any hook on any module (then it steps aside); global
+module hooks (`torch.nn.modules.module.register_module_forward_hook`, likewise); weight changes
+that PyTorch records: in-place ops on a parameter (`p.mul_(0)`, `p.copy_(x)`), a new tensor, a
+move or a cast rebuild the fused copy. Edits through `p.data` bypass PyTorch's version counter
+and are NOT seen: after them call `probes.use_fast_path(model, False)` (or set
+`PROBES_FAST_PATH=0`), and generation runs through the hooked bridge, which reads the weights live.
 """
 
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +27,13 @@ from probes.core.state import probes_attached, state_of
 
 
 def eligible(model) -> bool:
-    """True when the fast path computes exactly what the hooked model would: no hooks beyond skips."""
-    return _supported(model) and not probes_attached(model)
+    """True when the fast path computes exactly what the hooked model would: no hooks beyond skips.
+
+    Also False when switched off: `probes.use_fast_path(model, False)` or `PROBES_FAST_PATH=0`.
+    """
+    if os.environ.get("PROBES_FAST_PATH", "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    return state_of(model).fast_path and _supported(model) and not probes_attached(model)
 
 
 def _supported(model) -> bool:

@@ -157,13 +157,16 @@ def check_checkpoint(path: str) -> dict:
     if not cfg_file.is_file():
         raise ModelLoadError(f"{path}: not a checkpoint directory (no config.json)")
     try:
-        config = json.loads(cfg_file.read_text())
-    except (OSError, ValueError) as e:
-        raise ModelLoadError(f"{path}/config.json is not valid JSON ({e})") from None
+        config = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        raise ModelLoadError(f"{path}/config.json is not valid JSON ({str(e)[:120]})") from None
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{path}/config.json holds {type(config).__name__}, not a JSON object of settings")
     if config.get("model_type") != "gpt2":
         raise ModelLoadError(
             f"{path}: model_type is {config.get('model_type')!r}; probes supports GPT-2-family checkpoints (model_type 'gpt2')"
         )
+    _check_config_values(path, config)
     weights = sorted(d.glob("*.safetensors"))
     if not weights:
         pickled = [f.name for f in d.glob("*.bin")] + [f.name for f in d.glob("*.pt")] + [f.name for f in d.glob("*.pth")]
@@ -178,6 +181,19 @@ def check_checkpoint(path: str) -> dict:
         raise ModelLoadError(f"{path}: no tokenizer (tokenizer.json, or vocab.json + merges.txt)")
     _check_weights(d, weights, config)
     return config
+
+
+def _check_config_values(path: str, config: dict) -> None:
+    """The sizes GPT-2 needs are positive integers, and the norm's epsilon a small positive number."""
+    for key in ("n_layer", "n_embd", "n_head", "vocab_size", "n_positions"):
+        v = config.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ModelLoadError(f"{path}/config.json: {key} must be a positive integer, got {v!r}")
+    if config["n_embd"] % config["n_head"]:
+        raise ModelLoadError(f"{path}/config.json: n_embd {config['n_embd']} is not a multiple of n_head {config['n_head']}")
+    eps = config.get("layer_norm_epsilon", 1e-5)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
+        raise ModelLoadError(f"{path}/config.json: layer_norm_epsilon must be a number in (0, 1), got {eps!r}")
 
 
 def _check_weights(d: Path, weights: list[Path], config: dict) -> None:
@@ -200,6 +216,35 @@ def _check_weights(d: Path, weights: list[Path], config: dict) -> None:
     n_blocks = len({k.split(".")[1] for k in shapes if k.startswith("h.")})
     if n_blocks != config.get("n_layer"):
         raise ModelLoadError(f"{d}: config says {config.get('n_layer')} blocks, but the weights hold {n_blocks}")
+    expected = gpt2_tensor_shapes(config)
+    # A missing tensor would load silently as random weights, so every one must be there, at its shape.
+    missing = [k for k in expected if k not in shapes]
+    if missing:
+        raise ModelLoadError(f"{d}: the weights lack {len(missing)} tensor(s) GPT-2 needs, e.g. {', '.join(missing[:3])}")
+    wrong = [f"{k} {shapes[k]} (config: {v})" for k, v in expected.items() if shapes[k] != v]
+    if wrong:
+        raise ModelLoadError(f"{d}: tensor shapes do not match config.json: {'; '.join(wrong[:2])}")
+    extra = [k for k in shapes if k not in expected and k != "lm_head.weight" and not k.endswith(_BUFFERS)]
+    if extra:
+        raise ModelLoadError(f"{d}: the weights hold {len(extra)} tensor(s) GPT-2 does not have, e.g. {', '.join(extra[:3])}")
+
+
+# Causal-mask buffers that older GPT-2 checkpoints carry; they hold no weights.
+_BUFFERS = (".attn.bias", ".attn.masked_bias")
+
+
+def gpt2_tensor_shapes(config: dict) -> dict[str, tuple]:
+    """Every tensor of a GPT-2 checkpoint (without the `transformer.` prefix) and its shape, from config.json."""
+    D, V, P = config["n_embd"], config["vocab_size"], config["n_positions"]
+    inner = config.get("n_inner") or 4 * D
+    shapes = {"wte.weight": (V, D), "wpe.weight": (P, D), "ln_f.weight": (D,), "ln_f.bias": (D,)}
+    block = {"ln_1.weight": (D,), "ln_1.bias": (D,), "attn.c_attn.weight": (D, 3 * D), "attn.c_attn.bias": (3 * D,),
+             "attn.c_proj.weight": (D, D), "attn.c_proj.bias": (D,), "ln_2.weight": (D,), "ln_2.bias": (D,),
+             "mlp.c_fc.weight": (D, inner), "mlp.c_fc.bias": (inner,), "mlp.c_proj.weight": (inner, D),
+             "mlp.c_proj.bias": (D,)}
+    for i in range(config["n_layer"]):
+        shapes.update({f"h.{i}.{k}": v for k, v in block.items()})
+    return shapes
 
 
 def load(
@@ -231,16 +276,16 @@ def load(
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(src.path)
+        # Load the HF model ourselves on every path, so only safetensors are ever read (never a
+        # pickled .bin beside them), and eager attention is used (the hooks need attention patterns).
+        placement = _placement(device_map, n_devices) if multi else {}
+        hf = GPT2LMHeadModel.from_pretrained(
+            src.path, use_safetensors=True, attn_implementation="eager", dtype=torch_dtype, **placement
+        )
+        _check_loaded(src, hf, tokenizer)
         if multi:
-            bridge = TransformerBridge.boot_transformers(
-                src.path, tokenizer=tokenizer, dtype=torch_dtype, device_map=device_map, n_devices=n_devices
-            )
+            bridge = TransformerBridge.boot_transformers(src.path, hf_model=hf, tokenizer=tokenizer, dtype=torch_dtype)
         else:
-            # Load the HF model ourselves so only safetensors are ever read, and eager attention
-            # is used (the bridge's hooks need attention patterns).
-            hf = GPT2LMHeadModel.from_pretrained(
-                src.path, use_safetensors=True, attn_implementation="eager", dtype=torch_dtype
-            )
             bridge = TransformerBridge.boot_transformers(
                 src.path, hf_model=hf.to(dev), tokenizer=tokenizer, device=dev, dtype=torch_dtype
             )
@@ -267,6 +312,30 @@ def load(
     st.source = src
     st.baseline = hook_keys(bridge)  # the model's own hooks; anything beyond them later is a probe's
     return bridge
+
+
+def _placement(device_map, n_devices) -> dict:
+    """from_pretrained's keywords for a model spread over devices: `device_map` as given, or the first `n_devices` GPUs."""
+    if device_map is not None:
+        return {"device_map": device_map}
+    import torch
+
+    if not isinstance(n_devices, int) or n_devices < 1 or n_devices > torch.cuda.device_count():
+        raise ModelLoadError(f"n_devices={n_devices!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    memory = {i: torch.cuda.get_device_properties(i).total_memory for i in range(n_devices)}
+    return {"device_map": "auto", "max_memory": memory}
+
+
+def _check_loaded(src: ModelSource, hf, tokenizer) -> None:
+    """What only the loaded model shows: weights that are not finite, a tokenizer bigger than the embedding."""
+    import torch
+
+    bad = [name for name, p in hf.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise ModelLoadError(f"cannot load {src.name!r}: {len(bad)} weight tensor(s) hold NaN or inf, e.g. {bad[0]}")
+    if len(tokenizer) > hf.config.vocab_size:
+        raise ModelLoadError(f"cannot load {src.name!r}: the tokenizer has {len(tokenizer)} tokens, "
+                             f"but the embedding only {hf.config.vocab_size} rows")
 
 
 def _quiet_libraries() -> None:

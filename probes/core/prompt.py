@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 from probes.errors import ProbesError, SpecError
 
@@ -12,16 +11,40 @@ class ProbesWarning(UserWarning):
     """Something the user should know about, printed on stderr by the CLI."""
 
 
+# A prompt keeps at most the context's last tokens (1,024 for GPT-2), so a huge FILE: prompt is
+# read from its end: this many bytes hold far more tokens than any GPT-2 context.
+TAIL_BYTES = 1 << 20
+
+
 def read_prompt(text: str | None) -> str:
-    """The prompt itself; `FILE:path` reads it from a file, as nanoGPT's sample.py does."""
+    """The prompt itself; `FILE:path` reads it from a file, as nanoGPT's sample.py does.
+
+    A file over TAIL_BYTES is read from its last TAIL_BYTES bytes only (with a warning), since
+    only the prompt's last n_ctx tokens are fed anyway.
+    """
+    from probes.io import user_path
+
     if text is None:
         raise ProbesError("no prompt given")
     if text.startswith("FILE:"):
-        path = Path(text[5:]).expanduser()
+        path = user_path(text[5:])
         try:
-            return path.read_text(encoding="utf-8")
+            with open(path, "rb") as fh:
+                size = fh.seek(0, 2)
+                fh.seek(max(0, size - TAIL_BYTES))
+                data = fh.read()
+            if size > TAIL_BYTES:
+                warnings.warn(f"the prompt file {str(path)!r} has {size / 2**20:.0f} MiB; reading its last "
+                              f"{TAIL_BYTES >> 20} MiB (only the last tokens fit the context)", ProbesWarning, stacklevel=2)
+                data = data[next((i for i, b in enumerate(data[:4]) if b & 0xC0 != 0x80), 0):]  # no half character
+            text = data.decode("utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise ProbesError(f"cannot read prompt file {str(path)!r}: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # undecodable bytes in argv arrive as lone surrogates
+        raise ProbesError(f"the prompt holds bytes that are not UTF-8 text (at character {e.start}); "
+                          "give it as UTF-8 or with FILE:path") from None
     return text
 
 

@@ -16,13 +16,16 @@ from probes.errors import ProbesError
 
 _MASK64 = (1 << 64) - 1
 SEED_RANGE = (-(1 << 63), _MASK64)  # what torch.Generator.manual_seed accepts
+# Below this, logits / T overflow float32 (GPT-2's logits reach about 1e3); such a T is greedy anyway.
+MIN_TEMPERATURE = 1e-6
 
 
 @dataclass(frozen=True)
 class SamplingConfig:
     """How tokens are drawn: temperature, top-k, top-p or greedy, the seed, and how many.
 
-    `temperature` 0 or `greedy=True` is argmax decoding. `top_k` None keeps every token (0 is
+    `temperature` 0 or `greedy=True` is argmax decoding; otherwise it is at least 1e-6. `top_p`
+    lies in (0, 1]; the most likely token is always kept. `top_k` None keeps every token (0 is
     read as None, so the CLI's `--top-k 0` means the same). Each sample draws from its own
     generator, seeded from (seed, sample index) by `sample_seed`: sample 0 uses `seed` itself,
     and sample i is the same whether 1 or 100 samples are drawn. `bos` prepends <|endoftext|>
@@ -45,6 +48,9 @@ class SamplingConfig:
         t, k, p = self.temperature, self.top_k, self.top_p
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
             raise ProbesError(f"temperature must be a finite number >= 0 (0 means greedy), got {t}")
+        if 0 < t < MIN_TEMPERATURE:
+            raise ProbesError(f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE:g}, got {t:g}: "
+                              "logits divided by less overflow float32")
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise ProbesError(f"top-k must be an integer >= 1 (0 or None: no top-k), got {k}")
         if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float)) or math.isnan(p) or not 0 < p <= 1):

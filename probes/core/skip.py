@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from probes.core.layers import complement, parse_layers
 from probes.core.state import state_of
 from probes.errors import ProbesError, SpecError
@@ -45,6 +47,7 @@ class skip:
         self.model = model
         self._mine: list[int] = []
         self._entered = False
+        self._thread: int | None = None
 
     @property
     def kept(self) -> list[int]:
@@ -58,8 +61,14 @@ class skip:
     def __enter__(self):
         if self._entered:
             raise ProbesError("this skip context is already active; create a new probes.skip(...) to nest")
-        self._entered = True
         owners = state_of(self.model).skipped
+        me = threading.get_ident()
+        if any(owner._thread != me for owner in owners.values()):
+            # Two threads skipping blocks of one model would each see the other's blocks skipped.
+            raise ProbesError("another thread has blocks of this model skipped; probes are not thread-safe, "
+                              "so use one model per thread (or a lock around each probe)")
+        self._thread = me
+        self._entered = True
         try:
             for i in self.layers:
                 if i in owners:

@@ -32,6 +32,7 @@ class ModelState:
     skipped: dict[int, Any] = field(default_factory=dict)
     fused: tuple | None = None
     cache_adapters: dict[int, Any] = field(default_factory=dict)  # block -> handle of the KV-cache adapter
+    fast_path: bool = True  # False: always decode through the hooks (see probes.core.fastpath)
 
 
 def state_of(model) -> ModelState:
@@ -43,6 +44,15 @@ def state_of(model) -> ModelState:
         st = ModelState(source=external_source(model))
         model.__dict__[_ATTR] = st
     return st
+
+
+def use_fast_path(model, enabled: bool = True) -> None:
+    """Allow (default) or forbid the fused hook-free decoder for `model`.
+
+    Forbid it after editing weights through `.data` (which the fast path cannot see; see
+    `probes.core.fastpath`), or to time the hooked path. `PROBES_FAST_PATH=0` forbids it everywhere.
+    """
+    state_of(model).fast_path = bool(enabled)
 
 
 def probes_attached(model) -> bool:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from probes.core.sampling import REPORT_SAMPLING, SamplingConfig
 from probes.errors import ProbesError
-from probes.io import check_dir, save_figure, write_text
+from probes.io import check_dir, save_figure, user_path, write_text
 
 # REPORT_SAMPLING (60 tokens, 2 samples per setting, SamplingConfig's seed) lives beside the other
 # studies' defaults, where the CLI reads it for --help. The report takes only its counts and seed:
@@ -25,9 +26,16 @@ from probes.io import check_dir, save_figure, write_text
 LENS_GENERATION_TOKENS = 30  # greedy tokens followed by the generation lens
 
 
+MANIFEST = ".probes-report.json"  # in every report folder: exactly the files the report wrote
+
+
 def check_out_dir(out, force: bool) -> Path:
-    """An output folder that does not exist, is empty, or may be replaced (`force`)."""
-    p = Path(out).expanduser().resolve()
+    """An output folder that does not exist, is empty, or may be replaced (`force`).
+
+    `force` replaces only a folder that is recognisably a report of ours: its manifest lists
+    exactly the files in it. Anything else in it (notes, `src/`, `.git/`) and it is refused.
+    """
+    p = user_path(out).resolve()
     if p.exists() and not p.is_dir():
         raise ProbesError(f"--out {str(p)!r} is a file; give a folder")
     protected = {Path.cwd().resolve(), Path.home().resolve(), Path(p.anchor)} | set(Path.cwd().resolve().parents)
@@ -35,12 +43,58 @@ def check_out_dir(out, force: bool) -> Path:
         raise ProbesError(f"--out {str(p)!r} is the current folder, one of its parents or the home folder; give a new folder")
     if p.is_dir() and any(p.iterdir()):
         if not force:
-            raise ProbesError(f"--out {str(p)!r} exists and is not empty; pass --force to replace it")
-        if not (p / "report.md").is_file():
-            # --force replaces a previous report, never an unrelated folder that happens to be named.
-            raise ProbesError(f"--out {str(p)!r} holds files but no report.md; refusing to replace it even with --force")
+            raise ProbesError(f"--out {str(p)!r} exists and is not empty; pass --force to replace a previous report")
+        _check_ours(p)
     check_dir(p.parent)  # the report is built beside `out`, then moved into place
     return p
+
+
+def _check_ours(p: Path) -> None:
+    """Raise unless `p` holds exactly the files its manifest lists (a report this tool wrote)."""
+    try:
+        listed = set(json.loads((p / MANIFEST).read_text(encoding="utf-8"))["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ProbesError(f"--out {str(p)!r} is not a report folder written by probes (no {MANIFEST}); "
+                          "refusing to replace it even with --force") from None
+    present = {q.name for q in p.iterdir()}
+    extra = sorted(present - listed - {MANIFEST})
+    if extra or not all((p / name).is_file() for name in listed):
+        what = f"also holds {', '.join(repr(e) for e in extra[:3])}" if extra else "has changed since it was written"
+        raise ProbesError(f"--out {str(p)!r} {what}; refusing to replace it even with --force")
+
+
+def _move_into_place(tmp: Path, dest: Path, force: bool) -> None:
+    """Make `tmp` the folder `dest`: claim a new or empty name in one rename; with `force`, swap out our old report.
+
+    The old report is renamed aside first and deleted only once the new one is in place, so an
+    interrupt at any point leaves one whole report under `dest` (or, in the instant between
+    the two renames, the old one back under `dest` when the swap fails).
+    """
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp made it 0700; give it an ordinary folder's mode
+    if dest.is_dir() and any(dest.iterdir()):
+        if not force:
+            raise ProbesError(f"--out {str(dest)!r} filled up while the report ran; nothing was replaced")
+        _check_ours(dest)  # again, just before the swap: someone may have added files meanwhile
+        aside = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
+        os.replace(dest, aside / dest.name)
+        try:
+            os.replace(tmp, dest)
+        except BaseException:
+            os.replace(aside / dest.name, dest)
+            shutil.rmtree(aside, ignore_errors=True)
+            raise
+        shutil.rmtree(aside, ignore_errors=True)
+        return
+    try:
+        os.rename(tmp, dest)  # onto a missing or empty folder only; a folder that filled up meanwhile refuses
+    except OSError as e:
+        raise ProbesError(f"--out {str(dest)!r} filled up while the report ran; nothing was replaced ({e.strerror})") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def report_config(config: SamplingConfig | None = None, **overrides) -> SamplingConfig:
@@ -144,9 +198,8 @@ def build_report(
         text = "\n".join(lines) + "\n"
         write_text(tmp / "report.md", text)
         write_text(tmp / "report.html", to_html(text))
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
+        write_text(tmp / MANIFEST, json.dumps({"files": sorted(saved + ["report.md", "report.html"])}, indent=1))
+        _move_into_place(tmp, dest, force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -244,14 +244,14 @@ class Activations(Mapping):
     def save(self, path: str | os.PathLike, force: bool = False) -> Path:
         """Write one safetensors file: a tensor per hook name, `tokens`, and the metadata.
 
-        Atomic: the file is written next to `path` under a temporary name and renamed over it, so
-        an interrupted save leaves any old file intact. An existing file is refused unless `force`.
+        Atomic (`probes.io`): the file is written next to `path` under a temporary name and then
+        takes the name, so an interrupted save leaves any old file intact. An existing file, or one
+        that appears while saving, is refused unless `force`.
         """
-        path = Path(path)
-        check_output(path, force)
+        path = check_output(path, force)
         tensors = {k: v.contiguous() for k, v in self.tensors.items()}
         tensors["tokens"] = self.tokens.contiguous()
-        with atomic_path(path) as tmp:
+        with atomic_path(path, force) as tmp:
             _write(tensors, tmp, self.meta.to_metadata())
         return path
 

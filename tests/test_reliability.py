@@ -1,0 +1,166 @@
+"""Reliability: no data loss, no pickle, no silent wrong model, no traceback (issue 17's classes, one test or more each)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import probes
+from cli_runner import run_cli
+from probes.errors import ProbesError
+
+PROBES = [sys.executable, "-c", "from probes.cli.app import entry; entry()"]
+
+
+def test_a_file_that_appears_while_saving_is_never_overwritten(tiny, tmp_path, monkeypatch):
+    import probes.studies.activations as activations
+
+    acts = probes.capture(tiny, "Hi")
+    path = tmp_path / "s.safetensors"
+    real = activations._write
+
+    def racing(tensors, tmp, metadata):  # another run takes the name between the check and the rename
+        real(tensors, tmp, metadata)
+        path.write_bytes(b"the other run's file")
+
+    monkeypatch.setattr(activations, "_write", racing)
+    with pytest.raises(ProbesError, match="appeared while this ran"):
+        acts.save(path)
+    assert path.read_bytes() == b"the other run's file" and os.listdir(tmp_path) == ["s.safetensors"]
+
+
+def test_two_processes_writing_one_capture_cannot_both_succeed(tiny_dir, tmp_path):
+    out = tmp_path / "s.safetensors"
+    cmd = [*PROBES, "capture", "-m", str(tiny_dir), "--prompt", "Hi", "--out", str(out)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    assert "already exists" in "".join(err for _, err in results) or "appeared" in "".join(err for _, err in results)
+    assert probes.load_activations(out).prompt == "Hi" and os.listdir(tmp_path) == ["s.safetensors"]
+
+
+def test_tilde_is_expanded_where_the_file_is_written(tiny_dir, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    r = run_cli("capture", "-m", tiny_dir, "--prompt", "Hi", "--out=~/s.safetensors")
+    assert r.exit_code == 0, r.output
+    assert (home / "s.safetensors").is_file() and not (tmp_path / "~").exists()
+    r = run_cli("capture", "-m", tiny_dir, "--prompt", "Hi", "--out=~/s.safetensors")
+    assert r.exit_code == 2 and "already exists" in r.stderr
+
+
+def test_sigterm_cleans_up_like_ctrl_c(tiny_dir, tmp_path):
+    out = tmp_path / "study"
+    proc = subprocess.Popen([*PROBES, "report", "-m", str(tiny_dir), "--out", str(out), "--max-new-tokens", "4",
+                             "--num-samples", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(p.name.startswith(".study.") for p in tmp_path.iterdir()):
+        time.sleep(0.05)  # wait until the report's temporary folder exists
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=60)
+    assert code == 130, proc.stderr.read()
+    assert "interrupted" in proc.stderr.read()
+    assert list(tmp_path.iterdir()) == []  # no .study.* left behind, and no half report
+
+
+def test_pickled_weights_are_never_read_on_any_path(tiny_dir, tmp_path):
+    d = tmp_path / "decoy"
+    shutil.copytree(tiny_dir, d)
+    marker = tmp_path / "unpickled"
+
+    class Boom:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    torch.save({"x": Boom()}, d / "pytorch_model.bin")
+    m = probes.load(str(d), device_map="cpu")  # the multi-device path too
+    assert not marker.exists() and m.cfg.n_layers == 4
+    assert probes.generate(m, "Hi", max_new_tokens=3, greedy=True)[0].tokens == \
+        probes.generate(probes.load(str(tiny_dir)), "Hi", max_new_tokens=3, greedy=True)[0].tokens
+
+
+def test_data_edits_need_the_fast_path_switched_off(tiny_dir):
+    m = probes.load(str(tiny_dir))
+    before = probes.generate(m, "Hi there", max_new_tokens=8, greedy=True)[0].tokens
+    with torch.no_grad():
+        for block in m.blocks:  # the hooked path reads these live; the fused copy cannot see .data edits
+            block.mlp.original_component.c_fc.weight.data.zero_()
+            block.attn.original_component.c_proj.weight.data.zero_()
+    probes.use_fast_path(m, False)
+    hooked = probes.generate(m, "Hi there", max_new_tokens=8, greedy=True)[0].tokens
+    with probes.attached(m, [("hook_embed", lambda t, hook: None)]):  # any hook: the hooked path too
+        assert probes.generate(m, "Hi there", max_new_tokens=8, greedy=True)[0].tokens == hooked
+    assert hooked != before
+    probes.use_fast_path(m, True)
+
+
+def test_fast_path_can_be_switched_off_by_environment(tiny, monkeypatch):
+    from probes.core.decode import HookedDecoder, choose_decoder
+
+    monkeypatch.setenv("PROBES_FAST_PATH", "0")
+    assert isinstance(choose_decoder(tiny), HookedDecoder)
+
+
+def test_skip_from_a_second_thread_is_refused(tiny):
+    errors, entered, release = [], threading.Event(), threading.Event()
+
+    def hold():
+        with probes.skip(tiny, "odd"):
+            entered.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    entered.wait(10)
+    try:
+        with pytest.raises(ProbesError, match="another thread"):
+            with probes.skip(tiny, "even"):
+                errors.append("entered")
+    finally:
+        release.set()
+        t.join()
+    assert not errors and probes.skipped_layers(tiny) == []
+    with probes.skip(tiny, "even"):  # free again once the other thread is done
+        assert probes.skipped_layers(tiny) == [0, 2]
+
+
+def test_a_huge_prompt_file_is_read_from_its_end(tiny, tmp_path):
+    from probes.core.prompt import TAIL_BYTES, read_prompt
+
+    f = tmp_path / "big.txt"
+    f.write_text("é" * (TAIL_BYTES // 2 + 5) + " the end")  # two bytes a character: the cut lands mid-character
+    with pytest.warns(UserWarning, match="reading its last"):
+        text = read_prompt(f"FILE:{f}")
+    assert text.endswith(" the end") and len(text.encode()) <= TAIL_BYTES
+    with pytest.warns(UserWarning):
+        out = probes.generate(tiny, f"FILE:{f}", max_new_tokens=2, greedy=True)
+    assert len(out.prompt_tokens) == tiny.cfg.n_ctx
+
+
+def test_non_utf8_argv_and_an_ascii_terminal(tiny_dir):
+    r = subprocess.run([*PROBES, "generate", "-m", str(tiny_dir), "--prompt", b"caf\xe9", "--max-new-tokens", "2"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("error:") and "not UTF-8" in r.stderr
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    r = subprocess.run([*PROBES, "lens", "-m", str(tiny_dir), "--prompt", "Ça va, café ☕"], capture_output=True,
+                       text=True, env=env, errors="replace")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_usage_errors_are_one_line(tiny_dir):
+    for args in (["generate", "--max-new-tokens", "abc"], ["lens", "--bogus"]):
+        r = run_cli(*args)
+        assert r.exit_code == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("error: "), r.stderr
