@@ -20,6 +20,22 @@ from probes.errors import ProbesError
 FIGURE_FORMATS = ("png", "pdf", "svg")
 
 
+def parse_size(text) -> int:
+    """Bytes from an int or text such as '500M', '4G', '1.5GiB' (powers of 1024)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        s = str(text).strip().upper().removesuffix("IB").removesuffix("B")
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(s[-1:], 1)
+        try:
+            value = int(float(s[:-1] if scale > 1 else s) * scale)
+        except ValueError:
+            raise ProbesError(f"size {text!r}: give bytes or a number with K, M, G or T, e.g. 4G") from None
+    if value < 1:
+        raise ProbesError(f"size {text!r} must be positive")
+    return value
+
+
 def user_path(path) -> Path:
     """`path` as a user means it: `~` expanded; a NUL byte (which no file name can hold) is an error."""
     text = os.fspath(path)

@@ -164,3 +164,18 @@ def test_usage_errors_are_one_line(tiny_dir):
     for args in (["generate", "--max-new-tokens", "abc"], ["lens", "--bogus"]):
         r = run_cli(*args)
         assert r.exit_code == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("error: "), r.stderr
+
+
+def test_a_capture_too_big_is_refused_up_front_with_its_estimate(tiny, tiny_dir, tmp_path):
+    from probes.studies.capture import estimate_bytes
+
+    acts = probes.capture(tiny, "Hi there", hooks=("resid_pre", "pattern", "q", "mlp_post"))
+    real = sum(t.numel() * t.element_size() for t in acts.values())
+    names = list(acts)
+    assert estimate_bytes(tiny, names, len(acts.tokens)) == real  # the estimate is the file's tensors, exactly
+    with pytest.raises(ProbesError, match="GiB.*--max-bytes"):
+        probes.capture(tiny, "Hi there", hooks=("resid_pre",), max_bytes=1000)
+    r = run_cli("capture", "-m", tiny_dir, "--prompt", "Hi", "--out", tmp_path / "s.safetensors", "--max-bytes", "1K")
+    assert r.exit_code == 2 and "--max-bytes" in r.stderr and not (tmp_path / "s.safetensors").exists()
+    r = run_cli("capture", "-m", tiny_dir, "--prompt", "Hi", "--out", tmp_path / "s.safetensors", "--max-bytes", "lots")
+    assert r.exit_code == 2 and "K, M, G or T" in r.stderr

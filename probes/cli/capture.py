@@ -37,6 +37,7 @@ def capture(
     seed: o.Seed = o.SAMPLING.seed,
     stop_at_eos: o.StopAtEos = o.SAMPLING.stop_at_eos,
     bos: o.Bos = True,
+    max_bytes: Annotated[Optional[str], typer.Option("--max-bytes", help="Refuse a capture estimated above this size (bytes, or 500M, 4G; default: 2 GiB).")] = None,
     force: o.Force = False,
     plot: o.Plot = None,
     model: o.Model = None,
@@ -51,7 +52,7 @@ def capture(
     import probes
     from probes.cli.common import Target
     from probes.errors import ProbesError
-    from probes.io import check_figure_path, check_output
+    from probes.io import check_figure_path, check_output, parse_size
     from probes.studies.capture import capture_config
 
     if prompt is None:
@@ -62,6 +63,7 @@ def capture(
     if sampling and generate is None:
         raise ProbesError(f"{', '.join(o.typed(ctx, *sampling))} only apply with --generate N")
     capture_config(generate, None, sampling)  # bad sampling values fail before the model loads
+    limit = {} if max_bytes is None else {"max_bytes": parse_size(max_bytes)}
     check_output(out, force)
     if plot:
         if Path(plot).expanduser().resolve() == Path(out).expanduser().resolve():
@@ -71,7 +73,8 @@ def capture(
     skipped, chosen = target.skipped(skip, keep), target.layers(layers) if layers is not None else None
     m = target.load()
     with probes.skip(m, skipped):
-        acts = probes.capture(m, prompt, hooks=hooks.split(","), layers=chosen, bos=bos, generate=generate, **sampling)
+        acts = probes.capture(m, prompt, hooks=hooks.split(","), layers=chosen, bos=bos, generate=generate,
+                              **limit, **sampling)
     path = acts.save(out, force=force)
     log(f"wrote {len(acts)} tensors to {path}")
     if plot:

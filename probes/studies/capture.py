@@ -61,6 +61,35 @@ def _assemble(chunks: list[torch.Tensor], suffix: str, n_pos: int) -> torch.Tens
     return torch.cat(chunks, dim=0)  # (pos, ...)
 
 
+# A capture holds everything in memory (about three times the file while it is assembled and saved),
+# so one larger than this is refused up front unless the caller raises the limit.
+MAX_BYTES = 2 << 30
+
+
+def estimate_bytes(model, names: list[str], n_pos: int) -> int:
+    """About how many bytes the tensors of `names` take for `n_pos` positions (the file's size)."""
+    cfg = model.cfg
+    item = torch.empty((), dtype=cfg.dtype).element_size()
+    per_name = {"attn.hook_pattern": cfg.n_heads * n_pos * n_pos, "attn.hook_attn_scores": cfg.n_heads * n_pos * n_pos,
+                "mlp.hook_pre": n_pos * cfg.d_mlp, "mlp.hook_post": n_pos * cfg.d_mlp}
+    heads = n_pos * cfg.n_heads * cfg.d_head  # q, k, v, z
+    total = 0
+    for name in names:
+        suffix = split_name(name)[1]
+        total += per_name.get(suffix, heads if suffix in ("attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z")
+                              else n_pos * cfg.d_model)
+    return total * item
+
+
+def check_size(model, names: list[str], n_pos: int, max_bytes: int | None) -> None:
+    """Refuse, before any work, a capture whose tensors would pass `max_bytes` (None: no limit)."""
+    need = estimate_bytes(model, names, n_pos)
+    if max_bytes is not None and need > max_bytes:
+        raise ProbesError(f"this capture would hold about {need / 2**30:.2f} GiB ({len(names)} tensors x {n_pos} positions), "
+                          f"more than the limit of {max_bytes / 2**30:.2f} GiB; capture fewer hooks or layers, "
+                          "or raise the limit (--max-bytes, max_bytes=)")
+
+
 def capture_config(generate: int | None, config: SamplingConfig | None, overrides: dict) -> SamplingConfig | None:
     """The SamplingConfig of `capture(..., generate=N)`, or None without `generate`; bad values raise."""
     if generate is None:
@@ -85,6 +114,7 @@ def capture(
     bos: bool = True,
     generate: int | None = None,
     config: SamplingConfig | None = None,
+    max_bytes: int | None = MAX_BYTES,
     **overrides,
 ) -> Activations:
     """Record `hooks` at `layers` (a layer spec; None: every block) for `prompt`; only those hooks are recorded.
@@ -93,7 +123,8 @@ def capture(
     given. With `generate=N`, N tokens are sampled as `probes.generate` samples them (a
     SamplingConfig, or its fields as keywords: temperature, top_k, seed, ...; the same seed draws
     the same tokens) and each new position is recorded as its KV-cached step computes it, without
-    re-running the sequence. Works inside `probes.skip(...)`.
+    re-running the sequence. Works inside `probes.skip(...)`. A capture estimated above `max_bytes`
+    (2 GiB by default; None for no limit) is refused before any work, with its estimate.
     """
     from probes.core.skip import skipped_layers
     from probes.meta import model_meta
@@ -111,6 +142,7 @@ def capture(
             f"the prompt has {len(ids)} tokens; {generate} more exceed the context of {model.cfg.n_ctx}. "
             f"Generate at most {model.cfg.n_ctx - len(ids)} tokens, or shorten the prompt"
         )
+    check_size(model, names, len(ids) + (generate or 0), max_bytes)
     plan, zeros, absent = _plan(names, set(skipped_layers(model)))
 
     rec = _Recorder()
