@@ -20,7 +20,7 @@ _EXPORTS = {
     "ProbesError": "probes.errors",
     "parse_layers": "probes.core.layers",
     "skip": "probes.core.skip",
-    "skipped_layers": "probes.core.skip",
+    "skipped_blocks": "probes.core.skip",
     "attached": "probes.core.hooks",
     "hook_count": "probes.core.hooks",
     "use_fast_path": "probes.core.state",

@@ -18,12 +18,12 @@ def versions() -> dict:
 def model_meta(model) -> dict:
     """{'model', 'model_source', 'versions', 'skipped_blocks'} for `model` as it is now."""
     from probes.core.load import source_of
-    from probes.core.skip import skipped_layers
+    from probes.core.skip import skipped_blocks
 
     src = source_of(model)
     return {
         "model": src.name,
         "model_source": {**src.as_dict(), "n_layers": model.cfg.n_layers, "d_model": model.cfg.d_model},
         "versions": versions(),
-        "skipped_blocks": skipped_layers(model),
+        "skipped_blocks": skipped_blocks(model),
     }

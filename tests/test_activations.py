@@ -160,7 +160,7 @@ def test_save_load_round_trips_bit_for_bit(tiny, tmp_path):
     assert back.meta == acts.meta and list(back) == list(acts)
     assert all(torch.equal(back[k], acts[k]) and back[k].dtype == acts[k].dtype for k in acts)
     assert torch.equal(back.tokens, acts.tokens) and back.tokens.dtype == torch.int64
-    assert back.token_strings == acts.token_strings and len(back.token_strings) == len(back.tokens)
+    assert back.str_tokens == acts.str_tokens and len(back.str_tokens) == len(back.tokens)
     m = back.meta
     assert m.model == probes.source_of(tiny).name and len(m.model_sha256) == 16 and m.weights_processed is True
     assert m.skipped_blocks == [1] and m.seed == 2 and m.prompt == PROMPT
@@ -277,7 +277,7 @@ def test_cli_checks_arguments_before_loading(tmp_path):
     blocker.write_text("x")
     for args, message in [
         (["--prompt", "x", "--out", blocker / "s.safetensors"], "is not a directory"),
-        (["--prompt", "x", "--out", tmp_path / "s.safetensors", "--seed", 3], "--seed only apply with --generate"),
+        (["--prompt", "x", "--out", tmp_path / "s.safetensors", "--seed", 3], "--seed: sampling options apply only with --generate"),
         (["--prompt", "x", "--out", tmp_path / "s.safetensors", "--plot", tmp_path / "p.gif"], "--plot"),
         (["--out", tmp_path / "s.safetensors"], "give a prompt"),
     ]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 import torch
 
 import probes
-from cli_runner import run_cli
 from probes.core.sampling import SamplingConfig, sample_seed
 from probes.errors import ProbesError
 
@@ -114,17 +112,32 @@ BEFORE_LOAD = [
 ]
 
 
-@pytest.mark.parametrize("args", BEFORE_LOAD, ids=[" ".join(a[:3]) for a in BEFORE_LOAD])
-def test_bad_values_fail_before_the_model_loads(args, tmp_path, monkeypatch):
-    import probes.core.load
-
-    def no_loading(*a, **k):
-        raise AssertionError("the model was loaded before the arguments were checked")
-
-    monkeypatch.setattr(probes.core.load, "load", no_loading)
-    monkeypatch.setattr(probes, "load", no_loading, raising=False)
+_BEFORE_LOAD_SCRIPT = """
+import io, json, sys, time
+from contextlib import redirect_stderr
+from probes.cli.app import main
+out = []
+for args in json.loads(sys.argv[1]):
+    err = io.StringIO()
     t0 = time.perf_counter()
-    r = run_cli(*[a.format(tmp=tmp_path) for a in args])
-    elapsed = time.perf_counter() - t0
-    assert r.exit_code == 2 and r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1, r.output
-    assert elapsed < 1.0, f"{args}: {elapsed:.2f} s"
+    with redirect_stderr(err):
+        code = main(args)
+    out.append([code, err.getvalue(), time.perf_counter() - t0, "torch" in sys.modules])
+print(json.dumps(out))
+"""
+
+
+def test_bad_values_fail_before_the_model_loads(tmp_path):
+    """In a fresh process: each mistake is one line and exit 2 within a second, and torch is never imported."""
+    import json
+    import subprocess
+    import sys
+
+    cases = [[a.format(tmp=tmp_path) for a in args] for args in BEFORE_LOAD]
+    r = subprocess.run([sys.executable, "-c", _BEFORE_LOAD_SCRIPT, json.dumps(cases)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    for args, (code, err, seconds, torch_loaded) in zip(cases, json.loads(r.stdout)):
+        assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, (args, err)
+        assert not torch_loaded, f"{args}: torch was imported, so the check ran in the slow path"
+        assert seconds < 1.0, f"{args}: {seconds:.2f} s"

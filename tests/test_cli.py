@@ -152,8 +152,9 @@ BAD = [
     (["generate", "--max-new-tokens", "0"], ["max-new-tokens", ">= 1"]),
     (["generate", "-m", "{tiny}", "--prompt", "", "--no-bos"], ["prompt is empty"]),
     (["generate", "-m", "{tiny}", "--prompt", "FILE:{tmp}/nowhere.txt"], ["cannot read prompt file"]),
-    (["next-token", "--temperature", "abc"], ["comma list of numbers"]),
-    (["next-token", "--top-k", "x"], ["comma list of integers"]),
+    (["next-token", "--temperature", "abc"], ["--temperature must be a comma list like 0.1,1,10"]),
+    (["next-token", "--temperature", ""], ["--temperature must be a comma list"]),
+    (["next-token", "--top-k", "x"], ["--top-k must be a comma list like 2,200"]),
     (["next-token", "--top-p", "2"], ["top-p"]),
     (["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "{tmp}/b.safetensors", "--hooks", "resid_pree"], ["resid_pre"]),
     (["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "{existing}"], ["exists", "--force"]),
@@ -212,7 +213,13 @@ BAD = [
     (["generate", "-m", "{tiny}", "--prompt", "caf\udce9"], ["not UTF-8"]),
     # option conflicts, before the model loads
     (["generate", "--skip", "odd", "--keep", "1"], ["either a skip spec or a keep spec"]),
-    (["lens", "--prompt", "Hi", "--seed", "3"], ["--seed", "only apply with --generate"]),
+    (["lens", "--prompt", "Hi", "--seed", "3"], ["--seed", "apply only with --generate"]),
+    (["lens", "--prompt", "Hi", "--generate", "3", "--position", "2"], ["--position"]),
+    (["lens", "--prompt", "Hi", "--position", "5000"], ["position 5000 is out of range"]),
+    (["lens", "--prompt", "Hi", "--generate", "0"], ["--generate 0"]),
+    (["capture", "--prompt", "Hi", "--out", "{tmp}/h.safetensors", "--hooks", "resid_pr"], ["resid_pre"]),
+    (["prune", "--sweep", "--max-new-tokens", "5"], ["--sweep", "--max-new-tokens"]),
+    (["generate", "--stream", "--json"], ["--stream"]),
     (["prune", "--num-samples", "3"], ["--sample"]),
 ]
 if not __import__("torch").cuda.is_available():

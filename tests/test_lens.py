@@ -211,7 +211,7 @@ def test_as_dict_shape(tiny):
     d = json.loads(json.dumps(lens.as_dict()))
     R, P = 5, len(lens.tokens)
     assert d["rows"] == row_hooks(4) and d["tokens"] == lens.tokens and len(d["str_tokens"]) == P
-    assert np.array(d["top_tokens"]).shape == (R, P, 3) and np.array(d["top_probs"]).shape == (R, P, 3)
+    assert np.array(d["top_ids"]).shape == (R, P, 3) and np.array(d["top_probs"]).shape == (R, P, 3)
     assert np.array(d["entropy"]).shape == (R, P) and np.array(d["kl_to_final"]).shape == (R, P)
     assert d["units"]["kl_to_final"] == "bits" and d["next_token_rank"][0][-1] is None
 
@@ -246,7 +246,7 @@ def test_cli_json_covers_every_position(tiny_dir, tiny):
     d = json.loads(r.stdout)  # JSON alone on stdout
     lens = logit_lens(tiny, PROMPT, top=3)
     assert d["tokens"] == lens.tokens and d["rows"] == row_hooks(4)
-    assert d["top_tokens"] == lens.top_ids.tolist()
+    assert d["top_ids"] == lens.top_ids.tolist()
     np.testing.assert_allclose(d["kl_to_final"], lens.kl_to_final, atol=1e-5)
     assert d["model_source"]["n_layers"] == 4 and "versions" in d
 

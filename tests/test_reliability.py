@@ -132,9 +132,9 @@ def test_skip_from_a_second_thread_is_refused(tiny):
     finally:
         release.set()
         t.join()
-    assert not errors and probes.skipped_layers(tiny) == []
+    assert not errors and probes.skipped_blocks(tiny) == []
     with probes.skip(tiny, "even"):  # free again once the other thread is done
-        assert probes.skipped_layers(tiny) == [0, 2]
+        assert probes.skipped_blocks(tiny) == [0, 2]
 
 
 def test_a_huge_prompt_file_is_read_from_its_end(tiny, tmp_path):

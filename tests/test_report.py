@@ -175,8 +175,8 @@ def _metrics(**kw):
 def _sweep():
     blocks = [{"block": i, "loss_increase": inc, "kl": 0.2, "top1_agreement": 0.7, "block_influence": 0.05,
                "angular_distance": 0.1} for i, inc in enumerate([0.1, 0.5, -0.001])]
-    strategies = [{"name": "odd", "skipped": [1], "loss": 4.5, "loss_increase": 0.5, "kl": 0.7, "top1_agreement": 0.4},
-                  {"name": "even", "skipped": [0, 2], "loss": 4.2, "loss_increase": 0.2, "kl": 0.3, "top1_agreement": 0.6}]
+    strategies = [{"name": "odd", "skipped_blocks": [1], "loss": 4.5, "loss_increase": 0.5, "kl": 0.7, "top1_agreement": 0.4},
+                  {"name": "even", "skipped_blocks": [0, 2], "loss": 4.2, "loss_increase": 0.2, "kl": 0.3, "top1_agreement": 0.6}]
     return NS(blocks=blocks, strategies=strategies, ranked=lambda: sorted(blocks, key=lambda b: -b["loss_increase"]))
 
 
@@ -185,7 +185,7 @@ def test_prune_section():
             NS(name="odd", skipped_blocks=[1, 3], samples=_samples([1]),
                metrics=_metrics(distinct_2=0.3051, repeated_4gram_fraction=0.5789, tf_top1_agreement=0.55, tf_kl=0.6158,
                                 eval_loss=4.746, ppl_under_full=13.17))]
-    comp = NS(config=SamplingConfig(greedy=True, max_new_tokens=60), eval_source="/x/heldout.txt", runs=runs)
+    comp = NS(config=SamplingConfig(greedy=True, max_new_tokens=60), eval_text="/x/heldout.txt", runs=runs)
     lines = sec.prune_section("ROMEO:", comp, _sweep())
     text = "\n".join(lines)
     assert "Greedy continuations of 'ROMEO:' (60 tokens)" in text and "measured on `/x/heldout.txt`." in text
@@ -208,7 +208,7 @@ def test_prune_section_on_short_runs_says_n_a():
     short = _metrics(distinct_2=None, repeated_4gram_fraction=None, ppl_under_full=float("nan"))
     runs = [NS(name="full", skipped_blocks=[], samples=_samples([1]), metrics=short),
             NS(name="odd", skipped_blocks=[1], samples=_samples([2]), metrics=short)]
-    comp = NS(config=SamplingConfig(greedy=True, max_new_tokens=1), eval_source="e.txt", runs=runs)
+    comp = NS(config=SamplingConfig(greedy=True, max_new_tokens=1), eval_text="e.txt", runs=runs)
     text = "\n".join(sec.prune_section("ROMEO:", comp, _sweep()))
     assert "| distinct-2 | n/a | n/a |" in text
     assert "distinct-2 was n/a (not comparable with the full model's n/a), with n/a repeated 4-grams" in text

@@ -11,7 +11,7 @@ from cli_runner import run_cli
 
 import probes
 from probes.core.hooks import attached, hook_count
-from probes.core.skip import skipped_layers
+from probes.core.skip import skipped_blocks
 
 
 class Injected(Exception):
@@ -59,7 +59,7 @@ def test_random_compositions_with_injected_exceptions_leave_no_hooks(tiny, seed)
             nest(0)
         except Injected:
             pass
-        assert hook_count(tiny) == base and skipped_layers(tiny) == []
+        assert hook_count(tiny) == base and skipped_blocks(tiny) == []
 
 
 def test_exception_inside_a_hook_during_generation_restores_everything(tiny):
@@ -71,7 +71,7 @@ def test_exception_inside_a_hook_during_generation_restores_everything(tiny):
     with pytest.raises(Injected):
         with probes.skip(tiny, "odd"), attached(tiny, [("blocks.2.hook_resid_post", boom)]):
             probes.generate(tiny, "Hi", max_new_tokens=5)
-    assert hook_count(tiny) == base and skipped_layers(tiny) == []
+    assert hook_count(tiny) == base and skipped_blocks(tiny) == []
     a = probes.generate(tiny, "Hi", max_new_tokens=5, greedy=True)
     assert len(a[0].tokens) == 5
 

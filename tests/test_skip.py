@@ -7,7 +7,7 @@ import torch
 
 import probes
 from probes.core.hooks import attached, hook_count
-from probes.core.skip import skipped_layers
+from probes.core.skip import skipped_blocks
 from reference import manual_greedy, manual_logits
 
 
@@ -64,20 +64,20 @@ def test_hook_hygiene_nested_and_after_exception(tiny):
     base = hook_count(tiny)
     with probes.skip(tiny, "odd"):
         inside = hook_count(tiny)
-        assert inside > base and skipped_layers(tiny) == [1, 3]
+        assert inside > base and skipped_blocks(tiny) == [1, 3]
         with pytest.raises(RuntimeError):
             with probes.skip(tiny, "0,1"):
-                assert skipped_layers(tiny) == [0, 1, 3]
+                assert skipped_blocks(tiny) == [0, 1, 3]
                 with attached(tiny, [("blocks.0.hook_resid_pre", lambda t, hook: None)]):
                     assert hook_count(tiny) == inside + 2
                     raise RuntimeError("boom")
-        assert skipped_layers(tiny) == [1, 3] and hook_count(tiny) == inside
-    assert skipped_layers(tiny) == [] and hook_count(tiny) == base
+        assert skipped_blocks(tiny) == [1, 3] and hook_count(tiny) == inside
+    assert skipped_blocks(tiny) == [] and hook_count(tiny) == base
 
 
 def test_keep_is_the_complement(tiny):
     with probes.skip(tiny, keep="0,2") as s:
-        assert skipped_layers(tiny) == [1, 3] and s.kept == [0, 2]
+        assert skipped_blocks(tiny) == [1, 3] and s.kept == [0, 2]
 
 
 def test_bad_spec_leaves_model_untouched(tiny):
@@ -100,5 +100,5 @@ def test_reentering_the_same_skip_object_is_refused(tiny):
         with pytest.raises(probes.ProbesError, match="already active"):
             with s:
                 pass
-        assert skipped_layers(tiny) == [1, 3]
-    assert skipped_layers(tiny) == []
+        assert skipped_blocks(tiny) == [1, 3]
+    assert skipped_blocks(tiny) == []

@@ -36,7 +36,7 @@ def capture(
     greedy: o.Greedy = o.SAMPLING.greedy,
     seed: o.Seed = o.SAMPLING.seed,
     stop_at_eos: o.StopAtEos = o.SAMPLING.stop_at_eos,
-    bos: o.Bos = True,
+    bos: o.Bos = o.SAMPLING.bos,
     max_bytes: Annotated[Optional[str], typer.Option("--max-bytes", help="Refuse a capture estimated above this size (bytes, or 500M, 4G; default: 2 GiB).")] = None,
     force: o.Force = False,
     plot: o.Plot = None,
@@ -53,7 +53,8 @@ def capture(
     from probes.cli.common import Target
     from probes.errors import ProbesError
     from probes.io import check_figure_path, check_output, parse_size
-    from probes.studies.capture import capture_config
+    from probes.core.hooks import check_hook_names
+    from probes.studies.checks import capture_config
 
     if prompt is None:
         raise ProbesError("give a prompt: --prompt TEXT (or --prompt FILE:path)")
@@ -61,8 +62,9 @@ def capture(
                                                     seed=seed, stop_at_eos=stop_at_eos).items()
                 if o.typed(ctx, name)}
     if sampling and generate is None:
-        raise ProbesError(f"{', '.join(o.typed(ctx, *sampling))} only apply with --generate N")
+        raise ProbesError(f"{', '.join(o.typed(ctx, *sampling))}: sampling options apply only with --generate N")
     capture_config(generate, None, sampling)  # bad sampling values fail before the model loads
+    check_hook_names(hooks)
     limit = {} if max_bytes is None else {"max_bytes": parse_size(max_bytes)}
     check_output(out, force)
     if plot:
@@ -99,7 +101,7 @@ def _summary(acts, path, plot) -> dict:
     return {
         "out": str(path), "plot": plot, "model": acts.meta.model, "model_sha256": acts.meta.model_sha256,
         "versions": acts.meta.versions,
-        "prompt": acts.prompt, "tokens": acts.tokens.tolist(), "token_strings": acts.token_strings,
+        "prompt": acts.prompt, "tokens": acts.tokens.tolist(), "str_tokens": acts.str_tokens,
         "generated": acts.meta.generated, "seed": acts.meta.seed,
         "skipped_blocks": acts.skipped_blocks, "absent": acts.absent,
         "tensors": {k: list(v.shape) for k, v in acts.items()},

@@ -14,16 +14,17 @@ class Target:
     """
 
     def __init__(self, model: str | None, device: str | None, dtype: str | None, *prompts: str):
-        from probes.core.load import checkpoint_config, parse_device, parse_dtype
+        from probes.core.load import check_dtype, checkpoint_config, parse_device
         from probes.core.prompt import read_prompt
 
         for prompt in prompts:
             read_prompt(prompt)
-        parse_dtype(dtype)
+        check_dtype(dtype)
         if device is not None:
             parse_device(device)
         self.model, self.device, self.dtype = model, device, dtype
-        self.n_layers = int(checkpoint_config(model)["n_layer"])
+        config = checkpoint_config(model)
+        self.n_layers, self.n_ctx = int(config["n_layer"]), int(config["n_positions"])
 
     def layers(self, spec) -> list[int]:
         from probes.core.layers import parse_layers
@@ -42,8 +43,3 @@ class Target:
         log(f"loading {self.model or 'the bundled model'} ...")
         return probes.load(self.model, device=self.device, dtype=self.dtype)
 
-
-def model_meta(model) -> dict:
-    from probes.meta import model_meta as meta
-
-    return meta(model)

@@ -29,11 +29,16 @@ def generate(
 ) -> None:
     """Generate text from a prompt (defaults as nanoGPT: a newline as the prompt, temperature 0.8, top-k 200, seed 1337)."""
     import probes
-    from probes.cli.common import Target, model_meta
+    from probes.cli.common import Target
+    from probes.meta import model_meta
     from probes.core.sampling import SamplingConfig
 
     cfg = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, seed=seed,
                          max_new_tokens=max_new_tokens, num_samples=num_samples, stop_at_eos=stop_at_eos, bos=bos)
+    if stream and json:
+        from probes.errors import ProbesError
+
+        raise ProbesError("--stream prints text as it comes; --json prints one document at the end: choose one")
     if prompt is None:
         prompt = "\n"  # nanoGPT's sample.py default; declared here so --help does not print a bare newline
     target = Target(model, device, dtype, prompt)

@@ -35,7 +35,7 @@ def lens(
     greedy: o.Greedy = o.SAMPLING.greedy,
     stop_at_eos: o.StopAtEos = o.SAMPLING.stop_at_eos,
     seed: o.Seed = o.SAMPLING.seed,
-    bos: o.Bos = True,
+    bos: o.Bos = o.SAMPLING.bos,
     model: o.Model = None,
     device: o.Device = None,
     dtype: o.Dtype = None,
@@ -48,7 +48,8 @@ def lens(
     --generate N follows each generated token (sampled with --temperature, --top-k, --top-p, --greedy, --seed) and reports its emergence row: the first row from which it stays top-1.
     """
     import probes
-    from probes.cli.common import Target, model_meta
+    from probes.cli.common import Target
+    from probes.meta import model_meta
     from probes.core.sampling import SamplingConfig
     from probes.errors import ProbesError
     from probes.plots.lens import check_metric
@@ -67,14 +68,20 @@ def lens(
         raise ProbesError("--compare-skip compares with the full model; drop --skip/--keep")
     typed = o.typed(ctx, *_SAMPLING)
     if generate is None and typed:
-        raise ProbesError(f"{', '.join(typed)} only apply with --generate N (--top sets how many tokens each row lists)")
+        raise ProbesError(f"{', '.join(typed)}: sampling options apply only with --generate N (--top sets how many tokens each row lists)")
     cfg = None
+    if generate is not None and o.typed(ctx, "position"):
+        raise ProbesError("--position picks a prompt position; with --generate the table covers every generated token")
     if generate is not None:
+        if generate < 1:
+            raise ProbesError(f"--generate {generate}: give a number of tokens >= 1")
         cfg = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, seed=seed,
                              stop_at_eos=stop_at_eos, bos=bos, max_new_tokens=generate)
         if compare_skip is not None:
             raise ProbesError("--generate and --compare-skip do not combine; run the pruned generation with --skip")
     target = Target(model, device, dtype, prompt)
+    if not -target.n_ctx <= position < target.n_ctx:
+        raise ProbesError(f"position {position} is out of range: the model reads at most {target.n_ctx} tokens")
     skipped = target.skipped(skip, keep)
     compared = target.layers(compare_skip) if compare_skip is not None else None
     m = target.load()
@@ -139,11 +146,11 @@ def _position_table(lens, position: int) -> str:
 
 def _render_position(lens, pruned, position: int, d: dict) -> str:
     p = position + len(lens.tokens) if position < 0 else position
-    nxt = repr(lens.str_tokens[p + 1]) if p + 1 < len(lens.tokens) else "unknown (last position)"
+    nxt = show_token(lens.str_tokens[p + 1]) if p + 1 < len(lens.tokens) else "unknown (last position)"
     out = [
         f"model {d['model']}" + (f"; blocks skipped: {d['skipped_blocks']}" if d["skipped_blocks"] else ""),
         f"prompt: {lens.prompt!r} ({len(lens.tokens)} tokens)",
-        f"position {p}: token {lens.str_tokens[p]!r}; next token {nxt}",
+        f"position {p}: token {show_token(lens.str_tokens[p])}; next token {nxt}",
         "rows: the residual stream after each block (embed: before block 0); entropy and KL(final || row) in bits",
         "",
         _position_table(lens, position),

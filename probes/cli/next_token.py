@@ -12,18 +12,15 @@ from probes.tokens import show_token
 from probes.errors import ProbesError
 
 
-def _floats(text: str, what: str) -> list[float]:
+def _values(text: str, what: str, kind, example: str) -> list:
+    """'0.1, 1,10' -> [0.1, 1.0, 10.0]; an empty list or a bad item is an error naming the option."""
     try:
-        return [float(x) for x in text.split(",") if x.strip()] or [float("nan")]
+        values = [kind(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise ProbesError(f"{what} must be a comma list of numbers like 0.1,1,10, got {text!r}") from None
-
-
-def _ints(text: str, what: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()] or [-1]
-    except ValueError:
-        raise ProbesError(f"{what} must be a comma list of integers like 2,200 (0: no top-k), got {text!r}") from None
+        values = []
+    if not values:
+        raise ProbesError(f"{what} must be a comma list like {example}, got {text!r}")
+    return values
 
 
 def next_token(
@@ -32,7 +29,7 @@ def next_token(
     top_k: Annotated[str, typer.Option("--top-k", help="Comma list of top-k values, e.g. 2,200; 0: no top-k.")] = "0",
     top_p: Annotated[Optional[str], typer.Option("--top-p", help="Comma list of top-p values in (0, 1], e.g. 0.9.")] = None,
     top: o.Top = 10,
-    bos: o.Bos = True,
+    bos: o.Bos = o.SAMPLING.bos,
     plot: o.Plot = None,
     force: o.Force = False,
     skip: o.Skip = None,
@@ -43,13 +40,15 @@ def next_token(
     json: o.Json = False,
 ) -> None:
     """Show how temperature and top-k / top-p reshape the next-token distribution (every combination)."""
-    from probes.cli.common import Target, model_meta
+    from probes.cli.common import Target
+    from probes.meta import model_meta
     from probes.io import check_figure_path, save_figure
     from probes.tokens import check_top
-    from probes.studies.next_token import sampling_grid
+    from probes.studies.checks import sampling_grid
 
-    ps = [None] if top_p is None else _floats(top_p, "--top-p")
-    grid = sampling_grid(_floats(temperature, "--temperature"), _ints(top_k, "--top-k"), ps)
+    ps = [None] if top_p is None else _values(top_p, "--top-p", float, "0.9,1")
+    grid = sampling_grid(_values(temperature, "--temperature", float, "0.1,1,10"),
+                         _values(top_k, "--top-k", int, "2,200 (0: no top-k)"), ps)
     check_top(top)
     if plot:
         check_figure_path(plot, force=force)

@@ -15,6 +15,7 @@ DEFAULT_PROMPT = "ROMEO:"
 
 
 def prune(
+    ctx: typer.Context,
     skip: Annotated[Optional[List[str]], typer.Option("--skip", help="Blocks to skip (repeatable): odd, even, first-half, last-half, or 1,3,5-7.")] = None,
     keep: Annotated[Optional[List[str]], typer.Option("--keep", help="Blocks to keep (repeatable); the complement is skipped.")] = None,
     prompt: o.Prompt = DEFAULT_PROMPT,
@@ -39,10 +40,11 @@ def prune(
 
     Greedy by default so the runs are directly comparable (--sample samples every run with the same seed). With --sweep, rank every block instead.
     """
-    from probes.cli.common import Target, model_meta
+    from probes.cli.common import Target
+    from probes.meta import model_meta
     from probes.core.layers import format_layers
     from probes.io import check_figure_path, save_figure
-    from probes.studies.prune import check_eval_path, compare_pruned, prune_config, sweep_blocks
+    from probes.studies.checks import check_eval_path, prune_config
 
     cfg = prune_config(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, seed=seed,
                        max_new_tokens=max_new_tokens, num_samples=num_samples, bos=bos)
@@ -50,6 +52,9 @@ def prune(
         check_figure_path(plot, force=force)
     if sweep and (skip or keep):
         raise ProbesError("--sweep ranks every block by itself; leave out --skip/--keep (or drop --sweep)")
+    unused = o.typed(ctx, "prompt", "max_new_tokens", "greedy", "num_samples", "temperature", "top_k", "top_p", "seed", "bos")
+    if sweep and unused:
+        raise ProbesError(f"--sweep scores the held-out text only; {', '.join(unused)} would be ignored (drop them or --sweep)")
     check_eval_path(eval_text)
     if not sweep and not skip and not keep:
         skip = ["odd"]
@@ -57,6 +62,8 @@ def prune(
     specs = [(s, target.layers(s)) for s in skip or []] + [(format_layers(layers), layers) for layers in
                                                           (target.skipped(keep=k) for k in keep or [])]
     m = target.load()
+    from probes.studies.prune import compare_pruned, sweep_blocks
+
     meta = model_meta(m)
     if sweep:
         result = sweep_blocks(m, eval_text=eval_text, progress=log)
@@ -108,7 +115,7 @@ def _render_sweep(d: dict) -> str:
     out.append("")
     out.append("blocks ranked by loss increase when skipped: " + ", ".join(map(str, d["ranking_by_loss_increase"])))
     out.append("")
-    rows = [[s["name"], format_layers(s["skipped"]), s["loss"], s["loss_increase"], s["kl"], s["top1_agreement"]]
+    rows = [[s["name"], format_layers(s["skipped_blocks"]), s["loss"], s["loss_increase"], s["kl"], s["top1_agreement"]]
             for s in d["strategies"]]
     out.append(table(rows, header=["strategy", "skipped", "loss", "increase", "KL", "top-1 agr."], align="llrrrr"))
     return "\n".join(out)

@@ -28,7 +28,8 @@ def report(
     json: o.Json = False,
 ) -> None:
     """Run the classic study (sampling, embeddings, skipped blocks, logit lens) and write a report."""
-    from probes.cli.common import Target, model_meta
+    from probes.cli.common import Target
+    from probes.meta import model_meta
     from probes.report import build_report, check_report_args
 
     cfg = check_report_args(out, D, force=force, eval_text=eval_text, max_new_tokens=max_new_tokens,

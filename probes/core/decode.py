@@ -54,10 +54,10 @@ def choose_decoder(model, fast: bool | None = None):
     """
     from probes.core import fastpath
     from probes.core.layers import complement
-    from probes.core.skip import skipped_layers
+    from probes.core.skip import skipped_blocks
 
     if fast is not False and fastpath.eligible(model):
-        return fastpath.FastDecoder(model, complement(skipped_layers(model), model.cfg.n_layers))
+        return fastpath.FastDecoder(model, complement(skipped_blocks(model), model.cfg.n_layers))
     return HookedDecoder(model)
 
 

@@ -43,6 +43,22 @@ def short_name(suffix: str) -> str:
     return _LONG_TO_SHORT.get(suffix, suffix)
 
 
+def check_hook_names(hooks: Iterable[str] | str) -> list[str]:
+    """The requested names, with every one that cannot be a hook name refused now, without a model.
+
+    Short names are checked exactly; names that look like hook points (`blocks.3.hook_resid_pre`,
+    `attn.hook_pattern`, `hook_embed`) are left for `resolve_hooks`, which knows the model.
+    """
+    names = [h.strip() for h in (hooks.split(",") if isinstance(hooks, str) else hooks)]
+    if not names or any(not h for h in names):
+        raise SpecError(f"empty hook name in {list(names)!r}; use short names like {', '.join(list(SHORT_NAMES)[:6])}")
+    for name in names:
+        if name not in SHORT_NAMES and "hook_" not in name:
+            raise SpecError(f"unknown hook {name!r}{closest(name, SHORT_NAMES)} (short names: {', '.join(SHORT_NAMES)}; "
+                            "or a hook point such as attn.hook_pattern or blocks.0.hook_resid_pre, see `probes info`)")
+    return names
+
+
 def resolve_hooks(model, hooks: Iterable[str] | str, layers: list[int]) -> list[str]:
     """Full hook names for `hooks` (short, block-relative or full names), in a stable order.
 

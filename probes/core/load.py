@@ -74,21 +74,30 @@ def checkpoint_config(model: str | os.PathLike | None) -> dict:
     return check_checkpoint(resolve(model).path)
 
 
+def check_dtype(dtype) -> None:
+    """A dtype name from DTYPES (or None, or a torch.dtype), checked without importing torch."""
+    if dtype is not None and type(dtype).__name__ != "dtype" and str(dtype) not in DTYPES:
+        raise ModelLoadError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+
+
 def parse_dtype(dtype):
     """torch dtype from None, a torch.dtype or one of DTYPES."""
+    check_dtype(dtype)
     import torch
 
     if dtype is None:
         return torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
-    if str(dtype) not in DTYPES:
-        raise ModelLoadError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     return getattr(torch, str(dtype))
 
 
 def parse_device(device):
     """A checked torch.device: 'cuda' without a GPU is an error, not a crash later on."""
+    import re
+
+    if device is not None and isinstance(device, str) and not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device.strip()):
+        raise ModelLoadError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps")  # before importing torch
     import torch
 
     if device is None:
@@ -196,17 +205,35 @@ def _check_config_values(path: str, config: dict) -> None:
         raise ModelLoadError(f"{path}/config.json: layer_norm_epsilon must be a number in (0, 1), got {eps!r}")
 
 
-def _check_weights(d: Path, weights: list[Path], config: dict) -> None:
-    from safetensors import safe_open
+def safetensors_shapes(f: Path) -> dict[str, tuple]:
+    """{tensor name: shape} from a safetensors file's header, read without torch; a truncated file raises."""
+    import struct
 
+    try:
+        with open(f, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n > 100 << 20:
+                raise ValueError(f"a header of {n} bytes")
+            header = json.loads(fh.read(n))
+        size = f.stat().st_size
+        shapes, end = {}, 8 + n
+        for name, info in header.items():
+            if name != "__metadata__":
+                shapes[name] = tuple(info["shape"])
+                end = max(end, 8 + n + info["data_offsets"][1])
+        if end > size:
+            raise ValueError(f"the tensors need {end} bytes, the file has {size}")
+        return shapes
+    except (OSError, ValueError, KeyError, TypeError, struct.error) as e:
+        raise ModelLoadError(f"{f}: unreadable safetensors file ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__}); "
+                             "is it truncated?") from None
+
+
+def _check_weights(d: Path, weights: list[Path], config: dict) -> None:
     shapes = {}
     for f in weights:
-        try:
-            with safe_open(str(f), framework="pt") as fh:
-                for k in fh.keys():
-                    shapes[k.removeprefix("transformer.")] = tuple(fh.get_slice(k).get_shape())
-        except Exception as e:
-            raise ModelLoadError(f"{f}: unreadable safetensors file ({str(e).splitlines()[0][:120]}); is it truncated?") from None
+        for k, shape in safetensors_shapes(f).items():
+            shapes[k.removeprefix("transformer.")] = shape
     wte = shapes.get("wte.weight")
     if wte is None:
         raise ModelLoadError(f"{d}: the weights have no wte.weight; not a GPT-2 checkpoint")

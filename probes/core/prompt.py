@@ -79,7 +79,9 @@ def prompt_ids(model, prompt, *, bos: bool = True) -> tuple[str, list[int]]:
     if isinstance(prompt, str) or prompt is None:
         text = read_prompt(prompt)
         return text, encode(model, text, bos=bos)
-    if hasattr(prompt, "reshape"):  # a tensor or an array
+    if hasattr(prompt, "reshape"):  # a tensor or an array: one sequence, (pos,) or (1, pos)
+        if len(prompt.shape) > 2 or (len(prompt.shape) == 2 and prompt.shape[0] != 1):
+            raise SpecError(f"token ids of shape {tuple(prompt.shape)}: give one sequence, (pos,) or (1, pos)")
         prompt = prompt.reshape(-1).tolist()
     try:
         ids = [int(i) for i in prompt]
@@ -98,6 +100,6 @@ def bos_id(model) -> int:
     return tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
 
 
-def token_strings(model, ids) -> list[str]:
+def str_tokens(model, ids) -> list[str]:
     """Each id decoded on its own (what a position 'is' in tables and plots)."""
     return [model.tokenizer.decode([int(i)]) for i in ids]

@@ -20,7 +20,7 @@ def _identity_forward(block):
     return forward
 
 
-def skipped_layers(model) -> list[int]:
+def skipped_blocks(model) -> list[int]:
     """Blocks currently skipped on `model` by any active `skip` context, in order."""
     return sorted(state_of(model).skipped)
 
@@ -46,6 +46,7 @@ class skip:
         self.layers = skip_spec(spec, keep, len(model.blocks))
         self.model = model
         self._mine: list[int] = []
+        self._saved: dict = {}
         self._entered = False
         self._thread: int | None = None
 
@@ -73,7 +74,9 @@ class skip:
             for i in self.layers:
                 if i in owners:
                     continue  # an outer context skips it already; leave it to that context
-                object.__setattr__(self.model.blocks[i], "forward", _identity_forward(self.model.blocks[i]))
+                block = self.model.blocks[i]
+                self._saved[i] = block.__dict__.get("forward")  # a user's own override comes back on exit
+                object.__setattr__(block, "forward", _identity_forward(block))
                 owners[i] = self
                 self._mine.append(i)
         except BaseException:
@@ -88,7 +91,11 @@ class skip:
     def _restore(self):
         owners = state_of(self.model).skipped
         for i in reversed(self._mine):
-            object.__delattr__(self.model.blocks[i], "forward")
+            block, saved = self.model.blocks[i], self._saved.pop(i, None)
+            if saved is None:
+                object.__delattr__(block, "forward")
+            else:
+                object.__setattr__(block, "forward", saved)
             del owners[i]
         self._mine = []
         self._entered = False

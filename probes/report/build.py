@@ -105,7 +105,7 @@ def report_config(config: SamplingConfig | None = None, **overrides) -> Sampling
 def check_report_args(out, config: SamplingConfig | None = None, *, force: bool = False, eval_text=None,
                       **overrides) -> SamplingConfig:
     """Everything a user chose for `build_report`, checked before the model loads; returns the config to use."""
-    from probes.studies.prune import check_eval_path  # whether it holds enough tokens needs the tokenizer
+    from probes.studies.checks import check_eval_path  # whether it holds enough tokens needs the tokenizer
 
     cfg = report_config(config, **overrides)
     check_out_dir(out, force)

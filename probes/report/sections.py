@@ -14,7 +14,8 @@ from probes.report.markdown import code, escape, fence, figure, fmt, md_table, m
 
 # The seed study's sampling settings, in the order the sampling prose reads them: nanoGPT's
 # defaults, then the three contrasts (a cold, a hot, and a hot but truncated distribution).
-STUDY_SETTINGS = [(0.8, 200), (0.1, None), (10.0, None), (10.0, 2)]
+# The classic contrasts: nanoGPT's defaults (SamplingConfig's own), then very low and very high T, then high T with k=2.
+STUDY_SETTINGS = [(SamplingConfig.temperature, SamplingConfig.top_k), (0.1, None), (10.0, None), (10.0, 2)]
 PRUNE_SPECS = ["odd", "even", "last-half"]
 PRUNE_METRICS = ["distinct_2", "repeated_4gram_fraction", "longest_repeated_span", "ppl_under_full", "tf_kl",
                  "tf_top1_agreement", "eval_loss", "eval_loss_increase", "tokens_per_second"]
@@ -150,7 +151,7 @@ def _comparison_lines(prompt: str, comp) -> list[str]:
     lines = ["## 4. Skipping blocks", "",
              f"Greedy continuations of {_prompt(prompt)} ({comp.config.max_new_tokens} tokens) by the full model and "
              "with blocks skipped (a skipped block passes the residual stream through unchanged and is not computed). "
-             f"Held-out loss is measured on {code(comp.eval_source)}.", ""]
+             f"Held-out loss is measured on {code(comp.eval_text)}.", ""]
     for run in comp.runs:
         title = ("Full model" if run.name == "full"
                  else f"Skip {escape(run.name)} (blocks {', '.join(map(str, run.skipped_blocks))})")
@@ -172,7 +173,7 @@ def _sweep_lines(sweep) -> list[str]:
     lines += [f"Skipped alone, block {ranked[0]['block']} costs the most ({fmt(ranked[0]['loss_increase'], '+.3f')} "
               f"nats/token) and block {ranked[-1]['block']} the least ({fmt(ranked[-1]['loss_increase'], '+.3f')}).", ""]
     lines += [*md_table(["strategy", "skipped", "loss", "increase", "KL", "top-1 agr."],
-                        [[escape(s["name"]), ",".join(map(str, s["skipped"])), s["loss"], s["loss_increase"], s["kl"],
+                        [[escape(s["name"]), ",".join(map(str, s["skipped_blocks"])), s["loss"], s["loss_increase"], s["kl"],
                           s["top1_agreement"]] for s in sweep.strategies]), ""]
     scored = [s for s in sweep.strategies if not missing(s["loss"])]
     if scored:

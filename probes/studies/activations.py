@@ -61,7 +61,7 @@ class CaptureMeta:
     prompt: str
     bos: bool  # whether position 0 is <|endoftext|>
     n_prompt_tokens: int
-    token_strings: list[str]
+    str_tokens: list[str]
     hooks: list[str]  # as requested
     layers: list[int]  # blocks short names were expanded to
     skipped_blocks: list[int]
@@ -74,17 +74,23 @@ class CaptureMeta:
     sampling: dict | None = None
     generated_text: str | None = None
 
+    _FILE_KEYS = {"str_tokens": "token_strings"}  # field -> its key in the file, where the two differ
     _VERSION_KEYS = {"probes": "probes_version", "transformer-lens": "transformer_lens_version",
                      "transformers": "transformers_version", "torch": "torch_version"}
+
+    def __repr__(self) -> str:
+        gen = f", {self.generated} generated" if self.generated else ""
+        return (f"CaptureMeta({self.model!r} {self.model_sha256}, {len(self.str_tokens)} positions{gen}, "
+                f"hooks {','.join(self.hooks)}, skipped {self.skipped_blocks})")
 
     def to_metadata(self) -> dict[str, str]:
         out = {"format": FORMAT}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name == "versions":
-                out.update({key: str(value.get(dist)) for dist, key in self._VERSION_KEYS.items()})
+                out.update({key: str(value[dist]) for dist, key in self._VERSION_KEYS.items() if value.get(dist)})
             elif value is not None:
-                out[f.name] = value if _is_text(f) else json.dumps(value, ensure_ascii=False)
+                out[self._FILE_KEYS.get(f.name, f.name)] = value if _is_text(f) else json.dumps(value, ensure_ascii=False)
         return out
 
     @classmethod
@@ -92,9 +98,11 @@ class CaptureMeta:
         values = {}
         for f in dataclasses.fields(cls):
             if f.name == "versions":
-                values["versions"] = {dist: meta.get(key) for dist, key in cls._VERSION_KEYS.items()}
-            elif f.name in meta:
-                values[f.name] = meta[f.name] if _is_text(f) else json.loads(meta[f.name])
+                values["versions"] = {dist: meta.get(key) if meta.get(key) != "None" else None
+                                      for dist, key in cls._VERSION_KEYS.items()}
+            elif cls._FILE_KEYS.get(f.name, f.name) in meta:
+                raw = meta[cls._FILE_KEYS.get(f.name, f.name)]
+                values[f.name] = raw if _is_text(f) else json.loads(raw)
         return cls(**values)
 
 
@@ -111,7 +119,7 @@ class _NotCaptured(SpecError, KeyError):
 class Activations(Mapping):
     """Recorded hook tensors of one sequence: a mapping hook name -> tensor, plus tokens and metadata.
 
-    `tokens` (pos,) int64 ids; `token_strings` one string a position; `meta` a CaptureMeta.
+    `tokens` (pos,) int64 ids; `str_tokens` one string a position; `meta` a CaptureMeta.
     """
 
     def __init__(self, tensors: dict[str, torch.Tensor], tokens: torch.Tensor, meta: CaptureMeta):
@@ -138,7 +146,7 @@ class Activations(Mapping):
                 f"layers {format_layers(self.layers)}, model {self.meta.model!r})")
 
     # The metadata fields users reach for most, as attributes.
-    token_strings = property(lambda self: self.meta.token_strings)
+    str_tokens = property(lambda self: self.meta.str_tokens)
     prompt = property(lambda self: self.meta.prompt)
     n_layers = property(lambda self: self.meta.n_layers)
     layers = property(lambda self: self.meta.layers, doc="Blocks short and block-relative hook names covered.")

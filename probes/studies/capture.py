@@ -15,10 +15,11 @@ from probes.core.decode import HookedDecoder, decode
 from probes.core.generate import stream_tokens
 from probes.core.hooks import attached, resolve_hooks, split_name
 from probes.core.layers import parse_layers
-from probes.core.prompt import bos_id, prompt_ids, token_strings
+from probes.core.prompt import bos_id, prompt_ids, str_tokens
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
 from probes.studies.activations import Activations, CaptureMeta
+from probes.studies.checks import capture_config
 
 # Hooks whose tensors are (heads, query, key): a generation step adds query rows with a longer key
 # axis, padded to the final length with what the causal mask puts there.
@@ -90,28 +91,13 @@ def check_size(model, names: list[str], n_pos: int, max_bytes: int | None) -> No
                           "or raise the limit (--max-bytes, max_bytes=)")
 
 
-def capture_config(generate: int | None, config: SamplingConfig | None, overrides: dict) -> SamplingConfig | None:
-    """The SamplingConfig of `capture(..., generate=N)`, or None without `generate`; bad values raise."""
-    if generate is None:
-        if config is not None or set(overrides) - {"bos"}:
-            given = ", ".join(sorted(set(overrides) - {"bos"})) or "config"
-            raise ProbesError(f"sampling options ({given}) need generate=N")
-        return None
-    if isinstance(generate, bool) or not isinstance(generate, int) or generate < 1:
-        raise ProbesError(f"generate must be a number of tokens >= 1, got {generate!r}")
-    cfg = SamplingConfig.of(config, **overrides, max_new_tokens=generate)
-    if cfg.num_samples != 1:
-        raise ProbesError("capture records one sequence; num_samples must be 1")
-    return cfg
-
-
 def capture(
     model,
     prompt,
     *,
     hooks: Iterable[str] | str = ("resid_pre", "resid_post"),
     layers=None,
-    bos: bool = True,
+    bos: bool | None = None,
     generate: int | None = None,
     config: SamplingConfig | None = None,
     max_bytes: int | None = MAX_BYTES,
@@ -119,21 +105,23 @@ def capture(
 ) -> Activations:
     """Record `hooks` at `layers` (a layer spec; None: every block) for `prompt`; only those hooks are recorded.
 
-    `prompt` is text (`FILE:path` reads a file; BOS first if `bos`) or a list of token ids, fed as
+    `prompt` is text (`FILE:path` reads a file; BOS first if `bos`, which defaults to the config's,
+    True) or a list of token ids, fed as
     given. With `generate=N`, N tokens are sampled as `probes.generate` samples them (a
     SamplingConfig, or its fields as keywords: temperature, top_k, seed, ...; the same seed draws
     the same tokens) and each new position is recorded as its KV-cached step computes it, without
     re-running the sequence. Works inside `probes.skip(...)`. A capture estimated above `max_bytes`
     (2 GiB by default; None for no limit) is refused before any work, with its estimate.
     """
-    from probes.core.skip import skipped_layers
+    from probes.core.skip import skipped_blocks
     from probes.meta import model_meta
 
     n_layers = model.cfg.n_layers
     chosen = list(range(n_layers)) if layers is None else parse_layers(layers, n_layers)
     requested = hooks.split(",") if isinstance(hooks, str) else list(hooks)
     names = resolve_hooks(model, requested, chosen)
-    cfg = capture_config(generate, config, {**overrides, "bos": bos})
+    cfg = capture_config(generate, config, overrides if bos is None else {**overrides, "bos": bos})
+    bos = cfg.bos if cfg is not None else (True if bos is None else bos)
     text, ids = prompt_ids(model, prompt, bos=bos)
     if cfg is not None and len(ids) + generate > model.cfg.n_ctx:
         # Past the context the window slides and every step sees other positions, so the states
@@ -143,7 +131,7 @@ def capture(
             f"Generate at most {model.cfg.n_ctx - len(ids)} tokens, or shorten the prompt"
         )
     check_size(model, names, len(ids) + (generate or 0), max_bytes)
-    plan, zeros, absent = _plan(names, set(skipped_layers(model)))
+    plan, zeros, absent = _plan(names, set(skipped_blocks(model)))
 
     rec = _Recorder()
     new: list[int] = []
@@ -175,9 +163,9 @@ def capture(
         model=meta["model"], model_source=src["source"], model_path=src["path"], model_sha256=src["sha256"],
         n_layers=n_layers, d_model=model.cfg.d_model, n_heads=model.cfg.n_heads,
         dtype=str(model.cfg.dtype).removeprefix("torch."), prompt=text, bos=tokens[0] == bos_id(model),
-        n_prompt_tokens=len(ids), token_strings=token_strings(model, tokens), hooks=requested,
+        n_prompt_tokens=len(ids), str_tokens=str_tokens(model, tokens), hooks=requested,
         layers=chosen, skipped_blocks=meta["skipped_blocks"], filled=filled, absent=absent, versions=meta["versions"],
-        generated=len(new), seed=cfg.seed if cfg else None, sampling=cfg.to_dict() if cfg else None,
+        generated=len(tokens) - len(ids), seed=cfg.seed if cfg else None, sampling=cfg.to_dict() if cfg else None,
         generated_text=model.tokenizer.decode(new) if cfg else None,
     )
     return Activations(tensors, torch.tensor(tokens, dtype=torch.int64), record)

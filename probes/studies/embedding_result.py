@@ -175,4 +175,5 @@ class Embeddings:
 
 
 def _label(w: Word) -> str:
-    return f"{w.word} ({show_token(w.str_tokens[0])})" if w.split else w.word
+    word = show_token(w.word, plot=True)
+    return f"{word} ({show_token(w.str_tokens[0], plot=True)})" if w.split else word

@@ -99,7 +99,7 @@ class LensResult:
         return emergence_rows(ranks)
 
     def table(self, position: int = -1) -> list[dict]:
-        """One dict per row for one position: top-k (token, prob), entropy, KL, ranks."""
+        """One dict per row for one position: its `top` (token, prob) pairs, entropy, KL, ranks."""
         j = self.column(position)
         out = []
         for r in range(self.n_rows):
@@ -136,7 +136,7 @@ class LensResult:
             "rows": list(self.rows),
             "row_labels": list(self.row_labels),
             "units": dict(UNITS),
-            "top_tokens": self.top_ids.tolist(),
+            "top_ids": self.top_ids.tolist(),
             "top_str_tokens": self.top_str_tokens.tolist(),
             "top_probs": round_floats(self.top_probs),
             "entropy": round_floats(self.entropy),
@@ -235,15 +235,15 @@ def logit_lens(model, prompt, *, top: int = 5, positions=None, bos: bool = True)
 def build_result(model, resid, ids, cols, next_ids, top, text) -> LensResult:
     """A LensResult from residual rows (each (pos, d_model)) at positions `cols` of `ids`."""
     from probes.core.load import source_of
-    from probes.core.prompt import token_strings
-    from probes.core.skip import skipped_layers
+    from probes.core.prompt import str_tokens
+    from probes.core.skip import skipped_blocks
     from probes.studies.lens_readout import readout, top_strings
 
     out = readout(model, resid, next_ids, top)
-    skipped = skipped_layers(model)
+    skipped = skipped_blocks(model)
     n_layers = len(resid) - 1
     return LensResult(
-        prompt=text, tokens=list(ids), str_tokens=token_strings(model, ids), positions=list(cols),
+        prompt=text, tokens=list(ids), str_tokens=str_tokens(model, ids), positions=list(cols),
         rows=row_hooks(n_layers), row_labels=row_labels(n_layers, skipped),
         top_str_tokens=top_strings(model, out["top_ids"]), next_token=np.array(next_ids, np.int64),
         d_vocab=model.cfg.d_vocab, model_name=source_of(model).name, skipped_blocks=skipped, **out,

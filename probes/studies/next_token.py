@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 import torch
 
 from probes.core.distribution import entropy_bits, mass_count, sampling_probs
-from probes.core.prompt import prompt_ids, token_strings
+from probes.core.prompt import prompt_ids, str_tokens
 from probes.core.sampling import SamplingConfig
+from probes.studies.checks import sampling_grid
 from probes.tokens import check_top
 
 RAW = SamplingConfig(temperature=1.0, top_k=None)  # the model's own distribution: T=1, nothing cut
@@ -46,8 +47,8 @@ class NextTokenDistribution:
     d_vocab: int = 0
 
     def as_dict(self) -> dict:
-        return {"prompt": self.prompt, "prompt_tokens": self.prompt_tokens, "raw": self.raw.as_dict(),
-                "settings": [s.as_dict() for s in self.settings]}
+        return {"prompt": self.prompt, "prompt_tokens": self.prompt_tokens, "d_vocab": self.d_vocab,
+                "raw": self.raw.as_dict(), "settings": [s.as_dict() for s in self.settings]}
 
     def figure(self, top: int = 12):
         from probes.plots.next_token import distribution_bars
@@ -64,17 +65,10 @@ def _summarise(model, probs: torch.Tensor, config: SamplingConfig, top: int) -> 
     keep = max(1, int((p > 0).sum()))  # tokens a setting can never draw are not its "top" tokens
     p, ids = p[:keep], ids[:keep]
     return SettingDistribution(
-        config=config, top_ids=ids.tolist(), top_str_tokens=token_strings(model, ids.tolist()),
+        config=config, top_ids=ids.tolist(), top_str_tokens=str_tokens(model, ids.tolist()),
         top_probs=[float(x) for x in p], entropy_bits=float(entropy_bits(probs)),
         tokens_for_99=mass_count(probs, 0.99), support=int((probs > 0).sum()), top1_prob=float(p[0]),
     )
-
-
-def sampling_grid(temperature=1.0, top_k=None, top_p=None) -> list[SamplingConfig]:
-    """Every combination of the given temperatures, top-k and top-p values (each a value or a list), as configs."""
-    as_list = lambda v: list(v) if isinstance(v, (list, tuple)) else [v]  # noqa: E731
-    return [SamplingConfig(temperature=t, top_k=k, top_p=p)
-            for t in as_list(temperature) for k in as_list(top_k) for p in as_list(top_p)]
 
 
 def next_token_distribution(

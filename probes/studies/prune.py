@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from probes.core.generate import Sample, generate
-from probes.core.sampling import PRUNE_SAMPLING, SamplingConfig
+from probes.core.sampling import SamplingConfig
+from probes.studies.checks import check_eval_path, prune_config
 from probes.errors import ProbesError
 from probes.core.hooks import attached
 from probes.core.layers import complement, format_layers, parse_layers
@@ -57,15 +58,15 @@ class PruneComparison:
     prompt: str
     prompt_tokens: list[int]
     config: SamplingConfig
-    eval_source: str
+    eval_text: str
     runs: list[PruneRun]
 
     def as_dict(self) -> dict:
         return {"prompt": self.prompt, "prompt_tokens": self.prompt_tokens, "config": self.config.to_dict(),
-                "eval_text": self.eval_source, "runs": [r.as_dict() for r in self.runs]}
+                "eval_text": self.eval_text, "runs": [r.as_dict() for r in self.runs]}
 
     def __repr__(self) -> str:
-        return f"PruneComparison({', '.join(r.name for r in self.runs)}; {self.config.label()}, eval {self.eval_source!r})"
+        return f"PruneComparison({', '.join(r.name for r in self.runs)}; {self.config.label()}, eval {self.eval_text!r})"
 
     def figure(self):
         from probes.plots.prune import comparison_figure
@@ -82,18 +83,6 @@ def default_eval_text(model) -> tuple[str, str]:
         if path.is_file():
             return path.read_text(encoding="utf-8"), str(path)
     raise ProbesError("no held-out text found; pass one with --eval-text FILE")
-
-
-def check_eval_path(eval_text: str | None) -> Path | None:
-    """The --eval-text file if it can be read (None: the default text); checked before any model loads."""
-    if eval_text is None:
-        return None
-    p = Path(eval_text).expanduser()
-    try:
-        p.read_text(encoding="utf-8")  # all of it: a bad byte at the end must fail now, not after loading
-    except (OSError, UnicodeDecodeError) as e:
-        raise ProbesError(f"cannot read --eval-text {str(p)!r}: {getattr(e, 'strerror', None) or e}") from None
-    return p
 
 
 def read_eval_text(model, eval_text: str | None) -> tuple[str, str]:
@@ -127,14 +116,6 @@ def _text_metrics(tokens: list[int], eos: int | None) -> dict:
 def _mean(values):
     vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     return sum(vals) / len(vals) if vals else None
-
-
-def prune_config(config: SamplingConfig | None = None, **overrides) -> SamplingConfig:
-    """The config `compare_pruned` generates with: PRUNE_SAMPLING unless given, checked."""
-    cfg = SamplingConfig.of(config if config is not None else PRUNE_SAMPLING, **overrides)
-    if cfg.is_greedy and cfg.num_samples != 1:
-        raise ProbesError("several samples need sampling (greedy decoding gives one continuation); set greedy=False (--sample)")
-    return cfg
 
 
 def compare_pruned(
@@ -216,7 +197,7 @@ class BlockSweep:
     base_loss: float
     blocks: list[dict]
     strategies: list[dict]
-    eval_source: str
+    eval_text: str
 
     def __repr__(self) -> str:
         order = ", ".join(str(b["block"]) for b in self.ranked())
@@ -226,7 +207,7 @@ class BlockSweep:
         return sorted(self.blocks, key=lambda b: -b[key])
 
     def as_dict(self) -> dict:
-        return {"base_loss": self.base_loss, "eval_text": self.eval_source, "blocks": self.blocks,
+        return {"base_loss": self.base_loss, "eval_text": self.eval_text, "blocks": self.blocks,
                 "ranking_by_loss_increase": [b["block"] for b in self.ranked()], "strategies": self.strategies}
 
     def figure(self):
@@ -288,6 +269,6 @@ def sweep_blocks(model, *, eval_text: str | None = None, progress=None) -> Block
             lps = eval_logprobs(model, windows)
         kl, agree = agreement_and_kl(full_lps, lps)
         loss = eval_loss(lps, windows)
-        strategies.append({"name": name, "skipped": layers, "loss": loss, "loss_increase": loss - base,
+        strategies.append({"name": name, "skipped_blocks": layers, "loss": loss, "loss_increase": loss - base,
                            "kl": kl, "top1_agreement": agree})
     return BlockSweep(base, blocks, strategies, src)
