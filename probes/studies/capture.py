@@ -152,7 +152,8 @@ def capture(
         if key not in rec.store:
             raise ProbesError(f"hook {key!r} never fired: TransformerLens' bridge does not compute it for GPT-2; "
                               "choose another hook point (see `probes info`)")
-        tensors[key] = _assemble(rec.store[key], split_name(key)[1], n_pos)
+        # pop: each hook's chunks are freed as soon as they are joined, so the peak stays near one copy
+        tensors[key] = _assemble(rec.store.pop(key), split_name(key)[1], n_pos)
     for name in zeros:
         tensors[name] = torch.zeros(n_pos, model.cfg.d_model, dtype=model.cfg.dtype)  # (pos, d_model)
 
