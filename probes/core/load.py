@@ -197,6 +197,9 @@ def load(
         check_loaded(src.name, hf, tokenizer)
         if multi:
             bridge = TransformerBridge.boot_transformers(src.path, hf_model=hf, tokenizer=tokenizer, dtype=torch_dtype)
+            # Inputs go where the embedding lives; TransformerLens may have guessed cuda for a map
+            # that keeps the embedding on the CPU.
+            bridge.cfg.device = str(hf.get_input_embeddings().weight.device)
         else:
             bridge = TransformerBridge.boot_transformers(
                 src.path, hf_model=hf.to(dev), tokenizer=tokenizer, device=dev, dtype=torch_dtype
