@@ -230,8 +230,9 @@ def test_lens_section():
     assert "| embed | 4 | 2 |" in lines and "| 1 | 2 | 0 |" in lines
     assert ("Mean KL to the final distribution falls from 2.00 bits at the first row to 1.00 at the row before last; "
             "mean entropy goes from 4.00 to 2.00 bits.") in text
-    assert ("Of 4 generated tokens, 3 become top-1 at some row and stay there; counting `embed` as row 0 and the "
-            "output as row 2, their mean emergence row is 1.7, and 2 appear only at the output row.") in text
+    # rows 2, 1, 2 are "after block 1", "after block 0", "after block 1": mean 0.7, as the figures label them
+    assert ("Of 4 generated tokens, 3 become top-1 at some row and stay there; on average they emerge after block "
+            "0.7 (with `embed` counted as -1), and 2 appear only at the output row (after block 1).") in text
     assert figure_names(lines) == ["lens.png", "lens_generation.png", "lens_skip_odd.png"]
     none = "\n".join(sec.lens_section("ROMEO:", "JULIET: hi", _lens(), NS(emergence=[None])))
     assert "Of 1 generated tokens, none is top-1 before the output." in none

@@ -71,7 +71,7 @@ def capture(
         if Path(plot).expanduser().resolve() == Path(out).expanduser().resolve():
             raise ProbesError("--plot and --out name the same file")
         check_figure_path(plot, force=force)
-    target = Target(model, device, dtype, prompt)
+    target = Target(model, device, dtype, prompt, bos=bos)
     skipped, chosen = target.skipped(skip, keep), target.layers(layers) if layers is not None else None
     m = target.load()
     with probes.skip(m, skipped):

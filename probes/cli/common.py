@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from probes.cli.output import log
+from probes.errors import ProbesError
 
 
 class Target:
@@ -13,12 +14,13 @@ class Target:
     read now too, so a missing file or non-UTF-8 text fails before loading as well.
     """
 
-    def __init__(self, model: str | None, device: str | None, dtype: str | None, *prompts: str):
+    def __init__(self, model: str | None, device: str | None, dtype: str | None, *prompts: str, bos: bool = True):
         from probes.core.load import check_dtype, checkpoint_config, parse_device
         from probes.core.prompt import read_prompt
 
         for prompt in prompts:
-            read_prompt(prompt)
+            if read_prompt(prompt) == "" and not bos:
+                raise ProbesError("the prompt is empty; give some text, or keep the BOS token (--bos)")
         check_dtype(dtype)
         if device is not None:
             parse_device(device)

@@ -41,7 +41,7 @@ def generate(
         raise ProbesError("--stream prints text as it comes; --json prints one document at the end: choose one")
     if prompt is None:
         prompt = "\n"  # nanoGPT's sample.py default; declared here so --help does not print a bare newline
-    target = Target(model, device, dtype, prompt)
+    target = Target(model, device, dtype, prompt, bos=bos)
     skipped = target.skipped(skip, keep)
     m = target.load()
     on_token = _Streamer(num_samples) if stream and not json else None

@@ -79,7 +79,7 @@ def lens(
                              stop_at_eos=stop_at_eos, bos=bos, max_new_tokens=generate)
         if compare_skip is not None:
             raise ProbesError("--generate and --compare-skip do not combine; run the pruned generation with --skip")
-    target = Target(model, device, dtype, prompt)
+    target = Target(model, device, dtype, prompt, bos=bos)
     if not -target.n_ctx <= position < target.n_ctx:
         raise ProbesError(f"position {position} is out of range: the model reads at most {target.n_ctx} tokens")
     skipped = target.skipped(skip, keep)

@@ -52,7 +52,7 @@ def next_token(
     check_top(top)
     if plot:
         check_figure_path(plot, force=force)
-    target = Target(model, device, dtype, prompt)
+    target = Target(model, device, dtype, prompt, bos=bos)
     skipped = target.skipped(skip, keep)
     m = target.load()
 

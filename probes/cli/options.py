@@ -19,7 +19,7 @@ Dtype = Annotated[Optional[str], typer.Option("--dtype", help="Compute dtype: fl
 Json = Annotated[bool, typer.Option("--json", help="Print JSON alone on stdout (logs go to stderr).")]
 Prompt = Annotated[
     Optional[str],
-    typer.Option("--prompt", "--start", "-p", help="Prompt text; FILE:path reads it from a file (nanoGPT's --start)."),
+    typer.Option("--prompt", "--start", "-p", help="Prompt text; FILE:path reads it from a file (nanoGPT's --start). Needed by lens and capture."),
 ]
 Skip = Annotated[
     Optional[str],

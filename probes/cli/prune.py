@@ -16,7 +16,7 @@ DEFAULT_PROMPT = "ROMEO:"
 
 def prune(
     ctx: typer.Context,
-    skip: Annotated[Optional[List[str]], typer.Option("--skip", help="Blocks to skip (repeatable): odd, even, first-half, last-half, or 1,3,5-7.")] = None,
+    skip: Annotated[Optional[List[str]], typer.Option("--skip", help="Blocks to skip (repeatable): odd, even, first-half, last-half, none, all, or 1,3,5-7 [default: odd].")] = None,
     keep: Annotated[Optional[List[str]], typer.Option("--keep", help="Blocks to keep (repeatable); the complement is skipped.")] = None,
     prompt: o.Prompt = DEFAULT_PROMPT,
     max_new_tokens: o.MaxNewTokens = D.max_new_tokens,
@@ -38,7 +38,7 @@ def prune(
 ) -> None:
     """Run the full model and the model with blocks skipped from the same prompt; compare texts and metrics.
 
-    Greedy by default so the runs are directly comparable (--sample samples every run with the same seed). With --sweep, rank every block instead.
+    Without --skip or --keep it skips the odd blocks. Greedy by default so the runs are directly comparable (--sample samples every run with the same seed). With --sweep, rank every block instead.
     """
     from probes.cli.common import Target
     from probes.meta import model_meta
@@ -55,10 +55,13 @@ def prune(
     unused = o.typed(ctx, "prompt", "max_new_tokens", "greedy", "num_samples", "temperature", "top_k", "top_p", "seed", "bos")
     if sweep and unused:
         raise ProbesError(f"--sweep scores the held-out text only; {', '.join(unused)} would be ignored (drop them or --sweep)")
+    drawn = o.typed(ctx, "temperature", "top_k", "top_p")
+    if cfg.is_greedy and drawn:
+        raise ProbesError(f"{', '.join(drawn)}: sampling options need --sample (prune decodes greedily by default)")
     check_eval_path(eval_text)
     if not sweep and not skip and not keep:
         skip = ["odd"]
-    target = Target(model, device, dtype, prompt)
+    target = Target(model, device, dtype, prompt, bos=bos)
     specs = [(s, target.layers(s)) for s in skip or []] + [(format_layers(layers), layers) for layers in
                                                           (target.skipped(keep=k) for k in keep or [])]
     m = target.load()

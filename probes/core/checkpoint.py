@@ -137,3 +137,10 @@ def check_loaded(name: str, hf, tokenizer) -> None:
     if len(tokenizer) > hf.config.vocab_size:
         raise ModelLoadError(f"cannot load {name!r}: the tokenizer has {len(tokenizer)} tokens, "
                              f"but the embedding only {hf.config.vocab_size} rows")
+    if len(tokenizer) < hf.config.vocab_size // 2:  # padding a vocabulary is common; half of it unused is not
+        import warnings
+
+        from probes.core.prompt import ProbesWarning
+
+        warnings.warn(f"{name!r}: the tokenizer has only {len(tokenizer)} tokens for an embedding of "
+                      f"{hf.config.vocab_size} rows; is it the right tokenizer?", ProbesWarning, stacklevel=3)

@@ -12,7 +12,7 @@ def distribution_bars(report, top: int = 12):
     from matplotlib.figure import Figure
 
     panels = [report.raw] + list(report.settings)
-    cols = len(panels) if len(panels) <= 5 else 4
+    cols = min(len(panels), 3)  # three panels a row stay readable at page width
     rows = math.ceil(len(panels) / cols)
     fig = Figure(figsize=(3.6 * cols, 3.8 * rows), layout="constrained")
     n_vocab = report.d_vocab or report.raw.support  # the uniform level is 1 / vocabulary size
@@ -28,11 +28,16 @@ def distribution_bars(report, top: int = 12):
         # Log scale: T=10 spreads the mass so thin that a linear axis shows nothing at all.
         ax.set_yscale("log")
         ax.set_ylim(floor, 1.5)
-        ax.axhline(1 / n_vocab, color="#999999", ls="--", lw=0.8)
-        ax.text(-0.4, 1 / n_vocab, "uniform", ha="left", va="bottom", fontsize=7, color="#777777")
+        ax.axhline(1 / n_vocab, color="#999999", ls="--", lw=0.8, zorder=3)
+        ax.text(0.99, 1 / n_vocab, "uniform", ha="right", va="bottom", fontsize=7, color="#555555", zorder=4,
+                transform=ax.get_yaxis_transform(), bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1))
+        hidden = sum(1 for p in d.top_probs[:n] if p < floor)
+        if hidden:
+            ax.text(0.99, 0.98, f"{hidden} bar(s) below {floor:.0e}", ha="right", va="top", fontsize=7,
+                    color="#555555", transform=ax.transAxes)
         title = "raw (T=1, no truncation)" if i == 0 else d.config.label()
-        ax.set_title(f"{title}\nentropy {d.entropy_bits:.2f} bits, 99% mass in {d.tokens_for_99} tok, "
-                     f"support {d.support}", fontsize=9)
+        ax.set_title(f"{title}\nentropy {d.entropy_bits:.2f} bits, support {d.support:,}\n"
+                     f"99% of the mass in {d.tokens_for_99:,} token{'' if d.tokens_for_99 == 1 else 's'}", fontsize=8.5)
         if i % cols == 0:
             ax.set_ylabel("probability (log scale)")
     prompt = report.prompt if len(report.prompt) <= 60 else "…" + report.prompt[-59:]

@@ -206,14 +206,16 @@ def lens_section(prompt: str, lens_prompt: str, lens, gen_lens) -> list[str]:
     em = list(gen_lens.emergence)
     known = [e for e in em if e is not None]
     last = lens.n_rows - 1
-    found = (f"{len(known)} become top-1 at some row and stay there; counting `embed` as row 0 and the output as row "
-             f"{last}, their mean emergence row is {fmt(sum(known) / len(known), '.1f')}, and "
-             f"{sum(1 for e in known if e == last)} appear only at the output row." if known
+    # Rows as the figures label them: embed, then the block each row comes out of (row r is block r - 1).
+    found = (f"{len(known)} become top-1 at some row and stay there; on average they emerge after block "
+             f"{fmt(sum(known) / len(known) - 1, '.1f')} (with `embed` counted as -1), and "
+             f"{sum(1 for e in known if e == last)} appear only at the output row (after block {last - 1})." if known
              else "none is top-1 before the output.")
     lines += [f"Alongside greedy generation from {_prompt(prompt)}: the emergence layer of a token is the first row "
               f"from which it stays top-1. Of {len(em)} generated tokens, {found}", ""]
     return (lines
-            + figure("lens_generation.png", "Rank of each generated token across the rows; emergence layers marked.")
+            + figure("lens_generation.png", "Probability of each generated token in every row; red boxes: the rows "
+                                           "from which it stays top-1 (its emergence).")
             + figure("lens_skip_odd.png", "The same lens with the odd blocks skipped: skipped rows repeat the row "
                                           "before them."))
 
