@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import probes
+from cli_runner import run_cli
 from probes.core.sampling import SamplingConfig, sample_seed
 from probes.errors import ProbesError
 
@@ -109,7 +110,18 @@ BEFORE_LOAD = [
     ["embed", "--top", "-1"],
     ["report", "--out", "{tmp}/r", "--max-new-tokens", "0"],
     ["info", "--dtype", "float8"],
+    ["generate", "--threads", "0"],
 ]
+
+
+def test_threads_option_sets_torch_threads(tiny_dir):
+    before = torch.get_num_threads()
+    try:
+        r = run_cli("generate", "-m", tiny_dir, "--prompt", "Hi", "--max-new-tokens", "2", "--threads", "1")
+        assert r.exit_code == 0, r.output
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 _BEFORE_LOAD_SCRIPT = """

@@ -26,7 +26,7 @@ def test_help_does_not_import_torch():
 def test_every_command_has_help():
     for cmd in ("info", "generate", "next-token", "prune", "lens", "embed", "capture", "report"):
         r = run(cmd, "--help")
-        assert r.exit_code == 0 and "--model" in r.output, cmd
+        assert r.exit_code == 0 and "--model" in r.output and "--threads" in r.output, cmd
 
 
 def test_help_text_renders_cleanly():

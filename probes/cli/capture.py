@@ -43,6 +43,7 @@ def capture(
     model: o.Model = None,
     device: o.Device = None,
     dtype: o.Dtype = None,
+    threads: o.Threads = None,
     json: o.Json = False,
 ) -> None:
     """Capture the residual stream (or any hook points) at every block and save them as safetensors.
@@ -71,7 +72,7 @@ def capture(
         if Path(plot).expanduser().resolve() == Path(out).expanduser().resolve():
             raise ProbesError("--plot and --out name the same file")
         check_figure_path(plot, force=force)
-    target = Target(model, device, dtype, prompt, bos=bos)
+    target = Target(model, device, dtype, prompt, bos=bos, threads=threads)
     skipped, chosen = target.skipped(skip, keep), target.layers(layers) if layers is not None else None
     m = target.load()
     with probes.skip(m, skipped):

@@ -14,7 +14,8 @@ class Target:
     read now too, so a missing file or non-UTF-8 text fails before loading as well.
     """
 
-    def __init__(self, model: str | None, device: str | None, dtype: str | None, *prompts: str, bos: bool = True):
+    def __init__(self, model: str | None, device: str | None, dtype: str | None, *prompts: str, bos: bool = True,
+                 threads: int | None = None):
         from probes.core.load import check_dtype, checkpoint_config, parse_device
         from probes.core.prompt import read_prompt
 
@@ -24,7 +25,9 @@ class Target:
         check_dtype(dtype)
         if device is not None:
             parse_device(device)
-        self.model, self.device, self.dtype = model, device, dtype
+        if threads is not None and threads < 1:
+            raise ProbesError(f"--threads {threads}: give a number of threads >= 1")
+        self.model, self.device, self.dtype, self.threads = model, device, dtype, threads
         config = checkpoint_config(model)
         self.n_layers, self.n_ctx = int(config["n_layer"]), int(config["n_positions"])
 
@@ -42,6 +45,10 @@ class Target:
     def load(self):
         import probes
 
+        if self.threads is not None:
+            import torch
+
+            torch.set_num_threads(self.threads)
         log(f"loading {self.model or 'the bundled model'} ...")
         return probes.load(self.model, device=self.device, dtype=self.dtype)
 

@@ -34,6 +34,7 @@ def embed(
     model: o.Model = None,
     device: o.Device = None,
     dtype: o.Dtype = None,
+    threads: o.Threads = None,
     json: o.Json = False,
 ) -> None:
     """Look at the token embedding matrix: ids, norms, neighbours and cosines of common and rare words.
@@ -52,7 +53,7 @@ def embed(
     if out_dir is not None and out_dir.is_dir():
         for name in FIGURES:  # the same output rule as every file: no overwrite without --force
             check_figure_path(out_dir / f"{name}.png", force=force, flag="--plot-dir")
-    m = Target(model, device, dtype).load()
+    m = Target(model, device, dtype, threads=threads).load()
 
     import probes
 

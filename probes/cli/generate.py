@@ -25,9 +25,10 @@ def generate(
     model: o.Model = None,
     device: o.Device = None,
     dtype: o.Dtype = None,
+    threads: o.Threads = None,
     json: o.Json = False,
 ) -> None:
-    """Generate text from a prompt (defaults as nanoGPT: a newline as the prompt, temperature 0.8, top-k 200, seed 1337)."""
+    """Generate text from a prompt (defaults as nanoGPT's sample.py: a newline as the prompt, temperature {temperature:g}, top-k {top_k}, seed {seed})."""
     import probes
     from probes.cli.common import Target
     from probes.meta import model_meta
@@ -41,7 +42,7 @@ def generate(
         raise ProbesError("--stream prints text as it comes; --json prints one document at the end: choose one")
     if prompt is None:
         prompt = "\n"  # nanoGPT's sample.py default; declared here so --help does not print a bare newline
-    target = Target(model, device, dtype, prompt, bos=bos)
+    target = Target(model, device, dtype, prompt, bos=bos, threads=threads)
     skipped = target.skipped(skip, keep)
     m = target.load()
     on_token = _Streamer(num_samples) if stream and not json else None
@@ -54,6 +55,9 @@ def generate(
         _timing_line(data)
         return
     emit(data, json, _render)
+
+
+generate.__doc__ = generate.__doc__.format(**o.SAMPLING.to_dict())  # the help shows SamplingConfig's defaults
 
 
 class _Streamer:

@@ -6,12 +6,14 @@ from probes.cli import options as o
 from probes.cli.output import emit, table
 
 
-def info(model: o.Model = None, device: o.Device = None, dtype: o.Dtype = None, json: o.Json = False) -> None:
+def info(
+    model: o.Model = None, device: o.Device = None, dtype: o.Dtype = None, threads: o.Threads = None, json: o.Json = False,
+) -> None:
     """Describe a model: blocks, heads, widths, vocabulary, context, parameters, dtype, device and hook points."""
     from probes.cli.common import Target
     from probes.core.info import model_info
 
-    m = Target(model, device, dtype).load()
+    m = Target(model, device, dtype, threads=threads).load()
     emit(model_info(m), json, _render)
 
 

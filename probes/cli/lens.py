@@ -39,6 +39,7 @@ def lens(
     model: o.Model = None,
     device: o.Device = None,
     dtype: o.Dtype = None,
+    threads: o.Threads = None,
     json: o.Json = False,
 ) -> None:
     """Logit lens: decode each layer's residual stream through the final norm and unembedding.
@@ -79,7 +80,7 @@ def lens(
                              stop_at_eos=stop_at_eos, bos=bos, max_new_tokens=generate)
         if compare_skip is not None:
             raise ProbesError("--generate and --compare-skip do not combine; run the pruned generation with --skip")
-    target = Target(model, device, dtype, prompt, bos=bos)
+    target = Target(model, device, dtype, prompt, bos=bos, threads=threads)
     if not -target.n_ctx <= position < target.n_ctx:
         raise ProbesError(f"position {position} is out of range: the model reads at most {target.n_ctx} tokens")
     skipped = target.skipped(skip, keep)

@@ -37,6 +37,7 @@ def next_token(
     model: o.Model = None,
     device: o.Device = None,
     dtype: o.Dtype = None,
+    threads: o.Threads = None,
     json: o.Json = False,
 ) -> None:
     """Show how temperature and top-k / top-p reshape the next-token distribution (every combination)."""
@@ -52,7 +53,7 @@ def next_token(
     check_top(top)
     if plot:
         check_figure_path(plot, force=force)
-    target = Target(model, device, dtype, prompt, bos=bos)
+    target = Target(model, device, dtype, prompt, bos=bos, threads=threads)
     skipped = target.skipped(skip, keep)
     m = target.load()
 

@@ -16,6 +16,7 @@ Model = Annotated[
 ]
 Device = Annotated[Optional[str], typer.Option("--device", help="Device: cpu (default), cuda, cuda:N, mps.")]
 Dtype = Annotated[Optional[str], typer.Option("--dtype", help="Compute dtype: float32 (default), float16, bfloat16.")]
+Threads = Annotated[Optional[int], typer.Option("--threads", help="CPU threads torch may use (default: torch's choice, one per core).")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON alone on stdout (logs go to stderr).")]
 Prompt = Annotated[
     Optional[str],

@@ -34,6 +34,7 @@ def prune(
     model: o.Model = None,
     device: o.Device = None,
     dtype: o.Dtype = None,
+    threads: o.Threads = None,
     json: o.Json = False,
 ) -> None:
     """Run the full model and the model with blocks skipped from the same prompt; compare texts and metrics.
@@ -61,7 +62,7 @@ def prune(
     check_eval_path(eval_text)
     if not sweep and not skip and not keep:
         skip = ["odd"]
-    target = Target(model, device, dtype, prompt, bos=bos)
+    target = Target(model, device, dtype, prompt, bos=bos, threads=threads)
     specs = [(s, target.layers(s)) for s in skip or []] + [(format_layers(layers), layers) for layers in
                                                           (target.skipped(keep=k) for k in keep or [])]
     m = target.load()

@@ -25,6 +25,7 @@ def report(
     model: o.Model = None,
     device: o.Device = None,
     dtype: o.Dtype = None,
+    threads: o.Threads = None,
     json: o.Json = False,
 ) -> None:
     """Run the classic study (sampling, embeddings, skipped blocks, logit lens) and write a report."""
@@ -34,7 +35,7 @@ def report(
 
     cfg = check_report_args(out, D, force=force, eval_text=eval_text, max_new_tokens=max_new_tokens,
                             num_samples=num_samples, seed=seed)
-    m = Target(model, device, dtype, prompt, lens_prompt).load()
+    m = Target(model, device, dtype, prompt, lens_prompt, threads=threads).load()
     command = "probes report " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else "probes report"
     path = build_report(m, out, prompt=prompt, lens_prompt=lens_prompt, config=cfg, command=command, force=force,
                         eval_text=eval_text, progress=log)
