@@ -24,10 +24,6 @@ def show_token(token: str, limit: int | None = None, *, plot: bool = False) -> s
     return shown.replace("$", r"\$") if plot else shown
 
 
-def show_tokens(tokens, limit: int | None = None, *, plot: bool = False) -> list[str]:
-    return [show_token(t, limit, plot=plot) for t in tokens]
-
-
 def check_top(top, *, minimum: int = 1) -> int:
     """`top`, how many tokens to list (per lens row, sampling setting or word), if it is an integer >= `minimum`."""
     from probes.errors import SpecError
