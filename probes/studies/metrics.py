@@ -7,6 +7,7 @@ import math
 import torch
 
 from probes.core.prompt import bos_id
+from probes.core.windows import cut
 
 
 def distinct_n(tokens: list[int], n: int) -> float:
@@ -60,8 +61,7 @@ def kl_per_token(lp_p: torch.Tensor, lp_q: torch.Tensor) -> torch.Tensor:
 def eval_windows(model, text: str, max_tokens: int = 2048) -> list[list[int]]:
     """The eval text as BOS-prefixed windows of at most n_ctx tokens, up to `max_tokens` tokens."""
     ids = model.tokenizer(text, add_special_tokens=False)["input_ids"][:max_tokens]
-    step = model.cfg.n_ctx - 1
-    return [[bos_id(model)] + ids[i : i + step] for i in range(0, len(ids), step) if ids[i : i + step]]
+    return [w for _, w in cut(ids, model.cfg.n_ctx, bos_id(model))]
 
 
 def eval_logprobs(model, windows: list[list[int]]) -> list[torch.Tensor]:

@@ -1,0 +1,203 @@
+"""Datasets: many texts from a file (one per line, blank-line paragraphs, JSON Lines) or a Hugging Face dataset.
+
+    data = Dataset.of("FILE:texts.txt")          # or a path, a list of strings, "HF:name[:split]"
+    data.check()                                 # torch-free: counts texts, one-line errors with file:line
+    for text in data: text.index, text.where, text.text
+
+Texts are read lazily, one at a time, so a study over a dataset holds only the batch it computes.
+The module imports no torch: the CLI checks a dataset before the model loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from probes.errors import ProbesError
+
+SPLITS = ("lines", "paragraphs")
+TEXT_FIELD = "text"
+
+
+class DatasetError(ProbesError):
+    """A dataset that cannot be read: it names the file and the line."""
+
+
+@dataclass(frozen=True)
+class Text:
+    """One text of a dataset: its number (from 0), where it came from (`file:line`), and the text."""
+
+    index: int
+    where: str
+    text: str
+
+
+class Dataset:
+    """Texts from one source, read lazily.
+
+    A `.txt` (or any non-JSON) file holds one text per line with `split="lines"` (blank lines are
+    skipped), or texts separated by blank lines with `split="paragraphs"` (lines inside a paragraph
+    keep their newlines). A `.jsonl` file holds one JSON object per line with a `text` field. A
+    directory saved by `datasets.Dataset.save_to_disk`, or `HF:name[:split]`, is read with the
+    optional `datasets` package (column `text`). `max_texts` stops after that many texts.
+    """
+
+    def __init__(self, source, *, split: str = "lines", max_texts: int | None = None):
+        if split not in SPLITS:
+            raise DatasetError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        if max_texts is not None and (isinstance(max_texts, bool) or not isinstance(max_texts, int) or max_texts < 1):
+            raise DatasetError(f"max-texts must be an integer >= 1, got {max_texts!r}")
+        self.split, self.max_texts = split, max_texts
+        self._count: int | None = None
+        if isinstance(source, Dataset):
+            source = source.source
+        if isinstance(source, (list, tuple)):
+            if not all(isinstance(t, str) for t in source):
+                raise DatasetError("a list of texts must hold strings only")
+            self.source, self.kind, self.name = list(source), "list", "the text list"
+            return
+        if not isinstance(source, (str, os.PathLike)):
+            raise DatasetError(f"a dataset is a file, a directory, HF:name or a list of strings, not {type(source).__name__}")
+        text = os.fspath(source)
+        if text.startswith("HF:"):
+            self.source, self.kind, self.name = text[3:], "hub", text
+            if not self.source:
+                raise DatasetError("HF: needs a dataset name, as in HF:wikitext or HF:name:split")
+            return
+        from probes.io import user_path
+
+        path = user_path(text.removeprefix("FILE:"))
+        self.source, self.name = path, str(path)
+        if path.is_dir():
+            self.kind = "disk"
+        elif path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+            self.kind = "jsonl"
+        else:
+            self.kind = "text"
+
+    @classmethod
+    def of(cls, source, **kwargs) -> Dataset:
+        """`source` as a Dataset (a Dataset is returned as it is when no options are given)."""
+        if isinstance(source, Dataset) and not kwargs:
+            return source
+        return cls(source, **kwargs)
+
+    def __repr__(self) -> str:
+        n = f", {self._count} texts" if self._count is not None else ""
+        return f"Dataset({self.name!r}, {self.kind}{n})"
+
+    def as_dict(self) -> dict:
+        return {"source": self.name, "kind": self.kind, "split": self.split, "max_texts": self.max_texts,
+                "texts": self._count}
+
+    def check(self) -> int:
+        """Read the whole dataset once and return how many texts it holds; raise on any bad line.
+
+        Torch-free and quick (a few MB/s at worst), so commands call it before loading a model.
+        """
+        n = 0
+        for n, _ in enumerate(self, 1):
+            pass
+        if n == 0:
+            raise DatasetError(f"{self.name}: the dataset holds no texts")
+        self._count = n
+        return n
+
+    def __len__(self) -> int:
+        return self._count if self._count is not None else self.check()
+
+    def __iter__(self) -> Iterator[Text]:
+        raw = {"list": self._from_list, "text": self._from_text, "jsonl": self._from_jsonl,
+               "disk": self._from_datasets, "hub": self._from_datasets}[self.kind]()
+        for i, (where, text) in enumerate(raw):
+            if self.max_texts is not None and i >= self.max_texts:
+                return
+            yield Text(i, where, text)
+
+    # Each reader yields (where, text) in order.
+
+    def _from_list(self) -> Iterator[tuple[str, str]]:
+        for i, text in enumerate(self.source):
+            if not text:
+                raise DatasetError(f"text {i} of the list is empty")
+            yield f"text {i}", text
+
+    def _lines(self) -> Iterator[tuple[int, str]]:
+        try:
+            with open(self.source, encoding="utf-8", newline=None) as fh:
+                for no, line in enumerate(fh, 1):
+                    yield no, line.rstrip("\n")
+        except UnicodeDecodeError as e:
+            raise DatasetError(f"{self.name}: not UTF-8 text ({e.reason} at byte {e.start} of a line)") from None
+        except OSError as e:
+            raise DatasetError(f"cannot read dataset {self.name}: {e.strerror or e}") from None
+
+    def _from_text(self) -> Iterator[tuple[str, str]]:
+        if self.split == "lines":
+            for no, line in self._lines():
+                if line.strip():
+                    yield f"{self.name}:{no}", line
+            return
+        para, first = [], 0
+        for no, line in self._lines():
+            if line.strip():
+                if not para:
+                    first = no
+                para.append(line)
+            elif para:
+                yield f"{self.name}:{first}", "\n".join(para)
+                para = []
+        if para:
+            yield f"{self.name}:{first}", "\n".join(para)
+
+    def _from_jsonl(self) -> Iterator[tuple[str, str]]:
+        for no, line in self._lines():
+            if not line.strip():
+                continue
+            where = f"{self.name}:{no}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DatasetError(f"{where}: not a JSON object ({e.msg})") from None
+            if not isinstance(row, dict) or TEXT_FIELD not in row:
+                raise DatasetError(f"{where}: the line has no {TEXT_FIELD!r} field")
+            text = row[TEXT_FIELD]
+            if not isinstance(text, str) or not text:
+                raise DatasetError(f"{where}: {TEXT_FIELD!r} must be a non-empty string")
+            yield where, text
+
+    def _from_datasets(self) -> Iterator[tuple[str, str]]:
+        try:
+            import datasets
+        except ImportError:
+            raise DatasetError(f"{self.name}: reading a Hugging Face dataset needs `pip install datasets`") from None
+        try:
+            if self.kind == "disk":
+                data = datasets.load_from_disk(str(self.source))
+            else:
+                name, _, split = self.source.partition(":")
+                data = datasets.load_dataset(name, split=split or "train")
+        except Exception as e:  # noqa: BLE001 -- offline, no such dataset, not a dataset folder: one message
+            cause = str(e).strip().split(". ")[0] or type(e).__name__
+            raise DatasetError(f"cannot open dataset {self.name}: {cause}") from None
+        if isinstance(data, datasets.DatasetDict):
+            split = "train" if "train" in data else next(iter(data))
+            data = data[split]
+        if TEXT_FIELD not in data.column_names:
+            raise DatasetError(f"{self.name}: no {TEXT_FIELD!r} column (columns: {', '.join(data.column_names)})")
+        for i, text in enumerate(data[TEXT_FIELD] if len(data) < 10_000 else (r[TEXT_FIELD] for r in data)):
+            if not isinstance(text, str) or not text:
+                raise DatasetError(f"{self.name}: row {i} has an empty {TEXT_FIELD!r}")
+            yield f"{self.name}: row {i}", text
+
+
+def texts_of(source: str | Iterable[str] | Dataset, **kwargs) -> tuple[Dataset, bool]:
+    """(dataset, single): a study's input as a Dataset, and whether it was one string.
+
+    A single string is one text (not a file name: studies read `FILE:path` prompts themselves).
+    """
+    if isinstance(source, str):
+        return Dataset([source], **kwargs), True
+    return Dataset.of(source, **kwargs), False
