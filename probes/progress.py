@@ -1,0 +1,115 @@
+"""Progress: what a long study reports as it runs (tasks with a total, steps done, notes), drawn by the CLI.
+
+    def study(model, data, *, progress=None):
+        p = progress_of(progress)                 # None, a message callback, or a Progress
+        with p.task("lens", total=len(data), unit="texts") as task:
+            for batch in ...:
+                task.advance(len(batch))
+
+Studies only report; the CLI decides how it looks: a rich bar with rate and ETA on stderr
+(`bar_progress`), nothing under `--json` (`Progress()`). The module imports neither torch nor rich.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+
+class Task:
+    """One counted stretch of work; `advance(n)` after each n units."""
+
+    def advance(self, n: float = 1) -> None:
+        pass
+
+    def __enter__(self) -> Task:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+class Progress:
+    """Silent progress: the base and the default. Subclasses draw."""
+
+    def task(self, label: str, total: float | None = None, unit: str = "items") -> Task:
+        return Task()
+
+    def note(self, message: str) -> None:
+        pass
+
+
+class MessageProgress(Progress):
+    """Notes go to a callback (`print`-like); tasks are silent. What a plain callable becomes."""
+
+    def __init__(self, say: Callable[[str], None]):
+        self.say = say
+
+    def note(self, message: str) -> None:
+        self.say(message)
+
+
+def progress_of(progress) -> Progress:
+    """`progress` as a Progress: None is silent, a callable receives the notes."""
+    if progress is None:
+        return Progress()
+    if isinstance(progress, Progress):
+        return progress
+    if callable(progress):
+        return MessageProgress(progress)
+    raise TypeError(f"progress must be None, a callable or a probes.progress.Progress, not {type(progress).__name__}")
+
+
+class _RichTask(Task):
+    def __init__(self, bar, label: str, total, unit: str):
+        self.bar, self.label, self.total, self.unit = bar, label, total, unit
+
+    def __enter__(self) -> _RichTask:
+        self.bar.start()
+        self.id = self.bar.add_task(self.label, total=self.total, unit=self.unit)
+        return self
+
+    def advance(self, n: float = 1) -> None:
+        self.bar.advance(self.id, n)
+
+    def __exit__(self, *exc) -> None:
+        self.bar.stop()
+        self.bar.remove_task(self.id)
+
+
+class BarProgress(Progress):
+    """A rich bar on stderr per task (label, bar, done/total unit, rate, elapsed and ETA); notes as lines."""
+
+    def __init__(self):
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+
+    def task(self, label: str, total: float | None = None, unit: str = "items") -> Task:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            ProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as Bar
+        from rich.text import Text
+
+        class Rate(ProgressColumn):
+            def render(self, task):
+                speed = task.finished_speed or task.speed
+                return Text(f"{speed:,.1f} {task.fields['unit']}/s" if speed else f"- {task.fields['unit']}/s")
+
+        bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=self.console)
+        return _RichTask(bar, label, total, unit)
+
+    def note(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+
+def bar_progress(quiet: bool = False) -> Progress:
+    """The CLI's progress: bars and notes on stderr, or silence (`quiet`, as under `--json`)."""
+    return Progress() if quiet else BarProgress()

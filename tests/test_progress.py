@@ -1,0 +1,40 @@
+"""Progress: studies report tasks and notes; the CLI draws bars on stderr, or nothing under --json."""
+
+from __future__ import annotations
+
+import pytest
+
+from probes.progress import BarProgress, Progress, bar_progress, progress_of
+
+
+def test_progress_of_accepts_none_a_callable_or_a_progress():
+    assert type(progress_of(None)) is Progress
+    said = []
+    p = progress_of(said.append)
+    p.note("hello")
+    with p.task("x", total=2) as t:
+        t.advance()
+    assert said == ["hello"]
+    bar = BarProgress()
+    assert progress_of(bar) is bar
+    with pytest.raises(TypeError):
+        progress_of(3)
+
+
+def test_the_bar_goes_to_stderr_with_count_rate_and_eta(capsys):
+    p = bar_progress()
+    with p.task("lens", total=4, unit="texts") as t:
+        for _ in range(4):
+            t.advance()
+    p.note("done")
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "lens" in err and "4/4" in err and "texts/s" in err and "ETA" in err and err.rstrip().endswith("done")
+
+
+def test_quiet_progress_prints_nothing(capsys):
+    p = bar_progress(quiet=True)
+    with p.task("lens", total=3) as t:
+        t.advance(3)
+    p.note("hidden")
+    assert capsys.readouterr() == ("", "")
