@@ -28,6 +28,8 @@ _EXPORTS = {
     "generate": "probes.core.generate",
     "Sample": "probes.core.generate",
     "Samples": "probes.core.generate",
+    "generate_grid": "probes.studies.sampling_grid",
+    "SamplingGrid": "probes.studies.sampling_grid",
     "show_token": "probes.tokens",
     "next_token_distribution": "probes.studies.next_token",
     "NextTokenDistribution": "probes.studies.next_token",

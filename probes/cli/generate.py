@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated, Optional
+
+import typer
 
 from probes.cli import options as o
 from probes.cli.output import emit
+
+# generate takes each of these as a comma list and runs every combination (one load, one seed).
+_GRID = " A comma list ({}) runs each value; several lists run every combination."
+Temperatures = Annotated[str, typer.Option("--temperature", "-t", help="Sampling temperature; 0 means greedy."
+                                           + _GRID.format("0.1,1,10"))]
+TopKs = Annotated[str, typer.Option("--top-k", help="Sample from the k most likely tokens only; 0: no top-k."
+                                    + _GRID.format("200,2"))]
+TopPs = Annotated[Optional[str], typer.Option("--top-p", help="Nucleus sampling: keep the smallest set of tokens with "
+                                              "this much mass, in (0, 1]." + _GRID.format("0.9,1"))]
 
 
 def generate(
     prompt: o.Prompt = None,
     num_samples: o.NumSamples = o.SAMPLING.num_samples,
     max_new_tokens: o.MaxNewTokens = o.SAMPLING.max_new_tokens,
-    temperature: o.Temperature = o.SAMPLING.temperature,
-    top_k: o.TopK = o.SAMPLING.top_k,
-    top_p: o.TopP = o.SAMPLING.top_p,
+    temperature: Temperatures = f"{o.SAMPLING.temperature:g}",
+    top_k: TopKs = str(o.SAMPLING.top_k or 0),
+    top_p: TopPs = None if o.SAMPLING.top_p is None else f"{o.SAMPLING.top_p:g}",
     greedy: o.Greedy = o.SAMPLING.greedy,
     seed: o.Seed = o.SAMPLING.seed,
     bos: o.Bos = o.SAMPLING.bos,
@@ -28,14 +40,20 @@ def generate(
     threads: o.Threads = None,
     json: o.Json = False,
 ) -> None:
-    """Generate text from a prompt (defaults as nanoGPT's sample.py: a newline as the prompt, temperature {temperature:g}, top-k {top_k}, seed {seed})."""
+    """Generate text from a prompt (defaults as nanoGPT's sample.py: a newline as the prompt, temperature {temperature:g}, top-k {top_k}, seed {seed}).
+
+    Comma lists of temperatures, top-k and top-p values (--temperature 0.1,1,10 --top-k 200,2) run every combination with the same seed and one model load, each under its own header.
+    """
     import probes
     from probes.cli.common import Target
-    from probes.meta import model_meta
     from probes.core.sampling import SamplingConfig
+    from probes.meta import model_meta
+    from probes.studies.checks import sampling_grid, sampling_lists
 
-    cfg = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, seed=seed,
+    ts, ks, ps = sampling_lists(temperature, top_k, top_p)
+    cfg = SamplingConfig(temperature=ts[0], top_k=ks[0], top_p=ps[0], greedy=greedy, seed=seed,
                          max_new_tokens=max_new_tokens, num_samples=num_samples, stop_at_eos=stop_at_eos, bos=bos)
+    grid = sampling_grid(ts, ks, ps, config=cfg)  # every setting checked before loading
     if stream and json:
         from probes.errors import ProbesError
 
@@ -45,26 +63,36 @@ def generate(
     target = Target(model, device, dtype, prompt, bos=bos, threads=threads)
     skipped = target.skipped(skip, keep)
     m = target.load()
-    on_token = _Streamer(num_samples) if stream and not json else None
+    streamer = _Streamer(num_samples, len(grid)) if stream else None
     with probes.skip(m, skipped):
-        samples = probes.generate(m, prompt, cfg, on_token=on_token)
+        result = probes.generate_grid(m, prompt, cfg, temperature=ts, top_k=ks, top_p=ps,
+                                      on_setting=streamer and streamer.setting, on_token=streamer)
         meta = model_meta(m)
-    data = {**meta, **samples.as_dict()}
-    if stream and not json:
+    if stream:
         sys.stdout.write("\n")
-        _timing_line(data)
+        for run in result:
+            _timing_line(run.timing, run.config if len(grid) > 1 else None)
         return
-    emit(data, json, _render)
+    if len(grid) == 1:  # one setting: the plain document of `probes.generate`
+        emit({**meta, **result.runs[0].as_dict()}, json, _render)
+    else:
+        emit({**meta, **result.as_dict()}, json, _render_grid)
 
 
 generate.__doc__ = generate.__doc__.format(**o.SAMPLING.to_dict())  # the help shows SamplingConfig's defaults
 
 
 class _Streamer:
-    """Writes each token as it comes, with a header line when a new sample starts."""
+    """Writes each token as it comes, with a header line when a new setting (of a grid) or sample starts."""
 
-    def __init__(self, num_samples: int):
-        self.num_samples, self.current = num_samples, -1
+    def __init__(self, num_samples: int, n_settings: int):
+        self.num_samples, self.n_settings, self.current, self.started = num_samples, n_settings, -1, False
+
+    def setting(self, i: int, config) -> None:
+        if self.n_settings > 1:
+            sys.stdout.write(("\n" if self.started else "") + _header(config) + "\n")
+            self.started = True
+        self.current = -1
 
     def __call__(self, k: int, token: int, text: str) -> None:
         if k != self.current:
@@ -74,20 +102,45 @@ class _Streamer:
         sys.stdout.flush()
 
 
-def _timing_line(d: dict) -> None:
-    t = d["timing"]
-    print(f"[{t['new_tokens']} tokens in {t['seconds']:.2f} s, {t['tokens_per_second']} tokens/s]", file=sys.stderr)
+def _header(config) -> str:
+    return f"=== {config.label()} ==="
+
+
+def _timing_line(t: dict, config=None) -> None:
+    where = f"{config.label()}: " if config is not None else ""
+    print(f"[{where}{t['new_tokens']} tokens in {t['seconds']:.2f} s, {t['tokens_per_second']} tokens/s]", file=sys.stderr)
+
+
+def _samples_lines(prompt: str, samples: list[dict]) -> list[str]:
+    out = []
+    for k, sample in enumerate(samples, 1):
+        out.append(f"--- sample {k}/{len(samples)} ---")
+        out.append(prompt + sample["text"])
+    return out
+
+
+def _skipped(d: dict) -> str:
+    return f", blocks skipped: {d['skipped_blocks']}" if d["skipped_blocks"] else ""
 
 
 def _render(d: dict) -> str:
     from probes.core.sampling import SamplingConfig
 
     cfg = SamplingConfig.from_dict(d["config"])
-    skipped = f", blocks skipped: {d['skipped_blocks']}" if d["skipped_blocks"] else ""
-    out = [f"model {d['model']}; {cfg.label()}; seed {cfg.seed}{skipped}", f"prompt: {d['prompt']!r}"]
-    for k, sample in enumerate(d["samples"], 1):
-        out.append(f"--- sample {k}/{len(d['samples'])} ---")
-        out.append(d["prompt"] + sample["text"])
+    out = [f"model {d['model']}; {cfg.label()}; seed {cfg.seed}{_skipped(d)}", f"prompt: {d['prompt']!r}"]
+    out += _samples_lines(d["prompt"], d["samples"]) + ["---"]
+    _timing_line(d["timing"])
+    return "\n".join(out)
+
+
+def _render_grid(d: dict) -> str:
+    from probes.core.sampling import SamplingConfig
+
+    configs = [SamplingConfig.from_dict(run["config"]) for run in d["grid"]]
+    out = [f"model {d['model']}; {len(configs)} settings, each with seed {configs[0].seed}{_skipped(d)}",
+           f"prompt: {d['prompt']!r}"]
+    for cfg, run in zip(configs, d["grid"]):
+        out += ["", _header(cfg), *_samples_lines(d["prompt"], run["samples"])]
+        _timing_line(run["timing"], cfg)
     out.append("---")
-    _timing_line(d)
     return "\n".join(out)

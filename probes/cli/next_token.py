@@ -9,18 +9,6 @@ import typer
 from probes.cli import options as o
 from probes.cli.output import emit, log, table
 from probes.tokens import show_token
-from probes.errors import ProbesError
-
-
-def _values(text: str, what: str, kind, example: str) -> list:
-    """'0.1, 1,10' -> [0.1, 1.0, 10.0]; an empty list or a bad item is an error naming the option."""
-    try:
-        values = [kind(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        values = []
-    if not values:
-        raise ProbesError(f"{what} must be a comma list like {example}, got {text!r}")
-    return values
 
 
 def next_token(
@@ -45,11 +33,9 @@ def next_token(
     from probes.meta import model_meta
     from probes.io import check_figure_path, save_figure
     from probes.tokens import check_top
-    from probes.studies.checks import sampling_grid
+    from probes.studies.checks import sampling_grid, sampling_lists
 
-    ps = [None] if top_p is None else _values(top_p, "--top-p", float, "0.9,1")
-    grid = sampling_grid(_values(temperature, "--temperature", float, "0.1,1,10"),
-                         _values(top_k, "--top-k", int, "2,200 (0: no top-k)"), ps)
+    grid = sampling_grid(*sampling_lists(temperature, top_k, top_p))
     check_top(top)
     if plot:
         check_figure_path(plot, force=force)

@@ -53,8 +53,45 @@ def capture_config(generate: int | None, config: SamplingConfig | None, override
     return cfg
 
 
-def sampling_grid(temperature=1.0, top_k=None, top_p=None) -> list[SamplingConfig]:
-    """Every combination of the given temperatures, top-k and top-p values (each a value or a list), as configs."""
+def comma_list(text: str, option: str, kind, example: str) -> list:
+    """'0.1, 1,10' -> [0.1, 1.0, 10.0]: the values of a comma-list option; an empty list or item, or a bad item, is an error naming the option."""
+    items = [x.strip() for x in str(text).split(",")]
+    if not any(items):
+        raise ProbesError(f"{option} must be a comma list like {example}, got {text!r}")
+    if not all(items):
+        raise ProbesError(f"{option} {text!r} has an empty item; write a comma list like {example}")
+    try:
+        return [kind(x) for x in items]
+    except ValueError:
+        bad = next(x for x in items if not _parses(kind, x))
+        raise ProbesError(f"{option} must be a comma list like {example}; {bad!r} is not a number of that kind") from None
+
+
+def _parses(kind, text: str) -> bool:
+    try:
+        kind(text)
+    except ValueError:
+        return False
+    return True
+
+
+def sampling_lists(temperature: str, top_k: str, top_p: str | None) -> tuple[list, list, list]:
+    """The values of the --temperature, --top-k and --top-p comma lists (top-p None: [None], no top-p)."""
+    return (comma_list(temperature, "--temperature", float, "0.1,1,10"),
+            comma_list(top_k, "--top-k", int, "2,200 (0: no top-k)"),
+            [None] if top_p is None else comma_list(top_p, "--top-p", float, "0.9,1"))
+
+
+def sampling_grid(temperature=1.0, top_k=None, top_p=None, config: SamplingConfig | None = None) -> list[SamplingConfig]:
+    """Every combination of the given temperatures, top-k and top-p values (each a value or a list), as configs.
+
+    The other fields (seed, tokens, samples) come from `config` (the defaults without it). A greedy
+    `config` ignores all three, so it takes a grid of one setting only.
+    """
     as_list = lambda v: list(v) if isinstance(v, (list, tuple)) else [v]  # noqa: E731
-    return [SamplingConfig(temperature=t, top_k=k, top_p=p)
+    grid = [SamplingConfig.of(config, temperature=t, top_k=k, top_p=p)
             for t in as_list(temperature) for k in as_list(top_k) for p in as_list(top_p)]
+    if config is not None and config.greedy and len(grid) > 1:
+        raise ProbesError(f"greedy decoding ignores temperature, top-k and top-p, so a grid of {len(grid)} settings "
+                          "needs sampling (greedy=False, --sample)")
+    return grid
