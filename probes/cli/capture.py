@@ -1,4 +1,4 @@
-"""`probes capture`: record per-layer states of a prompt (or a generation) into a safetensors file."""
+"""`probes capture`: record per-layer states of a prompt (or a generation) into a safetensors file, or of a dataset into shards."""
 
 from __future__ import annotations
 
@@ -14,8 +14,13 @@ from probes.cli.output import emit, log, table
 
 def capture(
     ctx: typer.Context,
-    out: Annotated[str, typer.Option("--out", "-o", help="The safetensors file to write (atomically).")],
+    out: Annotated[str, typer.Option("--out", "-o", help="The safetensors file to write (atomically); with --dataset, a folder of shards and index.json.")],
     prompt: o.Prompt = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Capture every text of a dataset into --out (a folder), streamed in shards: a text file (one text a line, or see --split), a .jsonl file with a 'text' field, or a saved Hugging Face dataset folder.")] = None,
+    max_texts: Annotated[Optional[int], typer.Option("--max-texts", help="With --dataset: stop after this many texts.")] = None,
+    split: Annotated[str, typer.Option("--split", help="With --dataset, how a text file holds texts: lines (one a line, blank lines skipped) or paragraphs (separated by blank lines).")] = "lines",
+    store_dtype: Annotated[Optional[str], typer.Option("--store-dtype", help="With --dataset: dtype the shards store, float32, float16 or bfloat16 (default: the compute --dtype).")] = None,
+    shard_size: Annotated[str, typer.Option("--shard-size", help="With --dataset: the most bytes a shard holds (500M, 1G); memory holds about three shards' worth.")] = "128M",
     hooks: Annotated[
         str,
         typer.Option("--hooks", help="Comma list of hooks: short names (resid_pre, resid_mid, resid_post, attn_out, "
@@ -49,6 +54,8 @@ def capture(
     """Capture the residual stream (or any hook points) at every block and save them as safetensors.
 
     The file holds one tensor per hook name (blocks.{i}.hook_resid_pre, ...), the token ids and the run's metadata. The sampling options apply with --generate only.
+
+    With --dataset, every token of every text is recorded into --out as shards (a (rows, d_model) tensor per hook name) and index.json; read them back lazily with probes.load_activations(folder). Rerunning the same command resumes after the finished shards.
     """
     import probes
     from probes.cli.common import Target
@@ -57,8 +64,20 @@ def capture(
     from probes.core.hooks import check_hook_names
     from probes.studies.checks import capture_config
 
+    if dataset is not None:
+        if prompt is not None:
+            raise ProbesError("--prompt and --dataset: give one")
+        one_prompt = o.typed(ctx, "generate", "plot", "max_bytes", "temperature", "top_k", "top_p", "greedy", "seed", "stop_at_eos")
+        if one_prompt:
+            raise ProbesError(f"{', '.join(one_prompt)}: apply to one --prompt, not to --dataset")
+        _capture_dataset(dataset, out, hooks, layers, skip, keep, bos, max_texts, split, store_dtype, shard_size,
+                         force, model, device, dtype, threads, json)
+        return
+    with_dataset = o.typed(ctx, "max_texts", "split", "store_dtype", "shard_size")
+    if with_dataset:
+        raise ProbesError(f"{', '.join(with_dataset)}: apply only with --dataset")
     if prompt is None:
-        raise ProbesError("give a prompt: --prompt TEXT (or --prompt FILE:path)")
+        raise ProbesError("give a prompt: --prompt TEXT (or --prompt FILE:path), or --dataset FILE")
     sampling = {name: value for name, value in dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
                                                     seed=seed, stop_at_eos=stop_at_eos).items()
                 if o.typed(ctx, name)}
@@ -86,6 +105,46 @@ def capture(
         save_figure(acts.figure(), plot, dpi=120, force=force)
         log(f"wrote {plot}")
     emit(_summary(acts, path, plot), json, _render)
+
+
+def _capture_dataset(dataset, out, hooks, layers, skip, keep, bos, max_texts, split, store_dtype, shard_size, force,
+                     model, device, dtype, threads, json) -> None:
+    import probes
+    from probes.cli.common import Target
+    from probes.core.dataset import Dataset
+    from probes.core.hooks import check_hook_names
+    from probes.errors import ProbesError
+    from probes.io import parse_size
+    from probes.progress import bar_progress
+    from probes.studies.shards import check_capture_dir, check_store_dtype
+
+    requested = [h.strip() for h in hooks.split(",")]
+    check_hook_names(requested)
+    check_store_dtype(store_dtype)
+    try:
+        size = parse_size(shard_size)
+    except ProbesError as e:
+        raise ProbesError(f"--shard-size: {e}") from None
+    data = Dataset(dataset, split=split, max_texts=max_texts)
+    n_texts = data.check()
+    known = {"dataset": data.name, "split": data.split, "max_texts": data.max_texts, "hooks": requested, "bos": bos,
+             "shard_bytes": size, **({"store_dtype": store_dtype} if store_dtype else {})}
+    check_capture_dir(out, known, force)  # a folder holding another capture fails now; the rest is checked once loaded
+    target = Target(model, device, dtype, bos=bos, threads=threads)
+    skipped = target.skipped(skip, keep)
+    chosen = target.layers(layers) if layers is not None else None
+    log(f"{data.name}: {n_texts} texts")
+    m = target.load()
+    with probes.skip(m, skipped):
+        acts = probes.capture(m, data, hooks=requested, layers=chosen, bos=bos, out=out, store_dtype=store_dtype,
+                              shard_bytes=size, force=force, progress=bar_progress(quiet=json))
+    log(f"wrote {len(acts.shards)} shards and index.json to {acts.folder}")
+    d = {"out": str(acts.folder), "model": acts.index["model"], "model_sha256": acts.index["model_source"]["sha256"],
+         "versions": acts.index["versions"], "dataset": data.name, "texts": len(acts), "rows": acts.n_rows,
+         "shards": len(acts.shards), "dtype": acts.dtype, "tensors": {k: [acts.n_rows, *v] for k, v in acts.index["shapes"].items()},
+         "skipped_blocks": acts.index["skipped_blocks"], "absent": acts.index["absent"]}
+    emit(d, json, lambda d: (f"{d['out']}: {d['texts']} texts, {d['rows']} rows, {len(d['tensors'])} tensors ({d['dtype']}) "
+                             f"in {d['shards']} shards, model {d['model']}"))
 
 
 def _summary(acts, path, plot) -> dict:

@@ -279,11 +279,15 @@ def _write(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str]
     save_file(tensors, path, metadata=metadata)
 
 
-def load_activations(path: str | os.PathLike) -> Activations:
-    """Read a file written by `Activations.save`."""
+def load_activations(path: str | os.PathLike):
+    """Read a file written by `Activations.save`; a folder written by a dataset capture gives its lazy `ShardedActivations`."""
     from safetensors import safe_open
 
-    path = Path(path)
+    path = Path(path).expanduser()
+    if path.is_dir():
+        from probes.studies.shards import ShardedActivations
+
+        return ShardedActivations(path)
     if not path.is_file():
         raise ProbesError(f"{path}: no such file")
     try:

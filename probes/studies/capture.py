@@ -31,11 +31,17 @@ _SKIPPED_ZERO = ("hook_attn_out", "hook_mlp_out")  # the block adds nothing
 
 
 class _Recorder:
-    """Hooks that append the new positions of each forward call (batch axis dropped) to `store`."""
+    """Hooks that append the new positions of each forward call (batch axis dropped) to `store`.
 
-    def __init__(self):
+    With `mask` set (a padded batch's (batch, pos) real positions) each hook keeps instead the
+    masked rows, flattened to (rows, ...), cast to `dtype` (None: as computed): a dataset capture.
+    """
+
+    def __init__(self, dtype: torch.dtype | None = None):
         self.store: dict[str, list[torch.Tensor]] = {}
         self.fresh = 0
+        self.mask: torch.Tensor | None = None
+        self.dtype = dtype
 
     def on_forward(self, start: int, fresh: int) -> None:
         self.fresh = fresh
@@ -44,9 +50,12 @@ class _Recorder:
         keyed = split_name(key)[1] in _KEYED_PAD
 
         def record(t, hook):
-            x = t[0]
-            x = x[:, -self.fresh:] if keyed else x[-self.fresh:]  # (heads, new, key) or (new, ...)
-            self.store.setdefault(key, []).append(x.detach().to("cpu", copy=True))
+            if self.mask is not None:
+                x = t[self.mask]  # (rows, ...): the batch's real positions, row by row
+            else:
+                x = t[0]
+                x = x[:, -self.fresh:] if keyed else x[-self.fresh:]  # (heads, new, key) or (new, ...)
+            self.store.setdefault(key, []).append(x.detach().to("cpu", dtype=self.dtype, copy=True))
 
         return record
 
@@ -101,9 +110,18 @@ def capture(
     generate: int | None = None,
     config: SamplingConfig | None = None,
     max_bytes: int | None = MAX_BYTES,
+    out=None,
+    store_dtype: str | None = None,
+    shard_bytes: int | str | None = None,
+    force: bool = False,
+    progress=None,
     **overrides,
 ) -> Activations:
     """Record `hooks` at `layers` (a layer spec; None: every block) for `prompt`; only those hooks are recorded.
+
+    A list of texts or a `Dataset` is captured to the folder `out` in shards, streamed, and a lazy
+    `ShardedActivations` is returned (`probes.studies.capture_dataset`, which takes `store_dtype`,
+    `shard_bytes`, `force` and `progress`).
 
     `prompt` is text (`FILE:path` reads a file; BOS first if `bos`, which defaults to the config's,
     True) or a list of token ids, fed as
@@ -113,9 +131,23 @@ def capture(
     re-running the sequence. Works inside `probes.skip(...)`. A capture estimated above `max_bytes`
     (2 GiB by default; None for no limit) is refused before any work, with its estimate.
     """
+    from probes.core.dataset import Dataset
     from probes.core.skip import skipped_blocks
     from probes.meta import model_meta
 
+    if isinstance(prompt, Dataset) or (isinstance(prompt, (list, tuple)) and all(isinstance(t, str) for t in prompt)):
+        from probes.studies.capture_dataset import capture_dataset
+
+        if generate is not None or config is not None or overrides:
+            raise ProbesError("generate= and sampling options record one prompt; a dataset is captured from its texts only")
+        if out is None:
+            raise ProbesError("capturing a dataset streams it to disk: give out= a folder")
+        sized = {} if shard_bytes is None else {"shard_bytes": shard_bytes}
+        return capture_dataset(model, prompt, out=out, hooks=hooks, layers=layers, bos=True if bos is None else bos,
+                               store_dtype=store_dtype, force=force, progress=progress, **sized)
+    if out is not None or store_dtype is not None or shard_bytes is not None:
+        raise ProbesError("out=, store_dtype= and shard_bytes= are for a dataset (a list of texts or a Dataset); "
+                          "save one prompt's capture with acts.save(path)")
     n_layers = model.cfg.n_layers
     chosen = list(range(n_layers)) if layers is None else parse_layers(layers, n_layers)
     requested = hooks.split(",") if isinstance(hooks, str) else list(hooks)

@@ -1,0 +1,249 @@
+"""Capture over a dataset: stream every window through the hooked model into size-bounded shards on disk, resumably.
+
+    acts = probes.capture(model, Dataset("FILE:texts.txt"), hooks="resid_post", out="states/",
+                          store_dtype="float16", shard_bytes="128M")
+    acts[0].stack("resid_post")              # (layer, pos, d_model): text 0, read back lazily
+
+Shards are planned from the windows alone (whole windows, at most `shard_bytes` of rows each) and
+each shard is computed in its own batches, so a resumed run writes exactly the bytes an
+uninterrupted one does. A shard is written under a temporary name and renamed; then the index is
+rewritten (atomically) to list it. An interrupt, a full disk or a crash leaves whole shards and an
+index listing only those; rerunning the same call skips them (checking that the settings and the
+dataset's tokens are the ones they were made from). Memory holds one shard at most, whatever the
+number of texts. The format and the lazy reader are in `probes.studies.shards`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import torch
+
+from probes.core.dataset import Dataset
+from probes.core.decode import forward_step
+from probes.core.hooks import attached, resolve_hooks, split_name
+from probes.core.layers import parse_layers
+from probes.core.prompt import bos_id
+from probes.core.windows import Window, batches, windows
+from probes.errors import ProbesError
+from probes.io import atomic_path, parse_size, write_text
+from probes.progress import progress_of
+from probes.studies import activations
+from probes.studies.capture import _KEYED_PAD, _plan, _Recorder
+from probes.studies.shards import (
+    FORMAT,
+    INDEX,
+    SHARD_BYTES,
+    ShardedActivations,
+    check_capture_dir,
+    check_store_dtype,
+    clear_capture_dir,
+    shard_name,
+)
+
+
+def capture_dataset(
+    model,
+    data: Iterable[str] | Dataset | str,
+    *,
+    out,
+    hooks: Iterable[str] | str = ("resid_pre", "resid_post"),
+    layers=None,
+    bos: bool = True,
+    store_dtype: str | None = None,
+    shard_bytes: int | str = SHARD_BYTES,
+    split: str | None = None,
+    max_texts: int | None = None,
+    max_tokens: int = 8192,
+    max_rows: int = 64,
+    force: bool = False,
+    progress=None,
+) -> ShardedActivations:
+    """Record `hooks` at `layers` for every token of every text of `data` into the folder `out`; return its lazy view.
+
+    `data`: a list of texts, a `Dataset`, or what `Dataset` reads (`FILE:texts.txt`, `.jsonl`, a
+    saved dataset folder), with `split` / `max_texts` as there. Texts longer than the context are
+    cut into windows (BOS first in each when `bos`). `store_dtype` (float32, float16, bfloat16;
+    default: the model's) is how the tensors are stored; `shard_bytes` bounds each shard (bytes or
+    '128M'). Batches hold about `max_tokens` padded tokens, `max_rows` windows at most. An existing
+    capture with the same settings is resumed; one with other settings, or a folder holding other
+    files, is an error unless `force` (which starts over). Works inside `probes.skip(...)`.
+    """
+    from probes.core.skip import skipped_blocks
+    from probes.meta import model_meta
+
+    n_layers = model.cfg.n_layers
+    chosen = list(range(n_layers)) if layers is None else parse_layers(layers, n_layers)
+    requested = [h.strip() for h in hooks.split(",")] if isinstance(hooks, str) else list(hooks)
+    names = resolve_hooks(model, requested, chosen)
+    keyed = [n for n in names if split_name(n)[1] in _KEYED_PAD]
+    if keyed:
+        raise ProbesError(f"{keyed[0]}: attention patterns and scores have a key axis that grows with the position, "
+                          "so they do not fit rows; capture them one prompt at a time")
+    store = check_store_dtype(store_dtype) or str(model.cfg.dtype).removeprefix("torch.")
+    shard_bytes = parse_size(shard_bytes)
+    if isinstance(data, Dataset) and split is None and max_texts is None:
+        dataset = data
+    else:
+        dataset = Dataset(data.source if isinstance(data, Dataset) else data, split=split or getattr(data, "split", "lines"),
+                          max_texts=max_texts)
+    n_texts = dataset.check()  # every bad line fails now, before any shard is written
+    meta = model_meta(model)
+    plan, zeros, absent = _plan(names, set(skipped_blocks(model)))
+    settings = {
+        "dataset": dataset.name, "split": dataset.split, "max_texts": dataset.max_texts, "hooks": requested,
+        "layers": chosen, "bos": bos, "store_dtype": store, "shard_bytes": shard_bytes, "max_tokens": max_tokens,
+        "max_rows": max_rows, "model": meta["model"], "model_sha256": meta["model_source"]["sha256"],
+        "compute_dtype": str(model.cfg.dtype).removeprefix("torch."), "skipped_blocks": meta["skipped_blocks"],
+    }
+    folder, old = check_capture_dir(out, settings, force)
+    if force:
+        clear_capture_dir(folder, old)
+        old = None
+    folder.mkdir(parents=True, exist_ok=True)
+    done = old["shards"] if old else []
+
+    dtype = getattr(torch, store)
+    rec = _Recorder(dtype)
+    p = progress_of(progress)
+    with attached(model, [(src, rec.hook(key)) for src, key in plan]), torch.no_grad():
+        shapes = _row_shapes(model, rec, plan)
+        for name in zeros:
+            shapes[name] = [model.cfg.d_model]
+        item = torch.empty((), dtype=dtype).element_size()
+        row_bytes = sum(_numel(s) for s in shapes.values()) * item + 8 * 3  # + tokens, text, position (int64)
+        index = {
+            "format": FORMAT, "complete": False, "settings": settings, "model": meta["model"],
+            "model_source": meta["model_source"], "versions": meta["versions"], "n_layers": n_layers,
+            "d_model": model.cfg.d_model, "n_heads": model.cfg.n_heads, "dtype": store, "hooks": requested,
+            "layers": chosen, "bos": bos, "skipped_blocks": meta["skipped_blocks"],
+            "filled": {**{k: "copy of resid_pre" for s, k in plan if s != k}, **{k: "zeros" for k in zeros}},
+            "absent": absent, "shapes": shapes, "shards": list(done), "texts": [], "n_rows": 0,
+        }
+        texts = index["texts"]
+        rows_per_shard = max(1, shard_bytes // row_bytes)
+        with p.task("capture", total=n_texts, unit="texts") as task:
+            for k, group in enumerate(_shards(model, dataset, bos, rows_per_shard, texts)):
+                tokens = torch.tensor([i for w, _ in group for i in w.ids], dtype=torch.int64)  # (rows,)
+                entry = {"file": shard_name(k), "rows": [index["n_rows"], index["n_rows"] + len(tokens)],
+                         "windows": [[w.text, w.start, len(w.ids)] for w, _ in group],
+                         "tokens_sha256": hashlib.sha256(tokens.numpy().tobytes()).hexdigest()}
+                if k < len(done):
+                    if {**done[k], "file": entry["file"]} != entry:
+                        raise ProbesError(f"{folder}: the dataset's tokens differ from those {done[k]['file']} was made "
+                                          "from (the dataset changed?); pass --force (force=True) to start over")
+                    task.advance(sum(last for _, last in group))
+                else:
+                    tensors = _compute(model, rec, plan, zeros, group, max_tokens, max_rows, task)
+                    tensors.update(_bookkeeping(group, tokens))
+                    strs = _str_tokens(model, tokens)
+                    try:
+                        with atomic_path(folder / entry["file"], force=True) as tmp:
+                            # One metadata key: safetensors orders several in a random (hash) order, and a
+                            # resumed shard must be byte-identical to the one an uninterrupted run writes.
+                            activations._write(tensors, tmp, {"str_tokens": json.dumps(strs, ensure_ascii=False)})
+                        index["shards"].append(entry)
+                        index["n_rows"] = entry["rows"][1]
+                        _save_index(folder, index)
+                    except OSError as e:
+                        raise ProbesError(f"{folder}: writing {entry['file']} failed ({e.strerror or e}); the index lists the "
+                                          f"{len(index['shards'])} finished shards; rerun the same command to resume") from None
+                index["n_rows"] = entry["rows"][1]
+            index["complete"] = True
+            index["n_texts"] = len(texts)
+            try:
+                _save_index(folder, index)
+            except OSError as e:
+                raise ProbesError(f"{folder}: writing {INDEX} failed ({e.strerror or e}); rerun the same command to finish") from None
+    return ShardedActivations(folder)
+
+
+def _shards(model, dataset: Dataset, bos: bool, rows_per_shard: int, texts: list) -> Iterator[list[tuple[Window, bool]]]:
+    """Groups of whole windows, at most `rows_per_shard` rows each (one window at least); each with whether it ends its text.
+
+    Appends each text's record to `texts` as it is read.
+    """
+    group: list[tuple[Window, bool]] = []
+    rows = 0
+    for ws in _by_text(windows(model, dataset, bos=bos)):
+        texts.append({"where": ws[0].where, "n_tokens": sum(w.n_text_tokens for w in ws), "windows": len(ws)})
+        for j, w in enumerate(ws):
+            if group and rows + len(w.ids) > rows_per_shard:
+                yield group
+                group, rows = [], 0
+            group.append((w, j == len(ws) - 1))
+            rows += len(w.ids)
+    if group:
+        yield group
+
+
+def _by_text(items: Iterable[Window]) -> Iterator[list[Window]]:
+    """Consecutive windows grouped by text."""
+    group: list[Window] = []
+    for w in items:
+        if group and w.text != group[0].text:
+            yield group
+            group = []
+        group.append(w)
+    if group:
+        yield group
+
+
+def _row_shapes(model, rec: _Recorder, plan) -> dict[str, list[int]]:
+    """Each recorded hook's per-position shape, from a one-token forward."""
+    ids = torch.tensor([[bos_id(model)]], device=model.cfg.device or "cpu")
+    rec.mask = torch.ones_like(ids, dtype=torch.bool)
+    forward_step(model, ids, None, 0)
+    return {key: list(rec.store.pop(key)[0].shape[1:]) for _, key in _fired(rec, plan)}
+
+
+def _fired(rec: _Recorder, plan):
+    for src, key in plan:
+        if key not in rec.store:
+            raise ProbesError(f"hook {key!r} never fired: TransformerLens' bridge does not compute it for GPT-2; "
+                              "choose another hook point (see `probes info`)")
+        yield src, key
+
+
+def _compute(model, rec: _Recorder, plan, zeros, group, max_tokens: int, max_rows: int, task) -> dict[str, torch.Tensor]:
+    """{name: (rows, ...)} for the windows of one shard, in order, batch by batch."""
+    parts: dict[str, list[torch.Tensor]] = {key: [] for _, key in plan}
+    for batch in batches(model, [w for w, _ in group], max_tokens=max_tokens, max_rows=max_rows):
+        rec.mask = batch.mask  # (batch, pos): the hooks keep only real positions
+        forward_step(model, batch.ids, None, 0)
+        for _, key in _fired(rec, plan):
+            parts[key].append(rec.store.pop(key)[0])  # (rows, ...)
+        lasts = {id(w) for w, last in group if last}
+        task.advance(sum(id(w) in lasts for w in batch.windows))
+    tensors = {key: torch.cat(parts.pop(key)) for key in list(parts)}  # pop: free each part as it is joined
+    n = sum(len(w.ids) for w, _ in group)
+    for name in zeros:
+        tensors[name] = torch.zeros(n, model.cfg.d_model, dtype=rec.dtype)  # (rows, d_model): a skipped block adds nothing
+    return tensors
+
+
+def _bookkeeping(group, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+    text = torch.cat([torch.full((len(w.ids),), w.text, dtype=torch.int64) for w, _ in group])  # (rows,)
+    position = torch.cat([torch.arange(len(w.ids), dtype=torch.int64) for w, _ in group])  # (rows,)
+    return {"tokens": tokens, "text": text, "position": position}
+
+
+def _str_tokens(model, tokens: torch.Tensor) -> list[str]:
+    """Each row's token decoded on its own (as `str_tokens` does), each distinct id decoded once."""
+    ids = tokens.tolist()
+    seen = {i: model.tokenizer.decode([i]) for i in set(ids)}
+    return [seen[i] for i in ids]
+
+
+def _save_index(folder: Path, index: dict) -> None:
+    write_text(folder / INDEX, json.dumps(index, ensure_ascii=False), force=True)
+
+
+def _numel(shape: list[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n

@@ -1,0 +1,240 @@
+"""Sharded activations: a dataset capture's folder (index.json + safetensors shards) read lazily, memory-mapped.
+
+    acts = probes.load_activations("states/")     # nothing is read but the index
+    acts[3].stack("resid_post")                    # (layer, pos, d_model) of text 3, as one-prompt capture gives
+    for x in acts.rows("blocks.2.hook_resid_post", batch_size=4096):
+        x["blocks.2.hook_resid_post"]              # (rows, d_model), with x["text"], x["position"], x["tokens"]
+
+The folder holds `index.json` and `shard-00000.safetensors`, ... Each shard stores, per hook name,
+a (rows, ...) tensor: one row per token position of the windows it covers, in dataset order
+(`text` (rows,) says which text, `position` (rows,) the position in its window, 0 being BOS when
+the capture added one; `tokens` (rows,) the ids). A text longer than the context is several
+windows, each starting again with BOS; a text's rows are those of its windows, concatenated.
+The index lists only finished shards: what a reader sees is always whole. The module's checks
+import no torch, so the CLI runs them before loading a model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from probes.core.layers import format_layers
+from probes.errors import ProbesError
+from probes.io import check_dir
+
+INDEX = "index.json"
+FORMAT = "probes.activation_shards/1"
+ROW_KEYS = ("tokens", "text", "position")  # per-row bookkeeping each shard holds beside the hook tensors
+STORE_DTYPES = ("float32", "float16", "bfloat16")
+# A shard is assembled in memory (its parts, then joined, then serialised: about three copies at the
+# peak), so this bounds a capture's memory whatever the dataset's size.
+SHARD_BYTES = 128 << 20
+_SHARD = re.compile(r"shard-\d{5}\.safetensors")
+
+
+def shard_name(k: int) -> str:
+    return f"shard-{k:05d}.safetensors"
+
+
+def check_store_dtype(name: str | None) -> str | None:
+    """`name` if it is a storage dtype (None stays None: the model's own)."""
+    if name is not None and name not in STORE_DTYPES:
+        raise ProbesError(f"storage dtype {name!r}: choose one of {', '.join(STORE_DTYPES)}")
+    return name
+
+
+def check_capture_dir(out, settings: dict, force: bool = False) -> tuple[Path, dict | None]:
+    """(folder, its index or None) for a capture into `out` with `settings`; refuses what would mix two captures.
+
+    A folder with an index made with other `settings` (only the keys given are compared, so the CLI
+    can check what it knows before loading), or holding files but no index, is an error unless
+    `force`. Nothing is changed.
+    """
+    folder = check_dir(out, "--out")
+    index = read_index(folder) if folder.is_dir() else None
+    if force:
+        return folder, index
+    if index is None:
+        if folder.is_dir() and any(folder.iterdir()):
+            raise ProbesError(f"--out {str(folder)!r} holds files but no {INDEX}; give a new or empty folder, "
+                              "or pass --force (force=True) to write there anyway")
+        return folder, None
+    old = index.get("settings", {})
+    differ = [k for k in settings if old.get(k) != settings[k]]
+    if differ:
+        what = "; ".join(f"{k}: {_show(settings[k])} now, {_show(old.get(k))} there" for k in differ)
+        raise ProbesError(f"--out {str(folder)!r} holds a capture made with other settings ({what}); "
+                          "use another folder, or --force (force=True) to start over")
+    return folder, index
+
+
+def clear_capture_dir(folder: Path, index: dict | None) -> None:
+    """Remove a previous capture's index and shards from `folder` (only files with its names)."""
+    if not folder.is_dir():
+        return
+    (folder / INDEX).unlink(missing_ok=True)
+    for path in folder.iterdir():
+        if _SHARD.fullmatch(path.name):
+            path.unlink()
+
+
+def _show(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def read_index(folder: Path) -> dict | None:
+    """The index of a capture folder, None if it has none; a damaged index is an error."""
+    path = folder / INDEX
+    if not path.is_file():
+        return None
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ProbesError(f"{path}: not a readable capture index ({e})") from None
+    if not isinstance(index, dict) or index.get("format") != FORMAT:
+        raise ProbesError(f"{path}: not an index written by probes capture (format {index.get('format') if isinstance(index, dict) else None!r})")
+    return index
+
+
+class ShardedActivations:
+    """A dataset's captured activations on disk: texts as `Activations`, or rows in batches; read on demand.
+
+    `len(acts)` texts; `acts[i]` text i as an `Activations` (its `stack()`, `norms()`, ... work as
+    for one prompt); iterating gives every text in order; `rows()` streams rows for training
+    probes or SAEs. Shards are opened with safetensors' `safe_open`, which memory-maps them, so
+    only what is asked for is read.
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        from probes.studies.activations import _order
+
+        self.folder = Path(folder).expanduser()
+        index = read_index(self.folder)
+        if index is None:
+            raise ProbesError(f"{self.folder}: no {INDEX}; not a folder written by probes capture --dataset")
+        self.index = index
+        self.names: list[str] = sorted(index["shapes"], key=_order)
+        self.shards: list[dict] = index["shards"]
+        self.n_rows = self.shards[-1]["rows"][1] if self.shards else 0
+        # text -> [(shard, first row in the shard, rows)] for each of its windows, in order
+        self._spans: dict[int, list[tuple[int, int, int]]] = {}
+        for k, shard in enumerate(self.shards):
+            row = 0
+            for text, _start, n in shard["windows"]:
+                self._spans.setdefault(text, []).append((k, row, n))
+                row += n
+        for k, shard in enumerate(self.shards):
+            if not (self.folder / shard["file"]).is_file():
+                raise ProbesError(f"{self.folder}: the index lists {shard['file']}, which is missing")
+
+    complete = property(lambda self: bool(self.index.get("complete")), doc="Whether every text was captured.")
+    dtype = property(lambda self: self.index["dtype"], doc="The storage dtype of the hook tensors.")
+    texts = property(lambda self: [t["where"] for t in self.index["texts"][: len(self)]], doc="Where each text came from (file:line).")
+
+    def __len__(self) -> int:
+        # Texts whose windows are all in finished shards (an unfinished run may hold part of the last one).
+        texts = self.index["texts"]
+        return len(texts) if self.complete else sum(1 for i, t in enumerate(texts) if len(self._spans.get(i, ())) == t["windows"])
+
+    def __repr__(self) -> str:
+        state = "" if self.complete else ", unfinished"
+        return (f"ShardedActivations({str(self.folder)!r}: {len(self)} texts, {self.n_rows} rows, {len(self.names)} tensors, "
+                f"{len(self.shards)} shards, {self.dtype}, layers {format_layers(self.index['layers'])}{state})")
+
+    def __iter__(self) -> Iterator:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __getitem__(self, i: int):
+        """Text `i` as an Activations: tensors (pos, ...) over its windows' rows."""
+        import torch
+
+        from probes.studies.activations import Activations
+
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise TypeError(f"index a ShardedActivations with a text number, not {type(i).__name__}")
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"text {i} is out of range: {n} texts")
+        i %= n
+        parts: dict[str, list[torch.Tensor]] = {}
+        strs: list[str] = []
+        for k, first, rows in self._spans[i]:
+            with self._open(k) as fh:
+                for name in [*self.names, "tokens"]:
+                    parts.setdefault(name, []).append(fh.get_slice(name)[first : first + rows])
+                strs += json.loads(fh.metadata()["str_tokens"])[first : first + rows]
+        tensors = {name: torch.cat(p) for name, p in parts.items()}  # (pos, ...)
+        tokens = tensors.pop("tokens")
+        return Activations(tensors, tokens, self._meta(i, strs))
+
+    def stack(self, name: str, text: int):
+        """`self[text].stack(name)`: one hook over its layers, (layer, pos, ...), for one text."""
+        return self[text].stack(name)
+
+    def rows(self, names: str | list[str] | None = None, batch_size: int = 4096) -> Iterator[dict]:
+        """Every row in dataset order, `batch_size` at a time: {name: (rows, ...), 'tokens', 'text', 'position': (rows,)}.
+
+        `names`: the full hook names to read (default: all). Batches are whole except the last, and
+        memory holds one batch (and the part of a shard it comes from).
+        """
+        import torch
+
+        wanted = self._names(names)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ProbesError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        held: dict[str, list[torch.Tensor]] = {k: [] for k in [*wanted, *ROW_KEYS]}
+        n_held = 0
+        for k, shard in enumerate(self.shards):
+            with self._open(k) as fh:
+                size = shard["rows"][1] - shard["rows"][0]
+                a = 0
+                while a < size:
+                    b = min(size, a + batch_size - n_held)
+                    for key, part in held.items():
+                        part.append(fh.get_slice(key)[a:b])
+                    n_held += b - a
+                    a = b
+                    if n_held == batch_size:
+                        yield {key: torch.cat(v) for key, v in held.items()}
+                        held, n_held = {key: [] for key in held}, 0
+        if n_held:
+            yield {key: torch.cat(v) for key, v in held.items()}
+
+    def _names(self, names) -> list[str]:
+        from probes.errors import closest
+
+        wanted = self.names if names is None else [names] if isinstance(names, str) else list(names)
+        for name in wanted:
+            if name not in self.index["shapes"]:
+                raise ProbesError(f"{name!r} was not captured{closest(name, self.names)}; captured: {', '.join(self.names)}")
+        return wanted
+
+    def _open(self, k: int):
+        from safetensors import safe_open
+
+        path = self.folder / self.shards[k]["file"]
+        try:
+            return safe_open(str(path), framework="pt")
+        except Exception as e:  # noqa: BLE001 -- any damage to the file: one message naming it
+            raise ProbesError(f"{path}: not a readable shard ({str(e).splitlines()[0][:120]})") from None
+
+    def _meta(self, i: int, strs: list[str]):
+        from probes.studies.activations import CaptureMeta
+
+        x = self.index
+        src = x["model_source"]
+        return CaptureMeta(
+            model=x["model"], model_source=src["source"], model_path=src["path"], model_sha256=src["sha256"],
+            n_layers=x["n_layers"], d_model=x["d_model"], n_heads=x["n_heads"], dtype=x["dtype"],
+            prompt="".join(s for s, pos in zip(strs, self._positions(i)) if pos or not x["bos"]),
+            bos=x["bos"], n_prompt_tokens=len(strs), str_tokens=strs, hooks=x["hooks"], layers=x["layers"],
+            skipped_blocks=x["skipped_blocks"], filled=x["filled"], absent=x["absent"], versions=x["versions"],
+        )
+
+    def _positions(self, i: int) -> list[int]:
+        return [p for _k, _first, rows in self._spans[i] for p in range(rows)]

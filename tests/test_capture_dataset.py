@@ -1,0 +1,294 @@
+"""Capture over a dataset: rows equal one-prompt captures and transformers, shards resume byte for byte, writes stay whole."""
+
+from __future__ import annotations
+
+import errno
+import json
+
+import pytest
+import torch
+from cli_runner import run_cli
+
+import probes
+from probes.core.dataset import Dataset
+from probes.errors import ProbesError
+from probes.progress import Progress, Task
+from probes.studies import activations
+from probes.studies.shards import ShardedActivations
+
+# The tiny model's context is 64: the long text spans several windows.
+TEXTS = ["ROMEO: But soft, what light", "JULIET: O Romeo, Romeo! " * 12, "To be", "HAMLET: To be, or not to be, that is the question",
+         "a b c d e f g " * 3]
+
+
+def centred(x: torch.Tensor) -> torch.Tensor:
+    # Compatibility mode centres the writing weights, so the stream lacks its per-position mean.
+    return x - x.mean(-1, keepdim=True)
+
+
+def window_ids(model, text: str) -> list[list[int]]:
+    """The windows of `text` as the capture cuts them, computed here by hand: BOS + the next n_ctx - 1 tokens."""
+    ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
+    step = model.cfg.n_ctx - 1
+    bos = model.tokenizer.bos_token_id
+    return [[bos, *ids[i : i + step]] for i in range(0, len(ids), step)]
+
+
+def test_rows_of_each_text_equal_the_one_prompt_capture_of_each_window(tiny, tmp_path):
+    hooks = ("resid_pre", "mlp_out", "q", "ln1.hook_normalized")
+    acts = probes.capture(tiny, TEXTS, hooks=hooks, layers="0,2-3", out=tmp_path / "s", shard_bytes=20_000)
+    assert isinstance(acts, ShardedActivations) and len(acts) == len(TEXTS) and len(acts.shards) > 2
+    for i, text in enumerate(TEXTS):
+        ws = window_ids(tiny, text)
+        assert len(acts.index["texts"][i]) and acts.index["texts"][i]["windows"] == len(ws)
+        got = acts[i]
+        assert got.tokens.tolist() == [t for w in ws for t in w]
+        for name in ("resid_pre", "mlp_out", "q"):
+            # each window alone through the one-prompt path, its ids fed exactly as given
+            want = torch.cat([probes.capture(tiny, w, hooks=hooks, layers="0,2-3").stack(name) for w in ws], dim=1)
+            torch.testing.assert_close(got.stack(name), want, atol=2e-5, rtol=1e-5)  # (layer, pos, ...)
+        assert got.layers == [0, 2, 3] and got.str_tokens[0] == "<|endoftext|>"
+    assert acts.stack("q", 3).shape == (3, len(window_ids(tiny, TEXTS[3])[0]), tiny.cfg.n_heads, tiny.cfg.d_head)
+    assert acts[3].prompt == TEXTS[3]
+
+
+def test_resid_post_equals_transformers_hidden_states(tiny, tiny_hf, tmp_path):
+    acts = probes.capture(tiny, Dataset(TEXTS[:4]), hooks="resid_post", out=tmp_path / "s")
+    n = tiny.cfg.n_layers
+    for i, text in enumerate(TEXTS[:4]):
+        rows = acts[i].stack("resid_post")  # (layer, pos, d_model)
+        done = 0
+        for w in window_ids(tiny, text):
+            with torch.no_grad():
+                hidden = tiny_hf(torch.tensor([w], device=tiny_hf.device), output_hidden_states=True).hidden_states
+            for layer in range(n - 1):  # transformers' last hidden state has the final norm applied
+                torch.testing.assert_close(rows[layer, done : done + len(w)], centred(hidden[layer + 1][0]).cpu(),
+                                           atol=1e-4, rtol=0)
+            done += len(w)
+        assert done == rows.shape[1]
+
+
+@pytest.mark.parametrize("store", ["float16", "bfloat16"])
+def test_storage_dtype_is_the_float32_capture_rounded(tiny, tmp_path, store):
+    full = probes.capture(tiny, TEXTS, hooks="resid_post", out=tmp_path / "f32")
+    half = probes.capture(tiny, TEXTS, hooks="resid_post", out=tmp_path / store, store_dtype=store)
+    assert full.dtype == "float32" and half.dtype == store
+    for a, b in zip(full, half):
+        assert b["blocks.1.hook_resid_post"].dtype == getattr(torch, store)
+        assert torch.equal(a["blocks.1.hook_resid_post"].to(getattr(torch, store)), b["blocks.1.hook_resid_post"])
+
+
+def test_shards_are_bounded_and_rows_stream_in_order(tiny, tmp_path):
+    limit = 30_000
+    acts = probes.capture(tiny, TEXTS, hooks="resid_pre,resid_post", out=tmp_path / "s", shard_bytes=limit)
+    row_bytes = 2 * tiny.cfg.n_layers * tiny.cfg.d_model * 4 + 24
+    for shard in acts.shards:
+        rows = shard["rows"][1] - shard["rows"][0]
+        assert rows * row_bytes <= limit or len(shard["windows"]) == 1  # one window is never split
+    texts = [acts[i] for i in range(len(acts))]
+    name = "blocks.2.hook_resid_post"
+    batches = list(acts.rows([name], batch_size=37))
+    assert [len(b["tokens"]) for b in batches[:-1]] == [37] * (len(batches) - 1)
+    joined = {k: torch.cat([b[k] for b in batches]) for k in batches[0]}
+    assert set(joined) == {name, "tokens", "text", "position"}
+    assert torch.equal(joined[name], torch.cat([t[name] for t in texts]))
+    assert torch.equal(joined["tokens"], torch.cat([t.tokens for t in texts]))
+    assert joined["text"].tolist() == [i for i, t in enumerate(texts) for _ in t.tokens]
+    assert (joined["position"] == 0).sum() == sum(len(window_ids(tiny, t)) for t in TEXTS)  # one BOS per window
+    assert len(joined["tokens"]) == acts.n_rows
+    with pytest.raises(ProbesError, match="resid_post"):
+        next(acts.rows("blocks.2.hook_resid_pos"))
+
+
+def test_load_activations_gives_the_lazy_view(tiny, tmp_path):
+    probes.capture(tiny, TEXTS, hooks="resid_post", out=tmp_path / "s", shard_bytes=20_000)
+    acts = probes.load_activations(tmp_path / "s")
+    assert isinstance(acts, ShardedActivations) and acts.complete and len(acts) == len(TEXTS)
+    assert repr(acts).startswith(f"ShardedActivations('{tmp_path / 's'}': 5 texts, {acts.n_rows} rows, 4 tensors,")
+    assert acts.texts == [f"text {i}" for i in range(len(TEXTS))]
+    assert [a.tokens.tolist() for a in acts] == [acts[i].tokens.tolist() for i in range(len(TEXTS))]
+    assert torch.equal(acts[-1].tokens, acts[len(TEXTS) - 1].tokens)
+    with pytest.raises(IndexError):
+        acts[len(TEXTS)]
+
+
+class Writes:
+    """activations._write wrapped: counts calls, checks the index on disk each time, fails on call `fail_at`."""
+
+    def __init__(self, folder, fail_at=None, error=KeyboardInterrupt):
+        self.folder, self.fail_at, self.error, self.calls = folder, fail_at, error, 0
+        self.real = activations._write
+
+    def __call__(self, tensors, path, metadata):
+        self.calls += 1
+        assert_whole(self.folder)
+        if self.calls == self.fail_at:
+            with open(path, "wb") as fh:
+                fh.write(b"half a shard")  # a partial write, then the failure
+            raise self.error() if self.error is KeyboardInterrupt else self.error
+        self.real(tensors, path, metadata)
+
+
+def assert_whole(folder) -> None:
+    """Every shard the index lists is complete and readable; no temporary files are left listed."""
+    if not (folder / "index.json").exists():
+        return
+    index = json.loads((folder / "index.json").read_text())
+    for shard in index["shards"]:
+        part = ShardedActivations(folder)._open(index["shards"].index(shard))
+        assert len(part.get_slice("tokens")[:]) == shard["rows"][1] - shard["rows"][0]
+
+
+def test_an_interrupted_run_resumes_to_the_same_files(tiny, tmp_path, monkeypatch):
+    kw = {"hooks": "resid_post,attn_out", "shard_bytes": 15_000}
+    whole = probes.capture(tiny, TEXTS, out=tmp_path / "whole", **kw)
+    n = len(whole.shards)
+    assert n >= 4
+    writes = Writes(tmp_path / "cut", fail_at=3)
+    monkeypatch.setattr(activations, "_write", writes)
+    with pytest.raises(KeyboardInterrupt):
+        probes.capture(tiny, TEXTS, out=tmp_path / "cut", **kw)
+    assert sorted(p.name for p in (tmp_path / "cut").iterdir()) == ["index.json", "shard-00000.safetensors", "shard-00001.safetensors"]
+    part = probes.load_activations(tmp_path / "cut")
+    assert not part.complete and len(part.shards) == 2 and "unfinished" in repr(part)
+    assert all(part[i].tokens.tolist() == whole[i].tokens.tolist() for i in range(len(part)))
+
+    writes = Writes(tmp_path / "cut")
+    monkeypatch.setattr(activations, "_write", writes)
+    resumed = probes.capture(tiny, TEXTS, out=tmp_path / "cut", **kw)
+    assert writes.calls == n - 2  # the finished shards were skipped, not recomputed
+    assert resumed.complete and len(resumed) == len(TEXTS)
+    for shard in whole.shards:
+        assert (tmp_path / "cut" / shard["file"]).read_bytes() == (tmp_path / "whole" / shard["file"]).read_bytes()
+    assert json.loads((tmp_path / "cut" / "index.json").read_text()) == json.loads((tmp_path / "whole" / "index.json").read_text())
+
+    writes = Writes(tmp_path / "cut")
+    monkeypatch.setattr(activations, "_write", writes)
+    probes.capture(tiny, TEXTS, out=tmp_path / "cut", **kw)  # finished: nothing is written again
+    assert writes.calls == 0
+
+
+def test_a_full_disk_leaves_whole_shards_and_one_error_line(tiny_dir, tmp_path, monkeypatch):
+    data = tmp_path / "texts.txt"
+    data.write_text("\n".join(TEXTS) + "\n")
+    monkeypatch.setattr(activations, "_write", Writes(tmp_path / "s", fail_at=2, error=OSError(errno.ENOSPC, "No space left on device")))
+    r = run_cli("capture", "-m", tiny_dir, "--dataset", f"FILE:{data}", "--out", tmp_path / "s", "--shard-size", "20K")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "No space left on device" in lines[0] and "lists the 1 finished shards" in lines[0]
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["index.json", "shard-00000.safetensors"]
+    assert_whole(tmp_path / "s")
+    monkeypatch.undo()
+    r = run_cli("capture", "-m", tiny_dir, "--dataset", f"FILE:{data}", "--out", tmp_path / "s", "--shard-size", "20K", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["texts"] == len(TEXTS)
+
+
+def test_other_settings_are_refused_and_force_starts_over(tiny, tmp_path):
+    probes.capture(tiny, TEXTS, hooks="resid_post", out=tmp_path / "s", shard_bytes=20_000)
+    with pytest.raises(ProbesError, match="hooks: resid_pre now, resid_post there"):
+        probes.capture(tiny, TEXTS, hooks="resid_pre", out=tmp_path / "s", shard_bytes=20_000)
+    with pytest.raises(ProbesError, match="store_dtype: float16 now, float32 there"):
+        probes.capture(tiny, TEXTS, hooks="resid_post", out=tmp_path / "s", shard_bytes=20_000, store_dtype="float16")
+    with probes.skip(tiny, "1"), pytest.raises(ProbesError, match="skipped_blocks"):
+        probes.capture(tiny, TEXTS, hooks="resid_post", out=tmp_path / "s", shard_bytes=20_000)
+    acts = probes.capture(tiny, TEXTS[:2], hooks="resid_pre", out=tmp_path / "s", force=True)
+    assert len(acts) == 2 and acts.names[0] == "blocks.0.hook_resid_pre"
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["index.json", "shard-00000.safetensors"]
+
+
+def test_a_changed_dataset_is_not_mixed_into_a_resumed_capture(tiny, tmp_path, monkeypatch):
+    data = tmp_path / "texts.txt"
+    data.write_text("\n".join(TEXTS) + "\n")
+    monkeypatch.setattr(activations, "_write", Writes(tmp_path / "s", fail_at=3))
+    with pytest.raises(KeyboardInterrupt):
+        probes.capture(tiny, Dataset(f"FILE:{data}"), hooks="resid_post", out=tmp_path / "s", shard_bytes=15_000)
+    monkeypatch.undo()
+    data.write_text("\n".join(["other words entirely", *TEXTS]) + "\n")
+    with pytest.raises(ProbesError, match="dataset changed"):
+        probes.capture(tiny, Dataset(f"FILE:{data}"), hooks="resid_post", out=tmp_path / "s", shard_bytes=15_000)
+
+
+def test_skipped_blocks_record_as_the_one_prompt_capture_does(tiny, tmp_path):
+    hooks = ("resid_mid", "attn_out", "resid_post", "z")
+    with probes.skip(tiny, "1"):
+        acts = probes.capture(tiny, TEXTS[:3], hooks=hooks, out=tmp_path / "s")
+        one = [probes.capture(tiny, w, hooks=hooks) for w in window_ids(tiny, TEXTS[0])]
+    assert acts.index["absent"] == ["blocks.1.attn.hook_z"] == one[0].absent
+    assert acts.index["filled"] == {"blocks.1.hook_resid_mid": "copy of resid_pre", "blocks.1.hook_attn_out": "zeros"}
+    for name in ("blocks.1.hook_resid_mid", "blocks.1.hook_attn_out", "blocks.2.hook_resid_post", "blocks.0.attn.hook_z"):
+        torch.testing.assert_close(acts[0][name], one[0][name], atol=2e-5, rtol=1e-5)
+    assert not acts[0]["blocks.1.hook_attn_out"].any()
+
+
+def test_progress_counts_every_text_once(tiny, tmp_path):
+    seen = []
+
+    class Counting(Progress):
+        def task(self, label, total=None, unit="items"):
+            seen.append((label, total, unit))
+            outer = self
+
+            class T(Task):
+                def advance(self, n=1):
+                    outer.done = getattr(outer, "done", 0) + n
+
+            return T()
+
+    counting = Counting()
+    probes.capture(tiny, TEXTS, hooks="resid_post", out=tmp_path / "s", shard_bytes=15_000, progress=counting)
+    assert seen == [("capture", len(TEXTS), "texts")] and counting.done == len(TEXTS)
+
+
+def test_api_refuses_what_does_not_apply(tiny, tmp_path):
+    with pytest.raises(ProbesError, match="give out= a folder"):
+        probes.capture(tiny, TEXTS)
+    with pytest.raises(ProbesError, match="acts.save"):
+        probes.capture(tiny, "one prompt", out=tmp_path / "s")
+    with pytest.raises(ProbesError, match="one prompt"):
+        probes.capture(tiny, TEXTS, out=tmp_path / "s", generate=3)
+    with pytest.raises(ProbesError, match="key axis"):
+        probes.capture(tiny, TEXTS, hooks="pattern", out=tmp_path / "s")
+    with pytest.raises(ProbesError, match="float16, bfloat16"):
+        probes.capture(tiny, TEXTS, out=tmp_path / "s", store_dtype="float8")
+    with pytest.raises(ProbesError, match="holds no texts"):
+        probes.capture(tiny, [], out=tmp_path / "s")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(ProbesError, match="holds files but no index.json"):
+        probes.capture(tiny, TEXTS, out=tmp_path / "mine")
+    assert not (tmp_path / "s").exists() and (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
+@pytest.mark.parametrize("content, words", [
+    ('{"text": "one"}\n\n{"txt": "two"}\n', ["texts.jsonl:3", "no 'text' field"]),
+    ('{"text": "one"}\n{"text": ""}\n', ["texts.jsonl:2", "non-empty"]),
+    ("\n\n", ["texts.jsonl", "holds no texts"]),
+    (b"\xff\xfe broken\n", ["texts.jsonl", "not UTF-8"]),
+    (None, ["cannot read dataset", "texts.jsonl"]),
+])
+def test_bad_datasets_fail_with_one_line_naming_the_file_and_line_before_loading(tmp_path, content, words):
+    data = tmp_path / "texts.jsonl"
+    if isinstance(content, bytes):
+        data.write_bytes(content)
+    elif content is not None:
+        data.write_text(content)
+    r = run_cli("capture", "-m", tmp_path / "no-model-needed", "--dataset", data, "--out", tmp_path / "s")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and all(w in lines[0] for w in words), lines
+    assert not (tmp_path / "s").exists()
+
+
+def test_cli_resumes_and_refuses_a_folder_of_another_capture_before_loading(tiny_dir, tmp_path):
+    data = tmp_path / "texts.txt"
+    data.write_text("\n\n".join(TEXTS) + "\n")
+    args = ["capture", "-m", tiny_dir, "--dataset", data, "--split", "paragraphs", "--out", tmp_path / "s", "--store-dtype", "bfloat16"]
+    r = run_cli(*args, "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["texts"] == len(TEXTS) and d["dtype"] == "bfloat16" and d["tensors"]["blocks.0.hook_resid_pre"] == [d["rows"], 64]
+    acts = probes.load_activations(tmp_path / "s")
+    assert acts.texts[1] == f"{data}:3"
+    r = run_cli(*args[:-2], "--hooks", "resid_post", "-m", tmp_path / "no-such-model")
+    assert r.exit_code == 2 and "hooks: resid_post now" in r.stderr  # the folder is checked before the model
