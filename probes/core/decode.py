@@ -7,14 +7,21 @@ from typing import Callable, Iterator
 import torch
 
 from probes.core.kvcache import SkipTolerantCache
+from probes.core.prompt import bos_id
 
 
-def forward_step(model, ids: torch.Tensor, cache, start: int) -> torch.Tensor:
-    """Logits (batch, pos, vocab) for `ids` (batch, pos) at positions start.. with the cache."""
-    pos = torch.arange(start, start + ids.shape[1], device=ids.device)[None]  # (1, pos)
+def forward_step(model, ids: torch.Tensor, cache, start: int, positions=None, mask=None) -> torch.Tensor:
+    """Logits (batch, pos, vocab) for `ids` (batch, pos) with the cache.
+
+    Positions are start.. for every row, or `positions` (batch, pos) for padded rows; `mask`
+    (batch, 1, pos, cached + pos), True where a query may attend, replaces the causal mask.
+    """
+    if positions is None:
+        positions = torch.arange(start, start + ids.shape[1], device=ids.device)[None]  # (1, pos)
     # Explicit positions: transformers would read them off cache layer 0, which is empty when
     # block 0 is skipped.
-    out = model.original_model(input_ids=ids, cache=cache, use_cache=cache is not None, position_ids=pos)
+    out = model.original_model(input_ids=ids, cache=cache, use_cache=cache is not None, position_ids=positions,
+                               attention_mask=mask)
     return out.logits
 
 
@@ -41,8 +48,8 @@ class HookedDecoder:
     def reset(self) -> None:
         self.cache = SkipTolerantCache()
 
-    def __call__(self, ids: torch.Tensor, start: int) -> torch.Tensor:
-        return forward_step(self.model, ids, self.cache, start)
+    def __call__(self, ids: torch.Tensor, start: int, positions=None, mask=None) -> torch.Tensor:
+        return forward_step(self.model, ids, self.cache, start, positions, mask)
 
 
 def choose_decoder(model, fast: bool | None = None):
@@ -61,7 +68,110 @@ def choose_decoder(model, fast: bool | None = None):
     return HookedDecoder(model)
 
 
+class Rows:
+    """Left-padded rows of token ids and what a padded forward needs: positions and an attention mask.
+
+    Rows of different lengths are padded on the left, so every row's newest token sits in the last
+    column and one new column extends them all. Each row counts its positions from its own first
+    real token (learned positions stay right), and no query attends to padding. A padding query
+    attends to itself alone: a fully masked row would turn into NaN, which attention would then
+    carry into every row through the padding's keys.
+    """
+
+    def __init__(self, rows: list[list[int]], pad: int, device):
+        self.rows, self.pad, self.device = rows, pad, device
+
+    def window(self, n_ctx: int):
+        """(ids, positions, mask) of every row's last n_ctx tokens, padded: the fresh forward."""
+        seqs = [r[-n_ctx:] for r in self.rows]
+        T = self.width = max(map(len, seqs))
+        if all(len(s) == T for s in seqs):
+            self.valid = None
+            return torch.tensor(seqs, device=self.device), None, None
+        ids = torch.tensor([[self.pad] * (T - len(s)) + s for s in seqs], device=self.device)  # (batch, pos)
+        self.valid = torch.tensor([[False] * (T - len(s)) + [True] * len(s) for s in seqs], device=self.device)
+        positions = (self.valid.long().cumsum(1) - 1).clamp(min=0)  # (batch, pos)
+        causal = torch.ones(T, T, dtype=torch.bool, device=self.device).tril()
+        own = torch.eye(T, dtype=torch.bool, device=self.device)
+        mask = causal[None] & (self.valid[:, None, :] | own[None])  # (batch, query, key)
+        self.last = positions[:, -1:]  # (batch, 1)
+        return ids, positions, mask[:, None]  # mask (batch, 1, pos, pos)
+
+    def step(self, tokens: list[int]):
+        """(ids, positions, mask) feeding one new token per row after the cached ones."""
+        ids = torch.tensor([[t] for t in tokens], device=self.device)  # (batch, 1)
+        self.width += 1
+        if self.valid is None:
+            return ids, None, None
+        self.valid = torch.cat([self.valid, self.valid.new_ones(len(tokens), 1)], 1)  # (batch, keys)
+        self.last = self.last + 1
+        return ids, self.last, self.valid[:, None, None, :]  # mask (batch, 1, 1, keys)
+
+
 @torch.no_grad()  # as a decorator it covers each resumption only, not the caller's code in between
+def decode_batch(
+    model,
+    prompts: list[list[int]],
+    max_new_tokens: int,
+    pick: Callable[[torch.Tensor, list[int]], list[int]],
+    *,
+    decoder=None,
+    stop_ids: set[int] | frozenset = frozenset(),
+    on_forward: Callable[[int, int], None] | None = None,
+    feed_last: bool = False,
+) -> Iterator[list[tuple[int, torch.Tensor] | None]]:
+    """Decode several rows at once; each step yields, per row, (token id, its logits) or None once it stopped.
+
+    `pick(logits, rows)` maps the last logits (batch, vocab) to one token id for each row in `rows`
+    (those still going, in order); rows stop at a token in `stop_ids`
+    or after `max_new_tokens`. Rows of different lengths are left-padded (see `Rows`), so each
+    row's logits equal decoding it alone up to float rounding. `decoder` is what `choose_decoder`
+    returned (chosen here when None); every prompt must already fit the context. Once the longest
+    row outgrows the context, the window slides: every row's last n_ctx tokens are recomputed from
+    scratch each step, as nanoGPT's crop does, because learned positions shift with the window.
+    `on_forward(start, fresh)` is called before each forward with the first (padded) position it
+    computes and how many of its last positions are new; with `feed_last` the last token is fed
+    through the model too (its logits unused), so recording hooks see its states.
+    """
+    n_ctx = model.cfg.n_ctx
+    device = model.cfg.device or "cpu"
+    rows = Rows([list(p) for p in prompts], bos_id(model), device)
+    assert all(0 < len(r) <= n_ctx for r in rows.rows), "prompts must be encoded and cropped first"
+    step = decoder if decoder is not None else choose_decoder(model)
+    live = [True] * len(rows.rows)
+
+    def run(fresh: bool, first: bool = False) -> torch.Tensor:
+        if fresh:
+            ids, positions, mask = rows.window(n_ctx)
+        else:
+            ids, positions, mask = rows.step([r[-1] for r in rows.rows])
+        start = 0 if fresh else rows.width - 1
+        if on_forward is not None:
+            on_forward(start, ids.shape[1] if first else 1)
+        return step(ids, start, positions, mask)[:, -1]  # (batch, vocab)
+
+    with step:
+        step.reset()  # a decoder may serve several runs in turn; each starts from an empty cache
+        logits = run(fresh=True, first=True)
+        for i in range(max_new_tokens):
+            out: list = [None] * len(rows.rows)
+            going = [r for r in range(len(rows.rows)) if live[r]]
+            for r, token in zip(going, pick(logits, going)):
+                out[r] = (token, logits[r])
+                if token in stop_ids:
+                    live[r] = False
+            for r, row in enumerate(rows.rows):
+                row.append(out[r][0] if out[r] is not None else row[-1])  # a stopped row repeats itself, unread
+            yield out
+            if not any(live) or (i == max_new_tokens - 1 and not feed_last):
+                return  # no forward for tokens nobody will draw (`feed_last`: hooks want their states)
+            if rows.width + 1 > n_ctx:
+                step.reset()
+                logits = run(fresh=True)
+            else:
+                logits = run(fresh=False)
+
+
 def decode(
     model,
     prompt_ids: list[int],
@@ -73,39 +183,13 @@ def decode(
     on_forward: Callable[[int, int], None] | None = None,
     feed_last: bool = False,
 ) -> Iterator[tuple[int, torch.Tensor]]:
-    """Yield (token id, logits it was drawn from) for up to `max_new_tokens` tokens.
+    """Yield (token id, logits it was drawn from) for up to `max_new_tokens` tokens of one row.
 
-    `pick` maps the last position's logits (vocab,) to a token id; `decoder` is what
-    `choose_decoder` returned (chosen here when None). The prompt must already fit the context
-    (see `probes.core.prompt.encode`). Once the sequence outgrows the context, the window slides:
-    the last n_ctx tokens are recomputed from scratch each step, as nanoGPT's crop does, because
-    learned positions shift with the window. `on_forward(start, fresh)` is called before each
-    forward call with the first position it computes and how many of its last positions are new
-    (the whole prompt, then 1), for hooks that record during generation. With `feed_last` the
-    last token is fed through the model too (its logits are unused), so such hooks see its states.
+    `decode_batch` with one row: see it for `decoder`, `stop_ids`, `on_forward` and `feed_last`.
     """
-    n_ctx = model.cfg.n_ctx
-    device = model.cfg.device or "cpu"
-    ids = list(prompt_ids)
-    assert 0 < len(ids) <= n_ctx, "prompt must be encoded and cropped first"
-    step = decoder if decoder is not None else choose_decoder(model)
-
-    def run(chunk: list[int], start: int, fresh: int) -> torch.Tensor:
-        if on_forward is not None:
-            on_forward(start, fresh)
-        return step(torch.tensor([chunk], device=device), start)[0, -1]  # (vocab,)
-
-    with step:
-        step.reset()  # a decoder may serve several samples in turn; each starts from an empty cache
-        logits = run(ids, 0, len(ids))
-        for i in range(max_new_tokens):
-            token = pick(logits)
-            yield token, logits
-            ids.append(token)
-            if token in stop_ids or (i == max_new_tokens - 1 and not feed_last):
-                return  # no forward for a token nobody will draw (`feed_last`: hooks want its states)
-            if len(ids) > n_ctx:
-                step.reset()
-                logits = run(ids[-n_ctx:], 0, 1)
-            else:
-                logits = run([token], len(ids) - 1, 1)
+    one = lambda logits, rows: [pick(logits[0])]  # noqa: E731
+    for (item,) in decode_batch(model, [prompt_ids], max_new_tokens, one, decoder=decoder, stop_ids=stop_ids,
+                                on_forward=on_forward, feed_last=feed_last):
+        if item is None:
+            return
+        yield item

@@ -125,11 +125,16 @@ class FastDecoder:
         return False
 
     @torch.inference_mode()
-    def __call__(self, ids: torch.Tensor, start: int, last_only: bool = True) -> torch.Tensor:
-        """Logits (batch, pos, vocab) for ids (batch, pos) at positions start.. (only the last if `last_only`)."""
+    def __call__(self, ids: torch.Tensor, start: int, positions=None, mask=None, last_only: bool = True) -> torch.Tensor:
+        """Logits (batch, pos, vocab) for ids (batch, pos) (only the last position's if `last_only`).
+
+        Positions are start.. for every row, or `positions` (batch, pos) for padded rows; `mask`
+        (batch, 1, pos, cached + pos), True where a query may attend, replaces the causal mask.
+        """
         w = self.w
         B, T = ids.shape
-        x = (w.w_e[ids] + w.w_pos[start : start + T]).view(B * T, w.d)  # (batch*pos, d_model)
+        pos = w.w_pos[start : start + T] if positions is None else w.w_pos[positions]  # (pos | batch, pos, d_model)
+        x = (w.w_e[ids] + pos).view(B * T, w.d)  # (batch*pos, d_model)
         for layer in self.layers:
             h = F.layer_norm(x, (w.d,), eps=w.eps)  # LayerNorm weights are folded into the next matrices
             qkv = torch.addmm(w.b_qkv[layer], h, w.w_qkv[layer])  # (batch*pos, 3*H*D)
@@ -138,8 +143,10 @@ class FastDecoder:
                 pk, pv = self.cache[layer]
                 k, v = torch.cat([pk, k], 2), torch.cat([pv, v], 2)
             self.cache[layer] = (k, v)
-            # Only two shapes occur: a fresh window (causal) or one new token attending to all.
-            z = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, scale=w.scale)  # (batch, head, pos, d_head)
+            if mask is None:  # unpadded: a fresh window (causal) or one new token attending to all
+                z = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, scale=w.scale)  # (batch, head, pos, d_head)
+            else:
+                z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=w.scale)
             z = z.transpose(1, 2).reshape(B * T, w.H * w.D)
             x = x + torch.addmm(w.b_o[layer], z, w.w_o[layer])
             h = F.layer_norm(x, (w.d,), eps=w.eps)

@@ -6,10 +6,13 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from probes.core.decode import choose_decoder, decode
-from probes.core.distribution import pick_token
+import torch
+
+from probes.core.decode import choose_decoder, decode, decode_batch
+from probes.core.distribution import pick_token, sampling_probs
 from probes.core.prompt import prompt_ids
 from probes.core.sampling import SamplingConfig
+from probes.errors import ProbesError
 
 
 @dataclass
@@ -68,40 +71,105 @@ def stream_tokens(
         yield token
 
 
+def draw(
+    model,
+    prompts: list[list[int]],
+    config: SamplingConfig,
+    indices: list[int],
+    *,
+    decoder=None,
+    on_token: Callable[[int, int], None] | None = None,
+) -> list[list[int]]:
+    """The tokens of sample `indices[r]` of `config` continuing `prompts[r]` (encoded), for every row at once.
+
+    Row r draws from its own generator, seeded from (seed, indices[r]), so it gets the tokens
+    `stream_tokens(model, prompts[r], config, index=indices[r])` gives alone (up to float rounding
+    in padded rows). `on_token(row, id)` is called as each token is produced, step by step.
+    """
+    gens = [config.generator(k) for k in indices]
+    eos = model.tokenizer.eos_token_id
+    stop = frozenset({eos}) if config.stop_at_eos and eos is not None else frozenset()
+
+    def pick(logits, rows):  # logits (batch, vocab): one distribution per row, drawn per row
+        if config.is_greedy:
+            return logits[rows].argmax(-1).tolist()
+        probs = sampling_probs(logits[rows], config).cpu()  # draw on the CPU so a seed means the same on any device
+        return [int(torch.multinomial(probs[j], 1, generator=gens[r])) for j, r in enumerate(rows)]
+
+    out: list[list[int]] = [[] for _ in prompts]
+    for step in decode_batch(model, prompts, config.max_new_tokens, pick, decoder=decoder, stop_ids=stop):
+        for r, item in enumerate(step):
+            if item is not None:
+                out[r].append(item[0])
+                if on_token is not None:
+                    on_token(r, item[0])
+    return out
+
+
+def _is_many(prompt) -> bool:
+    """A list of prompts (strings, token-id lists) or a Dataset, rather than one prompt (text or ids)."""
+    from probes.core.dataset import Dataset
+
+    if isinstance(prompt, Dataset):
+        return True
+    return isinstance(prompt, (list, tuple)) and bool(prompt) and all(isinstance(p, (str, list, tuple)) for p in prompt)
+
+
 def generate(
     model,
     prompt,
     config: SamplingConfig | None = None,
     *,
     on_token: Callable[[int, int, str], None] | None = None,
+    batch_size: int = 32,
     **overrides,
-) -> Samples:
-    """Sample `config.num_samples` continuations of `prompt` (text, `FILE:path`, or token ids).
+) -> Samples | list[Samples]:
+    """Sample `config.num_samples` continuations of `prompt` (text, `FILE:path`, or token ids), in batches.
 
     `config` is a SamplingConfig (its defaults follow nanoGPT: temperature 0.8, top-k 200, seed
     1337); keyword arguments such as `max_new_tokens=50, greedy=True` override its fields.
     Sample i draws from its own generator seeded from (seed, i), so a run reproduces exactly and
-    sample i does not depend on how many samples are drawn. `on_token(sample, id, text)` is
-    called as each token is produced. Works inside `probes.skip(...)` and other probes.
+    sample i depends neither on how many samples are drawn nor on `batch_size` (up to
+    float rounding). A list of prompts (or a `probes.Dataset`) gives a list of Samples, one per
+    prompt in order, all decoded together `batch_size` rows at a time. `on_token(sample, id,
+    text)` is called as each token is produced (for several prompts, `sample` counts rows across
+    prompts). Works inside `probes.skip(...)` and other probes.
     """
     cfg = SamplingConfig.of(config, **overrides)
-    text, ids = prompt_ids(model, prompt, bos=cfg.bos)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ProbesError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    many = _is_many(prompt)
+    if many:
+        from probes.core.dataset import Dataset
+
+        prompt = [t.text for t in prompt] if isinstance(prompt, Dataset) else list(prompt)
+    encoded = [prompt_ids(model, p, bos=cfg.bos) for p in (prompt if many else [prompt])]
     # Choosing the decoder fuses the fast path's weights (once per model and weight version); do it
     # before the clock starts, or a model's first run pays for the copy and `prune` shows skipping
     # as far faster than it is.
     decoder = choose_decoder(model)
-    out = []
+    jobs = [(p, k) for p in range(len(encoded)) for k in range(cfg.num_samples)]  # (prompt, sample) per row
+    tokens: dict[tuple[int, int], list[int]] = {}
     t0 = time.perf_counter()
-    for k in range(cfg.num_samples):
-        tokens = []
-        for token in stream_tokens(model, ids, cfg, index=k, decoder=decoder):
-            tokens.append(token)
-            if on_token is not None:
-                on_token(k, token, model.tokenizer.decode([token]))
-        ended = cfg.stop_at_eos and bool(tokens) and tokens[-1] == model.tokenizer.eos_token_id
-        out.append(Sample(model.tokenizer.decode(tokens), tokens, ended))
+    for b in range(0, len(jobs), batch_size):
+        part = jobs[b : b + batch_size]
+        said = (lambda r, t, part=part, b=b: on_token(b + r, t, model.tokenizer.decode([t]))) if on_token else None
+        rows = draw(model, [encoded[p][1] for p, _ in part], cfg, [k for _, k in part], decoder=decoder, on_token=said)
+        tokens.update(zip(part, rows))
     seconds = time.perf_counter() - t0
-    n_new = sum(len(s.tokens) for s in out)
+    eos = model.tokenizer.eos_token_id
+    runs = []
+    for p, (text, ids) in enumerate(encoded):
+        out = []
+        for k in range(cfg.num_samples):
+            t = tokens[p, k]
+            out.append(Sample(model.tokenizer.decode(t), t, cfg.stop_at_eos and bool(t) and t[-1] == eos))
+        runs.append(out)
+    n_new = sum(len(t) for t in tokens.values())
     timing = {"new_tokens": n_new, "seconds": round(seconds, 4),
-              "tokens_per_second": round(n_new / seconds, 2) if seconds > 0 else None}
-    return Samples(out, text, ids, cfg, timing)
+              "tokens_per_second": round(n_new / seconds, 2) if seconds > 0 else None,
+              "batch_size": min(batch_size, len(jobs)), "runs": 1}
+    if many:
+        timing["prompts"] = len(encoded)
+    result = [Samples(out, text, ids, cfg, timing) for out, (text, ids) in zip(runs, encoded)]
+    return result if many else result[0]

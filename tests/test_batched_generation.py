@@ -1,0 +1,91 @@
+"""Batched generation: several samples and prompts decoded together give what each gives alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import probes
+
+PROMPTS = ["Hi", "Hello there my good friend, how are", "x y"]
+
+
+def hf_greedy(hf, ids: list[int], n: int, n_ctx: int) -> list[int]:
+    """Greedy decoding with transformers' own forward, no cache: the whole (cropped) sequence each step."""
+    ids = list(ids)
+    out = []
+    with torch.no_grad():
+        for _ in range(n):
+            window = ids[-n_ctx:]
+            logits = hf(torch.tensor([window], device=hf.device)).logits[0, -1]
+            out.append(int(logits.argmax()))
+            ids.append(out[-1])
+    return out
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_greedy_batch_of_prompts_equals_transformers_prompt_by_prompt(tiny, tiny_hf, fast, monkeypatch):
+    if not fast:
+        monkeypatch.setenv("PROBES_FAST_PATH", "0")
+    n = 80  # past the context of 64: the windows slide while rows differ in length
+    runs = probes.generate(tiny, PROMPTS, greedy=True, max_new_tokens=n)
+    assert [r.prompt for r in runs] == PROMPTS
+    for run in runs:
+        assert run[0].tokens == hf_greedy(tiny_hf, run.prompt_tokens, n, tiny.cfg.n_ctx), run.prompt
+
+
+def test_sample_i_does_not_depend_on_batch_size_or_count(tiny):
+    cfg = probes.SamplingConfig(temperature=1.0, top_k=50, seed=7, max_new_tokens=25, num_samples=6)
+    one_by_one = probes.generate(tiny, "Hi there", cfg, batch_size=1)
+    together = probes.generate(tiny, "Hi there", cfg, batch_size=6)
+    pairs = probes.generate(tiny, "Hi there", cfg, batch_size=4)
+    fewer = probes.generate(tiny, "Hi there", cfg, num_samples=3)
+    assert [s.tokens for s in together] == [s.tokens for s in one_by_one] == [s.tokens for s in pairs]
+    assert [s.tokens for s in fewer] == [s.tokens for s in together][:3]
+    assert len({tuple(s.tokens) for s in together}) > 1  # the samples do differ
+    assert together.timing["batch_size"] == 6
+
+
+def test_many_prompts_sampled_together_equal_each_alone(tiny):
+    cfg = probes.SamplingConfig(temperature=0.9, top_p=0.95, seed=3, max_new_tokens=30, num_samples=2)
+    runs = probes.generate(tiny, PROMPTS, cfg)
+    for p, run in zip(PROMPTS, runs):
+        alone = probes.generate(tiny, p, cfg)
+        assert [s.tokens for s in run] == [s.tokens for s in alone]
+        assert [s.text for s in run] == [s.text for s in alone]
+
+
+def test_batches_work_with_skipped_blocks_and_attached_probes(tiny):
+    seen = []
+    with probes.skip(tiny, "odd"):
+        batched = probes.generate(tiny, PROMPTS, greedy=True, max_new_tokens=12)
+        alone = [probes.generate(tiny, p, greedy=True, max_new_tokens=12) for p in PROMPTS]
+        with probes.attached(tiny, [("blocks.0.hook_resid_pre", lambda t, hook: seen.append(t.shape))]):
+            hooked = probes.generate(tiny, PROMPTS, greedy=True, max_new_tokens=12)
+    assert [r[0].tokens for r in batched] == [r[0].tokens for r in alone] == [r[0].tokens for r in hooked]
+    assert seen and seen[0][0] == len(PROMPTS)  # the probe saw the batch, all rows at once
+
+
+def test_rows_stop_at_eos_on_their_own(tiny):
+    """A row that draws EOS stops there; the others go on."""
+    eos = tiny.tokenizer.eos_token_id
+    cfg = probes.SamplingConfig(temperature=3.0, top_k=None, seed=11, max_new_tokens=60, num_samples=8, stop_at_eos=True)
+    batched = probes.generate(tiny, "Hi", cfg)
+    alone = probes.generate(tiny, "Hi", cfg, batch_size=1)
+    assert [s.tokens for s in batched] == [s.tokens for s in alone]
+    for s in batched:
+        assert (s.tokens[-1] == eos) == s.stopped_at_eos
+        assert eos not in s.tokens[:-1]
+
+
+def test_a_token_id_prompt_is_still_one_prompt(tiny):
+    ids = tiny.tokenizer("Hi there", add_special_tokens=False)["input_ids"]
+    one = probes.generate(tiny, ids, greedy=True, max_new_tokens=5)
+    assert isinstance(one, probes.Samples) and one.prompt_tokens == ids
+    two = probes.generate(tiny, [ids, ids[:1]], greedy=True, max_new_tokens=5)
+    assert isinstance(two, list) and len(two) == 2 and two[0][0].tokens == one[0].tokens
+
+
+def test_bad_batch_size_is_refused(tiny):
+    with pytest.raises(probes.ProbesError, match="batch_size"):
+        probes.generate(tiny, "Hi", batch_size=0)
