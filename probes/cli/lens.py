@@ -14,6 +14,9 @@ Position = Annotated[int, typer.Option("--position", help="Position shown in the
 Metric = Annotated[str, typer.Option("--metric", help="Plot colour: prob (of each cell's top-1; with --generate, of the generated token), entropy, kl (to the final row) or rank (of the final top-1; with --generate, of the generated token).")]
 CompareSkip = Annotated[str | None, typer.Option("--compare-skip", help="Also run the lens with these blocks skipped; the plot puts full and pruned side by side.")]
 Generate = Annotated[int | None, typer.Option("--generate", help="Generate N tokens and show the lens of each one as it was produced, with its emergence row.")]
+DatasetOpt = Annotated[str | None, typer.Option("--dataset", help="Average the lens over many texts instead of one prompt: a text file (one text per line, or blank-line separated with --split paragraphs), a .jsonl file with a \"text\" field on every line, a saved Hugging Face dataset directory, or HF:name[:split] (these two need the datasets package). FILE:path works too.")]
+MaxTexts = Annotated[int | None, typer.Option("--max-texts", help="With --dataset: use only the first N texts.")]
+Split = Annotated[str | None, typer.Option("--split", help="With --dataset, how a text file holds its texts: lines (one per line, the default) or paragraphs (separated by blank lines).")]
 _SAMPLING = ("temperature", "top_k", "top_p", "greedy", "seed", "stop_at_eos")
 
 
@@ -29,6 +32,9 @@ def lens(
     keep: o.Keep = None,
     compare_skip: CompareSkip = None,
     generate: Generate = None,
+    dataset: DatasetOpt = None,
+    max_texts: MaxTexts = None,
+    split: Split = None,
     temperature: o.Temperature = o.SAMPLING.temperature,
     top_k: o.TopK = o.SAMPLING.top_k,
     top_p: o.TopP = o.SAMPLING.top_p,
@@ -47,12 +53,14 @@ def lens(
     Rows are the residual stream after each block (embed: before block 0; the last row is the model's output). The table shows one position (--position), --json every position, --plot all of them coloured by --metric. Entropy and KL(final || row) are in bits.
 
     --generate N follows each generated token (sampled with --temperature, --top-k, --top-p, --greedy, --seed) and reports its emergence row: the first row from which it stays top-1.
+
+    --dataset FILE averages over every position of every text (texts longer than the context are cut into windows): per row, the mean and a 95% bootstrap interval (resampling texts) of KL(final || row), entropy, cross-entropy and top-1 accuracy on the true next token, and top-1 agreement with the final row; --plot draws one panel per metric.
     """
     import probes
     from probes.cli.common import Target
-    from probes.meta import model_meta
     from probes.core.sampling import SamplingConfig
     from probes.errors import ProbesError
+    from probes.meta import model_meta
     from probes.plots.lens import check_metric
     from probes.tokens import check_top
 
@@ -63,8 +71,11 @@ def lens(
         from probes.io import check_figure_path
 
         check_figure_path(plot, force=force)
+    if dataset is not None or max_texts is not None or split is not None:
+        return _dataset_lens(ctx, dataset, max_texts, split, prompt, plot, force, skip, keep, compare_skip, bos,
+                             model, device, dtype, threads, json)
     if prompt is None:
-        raise ProbesError("give a prompt with --prompt (FILE:path reads a file)")
+        raise ProbesError("give a prompt with --prompt (FILE:path reads a file), or texts with --dataset")
     if compare_skip is not None and (skip is not None or keep is not None):
         raise ProbesError("--compare-skip compares with the full model; drop --skip/--keep")
     typed = o.typed(ctx, *_SAMPLING)
@@ -116,13 +127,83 @@ def lens(
         emit(data, False, lambda d: _render_position(result, pruned, position, d))
 
 
+def _dataset_lens(ctx, dataset, max_texts, split, prompt, plot, force, skip, keep, compare_skip, bos,
+                  model, device, dtype, threads, json) -> None:
+    """`probes lens --dataset`: the lens averaged over a dataset's texts, every check before loading."""
+    import probes
+    from probes.cli.common import Target
+    from probes.core.dataset import Dataset
+    from probes.errors import ProbesError
+    from probes.meta import model_meta
+    from probes.progress import bar_progress
+
+    if dataset is None:
+        raise ProbesError("--max-texts and --split choose texts of a --dataset; give --dataset FILE")
+    if prompt is not None:
+        raise ProbesError("give either --prompt (one text) or --dataset (many), not both")
+    ignored = o.typed(ctx, "position", "metric", "top", "generate", *_SAMPLING)
+    if ignored:
+        raise ProbesError(f"{', '.join(ignored)}: not used with --dataset, which averages every position and draws its own plot")
+    if plot:
+        from probes.io import check_figure_path
+
+        check_figure_path(plot, force=force)
+    if compare_skip is not None and (skip is not None or keep is not None):
+        raise ProbesError("--compare-skip compares with the full model; drop --skip/--keep")
+    data = Dataset(dataset, split=split or "lines", max_texts=max_texts)
+    data.check()  # readable, non-empty, every line well formed: before the model loads
+    target = Target(model, device, dtype, bos=bos, threads=threads)
+    skipped = target.skipped(skip, keep)
+    compared = target.layers(compare_skip) if compare_skip is not None else None
+    m = target.load()
+    with probes.skip(m, skipped):
+        meta = model_meta(m)
+        result = probes.lens_over(m, data, bos=bos, compare_skip=compared, progress=bar_progress(quiet=json))
+    if plot:
+        from pathlib import Path
+
+        from probes.io import save_figure
+
+        try:
+            save_figure(result.figure(), plot, dpi=110, force=force)
+        except (OSError, ValueError) as e:
+            raise ProbesError(f"cannot write the plot to {plot}: {e}") from None
+        log(f"wrote the dataset lens plot to {Path(plot)}")
+    emit({**meta, **result.as_dict()}, json, lambda d: _render_dataset(result))
+
+
+def _dataset_table(lens) -> str:
+    from probes.studies.lens_dataset_result import METRICS
+
+    cell = lambda m, lo, hi: f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
+    rows = [[r["row"], *(cell(*r[name]) for name in METRICS)] for r in lens.table()]
+    header = ["row", "KL(final||row)", "entropy", "xent next", "top-1 acc next", "agrees w/ final"]
+    return table(rows, header, align="l" + "r" * len(METRICS))
+
+
+def _render_dataset(lens) -> str:
+    skipped = f"; blocks skipped: {lens.skipped_blocks}" if lens.skipped_blocks else ""
+    out = [
+        f"model {lens.model_name}{skipped}",
+        f"dataset {lens.source}: {lens.n_texts:,} texts, {lens.n_windows:,} windows, {lens.n_tokens:,} tokens",
+        "rows: the residual stream after each block (embed: before block 0); KL, entropy and cross-entropy in bits",
+        f"each cell: the mean over every position [{lens.level:.0%} bootstrap interval, resampling texts]",
+        "",
+        _dataset_table(lens),
+    ]
+    if lens.compare is not None:
+        out += ["", f"with blocks {lens.compare.skipped_blocks} skipped; KL and agreement against the unpruned final:",
+                "", _dataset_table(lens.compare)]
+    return "\n".join(out)
+
+
 def _save_plot(result, pruned, metric: str, path: str, force: bool) -> None:
     from pathlib import Path
 
     from probes.errors import ProbesError
-    from probes.studies.lens_generation import GenerationLens
     from probes.io import save_figure
     from probes.plots.lens import compare_figure
+    from probes.studies.lens_generation import GenerationLens
 
     if pruned is not None:
         fig = compare_figure(result, pruned, metric)
