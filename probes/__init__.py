@@ -35,6 +35,8 @@ _EXPORTS = {
     "NextTokenDistribution": "probes.studies.next_token",
     "logit_lens": "probes.studies.lens",
     "LensResult": "probes.studies.lens",
+    "lens_over": "probes.studies.lens_dataset",
+    "DatasetLens": "probes.studies.lens_dataset_result",
     "generation_lens": "probes.studies.lens_generation",
     "GenerationLens": "probes.studies.lens_generation",
     "embeddings": "probes.studies.embeddings",
