@@ -123,7 +123,7 @@ def test_sampling_section():
     assert "At T=1 with no truncation the next-token distribution has 5.91 bits" in text
     assert "At T=0.1 the top token `␣the` carries 83.2% of the mass (0.65 bits)" in text
     assert "multiplies their gaps by 10." in text
-    assert "only 2 tokens remain possible (`\\n` 50.4%, `␣` 49.6%)" in text
+    assert "only 2 tokens remain possible with p ≥ 1e-06 (`\\n` 50.4%, `␣` 49.6%)" in text
     assert "distinct-2 ratios go from 0.50 (T=0.1) to 1.00 (T=10) and 1.00 (T=10, top-k 2)." in text
     assert ["```text", "ROMEO: x x x x", "```"] == lines[lines.index("Sample 1:") + 2: lines.index("Sample 1:") + 5]
     assert figure_names(lines) == ["next_token.png"]
@@ -198,7 +198,9 @@ def test_prune_section():
             "its top-1 prediction agreed 55% of the time (mean KL 0.616 nats). Its text's distinct-2 was 0.31 "
             "(lower than the full model's 0.75), with 58% repeated 4-grams against 11%, and the full model scores it "
             "at perplexity 13.2 against 3.4 for its own text.") in text
-    assert "Skipped alone, block 1 costs the most (+0.500 nats/token) and block 2 the least (-0.001)." in text
+    assert ("Skipped alone, block 1 raises the held-out loss the most (+0.500 nats/token); skipping block 2 changes it "
+            "by -0.001 nats/token (lower): the model does better on this text without that block.") in text
+    assert "costs" not in text and "+-" not in text and "| block | loss change |" in text
     assert "| even | 0,2 | 4.2 | 0.2 | 0.3 | 0.6 |" in lines
     assert "skipping even keeps the held-out loss lowest (4.200)." in text
     assert figure_names(lines) == ["prune.png", "sweep.png"]

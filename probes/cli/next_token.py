@@ -8,6 +8,7 @@ import typer
 
 from probes.cli import options as o
 from probes.cli.output import emit, log, table
+from probes.numbers import show_number
 from probes.tokens import show_token
 
 
@@ -59,8 +60,8 @@ def _render(d: dict) -> str:
     for s in [d["raw"]] + d["settings"]:
         label = "raw (T=1, no truncation)" if s is d["raw"] else s["label"]
         out.append("")
-        out.append(f"{label}: entropy {s['entropy_bits']:.3f} bits, 99% of the mass in {s['tokens_for_99']} token(s), "
-                   f"{s['support']} token(s) possible")
+        out.append(f"{label}: entropy {show_number(s['entropy_bits'], '.3f')} bits, 99% of the mass in "
+                   f"{s['tokens_for_99']} token(s), {s['support']} token(s) with p >= {s['support_min_prob']:g}")
         out.append(table([[show_token(t), i, p] for t, i, p in zip(s["top_str_tokens"], s["top_ids"], s["top_probs"])],
                          header=["token", "id", "prob"]))
     return "\n".join(out)

@@ -54,10 +54,10 @@ def table(rows: list[list[Any]], header: list[str] | None = None, align: str | N
 
 
 def _fmt(c: Any) -> str:
+    from probes.numbers import show_number
+
     if isinstance(c, float):
-        if math.isnan(c):
-            return "-"
-        return f"{c:.4g}" if abs(c) < 1e4 else f"{c:,.0f}"
+        return show_number(c, ".4g" if math.isnan(c) or abs(c) < 1e4 else ",.0f", na="-")
     if c is None:
         return "-"
     return str(c)

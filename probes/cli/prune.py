@@ -115,11 +115,11 @@ def _render_sweep(d: dict) -> str:
     out = [f"model {d['model']}: skipping one block at a time; full-model held-out loss {d['base_loss']:.4f} nats/token", ""]
     rows = [[b["block"], b["rank"], b["loss"], b["loss_increase"], b["kl"], b["top1_agreement"], b["block_influence"],
              b["angular_distance"]] for b in d["blocks"]]
-    out.append(table(rows, header=["block", "rank", "loss", "increase", "KL", "top-1 agr.", "influence", "angular"]))
+    out.append(table(rows, header=["block", "rank", "loss", "change", "KL", "top-1 agr.", "influence", "angular"]))
     out.append("")
     out.append("blocks ranked by loss increase when skipped: " + ", ".join(map(str, d["ranking_by_loss_increase"])))
     out.append("")
     rows = [[s["name"], format_layers(s["skipped_blocks"]), s["loss"], s["loss_increase"], s["kl"], s["top1_agreement"]]
             for s in d["strategies"]]
-    out.append(table(rows, header=["strategy", "skipped", "loss", "increase", "KL", "top-1 agr."], align="llrrrr"))
+    out.append(table(rows, header=["strategy", "skipped", "loss", "change", "KL", "top-1 agr."], align="llrrrr"))
     return "\n".join(out)

@@ -56,6 +56,8 @@ def parse_layers(spec: str | int | list[int] | tuple[int, ...] | None, n_layers:
             lo = int(lo_s)
             hi = int(hi_s) if dash else lo
         except ValueError:
+            if part in NAMED:
+                raise SpecError(_mixed_message(text, n_layers, where)) from None
             raise SpecError(
                 f"unknown layer spec {part!r}: use one of {', '.join(NAMED)}, or indices and ranges like 1,3,5-7 ({where})"
             ) from None
@@ -67,6 +69,15 @@ def parse_layers(spec: str | int | list[int] | tuple[int, ...] | None, n_layers:
             raise SpecError(f"layer {hi} in {spec!r} is out of range: {where}")
         out.update(range(lo, hi + 1))
     return sorted(out)
+
+
+def _mixed_message(text: str, n_layers: int, where: str) -> str:
+    """Why 'odd,last-half' fails: a named spec stands alone; what each name is, and their union as a list."""
+    words = [w.strip() for w in text.split(",") if w.strip()]
+    union = sorted({i for w in words for i in parse_layers(w, n_layers)})  # a bad item raises its own error
+    each = "; ".join(f"{w} is {format_layers(parse_layers(w, n_layers))}" for w in words if w in NAMED)
+    return (f"layer spec {text!r} mixes named specs: a name ({', '.join(NAMED)}) is a whole spec on its own and "
+            f"cannot be combined with commas. Here {each}; for all of them write {format_layers(union)} ({where})")
 
 
 def complement(layers: list[int], n_layers: int) -> list[int]:

@@ -150,13 +150,29 @@ def _download(name: str) -> str:
     except HFValidationError:
         raise ModelLoadError(f"{name!r} is neither a local directory nor a valid Hugging Face model name") from None
     except Exception as e:  # offline, not cached, no such repo, gated: all one message
-        cause = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        cause = _sentences(str(e)) or type(e).__name__
         if "Name or service not known" in str(e) or "cannot find the appropriate snapshot" in str(e):
             cause = "the Hugging Face Hub cannot be reached and the model is not in the local cache"
         raise ModelLoadError(
-            f"cannot load {name!r} from the Hugging Face Hub: {cause[:200]}; "
+            f"cannot load {name!r} from the Hugging Face Hub: {cause}; "
             "use the bundled model (omit --model) or a local checkpoint directory (--model ./path)"
         ) from None
+
+
+def _sentences(text: str, limit: int = 300) -> str:
+    """The first whole sentences of an error message, on one line, within about `limit` characters.
+
+    Never cut mid-sentence: the first sentence is kept whole however long, later ones only if they fit.
+    """
+    import re
+
+    parts = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
+    out = parts[0]
+    for part in parts[1:]:
+        if len(out) + 1 + len(part) > limit:
+            break
+        out += " " + part
+    return out.rstrip(".")
 
 
 def load(

@@ -6,17 +6,17 @@
     to_html("**bold**")                                        # a whole HTML page, rendered by markdown-it-py
 
 Every token shown goes through `probes.tokens.show_token`, the one token formatter, as inline code.
-Every number goes through `fmt`, so a metric a short run cannot have (NaN, None) reads "n/a".
+Every number goes through `fmt` (`probes.numbers.show_number`), so a metric a short run cannot have (NaN,
+None) reads "n/a" and nothing reads '-0.000'.
 """
 
 from __future__ import annotations
 
 import html
-import math
 import numbers
 import re
 
-NA = "n/a"
+from probes.numbers import NA, missing, show_number
 
 # Characters that start Markdown syntax inside a line; user text (prompts, words) is escaped so a
 # prompt like "a_b_c" or "<br>" shows as typed. A backslash may escape any ASCII punctuation. Pipes
@@ -24,14 +24,9 @@ NA = "n/a"
 _SPECIAL = re.compile(r"([\\`*_\[\]<>&])")
 
 
-def missing(value) -> bool:
-    """None or NaN: a number the run does not have (distinct-2 of a 1-token sample is NaN)."""
-    return value is None or (isinstance(value, numbers.Real) and math.isnan(value))
-
-
 def fmt(value, spec: str = "") -> str:
-    """`value` formatted with `spec` (as in an f-string), or 'n/a' when it is None or NaN."""
-    return NA if missing(value) else format(value, spec)
+    """`value` formatted with `spec` (as in an f-string), or 'n/a' when it is None or NaN (`probes.numbers`)."""
+    return show_number(value, spec)
 
 
 def escape(text: str) -> str:
@@ -68,7 +63,7 @@ def _cell(value) -> str:
     if missing(value):
         return NA
     if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
-        text = format(value, ".4g")
+        text = show_number(value, ".4g")
     else:
         text = str(value)
     # A pipe ends a cell even inside a code span; GFM tables take `\|` there too.

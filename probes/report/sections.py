@@ -69,6 +69,8 @@ def sampling_section(prompt: str, config: SamplingConfig, dist, samples_by_setti
     `dist` is a NextTokenDistribution (`.raw`, `.settings`, `.d_vocab`); `samples_by_setting[i]`
     the samples drawn with `dist.settings[i].config`.
     """
+    from probes.studies.next_token import POSSIBLE_P
+
     lines = ["## 2. Sampling: temperature and top-k", "",
              f"Prompt {_prompt(prompt)}, {config.num_samples} samples of {config.max_new_tokens} tokens per setting, "
              f"seed {config.seed}. A token is drawn from softmax(logits / T) restricted to the k most likely tokens.", ""]
@@ -93,7 +95,7 @@ def sampling_section(prompt: str, config: SamplingConfig, dist, samples_by_setti
         f"dividing the logits by {T(lo)} multiplies their gaps by {fmt(1 / lo.config.temperature, 'g')}. At T={T(hi)} the "
         f"entropy is {fmt(hi.entropy_bits, '.2f')} bits and 99% of the mass is spread over {hi.tokens_for_99} of "
         f"{dist.d_vocab} tokens: the logits are flattened toward uniform, so most draws are tokens the model "
-        f"rates as unlikely. With top-k {hik2.config.top_k} at T={T(hik2)} only {hik2.support} tokens remain possible "
+        f"rates as unlikely. With top-k {hik2.config.top_k} at T={T(hik2)} only {hik2.support} tokens remain possible with p ≥ {POSSIBLE_P:g} "
         f"({', '.join(top2)}): each step draws one of the model's {hik2.support} best guesses. The samples' distinct-2 "
         f"ratios go from {fmt(distinct2[1], '.2f')} (T={T(lo)}) to {fmt(distinct2[2], '.2f')} (T={T(hi)}) and "
         f"{fmt(distinct2[3], '.2f')} (T={T(hik2)}, top-k {hik2.config.top_k}).", ""]
@@ -134,8 +136,10 @@ def _compare(a, b, more: str, less: str) -> str:
 
 def _run_sentence(run, full: dict) -> str:
     m = run.metrics
+    moved = _compare(full["eval_loss"], m["eval_loss"], "raised", "lowered")  # a lower loss is no cost
     return (
-        f"Skipping {escape(run.name)} raised the held-out loss from {fmt(full['eval_loss'], '.3f')} to "
+        f"Skipping {escape(run.name)} {moved if moved in ('raised', 'lowered') else 'changed'} the held-out loss from "
+        f"{fmt(full['eval_loss'], '.3f')} to "
         f"{fmt(m['eval_loss'], '.3f')} nats/token; on the full model's own continuation its top-1 prediction agreed "
         f"{fmt(m['tf_top1_agreement'], '.0%')} of the time (mean KL {fmt(m['tf_kl'], '.3f')} nats). Its text's "
         f"distinct-2 was {fmt(m['distinct_2'], '.2f')} "
@@ -166,13 +170,12 @@ def _comparison_lines(prompt: str, comp) -> list[str]:
 
 def _sweep_lines(sweep) -> list[str]:
     lines = ["### Which blocks matter", "", *md_table(
-        ["block", "loss increase", "KL", "top-1 agr.", "Block Influence", "angular distance"],
+        ["block", "loss change", "KL", "top-1 agr.", "Block Influence", "angular distance"],
         [[b["block"], b["loss_increase"], b["kl"], b["top1_agreement"], b["block_influence"], b["angular_distance"]]
          for b in sweep.blocks]), ""]
     ranked = sweep.ranked()
-    lines += [f"Skipped alone, block {ranked[0]['block']} costs the most ({fmt(ranked[0]['loss_increase'], '+.3f')} "
-              f"nats/token) and block {ranked[-1]['block']} the least ({fmt(ranked[-1]['loss_increase'], '+.3f')}).", ""]
-    lines += [*md_table(["strategy", "skipped", "loss", "increase", "KL", "top-1 agr."],
+    lines += [_sweep_sentence(ranked[0], ranked[-1]), ""]
+    lines += [*md_table(["strategy", "skipped", "loss", "loss change", "KL", "top-1 agr."],
                         [[escape(s["name"]), ",".join(map(str, s["skipped_blocks"])), s["loss"], s["loss_increase"], s["kl"],
                           s["top1_agreement"]] for s in sweep.strategies]), ""]
     scored = [s for s in sweep.strategies if not missing(s["loss"])]
@@ -180,8 +183,26 @@ def _sweep_lines(sweep) -> list[str]:
         best = min(scored, key=lambda s: s["loss"])
         lines += [f"Of these strategies, skipping {escape(best['name'])} keeps the held-out loss lowest "
                   f"({fmt(best['loss'], '.3f')}).", ""]
-    return lines + figure("sweep.png", "Loss increase when each block is skipped alone, with Block Influence and "
-                                       "angular distance.")
+    return lines + figure("sweep.png", "Change in held-out loss when each block is skipped alone (above 0: worse), "
+                                       "with Block Influence and angular distance.")
+
+
+def _sweep_sentence(most: dict, least: dict) -> str:
+    """The blocks whose skipping changes the held-out loss most and least; a decrease is said as one, not as a cost."""
+    from probes.numbers import show_change
+
+    raises = missing(most["loss_increase"]) or most["loss_increase"] >= 0
+    worst = (f"Skipped alone, block {most['block']} raises the held-out loss the most "
+             f"({fmt(most['loss_increase'], '+.3f')} nats/token)" if raises else
+             f"Skipped alone, every block lowers the held-out loss; block {most['block']} the least "
+             f"({show_change(most['loss_increase'], unit='nats/token')})")
+    change = show_change(least["loss_increase"], unit="nats/token")
+    if change.endswith("(lower)"):
+        return (f"{worst}; skipping block {least['block']} changes it by {change}: the model does better on this text "
+                "without that block.")
+    if change.endswith("(no change)"):
+        return f"{worst}; skipping block {least['block']} leaves it unchanged ({change.split(' (')[0]})."
+    return f"{worst} and block {least['block']} the least ({fmt(least['loss_increase'], '+.3f')})."
 
 
 def prune_section(prompt: str, comp, sweep) -> list[str]:

@@ -13,6 +13,9 @@ from probes.studies.checks import sampling_grid
 from probes.tokens import check_top
 
 RAW = SamplingConfig(temperature=1.0, top_k=None)  # the model's own distribution: T=1, nothing cut
+# A token counts as "possible" at p >= 1e-6: at T=0.1 whether p is 1e-30 or exactly 0 is float
+# underflow, not the setting, and a draw of one in a million per step is already out of reach.
+POSSIBLE_P = 1e-6
 
 
 @dataclass
@@ -25,7 +28,7 @@ class SettingDistribution:
     top_probs: list[float]
     entropy_bits: float
     tokens_for_99: int  # how many tokens carry 99% of the mass
-    support: int  # tokens with non-zero probability
+    support: int  # tokens with probability >= POSSIBLE_P (1e-6)
     top1_prob: float
 
     def as_dict(self) -> dict:
@@ -33,7 +36,7 @@ class SettingDistribution:
         return {"label": c.label(), "temperature": c.temperature, "top_k": c.top_k, "top_p": c.top_p,
                 "greedy": c.is_greedy, "top_ids": self.top_ids, "top_str_tokens": self.top_str_tokens,
                 "top_probs": self.top_probs, "entropy_bits": self.entropy_bits, "tokens_for_99": self.tokens_for_99,
-                "support": self.support}
+                "support": self.support, "support_min_prob": POSSIBLE_P}
 
 
 @dataclass
@@ -67,7 +70,7 @@ def _summarise(model, probs: torch.Tensor, config: SamplingConfig, top: int) -> 
     return SettingDistribution(
         config=config, top_ids=ids.tolist(), top_str_tokens=str_tokens(model, ids.tolist()),
         top_probs=[float(x) for x in p], entropy_bits=float(entropy_bits(probs)),
-        tokens_for_99=mass_count(probs, 0.99), support=int((probs > 0).sum()), top1_prob=float(p[0]),
+        tokens_for_99=mass_count(probs, 0.99), support=int((probs >= POSSIBLE_P).sum()), top1_prob=float(p[0]),
     )
 
 

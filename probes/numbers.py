@@ -1,0 +1,51 @@
+"""Number display: the one formatter for every number a user reads in a table, report, message or figure.
+
+    show_number(-0.00004, ".3f")   -> '0.000'      (never '-0.000')
+    show_number(float("nan"))      -> 'n/a'
+    show_change(-0.041)            -> '-0.041 (lower)'
+    show_change(0.25)              -> '+0.250 (higher)'
+
+A value that rounds to zero is shown without its sign: '-0.000' says "a tiny negative number" where
+the run measured nothing (an entropy of 1e-9 below zero is float error, not a finding). A change
+is shown with its sign and its direction in words, so a loss that goes down never reads as a cost.
+JSON keeps the raw floats: it is data, not display.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+
+NA = "n/a"
+_NONZERO = re.compile(r"[1-9]")
+
+
+def missing(value) -> bool:
+    """None or NaN: a number the run does not have (distinct-2 of a 1-token sample is NaN)."""
+    return value is None or (isinstance(value, numbers.Real) and math.isnan(value))
+
+
+def show_number(value, spec: str = "", na: str = NA) -> str:
+    """`value` formatted with `spec` (as in an f-string), `na` when it is None or NaN; no '-0.000'."""
+    if missing(value):
+        return na
+    text = format(value, spec)
+    # Strip the sign of a value that rounds to zero; the exponent of '1e-05' is not a sign to strip.
+    mantissa = re.split(r"[eE]", text)[0]
+    if text[:1] in "-+" and not _NONZERO.search(mantissa):
+        text = text[1:]
+    return text
+
+
+def show_change(value, spec: str = ".3f", unit: str = "") -> str:
+    """A difference with its sign and its direction: '+0.250 (higher)', '-0.041 (lower)', '0.000 (no change)'."""
+    if missing(value):
+        return NA
+    text = show_number(value, "+" + spec.lstrip("+"))
+    unit = f" {unit}" if unit else ""
+    if text[:1] == "+":
+        return f"{text}{unit} (higher)"
+    if text[:1] == "-":
+        return f"{text}{unit} (lower)"
+    return f"{text}{unit} (no change)"
