@@ -228,6 +228,16 @@ BAD = [
     (["prune", "--sweep", "--max-new-tokens", "5"], ["--sweep", "--max-new-tokens"]),
     (["generate", "--stream", "--json"], ["--stream"]),
     (["prune", "--num-samples", "3"], ["--sample"]),
+    # lens over a dataset: every check before the model loads
+    (["lens", "-m", "{tiny}", "--dataset", "FILE:{tmp}/nowhere.txt"], ["cannot read dataset", "nowhere.txt"]),
+    (["lens", "-m", "{tiny}", "--dataset", "{empty}"], ["cannot open dataset"]),
+    (["lens", "--dataset", "{tmp}/x.txt", "--prompt", "Hi"], ["--prompt", "--dataset", "not both"]),
+    (["lens", "--dataset", "{tmp}/x.txt", "--generate", "3"], ["--generate", "not used with --dataset"]),
+    (["lens", "--dataset", "{tmp}/x.txt", "--position", "2"], ["--position", "not used with --dataset"]),
+    (["lens", "--max-texts", "3", "--prompt", "Hi"], ["--max-texts", "--dataset"]),
+    (["lens", "--dataset", "{tmp}/x.txt", "--max-texts", "0"], ["max-texts", ">= 1"]),
+    (["lens", "--dataset", "{tmp}/x.txt", "--split", "words"], ["split", "lines, paragraphs"]),
+    (["lens", "--dataset", "{tmp}/x.txt", "--compare-skip", "1", "--skip", "2"], ["--compare-skip", "--skip"]),
 ]
 if not __import__("torch").cuda.is_available():
     BAD.append((["info", "--device", "cuda"], ["no CUDA GPU"]))
