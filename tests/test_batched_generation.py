@@ -89,3 +89,16 @@ def test_a_token_id_prompt_is_still_one_prompt(tiny):
 def test_bad_batch_size_is_refused(tiny):
     with pytest.raises(probes.ProbesError, match="batch_size"):
         probes.generate(tiny, "Hi", batch_size=0)
+
+
+def test_a_sampling_grid_decodes_together_and_equals_each_setting_alone(tiny):
+    grid = [probes.SamplingConfig(temperature=t, top_k=k, seed=5, max_new_tokens=15, num_samples=2)
+            for t in (0.1, 1.0, 10.0) for k in (2, None)] + [probes.SamplingConfig(greedy=True, max_new_tokens=15)]
+    runs = probes.generate(tiny, "Hi there", grid)
+    assert [r.config for r in runs] == grid
+    for cfg, run in zip(grid, runs):
+        assert [s.tokens for s in run] == [s.tokens for s in probes.generate(tiny, "Hi there", cfg)]
+    both = probes.generate(tiny, ["Hi there", "x"], grid[:2])
+    assert [[s.tokens for s in r] for r in both[0]] == [[s.tokens for s in r] for r in runs[:2]]
+    with pytest.raises(probes.ProbesError, match="share max_new_tokens"):
+        probes.generate(tiny, "Hi", [grid[0], probes.SamplingConfig(max_new_tokens=3)])

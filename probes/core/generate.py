@@ -74,30 +74,45 @@ def stream_tokens(
 def draw(
     model,
     prompts: list[list[int]],
-    config: SamplingConfig,
+    configs: list[SamplingConfig],
     indices: list[int],
     *,
     decoder=None,
     on_token: Callable[[int, int], None] | None = None,
 ) -> list[list[int]]:
-    """The tokens of sample `indices[r]` of `config` continuing `prompts[r]` (encoded), for every row at once.
+    """The tokens of sample `indices[r]` of `configs[r]` continuing `prompts[r]` (encoded), for every row at once.
 
     Row r draws from its own generator, seeded from (seed, indices[r]), so it gets the tokens
-    `stream_tokens(model, prompts[r], config, index=indices[r])` gives alone (up to float rounding
-    in padded rows). `on_token(row, id)` is called as each token is produced, step by step.
+    `stream_tokens(model, prompts[r], configs[r], index=indices[r])` gives alone (up to float
+    rounding in padded rows). Rows may differ in temperature, top-k, top-p and seed; they share
+    `max_new_tokens` and `stop_at_eos`. `on_token(row, id)` is called as each token is produced.
     """
-    gens = [config.generator(k) for k in indices]
+    first = configs[0]
+    if any((c.max_new_tokens, c.stop_at_eos) != (first.max_new_tokens, first.stop_at_eos) for c in configs):
+        raise ProbesError("settings decoded together must share max_new_tokens and stop_at_eos")
+    gens = [c.generator(k) for c, k in zip(configs, indices)]
+    groups: dict[SamplingConfig, list[int]] = {}
+    for r, c in enumerate(configs):
+        groups.setdefault(c, []).append(r)
     eos = model.tokenizer.eos_token_id
-    stop = frozenset({eos}) if config.stop_at_eos and eos is not None else frozenset()
+    stop = frozenset({eos}) if first.stop_at_eos and eos is not None else frozenset()
 
-    def pick(logits, rows):  # logits (batch, vocab): one distribution per row, drawn per row
-        if config.is_greedy:
-            return logits[rows].argmax(-1).tolist()
-        probs = sampling_probs(logits[rows], config).cpu()  # draw on the CPU so a seed means the same on any device
-        return [int(torch.multinomial(probs[j], 1, generator=gens[r])) for j, r in enumerate(rows)]
+    def pick(logits, rows):  # logits (batch, vocab): one distribution per setting's rows, drawn per row
+        going = set(rows)
+        token = {}
+        for cfg, members in groups.items():
+            members = [r for r in members if r in going]
+            if not members:
+                continue
+            if cfg.is_greedy:
+                token.update(zip(members, logits[members].argmax(-1).tolist()))
+                continue
+            probs = sampling_probs(logits[members], cfg).cpu()  # drawn on the CPU: a seed means the same on any device
+            token.update((r, int(torch.multinomial(probs[j], 1, generator=gens[r]))) for j, r in enumerate(members))
+        return [token[r] for r in rows]
 
     out: list[list[int]] = [[] for _ in prompts]
-    for step in decode_batch(model, prompts, config.max_new_tokens, pick, decoder=decoder, stop_ids=stop):
+    for step in decode_batch(model, prompts, first.max_new_tokens, pick, decoder=decoder, stop_ids=stop):
         for r, item in enumerate(step):
             if item is not None:
                 out[r].append(item[0])
@@ -118,24 +133,32 @@ def _is_many(prompt) -> bool:
 def generate(
     model,
     prompt,
-    config: SamplingConfig | None = None,
+    config: SamplingConfig | list[SamplingConfig] | None = None,
     *,
     on_token: Callable[[int, int, str], None] | None = None,
     batch_size: int = 32,
     **overrides,
-) -> Samples | list[Samples]:
+):
     """Sample `config.num_samples` continuations of `prompt` (text, `FILE:path`, or token ids), in batches.
 
     `config` is a SamplingConfig (its defaults follow nanoGPT: temperature 0.8, top-k 200, seed
     1337); keyword arguments such as `max_new_tokens=50, greedy=True` override its fields.
     Sample i draws from its own generator seeded from (seed, i), so a run reproduces exactly and
-    sample i depends neither on how many samples are drawn nor on `batch_size` (up to
-    float rounding). A list of prompts (or a `probes.Dataset`) gives a list of Samples, one per
-    prompt in order, all decoded together `batch_size` rows at a time. `on_token(sample, id,
-    text)` is called as each token is produced (for several prompts, `sample` counts rows across
-    prompts). Works inside `probes.skip(...)` and other probes.
+    sample i depends neither on how many samples are drawn nor on `batch_size` (up to float
+    rounding). Everything asked for in one call is decoded together, `batch_size` rows at a time:
+
+    - one prompt, one config: a `Samples`;
+    - a list of prompts (or a `probes.Dataset`): a list of Samples, one per prompt, in order;
+    - a list of configs (a sampling grid; they share max_new_tokens and stop_at_eos): a list of
+      Samples, one per config; with a list of prompts too, a list (prompts) of lists (configs).
+
+    `on_token(row, id, text)` is called as each token is produced (`row` counts the samples of all
+    prompts and configs in order). Works inside `probes.skip(...)` and other probes.
     """
-    cfg = SamplingConfig.of(config, **overrides)
+    grid = isinstance(config, (list, tuple))
+    configs = [SamplingConfig.of(c, **overrides) for c in config] if grid else [SamplingConfig.of(config, **overrides)]
+    if not configs:
+        raise ProbesError("give at least one sampling config")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ProbesError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     many = _is_many(prompt)
@@ -143,33 +166,37 @@ def generate(
         from probes.core.dataset import Dataset
 
         prompt = [t.text for t in prompt] if isinstance(prompt, Dataset) else list(prompt)
-    encoded = [prompt_ids(model, p, bos=cfg.bos) for p in (prompt if many else [prompt])]
+    if len({c.bos for c in configs}) > 1:
+        raise ProbesError("settings decoded together must agree on bos")
+    encoded = [prompt_ids(model, p, bos=configs[0].bos) for p in (prompt if many else [prompt])]
     # Choosing the decoder fuses the fast path's weights (once per model and weight version); do it
     # before the clock starts, or a model's first run pays for the copy and `prune` shows skipping
     # as far faster than it is.
     decoder = choose_decoder(model)
-    jobs = [(p, k) for p in range(len(encoded)) for k in range(cfg.num_samples)]  # (prompt, sample) per row
-    tokens: dict[tuple[int, int], list[int]] = {}
+    jobs = [(p, c, k) for p in range(len(encoded)) for c in range(len(configs)) for k in range(configs[c].num_samples)]
+    tokens: dict[tuple[int, int, int], list[int]] = {}
     t0 = time.perf_counter()
     for b in range(0, len(jobs), batch_size):
         part = jobs[b : b + batch_size]
-        said = (lambda r, t, part=part, b=b: on_token(b + r, t, model.tokenizer.decode([t]))) if on_token else None
-        rows = draw(model, [encoded[p][1] for p, _ in part], cfg, [k for _, k in part], decoder=decoder, on_token=said)
+        said = (lambda r, t, b=b: on_token(b + r, t, model.tokenizer.decode([t]))) if on_token else None
+        rows = draw(model, [encoded[p][1] for p, _, _ in part], [configs[c] for _, c, _ in part], [k for *_, k in part],
+                    decoder=decoder, on_token=said)
         tokens.update(zip(part, rows))
     seconds = time.perf_counter() - t0
     eos = model.tokenizer.eos_token_id
-    runs = []
-    for p, (text, ids) in enumerate(encoded):
-        out = []
-        for k in range(cfg.num_samples):
-            t = tokens[p, k]
-            out.append(Sample(model.tokenizer.decode(t), t, cfg.stop_at_eos and bool(t) and t[-1] == eos))
-        runs.append(out)
     n_new = sum(len(t) for t in tokens.values())
     timing = {"new_tokens": n_new, "seconds": round(seconds, 4),
               "tokens_per_second": round(n_new / seconds, 2) if seconds > 0 else None,
               "batch_size": min(batch_size, len(jobs)), "runs": 1}
-    if many:
-        timing["prompts"] = len(encoded)
-    result = [Samples(out, text, ids, cfg, timing) for out, (text, ids) in zip(runs, encoded)]
+    if many or grid:
+        timing["decoded_with"] = {"prompts": len(encoded), "settings": len(configs)}  # the timing covers them all
+
+    def samples(p: int, c: int) -> Samples:
+        cfg, (text, ids) = configs[c], encoded[p]
+        out = [Sample(model.tokenizer.decode(t), t, cfg.stop_at_eos and bool(t) and t[-1] == eos)
+               for t in (tokens[p, c, k] for k in range(cfg.num_samples))]
+        return Samples(out, text, ids, cfg, timing)
+
+    result = [[samples(p, c) for c in range(len(configs))] for p in range(len(encoded))]
+    result = [r if grid else r[0] for r in result]
     return result if many else result[0]
