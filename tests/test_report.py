@@ -138,32 +138,38 @@ def test_sampling_section_on_one_token_samples_says_n_a():
     assert _nan_free(text)
 
 
-def _word(word, group, tokens, space, norm, pct, neighbours):
-    return {"word": word, "group": group, "str_tokens": tokens, "id": 68, "norm": norm, "norm_percentile": pct,
-            "space_str_tokens": space, "neighbours": [{"token": t} for t in neighbours]}
+def _word(word, group, tokens, used, norm, pct, neighbours):
+    return {"word": word, "group": group, "str_tokens": tokens, "used_str_tokens": used, "ids": [68], "norm": norm,
+            "norm_percentile": pct, "neighbours": [{"token": t} for t in neighbours]}
 
 
 def test_embeddings_section():
     comparison = {"mean_norm_common": 0.35941, "mean_norm_rare": 0.3852, "norm_ratio": None,
                   "mean_norm_percentile_common": 55.2, "mean_norm_percentile_rare": 70.0,
-                  "mean_cosine_common": 0.2124, "mean_cosine_rare": float("nan"),
+                  "mean_cosine_common": 0.2124, "mean_cosine_rare": float("nan"), "mean_cross_cosine": -0.00001,
                   "split_common": 1, "n_common": 1, "split_rare": 0, "n_rare": 1}
-    emb = {"words": [_word("dog", "common", ["d", "og"], [" dog"], 0.372749, 64.6, [" cat", "\n", "x", "y"]),
-                     _word("a|b", "rare", ["a|b"], [" a", "|b"], 0.4, 80.0, [])],
-           "summary": {"comparison": comparison}}
+    emb = {"token_form": "space", "token_form_means": "word with a leading space",
+           "words": [_word("dog", "common", ["d", "og"], [" dog"], 0.372749, 64.6, [" cat", "\n", "x", "y"]),
+                     _word("a|b", "rare", ["a|b"], [" a"], 0.4, 80.0, [])],
+           "summary": {"comparison": comparison}, "pca": {"explained_variance": [0.5371, 0.0251]},
+           "cross_cosine": {"rows": "common", "columns": "rare", "matrix": [[-0.0001]], "mean": -0.0001}}
     lines = sec.embeddings_section(emb)
     text = "\n".join(lines)
-    assert "| word | group | tokens | id used | norm | norm pct | with space | nearest |" in lines
-    assert "| dog | common | `d` `og` | 68 | 0.3727 | 65 | `␣dog` | `␣cat`, `\\n`, `x` |" in lines
-    assert "| a\\|b | rare | `a\\|b` |" in text  # the word escaped as prose, the token as code
+    assert "Token form `space`" in text and "--token-form first` gives the classic" in text
+    assert "| word | group | tokens used (space) | ids | norm | norm pct | bare word | nearest |" in lines
+    assert "| dog | common | `␣dog` | 68 | 0.3727 | 65 | `d` `og` | `␣cat`, `\\n`, `x` |" in lines
+    assert "| a\\|b | rare | `␣a` |" in text  # the word escaped as prose, the token as code
     assert "common 0.3594 (mean percentile 55), rare 0.3852" in text
-    assert "common/rare ratio n/a." in text and "rare n/a." in text
-    assert "1 of 1 common and 0 of 1 rare words split" in text
-    assert figure_names(lines) == ["embed_norms.png", "embed_cosine.png", "embed_scatter.png"]
+    assert "common/rare ratio n/a." in text and "rare n/a;" in text
+    assert "between a common and a rare word 0.000." in text and "| dog | 0.00 |" in lines  # never -0.000
+    assert "1 of 1 common and 0 of 1 rare words are several tokens" in text
+    assert "(53.7% and 2.5% of the variance)" in text
+    assert figure_names(lines) == ["embed_norms.png", "embed_cosine.png", "embed_scatter.png", "embed_pca.png"]
     html = to_html(text)
-    assert "<td>a|b</td>" in html and "<code>a|b</code>" in html
+    assert "<td>a|b</td>" in html and "<code>␣a</code>" in html
     # Without both groups there is no comparison to state, and no crash.
-    assert "Mean L2 norm" not in "\n".join(sec.embeddings_section({**emb, "summary": {"comparison": None}}))
+    one = {**emb, "summary": {"comparison": None}, "cross_cosine": None}
+    assert "Mean L2 norm" not in "\n".join(sec.embeddings_section(one))
 
 
 def _metrics(**kw):

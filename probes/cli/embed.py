@@ -1,34 +1,36 @@
-"""`probes embed`: token ids, norms, neighbours and cosines of common and rare words in the embedding matrix."""
+"""`probes embed`: the token(s), norms, neighbours, cosines and PCA position of common and rare words in the embedding matrix."""
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from probes.cli import options as o
 from probes.cli.output import emit, log, table
-from probes.tokens import show_token
 from probes.errors import ProbesError
+from probes.numbers import show_number
+from probes.studies.embedding_forms import (
+    CLASSIC_TOKEN_FORM,
+    DEFAULT_TOKEN_FORM,
+    TOKEN_FORMS,
+    parse_words,
+)
+from probes.tokens import show_token
 
-FIGURES = ("norms", "cosine", "scatter", "positions")
-
-
-def _words(text: str | None, flag: str) -> list[str] | None:
-    """'dog, city' -> ['dog', 'city']; empty entries are kept so the library can name them."""
-    if text is None:
-        return None
-    if not text.strip():
-        raise ProbesError(f"{flag} is empty; give comma-separated words, e.g. {flag} dog,city")
-    return [w.strip() for w in text.split(",")]
+FIGURES = ("norms", "cosine", "scatter", "pca", "positions")
+_FORMS_HELP = "; ".join(f"{k}: {v}" for k, v in TOKEN_FORMS.items())
+_WORDS_HELP = " Spaces after a comma separate; a leading space is kept at the start or in double quotes ('\" dog\"')."
 
 
 def embed(
-    common: Annotated[Optional[str], typer.Option("--common", help="Comma list of common words (default: dog,city,book,love,science).")] = None,
-    rare: Annotated[Optional[str], typer.Option("--rare", help="Comma list of rare or made-up words (default: xqzt,blorpt,thraldor,uvuvwevwe,zzzzz).")] = None,
-    words: Annotated[Optional[str], typer.Option("--words", help="Comma list of words to look at as one custom group (instead of the two default lists).")] = None,
+    common: Annotated[str | None, typer.Option("--common", help="Comma list of common words (default: dog,city,book,love,science).")] = None,
+    rare: Annotated[str | None, typer.Option("--rare", help="Comma list of rare or made-up words (default: xqzt,blorpt,thraldor,uvuvwevwe,zzzzz).")] = None,
+    words: Annotated[str | None, typer.Option("--words", help="Comma list of words to look at as one custom group (instead of the two default lists)." + _WORDS_HELP)] = None,
+    token_form: Annotated[str, typer.Option("--token-form", help=f"Which token(s) stand for a word. {_FORMS_HELP}. Default {DEFAULT_TOKEN_FORM}: how GPT-2 meets a word in text, one whole-word token for most common words. '{CLASSIC_TOKEN_FORM}' reproduces the classic (v0.1) numbers.")] = DEFAULT_TOKEN_FORM,
     top: Annotated[int, typer.Option("--top", "--neighbours", help="Nearest neighbours by cosine to list per word.")] = 5,
-    plot_dir: Annotated[Optional[str], typer.Option("--plot-dir", help="Write norms.png, cosine.png, scatter.png and positions.png into this folder (created if missing).")] = None,
+    vectors: Annotated[bool, typer.Option("--vectors", help="Put each word's vector (d_model floats, in the chosen token form) in the --json output.")] = False,
+    plot_dir: Annotated[str | None, typer.Option("--plot-dir", help="Write norms.png, cosine.png, scatter.png, pca.png and positions.png into this folder (created if missing).")] = None,
     processed: Annotated[bool, typer.Option("--processed", help="Also show the numbers of TransformerLens' centred W_E / W_pos, side by side.")] = False,
     force: o.Force = False,
     model: o.Model = None,
@@ -37,18 +39,22 @@ def embed(
     threads: o.Threads = None,
     json: o.Json = False,
 ) -> None:
-    """Look at the token embedding matrix: ids, norms, neighbours and cosines of common and rare words.
+    """Look at the token embedding matrix: ids, norms, neighbours, cosines and a PCA of common and rare words.
 
-    For each word: its token ids, norm, norm percentile and nearest neighbours; for each group, the pairwise cosines. Numbers come from the checkpoint's own wte/wpe (as transformers loads them), not TransformerLens' centred W_E; --processed shows both.
+    For each word: the token(s) its vector is read from (--token-form), its norm, norm percentile and nearest neighbours; for each group, the pairwise cosines, and common x rare. Numbers come from the checkpoint's own wte/wpe (as transformers loads them), not TransformerLens' centred W_E; --processed shows both. --token-form first reproduces the classic numbers.
     """
     from probes.cli.common import Target
     from probes.io import check_dir, check_figure_path
+    from probes.studies.embedding_forms import check_token_form
     from probes.studies.embeddings import word_groups
     from probes.tokens import check_top
 
-    common, rare, words = _words(common, "--common"), _words(rare, "--rare"), _words(words, "--words")
+    common, rare, words = parse_words(common, "--common"), parse_words(rare, "--rare"), parse_words(words, "--words")
     word_groups(common, rare, words)  # bad lists fail before the model loads
+    check_token_form(token_form)
     check_top(top, minimum=0)
+    if vectors and not json:
+        raise ProbesError("--vectors puts the vectors in the JSON output; add --json")
     out_dir = check_dir(plot_dir, "--plot-dir") if plot_dir else None
     if out_dir is not None and out_dir.is_dir():
         for name in FIGURES:  # the same output rule as every file: no overwrite without --force
@@ -57,7 +63,8 @@ def embed(
 
     import probes
 
-    emb = probes.embeddings(m, common=common, rare=rare, words=words, top=top, processed=processed)
+    emb = probes.embeddings(m, common=common, rare=rare, words=words, top=top, processed=processed,
+                            token_form=token_form)
     if out_dir is not None:
         from probes.io import save_figure
 
@@ -65,45 +72,57 @@ def embed(
         for name in FIGURES:
             path = save_figure(getattr(emb, f"figure_{name}")(), out_dir / f"{name}.png", force=force)
             log(f"wrote {path}")
-    emit(emb.as_dict(), json, _render)
+    emit(emb.as_dict(vectors=vectors), json, _render)
 
 
 def _render(d: dict) -> str:
     proc = d.get("processed")
-    out = [f"model {d['model']}; embedding statistics from {d['source']}"]
+    out = [f"model {d['model']}; embedding statistics from {d['source']}",
+           f"token form {d['token_form']}: {d['token_form_means']} (--token-form {CLASSIC_TOKEN_FORM}: the classic numbers)"]
     if proc:
         out.append(f"--processed: the 'proc' columns are from {proc['source']}")
     out.append("")
-    header = ["word", "group", "ids", "tokens", "id used", "space ids", "norm", "%ile"]
+    header = ["word", "group", f"tokens used ({d['token_form']})", "ids used", "norm", "%ile"]
     if proc:
         header += ["proc norm", "proc %ile"]
     header += ["neighbours (cosine)"]
     rows = []
     for w in d["words"]:
         row = [
-            show_token(w["word"], 14) + (" *" if w["split"] else ""), w["group"], _ids(w["token_ids"]),
-            " ".join(show_token(t, 10) for t in w["str_tokens"]), w["id"], _ids(w["space_token_ids"]),
-            w["norm"], f"{w['norm_percentile']:.1f}",
+            show_token(w["word"], 14) + (" *" if w["split"] else ""), w["group"],
+            " ".join(show_token(t, 10) for t in w["used_str_tokens"]), _ids(w["ids"]), w["norm"],
+            f"{w['norm_percentile']:.1f}",
         ]
         if proc:
             row += [w["processed"]["norm"], f"{w['processed']['norm_percentile']:.1f}"]
         row.append(", ".join(f"{show_token(n['token'], 10)} {n['cosine']:.2f}" for n in w["neighbours"]))
         rows.append(row)
-    out.append(table(rows, header, align="llllrlrr" + ("rr" if proc else "") + "l"))
-    out.append("%ile: percent of the vocabulary with a smaller norm; space ids: the word with a leading space")
+    out.append(table(rows, header, align="llllrr" + ("rr" if proc else "") + "l"))
+    out.append("%ile: percent of the vocabulary with a smaller norm; neighbours leave out the word's own tokens")
     if any(w["split"] for w in d["words"]):
-        out.append("* the word is several tokens; its vector is its first token's (the id used)")
+        how = "the mean of all of them" if d["token_form"] == "mean" else "one of them (tokens used)"
+        out.append(f"* the form's text is several tokens; the vector is {how}")
     out.append("")
     out += _summary_lines(d["summary"], "checkpoint wte")
     if proc:
         out += _summary_lines(proc["summary"], "processed W_E (centred)")
     for g, mat in d["cosine"].items():
         labels = [w["word"] for w in d["words"] if w["group"] == g]
-        out.append("")
-        out.append(f"cosine similarity, {g} (checkpoint wte):")
-        out.append(table([[show_token(labels[i], 12), *[f"{v:.2f}" for v in row]] for i, row in enumerate(mat)],
-                         ["", *[show_token(x, 12) for x in labels]], align="l" + "r" * len(labels)))
+        out += ["", f"cosine similarity, {g} (checkpoint wte, token form {d['token_form']}):", _matrix(labels, labels, mat)]
+    x = d["cross_cosine"]
+    if x:
+        rows_, cols = ([w["word"] for w in d["words"] if w["group"] == g] for g in (x["rows"], x["columns"]))
+        out += ["", f"cosine similarity, {x['rows']} (rows) x {x['columns']} (columns): mean {x['mean']:.3f}",
+                _matrix(rows_, cols, x["matrix"])]
+    pca = d["pca"]["explained_variance"]
+    out += ["", (f"PCA of the whole wte: PC1 and PC2 explain {100 * pca[0]:.1f}% and {100 * pca[1]:.1f}% of the variance "
+                 "(each word's coordinates are in --json; --plot-dir draws pca.png)")]
     return "\n".join(out)
+
+
+def _matrix(rows: list[str], cols: list[str], mat) -> str:
+    return table([[show_token(rows[i], 12), *[show_number(v, ".2f") for v in row]] for i, row in enumerate(mat)],
+                 ["", *[show_token(c, 12) for c in cols]], align="l" + "r" * len(cols))
 
 
 def _ids(ids: list[int]) -> str:
@@ -111,18 +130,19 @@ def _ids(ids: list[int]) -> str:
 
 
 def _f(x) -> str:
-    return "-" if x is None else f"{x:.4g}"
+    return show_number(x, ".4g", na="-")
 
 
 def _summary_lines(s: dict, what: str) -> list[str]:
     v, p = s["vocab"], s["positions"]
-    lines = [f"{what}: vocabulary of {v['size']} x {v['d_model']}; norm median {_f(v['median_norm'])}, "
-             f"mean {_f(v['mean_norm'])}, range {_f(v['min_norm'])}-{_f(v['max_norm'])}."]
+    lines = [(f"{what}: vocabulary of {v['size']} x {v['d_model']}; norm median {_f(v['median_norm'])}, "
+              f"mean {_f(v['mean_norm'])}, range {_f(v['min_norm'])}-{_f(v['max_norm'])}.")]
     for g, x in s["groups"].items():
+        forms = ", ".join(f"{k} {_f(n)}" for k, n in x["mean_norm_by_form"].items())
         lines.append(
-            f"  {g}: mean norm {_f(x['mean_norm'])} (mean percentile {x['mean_norm_percentile']:.1f}), "
-            f"with a leading space {_f(x['mean_space_norm'])}; mean off-diagonal cosine {_f(x['mean_cosine'])}; "
-            f"{x['n_split']} of {x['n_words']} split into several tokens ({x['n_space_split']} with a leading space)."
+            f"  {g}: mean norm {_f(x['mean_norm'])} (mean percentile {x['mean_norm_percentile']:.1f}; by token form: "
+            f"{forms}); mean off-diagonal cosine {_f(x['mean_cosine'])}; {x['n_bare_split']} of {x['n_words']} split "
+            f"into several tokens as given, {x['n_space_split']} with a leading space."
         )
     c = s["comparison"]
     if c:
@@ -130,9 +150,9 @@ def _summary_lines(s: dict, what: str) -> list[str]:
             f"  common vs rare: mean norm {_f(c['mean_norm_common'])} vs {_f(c['mean_norm_rare'])} "
             f"(ratio {_f(c['norm_ratio'])}), mean percentile {c['mean_norm_percentile_common']:.1f} vs "
             f"{c['mean_norm_percentile_rare']:.1f}; mean cosine {_f(c['mean_cosine_common'])} vs "
-            f"{_f(c['mean_cosine_rare'])} (difference {_f(c['mean_cosine_difference'])}); "
-            f"split into several tokens: {c['split_common']} of {c['n_common']} common, "
-            f"{c['split_rare']} of {c['n_rare']} rare."
+            f"{_f(c['mean_cosine_rare'])} (difference {_f(c['mean_cosine_difference'])}), across the groups "
+            f"{_f(c['mean_cross_cosine'])}; several tokens in this form: {c['split_common']} of {c['n_common']} "
+            f"common, {c['split_rare']} of {c['n_rare']} rare."
         )
     lines.append(f"  wpe: {p['n']} positions, mean norm {_f(p['mean_norm'])} "
                  f"(position 0: {_f(p['norm_first'])}, last: {_f(p['norm_last'])}).")

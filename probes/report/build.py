@@ -173,6 +173,7 @@ def build_report(
         save("embed_norms.png", emb.figure_norms())
         save("embed_cosine.png", emb.figure_cosine())
         save("embed_scatter.png", emb.figure_scatter())
+        save("embed_pca.png", emb.figure_pca())
 
         say("[4/5] pruning: full vs " + ", ".join(sec.PRUNE_SPECS))
         comp = compare_pruned(model, prompt, sec.PRUNE_SPECS, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,

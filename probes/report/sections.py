@@ -103,29 +103,46 @@ def sampling_section(prompt: str, config: SamplingConfig, dist, samples_by_setti
 
 
 def embeddings_section(emb: dict) -> list[str]:
-    """The chosen words' ids, norms and neighbours; `emb` is `Embeddings.as_dict()`."""
+    """The chosen words' tokens, norms, neighbours and cosines in one token form; `emb` is `Embeddings.as_dict()`."""
+    form = emb["token_form"]
     lines = ["## 3. The embedding matrix: common and rare words", "",
-             "Statistics of the checkpoint's own `wte` (not TransformerLens' centred `W_E`). The id used for a "
-             "word is its first token; GPT-2 usually sees a word inside text with a leading space, shown beside it.", ""]
-    rows = [[escape(w["word"]), escape(w["group"]), toks(w["str_tokens"]), w["id"], w["norm"],
-             fmt(w["norm_percentile"], ".0f"), toks(w["space_str_tokens"]),
+             f"Statistics of the checkpoint's own `wte` (not TransformerLens' centred `W_E`). Token form `{form}`: each "
+             f"word's vector is read from the {escape(emb['token_form_means'])}; the tokens used are listed per word. "
+             "(`probes embed --token-form first` gives the classic study's numbers: the first token of the bare word, "
+             "often a single letter.)", ""]
+    rows = [[escape(w["word"]), escape(w["group"]), toks(w["used_str_tokens"]), ",".join(map(str, w["ids"])), w["norm"],
+             fmt(w["norm_percentile"], ".0f"), toks(w["str_tokens"]),
              toks((n["token"] for n in w["neighbours"][:3]), ", ")] for w in emb["words"]]
-    lines += [*md_table(["word", "group", "tokens", "id used", "norm", "norm pct", "with space", "nearest"], rows), ""]
+    lines += [*md_table(["word", "group", f"tokens used ({escape(form)})", "ids", "norm", "norm pct", "bare word",
+                         "nearest"], rows), ""]
     c = emb["summary"].get("comparison")
     if c:  # None unless both a common and a rare group were measured
         lines += [
-            f"Mean L2 norm of the id used: common {fmt(c['mean_norm_common'], '.4f')} (mean percentile "
+            f"Mean L2 norm of the words' vectors: common {fmt(c['mean_norm_common'], '.4f')} (mean percentile "
             f"{fmt(c['mean_norm_percentile_common'], '.0f')}), rare {fmt(c['mean_norm_rare'], '.4f')} (percentile "
             f"{fmt(c['mean_norm_percentile_rare'], '.0f')}); common/rare ratio {fmt(c['norm_ratio'], '.3f')}. "
             f"Mean pairwise cosine within the group: common {fmt(c['mean_cosine_common'], '.3f')}, rare "
-            f"{fmt(c['mean_cosine_rare'], '.3f')}. {c['split_common']} of {c['n_common']} common and {c['split_rare']} "
-            f"of {c['n_rare']} rare words split into several tokens, so their 'id used' is a word piece, often a "
-            "single letter.", ""]
+            f"{fmt(c['mean_cosine_rare'], '.3f')}; between a common and a rare word "
+            f"{fmt(c.get('mean_cross_cosine'), '.3f')}. In this form {c['split_common']} of {c['n_common']} common and "
+            f"{c['split_rare']} of {c['n_rare']} rare words are several tokens, so their vector reads "
+            f"{'the mean of the pieces' if form == 'mean' else 'one piece of the word'}.", ""]
+    x = emb.get("cross_cosine")
+    if x:
+        cols = [w["word"] for w in emb["words"] if w["group"] == x["columns"]]
+        names = iter(w["word"] for w in emb["words"] if w["group"] == x["rows"])
+        lines += [f"Cosine similarity, {x['rows']} (rows) × {x['columns']} (columns):", "",
+                  *md_table(["", *map(escape, cols)], [[escape(next(names)), *[fmt(v, ".2f") for v in row]]
+                                                        for row in x["matrix"]]), ""]
+    pca = emb["pca"]["explained_variance"]
     return (lines
-            + figure("embed_norms.png", "L2 norms of the chosen tokens; the line is the vocabulary median.")
-            + figure("embed_cosine.png", "Pairwise cosine similarity within each group.")
+            + figure("embed_norms.png", f"L2 norms of the words' vectors (token form {form}, beside another form); "
+                                        "the line is the vocabulary median.")
+            + figure("embed_cosine.png", "Pairwise cosine similarity within each group, and common × rare.")
             + figure("embed_scatter.png", "Norm of every token against its id (BPE ids roughly follow merge order, "
-                                          "a proxy for frequency)."))
+                                          "a proxy for frequency); the tokens used are marked.")
+            + figure("embed_pca.png", f"Every token's embedding in the first two principal components of `wte` "
+                                      f"({fmt(100 * pca[0], '.1f')}% and {fmt(100 * pca[1], '.1f')}% of the variance), "
+                                      "the words' vectors marked."))
 
 
 def _compare(a, b, more: str, less: str) -> str:

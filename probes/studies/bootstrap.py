@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 # Entries of the (replicates, texts) weight matrix held at once.
-_CHUNK = 1 << 22
+_CHUNK = 1 << 16
 
 
 def check_bootstrap(n_boot: int, level: float) -> None:

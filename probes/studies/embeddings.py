@@ -1,24 +1,41 @@
-"""Embedding matrices: token ids, norms, neighbours and cosines of chosen words in the checkpoint's own wte and wpe.
+"""Embedding matrices: ids, norms, neighbours and cosines of chosen words in the checkpoint's own wte and wpe.
 
-    emb = probes.embeddings(model)                       # the seed's common and rare words
+    emb = probes.embeddings(model)                       # the seed's common and rare words, token form "space"
+    emb = probes.embeddings(model, token_form="first")   # the classic first-sub-token numbers
     emb = probes.embeddings(model, words=["thou", "thee", "king"], top=10)
-    emb.summary["comparison"]["norm_ratio"]              # mean norm, common / rare
-    fig = emb.figure_norms()                          # also figure_cosine, figure_scatter, figure_positions
+    emb.vectors                                          # (n_words, d_model), rows in emb.words order
+    emb.summary["comparison"]["mean_cross_cosine"]       # common x rare
+    fig = emb.figure_pca()                               # also figure_norms, _cosine, _scatter, _positions
 
-TransformerLens' compatibility mode centres W_E, W_pos and W_U (and does so in place on the
-wrapped transformers model), so `model.W_E` has other norms and cosines than the checkpoint.
-The statistics here are read from the checkpoint's safetensors file(s) instead: exactly the
-`transformer.wte` / `transformer.wpe` that `GPT2LMHeadModel.from_pretrained` loads, as float32.
+A word's vector depends on its token form (`probes/studies/embedding_forms.py`): `first`, `space`
+(the default), `mean` or `last`. TransformerLens' compatibility mode centres W_E, W_pos and W_U
+(in place on the wrapped transformers model), so `model.W_E` has other norms and cosines than the
+checkpoint. The statistics here are read from the checkpoint's safetensors file(s) instead: exactly
+the `transformer.wte` / `transformer.wpe` that `GPT2LMHeadModel.from_pretrained` loads, as float32.
 `processed=True` computes the same numbers from the centred `model.W_E` / `model.W_pos` as well.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from probes.errors import ProbesError
-from probes.studies.embedding_result import Embeddings, MatrixStats, Neighbour, Word, WordStats
+from probes.studies.embedding_forms import (
+    DEFAULT_TOKEN_FORM,
+    TOKEN_FORMS,
+    check_token_form,
+    form_ids,
+    with_space,
+)
+from probes.studies.embedding_pca import vocab_pca
+from probes.studies.embedding_result import (
+    Embeddings,
+    MatrixStats,
+    Neighbour,
+    Word,
+    WordStats,
+)
 from probes.tokens import check_top
 
 COMMON = ("dog", "city", "book", "love", "science")
@@ -64,21 +81,24 @@ def embeddings(
     words: Sequence[str] | None = None,
     top: int = 5,
     processed: bool = False,
+    token_form: str = DEFAULT_TOKEN_FORM,
 ) -> Embeddings:
-    """Token ids, norms, neighbours and within-group cosines of `common` and `rare` words.
+    """Ids, norms, neighbours, within- and cross-group cosines and a PCA of `common` and `rare` words.
 
     Without arguments, the seed's lists (COMMON, RARE). `words` is one custom group; with it,
-    `common` and `rare` are included only when given. Each word's vector is that of its first
-    token (the id used); `split` says when the word is several tokens, since its first piece may
-    be a single letter. `processed=True` adds the same numbers from TransformerLens' centred W_E.
+    `common` and `rare` are included only when given. `token_form` says which token(s) stand for a
+    word (see TOKEN_FORMS): "space" (default) reads the word with a leading space, "first" the
+    classic first sub-token of the bare word. `processed=True` adds the same numbers from
+    TransformerLens' centred W_E (the PCA is of the checkpoint's wte only).
     """
     import torch
 
     groups = word_groups(common, rare, words)
     check_top(top, minimum=0)
+    check_token_form(token_form)
 
     tok = model.tokenizer
-    items = [_tokenize(tok, w, g) for g, ws in groups.items() for w in ws]
+    items = [_tokenize(tok, w, g, token_form) for g, ws in groups.items() for w in ws]
     wte, wpe, where = checkpoint_embeddings(model)  # (d_vocab, d_model), (n_ctx, d_model)
     if top > wte.shape[0] - 1:
         raise ProbesError(f"top {top}: the vocabulary has only {wte.shape[0]} tokens")
@@ -97,12 +117,13 @@ def embeddings(
             w_pos = model.W_pos.detach().float().cpu()
         proc = _stats("processed", "TransformerLens' model.W_E and model.W_pos, centred by compatibility mode",
                       w_e, w_pos, items, groups, top, decode)
+    pca = vocab_pca(wte)
 
     from probes.meta import model_meta
 
     meta = model_meta(model)
     return Embeddings(model=meta["model"], meta=meta, groups=groups, words=items, checkpoint=stats,
-                      processed=proc, top=top)
+                      processed=proc, top=top, token_form=token_form, pca=pca, word_coords=pca.project(stats.vectors))
 
 
 def _decoder(tok):
@@ -116,13 +137,15 @@ def _decoder(tok):
     return decode
 
 
-def _tokenize(tok, word: str, group: str) -> Word:
+def _tokenize(tok, word: str, group: str, form: str) -> Word:
     # add_special_tokens=False: the bridge's tokenizer prepends <|endoftext|> otherwise.
     ids = list(tok.encode(word, add_special_tokens=False))
-    space = list(tok.encode(" " + word, add_special_tokens=False))
+    space = list(tok.encode(with_space(word), add_special_tokens=False))
     assert ids and space, word  # a non-empty string always has at least one byte-level token
+    used = form_ids(ids, space, form)
     return Word(word=word, group=group, token_ids=ids, str_tokens=[tok.decode([i]) for i in ids],
-                space_token_ids=space, space_str_tokens=[tok.decode([i]) for i in space])
+                space_token_ids=space, space_str_tokens=[tok.decode([i]) for i in space],
+                token_form=form, ids=used, used_str_tokens=[tok.decode([i]) for i in used])
 
 
 def checkpoint_embeddings(model):
@@ -166,22 +189,26 @@ def _stats(label, source, wte, wpe, items, groups, k, decode) -> MatrixStats:
 
     norms = wte.norm(dim=-1)  # (d_vocab,)
     unit = wte / norms.clamp_min(1e-12)[:, None]  # (d_vocab, d_model)
-    ids = torch.tensor([w.id for w in items])
-    sims = unit[ids] @ unit.T  # (n_words, d_vocab)
-    sims[torch.arange(len(items)), ids] = -float("inf")  # a token is not its own neighbour
+    vectors = torch.stack([wte[w.ids].mean(dim=0) for w in items])  # (n_words, d_model); one row: exact
+    vec_norms = vectors.norm(dim=-1)  # (n_words,)
+    vec_unit = vectors / vec_norms.clamp_min(1e-12)[:, None]
+    sims = vec_unit @ unit.T  # (n_words, d_vocab)
+    for j, w in enumerate(items):
+        sims[j, w.ids] = -float("inf")  # the tokens a vector is made of are not its neighbours
     top = sims.topk(k, dim=-1) if k else None
     per_word = []
     for j, w in enumerate(items):
         nb = [] if top is None else [
             Neighbour(int(i), decode(int(i)), float(c)) for c, i in zip(top.values[j], top.indices[j])
         ]
-        n, sn = float(norms[w.id]), float(norms[w.space_id])
-        per_word.append(WordStats(n, _percentile(norms, n), nb, sn, _percentile(norms, sn)))
+        n = float(vec_norms[j])
+        by_form = {f: float(wte[form_ids(w.token_ids, w.space_token_ids, f)].mean(dim=0).norm()) for f in TOKEN_FORMS}
+        per_word.append(WordStats(n, _percentile(norms, n), nb, by_form))
 
     cosine, group_summary = {}, {}
     for g in groups:
         members = [j for j, w in enumerate(items) if w.group == g]
-        u = unit[ids[members]]  # (n, d_model)
+        u = vec_unit[members]  # (n, d_model)
         mat = u @ u.T  # (n, n)
         n = len(members)
         off = mat[~torch.eye(n, dtype=torch.bool)]  # (n * (n - 1),)
@@ -190,11 +217,18 @@ def _stats(label, source, wte, wpe, items, groups, k, decode) -> MatrixStats:
             "n_words": n,
             "mean_norm": sum(per_word[j].norm for j in members) / n,
             "mean_norm_percentile": sum(per_word[j].norm_percentile for j in members) / n,
-            "mean_space_norm": sum(per_word[j].space_norm for j in members) / n,
+            "mean_norm_by_form": {f: sum(per_word[j].form_norms[f] for j in members) / n for f in TOKEN_FORMS},
             "mean_cosine": float(off.mean()) if n > 1 else None,  # off-diagonal only
-            "n_split": sum(items[j].split for j in members),
+            "n_split": sum(items[j].split for j in members),  # in the chosen form
+            "n_bare_split": sum(len(items[j].token_ids) > 1 for j in members),
             "n_space_split": sum(len(items[j].space_token_ids) > 1 for j in members),
         }
+    cross = None
+    if "common" in groups and "rare" in groups:
+        c = [j for j, w in enumerate(items) if w.group == "common"]
+        r = [j for j, w in enumerate(items) if w.group == "rare"]
+        mat = vec_unit[c] @ vec_unit[r].T  # (n_common, n_rare)
+        cross = {"rows": "common", "columns": "rare", "matrix": mat.tolist(), "mean": float(mat.mean())}
     summary = {
         "vocab": {
             "size": int(norms.numel()), "d_model": int(wte.shape[1]),
@@ -202,17 +236,17 @@ def _stats(label, source, wte, wpe, items, groups, k, decode) -> MatrixStats:
             "min_norm": float(norms.min()), "max_norm": float(norms.max()),
         },
         "groups": group_summary,
-        "comparison": _compare(group_summary),
+        "comparison": _compare(group_summary, cross),
         "positions": {
             "n": int(wpe.shape[0]), "mean_norm": float(wpe.norm(dim=-1).mean()),
             "norm_first": float(wpe[0].norm()), "norm_last": float(wpe[-1].norm()),
         },
     }
-    return MatrixStats(label=label, source=source, vocab_norms=norms.tolist(),
-                       position_norms=wpe.norm(dim=-1).tolist(), words=per_word, cosine=cosine, summary=summary)
+    return MatrixStats(label=label, source=source, vocab_norms=norms.tolist(), position_norms=wpe.norm(dim=-1).tolist(),
+                       words=per_word, cosine=cosine, cross_cosine=cross, summary=summary, vectors=vectors)
 
 
-def _compare(groups: dict) -> dict | None:
+def _compare(groups: dict, cross: dict | None) -> dict | None:
     """Common against rare, in numbers; None unless both groups are there."""
     if "common" not in groups or "rare" not in groups:
         return None
@@ -222,7 +256,7 @@ def _compare(groups: dict) -> dict | None:
         "mean_norm_common": c["mean_norm"], "mean_norm_rare": r["mean_norm"],
         "norm_ratio": c["mean_norm"] / r["mean_norm"] if r["mean_norm"] else None,  # common / rare
         "mean_norm_percentile_common": c["mean_norm_percentile"], "mean_norm_percentile_rare": r["mean_norm_percentile"],
-        "mean_space_norm_common": c["mean_space_norm"], "mean_space_norm_rare": r["mean_space_norm"],
         "mean_cosine_common": c["mean_cosine"], "mean_cosine_rare": r["mean_cosine"], "mean_cosine_difference": diff,
+        "mean_cross_cosine": cross["mean"],
         "split_common": c["n_split"], "n_common": c["n_words"], "split_rare": r["n_split"], "n_rare": r["n_words"],
     }

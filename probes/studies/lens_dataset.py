@@ -45,10 +45,10 @@ def lens_over(model, data, *, split: str | None = None, max_texts: int | None = 
     """The logit lens's per-row statistics over every position of `data`, with cluster-bootstrap intervals.
 
     `data` is a list of strings, a `probes.core.dataset.Dataset`, or a path (`FILE:path`, a
-    `.txt`/`.jsonl` file, a saved Hugging Face dataset directory, `HF:name`); `split` and
-    `max_texts` are the Dataset's options. Works inside `probes.skip(...)`. `compare_skip` (a
-    layer spec) adds `result.compare`: the same texts with those blocks skipped as well, measured
-    against this run's output. Intervals: `level` percentile intervals from `n_boot` replicates
+    `.txt`/`.jsonl` file, a saved Hugging Face dataset directory, `HF:name`; one text goes in a
+    list, as a string is read as a path); `split` and `max_texts` are the Dataset's options.
+    Works inside `probes.skip(...)`. `compare_skip` (a layer spec) adds `result.compare`: the same
+    texts with those blocks skipped as well, measured against this run's output. Intervals: `level` percentile intervals from `n_boot` replicates
     that resample whole texts (seeded by `seed`). `max_tokens` / `max_rows` bound a batch.
     """
     from probes.core.dataset import Dataset
