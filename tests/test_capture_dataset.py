@@ -35,15 +35,18 @@ def window_ids(model, text: str) -> list[list[int]]:
 
 
 def test_rows_of_each_text_equal_the_one_prompt_capture_of_each_window(tiny, tmp_path):
-    hooks = ("resid_pre", "mlp_out", "q", "ln1.hook_normalized")
+    hooks = ("resid_pre", "mlp_out", "q", "ln1.hook_normalized", "resid_post")
+    before = probes.hook_count(tiny)
+    # The forward stops at the last block's resid_post, which is recorded too; the stop leaves no hook behind.
     acts = probes.capture(tiny, TEXTS, hooks=hooks, layers="0,2-3", out=tmp_path / "s", shard_bytes=20_000)
+    assert probes.hook_count(tiny) == before
     assert isinstance(acts, ShardedActivations) and len(acts) == len(TEXTS) and len(acts.shards) > 2
     for i, text in enumerate(TEXTS):
         ws = window_ids(tiny, text)
         assert len(acts.index["texts"][i]) and acts.index["texts"][i]["windows"] == len(ws)
         got = acts[i]
         assert got.tokens.tolist() == [t for w in ws for t in w]
-        for name in ("resid_pre", "mlp_out", "q"):
+        for name in ("resid_pre", "mlp_out", "q", "resid_post"):
             # each window alone through the one-prompt path, its ids fed exactly as given
             want = torch.cat([probes.capture(tiny, w, hooks=hooks, layers="0,2-3").stack(name) for w in ws], dim=1)
             torch.testing.assert_close(got.stack(name), want, atol=2e-5, rtol=1e-5)  # (layer, pos, ...)

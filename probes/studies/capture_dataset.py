@@ -109,7 +109,8 @@ def capture_dataset(
     dtype = getattr(torch, store)
     rec = _Recorder(dtype)
     p = progress_of(progress)
-    with attached(model, [(src, rec.hook(key)) for src, key in plan]), torch.no_grad():
+    stop = _stop_point(names)
+    with attached(model, [(src, rec.hook(key)) for src, key in plan] + ([(stop, _stop)] if stop else [])), torch.no_grad():
         shapes = _row_shapes(model, rec, plan)
         for name in zeros:
             shapes[name] = [model.cfg.d_model]
@@ -192,11 +193,38 @@ def _by_text(items: Iterable[Window]) -> Iterator[list[Window]]:
         yield group
 
 
+class _Stopped(Exception):
+    """Raised by the hook after the last one a capture records."""
+
+
+def _stop(t, hook):
+    raise _Stopped
+
+
+def _stop_point(names: list[str]) -> str | None:
+    """The hook after which nothing recorded remains: the last block's output (None if a name lies past the blocks).
+
+    Stopping there skips the later blocks and the logits, (batch, pos, vocab), the largest tensor
+    of a forward: most of the memory a batch takes, and for GPT-2 a third of its work.
+    """
+    blocks = [split_name(n)[0] for n in names]
+    if any(b is None and not n.startswith(("hook_embed", "hook_pos_embed")) for b, n in zip(blocks, names)):
+        return None
+    return f"blocks.{max((b for b in blocks if b is not None), default=0)}.hook_resid_post"
+
+
+def _forward(model, ids: torch.Tensor) -> None:
+    try:
+        forward_step(model, ids, None, 0)
+    except _Stopped:
+        pass
+
+
 def _row_shapes(model, rec: _Recorder, plan) -> dict[str, list[int]]:
     """Each recorded hook's per-position shape, from a one-token forward."""
     ids = torch.tensor([[bos_id(model)]], device=model.cfg.device or "cpu")
     rec.mask = torch.ones_like(ids, dtype=torch.bool)
-    forward_step(model, ids, None, 0)
+    _forward(model, ids)
     return {key: list(rec.store.pop(key)[0].shape[1:]) for _, key in _fired(rec, plan)}
 
 
@@ -213,7 +241,7 @@ def _compute(model, rec: _Recorder, plan, zeros, group, max_tokens: int, max_row
     parts: dict[str, list[torch.Tensor]] = {key: [] for _, key in plan}
     for batch in batches(model, [w for w, _ in group], max_tokens=max_tokens, max_rows=max_rows):
         rec.mask = batch.mask  # (batch, pos): the hooks keep only real positions
-        forward_step(model, batch.ids, None, 0)
+        _forward(model, batch.ids)
         for _, key in _fired(rec, plan):
             parts[key].append(rec.store.pop(key)[0])  # (rows, ...)
         lasts = {id(w) for w, last in group if last}
