@@ -7,7 +7,7 @@ import warnings
 
 import typer
 
-from probes.cli import capture, embed, generate, info, lens, next_token, prune, report
+from probes.cli import capture, embed, generate, info, lens, next_token, prune, report, tuned_lens
 
 app = typer.Typer(
     name="probes",
@@ -25,6 +25,7 @@ COMMANDS = {
 }
 for _name, _command in COMMANDS.items():
     app.command(_name)(_command)
+app.add_typer(tuned_lens.app, name="tuned-lens")
 
 
 def _version(value: bool) -> None:

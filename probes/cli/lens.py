@@ -17,6 +17,7 @@ Generate = Annotated[int | None, typer.Option("--generate", help="Generate N tok
 DatasetOpt = Annotated[str | None, typer.Option("--dataset", help="Average the lens over many texts instead of one prompt: a text file (one text per line, or blank-line separated with --split paragraphs), a .jsonl file with a \"text\" field on every line, a saved Hugging Face dataset directory, or HF:name[:split] (these two need the datasets package). FILE:path works too.")]
 MaxTexts = Annotated[int | None, typer.Option("--max-texts", help="With --dataset: use only the first N texts.")]
 Split = Annotated[str | None, typer.Option("--split", help="With --dataset, how a text file holds its texts: lines (one per line, the default) or paragraphs (separated by blank lines).")]
+Tuned = Annotated[str | None, typer.Option("--tuned", help="Read the rows through a tuned lens: a folder from `probes tuned-lens train`, or 'bundled' (the one shipped with the bundled model). With --dataset, logit lens and tuned lens side by side.")]
 _SAMPLING = ("temperature", "top_k", "top_p", "greedy", "seed", "stop_at_eos")
 
 
@@ -35,6 +36,7 @@ def lens(
     dataset: DatasetOpt = None,
     max_texts: MaxTexts = None,
     split: Split = None,
+    tuned: Tuned = None,
     temperature: o.Temperature = o.SAMPLING.temperature,
     top_k: o.TopK = o.SAMPLING.top_k,
     top_p: o.TopP = o.SAMPLING.top_p,
@@ -55,6 +57,8 @@ def lens(
     --generate N follows each generated token (sampled with --temperature, --top-k, --top-p, --greedy, --seed) and reports its emergence row: the first row from which it stays top-1.
 
     --dataset FILE averages over every position of every text (texts longer than the context are cut into windows): per row, the mean and a 95% bootstrap interval (resampling texts) of KL(final || row), entropy, cross-entropy and top-1 accuracy on the true next token, and top-1 agreement with the final row; --plot draws one panel per metric.
+
+    --tuned FOLDER reads every row but the last through that tuned lens's translators (all views); with --dataset it shows the logit lens and the tuned lens side by side.
     """
     import probes
     from probes.cli.common import Target
@@ -73,7 +77,7 @@ def lens(
         check_figure_path(plot, force=force)
     if dataset is not None or max_texts is not None or split is not None:
         return _dataset_lens(ctx, dataset, max_texts, split, prompt, plot, force, skip, keep, compare_skip, bos,
-                             model, device, dtype, threads, json)
+                             model, device, dtype, threads, json, tuned)
     if prompt is None:
         raise ProbesError("give a prompt with --prompt (FILE:path reads a file), or texts with --dataset")
     if compare_skip is not None and (skip is not None or keep is not None):
@@ -96,21 +100,26 @@ def lens(
         raise ProbesError(f"position {position} is out of range: the model reads at most {target.n_ctx} tokens")
     skipped = target.skipped(skip, keep)
     compared = target.layers(compare_skip) if compare_skip is not None else None
+    if tuned is not None:
+        from probes.studies.tuned_lens import check_for_model
+
+        check_for_model(tuned, model, target.n_layers)
     m = target.load()
     from probes.studies.lens import check_position, logit_lens
     from probes.studies.lens_generation import generation_lens
 
+    tl = probes.load_tuned_lens(tuned, m) if tuned is not None else None
     with probes.skip(m, skipped):
         meta = model_meta(m)
         if cfg is not None:
-            result = generation_lens(m, prompt, cfg, top=top)
+            result = generation_lens(m, prompt, cfg, top=top, translators=tl)
         else:
-            result = logit_lens(m, prompt, top=top, bos=bos)
+            result = logit_lens(m, prompt, top=top, bos=bos, translators=tl)
             check_position(position, len(result.tokens))
     pruned = None
     if compared is not None:
         with probes.skip(m, compared):
-            pruned = logit_lens(m, result.tokens, top=top)
+            pruned = logit_lens(m, result.tokens, top=top, translators=tl)
             pruned.prompt = result.prompt
             pruned_meta = model_meta(m)
 
@@ -128,7 +137,7 @@ def lens(
 
 
 def _dataset_lens(ctx, dataset, max_texts, split, prompt, plot, force, skip, keep, compare_skip, bos,
-                  model, device, dtype, threads, json) -> None:
+                  model, device, dtype, threads, json, tuned=None) -> None:
     """`probes lens --dataset`: the lens averaged over a dataset's texts, every check before loading."""
     import probes
     from probes.cli.common import Target
@@ -155,20 +164,35 @@ def _dataset_lens(ctx, dataset, max_texts, split, prompt, plot, force, skip, kee
     target = Target(model, device, dtype, bos=bos, threads=threads)
     skipped = target.skipped(skip, keep)
     compared = target.layers(compare_skip) if compare_skip is not None else None
+    if tuned is not None:
+        from probes.studies.tuned_lens import check_for_model
+
+        check_for_model(tuned, model, target.n_layers)
     m = target.load()
+    tl = probes.load_tuned_lens(tuned, m) if tuned is not None else None
     with probes.skip(m, skipped):
         meta = model_meta(m)
         result = probes.lens_over(m, data, bos=bos, compare_skip=compared, progress=bar_progress(quiet=json))
+        through = None if tl is None else probes.lens_over(m, data, bos=bos, compare_skip=compared, translators=tl,
+                                                            progress=bar_progress(quiet=json))
     if plot:
         from pathlib import Path
 
         from probes.io import save_figure
 
         try:
-            save_figure(result.figure(), plot, dpi=110, force=force)
+            fig = result.figure() if through is None else result.figure(label="logit lens",
+                                                                       others=[(f"tuned lens {tl.name}", through)])
+            save_figure(fig, plot, dpi=110, force=force)
         except (OSError, ValueError) as e:
             raise ProbesError(f"cannot write the plot to {plot}: {e}") from None
         log(f"wrote the dataset lens plot to {Path(plot)}")
+    if through is not None:
+        from probes.cli.tuned_lens import render_comparison
+
+        emit({**meta, **result.as_dict(), "tuned": through.as_dict()}, json,
+             lambda d: _render_dataset(result) + "\n\n" + render_comparison(result, through))
+        return
     emit({**meta, **result.as_dict()}, json, lambda d: _render_dataset(result))
 
 

@@ -62,8 +62,10 @@ def dataset_lens_figure(lens, *, others=(), label: str | None = None):
     handles, texts = axes[0, 0].get_legend_handles_labels()
     key.legend(handles, texts, loc="upper left", fontsize=8.5, frameon=False)
     key.text(0.0, 0.45, _caption(lens), fontsize=8, va="top", transform=key.transAxes, wrap=True)
+    what = "Tuned lens" if getattr(lens, "tuned_lens", None) else "Logit lens"
+    what += "".join(f" and {text}" for text, _ in others)
     name = lens.model_name if len(lens.model_name) <= 60 else "…" + lens.model_name[-59:]
-    fig.suptitle(f"Logit lens over {lens.n_texts:,} texts, model {name}", fontsize=11)
+    fig.suptitle(f"{what} over {lens.n_texts:,} texts, model {name}", fontsize=11)
     return fig
 
 

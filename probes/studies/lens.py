@@ -69,6 +69,7 @@ class LensResult:
     d_vocab: int = 0
     model_name: str = ""
     skipped_blocks: list[int] = field(default_factory=list)
+    tuned_lens: str | None = None  # the tuned lens the rows were read through (its folder), None: the logit lens
 
     @property
     def n_rows(self) -> int:
@@ -76,8 +77,9 @@ class LensResult:
 
     def __repr__(self) -> str:
         skipped = f", blocks {_ranges(self.skipped_blocks)} skipped" if self.skipped_blocks else ""
+        tuned = f", tuned lens {self.tuned_lens!r}" if self.tuned_lens else ""
         return (f"LensResult({self.n_rows} rows x {len(self.positions)} positions, top {self.top_ids.shape[-1]}, "
-                f"model {self.model_name!r}{skipped})")
+                f"model {self.model_name!r}{skipped}{tuned})")
 
     def column(self, position: int) -> int:
         """Index j into the arrays for an absolute (or negative) sequence position."""
@@ -129,6 +131,7 @@ class LensResult:
         return {
             "model": self.model_name,
             "skipped_blocks": list(self.skipped_blocks),
+            "tuned_lens": self.tuned_lens,
             "prompt": self.prompt,
             "tokens": list(self.tokens),
             "str_tokens": list(self.str_tokens),
@@ -196,19 +199,23 @@ def _positions(positions, n: int) -> list[int]:
     return out
 
 
-def logit_lens(model, prompt, *, top: int = 5, positions=None, bos: bool = True) -> LensResult:
+def logit_lens(model, prompt, *, top: int = 5, positions=None, bos: bool = True, translators=None) -> LensResult:
     """The logit lens of `prompt` (text, `FILE:path`, or token ids fed as they are).
 
     One forward pass records the residual stream at the L+1 rows for the chosen `positions`
     (all by default; ints, negative from the end); the rows are then decoded one at a time, so
     at most a few (positions, vocab) tensors exist at once, never (rows, positions, vocab).
     Works inside `probes.skip(...)`: a skipped block's row equals the row before it.
+    `translators` (a TunedLens, a lens folder or 'bundled') reads each row but the last through
+    its tuned-lens translator first: the tuned lens.
     """
     from probes.core.hooks import attached
 
     from probes.core.prompt import prompt_ids
+    from probes.studies.tuned_lens import tuned_of
 
     check_top(top)
+    translators = tuned_of(translators, model)
     text, ids = prompt_ids(model, prompt, bos=bos)
     cols = _positions(positions, len(ids))
     n_layers = model.cfg.n_layers
@@ -229,22 +236,23 @@ def logit_lens(model, prompt, *, top: int = 5, positions=None, bos: bool = True)
         model.original_model.transformer(input_ids=ids_t, position_ids=torch.arange(len(ids), device=device)[None])
     assert all(x is not None for x in resid), "a residual hook did not fire"
     next_ids = [ids[p + 1] if p + 1 < len(ids) else -1 for p in cols]
-    return build_result(model, resid, ids, cols, next_ids, top, text)
+    return build_result(model, resid, ids, cols, next_ids, top, text, translators)
 
 
-def build_result(model, resid, ids, cols, next_ids, top, text) -> LensResult:
-    """A LensResult from residual rows (each (pos, d_model)) at positions `cols` of `ids`."""
+def build_result(model, resid, ids, cols, next_ids, top, text, translators=None) -> LensResult:
+    """A LensResult from residual rows (each (pos, d_model)) at positions `cols` of `ids`, through `translators` if given."""
     from probes.core.load import source_of
     from probes.core.prompt import str_tokens
     from probes.core.skip import skipped_blocks
     from probes.studies.lens_readout import readout, top_strings
 
-    out = readout(model, resid, next_ids, top)
+    out = readout(model, resid, next_ids, top, translators)
     skipped = skipped_blocks(model)
     n_layers = len(resid) - 1
     return LensResult(
         prompt=text, tokens=list(ids), str_tokens=str_tokens(model, ids), positions=list(cols),
         rows=row_hooks(n_layers), row_labels=row_labels(n_layers, skipped),
         top_str_tokens=top_strings(model, out["top_ids"]), next_token=np.array(next_ids, np.int64),
-        d_vocab=model.cfg.d_vocab, model_name=source_of(model).name, skipped_blocks=skipped, **out,
+        d_vocab=model.cfg.d_vocab, model_name=source_of(model).name, skipped_blocks=skipped,
+        tuned_lens=None if translators is None else translators.name, **out,
     )

@@ -41,7 +41,7 @@ _AT_EVERY_POSITION = ("kl_to_final", "entropy", "final_agreement")  # the others
 
 def lens_over(model, data, *, split: str | None = None, max_texts: int | None = None, bos: bool = True,
               compare_skip=None, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
-              max_tokens: int = 4096, max_rows: int = 64, progress=None) -> DatasetLens:
+              max_tokens: int = 4096, max_rows: int = 64, translators=None, progress=None) -> DatasetLens:
     """The logit lens's per-row statistics over every position of `data`, with cluster-bootstrap intervals.
 
     `data` is a list of strings, a `probes.core.dataset.Dataset`, or a path (`FILE:path`, a
@@ -50,6 +50,8 @@ def lens_over(model, data, *, split: str | None = None, max_texts: int | None = 
     Works inside `probes.skip(...)`. `compare_skip` (a layer spec) adds `result.compare`: the same
     texts with those blocks skipped as well, measured against this run's output. Intervals: `level` percentile intervals from `n_boot` replicates
     that resample whole texts (seeded by `seed`). `max_tokens` / `max_rows` bound a batch.
+    `translators` (a TunedLens, a lens folder or 'bundled') reads every row but the output through
+    its tuned-lens translator: the tuned lens over the dataset (`result.tuned_lens` names it).
     """
     from probes.core.dataset import Dataset
     from probes.core.layers import parse_layers
@@ -57,8 +59,10 @@ def lens_over(model, data, *, split: str | None = None, max_texts: int | None = 
     from probes.core.windows import batches, windows
     from probes.progress import progress_of
     from probes.studies.bootstrap import check_bootstrap
+    from probes.studies.tuned_lens import tuned_of
 
     check_bootstrap(n_boot, level)
+    translators = tuned_of(translators, model)
     options = {k: v for k, v in (("split", split), ("max_texts", max_texts)) if v is not None}
     dataset = Dataset.of(data, **options)
     n_texts = len(dataset)  # reads the dataset once (torch-free) and fails on a bad line first
@@ -70,7 +74,7 @@ def lens_over(model, data, *, split: str | None = None, max_texts: int | None = 
     with torch.no_grad(), p.task("lens over texts", total=n_texts, unit="texts") as task:
         items = _by_length(windows(model, dataset, bos=bos), 8 * max_rows)
         for batch in batches(model, items, max_tokens=max_tokens, max_rows=max_rows):
-            _lens_batch(model, batch, compared, main, other)
+            _lens_batch(model, batch, compared, main, other, translators)
             new = {w.text: w.where for w in batch.windows if w.text not in where}
             where.update(new)
             main.windows += len(batch.windows)
@@ -79,10 +83,12 @@ def lens_over(model, data, *, split: str | None = None, max_texts: int | None = 
     skipped = skipped_blocks(model)
     texts = [where[i] for i in range(len(where))]
     result = main.result(model, dataset, texts, skipped, "final", n_boot, seed, level, bos)
+    result.tuned_lens = None if translators is None else translators.name
     if other is not None:
         other.windows, other.tokens = main.windows, main.tokens
         result.compare = other.result(model, dataset, texts, sorted(set(skipped) | set(compared)),
                                       "unpruned final", n_boot, seed, level, bos)
+        result.compare.tuned_lens = result.tuned_lens
     return result
 
 
@@ -164,7 +170,7 @@ def residual_rows(model, ids: torch.Tensor) -> list[torch.Tensor]:
     return resid
 
 
-def _lens_batch(model, batch, compared, main: _Sums, other: _Sums | None) -> None:
+def _lens_batch(model, batch, compared, main: _Sums, other: _Sums | None, translators=None) -> None:
     """Decode one batch's rows at its real positions, a chunk of positions at a time, into the sums."""
     from probes.core.skip import skip
 
@@ -177,11 +183,14 @@ def _lens_batch(model, batch, compared, main: _Sums, other: _Sums | None) -> Non
     def flat(rows):  # L+1 of (batch, pos, d_model) -> (real positions, d_model) on the unembedding's device
         return [x[mask.to(x.device)].to(home) for x in rows]
 
-    streams = flat(residual_rows(model, batch.ids))
+    def through(rows):  # the tuned lens: each row but the output through its translator
+        return rows if translators is None else translators.translate_rows(model, rows)
+
+    streams = through(flat(residual_rows(model, batch.ids)))
     pruned = None
     if compared is not None:
         with skip(model, compared):
-            pruned = flat(residual_rows(model, batch.ids))
+            pruned = through(flat(residual_rows(model, batch.ids)))
     nxt = torch.roll(batch.ids, -1, dims=1)  # (batch, pos): the token after each position
     known = torch.arange(T, device=mask.device)[None] + 1 < batch.lengths[:, None]  # next token inside the window
     nxt, known = nxt[mask].to(home), known[mask].to(home)  # (real positions,)

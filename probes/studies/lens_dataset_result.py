@@ -48,6 +48,7 @@ class DatasetLens:
     text_sums: np.ndarray | None = field(default=None, repr=False)  # (texts, rows, metrics) per-text sums
     text_counts: np.ndarray | None = field(default=None, repr=False)  # (texts, [positions, predicted])
     compare: DatasetLens | None = None
+    tuned_lens: str | None = None  # the tuned lens the rows were read through, None: the logit lens
 
     @property
     def n_rows(self) -> int:
@@ -94,6 +95,7 @@ class DatasetLens:
         out = {
             "model": self.model_name,
             "skipped_blocks": list(self.skipped_blocks),
+            "tuned_lens": self.tuned_lens,
             "reference": self.reference,
             "dataset": {"source": self.source, "texts": self.n_texts, "windows": self.n_windows,
                         "tokens": self.n_tokens, "positions": self.n_positions, "predicted": self.n_predicted,

@@ -75,20 +75,24 @@ class GenerationLens:
         return d
 
 
-def generation_lens(model, prompt, config: SamplingConfig | None = None, *, top: int = 5, **overrides) -> GenerationLens:
+def generation_lens(model, prompt, config: SamplingConfig | None = None, *, top: int = 5, translators=None,
+                    **overrides) -> GenerationLens:
     """Generate one sample (a SamplingConfig, or its fields as keywords) and record the lens of each token as it is produced.
 
     Sampling is exactly `probes.generate`'s (the same config draws the same tokens); `top` is how
     many tokens each lens row lists. Hooks keep the L+1 residual rows of the newest position of
     each KV-cached forward call, the one whose logits the next token is drawn from; the
-    sequence is never re-run.
+    sequence is never re-run. `translators` (a TunedLens, a lens folder or 'bundled') reads the
+    rows through a tuned lens; the sampling never sees it.
     """
     from probes.core.decode import HookedDecoder
     from probes.core.generate import stream_tokens
     from probes.core.hooks import attached
     from probes.core.prompt import prompt_ids
+    from probes.studies.tuned_lens import tuned_of
 
     check_top(top)
+    translators = tuned_of(translators, model)
     cfg = SamplingConfig.of(config, **overrides)
     if cfg.num_samples != 1:
         raise SpecError("the generation lens follows one sample; num_samples must be 1")
@@ -112,6 +116,6 @@ def generation_lens(model, prompt, config: SamplingConfig | None = None, *, top:
     resid = [torch.stack([calls[c][r] for c in range(len(gen))]) for r in range(len(names))]  # each (generated, d_model)
     ids = prompt_tokens + gen
     cols = [len(prompt_tokens) - 1 + j for j in range(len(gen))]
-    lens = build_result(model, resid, ids, cols, gen, top, text)
+    lens = build_result(model, resid, ids, cols, gen, top, text, translators)
     return GenerationLens(lens=lens, prompt_tokens=prompt_tokens, generated=gen, text=model.tokenizer.decode(gen),
                           config=cfg)

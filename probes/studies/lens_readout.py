@@ -36,12 +36,15 @@ def decode_residual(model, resid: torch.Tensor, *, out: torch.Tensor | None = No
     return torch.addmm(bias, h, weight.t(), out=out)
 
 
-def readout(model, resid: list[torch.Tensor], next_ids: list[int], top: int) -> dict[str, np.ndarray]:
+def readout(model, resid: list[torch.Tensor], next_ids: list[int], top: int, translators=None) -> dict[str, np.ndarray]:
     """Statistics of every row of `resid` (each (pos, d_model)), one row and one chunk of positions at a time.
 
     Returns the LensResult arrays: top_ids, top_probs, entropy, kl_to_final, final_rank,
     final_prob, next_rank, next_prob, next_xent (each (rows, pos[, top])) and final_token (pos,).
+    `translators` (a `probes.studies.tuned_lens.TunedLens`) maps each row but the last first.
     """
+    if translators is not None:
+        resid = translators.translate_rows(model, resid)
     n_rows, n_pos = len(resid), resid[0].shape[0]
     vocab = model.cfg.d_vocab
     home = model.unembed.original_component.weight.device  # blocks may sit on other devices

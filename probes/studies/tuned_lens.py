@@ -1,0 +1,251 @@
+"""Tuned lens: one affine translator per layer, read through the final norm and unembedding, saved for one model.
+
+Belrose et al. (2023), "Eliciting Latent Predictions from Transformers with the Tuned Lens". Row r
+(the stream entering block r, as in `probes.studies.lens`) is read as
+
+    decode_residual(h + W_r (h - mean(h)) + b_r)        W_r (d_model, d_model), b_r (d_model,)
+
+with W_r and b_r zero at the start, so an untrained lens is the logit lens exactly. The last row
+is the model's output and gets no translator. The translator's input is centred because the final
+LayerNorm ignores the mean direction and TransformerLens' compatibility mode removes it from the
+stream anyway: so one lens reads the bridge's stream and transformers' `hidden_states` alike.
+
+Skipped blocks (a lens for a pruned model): rows that hold the same stream (a skipped block passes
+its input through) form one run and share the translator of the run's first row; the run that ends
+in the last row is the output and gets none. A lens records the blocks skipped while it was
+trained. A full model's lens read on a pruned model is what `--compare-skip` draws (the same
+translators on both); a pruned model's lens used under other skips warns, since its translators
+were fit to an output the model no longer has.
+
+Files: `config.json` (model checksum, shape, skips, training record) and `translators.safetensors`.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from probes.errors import ProbesError
+
+FORMAT = "probes-tuned-lens"
+VERSION = 1
+CONFIG = "config.json"
+WEIGHTS = "translators.safetensors"
+BUNDLED = "bundled"
+
+
+class TunedLensError(ProbesError):
+    """A tuned lens that cannot be used: missing files, another model's lens, a bad config."""
+
+
+def runs(n_layers: int, skipped) -> list[int | None]:
+    """Per row (L+1), the translator index it uses: its run's first row, or None for the output's run."""
+    gone = set(skipped)
+    owner = list(range(n_layers + 1))
+    for r in range(1, n_layers + 1):
+        if r - 1 in gone:  # block r-1 passes row r-1 through: row r holds the same stream
+            owner[r] = owner[r - 1]
+    return [None if o == owner[-1] else o for o in owner]
+
+
+class TunedLens(nn.Module):
+    """Translators for every row but the last: `weight` (L, d_model, d_model) and `bias` (L, d_model).
+
+    `meta` records the model (name, sha256 of its weights, n_layers, d_model), the blocks skipped
+    while training, and `training` (settings, tokens, seconds, held-out KL per row).
+    """
+
+    def __init__(self, n_layers: int, d_model: int, meta: dict | None = None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(n_layers, d_model, d_model))  # (L, d_out, d_in)
+        self.bias = nn.Parameter(torch.zeros(n_layers, d_model))  # (L, d_model)
+        self.meta = dict(meta or {})
+        self.meta.update(n_layers=n_layers, d_model=d_model)
+        self.meta.setdefault("skipped_blocks", [])
+
+    @classmethod
+    def identity(cls, model) -> TunedLens:
+        """The untrained lens of `model` (as it is now, skips included): the logit lens."""
+        from probes.core.load import source_of
+        from probes.core.skip import skipped_blocks
+
+        src = source_of(model)
+        meta = {"model": src.name, "model_sha256": src.checksum, "skipped_blocks": skipped_blocks(model)}
+        return cls(model.cfg.n_layers, model.cfg.d_model, meta)
+
+    @property
+    def n_layers(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def name(self) -> str:
+        return self.meta.get("path") or "tuned lens"
+
+    def __repr__(self) -> str:
+        skipped = f", trained with blocks {self.meta['skipped_blocks']} skipped" if self.meta["skipped_blocks"] else ""
+        steps = self.meta.get("training", {}).get("steps")
+        trained = f", {steps} steps" if steps is not None else ", untrained"
+        return (f"TunedLens({self.n_layers} translators {self.weight.shape[1]}x{self.weight.shape[2]}, "
+                f"model {self.meta.get('model')!r}{trained}{skipped})")
+
+    def translate(self, h: torch.Tensor, row: int) -> torch.Tensor:
+        """Translator `row` applied to a stream (..., d_model): h + W (h - mean h) + b."""
+        w = self.weight[row].to(h.device, h.dtype)
+        b = self.bias[row].to(h.device, h.dtype)
+        centred = h - h.mean(-1, keepdim=True)
+        return h + centred @ w.T + b
+
+    def translate_rows(self, model, resid: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The L+1 lens rows (each (..., d_model)) through their translators, for `model` as it is now."""
+        self.check(model)
+        from probes.core.skip import skipped_blocks
+
+        now = skipped_blocks(model)
+        trained = list(self.meta["skipped_blocks"])
+        # A full model's lens on a pruned model is the comparison --compare-skip draws: silent.
+        # A pruned model's lens elsewhere reads towards an output the model no longer has.
+        if trained and now != trained:
+            warnings.warn(f"this tuned lens was trained with blocks {trained} skipped, and the model now skips "
+                          f"{now or 'none'}: its translators target the other model's output", stacklevel=3)
+        owners = runs(self.n_layers, now)
+        with torch.no_grad():
+            return [x if o is None else self.translate(x, o) for x, o in zip(resid, owners)]
+
+    def check(self, model) -> None:
+        """Raise unless this lens was trained for `model`'s weights and shape."""
+        from probes.core.load import source_of
+
+        check_fits(self.meta, source_of(model).checksum, model.cfg.n_layers, model.cfg.d_model,
+                   source_of(model).name)
+
+    def as_dict(self) -> dict:
+        return {"format": FORMAT, "version": VERSION, **self.meta}
+
+    def save(self, path, *, force: bool = False) -> Path:
+        """Write `path`/config.json and `path`/translators.safetensors (float32); never overwrite without `force`."""
+        from safetensors.torch import save_file
+
+        from probes.io import atomic_path
+
+        folder = check_out_dir(path, force=force)
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors = {"weight": self.weight.detach().float().cpu().contiguous(),
+                   "bias": self.bias.detach().float().cpu().contiguous()}
+        config = {k: v for k, v in self.as_dict().items() if k != "path"}
+        with atomic_path(folder / WEIGHTS, force) as tmp:
+            save_file(tensors, tmp)
+        with atomic_path(folder / CONFIG, force) as tmp:
+            Path(tmp).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        return folder
+
+
+def check_out_dir(path, *, force: bool = False) -> Path:
+    """A folder a lens can be saved into: new, or holding no lens files unless `force`."""
+    from probes.io import check_dir, check_output
+
+    folder = check_dir(path, "--out")
+    if folder.is_dir():
+        for name in (CONFIG, WEIGHTS):
+            check_output(folder / name, force=force)
+    return folder
+
+
+def check_for_model(path, model_arg, n_layers: int) -> dict:
+    """The config of lens `path` if it fits `model_arg` (as `probes.load` takes it), checked without loading the model."""
+    from probes.core.load import resolve
+
+    config = read_config(path)
+    src = resolve(model_arg)
+    check_fits(config, src.checksum, n_layers, config["d_model"], src.name)
+    return config
+
+
+def check_fits(config: dict, checksum: str, n_layers: int, d_model: int, model_name: str) -> None:
+    """One line naming both models when a lens's config does not belong to this model."""
+    where = config.get("path", "this tuned lens")
+    if config.get("model_sha256") != checksum:
+        raise TunedLensError(
+            f"{where} was trained for model {config.get('model')!r} (sha256 {config.get('model_sha256')}), not for "
+            f"{model_name!r} (sha256 {checksum}); train one for this model with `probes tuned-lens train`")
+    if (config.get("n_layers"), config.get("d_model")) != (n_layers, d_model):
+        raise TunedLensError(f"{where} has {config.get('n_layers')} translators of width {config.get('d_model')}; "
+                             f"the model has {n_layers} blocks of width {d_model}")
+
+
+def lens_dir(path) -> Path:
+    """The folder of a lens: 'bundled' is the one shipped with the bundled model."""
+    if str(path) == BUNDLED:
+        from probes.core.load import BUNDLED_DIR
+
+        return BUNDLED_DIR / "tuned-lens"
+    from probes.io import user_path
+
+    return user_path(path)
+
+
+def read_config(path) -> dict:
+    """A lens folder's checked config.json (torch-free: the CLI calls it before loading the model)."""
+    folder = lens_dir(path)
+    if not folder.is_dir():
+        raise TunedLensError(f"--tuned {path}: no such folder (train one with `probes tuned-lens train`)")
+    for name in (CONFIG, WEIGHTS):
+        if not (folder / name).is_file():
+            raise TunedLensError(f"{folder}: no {name}; a tuned lens folder holds {CONFIG} and {WEIGHTS}")
+    try:
+        config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise TunedLensError(f"{folder / CONFIG}: not valid JSON ({e})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise TunedLensError(f"{folder / CONFIG}: not a probes tuned lens (format {FORMAT!r} expected)")
+    if config.get("version") != VERSION:
+        raise TunedLensError(f"{folder / CONFIG}: tuned lens version {config.get('version')!r}; this probes reads {VERSION}")
+    for key, kind in (("model_sha256", str), ("n_layers", int), ("d_model", int), ("skipped_blocks", list)):
+        if not isinstance(config.get(key), kind):
+            raise TunedLensError(f"{folder / CONFIG}: {key!r} is missing or not a {kind.__name__}")
+    config["path"] = "bundled" if str(path) == BUNDLED else str(folder)
+    return config
+
+
+def load_tuned_lens(path, model) -> TunedLens:
+    """The tuned lens saved in folder `path` ('bundled': the one shipped with the bundled model), for `model`.
+
+    A lens trained for other weights (its recorded sha256 differs) is refused before its tensors are read.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from probes.core.load import source_of
+
+    config = read_config(path)
+    src = source_of(model)
+    check_fits(config, src.checksum, model.cfg.n_layers, model.cfg.d_model, src.name)
+    file = lens_dir(path) / WEIGHTS
+    try:
+        tensors = load_file(str(file))
+    except (SafetensorError, OSError) as e:
+        raise TunedLensError(f"{file}: cannot read the translators ({e})") from None
+    L, d = config["n_layers"], config["d_model"]
+    expected = {"weight": (L, d, d), "bias": (L, d)}
+    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    if got != expected:
+        raise TunedLensError(f"{file}: tensors {got}, expected {expected}")
+    if not all(torch.isfinite(v).all() for v in tensors.values()):
+        raise TunedLensError(f"{file}: the translators hold NaN or infinite values")
+    meta = {k: v for k, v in config.items() if k not in ("format", "version")}
+    lens = TunedLens(L, d, meta)
+    with torch.no_grad():
+        lens.weight.copy_(tensors["weight"].float())
+        lens.bias.copy_(tensors["bias"].float())
+    device = model.unembed.original_component.weight.device
+    return lens.to(device) if device.type != "meta" else lens
+
+
+def tuned_of(translators, model) -> TunedLens | None:
+    """`translators=` as the lens functions take it: None, a TunedLens, or a folder / 'bundled' to load."""
+    if translators is None or isinstance(translators, TunedLens):
+        return translators
+    return load_tuned_lens(translators, model)
