@@ -114,6 +114,9 @@ def _title(lens, what: str) -> str:
         from probes.core.layers import format_layers
 
         skipped = f", blocks {format_layers(lens.skipped_blocks)} skipped"
+    if getattr(lens, "tuned_lens", None):  # read through translators: say which
+        what = what.replace("Logit lens", "Tuned lens")
+        skipped += f", tuned lens {lens.tuned_lens}"
     return f"{what}: {lens.model_name}{skipped}"
 
 
