@@ -212,3 +212,22 @@ def test_cli_bad_dataset_fails_before_loading(content, words, tiny_dir, tmp_path
     assert r.exit_code == 2 and r.stdout == "" and "Traceback" not in r.output
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and all(w in lines[0] for w in words), r.stderr
+
+
+def test_progress_counts_every_text_once(tiny):
+    from probes.progress import Progress, Task
+
+    seen = []
+
+    class Count(Progress):
+        def task(self, label, total=None, unit="items"):
+            seen.append([label, total, unit, 0])
+
+            class T(Task):
+                def advance(self, n=1):
+                    seen[-1][3] += n
+
+            return T()
+
+    probes.lens_over(tiny, TEXTS * 3, max_rows=2, progress=Count())
+    assert seen == [["lens over texts", 12, "texts", 12]]
