@@ -151,3 +151,20 @@ def test_info_reports_the_checkpoints_param_count(tiny, tiny_hf, bundled):
     assert model_info(tiny)["n_params"] == sum(p.numel() for p in tiny_hf.parameters())
     trained = json.loads((BUNDLED_DIR / "training.json").read_text())["n_params"]
     assert model_info(bundled)["n_params"] == trained
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_check_loaded_finds_any_non_finite_weight(tiny_dir, bad):
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    from probes.core.checkpoint import check_loaded
+    from probes.errors import ModelLoadError
+
+    hf = GPT2LMHeadModel.from_pretrained(tiny_dir)
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    check_loaded("tiny", hf, tok)
+    with torch.no_grad():
+        hf.transformer.h[1].mlp.c_proj.weight[3, 7] = bad
+    with pytest.raises(ModelLoadError, match="h.1.mlp.c_proj.weight"):
+        check_loaded("tiny", hf, tok)
+    check_loaded("tiny", GPT2LMHeadModel.from_pretrained(tiny_dir).half(), tok)  # fp16 weights are checked too

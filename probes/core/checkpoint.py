@@ -131,7 +131,11 @@ def check_loaded(name: str, hf, tokenizer) -> None:
     """What only the loaded model shows: weights that are not finite, a tokenizer bigger than the embedding."""
     import torch
 
-    bad = [name for name, p in hf.named_parameters() if not bool(torch.isfinite(p).all())]
+    def finite(p) -> bool:  # min and max propagate NaN and hold any inf: one pass, no (p.shape) bool tensor
+        lo, hi = torch.aminmax(p.detach().float() if p.dtype in (torch.float16, torch.bfloat16) else p.detach())
+        return bool(torch.isfinite(lo)) and bool(torch.isfinite(hi))
+
+    bad = [name for name, p in hf.named_parameters() if p.numel() and not finite(p)]
     if bad:
         raise ModelLoadError(f"cannot load {name!r}: {len(bad)} weight tensor(s) hold NaN or inf, e.g. {bad[0]}")
     if len(tokenizer) > hf.config.vocab_size:
