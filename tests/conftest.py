@@ -109,6 +109,13 @@ def offline_gpt2(gpt2_home, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    # huggingface_hub reads these when it is imported; a test process has long imported it.
+    import huggingface_hub.constants as hub
+
+    hub_cache = str(gpt2_home / "hub")
+    for name, value in (("HF_HOME", str(gpt2_home)), ("HF_HUB_CACHE", hub_cache), ("HUGGINGFACE_HUB_CACHE", hub_cache),
+                        ("HF_HUB_OFFLINE", True)):
+        monkeypatch.setattr(hub, name, value)
     return gpt2_home
 
 
