@@ -17,8 +17,8 @@ positions) a second, capture and plain interleaved `--repeats` times in one chil
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -55,9 +55,12 @@ def plain(model, data, names: list[str], store_dtype: str, shard_bytes: int, out
     import torch
     from safetensors.torch import save_file
 
+    import probes
     from probes.core.decode import forward_step
-    from probes.core.windows import batches, windows
+    from probes.core.windows import batches
     from probes.studies.capture_dataset import _shards
+
+    MAX_TOKENS = inspect.signature(probes.capture_dataset).parameters["max_tokens"].default  # the capture's batches
 
     dtype = getattr(torch, store_dtype)
     d = model.cfg.d_model
@@ -66,7 +69,7 @@ def plain(model, data, names: list[str], store_dtype: str, shard_bytes: int, out
     with torch.no_grad():
         for k, group in enumerate(_shards(model, data, True, max(1, shard_bytes // row_bytes), [])):
             n = sum(len(w.ids) for w, _ in group)
-            for batch in batches(model, [w for w, _ in group]):
+            for batch in batches(model, [w for w, _ in group], max_tokens=MAX_TOKENS):
                 forward_step(model, batch.ids, None, 0)
             tensors = {name: torch.zeros(n, d, dtype=dtype) for name in names}
             tensors.update({key: torch.zeros(n, dtype=torch.int64) for key in ("tokens", "text", "position")})

@@ -57,7 +57,7 @@ def capture_dataset(
     shard_bytes: int | str = SHARD_BYTES,
     split: str | None = None,
     max_texts: int | None = None,
-    max_tokens: int = 8192,
+    max_tokens: int = 2048,
     max_rows: int = 64,
     force: bool = False,
     progress=None,

@@ -122,6 +122,7 @@ class ShardedActivations:
         self.n_rows = self.shards[-1]["rows"][1] if self.shards else 0
         # text -> [(shard, first row in the shard, rows)] for each of its windows, in order
         self._spans: dict[int, list[tuple[int, int, int]]] = {}
+        self._strs: tuple[int, list[str]] = (-1, [])
         for k, shard in enumerate(self.shards):
             row = 0
             for text, _start, n in shard["windows"]:
@@ -167,7 +168,7 @@ class ShardedActivations:
             with self._open(k) as fh:
                 for name in [*self.names, "tokens"]:
                     parts.setdefault(name, []).append(fh.get_slice(name)[first : first + rows])
-                strs += json.loads(fh.metadata()["str_tokens"])[first : first + rows]
+                strs += self._str_tokens(k, fh)[first : first + rows]
         tensors = {name: torch.cat(p) for name, p in parts.items()}  # (pos, ...)
         tokens = tensors.pop("tokens")
         return Activations(tensors, tokens, self._meta(i, strs))
@@ -204,6 +205,12 @@ class ShardedActivations:
                         held, n_held = {key: [] for key in held}, 0
         if n_held:
             yield {key: torch.cat(v) for key, v in held.items()}
+
+    def _str_tokens(self, k: int, fh) -> list[str]:
+        # The last shard's strings are kept: iterating over texts parses each shard's once.
+        if self._strs[0] != k:
+            self._strs = (k, json.loads(fh.metadata()["str_tokens"]))
+        return self._strs[1]
 
     def _names(self, names) -> list[str]:
         from probes.errors import closest
