@@ -102,3 +102,37 @@ def test_a_sampling_grid_decodes_together_and_equals_each_setting_alone(tiny):
     assert [[s.tokens for s in r] for r in both[0]] == [[s.tokens for s in r] for r in runs[:2]]
     with pytest.raises(probes.ProbesError, match="share max_new_tokens"):
         probes.generate(tiny, "Hi", [grid[0], probes.SamplingConfig(max_new_tokens=3)])
+
+
+def test_cli_prompts_file_equals_each_prompt_alone(tiny_dir, tmp_path):
+    import json
+
+    from cli_runner import run_cli
+
+    (tmp_path / "p.txt").write_text("Hi there\n\nx y z\n")
+    r = run_cli("generate", "-m", tiny_dir, "--prompts", tmp_path / "p.txt", "-n", "2", "--max-new-tokens", "8",
+                "--temperature", "1,2", "--json")
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert [p["where"].rsplit(":", 1)[1] for p in d["prompts"]] == ["1", "3"]
+    for item in d["prompts"]:
+        for run in item["grid"]:
+            alone = run_cli("generate", "-m", tiny_dir, "--prompt", item["prompt"], "-n", "2", "--max-new-tokens", "8",
+                            "--temperature", str(run["config"]["temperature"]), "--json")
+            assert [s["tokens"] for s in run["samples"]] == [s["tokens"] for s in json.loads(alone.stdout)["samples"]]
+    text = run_cli("generate", "-m", tiny_dir, "--prompts", tmp_path / "p.txt", "--max-new-tokens", "3")
+    assert text.exit_code == 0 and "=== prompt 2/2" in text.stdout and "x y z" in text.stdout
+
+
+@pytest.mark.parametrize("name, content, words", [
+    ("empty.txt", "\n \n", ["empty.txt", "holds no texts"]),
+    ("notext.jsonl", '{"text": "a"}\n{"body": "b"}\n', ["notext.jsonl:2", "no 'text' field"]),
+])
+def test_cli_bad_prompts_file_is_one_line_naming_the_line(tmp_path, name, content, words):
+    from cli_runner import run_cli
+
+    (tmp_path / name).write_text(content)
+    r = run_cli("generate", "--prompts", tmp_path / name)
+    assert r.exit_code == 2 and r.stdout == ""
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("error:") and all(w in line for w in words)

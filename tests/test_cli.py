@@ -163,6 +163,10 @@ BAD = [
     (["generate", "--top-k", "200,"], ["--top-k", "empty item"]),
     (["generate", "--top-p", "0.9,1.5"], ["top-p", "(0, 1]"]),
     (["generate", "--temperature", "0.1,1", "--greedy"], ["greedy", "grid of 2 settings", "--sample"]),
+    (["generate", "--prompts", "FILE:{tmp}/nowhere.txt"], ["cannot read dataset", "nowhere.txt"]),
+    (["generate", "--prompts", "{tmp}/x.txt", "--prompt", "Hi"], ["--prompt and --prompts"]),
+    (["generate", "--prompts", "{tmp}/x.txt", "--stream"], ["--stream", "--prompts"]),
+    (["generate", "-m", "{tiny}", "--prompts", "{empty}"], ["cannot open dataset"]),
     (["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "{tmp}/b.safetensors", "--hooks", "resid_pree"], ["resid_pre"]),
     (["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "{existing}"], ["exists", "--force"]),
     (["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "/proc/probes-test.safetensors"], ["/proc"]),
@@ -250,6 +254,14 @@ BAD = [
     (["lens", "--dataset", "{tmp}/x.txt", "--max-texts", "0"], ["max-texts", ">= 1"]),
     (["lens", "--dataset", "{tmp}/x.txt", "--split", "words"], ["split", "lines, paragraphs"]),
     (["lens", "--dataset", "{tmp}/x.txt", "--compare-skip", "1", "--skip", "2"], ["--compare-skip", "--skip"]),
+    # prune over a dataset, and --no-eval: every check before the model loads
+    (["prune", "-m", "{tiny}", "--dataset", "FILE:{tmp}/nowhere.txt"], ["cannot read dataset", "nowhere.txt"]),
+    (["prune", "--dataset", "{tmp}/x.txt", "--eval-text", "{tmp}/x.txt"], ["either --eval-text", "--dataset"]),
+    (["prune", "--max-texts", "3"], ["--max-texts", "--dataset"]),
+    (["prune", "--dataset", "{tmp}/x.txt", "--max-texts", "0"], ["max-texts", ">= 1"]),
+    (["prune", "--no-eval", "--eval-text", "{tmp}/x.txt"], ["--no-eval", "--eval-text", "ignored"]),
+    (["prune", "--sweep", "--no-eval"], ["--sweep", "--no-eval"]),
+    (["report", "--out", "{tmp}/r", "--no-eval", "--eval-text", "{tmp}/x.txt"], ["--no-eval", "--eval-text"]),
 ]
 if not __import__("torch").cuda.is_available():
     BAD.append((["info", "--device", "cuda"], ["no CUDA GPU"]))

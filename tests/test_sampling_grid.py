@@ -38,12 +38,13 @@ def test_grid_keeps_the_configs_values_where_nothing_varies(tiny):
 def test_grid_dict_shape(tiny):
     grid = probes.generate_grid(tiny, "Hi", temperature=[0.5, 2.0], max_new_tokens=3, seed=4)
     d = grid.as_dict()
-    assert set(d) == {"prompt", "prompt_tokens", "grid"} and len(d["grid"]) == 2
+    assert set(d) == {"prompt", "prompt_tokens", "grid", "timing"} and len(d["grid"]) == 2
     for entry, run in zip(d["grid"], grid):
-        assert set(entry) == {"config", "samples", "timing"}
+        assert set(entry) == {"config", "samples"}
         assert SamplingConfig.from_dict(entry["config"]) == run.config
         assert [s["tokens"] for s in entry["samples"]] == [s.tokens for s in run]
-        assert entry["timing"]["new_tokens"] == 3
+    # the settings were decoded together, so one timing covers them all
+    assert d["timing"]["new_tokens"] == 6 and d["timing"]["decoded_with"] == {"prompts": 1, "settings": 2}
 
 
 def test_bad_grids_raise_before_generating(tiny):
@@ -83,7 +84,7 @@ def test_cli_grid_matches_separate_runs_and_single_value_output_is_unchanged(tin
     assert text.exit_code == 0, text.output
     out = text.stdout
     assert out.index("=== T=0.5, top-k=3 ===") < out.index("=== T=4, top-k=3 ===") and out.count("--- sample 1/2 ---") == 2
-    assert "settings, each with seed 3" in out and "T=4, top-k=3:" in text.stderr  # timing per setting
+    assert "settings, each with seed 3" in out and "1 prompt x 2 settings in batches of 4" in text.stderr  # one batch
 
     single = run_cli(*common, "--temperature", "0.5", "--top-k", "3")
     assert "===" not in single.stdout and single.stdout.startswith("model ") and "; T=0.5, top-k=3; seed 3" in single.stdout

@@ -20,8 +20,14 @@ TopPs = Annotated[Optional[str], typer.Option("--top-p", help="Nucleus sampling:
                                               "this much mass, in (0, 1]." + _GRID.format("0.9,1"))]
 
 
+Prompts = Annotated[Optional[str], typer.Option(
+    "--prompts", help="Many prompts, decoded together in batches: FILE:path with one prompt per line (blank lines "
+    "skipped), a .jsonl file with a \"text\" field, or a saved Hugging Face dataset directory.")]
+
+
 def generate(
     prompt: o.Prompt = None,
+    prompts: Prompts = None,
     num_samples: o.NumSamples = o.SAMPLING.num_samples,
     max_new_tokens: o.MaxNewTokens = o.SAMPLING.max_new_tokens,
     temperature: Temperatures = f"{o.SAMPLING.temperature:g}",
@@ -58,6 +64,8 @@ def generate(
         from probes.errors import ProbesError
 
         raise ProbesError("--stream prints text as it comes; --json prints one document at the end: choose one")
+    if prompts is not None:
+        return _many(prompts, prompt, stream, grid, cfg, skip, keep, model, device, dtype, threads, json)
     if prompt is None:
         prompt = "\n"  # nanoGPT's sample.py default; declared here so --help does not print a bare newline
     target = Target(model, device, dtype, prompt, bos=bos, threads=threads)
@@ -80,6 +88,54 @@ def generate(
 
 
 generate.__doc__ = generate.__doc__.format(**o.SAMPLING.to_dict())  # the help shows SamplingConfig's defaults
+
+
+def _many(spec, prompt, stream, grid, cfg, skip, keep, model, device, dtype, threads, json) -> None:
+    """`generate --prompts`: every prompt (and setting) decoded together, grouped by prompt in the output."""
+    import probes
+    from probes.cli.common import Target
+    from probes.core.dataset import Dataset
+    from probes.errors import ProbesError
+    from probes.meta import model_meta
+
+    if prompt is not None:
+        raise ProbesError("--prompt and --prompts: give one prompt or a file of prompts, not both")
+    if stream:
+        raise ProbesError("--stream prints one sample at a time; --prompts decodes many together: choose one")
+    data = Dataset(spec)
+    data.check()  # every line readable, before the model loads
+    target = Target(model, device, dtype, bos=cfg.bos, threads=threads)
+    skipped = target.skipped(skip, keep)
+    m = target.load()
+    with probes.skip(m, skipped):
+        runs = probes.generate(m, data, list(grid) if len(grid) > 1 else grid[0])
+        meta = model_meta(m)
+    where = [t.where for t in data]
+    items = []
+    for w, run in zip(where, runs):
+        if len(grid) > 1:
+            items.append({"where": w, "prompt": run[0].prompt, "prompt_tokens": run[0].prompt_tokens,
+                          "grid": [{"config": r.config.to_dict(), "samples": [s.as_dict() for s in r]} for r in run]})
+        else:
+            items.append({"where": w, **{k: v for k, v in run.as_dict().items() if k != "timing"}})
+    timing = (runs[0][0] if len(grid) > 1 else runs[0]).timing
+    emit({**meta, "dataset": data.as_dict(), "prompts": items, "timing": timing}, json, _render_many)
+
+
+def _render_many(d: dict) -> str:
+    from probes.core.sampling import SamplingConfig
+
+    out = [f"model {d['model']}; {len(d['prompts'])} prompts from {d['dataset']['source']}{_skipped(d)}"]
+    for i, item in enumerate(d["prompts"], 1):
+        out += ["", f"=== prompt {i}/{len(d['prompts'])} ({item['where']}): {item['prompt']!r} ==="]
+        for run in item.get("grid") or [item]:
+            cfg = SamplingConfig.from_dict(run["config"])
+            if "grid" in item:
+                out.append(_header(cfg))
+            out += _samples_lines(item["prompt"], run["samples"])
+    out.append("---")
+    _timing_line(d["timing"])
+    return "\n".join(out)
 
 
 class _Streamer:
@@ -108,7 +164,13 @@ def _header(config) -> str:
 
 def _timing_line(t: dict, config=None) -> None:
     where = f"{config.label()}: " if config is not None else ""
-    print(f"[{where}{t['new_tokens']} tokens in {t['seconds']:.2f} s, {t['tokens_per_second']} tokens/s]", file=sys.stderr)
+    together = t.get("decoded_with")
+    batch = ""
+    if together:
+        n, k = together["prompts"], together["settings"]
+        batch = f", {n} prompt{'s' * (n != 1)} x {k} setting{'s' * (k != 1)} in batches of {t['batch_size']}"
+    print(f"[{where}{t['new_tokens']} tokens in {t['seconds']:.2f} s, {t['tokens_per_second']} tokens/s{batch}; one run]",
+          file=sys.stderr)
 
 
 def _samples_lines(prompt: str, samples: list[dict]) -> list[str]:
@@ -141,6 +203,9 @@ def _render_grid(d: dict) -> str:
            f"prompt: {d['prompt']!r}"]
     for cfg, run in zip(configs, d["grid"]):
         out += ["", _header(cfg), *_samples_lines(d["prompt"], run["samples"])]
-        _timing_line(run["timing"], cfg)
+        if "timing" in run:
+            _timing_line(run["timing"], cfg)
+    if "timing" in d:
+        _timing_line(d["timing"])  # all settings decoded together
     out.append("---")
     return "\n".join(out)

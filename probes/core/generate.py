@@ -10,7 +10,7 @@ import torch
 
 from probes.core.decode import choose_decoder, decode, decode_batch
 from probes.core.distribution import pick_token, sampling_probs
-from probes.core.prompt import prompt_ids
+from probes.core.prompt import encode, prompt_ids
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
 
@@ -161,14 +161,16 @@ def generate(
         raise ProbesError("give at least one sampling config")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ProbesError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    many = _is_many(prompt)
-    if many:
-        from probes.core.dataset import Dataset
-
-        prompt = [t.text for t in prompt] if isinstance(prompt, Dataset) else list(prompt)
     if len({c.bos for c in configs}) > 1:
         raise ProbesError("settings decoded together must agree on bos")
-    encoded = [prompt_ids(model, p, bos=configs[0].bos) for p in (prompt if many else [prompt])]
+    bos = configs[0].bos
+    many = _is_many(prompt)
+    from probes.core.dataset import Dataset
+
+    if isinstance(prompt, Dataset):  # a dataset's texts are text, never FILE: specs
+        encoded = [(t.text, encode(model, t.text, bos=bos)) for t in prompt]
+    else:
+        encoded = [prompt_ids(model, p, bos=bos) for p in (prompt if many else [prompt])]
     # Choosing the decoder fuses the fast path's weights (once per model and weight version); do it
     # before the clock starts, or a model's first run pays for the copy and `prune` shows skipping
     # as far faster than it is.

@@ -4,8 +4,8 @@
     grid.runs[0]        # Samples of T=0.1, top-k=200, drawn with the config's seed
     grid.as_dict()      # {"prompt", "prompt_tokens", "grid": [{"config", "samples", "timing"}, ...]}
 
-Each setting is one call of the public `probes.generate` with the same seed, so a setting's samples
-are exactly those of a separate run with that setting.
+Every setting is decoded in one batch by `probes.generate` (a list of configs), each sample with its
+own generator from the same seed, so a setting's samples are those of a separate run with that setting.
 """
 
 from __future__ import annotations
@@ -36,9 +36,17 @@ class SamplingGrid:
         return iter(self.runs)
 
     def as_dict(self) -> dict:
-        return {"prompt": self.prompt, "prompt_tokens": self.prompt_tokens,
-                "grid": [{"config": r.config.to_dict(), "samples": [s.as_dict() for s in r], "timing": r.timing}
-                         for r in self.runs]}
+        shared = self.shared_timing
+        grid = [{"config": r.config.to_dict(), "samples": [s.as_dict() for s in r]}
+                | ({} if shared else {"timing": r.timing}) for r in self.runs]
+        return {"prompt": self.prompt, "prompt_tokens": self.prompt_tokens, "grid": grid} | (
+            {"timing": shared} if shared else {})
+
+    @property
+    def shared_timing(self) -> dict | None:
+        """The one timing of all settings when they were decoded together (a batch), else None."""
+        first = self.runs[0].timing
+        return first if len(self.runs) > 1 and all(r.timing is first for r in self.runs) else None
 
     def __repr__(self) -> str:
         first = self.runs[0].config
@@ -73,9 +81,12 @@ def generate_grid(
     grid = sampling_grid(cfg.temperature if temperature is None else temperature,
                          cfg.top_k if top_k is None else top_k,
                          cfg.top_p if top_p is None else top_p, config=cfg)
-    runs = []
-    for i, setting in enumerate(grid):
-        if on_setting is not None:
-            on_setting(i, setting)
-        runs.append(generate(model, prompt, setting, on_token=on_token))
+    if on_setting is None and on_token is None:
+        runs = generate(model, prompt, list(grid))  # every setting's samples in one batch
+    else:  # streaming: one setting, and one sample, at a time, so the text reads in order
+        runs = []
+        for i, setting in enumerate(grid):
+            if on_setting is not None:
+                on_setting(i, setting)
+            runs.append(generate(model, prompt, setting, on_token=on_token, batch_size=1))
     return SamplingGrid(runs[0].prompt, runs[0].prompt_tokens, runs)
