@@ -295,3 +295,29 @@ def test_cli_resumes_and_refuses_a_folder_of_another_capture_before_loading(tiny
     assert acts.texts[1] == f"{data}:3"
     r = run_cli(*args[:-2], "--hooks", "resid_post", "-m", tmp_path / "no-such-model")
     assert r.exit_code == 2 and "hooks: resid_post now" in r.stderr  # the folder is checked before the model
+
+
+def test_sigterm_mid_capture_leaves_whole_shards_and_the_rerun_finishes(tiny_dir, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    data = tmp_path / "texts.txt"
+    data.write_text("\n".join(TEXTS * 40) + "\n")  # 200 texts, about 90 shards of 20K
+    out = tmp_path / "s"
+    args = [sys.executable, "-c", "from probes.cli.app import entry; entry()", "capture", "-m", str(tiny_dir), "--dataset", str(data),
+            "--out", str(out), "--shard-size", "20K", "--json"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "shard-00002.safetensors").exists():
+        time.sleep(0.02)
+    proc.send_signal(subprocess.signal.SIGTERM)
+    code = proc.wait(timeout=60)
+    assert code == 130, proc.stderr.read()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+    part = probes.load_activations(out)
+    assert not part.complete and 2 <= len(part.shards) < 90
+    assert_whole(out)
+    r = run_cli(*args[3:])  # the same command, in-process
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["texts"] == 200
