@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from probes.tokens import plot_text
+
 _STYLE = {"resid_pre": ("#3b6fb6", "o"), "resid_mid": ("#8a5cb8", "s"), "resid_post": ("#d0743c", "^"),
           "attn_out": ("#5a9e6f", "v"), "mlp_out": ("#b8a13c", "D")}
 
@@ -53,5 +55,5 @@ def activations_figure(acts, include_bos: bool = False):
     notes = [f"{len(acts.tokens)} positions" + ("" if include_bos or not acts.bos else ", BOS left out of the means")]
     if acts.skipped_blocks:
         notes.append("shaded: skipped blocks")
-    fig.suptitle(f"{acts.meta.model}: {prompt!r} ({'; '.join(notes)})", fontsize=10)
+    fig.suptitle(f"{plot_text(acts.meta.model)}: {plot_text(repr(prompt))} ({'; '.join(notes)})", fontsize=10)
     return fig

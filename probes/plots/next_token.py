@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 
-from probes.tokens import show_token
+from probes.numbers import show_number
+from probes.tokens import plot_text, show_token
 
 
 def distribution_bars(report, top: int = 12):
     """One bar chart per setting (plus the raw T=1 distribution first), side by side."""
     from matplotlib.figure import Figure
+
+    from probes.studies.next_token import POSSIBLE_P as possible
 
     panels = [report.raw] + list(report.settings)
     cols = min(len(panels), 3)  # three panels a row stay readable at page width
@@ -36,10 +39,11 @@ def distribution_bars(report, top: int = 12):
             ax.text(0.99, 0.98, f"{hidden} bar(s) below {floor:.0e}", ha="right", va="top", fontsize=7,
                     color="#555555", transform=ax.transAxes)
         title = "raw (T=1, no truncation)" if i == 0 else d.config.label()
-        ax.set_title(f"{title}\nentropy {d.entropy_bits:.2f} bits, support {d.support:,}\n"
+        ax.set_title(f"{title}\nentropy {show_number(d.entropy_bits, '.2f')} bits; {d.support:,} token{'' if d.support == 1 else 's'} with p ≥ {possible:g}\n"
                      f"99% of the mass in {d.tokens_for_99:,} token{'' if d.tokens_for_99 == 1 else 's'}", fontsize=8.5)
         if i % cols == 0:
             ax.set_ylabel("probability (log scale)")
     prompt = report.prompt if len(report.prompt) <= 60 else "…" + report.prompt[-59:]
-    fig.suptitle(f"Next-token distribution after {prompt!r}", fontsize=11)
+    fig.suptitle(f"Next-token distribution after {plot_text(repr(prompt))}", fontsize=11)
     return fig
+
