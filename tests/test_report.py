@@ -199,7 +199,7 @@ def test_prune_section():
     assert "| metric | full | odd |" in lines
     assert "| distinct-2 | 0.7458 | 0.3051 |" in lines
     assert "| KL(full\\|\\|run) on full text | 0 | 0.6158 |" in lines
-    assert "| tokens / s | n/a | n/a |" in lines
+    assert not any("tokens / s" in line for line in lines)  # one cold run is no speed measurement
     assert ("Skipping odd raised the held-out loss from 4.044 to 4.746 nats/token; on the full model's own continuation "
             "its top-1 prediction agreed 55% of the time (mean KL 0.616 nats). Its text's distinct-2 was 0.31 "
             "(lower than the full model's 0.75), with 58% repeated 4-grams against 11%, and the full model scores it "
@@ -370,7 +370,7 @@ def _check_folder(out, text):
     for tag in ("<strong>", "<code>", "<table>", "<h2>"):
         assert tag in html
     assert html.count("<img ") == len(shown)
-    assert "heldout.txt" in text  # a model without its own held-out text uses the bundled passage
+    assert "heldout.txt" in text or "eval-english.txt" in text  # the bundled passage, or for other models the English text
     assert _nan_free(text)
     return shown
 

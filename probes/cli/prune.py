@@ -10,15 +10,20 @@ from probes.cli import options as o
 from probes.cli.output import emit, log, table
 from probes.core.sampling import PRUNE_SAMPLING as D
 from probes.errors import ProbesError
+from probes.studies.defaults import EVAL_HELP, PRUNE_PROMPT_HELP
 
-DEFAULT_PROMPT = "ROMEO:"
+PromptOpt = Annotated[str | None, typer.Option("--prompt", "--start", "-p", help=f"Prompt text; FILE:path reads it from a file. Default: {PRUNE_PROMPT_HELP}.")]
+DatasetOpt = Annotated[str | None, typer.Option("--dataset", help="Score the held-out metrics over many texts: a text file (one text per line, or blank-line separated with --split paragraphs), a .jsonl file with a \"text\" field on every line, a saved Hugging Face dataset directory, or HF:name[:split]. FILE:path works too.")]
+MaxTexts = Annotated[int | None, typer.Option("--max-texts", help="With --dataset: use only the first N texts.")]
+Split = Annotated[str | None, typer.Option("--split", help="With --dataset, how a text file holds its texts: lines (the default) or paragraphs.")]
+NoEval = Annotated[bool, typer.Option("--no-eval", help="Skip the held-out scoring (loss, KL, agreement); the generations and their metrics stay.")]
 
 
 def prune(
     ctx: typer.Context,
     skip: Annotated[Optional[List[str]], typer.Option("--skip", help="Blocks to skip (repeatable): odd, even, first-half, last-half, none, all, or 1,3,5-7 [default: odd].")] = None,
     keep: Annotated[Optional[List[str]], typer.Option("--keep", help="Blocks to keep (repeatable); the complement is skipped.")] = None,
-    prompt: o.Prompt = DEFAULT_PROMPT,
+    prompt: PromptOpt = None,
     max_new_tokens: o.MaxNewTokens = D.max_new_tokens,
     greedy: o.Greedy = D.greedy,
     num_samples: o.NumSamples = D.num_samples,
@@ -27,7 +32,11 @@ def prune(
     top_p: o.TopP = D.top_p,
     seed: o.Seed = D.seed,
     bos: o.Bos = D.bos,
-    eval_text: Annotated[Optional[str], typer.Option("--eval-text", help="Held-out text file for the loss (default: the bundled model's held-out passage).")] = None,
+    eval_text: Annotated[Optional[str], typer.Option("--eval-text", help=f"Held-out text file for the loss; its first 2,048 tokens are scored. Default: {EVAL_HELP}.")] = None,
+    dataset: DatasetOpt = None,
+    max_texts: MaxTexts = None,
+    split: Split = None,
+    no_eval: NoEval = False,
     sweep: Annotated[bool, typer.Option("--sweep", help="Rank blocks: skip each alone (loss increase, Block Influence, angular distance).")] = False,
     plot: o.Plot = None,
     force: o.Force = False,
@@ -40,12 +49,16 @@ def prune(
     """Run the full model and the model with blocks skipped from the same prompt; compare texts and metrics.
 
     Without --skip or --keep it skips the odd blocks. Greedy by default so the runs are directly comparable (--sample samples every run with the same seed). With --sweep, rank every block instead.
+
+    Held-out loss, KL and top-1 agreement are scored in batches over --eval-text or every text of --dataset (texts longer than the context are cut into windows); --no-eval skips them. Generation speed is in --json only, marked as one cold run.
     """
     from probes.cli.common import Target
     from probes.meta import model_meta
     from probes.core.layers import format_layers
     from probes.io import check_figure_path, save_figure
-    from probes.studies.checks import check_eval_path, prune_config
+    from probes.progress import bar_progress
+    from probes.studies.checks import prune_config
+    from probes.studies.defaults import defaults_for_name, heldout_choice
 
     cfg = prune_config(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, seed=seed,
                        max_new_tokens=max_new_tokens, num_samples=num_samples, bos=bos)
@@ -59,9 +72,13 @@ def prune(
     drawn = o.typed(ctx, "temperature", "top_k", "top_p")
     if cfg.is_greedy and drawn:
         raise ProbesError(f"{', '.join(drawn)}: sampling options need --sample (prune decodes greedily by default)")
-    check_eval_path(eval_text)
+    held = heldout_choice(eval_text, dataset, max_texts=max_texts, split=split, evaluate=not no_eval)
+    if sweep and held is False:
+        raise ProbesError("--sweep ranks blocks by their held-out loss; it cannot run with --no-eval")
     if not sweep and not skip and not keep:
         skip = ["odd"]
+    if prompt is None:
+        prompt = defaults_for_name(model).prune_prompt
     target = Target(model, device, dtype, prompt, bos=bos, threads=threads)
     specs = [(s, target.layers(s)) for s in skip or []] + [(format_layers(layers), layers) for layers in
                                                           (target.skipped(keep=k) for k in keep or [])]
@@ -70,10 +87,11 @@ def prune(
 
     meta = model_meta(m)
     if sweep:
-        result = sweep_blocks(m, eval_text=eval_text, progress=log)
+        result = sweep_blocks(m, eval_text=held, progress=bar_progress(quiet=json))
         render = _render_sweep
     else:
-        result = compare_pruned(m, prompt, [s for s, _ in specs], cfg, eval_text=eval_text, progress=log)
+        result = compare_pruned(m, prompt, [s for s, _ in specs], cfg, eval_text=None if held is False else held, evaluate=held is not False,
+                                progress=bar_progress(quiet=json))
         render = _render
     if plot:
         save_figure(result.figure(), plot, force=force)
@@ -104,15 +122,19 @@ def _render(d: dict) -> str:
         rows.append([label] + [r["metrics"].get(key) for r in d["runs"]])
     out.append(table(rows, header=["metric"] + [r["name"] for r in d["runs"]], align="l" + "r" * len(d["runs"])))
     out.append("")
-    out.append(f"held-out text: {d['eval_text']}. KL and agreement are teacher-forced on the full model's continuation "
-               "(and on the held-out text); perplexity scores each run's text under the full model.")
+    held = (f"held-out text: {d['eval_text']} ({d['eval_tokens']:,} tokens scored)" if d["eval_text"]
+            else "held-out scoring: off (--no-eval)")
+    out.append(f"{held}. KL and agreement are teacher-forced on the full model's continuation "
+               "(and on the held-out text); perplexity scores each run's text under the full model. "
+               "Generation speed: --json only (one cold run, not a measurement).")
     return "\n".join(out)
 
 
 def _render_sweep(d: dict) -> str:
     from probes.core.layers import format_layers
 
-    out = [f"model {d['model']}: skipping one block at a time; full-model held-out loss {d['base_loss']:.4f} nats/token", ""]
+    out = [f"model {d['model']}: skipping one block at a time; full-model held-out loss {d['base_loss']:.4f} nats/token "
+           f"on {d['eval_text']} ({d['eval_tokens']:,} tokens)", ""]
     rows = [[b["block"], b["rank"], b["loss"], b["loss_increase"], b["kl"], b["top1_agreement"], b["block_influence"],
              b["angular_distance"]] for b in d["blocks"]]
     out.append(table(rows, header=["block", "rank", "loss", "change", "KL", "top-1 agr.", "influence", "angular"]))

@@ -11,16 +11,18 @@ import typer
 from probes.cli import options as o
 from probes.cli.output import emit, log
 from probes.core.sampling import REPORT_SAMPLING as D
+from probes.studies.defaults import CLASSIC_PRUNE_PROMPT, EVAL_HELP, LENS_PROMPT_HELP, PROMPT_HELP
 
 
 def report(
     out: Annotated[str, typer.Option("--out", "-o", help="Folder for report.md, report.html and the figures.")] = "study",
-    prompt: o.Prompt = "ROMEO:",
-    lens_prompt: Annotated[str, typer.Option("--lens-prompt", help="Prompt for the logit-lens heatmaps.")] = "JULIET: Good night, good night! Parting is such sweet sorrow",
+    prompt: Annotated[str | None, typer.Option("--prompt", "--start", "-p", help=f"Prompt for sampling, pruning and the generation lens; FILE:path reads a file. Default: {PROMPT_HELP}; pruning {CLASSIC_PRUNE_PROMPT!r} for others.")] = None,
+    lens_prompt: Annotated[str | None, typer.Option("--lens-prompt", help=f"Prompt for the logit-lens heatmaps. Default: {LENS_PROMPT_HELP}.")] = None,
     max_new_tokens: o.MaxNewTokens = D.max_new_tokens,
     num_samples: o.NumSamples = D.num_samples,
     seed: o.Seed = D.seed,
-    eval_text: Annotated[Optional[str], typer.Option("--eval-text", help="Held-out text for the pruning losses (default: the model's own, else the bundled Shakespeare passage).")] = None,
+    eval_text: Annotated[Optional[str], typer.Option("--eval-text", help=f"Held-out text for the pruning losses. Default: {EVAL_HELP}.")] = None,
+    no_eval: Annotated[bool, typer.Option("--no-eval", help="Skip held-out scoring (the pruning losses and the block sweep); every other section stays and the report says so.")] = False,
     force: o.Force = False,
     model: o.Model = None,
     device: o.Device = None,
@@ -32,13 +34,17 @@ def report(
     from probes.cli.common import Target
     from probes.meta import model_meta
     from probes.report import build_report, check_report_args
+    from probes.studies.defaults import defaults_for_name
 
-    cfg = check_report_args(out, D, force=force, eval_text=eval_text, max_new_tokens=max_new_tokens,
-                            num_samples=num_samples, seed=seed)
-    m = Target(model, device, dtype, prompt, lens_prompt, threads=threads).load()
+    cfg = check_report_args(out, D, force=force, eval_text=eval_text, evaluate=not no_eval,
+                            max_new_tokens=max_new_tokens, num_samples=num_samples, seed=seed)
+    d = defaults_for_name(model)
+    given = lambda value, default: default if value is None else value  # noqa: E731
+    prompts = [given(prompt, d.prompt), given(prompt, d.prune_prompt), given(lens_prompt, d.lens_prompt)]
+    m = Target(model, device, dtype, *prompts, threads=threads).load()
     command = "probes report " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else "probes report"
     path = build_report(m, out, prompt=prompt, lens_prompt=lens_prompt, config=cfg, command=command, force=force,
-                        eval_text=eval_text, progress=log)
+                        eval_text=eval_text, evaluate=not no_eval, progress=log)
     log(f"wrote {path} (and report.html, figures)")
     figures = sorted(p.name for p in path.parent.glob("*.png"))
     emit({**model_meta(m), "report": str(path), "html": str(path.with_suffix(".html")), "figures": figures,

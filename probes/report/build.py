@@ -103,13 +103,16 @@ def report_config(config: SamplingConfig | None = None, **overrides) -> Sampling
 
 
 def check_report_args(out, config: SamplingConfig | None = None, *, force: bool = False, eval_text=None,
-                      **overrides) -> SamplingConfig:
+                      evaluate: bool = True, **overrides) -> SamplingConfig:
     """Everything a user chose for `build_report`, checked before the model loads; returns the config to use."""
-    from probes.studies.checks import check_eval_path  # whether it holds enough tokens needs the tokenizer
+    from probes.studies.defaults import heldout_choice  # whether a file holds enough tokens needs the tokenizer
 
     cfg = report_config(config, **overrides)
     check_out_dir(out, force)
-    check_eval_path(eval_text)
+    if eval_text is None or isinstance(eval_text, (str, os.PathLike)):
+        heldout_choice(eval_text, evaluate=evaluate)  # a file must be readable; none may be given with evaluate=False
+    elif not evaluate:
+        raise ProbesError("held-out scoring is off (evaluate=False, --no-eval); eval_text would be ignored")
     return cfg
 
 
@@ -117,22 +120,27 @@ def build_report(
     model,
     out,
     *,
-    prompt: str = "ROMEO:",
-    lens_prompt: str = "JULIET: Good night, good night! Parting is such sweet sorrow",
+    prompt: str | None = None,
+    lens_prompt: str | None = None,
     config: SamplingConfig | None = None,
     command: str = "probes report",
     force: bool = False,
-    eval_text: str | None = None,
+    eval_text=None,
+    evaluate: bool = True,
     progress=None,
     **overrides,
 ) -> Path:
     """Run the whole study on `model` and write `out/report.md`, `out/report.html` and the figures; return report.md's path.
 
     `config` (REPORT_SAMPLING by default; its fields also as keywords) gives the tokens per sample,
-    the samples per setting and the seed. Everything is written into a temporary folder beside
+    the samples per setting and the seed. Prompts and the held-out text (`eval_text`: a file, a
+    `probes.Dataset`) default by model (`probes.studies.defaults`): Shakespeare for the bundled
+    model, the classic study's prompts and a modern-English text for others; a given `prompt` is
+    used for sampling and pruning alike. `evaluate=False` skips held-out scoring (and with it the
+    block sweep); every other section stays. Everything is written into a temporary folder beside
     `out` and moved into place at the end, so an error or Ctrl-C leaves any previous report untouched.
     """
-    cfg = check_report_args(out, config, force=force, eval_text=eval_text, **overrides)
+    cfg = check_report_args(out, config, force=force, eval_text=eval_text, evaluate=evaluate, **overrides)
     import probes
     from probes.core.info import model_info
     from probes.meta import model_meta
@@ -142,9 +150,18 @@ def build_report(
     from probes.studies.lens import logit_lens
     from probes.studies.lens_generation import generation_lens
     from probes.studies.next_token import next_token_distribution
+    from probes.progress import progress_of
+    from probes.studies.defaults import defaults_for_model
+    from probes.studies.heldout import heldout_source
     from probes.studies.prune import compare_pruned, sweep_blocks
 
-    say = progress or (lambda msg: None)
+    p = progress_of(progress)
+    say = p.note
+    defaults = defaults_for_model(model)
+    prune_prompt = prompt if prompt is not None else defaults.prune_prompt
+    prompt = prompt if prompt is not None else defaults.prompt
+    lens_prompt = lens_prompt if lens_prompt is not None else defaults.lens_prompt
+    held = heldout_source(model, eval_text) if evaluate else None
     dest = check_out_dir(out, force)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
@@ -159,6 +176,9 @@ def build_report(
         info, meta = model_info(model), model_meta(model)
         card = Path(info["path"]) / "MODEL_CARD.md" if info.get("path") else None
         lines = sec.title_section(info) + sec.model_section(info, str(card) if card and card.is_file() else None)
+        given = {"prompt": prompt != defaults.prompt, "prune": prune_prompt != defaults.prune_prompt,
+                 "lens": lens_prompt != defaults.lens_prompt, "eval": eval_text is not None}
+        lines += sec.inputs_section(prompt, prune_prompt, lens_prompt, held.name if held else None, defaults.why, given)
 
         say("[2/5] sampling at four settings")
         grid = sec.study_settings(cfg)
@@ -176,13 +196,15 @@ def build_report(
         save("embed_pca.png", emb.figure_pca())
 
         say("[4/5] pruning: full vs " + ", ".join(sec.PRUNE_SPECS))
-        comp = compare_pruned(model, prompt, sec.PRUNE_SPECS, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
-                              eval_text=eval_text, progress=say)
+        comp = compare_pruned(model, prune_prompt, sec.PRUNE_SPECS, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
+                              eval_text=held, evaluate=evaluate, progress=p)
         save("prune.png", comp.figure())
-        say("[4/5] block sweep")
-        sweep = sweep_blocks(model, eval_text=eval_text, progress=say)
-        lines += sec.prune_section(prompt, comp, sweep)
-        save("sweep.png", sweep.figure())
+        sweep = None
+        if evaluate:
+            say("[4/5] block sweep")
+            sweep = sweep_blocks(model, eval_text=held, progress=p)
+            save("sweep.png", sweep.figure())
+        lines += sec.prune_section(prune_prompt, comp, sweep)
 
         say("[5/5] logit lens")
         lens = logit_lens(model, lens_prompt)

@@ -18,7 +18,7 @@ from probes.report.markdown import code, escape, fence, figure, fmt, md_table, m
 STUDY_SETTINGS = [(SamplingConfig.temperature, SamplingConfig.top_k), (0.1, None), (10.0, None), (10.0, 2)]
 PRUNE_SPECS = ["odd", "even", "last-half"]
 PRUNE_METRICS = ["distinct_2", "repeated_4gram_fraction", "longest_repeated_span", "ppl_under_full", "tf_kl",
-                 "tf_top1_agreement", "eval_loss", "eval_loss_increase", "tokens_per_second"]
+                 "tf_top1_agreement", "eval_loss", "eval_loss_increase"]  # no tokens/s: one cold run is no measurement
 
 
 def study_settings(config: SamplingConfig) -> list[SamplingConfig]:
@@ -39,6 +39,19 @@ def title_section(info: dict) -> list[str]:
     return [f"# A study of {code(info['name'])}", "",
             "Made by `probes report`: sampling and temperature, the embedding matrix, skipped blocks and the "
             "logit lens, for one model. Every sentence below is computed from the numbers beside it.", ""]
+
+
+def inputs_section(prompt: str, prune_prompt: str, lens_prompt: str, eval_text: str | None, why: str,
+                   given: dict) -> list[str]:
+    """Which prompts and held-out text the report used, and why: `why` for the defaults, `given[k]` True where the user chose."""
+    def src(k: str) -> str:
+        return "given" if given.get(k) else "default"
+
+    held = (f"held-out text {code(eval_text)} ({src('eval')})" if eval_text
+            else "no held-out text: scoring was off (`--no-eval`), so there is no held-out loss and no block sweep")
+    return [f"Inputs: sampling prompt {_prompt(prompt)} ({src('prompt')}), pruning prompt {_prompt(prune_prompt)} "
+            f"({src('prune')}), lens prompt {_prompt(lens_prompt)} ({src('lens')}); {held}. The defaults fit the model: "
+            f"{escape(why)}.", ""]
 
 
 def model_section(info: dict, card: str | None = None) -> list[str]:
@@ -154,10 +167,11 @@ def _compare(a, b, more: str, less: str) -> str:
 def _run_sentence(run, full: dict) -> str:
     m = run.metrics
     moved = _compare(full["eval_loss"], m["eval_loss"], "raised", "lowered")  # a lower loss is no cost
+    held = ("" if missing(full["eval_loss"]) else  # held-out scoring off
+            f" {moved if moved in ('raised', 'lowered') else 'changed'} the held-out loss from "
+            f"{fmt(full['eval_loss'], '.3f')} to {fmt(m['eval_loss'], '.3f')} nats/token;")
     return (
-        f"Skipping {escape(run.name)} {moved if moved in ('raised', 'lowered') else 'changed'} the held-out loss from "
-        f"{fmt(full['eval_loss'], '.3f')} to "
-        f"{fmt(m['eval_loss'], '.3f')} nats/token; on the full model's own continuation its top-1 prediction agreed "
+        f"Skipping {escape(run.name)}{held or ':'} on the full model's own continuation its top-1 prediction agreed "
         f"{fmt(m['tf_top1_agreement'], '.0%')} of the time (mean KL {fmt(m['tf_kl'], '.3f')} nats). Its text's "
         f"distinct-2 was {fmt(m['distinct_2'], '.2f')} "
         f"({_compare(full['distinct_2'], m['distinct_2'], 'higher than', 'lower than')} the full model's "
@@ -166,19 +180,25 @@ def _run_sentence(run, full: dict) -> str:
         f"{fmt(m['ppl_under_full'], '.1f')} against {fmt(full['ppl_under_full'], '.1f')} for its own text.")
 
 
+def _tokens(n: int | None) -> str:
+    return f" ({fmt(n, ',')} tokens)" if n else ""
+
+
 def _comparison_lines(prompt: str, comp) -> list[str]:
     from probes.studies.prune import METRIC_LABELS
 
     lines = ["## 4. Skipping blocks", "",
              f"Greedy continuations of {_prompt(prompt)} ({comp.config.max_new_tokens} tokens) by the full model and "
              "with blocks skipped (a skipped block passes the residual stream through unchanged and is not computed). "
-             f"Held-out loss is measured on {code(comp.eval_text)}.", ""]
+             + (f"Held-out loss is measured on {code(comp.eval_text)}{_tokens(getattr(comp, 'eval_tokens', None))}."
+                if comp.eval_text else "Held-out scoring was off (`--no-eval`)."), ""]
     for run in comp.runs:
         title = ("Full model" if run.name == "full"
                  else f"Skip {escape(run.name)} (blocks {', '.join(map(str, run.skipped_blocks))})")
         lines += [f"**{title}**", "", *quote(prompt + run.samples[0].text), ""]
     lines += [*md_table(["metric"] + [escape(r.name) for r in comp.runs],
-                        [[METRIC_LABELS[k]] + [r.metrics.get(k) for r in comp.runs] for k in PRUNE_METRICS]), ""]
+                        [[METRIC_LABELS[k]] + [r.metrics.get(k) for r in comp.runs] for k in PRUNE_METRICS
+                         if comp.eval_text or not k.startswith("eval_")]), ""]
     full = comp.runs[0].metrics
     lines += [" ".join(_run_sentence(run, full) for run in comp.runs[1:]), ""]
     return lines + figure("prune.png", "Full model vs skipped blocks: metrics, and per-token KL along the full "
@@ -223,7 +243,12 @@ def _sweep_sentence(most: dict, least: dict) -> str:
 
 
 def prune_section(prompt: str, comp, sweep) -> list[str]:
-    """Generations with blocks skipped (a PruneComparison, full model first) and the per-block sweep (a BlockSweep)."""
+    """Generations with blocks skipped (a PruneComparison, full model first) and the per-block sweep (a BlockSweep;
+    None when held-out scoring was off)."""
+    if sweep is None:
+        return _comparison_lines(prompt, comp) + [
+            "### Which blocks matter", "", "Not measured: held-out scoring was off (`--no-eval`), and the block sweep "
+            "ranks blocks by their held-out loss.", ""]
     return _comparison_lines(prompt, comp) + _sweep_lines(sweep)
 
 

@@ -1,13 +1,10 @@
-"""Text and distribution metrics: distinct-n, repetition, perplexity, KL, top-1 agreement, eval loss."""
+"""Text and distribution metrics: distinct-n, repetition, perplexity, per-token KL (held-out scoring: heldout.py)."""
 
 from __future__ import annotations
 
 import math
 
 import torch
-
-from probes.core.prompt import bos_id
-from probes.core.windows import cut
 
 
 def distinct_n(tokens: list[int], n: int) -> float:
@@ -56,29 +53,6 @@ def continuation_nll(lp: torch.Tensor, ids: list[int], start: int) -> torch.Tens
 def kl_per_token(lp_p: torch.Tensor, lp_q: torch.Tensor) -> torch.Tensor:
     """KL(p || q) in nats at each position, from log-probs (pos, vocab)."""
     return (lp_p.exp() * (lp_p - lp_q)).sum(-1)
-
-
-def eval_windows(model, text: str, max_tokens: int = 2048) -> list[list[int]]:
-    """The eval text as BOS-prefixed windows of at most n_ctx tokens, up to `max_tokens` tokens."""
-    ids = model.tokenizer(text, add_special_tokens=False)["input_ids"][:max_tokens]
-    return [w for _, w in cut(ids, model.cfg.n_ctx, bos_id(model))]
-
-
-def eval_logprobs(model, windows: list[list[int]]) -> list[torch.Tensor]:
-    return [logprobs(model, w) for w in windows]
-
-
-def eval_loss(lps: list[torch.Tensor], windows: list[list[int]]) -> float:
-    """Mean cross-entropy (nats per token) over every token of every window after the BOS."""
-    nll = torch.cat([continuation_nll(lp, w, 1) for lp, w in zip(lps, windows)])
-    return float(nll.mean())
-
-
-def agreement_and_kl(lps_full: list[torch.Tensor], lps_other: list[torch.Tensor]) -> tuple[float, float]:
-    """(mean KL(full || other) in nats, top-1 agreement) over all positions of all windows."""
-    kl = torch.cat([kl_per_token(a, b) for a, b in zip(lps_full, lps_other)])
-    agree = torch.cat([(a.argmax(-1) == b.argmax(-1)).float() for a, b in zip(lps_full, lps_other)])
-    return float(kl.mean()), float(agree.mean())
 
 
 def perplexity(nll: torch.Tensor) -> float:

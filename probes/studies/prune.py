@@ -4,30 +4,39 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import partial
 
 import torch
 
 from probes.core.generate import Sample, generate
-from probes.core.sampling import SamplingConfig
-from probes.studies.checks import check_eval_path, prune_config
-from probes.errors import ProbesError
-from probes.core.hooks import attached
 from probes.core.layers import complement, format_layers, parse_layers
-from probes.studies.metrics import (
-    agreement_and_kl, continuation_nll, distinct_n, eval_logprobs, eval_loss, eval_windows, kl_per_token,
-    logprobs, longest_repeated_span, perplexity, repeated_ngram_fraction,
-)
+from probes.core.sampling import SamplingConfig
 from probes.core.skip import skip
+from probes.progress import progress_of
+from probes.studies.checks import prune_config
+from probes.studies.heldout import heldout_source, score_runs
+from probes.studies.metrics import (
+    continuation_nll,
+    distinct_n,
+    kl_per_token,
+    logprobs,
+    longest_repeated_span,
+    perplexity,
+    repeated_ngram_fraction,
+)
 
 METRIC_LABELS = {
     "distinct_1": "distinct-1", "distinct_2": "distinct-2", "distinct_3": "distinct-3",
     "repeated_4gram_fraction": "repeated 4-grams", "longest_repeated_span": "longest repeat (tokens)",
     "length_until_eos": "tokens until EOS", "ppl_under_full": "perplexity under full",
     "tf_kl": "KL(full||run) on full text", "tf_top1_agreement": "top-1 agreement",
-    "eval_loss": "held-out loss (nats)", "eval_loss_increase": "loss increase", "eval_kl": "held-out KL",
-    "eval_top1_agreement": "held-out top-1 agr.", "tokens_per_second": "tokens / s",
+    "eval_loss": "held-out loss (nats)", "eval_loss_increase": "loss change", "eval_kl": "held-out KL",
+    "eval_top1_agreement": "held-out top-1 agr.",
 }
+EVAL_KEYS = ("eval_loss", "eval_loss_increase", "eval_kl", "eval_top1_agreement")
+# Generation speed from one cold run is no measurement (the same skip set has shown 242 and 25
+# tokens/s in two runs), so it stays out of every table and goes into JSON marked as such.
+ONE_RUN = "one cold run, not warmed up or repeated: not a speed measurement (see benchmarks/)"
 
 
 @dataclass
@@ -40,6 +49,7 @@ class PruneRun:
     samples: list[Sample]
     metrics: dict
     kl_per_token: list[float] = field(default_factory=list)  # along the full model's first continuation
+    timing: dict = field(default_factory=dict)  # of this run's generation: one run, see ONE_RUN
 
     def __repr__(self) -> str:
         loss = self.metrics.get("eval_loss")
@@ -48,7 +58,7 @@ class PruneRun:
     def as_dict(self) -> dict:
         return {"name": self.name, "skipped_blocks": self.skipped_blocks, "kept_blocks": self.kept_blocks,
                 "samples": [{"text": s.text, "tokens": s.tokens} for s in self.samples],
-                "metrics": self.metrics, "kl_per_token": self.kl_per_token}
+                "metrics": self.metrics, "kl_per_token": self.kl_per_token, "timing": self.timing}
 
 
 @dataclass
@@ -58,12 +68,13 @@ class PruneComparison:
     prompt: str
     prompt_tokens: list[int]
     config: SamplingConfig
-    eval_text: str
+    eval_text: str | None  # what the held-out metrics were scored on; None: not scored (evaluate=False)
     runs: list[PruneRun]
+    eval_tokens: int | None = None  # held-out tokens predicted (after each window's BOS)
 
     def as_dict(self) -> dict:
         return {"prompt": self.prompt, "prompt_tokens": self.prompt_tokens, "config": self.config.to_dict(),
-                "eval_text": self.eval_text, "runs": [r.as_dict() for r in self.runs]}
+                "eval_text": self.eval_text, "eval_tokens": self.eval_tokens, "runs": [r.as_dict() for r in self.runs]}
 
     def __repr__(self) -> str:
         return f"PruneComparison({', '.join(r.name for r in self.runs)}; {self.config.label()}, eval {self.eval_text!r})"
@@ -72,28 +83,6 @@ class PruneComparison:
         from probes.plots.prune import comparison_figure
 
         return comparison_figure(self)
-
-
-def default_eval_text(model) -> tuple[str, str]:
-    """The model's own held-out passage if it ships one, else the bundled model's (plain Shakespeare text)."""
-    from probes.core.load import BUNDLED_DIR, source_of
-
-    for folder in (Path(source_of(model).path), BUNDLED_DIR):
-        path = folder / "heldout.txt"
-        if path.is_file():
-            return path.read_text(encoding="utf-8"), str(path)
-    raise ProbesError("no held-out text found; pass one with --eval-text FILE")
-
-
-def read_eval_text(model, eval_text: str | None) -> tuple[str, str]:
-    """(text, where it came from): `eval_text`'s contents, or the default held-out text."""
-    p = check_eval_path(eval_text)
-    if p is None:
-        return default_eval_text(model)
-    text = p.read_text(encoding="utf-8")
-    if len(model.tokenizer(text, add_special_tokens=False)["input_ids"]) < 2:
-        raise ProbesError(f"--eval-text {str(p)!r} is empty or too short (needs at least 2 tokens)")
-    return text, str(p)
 
 
 def _window(ids: list[int], start: int, n_ctx: int) -> tuple[list[int], int]:
@@ -124,32 +113,34 @@ def compare_pruned(
     skips: list,
     config: SamplingConfig | None = None,
     *,
-    eval_text: str | None = None,
+    eval_text=None,
+    evaluate: bool = True,
     progress=None,
     **overrides,
 ) -> PruneComparison:
     """Generate from `prompt` with the full model, then with each skip spec, and measure the change.
 
     `config` (or its fields as keywords) is PRUNE_SAMPLING by default: greedy, 50 tokens, so runs
-    are directly comparable; with greedy=False every run samples with the same seed. Metrics: distinct-1/2/3, repeated 4-grams, longest repeated span, tokens until EOS,
-    perplexity under the full model; teacher-forced on the full model's continuation, mean
-    KL(full || run) and top-1 agreement; loss on a held-out text.
+    are directly comparable; with greedy=False every run samples with the same seed. Metrics:
+    distinct-1/2/3, repeated 4-grams, longest repeated span, tokens until EOS, perplexity under the
+    full model; teacher-forced on the full model's continuation, mean KL(full || run) and top-1
+    agreement; on held-out text (`eval_text`: a file, a `probes.Dataset`, or None for the model's
+    default), loss, loss increase, KL and top-1 agreement, scored in batches
+    (`probes.studies.heldout`). `evaluate=False` skips the held-out scoring (those metrics are None).
+    Each run's `timing` is one cold run, not a measured speed.
     """
     cfg = prune_config(config, **overrides)
     n = len(model.blocks)
     specs = [(str(s), parse_layers(s, n)) for s in skips]  # every spec is checked before any work
-    text_eval, eval_src = read_eval_text(model, eval_text)
-    windows = eval_windows(model, text_eval)
+    source = heldout_source(model, eval_text) if evaluate else None
     eos = model.tokenizer.eos_token_id
     n_ctx = model.cfg.n_ctx
-    say = progress or (lambda msg: None)
+    p = progress_of(progress)
 
-    say("full model: generating")
+    p.note("full model: generating")
     full_samples = generate(model, prompt, cfg)
     prompt_ids = full_samples.prompt_tokens
     P = len(prompt_ids)
-    full_eval = eval_logprobs(model, windows)
-    base_loss = eval_loss(full_eval, windows)
     # Full-model log-probs along each full continuation: the teacher-forced reference.
     full_tf = [(_window(prompt_ids + s.tokens, P, n_ctx)) for s in full_samples]
     full_tf_lp = [logprobs(model, ids) for ids, _ in full_tf]
@@ -158,12 +149,11 @@ def compare_pruned(
     for name, layers in [("full", [])] + specs:
         with skip(model, layers):
             if layers:
-                say(f"skip {name} ({format_layers(layers)}): generating")
+                p.note(f"skip {name} ({format_layers(layers)}): generating")
                 samples = generate(model, prompt, cfg)
-                lps = eval_logprobs(model, windows)
                 tf_lp = [logprobs(model, ids) for ids, _ in full_tf]
             else:
-                samples, lps, tf_lp = full_samples, full_eval, full_tf_lp
+                samples, tf_lp = full_samples, full_tf_lp
         per_sample = [_text_metrics(s.tokens, eos) for s in samples]
         metrics = {k: _mean([m[k] for m in per_sample]) for k in per_sample[0]}
         ppls, kls, agrees, kl_curve = [], [], [], []
@@ -179,15 +169,20 @@ def compare_pruned(
             agrees.append(float(agree.mean()))
             if j == 0:
                 kl_curve = [float(x) for x in kl]
-        eval_kl, eval_agree = agreement_and_kl(full_eval, lps)
-        loss = eval_loss(lps, windows)
-        metrics.update({
-            "ppl_under_full": _mean(ppls), "tf_kl": _mean(kls), "tf_top1_agreement": _mean(agrees),
-            "eval_loss": loss, "eval_loss_increase": loss - base_loss, "eval_kl": eval_kl,
-            "eval_top1_agreement": eval_agree, "tokens_per_second": samples.timing["tokens_per_second"],
-        })
-        runs.append(PruneRun(name, layers, complement(layers, n), list(samples), metrics, kl_curve))
-    return PruneComparison(full_samples.prompt, prompt_ids, cfg, eval_src, runs)
+        metrics.update({"ppl_under_full": _mean(ppls), "tf_kl": _mean(kls), "tf_top1_agreement": _mean(agrees)})
+        timing = {**samples.timing, "runs": 1, "note": ONE_RUN}
+        runs.append(PruneRun(name, layers, complement(layers, n), list(samples), metrics, kl_curve, timing))
+    eval_tokens = None
+    if source is not None:
+        p.note(f"held-out scoring on {source.name}: full model and {len(specs)} skip runs, in batches")
+        scores = score_runs(model, source, [layers for _, layers in specs], progress=p)
+        eval_tokens = scores[0].targets
+        for run, score in zip(runs, scores):
+            run.metrics.update({f"eval_{k}": v for k, v in score.metrics(scores[0]).items()})
+    else:
+        for run in runs:
+            run.metrics.update(dict.fromkeys(EVAL_KEYS))
+    return PruneComparison(full_samples.prompt, prompt_ids, cfg, source.name if source else None, runs, eval_tokens)
 
 
 @dataclass
@@ -198,6 +193,7 @@ class BlockSweep:
     blocks: list[dict]
     strategies: list[dict]
     eval_text: str
+    eval_tokens: int | None = None  # held-out tokens predicted (after each window's BOS)
 
     def __repr__(self) -> str:
         order = ", ".join(str(b["block"]) for b in self.ranked())
@@ -207,7 +203,7 @@ class BlockSweep:
         return sorted(self.blocks, key=lambda b: -b[key])
 
     def as_dict(self) -> dict:
-        return {"base_loss": self.base_loss, "eval_text": self.eval_text, "blocks": self.blocks,
+        return {"base_loss": self.base_loss, "eval_text": self.eval_text, "eval_tokens": self.eval_tokens, "blocks": self.blocks,
                 "ranking_by_loss_increase": [b["block"] for b in self.ranked()], "strategies": self.strategies}
 
     def figure(self):
@@ -216,59 +212,63 @@ class BlockSweep:
         return sweep_figure(self)
 
 
-def sweep_blocks(model, *, eval_text: str | None = None, progress=None) -> BlockSweep:
+def sweep_blocks(model, *, eval_text=None, progress=None) -> BlockSweep:
     """Skip each block alone: loss increase on held-out text, Block Influence and angular distance.
 
     Block Influence (ShortGPT) is 1 - cos(input, output) of the block, and the angular distance
     (Gromov et al.) is arccos(cos) / pi, both averaged over tokens (BOS excluded) of the full
     model's residual stream. The strategy table skips odd, even, first-half, last-half and the
-    n/2 lowest-influence blocks.
+    n/2 lowest-influence blocks. Each batch of the held-out text (`eval_text`: a file, a
+    `probes.Dataset`, or None for the model's default) runs the full model once and every skip
+    set on it; the lowest-influence set, known only at the end, takes a second pass unless it
+    equals a set already scored.
     """
     n = len(model.blocks)
-    text, src = read_eval_text(model, eval_text)
-    windows = eval_windows(model, text)
-    say = progress or (lambda msg: None)
+    source = heldout_source(model, eval_text)
+    p = progress_of(progress)
     cos_sum = torch.zeros(n, dtype=torch.float64)
     ang_sum = torch.zeros(n, dtype=torch.float64)
-    count = 0
-    stash: dict[str, torch.Tensor] = {}
+    stash: dict[int, torch.Tensor] = {}
 
-    def keep(t, hook):
-        stash[hook.name] = t[0, 1:].detach().float().cpu()  # (pos-1, d_model), BOS excluded
+    def influence_hooks(batch):
+        keep = batch.mask.clone()  # (batch, pos)
+        keep[:, 0] = False  # BOS excluded
 
-    hooks = [(f"blocks.{i}.hook_resid_{w}", keep) for i in range(n) for w in ("pre", "post")]
-    full_lps = []
-    say("full model on the held-out text")
-    with attached(model, hooks):
-        for w in windows:
-            full_lps.append(logprobs(model, w))
-            for i in range(n):
-                cos = torch.cosine_similarity(stash[f"blocks.{i}.hook_resid_pre"], stash[f"blocks.{i}.hook_resid_post"], dim=-1)
-                cos_sum[i] += cos.double().sum()
-                ang_sum[i] += (torch.arccos(cos.double().clamp(-1, 1)) / math.pi).sum()
-            count += len(w) - 1
-    base = eval_loss(full_lps, windows)
+        def pre(t, hook, i):
+            stash[i] = t.detach()
+
+        def post(t, hook, i):
+            cos = torch.cosine_similarity(stash.pop(i)[keep].double(), t.detach()[keep].double(), dim=-1)  # (tokens,)
+            cos_sum[i] += cos.sum().cpu()
+            ang_sum[i] += (torch.arccos(cos.clamp(-1, 1)) / math.pi).sum().cpu()
+
+        return ([(f"blocks.{i}.hook_resid_pre", partial(pre, i=i)) for i in range(n)]
+                + [(f"blocks.{i}.hook_resid_post", partial(post, i=i)) for i in range(n)])
+
+    named = [(s, parse_layers(s, n)) for s in ("odd", "even", "first-half", "last-half")]
+    sets = _unique([[i] for i in range(n)] + [layers for _, layers in named])
+    p.note(f"block sweep on {source.name}: full model, {n} single-block skips and {len(named)} strategies per batch")
+    full, *rest = score_runs(model, source, sets, full_hooks=influence_hooks, progress=p)
+    scored = dict(zip(map(tuple, sets), rest))
+    count = full.targets  # the positions after BOS, where Block Influence was averaged
     blocks = []
     for i in range(n):
-        say(f"skip block {i}")
-        with skip(model, [i]):
-            lps = eval_logprobs(model, windows)
-        kl, agree = agreement_and_kl(full_lps, lps)
-        loss = eval_loss(lps, windows)
-        blocks.append({"block": i, "loss": loss, "loss_increase": loss - base, "kl": kl, "top1_agreement": agree,
-                       "block_influence": float(1 - cos_sum[i] / count), "angular_distance": float(ang_sum[i] / count)})
+        blocks.append({"block": i, **scored[(i,)].metrics(full), "block_influence": float(1 - cos_sum[i] / count),
+                       "angular_distance": float(ang_sum[i] / count)})
     for rank, b in enumerate(sorted(blocks, key=lambda b: -b["loss_increase"]), 1):
         b["rank"] = rank
-    lowest = sorted(range(n), key=lambda i: blocks[i]["block_influence"])[: n // 2]
-    named = [(s, parse_layers(s, n)) for s in ("odd", "even", "first-half", "last-half")]
-    named.append((f"lowest-influence-{n // 2}", sorted(lowest)))
-    strategies = []
-    for name, layers in named:
-        say(f"strategy {name}")
-        with skip(model, layers):
-            lps = eval_logprobs(model, windows)
-        kl, agree = agreement_and_kl(full_lps, lps)
-        loss = eval_loss(lps, windows)
-        strategies.append({"name": name, "skipped_blocks": layers, "loss": loss, "loss_increase": loss - base,
-                           "kl": kl, "top1_agreement": agree})
-    return BlockSweep(base, blocks, strategies, src)
+    lowest = sorted(sorted(range(n), key=lambda i: blocks[i]["block_influence"])[: n // 2])
+    named.append((f"lowest-influence-{n // 2}", lowest))
+    if tuple(lowest) not in scored:
+        p.note(f"block sweep: the {n // 2} lowest-influence blocks ({format_layers(lowest)})")
+        scored[tuple(lowest)] = score_runs(model, source, [lowest], progress=p)[1]
+    strategies = [{"name": name, "skipped_blocks": layers, **scored[tuple(layers)].metrics(full)} for name, layers in named]
+    return BlockSweep(full.loss, blocks, strategies, source.name, full.targets)
+
+
+def _unique(sets: list[list[int]]) -> list[list[int]]:
+    """Each skip set once, in first-seen order (on few blocks, 'odd' may be a single block)."""
+    seen: dict[tuple, list[int]] = {}
+    for layers in sets:
+        seen.setdefault(tuple(layers), layers)
+    return list(seen.values())

@@ -1,0 +1,107 @@
+"""Study defaults that depend on the model: prompts and held-out text for the bundled model, and for every other.
+
+The bundled model was trained on Shakespeare, so its studies start from Shakespeare; any other model
+(GPT-2 and its family) gets the classic study's prompts and a modern-English held-out text:
+
+    d = study_defaults(bundled=False)
+    d.prompt, d.prune_prompt, d.lens_prompt, d.eval_path, d.why
+
+Torch-free, so `--help` and the checks before loading can read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+BUNDLED_EVAL = ASSETS / "shakespeare-gpt2" / "heldout.txt"
+ENGLISH_EVAL = ASSETS / "eval-english.txt"
+EVAL_MAX_TOKENS = 2048  # of a single held-out text (a dataset is scored whole; --max-texts bounds it)
+
+BUNDLED_PROMPT = "ROMEO:"
+BUNDLED_LENS_PROMPT = "JULIET: Good night, good night! Parting is such sweet sorrow"
+CLASSIC_PROMPT = "A long time ago in a galaxy far, far away..."
+CLASSIC_PRUNE_PROMPT = "One ring to rule them all,"
+
+# What --help shows for an option whose default depends on the model.
+PROMPT_HELP = f"{BUNDLED_PROMPT!r} for the bundled model, {CLASSIC_PROMPT!r} for others"
+PRUNE_PROMPT_HELP = f"{BUNDLED_PROMPT!r} for the bundled model, {CLASSIC_PRUNE_PROMPT!r} for others"
+LENS_PROMPT_HELP = f"{BUNDLED_LENS_PROMPT!r} for the bundled model, {CLASSIC_PROMPT!r} for others"
+EVAL_HELP = ("the model's own heldout.txt if its folder has one; else a Twelfth Night passage for the bundled model, "
+             "a public-domain modern-English text for others")
+
+
+@dataclass(frozen=True)
+class StudyDefaults:
+    """The prompts and held-out text a study uses when the user gives none, and why."""
+
+    prompt: str  # sampling, next-token, the generation lens
+    prune_prompt: str
+    lens_prompt: str
+    eval_path: Path
+    why: str
+
+    def as_dict(self) -> dict:
+        return {"prompt": self.prompt, "prune_prompt": self.prune_prompt, "lens_prompt": self.lens_prompt,
+                "eval_text": str(self.eval_path), "why": self.why}
+
+
+def study_defaults(bundled: bool, model_dir: str | Path | None = None) -> StudyDefaults:
+    """Defaults for the bundled model (`bundled`) or any other; a model folder's own heldout.txt wins."""
+    own = Path(model_dir) / "heldout.txt" if model_dir else None
+    if bundled:
+        return StudyDefaults(BUNDLED_PROMPT, BUNDLED_PROMPT, BUNDLED_LENS_PROMPT,
+                             own if own and own.is_file() else BUNDLED_EVAL,
+                             "the bundled Shakespeare model: Shakespeare prompts and a held-out Twelfth Night passage")
+    if own and own.is_file():
+        return StudyDefaults(CLASSIC_PROMPT, CLASSIC_PRUNE_PROMPT, CLASSIC_PROMPT, own,
+                             "not the bundled model: the classic study's prompts, and the held-out text its folder ships")
+    return StudyDefaults(CLASSIC_PROMPT, CLASSIC_PRUNE_PROMPT, CLASSIC_PROMPT, ENGLISH_EVAL,
+                         "a GPT-2-family model: the classic study's prompts and a public-domain modern-English held-out text")
+
+
+def defaults_for_name(model: str | None) -> StudyDefaults:
+    """Defaults for a `--model` value before loading (None or the bundled name: the bundled model)."""
+    from probes.core.load import BUNDLED_NAME
+
+    if model is None or str(model) in ("", BUNDLED_NAME):
+        return study_defaults(True)
+    folder = Path(str(model)).expanduser()
+    return study_defaults(False, folder if folder.is_dir() else None)
+
+
+def defaults_for_model(model) -> StudyDefaults:
+    """Defaults for a loaded model, from what was loaded (probes.load records it)."""
+    from probes.core.load import source_of
+
+    src = source_of(model)
+    return study_defaults(src.kind == "bundled", src.path if src.kind in ("hub", "local") else None)
+
+
+def heldout_choice(eval_text=None, dataset=None, *, max_texts=None, split=None, evaluate: bool = True):
+    """The held-out text a user chose, checked without a model or torch.
+
+    Returns False (`evaluate=False`: no held-out scoring), None (the model's default text), a file
+    path (`eval_text`), or a checked `probes.Dataset` (`dataset`, with `max_texts` and `split`).
+    """
+    from probes.core.dataset import Dataset
+    from probes.errors import ProbesError
+    from probes.studies.checks import check_eval_path
+
+    given = [name for name, v in (("--eval-text", eval_text), ("--dataset", dataset), ("--max-texts", max_texts),
+                                  ("--split", split)) if v is not None]
+    if not evaluate:
+        if given:
+            raise ProbesError(f"--no-eval turns held-out scoring off; {', '.join(given)} would be ignored (drop one)")
+        return False
+    if dataset is None:
+        if max_texts is not None or split is not None:
+            raise ProbesError("--max-texts and --split choose texts of a --dataset; give --dataset FILE")
+        check_eval_path(eval_text)
+        return eval_text
+    if eval_text is not None:
+        raise ProbesError("give either --eval-text (one held-out file) or --dataset (many texts), not both")
+    data = Dataset(dataset, split=split or "lines", max_texts=max_texts)
+    data.check()
+    return data

@@ -1,0 +1,150 @@
+"""Held-out scoring: loss, KL(full || run) and top-1 agreement of skip sets, streamed over a text's or a dataset's windows.
+
+    src = heldout_source(model)                          # or eval_text="notes.txt", or a Dataset
+    full, odd = score_runs(model, src, [[1, 3, 5]])      # the model as it is, then each skip set
+    odd.loss, odd.metrics(full)                          # loss, loss_increase, kl, top1_agreement
+
+Each batch of windows runs the model as it is once, then every skip set under `probes.skip` on the
+same batch, and only per-run sums survive the batch: memory holds one batch's log-probs (rows x
+pos x vocab, a few of them) whatever the size of the dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from probes.core.dataset import Dataset
+from probes.core.skip import skip
+from probes.core.windows import Batch, Window, batches, windows
+from probes.errors import ProbesError
+from probes.progress import progress_of
+from probes.studies.defaults import EVAL_MAX_TOKENS, defaults_for_model
+
+LOGITS_BUDGET = 1 << 25  # floats in one (rows, pos, vocab) tensor of a batch: 128 MiB in float32
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """What a study scores on: a dataset (one text or many), its name, and a cap on each text's tokens."""
+
+    dataset: Dataset
+    name: str
+    max_tokens_per_text: int | None = None
+
+    def windows(self, model) -> Iterator[Window]:
+        return windows(model, self.dataset, max_tokens_per_text=self.max_tokens_per_text)
+
+    def as_dict(self) -> dict:
+        return {"source": self.name, "texts": self.dataset._count, "max_tokens_per_text": self.max_tokens_per_text}
+
+
+def heldout_source(model, eval_text=None) -> HeldOut:
+    """`eval_text` as a HeldOut: a Dataset (scored whole), a text file (its first EVAL_MAX_TOKENS tokens), or
+    None for the model's default (`probes.studies.defaults`). A HeldOut is returned as it is."""
+    if isinstance(eval_text, HeldOut):
+        return eval_text
+    if isinstance(eval_text, Dataset):
+        eval_text.check()
+        return HeldOut(eval_text, eval_text.name)
+    if eval_text is None:
+        path = defaults_for_model(model).eval_path
+    else:
+        from probes.studies.checks import check_eval_path
+
+        path = check_eval_path(eval_text)
+    text = Path(path).read_text(encoding="utf-8")
+    if len(model.tokenizer(text, add_special_tokens=False)["input_ids"]) < 2:
+        raise ProbesError(f"--eval-text {str(path)!r} is empty or too short (needs at least 2 tokens)")
+    data = Dataset([text])
+    data.check()
+    return HeldOut(data, str(path), EVAL_MAX_TOKENS)
+
+
+@dataclass
+class Score:
+    """Sums for one run: next-token NLL over targets; KL(full || run) and top-1 agreement over every position."""
+
+    nll: float = 0.0
+    targets: int = 0
+    kl: float = 0.0
+    agree: float = 0.0
+    positions: int = 0
+
+    @property
+    def loss(self) -> float:
+        """Mean cross-entropy, nats per token."""
+        return self.nll / self.targets
+
+    def metrics(self, full: Score) -> dict:
+        return {"loss": self.loss, "loss_increase": self.loss - full.loss, "kl": self.kl / self.positions,
+                "top1_agreement": self.agree / self.positions}
+
+
+def logprobs_of(model, ids: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities (batch, pos, vocab) of the model as it is now (inside any probe), float32."""
+    with torch.no_grad():
+        return torch.log_softmax(model(ids).float(), -1)
+
+
+def batch_tokens(model) -> int:
+    """Padded tokens per batch: LOGITS_BUDGET / vocab (one full window at least)."""
+    return max(model.cfg.n_ctx, LOGITS_BUDGET // model.cfg.d_vocab)
+
+
+def score_runs(
+    model,
+    source: HeldOut,
+    runs: list[list[int]],
+    *,
+    full_hooks: Callable[[Batch], list] | None = None,
+    max_tokens: int | None = None,
+    max_rows: int = 64,
+    progress=None,
+) -> list[Score]:
+    """Scores of the model as it is, then of each skip set in `runs`, over every window of `source`.
+
+    Targets are each window's tokens after its first (BOS); KL and agreement count every real
+    position, so the full model scores KL 0 and agreement 1. `full_hooks(batch)` gives hooks
+    (name, fn) attached during the full model's forward on that batch. `max_tokens` padded tokens
+    per batch (default `batch_tokens(model)`); batch size does not change the scores.
+    """
+    scores = [Score() for _ in range(len(runs) + 1)]
+    p = progress_of(progress)
+    from probes.core.hooks import attached
+
+    with p.task(f"held-out scoring ({len(runs) + 1} runs)", unit="windows") as task:
+        for batch in batches(model, source.windows(model), max_tokens=max_tokens or batch_tokens(model),
+                             max_rows=max_rows):
+            mask = batch.mask  # (batch, pos)
+            targets = batch.ids[:, 1:]  # (batch, pos-1): position t predicts token t+1
+            has_target = mask[:, 1:]  # (batch, pos-1)
+            with attached(model, full_hooks(batch) if full_hooks else []):
+                lp_full = logprobs_of(model, batch.ids)  # (batch, pos, vocab)
+            top_full = lp_full.argmax(-1)  # (batch, pos)
+            p_full = lp_full.exp()
+            n_pos = int(mask.sum())
+            for k, layers in enumerate([None, *runs]):
+                if layers is None:
+                    lp = lp_full
+                else:
+                    with skip(model, layers):
+                        lp = logprobs_of(model, batch.ids)
+                s = scores[k]
+                nll = -lp[:, :-1].gather(-1, targets[..., None])[..., 0]  # (batch, pos-1)
+                s.nll += float(nll[has_target].double().sum())
+                s.targets += int(has_target.sum())
+                s.positions += n_pos
+                if layers is None:
+                    s.agree += n_pos  # KL(full || full) is 0
+                    continue
+                kl = (p_full * (lp_full - lp)).sum(-1)  # (batch, pos)
+                s.kl += float(kl[mask].double().sum())
+                s.agree += int((lp.argmax(-1) == top_full)[mask].sum())
+            task.advance(len(batch.windows))
+    if scores[0].targets == 0:
+        raise ProbesError(f"the held-out text {source.name} has no token to predict after BOS")
+    return scores
