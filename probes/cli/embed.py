@@ -95,7 +95,7 @@ def _render(d: dict) -> str:
         ]
         if proc:
             row += [w["processed"]["norm"], f"{w['processed']['norm_percentile']:.1f}"]
-        row.append(", ".join(f"{show_token(n['token'], 10)} {n['cosine']:.2f}" for n in w["neighbours"]))
+        row.append(", ".join(f"{show_token(n['token'], 10)} {show_number(n['cosine'], '.2f')}" for n in w["neighbours"]))
         rows.append(row)
     out.append(table(rows, header, align="llllrr" + ("rr" if proc else "") + "l"))
     out.append("%ile: percent of the vocabulary with a smaller norm; neighbours leave out the word's own tokens")
@@ -112,7 +112,7 @@ def _render(d: dict) -> str:
     x = d["cross_cosine"]
     if x:
         rows_, cols = ([w["word"] for w in d["words"] if w["group"] == g] for g in (x["rows"], x["columns"]))
-        out += ["", f"cosine similarity, {x['rows']} (rows) x {x['columns']} (columns): mean {x['mean']:.3f}",
+        out += ["", f"cosine similarity, {x['rows']} (rows) x {x['columns']} (columns): mean {show_number(x['mean'], '.3f')}",
                 _matrix(rows_, cols, x["matrix"])]
     pca = d["pca"]["explained_variance"]
     out += ["", (f"PCA of the whole wte: PC1 and PC2 explain {100 * pca[0]:.1f}% and {100 * pca[1]:.1f}% of the variance "

@@ -198,8 +198,9 @@ def _dataset_lens(ctx, dataset, max_texts, split, prompt, plot, force, skip, kee
 
 def _dataset_table(lens) -> str:
     from probes.studies.lens_dataset_result import METRICS
+    from probes.numbers import show_number
 
-    cell = lambda m, lo, hi: f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
+    cell = lambda m, lo, hi: f"{show_number(m, '.3f')} [{show_number(lo, '.3f')}, {show_number(hi, '.3f')}]"
     rows = [[r["row"], *(cell(*r[name]) for name in METRICS)] for r in lens.table()]
     header = ["row", "KL(final||row)", "entropy", "xent next", "top-1 acc next", "agrees w/ final"]
     return table(rows, header, align="l" + "r" * len(METRICS))
