@@ -75,6 +75,7 @@ def main() -> None:
     train = [text for name, text in works.items() if name not in VAL_WORKS]
     held = [p for name in VAL_WORKS for p in passages(works[name])]
     held = held[:: max(1, len(held) // args.eval_passages)][: args.eval_passages]
+    gpt2 = gpt2_small_timing(args.gpt2_tokens) if args.gpt2_tokens else None  # first: a failure shows early
     model = probes.load()
     print(f"training on {len(train)} works; scoring on {len(held)} passages of the held-out works {', '.join(VAL_WORKS)}")
     lens = probes.train_tuned_lens(model, train, steps=args.steps, tokens_per_step=args.tokens_per_step, lr=args.lr,
@@ -84,7 +85,6 @@ def main() -> None:
     tuned = probes.lens_over(model, held, translators=lens, seed=args.seed)
     table = rows_of(logit, tuned)
     checks = targets(table, t)
-    gpt2 = gpt2_small_timing(args.gpt2_tokens) if args.gpt2_tokens else None
     command = "python scripts/train_tuned_lens.py " + " ".join(sys.argv[1:])
     lens.meta["evaluation"] = {"heldout_works": list(VAL_WORKS), "passages": len(held), "tokens": logit.n_tokens,
                                "rows": table, "targets": checks, "gpt2_small": gpt2, "command": command.strip()}
@@ -120,13 +120,13 @@ def targets(table: list[dict], training: dict) -> dict:
 def gpt2_small_timing(tokens: int) -> dict:
     """Train a random GPT-2-small-shaped model's lens on `tokens` tokens of random text; time it."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import GPT2_TOKENIZER, build_checkpoint
+    from conftest import build_checkpoint, gpt2_tokenizer
 
     import probes
 
     with tempfile.TemporaryDirectory() as tmp:
         build_checkpoint(Path(tmp) / "gpt2-small", n_layer=12, n_embd=768, n_head=12, n_positions=1024,
-                         tokenizer_from=GPT2_TOKENIZER)
+                         tokenizer=gpt2_tokenizer())
         model = probes.load(str(Path(tmp) / "gpt2-small"))
         g = torch.Generator().manual_seed(0)
         text = model.tokenizer.decode(torch.randint(0, model.cfg.d_vocab, (4 * tokens,), generator=g).tolist())

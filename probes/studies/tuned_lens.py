@@ -140,6 +140,7 @@ class TunedLens(nn.Module):
             save_file(tensors, tmp)
         with atomic_path(folder / CONFIG, force) as tmp:
             Path(tmp).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        self.meta["path"] = str(folder)  # from now on the lens goes by its folder
         return folder
 
 

@@ -27,7 +27,7 @@ class TunedLensConfig:
     """Every training setting, with its default in one place."""
 
     steps: int = 250
-    tokens_per_step: int = 512  # real (not padding) tokens at most, whole windows: CPU-sized, not the paper's 2^18
+    tokens_per_step: int = 512  # real tokens a step, in whole windows (a longer window alone); CPU-sized, not the paper's 2^18
     lr: float = 1.0  # SGD-Nesterov's, as the paper; AdamW wants about 1e-3
     optimizer: str = "sgd"
     momentum: float = 0.9
