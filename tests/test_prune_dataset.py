@@ -80,7 +80,15 @@ def assert_close(score, full, expected):
 SKIPS = [[1], [0, 2], [1, 3], [3]]
 
 
-def test_dataset_scores_equal_transformers_window_by_window(tiny, tiny_hf, tmp_path):
+@pytest.fixture(params=["fused", "hooked"])
+def path(request, monkeypatch):
+    """Scoring runs on the fused weights when nothing but skips is attached, else through the bridge: test both."""
+    if request.param == "hooked":
+        monkeypatch.setenv("PROBES_FAST_PATH", "0")
+    return request.param
+
+
+def test_dataset_scores_equal_transformers_window_by_window(tiny, tiny_hf, tmp_path, path):
     path = tmp_path / "texts.txt"
     path.write_text("\n".join(TEXTS) + "\n")
     source = heldout_source(tiny, Dataset(path))
@@ -94,7 +102,7 @@ def test_dataset_scores_equal_transformers_window_by_window(tiny, tiny_hf, tmp_p
     assert scores[0].metrics(scores[0])["kl"] == 0 and scores[0].metrics(scores[0])["top1_agreement"] == 1
 
 
-def test_batch_size_does_not_change_the_scores(tiny):
+def test_batch_size_does_not_change_the_scores(tiny, path):
     source = heldout_source(tiny, Dataset(TEXTS))
     one = score_runs(tiny, source, SKIPS, max_tokens=1, max_rows=1)  # one window per batch
     many = score_runs(tiny, source, SKIPS, max_tokens=1 << 20, max_rows=1000)  # every window in one batch
@@ -148,7 +156,7 @@ def _influence_one_window_at_a_time(model, windows):
     return [1 - c / count for c in cos_sum], [a / count for a in ang_sum]
 
 
-def test_sweep_equals_one_window_at_a_time(tiny, tiny_hf):
+def test_sweep_equals_one_window_at_a_time(tiny, tiny_hf, path):
     sweep = sweep_blocks(tiny, eval_text=Dataset(TEXTS))
     windows = manual_windows(tiny.tokenizer, TEXTS, tiny.cfg.n_ctx)
     n = tiny.cfg.n_layers
@@ -173,17 +181,29 @@ def test_sweep_equals_one_window_at_a_time(tiny, tiny_hf):
     assert sweep.eval_tokens == sum(len(w) - 1 for w in windows)
 
 
-def test_scoring_holds_one_batch_not_the_dataset(tiny, monkeypatch):
+def test_scoring_holds_one_batch_not_the_dataset(tiny, monkeypatch, path):
     # Every log-prob tensor made during scoring is at most one batch: (rows, pos, vocab) with
     # rows * pos within the batch budget, whatever the number of windows.
     import probes.studies.heldout as h
+    from probes.core.fastpath import FastScorer
 
     seen = []
     real = h.logprobs_of
     monkeypatch.setattr(h, "logprobs_of", lambda model, ids: seen.append(ids.shape) or real(model, ids))
+    fused = FastScorer.logits
+    monkeypatch.setattr(FastScorer, "logits", lambda self, x: seen.append(x.shape[:2]) or fused(self, x))
     source = HeldOut(Dataset(TEXTS * 20), "many")
     score_runs(tiny, source, [[1]], max_tokens=128)
     assert len(seen) > 10 and all(r * p <= max(128, tiny.cfg.n_ctx) for r, p in seen)
+
+
+def test_scoring_inside_skip_adds_the_callers_skips_to_every_run(tiny, tiny_hf, path):
+    source = heldout_source(tiny, Dataset(TEXTS))
+    with probes.skip(tiny, [0]):
+        scores = score_runs(tiny, source, [[1], [0, 3]])
+    windows = manual_windows(tiny.tokenizer, TEXTS, tiny.cfg.n_ctx)
+    expected = manual_scores(tiny_hf, windows, [[0], [0, 1], [0, 3]])[1:]  # losses of the skip sets as a whole
+    assert [s.loss for s in scores] == pytest.approx([e[0] for e in expected], rel=1e-4)
 
 
 def test_prune_cli_takes_a_dataset(tiny_dir, tiny, tmp_path):

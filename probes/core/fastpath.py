@@ -136,26 +136,88 @@ class FastDecoder:
         pos = w.w_pos[start : start + T] if positions is None else w.w_pos[positions]  # (pos | batch, pos, d_model)
         x = (w.w_e[ids] + pos).view(B * T, w.d)  # (batch*pos, d_model)
         for layer in self.layers:
-            h = F.layer_norm(x, (w.d,), eps=w.eps)  # LayerNorm weights are folded into the next matrices
-            qkv = torch.addmm(w.b_qkv[layer], h, w.w_qkv[layer])  # (batch*pos, 3*H*D)
-            q, k, v = qkv.view(B, T, 3, w.H, w.D).permute(2, 0, 3, 1, 4)  # each (batch, head, pos, d_head)
-            if layer in self.cache:
-                pk, pv = self.cache[layer]
-                k, v = torch.cat([pk, k], 2), torch.cat([pv, v], 2)
-            self.cache[layer] = (k, v)
-            if mask is None:  # unpadded: a fresh window (causal) or one new token attending to all
-                z = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, scale=w.scale)  # (batch, head, pos, d_head)
-            else:
-                z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=w.scale)
-            z = z.transpose(1, 2).reshape(B * T, w.H * w.D)
-            x = x + torch.addmm(w.b_o[layer], z, w.w_o[layer])
-            h = F.layer_norm(x, (w.d,), eps=w.eps)
-            h = F.gelu(torch.addmm(w.b_in[layer], h, w.w_in[layer]), approximate="tanh")  # gelu_new
-            x = x + torch.addmm(w.b_out[layer], h, w.w_out[layer])
+            x = block(w, layer, x, B, T, self.cache, mask)
         x = x.view(B, T, w.d)
-        if last_only:
-            x = x[:, -1]  # decoding needs only the next-token logits; skip the rest of the unembedding
-        else:
-            x = x.reshape(B * T, w.d)
-        x = F.layer_norm(x, (w.d,), eps=w.eps)
-        return torch.addmm(w.b_u, x, w.w_u).view(B, -1, w.w_u.shape[1])  # (batch, pos or 1, vocab)
+        return unembed(w, x[:, -1:] if last_only else x)  # decoding needs only the next-token logits
+
+
+def block(w: FastWeights, layer: int, x: torch.Tensor, B: int, T: int, cache: dict | None = None, mask=None) -> torch.Tensor:
+    """The residual stream (batch*pos, d_model) after block `layer`, the hooked model's math on fused weights.
+
+    `cache` (layer -> (k, v)) extends and keeps the keys and values of decoding; None keeps nothing.
+    `mask` (batch, 1, pos, keys), True where a query may attend, replaces the causal mask.
+    """
+    h = F.layer_norm(x, (w.d,), eps=w.eps)  # LayerNorm weights are folded into the next matrices
+    qkv = torch.addmm(w.b_qkv[layer], h, w.w_qkv[layer])  # (batch*pos, 3*H*D)
+    q, k, v = qkv.view(B, T, 3, w.H, w.D).permute(2, 0, 3, 1, 4)  # each (batch, head, pos, d_head)
+    if cache is not None:
+        if layer in cache:
+            pk, pv = cache[layer]
+            k, v = torch.cat([pk, k], 2), torch.cat([pv, v], 2)
+        cache[layer] = (k, v)
+    if mask is None:  # unpadded: a fresh window (causal) or one new token attending to all
+        z = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, scale=w.scale)  # (batch, head, pos, d_head)
+    else:
+        z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=w.scale)
+    z = z.transpose(1, 2).reshape(B * T, w.H * w.D)
+    x = x + torch.addmm(w.b_o[layer], z, w.w_o[layer])
+    h = F.layer_norm(x, (w.d,), eps=w.eps)
+    h = F.gelu(torch.addmm(w.b_in[layer], h, w.w_in[layer]), approximate="tanh")  # gelu_new
+    return x + torch.addmm(w.b_out[layer], h, w.w_out[layer])
+
+
+def unembed(w: FastWeights, x: torch.Tensor) -> torch.Tensor:
+    """Logits (batch, pos, vocab) of the residual stream x (batch, pos, d_model): final LayerNorm, then W_U."""
+    B, T = x.shape[:2]
+    x = F.layer_norm(x.reshape(B * T, w.d), (w.d,), eps=w.eps)
+    return torch.addmm(w.b_u, x, w.w_u).view(B, T, w.w_u.shape[1])  # (batch, pos, vocab)
+
+
+class FastScorer:
+    """Whole-window forwards over the fused weights, for scoring held-out text under many skip sets.
+
+    No KV cache. A run that skips blocks computes what the full model computes up to its first
+    skipped block, so it starts from the full model's residual stream there (`resid`, recorded by
+    `stream(..., record=True)`) and runs only the blocks it keeps after it: skipping block 11 of 12
+    costs no block at all. Rows are right-padded windows, exact under causal attention.
+    """
+
+    def __init__(self, model):
+        self.w = weights_for(model)
+        self.n = model.cfg.n_layers
+
+    @torch.inference_mode()
+    def stream(self, ids: torch.Tensor, kept: list[int], *, record: bool = False):
+        """(final residual (batch, pos, d_model), [resid before block i for i in 0..n, the last being the final]).
+
+        The list is empty unless `record`; a block not in `kept` passes the stream through, so its
+        entry equals the next one's.
+        """
+        w = self.w
+        B, T = ids.shape
+        x = (w.w_e[ids] + w.w_pos[:T]).view(B * T, w.d)  # (batch*pos, d_model)
+        resid = []
+        for layer in range(self.n):
+            if record:
+                resid.append(x.view(B, T, w.d))
+            if layer in kept:
+                x = block(w, layer, x, B, T)
+        if record:
+            resid.append(x.view(B, T, w.d))
+        return x.view(B, T, w.d), resid
+
+    @torch.inference_mode()
+    def resume(self, resid: list[torch.Tensor], first: int, kept: list[int]) -> torch.Tensor:
+        """The final residual (batch, pos, d_model) of a run that agrees with `resid` before block `first`."""
+        w = self.w
+        x = resid[first]
+        B, T = x.shape[:2]
+        x = x.reshape(B * T, w.d)
+        for layer in kept:
+            if layer >= first:
+                x = block(w, layer, x, B, T)
+        return x.view(B, T, w.d)
+
+    @torch.inference_mode()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return unembed(self.w, x)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -100,7 +101,7 @@ def score_runs(
     source: HeldOut,
     runs: list[list[int]],
     *,
-    full_hooks: Callable[[Batch], list] | None = None,
+    on_full_stream: Callable[[Batch, list[torch.Tensor]], None] | None = None,
     max_tokens: int | None = None,
     max_rows: int = 64,
     progress=None,
@@ -108,13 +109,24 @@ def score_runs(
     """Scores of the model as it is, then of each skip set in `runs`, over every window of `source`.
 
     Targets are each window's tokens after its first (BOS); KL and agreement count every real
-    position, so the full model scores KL 0 and agreement 1. `full_hooks(batch)` gives hooks
-    (name, fn) attached during the full model's forward on that batch. `max_tokens` padded tokens
-    per batch (default `batch_tokens(model)`); batch size does not change the scores.
+    position, so the full model scores KL 0 and agreement 1. `on_full_stream(batch, resid)` sees the
+    full model's residual stream on each batch: resid[i] (batch, pos, d_model) before block i,
+    resid[n_layers] after the last. `max_tokens` padded tokens per batch (default
+    `batch_tokens(model)`); batch size does not change the scores.
+
+    With nothing but skips attached, the forwards run on the fused weights (`FastScorer`), and a
+    run starts from the full model's stream at its first skipped block instead of recomputing the
+    blocks before it; otherwise every forward goes through the hooked bridge, so probes see them.
     """
+    from probes.core import fastpath
+    from probes.core.skip import skipped_blocks
+
+    n = model.cfg.n_layers
+    base = set(skipped_blocks(model))  # blocks the caller already skips: every run skips them too
+    full_kept = [i for i in range(n) if i not in base]
+    scorer = fastpath.FastScorer(model) if fastpath.eligible(model) else None
     scores = [Score() for _ in range(len(runs) + 1)]
     p = progress_of(progress)
-    from probes.core.hooks import attached
 
     with p.task(f"held-out scoring ({len(runs) + 1} runs)", unit="windows") as task:
         for batch in batches(model, source.windows(model), max_tokens=max_tokens or batch_tokens(model),
@@ -122,14 +134,23 @@ def score_runs(
             mask = batch.mask  # (batch, pos)
             targets = batch.ids[:, 1:]  # (batch, pos-1): position t predicts token t+1
             has_target = mask[:, 1:]  # (batch, pos-1)
-            with attached(model, full_hooks(batch) if full_hooks else []):
-                lp_full = logprobs_of(model, batch.ids)  # (batch, pos, vocab)
+            if scorer is not None:
+                final, resid = scorer.stream(batch.ids, full_kept, record=True)
+                lp_full = torch.log_softmax(scorer.logits(final).float(), -1)  # (batch, pos, vocab)
+            else:
+                lp_full, resid = _hooked_full(model, batch.ids, n, record=on_full_stream is not None)
+            if on_full_stream is not None:
+                on_full_stream(batch, resid)
             top_full = lp_full.argmax(-1)  # (batch, pos)
             p_full = lp_full.exp()
             n_pos = int(mask.sum())
             for k, layers in enumerate([None, *runs]):
-                if layers is None:
-                    lp = lp_full
+                extra = sorted(set(layers) - base) if layers is not None else []
+                if not extra:
+                    lp = lp_full  # skips nothing the model does not already skip
+                elif scorer is not None:
+                    kept = [i for i in full_kept if i not in extra]
+                    lp = torch.log_softmax(scorer.logits(scorer.resume(resid, extra[0], kept)).float(), -1)
                 else:
                     with skip(model, layers):
                         lp = logprobs_of(model, batch.ids)
@@ -138,13 +159,39 @@ def score_runs(
                 s.nll += float(nll[has_target].double().sum())
                 s.targets += int(has_target.sum())
                 s.positions += n_pos
-                if layers is None:
+                if lp is lp_full:
                     s.agree += n_pos  # KL(full || full) is 0
                     continue
                 kl = (p_full * (lp_full - lp)).sum(-1)  # (batch, pos)
                 s.kl += float(kl[mask].double().sum())
                 s.agree += int((lp.argmax(-1) == top_full)[mask].sum())
+            del resid
             task.advance(len(batch.windows))
     if scores[0].targets == 0:
         raise ProbesError(f"the held-out text {source.name} has no token to predict after BOS")
     return scores
+
+
+def _hooked_full(model, ids: torch.Tensor, n: int, *, record: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(log-probs (batch, pos, vocab), the residual stream as `score_runs` describes it) through the bridge."""
+    from probes.core.hooks import attached
+
+    seen: dict[int, torch.Tensor] = {}
+
+    def keep(t, hook, i):
+        seen[i] = t.detach()
+
+    hooks = [(f"blocks.{i}.hook_resid_pre", partial(keep, i=i)) for i in range(n)]
+    hooks.append((f"blocks.{n - 1}.hook_resid_post", partial(keep, i=n)))
+    with attached(model, hooks if record else []):
+        lp = logprobs_of(model, ids)
+    if not record:
+        return lp, []
+    # A skipped block runs no hook: its input is the stream the next block sees (or the last one's output).
+    for i in range(n, -1, -1):
+        if i not in seen:
+            seen[i] = seen[i + 1] if i + 1 in seen else None
+    for i in range(n + 1):
+        if seen[i] is None:
+            seen[i] = seen[i - 1]
+    return lp, [seen[i] for i in range(n + 1)]

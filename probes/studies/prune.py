@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import partial
 
 import torch
 
@@ -228,27 +227,19 @@ def sweep_blocks(model, *, eval_text=None, progress=None) -> BlockSweep:
     p = progress_of(progress)
     cos_sum = torch.zeros(n, dtype=torch.float64)
     ang_sum = torch.zeros(n, dtype=torch.float64)
-    stash: dict[int, torch.Tensor] = {}
 
-    def influence_hooks(batch):
+    def influence(batch, resid):  # resid[i] (batch, pos, d_model): the stream before block i; resid[n]: after all
         keep = batch.mask.clone()  # (batch, pos)
         keep[:, 0] = False  # BOS excluded
-
-        def pre(t, hook, i):
-            stash[i] = t.detach()
-
-        def post(t, hook, i):
-            cos = torch.cosine_similarity(stash.pop(i)[keep].double(), t.detach()[keep].double(), dim=-1)  # (tokens,)
+        for i in range(n):
+            cos = torch.cosine_similarity(resid[i][keep].double(), resid[i + 1][keep].double(), dim=-1)  # (tokens,)
             cos_sum[i] += cos.sum().cpu()
             ang_sum[i] += (torch.arccos(cos.clamp(-1, 1)) / math.pi).sum().cpu()
-
-        return ([(f"blocks.{i}.hook_resid_pre", partial(pre, i=i)) for i in range(n)]
-                + [(f"blocks.{i}.hook_resid_post", partial(post, i=i)) for i in range(n)])
 
     named = [(s, parse_layers(s, n)) for s in ("odd", "even", "first-half", "last-half")]
     sets = _unique([[i] for i in range(n)] + [layers for _, layers in named])
     p.note(f"block sweep on {source.name}: full model, {n} single-block skips and {len(named)} strategies per batch")
-    full, *rest = score_runs(model, source, sets, full_hooks=influence_hooks, progress=p)
+    full, *rest = score_runs(model, source, sets, on_full_stream=influence, progress=p)
     scored = dict(zip(map(tuple, sets), rest))
     count = full.targets  # the positions after BOS, where Block Influence was averaged
     blocks = []
