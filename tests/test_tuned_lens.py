@@ -45,7 +45,7 @@ def random_lens(model, scale: float = 0.3, seed: int = 0) -> TunedLens:
 def trained(tiny):
     """A lens trained briefly on the first passages; the rest are held out by the test itself."""
     texts = shakespeare_lines()
-    lens = train_tuned_lens(tiny, texts[:12], steps=40, tokens_per_step=256, heldout=0.2, seed=3)
+    lens = train_tuned_lens(tiny, texts[:12], steps=20, tokens_per_step=256, heldout=0.2, seed=3)
     return lens, texts[12:20]
 
 
@@ -87,7 +87,7 @@ def test_translators_on_transformers_hidden_states_give_our_rows(tiny, tiny_hf):
 
 def test_training_lowers_heldout_kl_at_every_row(tiny, trained):
     lens, held = trained
-    assert lens.meta["training"]["steps"] == 40 and lens.meta["training"]["tokens"] > 40 * 100
+    assert lens.meta["training"]["steps"] == 20 and lens.meta["training"]["tokens"] > 20 * 100
     # Scored independently, by the dataset lens, on passages the training never saw.
     before = probes.lens_over(tiny, held, n_boot=10).metric("kl_to_final")[0]
     after = probes.lens_over(tiny, held, n_boot=10, translators=lens).metric("kl_to_final")[0]
@@ -208,7 +208,7 @@ def test_cli_train_errors_before_loading(tiny_dir, tmp_path, args, message):
 def test_bundled_lens_beats_the_logit_lens(bundled):
     tl = load_tuned_lens("bundled", bundled)
     assert tl.weight.shape == (6, 192, 192)
-    text = (BUNDLED_DIR / "heldout.txt").read_text(encoding="utf-8")[:1500]
+    text = (BUNDLED_DIR / "heldout.txt").read_text(encoding="utf-8")[:700]
     plain, tuned = logit_lens(bundled, text), logit_lens(bundled, text, translators=tl)
     assert (tuned.kl_to_final[:-1].mean(1) < plain.kl_to_final[:-1].mean(1)).all()
     assert plain.kl_to_final[0].mean() > 2 * tuned.kl_to_final[0].mean()
