@@ -183,7 +183,8 @@ def _sweep():
                "angular_distance": 0.1} for i, inc in enumerate([0.1, 0.5, -0.001])]
     strategies = [{"name": "odd", "skipped_blocks": [1], "loss": 4.5, "loss_increase": 0.5, "kl": 0.7, "top1_agreement": 0.4},
                   {"name": "even", "skipped_blocks": [0, 2], "loss": 4.2, "loss_increase": 0.2, "kl": 0.3, "top1_agreement": 0.6}]
-    return NS(blocks=blocks, strategies=strategies, ranked=lambda: sorted(blocks, key=lambda b: -b["loss_increase"]))
+    return NS(blocks=blocks, strategies=strategies, ranked=lambda: sorted(blocks, key=lambda b: -b["loss_increase"]),
+              eval_text="heldout.txt", eval_tokens=1020)
 
 
 def test_prune_section():
@@ -207,6 +208,7 @@ def test_prune_section():
     assert ("Skipped alone, block 1 raises the held-out loss the most (+0.500 nats/token); skipping block 2 changes it "
             "by -0.001 nats/token (lower): the model does better on this text without that block.") in text
     assert "costs" not in text and "+-" not in text and "| block | loss change |" in text
+    assert "Each block skipped alone, scored on `heldout.txt` (1,020 tokens)." in text  # the sweep says what it scored
     assert "| even | 0,2 | 4.2 | 0.2 | 0.3 | 0.6 |" in lines
     assert "skipping even keeps the held-out loss lowest (4.200)." in text
     assert figure_names(lines) == ["prune.png", "sweep.png"]

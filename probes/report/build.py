@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from probes.core.sampling import REPORT_SAMPLING, SamplingConfig
@@ -151,7 +152,7 @@ def build_report(
     from probes.studies.lens_generation import generation_lens
     from probes.studies.next_token import next_token_distribution
     from probes.progress import progress_of
-    from probes.studies.defaults import defaults_for_model
+    from probes.studies.defaults import defaults_for_model, report_sweep_tokens
     from probes.studies.heldout import heldout_source
     from probes.studies.prune import compare_pruned, sweep_blocks
 
@@ -183,7 +184,7 @@ def build_report(
         say("[2/5] sampling at four settings")
         grid = sec.study_settings(cfg)
         dist = next_token_distribution(model, prompt, settings=grid, top=12, bos=cfg.bos)
-        samples = [probes.generate(model, prompt, s) for s in grid]
+        samples = probes.generate(model, prompt, grid)  # every setting's samples in one batch
         lines += sec.sampling_section(prompt, cfg, dist, samples)
         save("next_token.png", dist.figure())
 
@@ -202,7 +203,11 @@ def build_report(
         sweep = None
         if evaluate:
             say("[4/5] block sweep")
-            sweep = sweep_blocks(model, eval_text=held, progress=p)
+            # The sweep scores 17 or more runs on every token, so the report gives it one context's worth
+            # (GPT-2: 1,023 tokens; the section says how many); `probes prune --sweep` scores the whole text.
+            cap = report_sweep_tokens(model.cfg.n_ctx)
+            sweep_text = replace(held, max_tokens_per_text=min(held.max_tokens_per_text or cap, cap))
+            sweep = sweep_blocks(model, eval_text=sweep_text, progress=p)
             save("sweep.png", sweep.figure())
         lines += sec.prune_section(prune_prompt, comp, sweep)
 

@@ -206,7 +206,8 @@ def _comparison_lines(prompt: str, comp) -> list[str]:
 
 
 def _sweep_lines(sweep) -> list[str]:
-    lines = ["### Which blocks matter", "", *md_table(
+    lines = ["### Which blocks matter", "",
+             f"Each block skipped alone, scored on {code(sweep.eval_text)}{_tokens(sweep.eval_tokens)}.", "", *md_table(
         ["block", "loss change", "KL", "top-1 agr.", "Block Influence", "angular distance"],
         [[b["block"], b["loss_increase"], b["kl"], b["top1_agreement"], b["block_influence"], b["angular_distance"]]
          for b in sweep.blocks]), ""]
