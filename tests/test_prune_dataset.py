@@ -236,3 +236,24 @@ def test_prune_text_output_has_no_speed_row(tiny_dir):
     assert r.exit_code == 0, r.stderr
     assert "tokens / s" not in r.stdout and "tokens/s" not in r.stdout
     assert "held-out scoring: off (--no-eval)" in r.stdout
+
+
+def test_a_memo_reuses_the_sweeps_runs_for_the_comparison(tiny, monkeypatch):
+    import probes.studies.heldout as h
+
+    source = heldout_source(tiny, Dataset(TEXTS))
+    memo: dict = {}
+    sweep = sweep_blocks(tiny, eval_text=source, memo=memo)
+    batches_run = []
+    real = h.batches
+    monkeypatch.setattr(h, "batches", lambda *a, **k: batches_run.append(1) or real(*a, **k))
+    reused = compare_pruned(tiny, "ROMEO:", ["odd", "last-half"], max_new_tokens=3, eval_text=source, memo=memo)
+    assert batches_run == []  # every run was in the memo
+    fresh = compare_pruned(tiny, "ROMEO:", ["odd", "last-half"], max_new_tokens=3, eval_text=source)
+    assert batches_run  # without it the text is scored again
+    for a, b in zip(reused.runs, fresh.runs):
+        assert a.metrics["eval_loss"] == pytest.approx(b.metrics["eval_loss"], rel=1e-6)
+        assert a.metrics["eval_kl"] == pytest.approx(b.metrics["eval_kl"], rel=1e-5, abs=1e-7)
+    strategies = {s["name"]: s for s in sweep.strategies}
+    assert reused.runs[1].metrics["eval_loss"] == pytest.approx(strategies["odd"]["loss"], rel=1e-6)
+    assert reused.eval_tokens == sweep.eval_tokens

@@ -196,19 +196,22 @@ def build_report(
         save("embed_scatter.png", emb.figure_scatter())
         save("embed_pca.png", emb.figure_pca())
 
-        say("[4/5] pruning: full vs " + ", ".join(sec.PRUNE_SPECS))
-        comp = compare_pruned(model, prune_prompt, sec.PRUNE_SPECS, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
-                              eval_text=held, evaluate=evaluate, progress=p)
-        save("prune.png", comp.figure())
+        # The sweep scores 17 or more runs on every token, so the report scores one context's worth
+        # (GPT-2: 1,023 tokens; the sections say how many): `probes prune` scores the whole text. The
+        # sweep runs first; the comparison's runs (odd, even, last-half) are among its, and are reused.
+        if held is not None:
+            cap = report_sweep_tokens(model.cfg.n_ctx)
+            held = replace(held, max_tokens_per_text=min(held.max_tokens_per_text or cap, cap))
+        scored: dict = {}
         sweep = None
         if evaluate:
             say("[4/5] block sweep")
-            # The sweep scores 17 or more runs on every token, so the report gives it one context's worth
-            # (GPT-2: 1,023 tokens; the section says how many); `probes prune --sweep` scores the whole text.
-            cap = report_sweep_tokens(model.cfg.n_ctx)
-            sweep_text = replace(held, max_tokens_per_text=min(held.max_tokens_per_text or cap, cap))
-            sweep = sweep_blocks(model, eval_text=sweep_text, progress=p)
+            sweep = sweep_blocks(model, eval_text=held, progress=p, memo=scored)
             save("sweep.png", sweep.figure())
+        say("[4/5] pruning: full vs " + ", ".join(sec.PRUNE_SPECS))
+        comp = compare_pruned(model, prune_prompt, sec.PRUNE_SPECS, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
+                              eval_text=held, evaluate=evaluate, progress=p, memo=scored)
+        save("prune.png", comp.figure())
         lines += sec.prune_section(prune_prompt, comp, sweep)
 
         say("[5/5] logit lens")

@@ -105,8 +105,13 @@ def score_runs(
     max_tokens: int | None = None,
     max_rows: int = 64,
     progress=None,
+    memo: dict | None = None,
 ) -> list[Score]:
     """Scores of the model as it is, then of each skip set in `runs`, over every window of `source`.
+
+    `memo`, a dict a caller keeps for one model and source, returns runs scored before without
+    scoring them again (the report's prune comparison reuses the block sweep's runs); it is
+    filled with what is scored here. With `on_full_stream` every batch is run (the callback needs it).
 
     Targets are each window's tokens after its first (BOS); KL and agreement count every real
     position, so the full model scores KL 0 and agreement 1. `on_full_stream(batch, resid)` sees the
@@ -123,6 +128,9 @@ def score_runs(
 
     n = model.cfg.n_layers
     base = set(skipped_blocks(model))  # blocks the caller already skips: every run skips them too
+    keys = [(source.name, source.max_tokens_per_text, tuple(sorted(base | set(r or ())))) for r in [None, *runs]]
+    if memo is not None and on_full_stream is None and all(k in memo for k in keys):
+        return [memo[k] for k in keys]
     full_kept = [i for i in range(n) if i not in base]
     scorer = fastpath.FastScorer(model) if fastpath.eligible(model) else None
     scores = [Score() for _ in range(len(runs) + 1)]
@@ -169,6 +177,8 @@ def score_runs(
             task.advance(len(batch.windows))
     if scores[0].targets == 0:
         raise ProbesError(f"the held-out text {source.name} has no token to predict after BOS")
+    if memo is not None:
+        memo.update(zip(keys, scores))
     return scores
 
 

@@ -115,6 +115,7 @@ def compare_pruned(
     eval_text=None,
     evaluate: bool = True,
     progress=None,
+    memo: dict | None = None,
     **overrides,
 ) -> PruneComparison:
     """Generate from `prompt` with the full model, then with each skip spec, and measure the change.
@@ -125,7 +126,8 @@ def compare_pruned(
     full model; teacher-forced on the full model's continuation, mean KL(full || run) and top-1
     agreement; on held-out text (`eval_text`: a file, a `probes.Dataset`, or None for the model's
     default), loss, loss increase, KL and top-1 agreement, scored in batches
-    (`probes.studies.heldout`). `evaluate=False` skips the held-out scoring (those metrics are None).
+    (`probes.studies.heldout`; `memo` reuses runs already scored, see `score_runs`). `evaluate=False`
+    skips the held-out scoring (those metrics are None).
     Each run's `timing` is one cold run, not a measured speed.
     """
     cfg = prune_config(config, **overrides)
@@ -174,7 +176,7 @@ def compare_pruned(
     eval_tokens = None
     if source is not None:
         p.note(f"held-out scoring on {source.name}: full model and {len(specs)} skip runs, in batches")
-        scores = score_runs(model, source, [layers for _, layers in specs], progress=p)
+        scores = score_runs(model, source, [layers for _, layers in specs], progress=p, memo=memo)
         eval_tokens = scores[0].targets
         for run, score in zip(runs, scores):
             run.metrics.update({f"eval_{k}": v for k, v in score.metrics(scores[0]).items()})
@@ -211,7 +213,7 @@ class BlockSweep:
         return sweep_figure(self)
 
 
-def sweep_blocks(model, *, eval_text=None, progress=None) -> BlockSweep:
+def sweep_blocks(model, *, eval_text=None, progress=None, memo: dict | None = None) -> BlockSweep:
     """Skip each block alone: loss increase on held-out text, Block Influence and angular distance.
 
     Block Influence (ShortGPT) is 1 - cos(input, output) of the block, and the angular distance
@@ -239,7 +241,7 @@ def sweep_blocks(model, *, eval_text=None, progress=None) -> BlockSweep:
     named = [(s, parse_layers(s, n)) for s in ("odd", "even", "first-half", "last-half")]
     sets = _unique([[i] for i in range(n)] + [layers for _, layers in named])
     p.note(f"block sweep on {source.name}: full model, {n} single-block skips and {len(named)} strategies per batch")
-    full, *rest = score_runs(model, source, sets, on_full_stream=influence, progress=p)
+    full, *rest = score_runs(model, source, sets, on_full_stream=influence, progress=p, memo=memo)
     scored = dict(zip(map(tuple, sets), rest))
     count = full.targets  # the positions after BOS, where Block Influence was averaged
     blocks = []
@@ -252,7 +254,7 @@ def sweep_blocks(model, *, eval_text=None, progress=None) -> BlockSweep:
     named.append((f"lowest-influence-{n // 2}", lowest))
     if tuple(lowest) not in scored:
         p.note(f"block sweep: the {n // 2} lowest-influence blocks ({format_layers(lowest)})")
-        scored[tuple(lowest)] = score_runs(model, source, [lowest], progress=p)[1]
+        scored[tuple(lowest)] = score_runs(model, source, [lowest], progress=p, memo=memo)[1]
     strategies = [{"name": name, "skipped_blocks": layers, **scored[tuple(layers)].metrics(full)} for name, layers in named]
     return BlockSweep(full.loss, blocks, strategies, source.name, full.targets)
 
