@@ -16,9 +16,9 @@ def capture(
     ctx: typer.Context,
     out: Annotated[str, typer.Option("--out", "-o", help="The safetensors file to write (atomically); with --dataset, a folder of shards and index.json.")],
     prompt: o.Prompt = None,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Capture every text of a dataset into --out (a folder), streamed in shards: a text file (one text a line, or see --split), a .jsonl file with a 'text' field, or a saved Hugging Face dataset folder.")] = None,
-    max_texts: Annotated[Optional[int], typer.Option("--max-texts", help="With --dataset: stop after this many texts.")] = None,
-    split: Annotated[str, typer.Option("--split", help="With --dataset, how a text file holds texts: lines (one a line, blank lines skipped) or paragraphs (separated by blank lines).")] = "lines",
+    dataset: o.dataset_option("Capture every text of a dataset into --out (a folder), streamed in shards") = None,
+    max_texts: o.MaxTexts = None,
+    split: o.Split = None,
     store_dtype: Annotated[Optional[str], typer.Option("--store-dtype", help="With --dataset: dtype the shards store, float32, float16 or bfloat16 (default: the compute --dtype).")] = None,
     shard_size: Annotated[str, typer.Option("--shard-size", help="With --dataset: the most bytes a shard holds (500M, 1G); memory holds about three shards' worth.")] = "128M",
     hooks: Annotated[

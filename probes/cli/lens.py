@@ -14,9 +14,7 @@ Position = Annotated[int, typer.Option("--position", help="Position shown in the
 Metric = Annotated[str, typer.Option("--metric", help="Plot colour: prob (of each cell's top-1; with --generate, of the generated token), entropy, kl (to the final row) or rank (of the final top-1; with --generate, of the generated token).")]
 CompareSkip = Annotated[str | None, typer.Option("--compare-skip", help="Also run the lens with these blocks skipped; the plot puts full and pruned side by side.")]
 Generate = Annotated[int | None, typer.Option("--generate", help="Generate N tokens and show the lens of each one as it was produced, with its emergence row.")]
-DatasetOpt = Annotated[str | None, typer.Option("--dataset", help="Average the lens over many texts instead of one prompt: a text file (one text per line, or blank-line separated with --split paragraphs), a .jsonl file with a \"text\" field on every line, a saved Hugging Face dataset directory, or HF:name[:split] (these two need the datasets package). FILE:path works too.")]
-MaxTexts = Annotated[int | None, typer.Option("--max-texts", help="With --dataset: use only the first N texts.")]
-Split = Annotated[str | None, typer.Option("--split", help="With --dataset, how a text file holds its texts: lines (one per line, the default) or paragraphs (separated by blank lines).")]
+DatasetOpt = o.dataset_option("Average the lens over many texts instead of one prompt")
 Tuned = Annotated[str | None, typer.Option("--tuned", help="Read the rows through a tuned lens: a folder from `probes tuned-lens train`, or 'bundled' (the one shipped with the bundled model). With --dataset, logit lens and tuned lens side by side.")]
 _SAMPLING = ("temperature", "top_k", "top_p", "greedy", "seed", "stop_at_eos")
 
@@ -34,8 +32,8 @@ def lens(
     compare_skip: CompareSkip = None,
     generate: Generate = None,
     dataset: DatasetOpt = None,
-    max_texts: MaxTexts = None,
-    split: Split = None,
+    max_texts: o.MaxTexts = None,
+    split: o.Split = None,
     tuned: Tuned = None,
     temperature: o.Temperature = o.SAMPLING.temperature,
     top_k: o.TopK = o.SAMPLING.top_k,

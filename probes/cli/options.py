@@ -43,6 +43,23 @@ StopAtEos = Annotated[bool, typer.Option("--stop-at-eos", help="Stop a sample wh
 Bos = Annotated[bool, typer.Option("--bos/--no-bos", help="Prepend <|endoftext|> (TransformerLens' default) or not (nanoGPT, transformers).")]
 Stream = Annotated[bool, typer.Option("--stream", help="Print tokens as they are produced (one sample at a time).")]
 
+# Datasets: one spelling and one description of what a dataset can be, in every command that reads one.
+DATASET_FORMS = ("a text file (one text per line, or blank-line separated with --split paragraphs), a .jsonl file "
+                 "with a \"text\" field on every line, a saved Hugging Face dataset directory, or HF:name[:split] "
+                 "(these two need the datasets package); FILE:path works too")
+
+
+def dataset_option(what: str, *, required: bool = False):
+    """The --dataset option, its help saying what the command does with it (`what`) and what a dataset can be."""
+    kind = str if required else Optional[str]
+    return Annotated[kind, typer.Option("--dataset", help=f"{what}: {DATASET_FORMS}.")]
+
+
+MaxTexts = Annotated[Optional[int], typer.Option("--max-texts", help="With --dataset: use only the first N texts.")]
+Split = Annotated[Optional[str], typer.Option("--split", help="With --dataset, how a text file holds its texts: lines "
+                                              "(one per line, blank lines skipped; the default) or paragraphs "
+                                              "(separated by blank lines).")]
+
 
 def typed(ctx: typer.Context, *names: str) -> list[str]:
     """The flags among `names` (parameter names) that the user typed, rather than left at their defaults."""

@@ -13,9 +13,7 @@ from probes.errors import ProbesError
 from probes.studies.defaults import EVAL_HELP, PRUNE_PROMPT_HELP
 
 PromptOpt = Annotated[str | None, typer.Option("--prompt", "--start", "-p", help=f"Prompt text; FILE:path reads it from a file. Default: {PRUNE_PROMPT_HELP}.")]
-DatasetOpt = Annotated[str | None, typer.Option("--dataset", help="Score the held-out metrics over many texts: a text file (one text per line, or blank-line separated with --split paragraphs), a .jsonl file with a \"text\" field on every line, a saved Hugging Face dataset directory, or HF:name[:split]. FILE:path works too.")]
-MaxTexts = Annotated[int | None, typer.Option("--max-texts", help="With --dataset: use only the first N texts.")]
-Split = Annotated[str | None, typer.Option("--split", help="With --dataset, how a text file holds its texts: lines (the default) or paragraphs.")]
+DatasetOpt = o.dataset_option("Score the held-out metrics over many texts")
 NoEval = Annotated[bool, typer.Option("--no-eval", help="Skip the held-out scoring (loss, KL, agreement); the generations and their metrics stay.")]
 
 
@@ -34,8 +32,8 @@ def prune(
     bos: o.Bos = D.bos,
     eval_text: Annotated[Optional[str], typer.Option("--eval-text", help=f"Held-out text file for the loss; its first 2,048 tokens are scored. Default: {EVAL_HELP}.")] = None,
     dataset: DatasetOpt = None,
-    max_texts: MaxTexts = None,
-    split: Split = None,
+    max_texts: o.MaxTexts = None,
+    split: o.Split = None,
     no_eval: NoEval = False,
     sweep: Annotated[bool, typer.Option("--sweep", help="Rank blocks: skip each alone (loss increase, Block Influence, angular distance).")] = False,
     plot: o.Plot = None,

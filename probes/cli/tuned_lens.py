@@ -21,7 +21,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-Dataset = Annotated[str, typer.Option("--dataset", help="Training texts: a text file (one text per line, or blank-line separated with --split paragraphs), a .jsonl file with a \"text\" field, a saved Hugging Face dataset directory or HF:name[:split]. FILE:path works too.")]
+Dataset = o.dataset_option("Training texts", required=True)
 Out = Annotated[str, typer.Option("--out", help="Folder to write the lens into (config.json and translators.safetensors).")]
 Steps = Annotated[int, typer.Option("--steps", help="Optimiser steps.")]
 TokensPerStep = Annotated[int, typer.Option("--tokens-per-step", help="Training tokens a step (whole context windows).")]
@@ -29,8 +29,6 @@ Lr = Annotated[float | None, typer.Option("--lr", help=f"Peak learning rate (def
 Optimizer = Annotated[str, typer.Option("--optimizer", help=f"{' or '.join(OPTIMIZERS)}: SGD with Nesterov momentum (the paper's) or AdamW.")]
 Heldout = Annotated[float, typer.Option("--heldout", help="Fraction of the windows kept out of training and scored before and after (0: none).")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the held-out split and the data order (the run is deterministic for it).")]
-MaxTexts = Annotated[int | None, typer.Option("--max-texts", help="Use only the first N texts.")]
-Split = Annotated[str, typer.Option("--split", help="How a text file holds its texts: lines (one per line) or paragraphs (separated by blank lines).")]
 
 
 @app.command("train")
@@ -43,8 +41,8 @@ def train(
     optimizer: Optimizer = DEFAULTS.optimizer,
     heldout: Heldout = DEFAULTS.heldout,
     seed: Seed = DEFAULTS.seed,
-    max_texts: MaxTexts = None,
-    split: Split = "lines",
+    max_texts: o.MaxTexts = None,
+    split: o.Split = None,
     skip: o.Skip = None,
     keep: o.Keep = None,
     bos: o.Bos = DEFAULTS.bos,

@@ -44,7 +44,8 @@ class Dataset:
     optional `datasets` package (column `text`). `max_texts` stops after that many texts.
     """
 
-    def __init__(self, source, *, split: str = "lines", max_texts: int | None = None):
+    def __init__(self, source, *, split: str | None = "lines", max_texts: int | None = None):
+        split = split or "lines"
         if split not in SPLITS:
             raise DatasetError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         if max_texts is not None and (isinstance(max_texts, bool) or not isinstance(max_texts, int) or max_texts < 1):
