@@ -103,8 +103,9 @@ def atomic_path(path, force: bool = False) -> Iterator[str]:
     """
     p = user_path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    os.close(fd)
+    with _signals_held():  # Ctrl-C or SIGTERM between making the file and the `try` would leave it behind
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+        os.close(fd)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give it an ordinary file's mode
@@ -115,8 +116,26 @@ def atomic_path(path, force: bool = False) -> Iterator[str]:
         else:
             _claim(tmp, p)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        with _signals_held():  # and one arriving mid-cleanup would skip the unlink
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+@contextmanager
+def _signals_held():
+    """Hold SIGINT and SIGTERM for a few system calls; they are delivered (as KeyboardInterrupt) right after."""
+    import signal
+    import threading
+
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _claim(tmp: str, p: Path) -> None:
