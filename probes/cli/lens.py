@@ -96,17 +96,10 @@ def lens(
     target = Target(model, device, dtype, prompt, bos=bos, threads=threads)
     if not -target.n_ctx <= position < target.n_ctx:
         raise ProbesError(f"position {position} is out of range: the model reads at most {target.n_ctx} tokens")
-    skipped = target.skipped(skip, keep)
-    compared = target.layers(compare_skip) if compare_skip is not None else None
-    if tuned is not None:
-        from probes.studies.tuned_lens import check_for_model
-
-        check_for_model(tuned, model, target.n_layers)
-    m = target.load()
+    m, skipped, compared, tl = _load(target, skip, keep, compare_skip, tuned, model)
     from probes.studies.lens import check_position, logit_lens
     from probes.studies.lens_generation import generation_lens
 
-    tl = probes.load_tuned_lens(tuned, m) if tuned is not None else None
     with probes.skip(m, skipped):
         meta = model_meta(m)
         if cfg is not None:
@@ -160,14 +153,7 @@ def _dataset_lens(ctx, dataset, max_texts, split, prompt, plot, force, skip, kee
     data = Dataset(dataset, split=split or "lines", max_texts=max_texts)
     data.check()  # readable, non-empty, every line well formed: before the model loads
     target = Target(model, device, dtype, bos=bos, threads=threads)
-    skipped = target.skipped(skip, keep)
-    compared = target.layers(compare_skip) if compare_skip is not None else None
-    if tuned is not None:
-        from probes.studies.tuned_lens import check_for_model
-
-        check_for_model(tuned, model, target.n_layers)
-    m = target.load()
-    tl = probes.load_tuned_lens(tuned, m) if tuned is not None else None
+    m, skipped, compared, tl = _load(target, skip, keep, compare_skip, tuned, model)
     with probes.skip(m, skipped):
         meta = model_meta(m)
         result = probes.lens_over(m, data, bos=bos, compare_skip=compared, progress=bar_progress(quiet=json))
@@ -192,6 +178,20 @@ def _dataset_lens(ctx, dataset, max_texts, split, prompt, plot, force, skip, kee
              lambda d: _render_dataset(result) + "\n\n" + render_comparison(result, through))
         return
     emit({**meta, **result.as_dict()}, json, lambda d: _render_dataset(result))
+
+
+def _load(target, skip, keep, compare_skip, tuned, model):
+    """(model, blocks to skip, blocks to compare-skip, tuned lens or None): every value checked, then one load."""
+    import probes
+
+    skipped = target.skipped(skip, keep)
+    compared = target.layers(compare_skip) if compare_skip is not None else None
+    if tuned is not None:
+        from probes.studies.tuned_lens import check_for_model
+
+        check_for_model(tuned, model, target.n_layers)
+    m = target.load()
+    return m, skipped, compared, probes.load_tuned_lens(tuned, m) if tuned is not None else None
 
 
 def _dataset_table(lens) -> str:
