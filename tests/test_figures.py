@@ -28,6 +28,20 @@ def _draw(fig) -> list[str]:
     return _texts(fig)
 
 
+def assert_titles_fit(fig) -> None:
+    """Every title lies inside the figure: none runs past an edge and gets clipped in the PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # figures are made without pyplot, so they have no drawing canvas of their own
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    titles = [ax.title for ax in fig.axes] + [t for t in (getattr(fig, "_suptitle", None),) if t is not None]
+    for t in titles:
+        if t.get_text():
+            box = t.get_window_extent(renderer)
+            assert box.x0 >= -1 and box.x1 <= fig.bbox.width + 1, (t.get_text(), box, fig.bbox.width)
+
+
 def test_show_token_escapes_what_the_figure_font_cannot_draw():
     drawable = figure_charmap()
     assert ord("覚") not in drawable and ord("a") in drawable and ord("␣") in drawable
@@ -65,6 +79,7 @@ def test_every_figure_draws_gpt2_vocabulary_tokens_without_warnings(offline_gpt2
     drawable = figure_charmap()
     for name, fig in figures.items():
         texts = _draw(fig)
+        assert_titles_fit(fig)
         bad = {c for t in texts for c in t if ord(c) not in drawable and c not in "\n"}
         assert not bad, (name, bad)
     lens_text = "\n".join(_texts(figures["lens"]))
@@ -105,4 +120,5 @@ def test_sweep_figure_marks_a_lower_loss_as_lower():
     texts = _draw(sweep_figure(NS(blocks=blocks, base_loss=4.0)))
     assert "+0.5" in texts and "-0.041" in texts and "0" in texts and not any(t.startswith("-0.0") and t.strip("-0.") == ""
                                                                              for t in texts)
-    assert any("green: skipping it lowers the loss" in t for t in texts) and not any("+-" in t for t in texts)
+    assert any("green: skipping the block lowers the loss" in t for t in texts) and not any("+-" in t for t in texts)
+    assert_titles_fit(sweep_figure(NS(blocks=blocks, base_loss=4.0)))

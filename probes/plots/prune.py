@@ -78,9 +78,9 @@ def sweep_figure(sweep):
             ax1.text(b, v, show_number(v, "+.3g"), ha="center", va="bottom" if v >= 0 else "top", fontsize=7)
     ax1.margins(y=0.15)
     ax1.set_ylabel("loss change (nats/token)")
-    lower = " (green: skipping it lowers the loss)" if any(v is not None and v < 0 for v in change) else ""
+    lower = "\n(green: skipping the block lowers the loss)" if any(v is not None and v < 0 for v in change) else ""
     ax1.set_title(f"Skipping one block at a time: change in held-out loss from {show_number(sweep.base_loss, '.3f')}"
-                  f"{lower}", fontsize=10)
+                  f"{lower}", fontsize=10)  # two lines: one would run past the figure's edge
     w = 0.4
     ax2.bar(np.array(blocks) - w / 2, [b["block_influence"] for b in sweep.blocks], w, label="Block Influence (1 - cos)")
     ax2.bar(np.array(blocks) + w / 2, [b["angular_distance"] for b in sweep.blocks], w, label="angular distance / pi")
