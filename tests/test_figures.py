@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import warnings
 
-import pytest
 
 import probes
 from probes.tokens import figure_charmap, plot_text, show_token
