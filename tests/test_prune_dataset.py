@@ -257,3 +257,31 @@ def test_a_memo_reuses_the_sweeps_runs_for_the_comparison(tiny, monkeypatch):
     strategies = {s["name"]: s for s in sweep.strategies}
     assert reused.runs[1].metrics["eval_loss"] == pytest.approx(strategies["odd"]["loss"], rel=1e-6)
     assert reused.eval_tokens == sweep.eval_tokens
+
+
+@pytest.mark.parametrize("max_tokens", [None, 64])
+def test_a_late_skip_set_is_scored_as_if_asked_for_at_the_start(tiny, path, max_tokens, monkeypatch):
+    # The sweep's lowest-influence set depends on the whole text. One batch: it joins the same pass, so
+    # the full model runs once; several batches: a second pass. Either way its score is the set's own.
+    import probes.studies.heldout as h
+
+    source = HeldOut(Dataset(TEXTS), "texts")
+    fulls = []
+    real = h._hooked_full
+    monkeypatch.setattr(h, "_hooked_full", lambda *a, **k: fulls.append(1) or real(*a, **k))
+    from probes.core.fastpath import FastScorer
+
+    stream = FastScorer.stream
+    monkeypatch.setattr(FastScorer, "stream", lambda self, *a, **k: fulls.append(1) or stream(self, *a, **k))
+    seen = []
+    full, one, late = score_runs(tiny, source, [[1]], max_tokens=max_tokens, late=lambda: [0, 2],
+                                 on_full_stream=lambda batch, resid: seen.append(len(batch.windows)))
+    batches = len(seen)
+    assert (batches == 1) == (max_tokens is None)
+    assert len(fulls) == (1 if batches == 1 else 2 * batches)  # a second pass only when the text took several batches
+    alone_full, alone = score_runs(tiny, source, [[0, 2]])
+    assert late.loss == pytest.approx(alone.loss, rel=1e-6)
+    assert late.kl == pytest.approx(alone.kl, rel=1e-5, abs=1e-7)
+    assert (late.agree, late.targets) == (alone.agree, alone.targets)
+    again = score_runs(tiny, source, [[0, 2]], late=lambda: [0, 2])  # a late set already asked for is not scored twice
+    assert again[2] is again[1]

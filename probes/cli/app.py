@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
@@ -114,8 +115,21 @@ def _restore_terminate(previous) -> None:
 
 
 def entry() -> None:
-    """The `probes` console script."""
-    sys.exit(main())
+    """The `probes` console script.
+
+    Once a command that loaded torch has finished, every file it wrote is closed and in place, so
+    the process ends without the interpreter's teardown of torch, transformers and matplotlib
+    (1.5-3 s of freeing modules one by one); output is flushed first.
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, OSError):
+        pass  # a closed pipe: nothing more can be shown
+    if "torch" in sys.modules:
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def cosine_heatmaps(matrices, title):
         for i, row in enumerate(mat):
             for j, v in enumerate(row):
                 ax.text(j, i, show_number(v, ".2f"), ha="center", va="center", fontsize=7,
-                        color="white" if abs(v) > 0.6 else "black")
+                        color="white" if abs(v) > 0.6 else "black", in_layout=False)  # inside its cell
         ax.set_title(name, fontsize=10, color=GROUP_COLOURS.get(name, "black"))
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="cosine similarity")
     fig.suptitle(title, fontsize=10)

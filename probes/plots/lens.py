@@ -87,7 +87,8 @@ def _draw(ax, lens, metric: str, *, cols: list[int], width: int, generated: bool
                 dark = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2] < 0.5
                 hit = targets[j] >= 0 and lens.top_ids[r, j, 0] == targets[j]
                 ax.text(x, r, show_token(str(lens.top_str_tokens[r, j, 0]), 7, plot=True), ha="center", va="center",
-                        fontsize=size, color="white" if dark else "black", fontweight="bold" if hit else "normal")
+                        fontsize=size, color="white" if dark else "black", fontweight="bold" if hit else "normal",
+                        in_layout=False)  # inside its cell: constrained layout need not measure 400 texts
 
     # Rows: embed at the bottom, the model's output at the top; skipped blocks greyed.
     ax.set_yticks(range(n_rows), lens.row_labels, fontsize=8 if n_rows <= 32 else 6)

@@ -106,6 +106,7 @@ def score_runs(
     max_rows: int = 64,
     progress=None,
     memo: dict | None = None,
+    late: Callable[[], list[int]] | None = None,
 ) -> list[Score]:
     """Scores of the model as it is, then of each skip set in `runs`, over every window of `source`.
 
@@ -119,6 +120,11 @@ def score_runs(
     resid[n_layers] after the last. `max_tokens` padded tokens per batch (default
     `batch_tokens(model)`); batch size does not change the scores.
 
+    `late()`, a skip set that depends on what `on_full_stream` saw of the whole text (the sweep's
+    lowest-influence blocks), is asked for once the full model has run on every batch; its score is
+    appended to the list. When the text is one batch that is before the batch's skip runs, so it is
+    scored in the same pass; otherwise a second pass scores it.
+
     With nothing but skips attached, the forwards run on the fused weights (`FastScorer`), and a
     run starts from the full model's stream at its first skipped block instead of recomputing the
     blocks before it; otherwise every forward goes through the hooked bridge, so probes see them.
@@ -129,16 +135,19 @@ def score_runs(
     n = model.cfg.n_layers
     base = set(skipped_blocks(model))  # blocks the caller already skips: every run skips them too
     keys = [(source.name, source.max_tokens_per_text, tuple(sorted(base | set(r or ())))) for r in [None, *runs]]
-    if memo is not None and on_full_stream is None and all(k in memo for k in keys):
+    if memo is not None and on_full_stream is None and late is None and all(k in memo for k in keys):
         return [memo[k] for k in keys]
     full_kept = [i for i in range(n) if i not in base]
     scorer = fastpath.FastScorer(model) if fastpath.eligible(model) else None
     scores = [Score() for _ in range(len(runs) + 1)]
     p = progress_of(progress)
 
-    with p.task(f"held-out scoring ({len(runs) + 1} runs)", unit="windows") as task:
-        for batch in batches(model, source.windows(model), max_tokens=max_tokens or batch_tokens(model),
-                             max_rows=max_rows):
+    runs = list(runs)
+    todo = iter(batches(model, source.windows(model), max_tokens=max_tokens or batch_tokens(model), max_rows=max_rows))
+    batch, first, copy_of = next(todo, None), True, 0
+    with p.task(f"held-out scoring ({len(runs) + 1 + (late is not None)} runs)", unit="windows") as task:
+        while batch is not None:
+            following = next(todo, None)
             mask = batch.mask  # (batch, pos)
             targets = batch.ids[:, 1:]  # (batch, pos-1): position t predicts token t+1
             has_target = mask[:, 1:]  # (batch, pos-1)
@@ -149,10 +158,18 @@ def score_runs(
                 lp_full, resid = _hooked_full(model, batch.ids, n, record=on_full_stream is not None)
             if on_full_stream is not None:
                 on_full_stream(batch, resid)
+            if late is not None and first and following is None:  # one batch: the full model has seen the whole text
+                runs.append(late())
+                scores.append(Score())
+                late = None
+                if runs[-1] in runs[:-1]:  # already scored in this pass: the same numbers
+                    copy_of = runs.index(runs[-1]) + 1
             top_full = lp_full.argmax(-1)  # (batch, pos)
             p_full = lp_full.exp()
             n_pos = int(mask.sum())
             for k, layers in enumerate([None, *runs]):
+                if k == len(runs) and copy_of:
+                    continue
                 extra = sorted(set(layers) - base) if layers is not None else []
                 if not extra:
                     lp = lp_full  # skips nothing the model does not already skip
@@ -175,10 +192,19 @@ def score_runs(
                 s.agree += int((lp.argmax(-1) == top_full)[mask].sum())
             del resid
             task.advance(len(batch.windows))
+            batch, first = following, False
     if scores[0].targets == 0:
         raise ProbesError(f"the held-out text {source.name} has no token to predict after BOS")
+    if copy_of:
+        scores[-1] = scores[copy_of]
+    keys += [(source.name, source.max_tokens_per_text, tuple(sorted(base | set(r)))) for r in runs[len(keys) - 1:]]
     if memo is not None:
         memo.update(zip(keys, scores))
+    if late is not None:  # several batches: the set is known only now, and takes a second pass
+        wanted = late()
+        scores.append(scores[runs.index(wanted) + 1] if wanted in runs else
+                      score_runs(model, source, [wanted], max_tokens=max_tokens, max_rows=max_rows, progress=p,
+                                 memo=memo)[1])
     return scores
 
 

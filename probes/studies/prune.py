@@ -221,18 +221,20 @@ def sweep_blocks(model, *, eval_text=None, progress=None, memo: dict | None = No
     model's residual stream. The strategy table skips odd, even, first-half, last-half and the
     n/2 lowest-influence blocks. Each batch of the held-out text (`eval_text`: a file, a
     `probes.Dataset`, or None for the model's default) runs the full model once and every skip
-    set on it; the lowest-influence set, known only at the end, takes a second pass unless it
-    equals a set already scored.
+    set on it; the lowest-influence set, known once the full model has seen the whole text, is
+    scored in the same pass when the text is one batch, and takes a second pass otherwise.
     """
     n = len(model.blocks)
     source = heldout_source(model, eval_text)
     p = progress_of(progress)
     cos_sum = torch.zeros(n, dtype=torch.float64)
     ang_sum = torch.zeros(n, dtype=torch.float64)
+    tokens = [0]
 
     def influence(batch, resid):  # resid[i] (batch, pos, d_model): the stream before block i; resid[n]: after all
         keep = batch.mask.clone()  # (batch, pos)
         keep[:, 0] = False  # BOS excluded
+        tokens[0] += int(keep.sum())
         for i in range(n):
             cos = torch.cosine_similarity(resid[i][keep].double(), resid[i + 1][keep].double(), dim=-1)  # (tokens,)
             cos_sum[i] += cos.sum().cpu()
@@ -240,8 +242,13 @@ def sweep_blocks(model, *, eval_text=None, progress=None, memo: dict | None = No
 
     named = [(s, parse_layers(s, n)) for s in ("odd", "even", "first-half", "last-half")]
     sets = _unique([[i] for i in range(n)] + [layers for _, layers in named])
-    p.note(f"block sweep on {source.name}: full model, {n} single-block skips and {len(named)} strategies per batch")
-    full, *rest = score_runs(model, source, sets, on_full_stream=influence, progress=p, memo=memo)
+
+    def lowest() -> list[int]:  # the n/2 blocks of least influence, known once the full model has seen the text
+        return sorted(sorted(range(n), key=lambda i: float(1 - cos_sum[i] / tokens[0]))[: n // 2])
+
+    p.note(f"block sweep on {source.name}: full model, {n} single-block skips, {len(named)} strategies and "
+           f"the {n // 2} lowest-influence blocks")
+    full, *rest, low = score_runs(model, source, sets, on_full_stream=influence, progress=p, memo=memo, late=lowest)
     scored = dict(zip(map(tuple, sets), rest))
     count = full.targets  # the positions after BOS, where Block Influence was averaged
     blocks = []
@@ -250,11 +257,8 @@ def sweep_blocks(model, *, eval_text=None, progress=None, memo: dict | None = No
                        "angular_distance": float(ang_sum[i] / count)})
     for rank, b in enumerate(sorted(blocks, key=lambda b: -b["loss_increase"]), 1):
         b["rank"] = rank
-    lowest = sorted(sorted(range(n), key=lambda i: blocks[i]["block_influence"])[: n // 2])
-    named.append((f"lowest-influence-{n // 2}", lowest))
-    if tuple(lowest) not in scored:
-        p.note(f"block sweep: the {n // 2} lowest-influence blocks ({format_layers(lowest)})")
-        scored[tuple(lowest)] = score_runs(model, source, [lowest], progress=p, memo=memo)[1]
+    named.append((f"lowest-influence-{n // 2}", lowest()))
+    scored[tuple(named[-1][1])] = low
     strategies = [{"name": name, "skipped_blocks": layers, **scored[tuple(layers)].metrics(full)} for name, layers in named]
     return BlockSweep(full.loss, blocks, strategies, source.name, full.targets)
 
