@@ -107,9 +107,9 @@ def test_report_no_eval_keeps_every_section(offline_gpt2, tmp_path):
 def test_the_reports_sweep_scores_whole_windows_within_its_budget():
     from probes.studies.defaults import REPORT_SWEEP_TOKENS, report_sweep_tokens
 
-    assert report_sweep_tokens(1024) == 1023  # GPT-2: one context window
-    assert report_sweep_tokens(256) == 1020  # the bundled model: four windows of 255 tokens
-    assert report_sweep_tokens(2048) == 2047  # a window longer than the budget still counts once
+    assert report_sweep_tokens(1024) == 512  # GPT-2: half a context window
+    assert report_sweep_tokens(256) == 510  # the bundled model: two windows of 255 tokens
+    assert report_sweep_tokens(2048) == 512
     for n_ctx in (16, 64, 256, 1024):
         t = report_sweep_tokens(n_ctx)
-        assert t % (n_ctx - 1) == 0 and (t <= REPORT_SWEEP_TOKENS or t == n_ctx - 1)
+        assert t <= REPORT_SWEEP_TOKENS and (t % (n_ctx - 1) == 0 or t == REPORT_SWEEP_TOKENS)

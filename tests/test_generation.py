@@ -182,6 +182,29 @@ def test_fast_path_follows_weight_edits(tiny_dir):
     assert fast == hooked != before
 
 
+def test_fast_products_are_x_at_w_plus_b_for_any_number_of_rows(tiny_dir):
+    """On a CPU a few rows multiply an (out, in) copy (`FastWeights.transposed`); one row and many the (in, out) weights."""
+    from probes.core import fastpath
+
+    m = probes.load(str(tiny_dir))
+    w = fastpath.weights_for(m)
+    for rows in (1, 2, 3, 16, 256, 257, 600):
+        for name, bias, layer in (("w_qkv", w.b_qkv[1], 1), ("w_out", w.b_out[0], 0), ("w_u", w.b_u, None)):
+            weight = getattr(w, name) if layer is None else getattr(w, name)[layer]
+            x = torch.randn(rows, weight.shape[0], dtype=torch.float64).float()
+            expected = (x.double() @ weight.double() + bias.double()).float()
+            torch.testing.assert_close(fastpath.linear(w, name, layer, bias, x), expected, atol=1e-4, rtol=1e-4)
+    assert set(w._transposed) == {"w_qkv", "w_out", "w_u"}  # made for the few-row products only
+    # A weight edit makes new fused weights, and with them new (out, in) copies: batches follow it too.
+    before = probes.generate(m, "Hi there", max_new_tokens=8, greedy=True, num_samples=3)
+    with torch.no_grad():
+        m.blocks[0].mlp.parameters().__next__().mul_(0.0)
+    after = probes.generate(m, "Hi there", max_new_tokens=8, greedy=True, num_samples=3)
+    with probes.attached(m, [("hook_embed", lambda t, hook: None)]):
+        hooked = probes.generate(m, "Hi there", max_new_tokens=8, greedy=True, num_samples=3)
+    assert [s.tokens for s in after] == [s.tokens for s in hooked] != [s.tokens for s in before]
+
+
 def test_bridge_booted_elsewhere_generates_correctly(tiny_dir, tiny_hf):
     """A bridge not made by probes.load lacks the cache adapter; decoding adds it for the run only."""
     from transformer_lens.model_bridge import TransformerBridge

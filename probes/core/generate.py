@@ -10,7 +10,7 @@ import torch
 
 from probes.core.decode import choose_decoder, decode, decode_batch
 from probes.core.distribution import pick_token, sampling_probs
-from probes.core.prompt import encode, prompt_ids
+from probes.core.prompt import is_many, prompt_ids, prompts_of
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
 
@@ -121,15 +121,6 @@ def draw(
     return out
 
 
-def _is_many(prompt) -> bool:
-    """A list of prompts (strings, token-id lists) or a Dataset, rather than one prompt (text or ids)."""
-    from probes.core.dataset import Dataset
-
-    if isinstance(prompt, Dataset):
-        return True
-    return isinstance(prompt, (list, tuple)) and bool(prompt) and all(isinstance(p, (str, list, tuple)) for p in prompt)
-
-
 def generate(
     model,
     prompt,
@@ -164,13 +155,8 @@ def generate(
     if len({c.bos for c in configs}) > 1:
         raise ProbesError("settings decoded together must agree on bos")
     bos = configs[0].bos
-    many = _is_many(prompt)
-    from probes.core.dataset import Dataset
-
-    if isinstance(prompt, Dataset):  # a dataset's texts are text, never FILE: specs
-        encoded = [(t.text, encode(model, t.text, bos=bos)) for t in prompt]
-    else:
-        encoded = [prompt_ids(model, p, bos=bos) for p in (prompt if many else [prompt])]
+    many = is_many(prompt)
+    encoded = [prompt_ids(model, p, bos=bos) for p in prompts_of(prompt)]  # a dataset's texts are never FILE: specs
     # Choosing the decoder fuses the fast path's weights (once per model and weight version); do it
     # before the clock starts, or a model's first run pays for the copy and `prune` shows skipping
     # as far faster than it is.

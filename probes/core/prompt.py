@@ -69,13 +69,52 @@ def encode(model, prompt: str, *, bos: bool = True, max_len: int | None = None) 
     return ids
 
 
+class PlainText(str):
+    """A prompt that is text as it stands, never a `FILE:` spec: a dataset's texts are passed on as these."""
+
+
+def is_many(prompt) -> bool:
+    """A list of prompts (strings, token-id lists) or a Dataset, rather than one prompt (text or ids)."""
+    from probes.core.dataset import Dataset
+
+    if isinstance(prompt, Dataset):
+        return True
+    return isinstance(prompt, (list, tuple)) and bool(prompt) and all(isinstance(p, (str, list, tuple)) for p in prompt)
+
+
+def prompts_of(prompt) -> list:
+    """The prompts of a list, or a Dataset's texts as PlainText, in order; one prompt as a list of one."""
+    from probes.core.dataset import Dataset
+
+    if isinstance(prompt, Dataset):
+        return [PlainText(t.text) for t in prompt]
+    return list(prompt) if is_many(prompt) else [prompt]
+
+
+def per_prompt(study, model, prompts, *, bos: bool = True) -> list:
+    """`study(p)` for each prompt of a list or each text of a Dataset: the results in order.
+
+    Each result carries its prompt's text (`.prompt`), and its place in the list is the prompt's
+    (for a Dataset, the text's `index`). Every prompt is checked first (read and encoded, BOS
+    first if `bos`), so a bad one fails at once rather than after minutes of work.
+    """
+    items = prompts_of(prompts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a cropped prompt is reported when its study encodes it
+        for p in items:
+            prompt_ids(model, p, bos=bos)
+    return [study(p) for p in items]
+
+
 def prompt_ids(model, prompt, *, bos: bool = True) -> tuple[str, list[int]]:
     """(text, token ids) for a prompt given as text (`FILE:path` reads a file) or as token ids.
 
-    Text is encoded by `encode` (BOS first if `bos`, cropped from the left to the context).
-    Token ids (a list or a tensor) are fed exactly as given, so they must fit the context and
-    the vocabulary; their text is their decoding.
+    Text is encoded by `encode` (BOS first if `bos`, cropped from the left to the context); a
+    PlainText is never read as `FILE:path`. Token ids (a list or a tensor) are fed exactly as
+    given, so they must fit the context and the vocabulary; their text is their decoding.
     """
+    if isinstance(prompt, PlainText):
+        return str(prompt), encode(model, str(prompt), bos=bos)
     if isinstance(prompt, str) or prompt is None:
         text = read_prompt(prompt)
         return text, encode(model, text, bos=bos)

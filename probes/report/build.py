@@ -196,9 +196,9 @@ def build_report(
         save("embed_scatter.png", emb.figure_scatter())
         save("embed_pca.png", emb.figure_pca())
 
-        # The sweep scores 17 or more runs on every token, so the report scores one context's worth
-        # (GPT-2: 1,023 tokens; the sections say how many): `probes prune` scores the whole text. The
-        # sweep runs first; the comparison's runs (odd, even, last-half) are among its, and are reused.
+        # The sweep scores 18 runs on every token, so the report scores report_sweep_tokens of the text
+        # (GPT-2: 512; the sections say how many): `probes prune` scores the whole text. The sweep
+        # runs first; the comparison's runs (odd, even, last-half) are among its, and are reused.
         if held is not None:
             cap = report_sweep_tokens(model.cfg.n_ctx)
             held = replace(held, max_tokens_per_text=min(held.max_tokens_per_text or cap, cap))

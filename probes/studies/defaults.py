@@ -18,14 +18,16 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 BUNDLED_EVAL = ASSETS / "shakespeare-gpt2" / "heldout.txt"
 ENGLISH_EVAL = ASSETS / "eval-english.txt"
 EVAL_MAX_TOKENS = 2048  # of a single held-out text (a dataset is scored whole; --max-texts bounds it)
-REPORT_SWEEP_TOKENS = 1024  # the report's block sweep scores about this many (16+ runs on each token)
+REPORT_SWEEP_TOKENS = 512  # the report's block sweep scores about this many (18 runs on each token)
 
 
 def report_sweep_tokens(n_ctx: int) -> int:
     """Tokens the report's block sweep scores: whole context windows (n_ctx - 1 text tokens each) within
-    REPORT_SWEEP_TOKENS, at least one; a partial window would cost a whole batch for a few tokens."""
+    REPORT_SWEEP_TOKENS, at least one; a window longer than the budget is cut to it (GPT-2: 512 of 1,023)."""
     step = n_ctx - 1
-    return max(1, REPORT_SWEEP_TOKENS // step) * step
+    if step > REPORT_SWEEP_TOKENS:
+        return REPORT_SWEEP_TOKENS
+    return (REPORT_SWEEP_TOKENS // step) * step
 
 BUNDLED_PROMPT = "ROMEO:"
 BUNDLED_LENS_PROMPT = "JULIET: Good night, good night! Parting is such sweet sorrow"

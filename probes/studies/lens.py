@@ -199,8 +199,12 @@ def _positions(positions, n: int) -> list[int]:
     return out
 
 
-def logit_lens(model, prompt, *, top: int = 5, positions=None, bos: bool = True, translators=None) -> LensResult:
+def logit_lens(model, prompt, *, top: int = 5, positions=None, bos: bool = True,
+               translators=None) -> LensResult | list[LensResult]:
     """The logit lens of `prompt` (text, `FILE:path`, or token ids fed as they are).
+
+    A list of prompts or a `probes.Dataset` gives a list of LensResults, one per prompt in order
+    (`lens_over` averages a lens over a dataset instead).
 
     One forward pass records the residual stream at the L+1 rows for the chosen `positions`
     (all by default; ints, negative from the end); the rows are then decoded one at a time, so
@@ -211,11 +215,14 @@ def logit_lens(model, prompt, *, top: int = 5, positions=None, bos: bool = True,
     """
     from probes.core.hooks import attached
 
-    from probes.core.prompt import prompt_ids
+    from probes.core.prompt import is_many, per_prompt, prompt_ids
     from probes.studies.tuned_lens import tuned_of
 
     check_top(top)
     translators = tuned_of(translators, model)
+    if is_many(prompt):
+        return per_prompt(lambda p: logit_lens(model, p, top=top, positions=positions, bos=bos, translators=translators),
+                          model, prompt, bos=bos)
     text, ids = prompt_ids(model, prompt, bos=bos)
     cols = _positions(positions, len(ids))
     n_layers = model.cfg.n_layers

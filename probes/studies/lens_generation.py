@@ -76,8 +76,10 @@ class GenerationLens:
 
 
 def generation_lens(model, prompt, config: SamplingConfig | None = None, *, top: int = 5, translators=None,
-                    **overrides) -> GenerationLens:
+                    **overrides) -> GenerationLens | list[GenerationLens]:
     """Generate one sample (a SamplingConfig, or its fields as keywords) and record the lens of each token as it is produced.
+
+    A list of prompts or a `probes.Dataset` gives a list, one GenerationLens per prompt in order.
 
     Sampling is exactly `probes.generate`'s (the same config draws the same tokens); `top` is how
     many tokens each lens row lists. Hooks keep the L+1 residual rows of the newest position of
@@ -88,7 +90,7 @@ def generation_lens(model, prompt, config: SamplingConfig | None = None, *, top:
     from probes.core.decode import HookedDecoder
     from probes.core.generate import stream_tokens
     from probes.core.hooks import attached
-    from probes.core.prompt import prompt_ids
+    from probes.core.prompt import is_many, per_prompt, prompt_ids
     from probes.studies.tuned_lens import tuned_of
 
     check_top(top)
@@ -96,6 +98,8 @@ def generation_lens(model, prompt, config: SamplingConfig | None = None, *, top:
     cfg = SamplingConfig.of(config, **overrides)
     if cfg.num_samples != 1:
         raise SpecError("the generation lens follows one sample; num_samples must be 1")
+    if is_many(prompt):
+        return per_prompt(lambda p: generation_lens(model, p, cfg, top=top, translators=translators), model, prompt, bos=cfg.bos)
     text, prompt_tokens = prompt_ids(model, prompt, bos=cfg.bos)
     names = row_hooks(model.cfg.n_layers)
     calls: list[list] = []  # per forward call: the L+1 rows of its newest position, each (d_model,)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from probes.core.distribution import entropy_bits, mass_count, sampling_probs
-from probes.core.prompt import prompt_ids, str_tokens
+from probes.core.prompt import is_many, per_prompt, prompt_ids, str_tokens
 from probes.core.sampling import SamplingConfig
 from probes.studies.checks import sampling_grid
 from probes.tokens import check_top
@@ -84,8 +84,10 @@ def next_token_distribution(
     top: int = 10,
     bos: bool = True,
     settings: list[SamplingConfig] | None = None,
-) -> NextTokenDistribution:
+) -> NextTokenDistribution | list[NextTokenDistribution]:
     """The next-token distribution of `prompt` under every combination of the given settings.
+
+    A list of prompts or a `probes.Dataset` gives a list, one NextTokenDistribution per prompt in order.
 
     Each setting's distribution is exactly what `probes.generate` samples from:
     softmax(logits / T) restricted to the top-k, then the top-p nucleus. `settings`, a list of
@@ -94,6 +96,8 @@ def next_token_distribution(
     """
     check_top(top)
     grid = settings or sampling_grid(temperature, top_k, top_p)  # validates each
+    if is_many(prompt):
+        return per_prompt(lambda p: next_token_distribution(model, p, top=top, bos=bos, settings=grid), model, prompt, bos=bos)
     text, ids = prompt_ids(model, prompt, bos=bos)
     with torch.no_grad():
         logits = model(torch.tensor([ids], device=model.cfg.device or "cpu"))[0, -1].float().cpu()  # (vocab,)

@@ -9,6 +9,7 @@ import torch
 
 from probes.core.generate import Sample, generate
 from probes.core.layers import complement, format_layers, parse_layers
+from probes.core.prompt import is_many, per_prompt
 from probes.core.sampling import SamplingConfig
 from probes.core.skip import skip
 from probes.progress import progress_of
@@ -117,8 +118,11 @@ def compare_pruned(
     progress=None,
     memo: dict | None = None,
     **overrides,
-) -> PruneComparison:
+) -> PruneComparison | list[PruneComparison]:
     """Generate from `prompt` with the full model, then with each skip spec, and measure the change.
+
+    A list of prompts or a `probes.Dataset` gives a list, one PruneComparison per prompt in order;
+    the held-out scoring, the same for every prompt, runs once.
 
     `config` (or its fields as keywords) is PRUNE_SAMPLING by default: greedy, 50 tokens, so runs
     are directly comparable; with greedy=False every run samples with the same seed. Metrics:
@@ -134,6 +138,10 @@ def compare_pruned(
     n = len(model.blocks)
     specs = [(str(s), parse_layers(s, n)) for s in skips]  # every spec is checked before any work
     source = heldout_source(model, eval_text) if evaluate else None
+    if is_many(prompt):
+        memo = {} if memo is None else memo
+        return per_prompt(lambda one: compare_pruned(model, one, skips, cfg, eval_text=source, evaluate=evaluate,
+                                                     progress=progress, memo=memo), model, prompt, bos=cfg.bos)
     eos = model.tokenizer.eos_token_id
     n_ctx = model.cfg.n_ctx
     p = progress_of(progress)
