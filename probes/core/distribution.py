@@ -37,8 +37,20 @@ def pick_token(logits: torch.Tensor, settings: SamplingConfig, generator: torch.
     """One token id from logits of shape (vocab,)."""
     if settings.is_greedy:
         return int(logits.argmax())
-    probs = sampling_probs(logits, settings).cpu()  # draw on the CPU so a seed means the same on any device
-    return int(torch.multinomial(probs, 1, generator=generator))
+    return draw_index(sampling_probs(logits, settings).cpu(), generator)  # on the CPU: a seed means the same on any device
+
+
+def draw_index(probs: torch.Tensor, generator: torch.Generator | None) -> int:
+    """One index drawn from a 1-D distribution, drawing among its nonzero entries only.
+
+    `torch.multinomial` draws one exponential per entry, 1.4 ms a token over GPT-2's 50,257 on a
+    CPU core, 16% of a 16-row decoding step; top-k leaves a few hundred. The distribution is the
+    same; which token a given seed picks is this function's (the entries are kept in id order).
+    """
+    support = probs.nonzero().squeeze(-1)  # (n,) ids in increasing order
+    if len(support) == len(probs):
+        return int(torch.multinomial(probs, 1, generator=generator))
+    return int(support[torch.multinomial(probs[support], 1, generator=generator)])
 
 
 def entropy_bits(probs: torch.Tensor) -> torch.Tensor:

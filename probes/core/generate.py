@@ -6,10 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-import torch
-
 from probes.core.decode import choose_decoder, decode, decode_batch
-from probes.core.distribution import pick_token, sampling_probs
+from probes.core.distribution import draw_index, pick_token, sampling_probs
 from probes.core.prompt import is_many, prompt_ids, prompts_of
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
@@ -108,7 +106,7 @@ def draw(
                 token.update(zip(members, logits[members].argmax(-1).tolist()))
                 continue
             probs = sampling_probs(logits[members], cfg).cpu()  # drawn on the CPU: a seed means the same on any device
-            token.update((r, int(torch.multinomial(probs[j], 1, generator=gens[r]))) for j, r in enumerate(members))
+            token.update((r, draw_index(probs[j], gens[r])) for j, r in enumerate(members))
         return [token[r] for r in rows]
 
     out: list[list[int]] = [[] for _ in prompts]

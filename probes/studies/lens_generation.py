@@ -30,8 +30,13 @@ class GenerationLens:
     lens: LensResult
     prompt_tokens: list[int]
     generated: list[int]
-    text: str
+    text: str  # the generated text
     config: SamplingConfig
+
+    @property
+    def prompt(self) -> str | None:
+        """The prompt's text (the lens's `prompt` is the prompt it continued)."""
+        return self.lens.prompt
 
     def __repr__(self) -> str:
         text = self.text if len(self.text) <= 40 else self.text[:39] + "…"
