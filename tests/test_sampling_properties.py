@@ -93,3 +93,47 @@ def test_top_p_keeps_the_larger_logit_when_probabilities_round_equal():
     logits = torch.tensor([-1.192092896e-07, 0.0])
     probs = sampling_probs(logits, SamplingConfig(temperature=4.0, top_p=0.5))
     assert probs.tolist() == [0.0, 1.0]
+
+
+def test_draw_index_follows_the_distribution_and_never_draws_a_zero():
+    from probes.core.distribution import draw_index
+
+    probs = torch.zeros(1000)
+    probs[[3, 10, 500, 999]] = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.bincount(torch.tensor([draw_index(probs, gen) for _ in range(20000)]), minlength=1000)
+    assert set(counts.nonzero().squeeze(-1).tolist()) == {3, 10, 500, 999}
+    expected = probs * 20000
+    chi2 = float((((counts - expected) ** 2)[probs > 0] / expected[probs > 0]).sum())
+    assert chi2 < 16.3  # 3 degrees of freedom: p = 0.001
+    first = [draw_index(probs, torch.Generator().manual_seed(s)) for s in range(30)]
+    assert first == [draw_index(probs, torch.Generator().manual_seed(s)) for s in range(30)]  # a seed picks the same
+
+
+def test_draw_index_barely_moves_when_rounding_moves_the_probabilities():
+    # A batched row and the same row alone differ by float rounding; the token drawn must not.
+    from probes.core.distribution import draw_index
+
+    torch.manual_seed(0)
+    changed = 0
+    for s in range(300):
+        probs = torch.softmax(torch.randn(5000) * 2, -1)
+        noisy = probs * (1 + 1e-6 * torch.randn(5000))
+        noisy = noisy / noisy.sum()
+        changed += draw_index(probs, torch.Generator().manual_seed(s)) != draw_index(noisy, torch.Generator().manual_seed(s))
+    assert changed <= 1
+
+
+def test_top_k_picks_equal_drawing_from_the_full_distribution():
+    # pick_tokens softmaxes only the k largest logits; the draw must be the one sampling_probs + draw_index give.
+    from probes.core.distribution import draw_index, pick_tokens
+
+    torch.manual_seed(1)
+    logits = torch.randn(6, 3000) * 3
+    for cfg in (SamplingConfig(temperature=0.8, top_k=20), SamplingConfig(temperature=2.0, top_k=1),
+                SamplingConfig(temperature=1.0, top_k=None), SamplingConfig(temperature=1.0, top_k=50, top_p=0.9)):
+        probs = sampling_probs(logits, cfg)
+        for seed in range(20):
+            gens = [torch.Generator().manual_seed(seed * 10 + r) for r in range(6)]
+            expected = [draw_index(probs[r], torch.Generator().manual_seed(seed * 10 + r)) for r in range(6)]
+            assert pick_tokens(logits, cfg, gens) == expected

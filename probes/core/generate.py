@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from probes.core.decode import choose_decoder, decode, decode_batch
-from probes.core.distribution import draw_index, pick_token, sampling_probs
+from probes.core.distribution import pick_token, pick_tokens
 from probes.core.prompt import is_many, prompt_ids, prompts_of
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
@@ -102,11 +102,7 @@ def draw(
             members = [r for r in members if r in going]
             if not members:
                 continue
-            if cfg.is_greedy:
-                token.update(zip(members, logits[members].argmax(-1).tolist()))
-                continue
-            probs = sampling_probs(logits[members], cfg).cpu()  # drawn on the CPU: a seed means the same on any device
-            token.update((r, draw_index(probs[j], gens[r])) for j, r in enumerate(members))
+            token.update(zip(members, pick_tokens(logits[members], cfg, [gens[r] for r in members])))
         return [token[r] for r in rows]
 
     out: list[list[int]] = [[] for _ in prompts]
