@@ -136,3 +136,43 @@ def test_cli_bad_prompts_file_is_one_line_naming_the_line(tmp_path, name, conten
     assert r.exit_code == 2 and r.stdout == ""
     (line,) = r.stderr.strip().splitlines()
     assert line.startswith("error:") and all(w in line for w in words)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_rows_that_skip_different_blocks_equal_each_skip_set_alone(tiny, tiny_hf, fast, monkeypatch):
+    # prune's runs (full, odd, even, last-half) decode as one batch on the fused path, each row
+    # leaving out its own blocks; through the bridge they run one skip set after another.
+    from probes.core import fastpath
+    from probes.core.generate import generate_skips
+
+    if not fast:
+        monkeypatch.setenv("PROBES_FAST_PATH", "0")
+    runs = [[], [1, 3], [0, 2], [2, 3]]
+    batches = []
+    real = fastpath.FastDecoder.__call__
+    monkeypatch.setattr(fastpath.FastDecoder, "__call__", lambda self, ids, *a, **k: batches.append(len(ids)) or real(self, ids, *a, **k))
+    for cfg in (probes.SamplingConfig(greedy=True, max_new_tokens=70), probes.SamplingConfig(temperature=1.0, seed=4, max_new_tokens=20, num_samples=2)):
+        batches.clear()
+        together = generate_skips(tiny, "Hello there my good", cfg, runs)
+        assert set(batches) == ({len(runs) * cfg.num_samples} if fast else set())
+        for layers, samples in zip(runs, together):
+            with probes.skip(tiny, layers):
+                alone = probes.generate(tiny, "Hello there my good", cfg)
+            assert [s.tokens for s in samples] == [s.tokens for s in alone], layers
+    with probes.skip(tiny, [3]):  # the model's own skips apply to every row as well
+        inside = generate_skips(tiny, "Hi", probes.SamplingConfig(greedy=True, max_new_tokens=70), [[], [0]])
+    assert inside[0][0].tokens == hf_greedy_skipping(tiny_hf, inside[0].prompt_tokens, 70, tiny.cfg.n_ctx, {3})
+    assert inside[1][0].tokens == hf_greedy_skipping(tiny_hf, inside[1].prompt_tokens, 70, tiny.cfg.n_ctx, {0, 3})
+
+
+def hf_greedy_skipping(hf, ids: list[int], n: int, n_ctx: int, skipped: set[int]) -> list[int]:
+    """Greedy decoding with transformers' forward, no cache, the `skipped` blocks replaced by the identity."""
+    blocks = hf.transformer.h
+    saved = [blocks[i].forward for i in skipped]
+    try:
+        for i in skipped:
+            blocks[i].forward = lambda hidden_states, *a, **k: hidden_states  # GPT2Block returns the stream
+        return hf_greedy(hf, ids, n, n_ctx)
+    finally:
+        for i, f in zip(skipped, saved):
+            blocks[i].forward = f

@@ -139,8 +139,14 @@ def test_inside_skip_a_skipped_row_repeats_the_previous(tiny):
     np.testing.assert_allclose(lens.entropy[:2], full.entropy[:2], atol=1e-6)  # before the first skip
 
 
+@pytest.mark.parametrize("fast", [True, False])  # the fused decoder's streams, or hooks on the bridge
 @pytest.mark.parametrize("skip", [None, "odd"])
-def test_generation_lens_equals_the_lens_of_the_generated_sequence(tiny, skip):
+def test_generation_lens_equals_the_lens_of_the_generated_sequence(tiny, skip, fast, monkeypatch):
+    from probes.core import fastpath
+
+    if not fast:
+        monkeypatch.setenv("PROBES_FAST_PATH", "0")
+    assert fastpath.eligible(tiny) == fast
     with probes.skip(tiny, skip):
         gen = generation_lens(tiny, "ROMEO:", max_new_tokens=8, temperature=1.0, seed=3)
         full = logit_lens(tiny, gen.lens.tokens, positions=gen.lens.positions)

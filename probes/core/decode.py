@@ -52,20 +52,28 @@ class HookedDecoder:
         return forward_step(self.model, ids, self.cache, start, positions, mask)
 
 
-def choose_decoder(model, fast: bool | None = None):
+def choose_decoder(model, fast: bool | None = None, row_skips: list[list[int]] | None = None, record=None):
     """The one place that decides how a model decodes now.
 
     The fused hook-free decoder when nothing beyond skips is attached (and `fast` is not False),
     else the hooked bridge. Making the fast decoder fuses its weights (once per weight version),
-    so callers that time decoding choose the decoder before starting the clock.
+    so callers that time decoding choose the decoder before starting the clock. `row_skips`, the
+    blocks each row of a batch skips besides the model's own skips, needs the fused decoder:
+    without it the answer is None, and the caller runs one skip set at a time. So does
+    `record(streams)` (see `FastDecoder`): without the fused decoder the answer is None, and the
+    caller records through hooks on the bridge instead.
     """
     from probes.core import fastpath
     from probes.core.layers import complement
     from probes.core.skip import skipped_blocks
 
+    n = model.cfg.n_layers
     if fast is not False and fastpath.eligible(model):
-        return fastpath.FastDecoder(model, complement(skipped_blocks(model), model.cfg.n_layers))
-    return HookedDecoder(model)
+        base = set(skipped_blocks(model))
+        if row_skips is None:
+            return fastpath.FastDecoder(model, complement(sorted(base), n), record=record)
+        return fastpath.FastDecoder(model, [], [complement(sorted(base | set(r)), n) for r in row_skips], record=record)
+    return None if row_skips is not None or record is not None else HookedDecoder(model)
 
 
 class Rows:

@@ -133,13 +133,30 @@ def weights_for(model) -> FastWeights:
 
 
 class FastDecoder:
-    """KV-cached forward steps over `layers` (the kept blocks), mirroring the hooked model's math."""
+    """KV-cached forward steps over `layers` (the kept blocks), mirroring the hooked model's math.
 
-    def __init__(self, model, layers: list[int]):
+    `row_layers`, one list of kept blocks per row, lets rows of one batch skip different blocks:
+    every block any row keeps runs on the whole batch, and a row that skips it keeps its stream.
+    `record(streams)`, when given, sees every forward's residual stream, as the hook points
+    `blocks.{i}.hook_resid_pre` and the last `hook_resid_post` hold it: streams[i] (batch, pos,
+    d_model) before block i (a skipped block's equals the next), streams[n_layers] after the last.
+    """
+
+    def __init__(self, model, layers: list[int], row_layers: list[list[int]] | None = None, record=None):
         self.w = weights_for(model)
         self.layers = layers
+        self.record = record
+        self.n_layers = model.cfg.n_layers
         self.n_ctx = model.cfg.n_ctx
         self.cache = Cache(self.n_ctx)
+        self.partial: dict[int, torch.Tensor] = {}  # block -> (rows,) True where the row keeps it
+        if row_layers is not None:
+            self.layers = sorted(set().union(*map(set, row_layers)))
+            device = self.w.w_u.device
+            for layer in self.layers:
+                keep = torch.tensor([layer in kept for kept in row_layers], device=device)
+                if not bool(keep.all()):
+                    self.partial[layer] = keep
 
     def reset(self) -> None:
         self.cache = Cache(self.n_ctx)
@@ -161,9 +178,18 @@ class FastDecoder:
         B, T = ids.shape
         pos = w.w_pos[start : start + T] if positions is None else w.w_pos[positions]  # (pos | batch, pos, d_model)
         x = (w.w_e[ids] + pos).view(B * T, w.d)  # (batch*pos, d_model)
-        for layer in self.layers:
-            x = block(w, layer, x, B, T, self.cache, mask)
+        kept, streams = set(self.layers), []
+        for layer in range(self.n_layers) if self.record is not None else self.layers:
+            if self.record is not None:
+                streams.append(x.reshape(B, T, w.d))
+            if layer not in kept:
+                continue
+            out = block(w, layer, x, B, T, self.cache, mask)
+            keep = self.partial.get(layer)
+            x = out if keep is None else torch.where(keep.repeat_interleave(T)[:, None], out, x)
         x = x.reshape(B, T, w.d)
+        if self.record is not None:
+            self.record(streams + [x])
         return unembed(w, x[:, -1:] if last_only else x)  # decoding needs only the next-token logits
 
 

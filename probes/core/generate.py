@@ -164,21 +164,58 @@ def generate(
         rows = draw(model, [encoded[p][1] for p, _, _ in part], [configs[c] for _, c, _ in part], [k for *_, k in part],
                     decoder=decoder, on_token=said)
         tokens.update(zip(part, rows))
-    seconds = time.perf_counter() - t0
-    eos = model.tokenizer.eos_token_id
-    n_new = sum(len(t) for t in tokens.values())
-    timing = {"new_tokens": n_new, "seconds": round(seconds, 4),
-              "tokens_per_second": round(n_new / seconds, 2) if seconds > 0 else None,
-              "batch_size": min(batch_size, len(jobs)), "runs": 1}
-    if many or grid:
-        timing["decoded_with"] = {"prompts": len(encoded), "settings": len(configs)}  # the timing covers them all
+    # With many prompts or settings the timing covers them all.
+    timing = batch_timing(tokens.values(), time.perf_counter() - t0, min(batch_size, len(jobs)),
+                          {"prompts": len(encoded), "settings": len(configs)} if many or grid else None)
 
     def samples(p: int, c: int) -> Samples:
-        cfg, (text, ids) = configs[c], encoded[p]
-        out = [Sample(model.tokenizer.decode(t), t, cfg.stop_at_eos and bool(t) and t[-1] == eos)
-               for t in (tokens[p, c, k] for k in range(cfg.num_samples))]
-        return Samples(out, text, ids, cfg, timing)
+        (text, ids) = encoded[p]
+        return make_samples(model, text, ids, configs[c], [tokens[p, c, k] for k in range(configs[c].num_samples)], timing)
 
     result = [[samples(p, c) for c in range(len(configs))] for p in range(len(encoded))]
     result = [r if grid else r[0] for r in result]
     return result if many else result[0]
+
+
+def batch_timing(tokens, seconds: float, batch_size: int, decoded_with: dict | None) -> dict:
+    """The timing record of one batched decode (one cold run, not a measured speed) of the token lists `tokens`."""
+    n_new = sum(map(len, tokens))
+    timing = {"new_tokens": n_new, "seconds": round(seconds, 4),
+              "tokens_per_second": round(n_new / seconds, 2) if seconds > 0 else None, "batch_size": batch_size, "runs": 1}
+    if decoded_with is not None:
+        timing["decoded_with"] = decoded_with
+    return timing
+
+
+def make_samples(model, text: str, ids: list[int], config: SamplingConfig, tokens: list[list[int]], timing: dict) -> Samples:
+    """Samples of `text` (encoded as `ids`) from each sample's new token ids."""
+    eos = model.tokenizer.eos_token_id
+    out = [Sample(model.tokenizer.decode(t), t, config.stop_at_eos and bool(t) and t[-1] == eos) for t in tokens]
+    return Samples(out, text, ids, config, timing)
+
+
+def generate_skips(model, prompt, config: SamplingConfig | None, runs: list[list[int]]) -> list[Samples]:
+    """The samples of `prompt` with each skip set of `runs` left out as well: one Samples per run, in order.
+
+    On the fused path every run decodes in one batch, each row leaving out its own blocks (a skip
+    set's tokens are those `probes.skip` gives); through the hooked bridge (probes attached, or
+    the fast path off) the runs decode one after another inside `probes.skip`. Each run's timing
+    is the batch's.
+    """
+    from probes.core.skip import skip
+
+    cfg = SamplingConfig.of(config)
+    rows = [(r, k) for r in range(len(runs)) for k in range(cfg.num_samples)]
+    decoder = choose_decoder(model, row_skips=[runs[r] for r, _ in rows]) if len(runs) > 1 else None
+    if decoder is None:
+        out = []
+        for layers in runs:
+            with skip(model, layers):
+                out.append(generate(model, prompt, cfg))
+        return out
+    text, ids = prompt_ids(model, prompt, bos=cfg.bos)
+    t0 = time.perf_counter()
+    tokens = draw(model, [ids] * len(rows), [cfg] * len(rows), [k for _, k in rows], decoder=decoder)
+    timing = batch_timing(tokens, time.perf_counter() - t0, len(rows), {"skip sets": len(runs)})
+    return [make_samples(model, text, ids, cfg, [t for (r, _), t in zip(rows, tokens) if r == run], timing)
+            for run in range(len(runs))]

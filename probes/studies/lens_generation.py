@@ -87,12 +87,13 @@ def generation_lens(model, prompt, config: SamplingConfig | None = None, *, top:
     A list of prompts or a `probes.Dataset` gives a list, one GenerationLens per prompt in order.
 
     Sampling is exactly `probes.generate`'s (the same config draws the same tokens); `top` is how
-    many tokens each lens row lists. Hooks keep the L+1 residual rows of the newest position of
-    each KV-cached forward call, the one whose logits the next token is drawn from; the
-    sequence is never re-run. `translators` (a TunedLens, a lens folder or 'bundled') reads the
+    many tokens each lens row lists. The L+1 residual rows of the newest position of each
+    KV-cached forward call, the one whose logits the next token is drawn from, are kept as the
+    fused decoder computes them (`FastDecoder(record=)`), or through hooks on the bridge when
+    probes are attached (they see the run); the sequence is never re-run. `translators` (a TunedLens, a lens folder or 'bundled') reads the
     rows through a tuned lens; the sampling never sees it.
     """
-    from probes.core.decode import HookedDecoder
+    from probes.core.decode import HookedDecoder, choose_decoder
     from probes.core.generate import stream_tokens
     from probes.core.hooks import attached
     from probes.core.prompt import is_many, per_prompt, prompt_ids
@@ -119,8 +120,12 @@ def generation_lens(model, prompt, config: SamplingConfig | None = None, *, top:
     def on_forward(start: int, fresh: int) -> None:
         calls.append([None] * len(names))
 
-    with attached(model, [(n, keep(r)) for r, n in enumerate(names)]):
-        gen = list(stream_tokens(model, prompt_tokens, cfg, decoder=HookedDecoder(model), on_forward=on_forward))
+    def record(streams):  # the fused decoder's streams: the same rows, without hooks
+        calls[-1][:] = [s[0, -1].clone() for s in streams]
+
+    fused = choose_decoder(model, record=record)  # None when probes are attached: they must see the run
+    with attached(model, [] if fused is not None else [(n, keep(r)) for r, n in enumerate(names)]):
+        gen = list(stream_tokens(model, prompt_tokens, cfg, decoder=fused or HookedDecoder(model), on_forward=on_forward))
     # Call c computed the logits generated token c was drawn from.
     resid = [torch.stack([calls[c][r] for c in range(len(gen))]) for r in range(len(names))]  # each (generated, d_model)
     ids = prompt_tokens + gen

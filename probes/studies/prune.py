@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from probes.core.generate import Sample, generate
-from probes.core.layers import complement, format_layers, parse_layers
+from probes.core.generate import Sample, generate_skips
+from probes.core.layers import complement, parse_layers
 from probes.core.prompt import is_many, per_prompt
 from probes.core.sampling import SamplingConfig
 from probes.core.skip import skip
@@ -146,8 +146,9 @@ def compare_pruned(
     n_ctx = model.cfg.n_ctx
     p = progress_of(progress)
 
-    p.note("full model: generating")
-    full_samples = generate(model, prompt, cfg)
+    p.note(f"generating: full model and {len(specs)} skip run{'s' if len(specs) != 1 else ''}")
+    generated = generate_skips(model, prompt, cfg, [[]] + [layers for _, layers in specs])  # one batch on the fused path
+    full_samples = generated[0]
     prompt_ids = full_samples.prompt_tokens
     P = len(prompt_ids)
     # Full-model log-probs along each full continuation: the teacher-forced reference.
@@ -155,14 +156,9 @@ def compare_pruned(
     full_tf_lp = [logprobs(model, ids) for ids, _ in full_tf]
 
     runs = []
-    for name, layers in [("full", [])] + specs:
+    for (name, layers), samples in zip([("full", [])] + specs, generated):
         with skip(model, layers):
-            if layers:
-                p.note(f"skip {name} ({format_layers(layers)}): generating")
-                samples = generate(model, prompt, cfg)
-                tf_lp = [logprobs(model, ids) for ids, _ in full_tf]
-            else:
-                samples, tf_lp = full_samples, full_tf_lp
+            tf_lp = [logprobs(model, ids) for ids, _ in full_tf] if layers else full_tf_lp
         per_sample = [_text_metrics(s.tokens, eos) for s in samples]
         metrics = {k: _mean([m[k] for m in per_sample]) for k in per_sample[0]}
         ppls, kls, agrees, kl_curve = [], [], [], []
