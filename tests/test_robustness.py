@@ -82,7 +82,7 @@ def test_ctrl_c_during_generation_is_a_short_message(tiny_dir, monkeypatch):
     def interrupt(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(gen_mod, "sampling_probs", interrupt)  # what a sampled token is drawn from
+    monkeypatch.setattr(gen_mod, "pick_tokens", interrupt)  # how a batch draws its tokens
     r = run_cli(*["generate", "--model", str(tiny_dir), "--prompt", "Hi"])
     assert r.exit_code == 130
     assert "interrupted" in r.stderr and "Traceback" not in r.output + r.stderr
