@@ -174,7 +174,7 @@ def render_card(lens, table, checks, gpt2, logit) -> str:
         (f"- {t['steps']} steps of at most {c['tokens_per_step']} tokens ({t['tokens']:,} tokens), {c['optimizer']} "
         f"(Nesterov, momentum {c['momentum']}) at lr {c['lr']}, weight decay {c['weight_decay']}, seed {c['seed']}"),
         (f"- {t['seconds']:.0f} s on {t['threads']} threads: {t['ms_per_1000_tokens'] / 1000:.2f} s per 1,000 training "
-        "tokens, measured on a machine shared with other jobs (under contention; an idle machine is faster)"),
+        "tokens (wall time: other jobs on the machine lengthen it; the CPU time below does not depend on them)"),
         (f"- CPU time {t['cpu_seconds']:.0f} s over all threads ({t['cpu_ms_per_1000_tokens'] / 1000:.2f} CPU-seconds per "
          f"1,000 tokens): at best {t['cpu_seconds'] / 2:.0f} s of wall time on 2 idle cores"),
     ]
