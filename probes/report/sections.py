@@ -207,7 +207,8 @@ def _comparison_lines(prompt: str, comp) -> list[str]:
 
 def _sweep_lines(sweep) -> list[str]:
     lines = ["### Which blocks matter", "",
-             f"Each block skipped alone, scored on {code(sweep.eval_text)}{_tokens(sweep.eval_tokens)}.", "", *md_table(
+             f"Each block skipped alone, scored on {code(sweep.eval_text)}{_tokens(sweep.eval_tokens)}: the report "
+             "scores the start of the text (18 runs on every token); `probes prune --sweep` scores more of it.", "", *md_table(
         ["block", "loss change", "KL", "top-1 agr.", "Block Influence", "angular distance"],
         [[b["block"], b["loss_increase"], b["kl"], b["top1_agreement"], b["block_influence"], b["angular_distance"]]
          for b in sweep.blocks]), ""]
