@@ -208,7 +208,7 @@ def test_prune_section():
     assert ("Skipped alone, block 1 raises the held-out loss the most (+0.500 nats/token); skipping block 2 changes it "
             "by -0.001 nats/token (lower): the model does better on this text without that block.") in text
     assert "costs" not in text and "+-" not in text and "| block | loss change |" in text
-    assert "Each block skipped alone, scored on `heldout.txt` (1,020 tokens): the report scores the start" in text  # what it scored
+    assert "Each block skipped alone, scored on `heldout.txt` (1,020 tokens): the report scores at most 512 tokens of a text" in text  # what it scored
     assert "| even | 0,2 | 4.2 | 0.2 | 0.3 | 0.6 |" in lines
     assert "skipping even keeps the held-out loss lowest (4.200)." in text
     assert figure_names(lines) == ["prune.png", "sweep.png"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from probes.core.sampling import SamplingConfig
 from probes.report.markdown import code, escape, fence, figure, fmt, md_table, missing, quote, tok, toks
+from probes.studies.defaults import EVAL_MAX_TOKENS, REPORT_SWEEP_TOKENS
 
 # The seed study's sampling settings, in the order the sampling prose reads them: nanoGPT's
 # defaults, then the three contrasts (a cold, a hot, and a hot but truncated distribution).
@@ -208,7 +209,8 @@ def _comparison_lines(prompt: str, comp) -> list[str]:
 def _sweep_lines(sweep) -> list[str]:
     lines = ["### Which blocks matter", "",
              f"Each block skipped alone, scored on {code(sweep.eval_text)}{_tokens(sweep.eval_tokens)}: the report "
-             "scores the start of the text (18 runs on every token); `probes prune --sweep` scores more of it.", "", *md_table(
+             f"scores at most {REPORT_SWEEP_TOKENS} tokens of a text (18 runs on every token); `probes prune --sweep` "
+             f"scores up to {EVAL_MAX_TOKENS:,}.", "", *md_table(
         ["block", "loss change", "KL", "top-1 agr.", "Block Influence", "angular distance"],
         [[b["block"], b["loss_increase"], b["kl"], b["top1_agreement"], b["block_influence"], b["angular_distance"]]
          for b in sweep.blocks]), ""]
