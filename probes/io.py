@@ -13,7 +13,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from probes.errors import ProbesError
 
@@ -100,42 +100,131 @@ def atomic_path(path, force: bool = False) -> Iterator[str]:
 
     Without `force` the final name is claimed with a hard link, which fails if anything holds the
     name by then (another run, a file the user made meanwhile): that is an error, never an overwrite.
+    Ctrl-C and SIGTERM are deferred (see `_Deferred`) while the temporary file is made, renamed or
+    removed, and act at once while the caller writes it.
     """
     p = user_path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    with _signals_held():  # Ctrl-C or SIGTERM between making the file and the `try` would leave it behind
+    with _Deferred() as deferred:
         fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-        os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give it an ordinary file's mode
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        if force:
-            os.replace(tmp, p)
-        else:
-            _claim(tmp, p)
-    finally:
-        with _signals_held():  # and one arriving mid-cleanup would skip the unlink
+        try:
+            os.close(fd)
+            with deferred.lifted():
+                yield tmp
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give it an ordinary file's mode
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            if force:
+                os.replace(tmp, p)
+            else:
+                _claim(tmp, p)
+        finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
 
 @contextmanager
-def _signals_held():
-    """Hold SIGINT and SIGTERM for a few system calls; they are delivered (as KeyboardInterrupt) right after."""
-    import signal
+def staged_folder(dest: Path, place: Callable[[Path], None]) -> Iterator[Path]:
+    """Yield a new empty folder beside `dest` to fill; then `place(folder)` moves it into place.
+
+    On any error, an interrupt included, the folder is removed. Interrupts are deferred while it is
+    made, placed or removed (see `_Deferred`), so `place` runs whole: its renames cannot be cut in two.
+    """
+    import shutil
+
+    with _Deferred() as deferred:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        try:
+            with deferred.lifted():
+                yield tmp
+            place(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+class _Deferred:
+    """Ctrl-C and SIGTERM wait while inside; one that came is raised on leaving, as KeyboardInterrupt.
+
+    The interrupt is raised where Python checks for signals, which can be any line; so the code
+    that makes a temporary file and the `try` that removes it must not be split by one. Blocking
+    the signals in the kernel is not enough: Python runs its handler after they are unblocked, at
+    the next line, which may still be outside the `try`. Here the handlers themselves are swapped
+    for ones that only take note, from the first line that matters to the last. Only the main
+    thread can do that; elsewhere signals are not delivered to Python code anyway.
+    """
+
+    _depth = 0
+    _pending: list = []
+    _saved: dict = {}
+
+    def __enter__(self) -> "_Deferred":
+        self._hold()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._release()
+
+    @contextmanager
+    def lifted(self):
+        """Let interrupts act at once for a while (the caller's own work); deferred again after."""
+        self._release()
+        try:
+            yield
+        finally:
+            self._hold()
+
+    @classmethod
+    def _hold(cls) -> None:
+        import signal
+
+        if not _main_thread():
+            return
+        if cls._depth == 0:
+            cls._saved = _swap_handlers(dict.fromkeys((signal.SIGINT, signal.SIGTERM), cls._note))
+        cls._depth += 1
+
+    @classmethod
+    def _release(cls) -> None:
+        import signal
+
+        if not _main_thread() or cls._depth == 0:
+            return
+        cls._depth -= 1
+        if cls._depth:
+            return
+        _swap_handlers(cls._saved)
+        if cls._pending:
+            signum = cls._pending[-1]
+            cls._pending.clear()
+            handler = signal.getsignal(signum)
+            if callable(handler):
+                handler(signum, None)  # Python's own for Ctrl-C raises KeyboardInterrupt; the CLI's for SIGTERM too
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)  # what would have happened without us: the process ends
+
+    @classmethod
+    def _note(cls, signum, frame) -> None:
+        cls._pending.append(signum)
+
+
+def _main_thread() -> bool:
     import threading
 
-    held = {signal.SIGINT, signal.SIGTERM}
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    return threading.current_thread() is threading.main_thread()
+
+
+def _swap_handlers(handlers: dict) -> dict:
+    """Install `handlers` (signal -> handler) and return the ones they replace; the kernel holds
+    these signals meanwhile, so none lands between two of the swaps."""
+    import signal
+
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, set(handlers)) if hasattr(signal, "pthread_sigmask") else None
     try:
-        yield
+        return {s: signal.signal(s, h) for s, h in handlers.items()}
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        if before is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _claim(tmp: str, p: Path) -> None:

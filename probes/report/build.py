@@ -17,7 +17,7 @@ from pathlib import Path
 
 from probes.core.sampling import REPORT_SAMPLING, SamplingConfig
 from probes.errors import ProbesError
-from probes.io import check_dir, save_figure, user_path, write_text
+from probes.io import check_dir, save_figure, staged_folder, user_path, write_text
 
 # REPORT_SAMPLING (60 tokens, 2 samples per setting, SamplingConfig's seed) lives beside the other
 # studies' defaults, where the CLI reads it for --help. The report takes only its counts and seed:
@@ -67,9 +67,9 @@ def _check_ours(p: Path) -> None:
 def _move_into_place(tmp: Path, dest: Path, force: bool) -> None:
     """Make `tmp` the folder `dest`: claim a new or empty name in one rename; with `force`, swap out our old report.
 
-    The old report is renamed aside first and deleted only once the new one is in place, so an
-    interrupt at any point leaves one whole report under `dest` (or, in the instant between
-    the two renames, the old one back under `dest` when the swap fails).
+    The old report is renamed aside first and deleted only once the new one is in place; when the
+    second rename fails, the old one goes back. `staged_folder` runs this with interrupts deferred,
+    so one cannot land between the renames: `dest` always holds one whole report.
     """
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp made it 0700; give it an ordinary folder's mode
     if dest.is_dir() and any(dest.iterdir()):
@@ -165,14 +165,13 @@ def build_report(
     held = heldout_source(model, eval_text) if evaluate else None
     dest = check_out_dir(out, force)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     saved: list[str] = []
 
     def save(name: str, fig) -> None:  # as soon as it is drawn, so no figure is held to the end
         save_figure(fig, tmp / name)
         saved.append(name)
 
-    try:
+    with staged_folder(dest, lambda folder: _move_into_place(folder, dest, force)) as tmp:
         say("[1/5] model")
         info, meta = model_info(model), model_meta(model)
         card = Path(info["path"]) / "MODEL_CARD.md" if info.get("path") else None
@@ -230,8 +229,4 @@ def build_report(
         write_text(tmp / "report.md", text)
         write_text(tmp / "report.html", to_html(text))
         write_text(tmp / MANIFEST, json.dumps({"files": sorted(saved + ["report.md", "report.html"])}, indent=1))
-        _move_into_place(tmp, dest, force)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest / "report.md"
