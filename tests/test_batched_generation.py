@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import probes
+from probes.errors import ProbesError
 
 PROMPTS = ["Hi", "Hello there my good friend, how are", "x y"]
 
@@ -163,6 +164,47 @@ def test_rows_that_skip_different_blocks_equal_each_skip_set_alone(tiny, tiny_hf
         inside = generate_skips(tiny, "Hi", probes.SamplingConfig(greedy=True, max_new_tokens=70), [[], [0]])
     assert inside[0][0].tokens == hf_greedy_skipping(tiny_hf, inside[0].prompt_tokens, 70, tiny.cfg.n_ctx, {3})
     assert inside[1][0].tokens == hf_greedy_skipping(tiny_hf, inside[1].prompt_tokens, 70, tiny.cfg.n_ctx, {0, 3})
+
+
+def test_runs_of_several_prompts_settings_and_skip_sets_decode_together_as_each_alone(tiny, monkeypatch):
+    # The report decodes its four sampling settings and prune's four runs (another prompt, greedy)
+    # as one batch: 2 x 2 + 4 = 8 rows of two prompt lengths, some rows skipping blocks.
+    from probes.core import fastpath
+    from probes.core.generate import generate_runs
+
+    sampled = [probes.SamplingConfig(temperature=t, top_k=k, seed=5, max_new_tokens=25, num_samples=2) for t, k in ((0.8, 20), (1.5, None))]
+    greedy = probes.SamplingConfig(greedy=True, max_new_tokens=25)
+    runs = [("Hello there my good", c, []) for c in sampled] + [("Hi", greedy, layers) for layers in ([], [1, 3], [0, 2], [2, 3])]
+    batches = []
+    real = fastpath.FastDecoder.__call__
+    monkeypatch.setattr(fastpath.FastDecoder, "__call__", lambda self, ids, *a, **k: batches.append(len(ids)) or real(self, ids, *a, **k))
+    together = generate_runs(tiny, runs)
+    assert set(batches) == {8}
+    for (prompt, cfg, layers), samples in zip(runs, together):
+        with probes.skip(tiny, layers):
+            alone = probes.generate(tiny, prompt, cfg)
+        assert [s.tokens for s in samples] == [s.tokens for s in alone], (prompt, cfg.label(), layers)
+        assert samples.prompt == prompt and samples.config == cfg
+    # Runs that differ in length decode in separate batches; a batch of 3 rows per call is kept.
+    batches.clear()
+    split = generate_runs(tiny, runs[:2] + [("Hi", probes.SamplingConfig(greedy=True, max_new_tokens=5), [1])], batch_size=3)
+    assert sorted(batches, reverse=True)[:1] == [3] and 1 in batches
+    assert [s.tokens for s in split[0]] == [s.tokens for s in together[0]]
+
+
+def test_prune_takes_runs_decoded_elsewhere_and_refuses_others(tiny):
+    from probes.core.generate import generate_runs
+
+    cfg = probes.SamplingConfig(greedy=True, max_new_tokens=12)
+    decoded = generate_runs(tiny, [("Hi", cfg, layers) for layers in ([], [1, 3], [0, 2])])
+    given = probes.compare_pruned(tiny, "Hi", ["odd", "even"], cfg, evaluate=False, samples=decoded)
+    own = probes.compare_pruned(tiny, "Hi", ["odd", "even"], cfg, evaluate=False)
+    untimed = lambda comp: [{k: v for k, v in run.items() if k != "timing"} for run in comp.as_dict()["runs"]]  # noqa: E731
+    assert untimed(given) == untimed(own)
+    with pytest.raises(ProbesError, match="give 3 runs"):
+        probes.compare_pruned(tiny, "Hi", ["odd", "even"], cfg, evaluate=False, samples=decoded[:2])
+    with pytest.raises(ProbesError, match="not decoded from this prompt"):
+        probes.compare_pruned(tiny, "Hello", ["odd", "even"], cfg, evaluate=False, samples=decoded)
 
 
 def hf_greedy_skipping(hf, ids: list[int], n: int, n_ctx: int, skipped: set[int]) -> list[int]:

@@ -188,12 +188,14 @@ def test_fast_products_are_x_at_w_plus_b_for_any_number_of_rows(tiny_dir):
 
     m = probes.load(str(tiny_dir))
     w = fastpath.weights_for(m)
-    for rows in (1, 2, 3, 16, 256, 257, 600):
+    for rows in (1, 2, 3, 6, 7, 12, 16, 31, 255, 256, 257, 600):  # 7-255 rows not a multiple of 8 are padded
         for name, bias, layer in (("w_qkv", w.b_qkv[1], 1), ("w_out", w.b_out[0], 0), ("w_u", w.b_u, None)):
             weight = getattr(w, name) if layer is None else getattr(w, name)[layer]
             x = torch.randn(rows, weight.shape[0], dtype=torch.float64).float()
             expected = (x.double() @ weight.double() + bias.double()).float()
-            torch.testing.assert_close(fastpath.linear(w, name, layer, bias, x), expected, atol=1e-4, rtol=1e-4)
+            got = fastpath.linear(w, name, layer, bias, x)
+            torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+            assert got.shape == expected.shape and (got.is_contiguous() or got.t().is_contiguous())  # dense, never a slice
     assert set(w._transposed) == {"w_qkv", "w_out", "w_u"}  # made for the few-row products only
     # A weight edit makes new fused weights, and with them new (out, in) copies: batches follow it too.
     before = probes.generate(m, "Hi there", max_new_tokens=8, greedy=True, num_samples=3)

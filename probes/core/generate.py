@@ -197,25 +197,49 @@ def make_samples(model, text: str, ids: list[int], config: SamplingConfig, token
 def generate_skips(model, prompt, config: SamplingConfig | None, runs: list[list[int]]) -> list[Samples]:
     """The samples of `prompt` with each skip set of `runs` left out as well: one Samples per run, in order.
 
-    On the fused path every run decodes in one batch, each row leaving out its own blocks (a skip
-    set's tokens are those `probes.skip` gives); through the hooked bridge (probes attached, or
-    the fast path off) the runs decode one after another inside `probes.skip`. Each run's timing
-    is the batch's.
+    `generate_runs` with one prompt and one config: on the fused path every run decodes in one batch.
+    """
+    return generate_runs(model, [(prompt, config, layers) for layers in runs])
+
+
+def generate_runs(model, runs: list[tuple], *, batch_size: int = 32) -> list[Samples]:
+    """The samples of each run, a (prompt, config, skip set) triple: one Samples per run, in order.
+
+    On the fused path, runs that share max_new_tokens and stop_at_eos decode together, `batch_size`
+    rows at a time, each row leaving out its own run's blocks (a skip set's tokens are those
+    `probes.skip` gives; the model's own skips apply to every row). So a study that needs samples
+    at several settings, of several prompts, with several skip sets, pays for one decode. Through
+    the hooked bridge (probes attached, or the fast path off) the runs decode one after another,
+    each inside `probes.skip`. A run's timing is its batch's.
     """
     from probes.core.skip import skip
 
-    cfg = SamplingConfig.of(config)
-    rows = [(r, k) for r in range(len(runs)) for k in range(cfg.num_samples)]
-    decoder = choose_decoder(model, row_skips=[runs[r] for r, _ in rows]) if len(runs) > 1 else None
-    if decoder is None:
-        out = []
-        for layers in runs:
-            with skip(model, layers):
-                out.append(generate(model, prompt, cfg))
-        return out
-    text, ids = prompt_ids(model, prompt, bos=cfg.bos)
-    t0 = time.perf_counter()
-    tokens = draw(model, [ids] * len(rows), [cfg] * len(rows), [k for _, k in rows], decoder=decoder)
-    timing = batch_timing(tokens, time.perf_counter() - t0, len(rows), {"skip sets": len(runs)})
-    return [make_samples(model, text, ids, cfg, [t for (r, _), t in zip(rows, tokens) if r == run], timing)
-            for run in range(len(runs))]
+    configs = [SamplingConfig.of(c) for _, c, _ in runs]
+    skips = [sorted(set(layers)) for *_, layers in runs]
+    encoded = [prompt_ids(model, p, bos=c.bos) for (p, _, _), c in zip(runs, configs)]
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(configs):
+        groups.setdefault((c.max_new_tokens, c.stop_at_eos), []).append(i)
+    out: list[Samples | None] = [None] * len(runs)
+    for members in groups.values():
+        rows = [(i, k) for i in members for k in range(configs[i].num_samples)]
+        row_skips = [skips[i] for i, _ in rows]
+        decoder = choose_decoder(model, row_skips=row_skips if any(row_skips) else None)
+        if decoder is None:
+            for i in members:
+                with skip(model, skips[i]):
+                    out[i] = generate(model, runs[i][0], configs[i])
+            continue
+        tokens: list[list[int]] = []
+        t0 = time.perf_counter()
+        for b in range(0, len(rows), batch_size):
+            part = rows[b : b + batch_size]
+            part_decoder = decoder if len(part) == len(rows) else choose_decoder(
+                model, row_skips=[skips[i] for i, _ in part] if any(row_skips) else None)
+            tokens += draw(model, [encoded[i][1] for i, _ in part], [configs[i] for i, _ in part], [k for _, k in part],
+                           decoder=part_decoder)
+        timing = batch_timing(tokens, time.perf_counter() - t0, min(batch_size, len(rows)), {"runs": len(members)})
+        for i in members:
+            text, ids = encoded[i]
+            out[i] = make_samples(model, text, ids, configs[i], [t for (j, _), t in zip(rows, tokens) if j == i], timing)
+    return out

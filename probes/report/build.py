@@ -154,6 +154,9 @@ def build_report(
     from probes.progress import progress_of
     from probes.studies.defaults import defaults_for_model, report_sweep_tokens
     from probes.studies.heldout import heldout_source
+    from probes.core.generate import generate_runs
+    from probes.core.layers import parse_layers
+    from probes.studies.checks import prune_config
     from probes.studies.prune import compare_pruned, sweep_blocks
 
     p = progress_of(progress)
@@ -180,10 +183,15 @@ def build_report(
                  "lens": lens_prompt != defaults.lens_prompt, "eval": eval_text is not None}
         lines += sec.inputs_section(prompt, prune_prompt, lens_prompt, held.name if held else None, defaults.why, given)
 
-        say("[2/5] sampling at four settings")
+        say("[2/5] sampling at four settings, with the pruning runs in the same batch")
         grid = sec.study_settings(cfg)
         dist = next_token_distribution(model, prompt, settings=grid, top=12, bos=cfg.bos)
-        samples = probes.generate(model, prompt, grid)  # every setting's samples in one batch
+        # Every setting's samples and the pruning runs' continuations (full model, then each skip
+        # set) decode in one batch: one pass over the weights per token for all of them.
+        prune_cfg = prune_config(max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+        prune_runs = [[]] + [parse_layers(spec, model.cfg.n_layers) for spec in sec.PRUNE_SPECS]
+        decoded = generate_runs(model, [(prompt, c, []) for c in grid] + [(prune_prompt, prune_cfg, r) for r in prune_runs])
+        samples, prune_samples = decoded[: len(grid)], decoded[len(grid) :]
         lines += sec.sampling_section(prompt, cfg, dist, samples)
         save("next_token.png", dist.figure())
 
@@ -208,8 +216,8 @@ def build_report(
             sweep = sweep_blocks(model, eval_text=held, progress=p, memo=scored)
             save("sweep.png", sweep.figure())
         say("[4/5] pruning: full vs " + ", ".join(sec.PRUNE_SPECS))
-        comp = compare_pruned(model, prune_prompt, sec.PRUNE_SPECS, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
-                              eval_text=held, evaluate=evaluate, progress=p, memo=scored)
+        comp = compare_pruned(model, prune_prompt, sec.PRUNE_SPECS, prune_cfg, eval_text=held, evaluate=evaluate, progress=p,
+                              memo=scored, samples=prune_samples)
         save("prune.png", comp.figure())
         lines += sec.prune_section(prune_prompt, comp, sweep)
 

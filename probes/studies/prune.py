@@ -9,8 +9,9 @@ import torch
 
 from probes.core.generate import Sample, generate_skips
 from probes.core.layers import complement, parse_layers
-from probes.core.prompt import is_many, per_prompt
+from probes.core.prompt import is_many, per_prompt, prompt_ids
 from probes.core.sampling import SamplingConfig
+from probes.errors import ProbesError
 from probes.core.skip import skip
 from probes.progress import progress_of
 from probes.studies.checks import prune_config
@@ -117,6 +118,7 @@ def compare_pruned(
     evaluate: bool = True,
     progress=None,
     memo: dict | None = None,
+    samples: list | None = None,
     **overrides,
 ) -> PruneComparison | list[PruneComparison]:
     """Generate from `prompt` with the full model, then with each skip spec, and measure the change.
@@ -132,6 +134,9 @@ def compare_pruned(
     default), loss, loss increase, KL and top-1 agreement, scored in batches
     (`probes.studies.heldout`; `memo` reuses runs already scored, see `score_runs`). `evaluate=False`
     skips the held-out scoring (those metrics are None).
+    `samples`: the runs' Samples when they were decoded already (the full model's first, then one
+    per skip spec, of this prompt and config, as `probes.core.generate.generate_runs` gives them,
+    perhaps in one batch with other work); otherwise they are decoded here.
     Each run's `timing` is one cold run, not a measured speed.
     """
     cfg = prune_config(config, **overrides)
@@ -146,13 +151,16 @@ def compare_pruned(
     n_ctx = model.cfg.n_ctx
     p = progress_of(progress)
 
-    p.note(f"generating: full model and {len(specs)} skip run{'s' if len(specs) != 1 else ''}")
-    generated = generate_skips(model, prompt, cfg, [[]] + [layers for _, layers in specs])  # one batch on the fused path
+    if samples is None:
+        p.note(f"generating: full model and {len(specs)} skip run{'s' if len(specs) != 1 else ''}")
+        generated = generate_skips(model, prompt, cfg, [[]] + [layers for _, layers in specs])  # one batch on the fused path
+    else:
+        generated = _given_samples(model, prompt, cfg, samples, len(specs))
     full_samples = generated[0]
-    prompt_ids = full_samples.prompt_tokens
-    P = len(prompt_ids)
+    prompt_tokens = full_samples.prompt_tokens
+    P = len(prompt_tokens)
     # Full-model log-probs along each full continuation: the teacher-forced reference.
-    full_tf = [(_window(prompt_ids + s.tokens, P, n_ctx)) for s in full_samples]
+    full_tf = [(_window(prompt_tokens + s.tokens, P, n_ctx)) for s in full_samples]
     full_tf_lp = [logprobs(model, ids) for ids, _ in full_tf]
 
     runs = []
@@ -163,7 +171,7 @@ def compare_pruned(
         metrics = {k: _mean([m[k] for m in per_sample]) for k in per_sample[0]}
         ppls, kls, agrees, kl_curve = [], [], [], []
         for j, s in enumerate(samples):
-            ids, start = _window(prompt_ids + s.tokens, P, n_ctx)
+            ids, start = _window(prompt_tokens + s.tokens, P, n_ctx)
             # Outside the skip context again: this is the full model scoring the run's text.
             lp_full_here = full_tf_lp[j] if not layers else logprobs(model, ids)
             ppls.append(perplexity(continuation_nll(lp_full_here, ids, start)))
@@ -187,7 +195,18 @@ def compare_pruned(
     else:
         for run in runs:
             run.metrics.update(dict.fromkeys(EVAL_KEYS))
-    return PruneComparison(full_samples.prompt, prompt_ids, cfg, source.name if source else None, runs, eval_tokens)
+    return PruneComparison(full_samples.prompt, prompt_tokens, cfg, source.name if source else None, runs, eval_tokens)
+
+
+def _given_samples(model, prompt, cfg: SamplingConfig, samples: list, n_specs: int) -> list:
+    """`samples` checked against what compare_pruned would decode: one Samples per run, of this prompt and config."""
+    ids = prompt_ids(model, prompt, bos=cfg.bos)[1]
+    if len(samples) != n_specs + 1:
+        raise ProbesError(f"samples: give {n_specs + 1} runs' Samples (the full model's, then one per skip spec), got {len(samples)}")
+    for s in samples:
+        if s.prompt_tokens != ids or s.config != cfg:
+            raise ProbesError(f"samples: {s!r} was not decoded from this prompt with this config ({cfg.label()})")
+    return samples
 
 
 @dataclass
