@@ -127,6 +127,29 @@ def test_compare_pruned_scores_the_eval_text_in_batches(tiny, tiny_hf):
         assert run.metrics["eval_loss_increase"] == pytest.approx(loss - expected[0][0], abs=1e-4)
 
 
+def test_teacher_forced_metrics_equal_transformers(tiny, tiny_hf, path):
+    # prune's KL and top-1 agreement along the full model's continuation, and each run's perplexity
+    # under the full model: one batch on the fused path, one forward each through the bridge.
+    comp = compare_pruned(tiny, "VIOLA: What country", ["odd", "0,3"], max_new_tokens=40, evaluate=False)
+    prompt = comp.prompt_tokens
+    full_ids = prompt + comp.runs[0].samples[0].tokens
+
+    def lp(ids, layers=()):
+        with hf_without(tiny_hf, layers), torch.no_grad():
+            return torch.log_softmax(tiny_hf(torch.tensor([ids])).logits[0].float(), -1)
+
+    a = lp(full_ids)[len(prompt) - 1 : -1]
+    for run in comp.runs:
+        b = lp(full_ids, run.skipped_blocks)[len(prompt) - 1 : -1]
+        kl = (a.exp() * (a - b)).sum(-1)
+        own = prompt + run.samples[0].tokens
+        nll = -lp(own)[len(prompt) - 1 : -1].gather(-1, torch.tensor(own[len(prompt):])[:, None])[:, 0]
+        assert run.metrics["tf_kl"] == pytest.approx(float(kl.mean()), rel=1e-3, abs=1e-5), run.name
+        assert abs(run.metrics["tf_top1_agreement"] - float((a.argmax(-1) == b.argmax(-1)).float().mean())) <= 1 / len(kl)
+        assert run.metrics["ppl_under_full"] == pytest.approx(math.exp(float(nll.mean())), rel=1e-3), run.name
+        assert run.kl_per_token == pytest.approx([float(x) for x in kl], rel=1e-3, abs=1e-5)
+
+
 def test_compare_pruned_takes_a_dataset_and_can_skip_scoring(tiny, tiny_hf):
     comp = compare_pruned(tiny, "ROMEO:", ["last-half"], max_new_tokens=3, eval_text=Dataset(TEXTS))
     expected = manual_scores(tiny_hf, manual_windows(tiny.tokenizer, TEXTS, tiny.cfg.n_ctx), [[2, 3]])

@@ -37,19 +37,53 @@ class ModelSource:
 
 
 def _weights_checksum(path: str) -> str:
+    return _checksum_of(path).result()
+
+
+def _checksum_of(path: str) -> "_Checksum":
+    """The checksum of `path`'s weights, being computed in a background thread (see `_hash_files`)."""
     files = sorted(Path(path).glob("*.safetensors"))
     return _hash_files(tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
 
 
 @functools.lru_cache(maxsize=16)
-def _hash_files(files: tuple) -> str:
-    """Hash once per (file, mtime, size): gigabytes of GPT-2 XL should not be re-read per command."""
-    h = hashlib.sha256()
-    for f, _, _ in files:
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                h.update(chunk)
-    return h.hexdigest()[:16]
+def _hash_files(files: tuple) -> "_Checksum":
+    """Hash once per (file, mtime, size): gigabytes of GPT-2 XL should not be re-read per command.
+
+    `load` asks for it before booting the model: reading and hashing release the GIL, so the hash
+    (0.5 s for GPT-2 small) is ready by the time a command records it.
+    """
+    return _Checksum(files)
+
+
+class _Checksum:
+    """sha256 of files (first 16 hex digits), computed in a daemon thread; `result()` waits for it."""
+
+    def __init__(self, files: tuple):
+        import threading
+
+        self._files, self._done, self._value, self._error = files, threading.Event(), None, None
+        threading.Thread(target=self._run, name="probes-checksum", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            h = hashlib.sha256()
+            for f, _, _ in self._files:
+                with open(f, "rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 22), b""):
+                        h.update(chunk)
+            self._value = h.hexdigest()[:16]
+        except BaseException as e:  # noqa: BLE001 - handed to the caller of result()
+            self._error = e
+        finally:
+            self._done.set()
+
+    def result(self) -> str:
+        self._done.wait()
+        if self._error is not None:
+            _hash_files.cache_clear()  # a file that could not be read is read again next time
+            raise self._error
+        return self._value
 
 
 def source_of(model) -> ModelSource:
@@ -196,6 +230,7 @@ def load(
     dev = None if multi else parse_device(device)
     src = resolve(model)
     check_checkpoint(src.path)
+    _checksum_of(src.path)  # hashed while the model boots
     _quiet_libraries()
 
     import torch

@@ -12,7 +12,6 @@ from probes.core.layers import complement, parse_layers
 from probes.core.prompt import is_many, per_prompt, prompt_ids
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
-from probes.core.skip import skip
 from probes.progress import progress_of
 from probes.studies.checks import prune_config
 from probes.studies.heldout import heldout_source, score_runs
@@ -20,7 +19,7 @@ from probes.studies.metrics import (
     continuation_nll,
     distinct_n,
     kl_per_token,
-    logprobs,
+    logprobs_many,
     longest_repeated_span,
     perplexity,
     repeated_ngram_fraction,
@@ -159,22 +158,27 @@ def compare_pruned(
     full_samples = generated[0]
     prompt_tokens = full_samples.prompt_tokens
     P = len(prompt_tokens)
-    # Full-model log-probs along each full continuation: the teacher-forced reference.
+    # Every forward the metrics need, in one batch where the engine allows: the full model along
+    # each full continuation (the teacher-forced reference); each skip run along them too; and the
+    # full model along each run's own continuations (its perplexity under the full model).
     full_tf = [(_window(prompt_tokens + s.tokens, P, n_ctx)) for s in full_samples]
-    full_tf_lp = [logprobs(model, ids) for ids, _ in full_tf]
+    own = [[_window(prompt_tokens + s.tokens, P, n_ctx) for s in samples] for samples in generated[1:]]
+    items = [(ids, []) for ids, _ in full_tf]
+    for (_, layers), texts in zip(specs, own):
+        items += [(ids, layers) for ids, _ in full_tf] + [(ids, []) for ids, _ in texts]
+    lps = iter(logprobs_many(model, items))
+    full_tf_lp = [next(lps) for _ in full_tf]
 
     runs = []
-    for (name, layers), samples in zip([("full", [])] + specs, generated):
-        with skip(model, layers):
-            tf_lp = [logprobs(model, ids) for ids, _ in full_tf] if layers else full_tf_lp
+    for k, ((name, layers), samples) in enumerate(zip([("full", [])] + specs, generated)):
+        tf_lp = [next(lps) for _ in full_tf] if k else full_tf_lp
+        own_lp = [next(lps) for _ in samples] if k else full_tf_lp
         per_sample = [_text_metrics(s.tokens, eos) for s in samples]
         metrics = {k: _mean([m[k] for m in per_sample]) for k in per_sample[0]}
         ppls, kls, agrees, kl_curve = [], [], [], []
         for j, s in enumerate(samples):
             ids, start = _window(prompt_tokens + s.tokens, P, n_ctx)
-            # Outside the skip context again: this is the full model scoring the run's text.
-            lp_full_here = full_tf_lp[j] if not layers else logprobs(model, ids)
-            ppls.append(perplexity(continuation_nll(lp_full_here, ids, start)))
+            ppls.append(perplexity(continuation_nll(own_lp[j], ids, start)))  # the full model scoring the run's text
             (fids, fstart), a, b = full_tf[j], full_tf_lp[j], tf_lp[j]
             kl = kl_per_token(a[fstart - 1 : len(fids) - 1], b[fstart - 1 : len(fids) - 1])
             agree = (a[fstart - 1 : len(fids) - 1].argmax(-1) == b[fstart - 1 : len(fids) - 1].argmax(-1)).float()
