@@ -182,10 +182,12 @@ def test_fast_path_follows_weight_edits(tiny_dir):
     assert fast == hooked != before
 
 
-def test_fast_products_are_x_at_w_plus_b_for_any_number_of_rows(tiny_dir):
-    """On a CPU a few rows multiply an (out, in) copy (`FastWeights.transposed`); one row and many the (in, out) weights."""
+@pytest.mark.parametrize("onednn", [True, False])
+def test_fast_products_are_x_at_w_plus_b_for_any_number_of_rows(tiny_dir, onednn, monkeypatch):
+    """On a CPU a few rows multiply an (out, in) copy (`FastWeights.transposed`), through oneDNN or MKL; one row and many the (in, out) weights."""
     from probes.core import fastpath
 
+    monkeypatch.setattr(fastpath, "_ONEDNN", None if onednn else False)  # None: found out on first use
     m = probes.load(str(tiny_dir))
     w = fastpath.weights_for(m)
     for rows in (1, 2, 3, 6, 7, 12, 16, 31, 255, 256, 257, 600):  # 7-255 rows not a multiple of 8 are padded
@@ -197,6 +199,12 @@ def test_fast_products_are_x_at_w_plus_b_for_any_number_of_rows(tiny_dir):
             torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
             assert got.shape == expected.shape and (got.is_contiguous() or got.t().is_contiguous())  # dense, never a slice
     assert set(w._transposed) == {"w_qkv", "w_out", "w_u"}  # made for the few-row products only
+    if onednn:
+        assert fastpath._ONEDNN is torch.backends.mkldnn.is_available()  # this build runs it, and got it right
+    # With gradients wanted (oneDNN has no backward) the product is MKL's, and differentiable.
+    x = torch.randn(3, w.w_qkv.shape[1], requires_grad=True)
+    fastpath.linear(w, "w_qkv", 0, w.b_qkv[0], x).sum().backward()
+    torch.testing.assert_close(x.grad, w.w_qkv[0].sum(1).expand(3, -1), atol=1e-4, rtol=1e-4)
     # A weight edit makes new fused weights, and with them new (out, in) copies: batches follow it too.
     before = probes.generate(m, "Hi there", max_new_tokens=8, greedy=True, num_samples=3)
     with torch.no_grad():

@@ -109,17 +109,29 @@ class FastWeights:
 BATCH_ROWS = range(2, 257)  # rows for which a CPU product runs as W^T @ x^T (see FastWeights)
 ROW_MULTIPLE = 8  # ... with the rows padded to a multiple of this, from PAD_FROM rows on
 PAD_FROM = 7
-# MKL's AVX2 kernels take the rows (the columns of W^T @ x^T) eight at a time, and some remainders
-# are slow: on a 2-core AMD EPYC one decoding step of GPT-2 small's products takes 60-65 ms for
-# 8 or 16 rows but 80-120 ms for 10 to 15 (131-151 ms for 23 or 31 rows, 94 for 32). Padding with
-# zero rows to the multiple of 8 costs a copy of the input and never more than about 10% where a
-# remainder was fast already (18 and 20 rows). Padding is not done for up to 6 rows: there the
-# remainders are fast.
+ONEDNN_ROWS = range(5, 32)  # rows for which oneDNN beats both MKL layouts on the (out, in) copy
+# How a CPU float32 product runs, from measurements on a 2-core AMD EPYC (AVX2; one decoding step
+# of GPT-2 small's products, 2 threads):
+# - MKL's AVX2 kernels take the rows (the columns of W^T @ x^T) eight at a time, and some
+#   remainders are slow: 60-65 ms for 8 or 16 rows but 80-120 ms for 10 to 15 (131-151 ms for 23
+#   or 31 rows, 94 for 32). Zero rows padding to a multiple of 8 fix that (PAD_FROM on).
+# - oneDNN (`torch.ops.mkldnn._linear_pointwise`, what torch.compile's CPU backend calls) does
+#   better still for one row (15 ms against 19, straight from the (in, out) weights, no copy),
+#   for 5-31 rows (on the (out, in) copy: 44 ms against 61 for 12 rows), and for the unembedding
+#   of many rows (the held-out sweep's 512: 320-390 ms against 530). Elsewhere MKL is as fast or
+#   faster (4 rows: 34 ms against 42). oneDNN has no autograd: with gradients MKL always runs.
 
 
 def linear(w: FastWeights, name: str, layer: int | None, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """x (rows, in) @ weight `name` (of `layer`) + bias: (rows, out), laid out as the CPU's BLAS runs fastest."""
+    """x (rows, in) @ weight `name` (of `layer`) + bias: (rows, out), run as the CPU's libraries run it fastest."""
     rows = x.shape[0]
+    if w.on_cpu and _onednn_ok(x):
+        if rows == 1:
+            weight = getattr(w, name)
+            return _onednn(x, (weight if layer is None else weight[layer]).t(), bias)
+        if rows in ONEDNN_ROWS or (name == "w_u" and rows >= BATCH_ROWS.stop):
+            wt = w.transposed(name)
+            return _onednn(x, wt if layer is None else wt[layer], bias)
     if w.on_cpu and rows in BATCH_ROWS:
         wt = w.transposed(name)
         wt = wt if layer is None else wt[layer]
@@ -131,6 +143,44 @@ def linear(w: FastWeights, name: str, layer: int | None, bias: torch.Tensor, x: 
         return torch.addmm(bias[:, None], wt, x.t()).t()  # a transposed view
     weight = getattr(w, name)
     return torch.addmm(bias, x, weight if layer is None else weight[layer])
+
+
+def linear_out_in(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """x (rows, in) @ weight.T + bias for a weight stored (out, in), as nn.Linear holds it: oneDNN on a CPU where it can."""
+    if weight.device.type == "cpu" and _onednn_ok(x):
+        return _onednn(x, weight, bias)
+    return torch.nn.functional.linear(x, weight, bias)
+
+
+def _onednn(x: torch.Tensor, weight_out_in: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight_out_in, bias, "none", [], "")
+
+
+def _onednn_ok(x: torch.Tensor) -> bool:
+    """oneDNN for this float32 CPU input: available, checked once, and no gradient wanted."""
+    global _ONEDNN
+    if x.dtype != torch.float32 or (x.requires_grad and torch.is_grad_enabled()):
+        return False
+    if _ONEDNN is None:
+        _ONEDNN = _onednn_works()
+    return _ONEDNN
+
+
+_ONEDNN: bool | None = None
+
+
+def _onednn_works() -> bool:
+    """Whether this torch build runs oneDNN's linear, and gets x @ W + b right, on both weight layouts."""
+    try:
+        if not torch.backends.mkldnn.is_available():
+            return False
+        g = torch.Generator().manual_seed(0)
+        x, w, b = (torch.randn(*shape, generator=g) for shape in ((3, 8), (8, 5), (5,)))
+        expected = x.double() @ w.double() + b.double()
+        with torch.inference_mode():
+            return all(torch.allclose(_onednn(x, wt, b).double(), expected, atol=1e-4) for wt in (w.t(), w.t().contiguous()))
+    except Exception:  # noqa: BLE001 - any failure means: use MKL
+        return False
 
 
 def _signature(model) -> tuple:

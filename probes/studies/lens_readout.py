@@ -30,7 +30,11 @@ def decode_residual(model, resid: torch.Tensor, *, out: torch.Tensor | None = No
     if out is None or resid.dim() != 2 or getattr(unembed, "_hf_hook", None) is not None:
         logits = unembed(h)
         return logits if out is None else out.copy_(logits)
+    from probes.core.fastpath import linear_out_in
+
     weight, bias = unembed.weight, unembed.bias  # (vocab, d_model), (vocab,)
+    if weight.device.type == "cpu" and weight.dtype == torch.float32:
+        return out.copy_(linear_out_in(h, weight, bias))  # oneDNN's product, then one copy, beats MKL writing in place
     if bias is None:
         return torch.mm(h, weight.t(), out=out)
     return torch.addmm(bias, h, weight.t(), out=out)
