@@ -201,6 +201,14 @@ def test_fast_products_are_x_at_w_plus_b_for_any_number_of_rows(tiny_dir, onednn
     assert set(w._transposed) == {"w_qkv", "w_out", "w_u"}  # made for the few-row products only
     if onednn:
         assert fastpath._ONEDNN is torch.backends.mkldnn.is_available()  # this build runs it, and got it right
+    # A weight stored (out, in), as the lens readout's unembedding: into a buffer, with and without a bias.
+    x = torch.randn(5, w.w_u.shape[0])
+    for bias in (w.b_u, None):
+        out = torch.empty(5, w.w_u.shape[1])
+        got = fastpath.linear_out_in(x, w.transposed("w_u"), bias, out=out)
+        expected = x.double() @ w.w_u.double() + (0 if bias is None else bias.double())
+        assert got.data_ptr() == out.data_ptr()
+        torch.testing.assert_close(out, expected.float(), atol=1e-4, rtol=1e-4)
     # With gradients wanted (oneDNN has no backward) the product is MKL's, and differentiable.
     x = torch.randn(3, w.w_qkv.shape[1], requires_grad=True)
     fastpath.linear(w, "w_qkv", 0, w.b_qkv[0], x).sum().backward()

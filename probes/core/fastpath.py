@@ -145,11 +145,17 @@ def linear(w: FastWeights, name: str, layer: int | None, bias: torch.Tensor, x: 
     return torch.addmm(bias, x, weight if layer is None else weight[layer])
 
 
-def linear_out_in(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """x (rows, in) @ weight.T + bias for a weight stored (out, in), as nn.Linear holds it: oneDNN on a CPU where it can."""
+def linear_out_in(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, out: torch.Tensor | None = None) -> torch.Tensor:
+    """x (rows, in) @ weight.T + bias for a weight stored (out, in), as nn.Linear holds it, into `out` if given.
+
+    oneDNN on a CPU where it can: its product and then one copy into `out` beat MKL writing in place.
+    """
     if weight.device.type == "cpu" and _onednn_ok(x):
-        return _onednn(x, weight, bias)
-    return torch.nn.functional.linear(x, weight, bias)
+        y = _onednn(x, weight, bias)
+        return y if out is None else out.copy_(y)
+    if bias is None:
+        return torch.mm(x, weight.t(), out=out)
+    return torch.addmm(bias, x, weight.t(), out=out)
 
 
 def _onednn(x: torch.Tensor, weight_out_in: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
