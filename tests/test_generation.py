@@ -184,13 +184,13 @@ def test_fast_path_follows_weight_edits(tiny_dir):
 
 @pytest.mark.parametrize("onednn", [True, False])
 def test_fast_products_are_x_at_w_plus_b_for_any_number_of_rows(tiny_dir, onednn, monkeypatch):
-    """On a CPU a few rows multiply an (out, in) copy (`FastWeights.transposed`), through oneDNN or MKL; one row and many the (in, out) weights."""
+    """On a CPU a few rows multiply an (out, in) copy (`FastWeights.transposed`), through oneDNN (roles swapped) or MKL; one row and many the (in, out) weights."""
     from probes.core import fastpath
 
     monkeypatch.setattr(fastpath, "_ONEDNN", None if onednn else False)  # None: found out on first use
     m = probes.load(str(tiny_dir))
     w = fastpath.weights_for(m)
-    for rows in (1, 2, 3, 6, 7, 12, 16, 31, 255, 256, 257, 600):  # 7-255 rows not a multiple of 8 are padded
+    for rows in (1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 31, 32, 33, 255, 256, 257, 600):  # 5-255 rows not a multiple of 8 are padded
         for name, bias, layer in (("w_qkv", w.b_qkv[1], 1), ("w_out", w.b_out[0], 0), ("w_u", w.b_u, None)):
             weight = getattr(w, name) if layer is None else getattr(w, name)[layer]
             x = torch.randn(rows, weight.shape[0], dtype=torch.float64).float()

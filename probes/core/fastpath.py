@@ -109,17 +109,22 @@ class FastWeights:
 BATCH_ROWS = range(2, 257)  # rows for which a CPU product runs as W^T @ x^T (see FastWeights)
 ROW_MULTIPLE = 8  # ... with the rows padded to a multiple of this, from PAD_FROM rows on
 PAD_FROM = 7
-ONEDNN_ROWS = range(5, 32)  # rows for which oneDNN beats both MKL layouts on the (out, in) copy
-# How a CPU float32 product runs, from measurements on a 2-core AMD EPYC (AVX2; one decoding step
-# of GPT-2 small's products, 2 threads):
+SWAPPED_ROWS = range(5, 33)  # rows for which oneDNN runs the product with the operands' roles swapped
+# How a CPU float32 product runs, from measurements on a 2-core AMD EPYC (Zen 3, AVX2; one decoding
+# step of GPT-2 small's products, 2 threads):
 # - MKL's AVX2 kernels take the rows (the columns of W^T @ x^T) eight at a time, and some
 #   remainders are slow: 60-65 ms for 8 or 16 rows but 80-120 ms for 10 to 15 (131-151 ms for 23
 #   or 31 rows, 94 for 32). Zero rows padding to a multiple of 8 fix that (PAD_FROM on).
 # - oneDNN (`torch.ops.mkldnn._linear_pointwise`, what torch.compile's CPU backend calls) does
-#   better still for one row (15 ms against 19, straight from the (in, out) weights, no copy),
-#   for 5-31 rows (on the (out, in) copy: 44 ms against 61 for 12 rows), and for the unembedding
-#   of many rows (the held-out sweep's 512: 320-390 ms against 530). Elsewhere MKL is as fast or
-#   faster (4 rows: 34 ms against 42). oneDNN has no autograd: with gradients MKL always runs.
+#   better for one row (15 ms against 19, straight from the (in, out) weights, no copy) and for
+#   the unembedding of many rows (the held-out sweep's 512: 320-390 ms against 530).
+# - For 5 to 32 rows oneDNN does best of all when the roles are swapped: the (out, in) weight is
+#   its input, whose many rows it blocks and streams once, and x (padded to a multiple of 8) its
+#   small "weight": W @ x^T, transposed back with the bias added. 16 rows: 37.5 ms for the blocks
+#   and 12.7 for the unembedding, against 50.9 and 20.5 the usual way round and 46.6 and 27.1 for
+#   MKL; 16 sampled rows decode 1.27x faster. Beyond 32 rows MKL wins again (40 rows: 144 ms
+#   against 132), and for 2 to 4 it is as fast.
+# oneDNN has no autograd: with gradients MKL always runs.
 
 
 def linear(w: FastWeights, name: str, layer: int | None, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -129,13 +134,15 @@ def linear(w: FastWeights, name: str, layer: int | None, bias: torch.Tensor, x: 
         if rows == 1:
             weight = getattr(w, name)
             return _onednn(x, (weight if layer is None else weight[layer]).t(), bias)
-        if rows in ONEDNN_ROWS or (name == "w_u" and rows >= BATCH_ROWS.stop):
+        if rows in SWAPPED_ROWS:
             wt = w.transposed(name)
-            return _onednn(x, wt if layer is None else wt[layer], bias)
+            return _onednn_swapped(x, wt if layer is None else wt[layer], bias)
+        if name == "w_u" and rows >= BATCH_ROWS.stop:
+            return _onednn(x, w.transposed(name), bias)
     if w.on_cpu and rows in BATCH_ROWS:
         wt = w.transposed(name)
         wt = wt if layer is None else wt[layer]
-        padded = -(-rows // ROW_MULTIPLE) * ROW_MULTIPLE if rows >= PAD_FROM else rows
+        padded = _padded(rows) if rows >= PAD_FROM else rows
         if padded != rows:
             x = torch.cat([x, x.new_zeros(padded - rows, x.shape[1])])
             # Copied: elementwise ops (gelu) on the strided slice run 3-8x slower than on dense memory.
@@ -143,6 +150,10 @@ def linear(w: FastWeights, name: str, layer: int | None, bias: torch.Tensor, x: 
         return torch.addmm(bias[:, None], wt, x.t()).t()  # a transposed view
     weight = getattr(w, name)
     return torch.addmm(bias, x, weight if layer is None else weight[layer])
+
+
+def _padded(rows: int) -> int:
+    return -(-rows // ROW_MULTIPLE) * ROW_MULTIPLE
 
 
 def linear_out_in(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -162,6 +173,15 @@ def _onednn(x: torch.Tensor, weight_out_in: torch.Tensor, bias: torch.Tensor | N
     return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight_out_in, bias, "none", [], "")
 
 
+def _onednn_swapped(x: torch.Tensor, weight_out_in: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """x @ weight_out_in.T + bias, dense (rows, out), computed by oneDNN as weight_out_in @ x.T (see SWAPPED_ROWS)."""
+    rows = x.shape[0]
+    if _padded(rows) != rows:
+        x = torch.cat([x, x.new_zeros(_padded(rows) - rows, x.shape[1])])
+    y = torch.ops.mkldnn._linear_pointwise(weight_out_in, x.contiguous(), None, "none", [], "")  # (out, padded rows)
+    return torch.add(y[:, :rows].t(), bias, out=y.new_empty(rows, y.shape[0]))
+
+
 def _onednn_ok(x: torch.Tensor) -> bool:
     """oneDNN for this float32 CPU input: available, checked once, and no gradient wanted."""
     global _ONEDNN
@@ -176,7 +196,7 @@ _ONEDNN: bool | None = None
 
 
 def _onednn_works() -> bool:
-    """Whether this torch build runs oneDNN's linear, and gets x @ W + b right, on both weight layouts."""
+    """Whether this torch build runs oneDNN's linear, and gets x @ W + b right, on both weight layouts and swapped."""
     try:
         if not torch.backends.mkldnn.is_available():
             return False
@@ -184,7 +204,8 @@ def _onednn_works() -> bool:
         x, w, b = (torch.randn(*shape, generator=g) for shape in ((3, 8), (8, 5), (5,)))
         expected = x.double() @ w.double() + b.double()
         with torch.inference_mode():
-            return all(torch.allclose(_onednn(x, wt, b).double(), expected, atol=1e-4) for wt in (w.t(), w.t().contiguous()))
+            got = [_onednn(x, wt, b) for wt in (w.t(), w.t().contiguous())] + [_onednn_swapped(x, w.t().contiguous(), b)]
+            return all(torch.allclose(y.double(), expected, atol=1e-4) for y in got)
     except Exception:  # noqa: BLE001 - any failure means: use MKL
         return False
 
