@@ -27,6 +27,7 @@ def test_every_command_has_help():
     for cmd in ("info", "generate", "next-token", "prune", "lens", "embed", "capture", "report"):
         r = run(cmd, "--help")
         assert r.exit_code == 0 and "--model" in r.output and "--threads" in r.output, cmd
+        assert "<int>" in r.output and "<bool>" not in r.output, cmd  # a flag takes no value: no type shown
 
 
 def test_help_text_renders_cleanly():

@@ -7,8 +7,27 @@ import sys
 import warnings
 
 import typer
+import typer.core
 
 from probes.cli import capture, embed, generate, info, lens, next_token, prune, report, tuned_lens
+
+
+def _flags_show_no_type() -> None:
+    """Typer 0.2x prints `<bool>` in the type column of every flag (`--force <bool>`, even `--help`),
+    as if it took a value; a flag takes none, so its column stays empty. Types of valued options stay."""
+    option = getattr(typer.core, "TyperOption", None)
+    shown = getattr(option, "display_type_rich", None)
+    if shown is None or getattr(shown, "_probes", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) and self.metavar is None else shown(self, ctx)
+
+    display_type_rich._probes = True
+    option.display_type_rich = display_type_rich
+
+
+_flags_show_no_type()
 
 app = typer.Typer(
     name="probes",
