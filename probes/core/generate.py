@@ -8,7 +8,7 @@ from typing import Callable, Iterator
 
 from probes.core.decode import choose_decoder, decode, decode_batch
 from probes.core.distribution import pick_token, pick_tokens
-from probes.core.prompt import is_many, prompt_ids, prompts_of
+from probes.core.prompt import TextStream, is_many, prompt_ids, prompts_of
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
 
@@ -138,7 +138,8 @@ def generate(
       Samples, one per config; with a list of prompts too, a list (prompts) of lists (configs).
 
     `on_token(row, id, text)` is called as each token is produced (`row` counts the samples of all
-    prompts and configs in order). Works inside `probes.skip(...)` and other probes.
+    prompts and configs in order; `text` is what the token completes, "" for the first pieces of a
+    character split over several tokens, so the texts add up to the sample's). Works inside `probes.skip(...)` and other probes.
     """
     grid = isinstance(config, (list, tuple))
     configs = [SamplingConfig.of(c, **overrides) for c in config] if grid else [SamplingConfig.of(config, **overrides)]
@@ -157,10 +158,11 @@ def generate(
     decoder = choose_decoder(model)
     jobs = [(p, c, k) for p in range(len(encoded)) for c in range(len(configs)) for k in range(configs[c].num_samples)]
     tokens: dict[tuple[int, int, int], list[int]] = {}
+    stream = TextStream(model.tokenizer)
     t0 = time.perf_counter()
     for b in range(0, len(jobs), batch_size):
         part = jobs[b : b + batch_size]
-        said = (lambda r, t, b=b: on_token(b + r, t, model.tokenizer.decode([t]))) if on_token else None
+        said = (lambda r, t, b=b: on_token(b + r, t, stream.add(b + r, t))) if on_token else None
         rows = draw(model, [encoded[p][1] for p, _, _ in part], [configs[c] for _, c, _ in part], [k for *_, k in part],
                     decoder=decoder, on_token=said)
         tokens.update(zip(part, rows))

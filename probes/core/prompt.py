@@ -140,5 +140,84 @@ def bos_id(model) -> int:
 
 
 def str_tokens(model, ids) -> list[str]:
-    """Each id decoded on its own (what a position 'is' in tables and plots)."""
-    return [model.tokenizer.decode([int(i)]) for i in ids]
+    """Each id decoded on its own (what a position 'is' in tables and plots); see `token_strings`."""
+    return token_strings(model.tokenizer, ids)
+
+
+def token_strings(tokenizer, ids) -> list[str]:
+    """Each id decoded on its own, each distinct id once: the one place token ids become token strings.
+
+    A byte-level token (GPT-2's) can be part of a UTF-8 character only: GPT-2 splits most emoji and
+    many CJK characters into such pieces, and early layers of a lens often predict them. Decoded
+    alone, every such piece is the same U+FFFD, so they read as their bytes instead, Python's way:
+    ' ❤' is the tokens ' \\xe2\\x9d' and '\\xa4'. Whole characters in them stay as they are.
+    """
+    ids = [int(i) for i in ids]
+    distinct = list(dict.fromkeys(ids))
+    text = dict(zip(distinct, tokenizer.batch_decode([[i] for i in distinct])))
+    broken = [i for i in distinct if "\ufffd" in text[i]]
+    for i, raw in zip(broken, _token_bytes(tokenizer, broken)):
+        # Trust the bytes only when they decode, as the tokenizer does, to what it gave.
+        if raw is not None and raw.decode("utf-8", errors="replace") == text[i]:
+            text[i] = raw.decode("utf-8", errors="backslashreplace")
+    return [text[i] for i in ids]
+
+
+def _token_bytes(tokenizer, ids: list[int]) -> list[bytes | None]:
+    """The bytes of byte-level BPE tokens, read through GPT-2's byte-to-character table (None where a piece is not in it)."""
+    if not ids:
+        return []
+    table = _byte_of_char()
+    out = []
+    for piece in tokenizer.convert_ids_to_tokens(ids):
+        try:
+            out.append(bytes(table[c] for c in piece))
+        except (KeyError, TypeError):
+            out.append(None)
+    return out
+
+
+def _byte_of_char() -> dict[str, int]:
+    """GPT-2's byte-level alphabet inverted: each of the 256 characters its vocabulary spells bytes with -> the byte."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            chars[chr(b)] = b
+        else:
+            chars[chr(256 + extra)] = b
+            extra += 1
+    return chars
+
+
+class TextStream:
+    """Text as tokens arrive, one row each: `add(row, id)` returns what that token completes.
+
+    A character split over several tokens comes out whole with its last piece (nothing before
+    it), so streamed text equals the final decoded text rather than a run of U+FFFD marks.
+    """
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.pending: dict[int, list[int]] = {}
+
+    def add(self, row: int, token: int) -> str:
+        ids = self.pending.setdefault(row, [])
+        ids.append(int(token))
+        if len(ids) < 4 and _cut_short(self.tokenizer, ids):  # a UTF-8 character is at most 4 bytes: wait for the rest
+            return ""
+        text = self.tokenizer.decode(ids)
+        ids.clear()
+        return text
+
+
+def _cut_short(tokenizer, ids: list[int]) -> bool:
+    """True when the tokens' bytes end inside a UTF-8 character (False when they are not byte-level)."""
+    raw = _token_bytes(tokenizer, ids)
+    if None in raw:
+        return False
+    try:
+        b"".join(raw).decode("utf-8")
+    except UnicodeDecodeError as e:
+        return e.reason == "unexpected end of data"
+    return False

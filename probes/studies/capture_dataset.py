@@ -26,7 +26,7 @@ from probes.core.dataset import Dataset
 from probes.core.decode import forward_step
 from probes.core.hooks import attached, resolve_hooks, split_name
 from probes.core.layers import parse_layers
-from probes.core.prompt import bos_id
+from probes.core.prompt import bos_id, token_strings
 from probes.core.windows import Window, batches, windows
 from probes.errors import ProbesError
 from probes.io import atomic_path, parse_size, write_text
@@ -260,10 +260,8 @@ def _bookkeeping(group, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def _str_tokens(model, tokens: torch.Tensor) -> list[str]:
-    """Each row's token decoded on its own (as `str_tokens` does), each distinct id decoded once."""
-    ids = tokens.tolist()
-    seen = {i: model.tokenizer.decode([i]) for i in set(ids)}
-    return [seen[i] for i in ids]
+    """Each row's token decoded on its own (`token_strings`), each distinct id decoded once."""
+    return token_strings(model.tokenizer, tokens.tolist())
 
 
 def _save_index(folder: Path, index: dict) -> None:

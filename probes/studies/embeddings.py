@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from probes.core.prompt import token_strings
 from probes.errors import ProbesError
 from probes.studies.embedding_forms import (
     DEFAULT_TOKEN_FORM,
@@ -131,7 +132,7 @@ def _decoder(tok):
 
     def decode(i: int) -> str:
         if i not in cache:
-            cache[i] = tok.decode([i])
+            cache[i] = token_strings(tok, [i])[0]
         return cache[i]
 
     return decode
@@ -143,9 +144,9 @@ def _tokenize(tok, word: str, group: str, form: str) -> Word:
     space = list(tok.encode(with_space(word), add_special_tokens=False))
     assert ids and space, word  # a non-empty string always has at least one byte-level token
     used = form_ids(ids, space, form)
-    return Word(word=word, group=group, token_ids=ids, str_tokens=[tok.decode([i]) for i in ids],
-                space_token_ids=space, space_str_tokens=[tok.decode([i]) for i in space],
-                token_form=form, ids=used, used_str_tokens=[tok.decode([i]) for i in used])
+    return Word(word=word, group=group, token_ids=ids, str_tokens=token_strings(tok, ids),
+                space_token_ids=space, space_str_tokens=token_strings(tok, space),
+                token_form=form, ids=used, used_str_tokens=token_strings(tok, used))
 
 
 def checkpoint_embeddings(model):

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import torch
 
+from probes.core.prompt import token_strings
+
 LN2 = math.log(2.0)
 
 # Elements per (positions, vocab) work buffer: long prompts are decoded in chunks of positions,
@@ -130,8 +132,8 @@ def _decode_chunk(model, resid: list[torch.Tensor], next_ids: list[int], k: int,
 
 
 def top_strings(model, ids: np.ndarray) -> np.ndarray:
-    """Token strings for an id array, decoding each distinct id once."""
+    """Token strings (`token_strings`) for an id array, decoding each distinct id once."""
     uniq, inverse = np.unique(ids, return_inverse=True)
     text = np.empty(len(uniq), dtype=object)
-    text[:] = model.tokenizer.batch_decode([[int(i)] for i in uniq])
+    text[:] = token_strings(model.tokenizer, uniq.tolist())
     return text[inverse].reshape(ids.shape)
