@@ -94,10 +94,15 @@ def test_generation_lens_wraps_into_rows_at_page_width(tiny):
 
     panels = [ax for ax in fig.axes if ax.get_images()]
     assert len(panels) == -(-30 // PER_ROW) and fig.get_size_inches()[0] < 12
-    # Every generated token sits in exactly one panel, in order; a short last row keeps the cell width.
+    # Every generated token sits in exactly one panel, in order.
     labels = [t.get_text() for ax in panels for t in ax.get_xticklabels()]
     assert labels == [show_token(s, 10, plot=True) for s in gen.generated_strings]
-    assert {ax.get_xlim() for ax in panels} == {(-0.5, PER_ROW - 0.5)}
+    assert [len(ax.get_xticklabels()) for ax in panels] == [10, 10, 10]  # evened out, not 14 + 14 + 2
+    assert {ax.get_xlim() for ax in panels} == {(-0.5, 9.5)}
+    # An explicit width is kept as given; a short last row keeps the cell width.
+    panels = [ax for ax in gen.figure(per_row=14).axes if ax.get_images()]
+    assert [len(ax.get_xticklabels()) for ax in panels] == [14, 14, 2]
+    assert {ax.get_xlim() for ax in panels} == {(-0.5, 13.5)}
     # Red boxes: one per token that emerges, over all panels.
     boxes = sum(len(ax.patches) for ax in panels)
     assert boxes == sum(e is not None for e in gen.emergence)

@@ -54,8 +54,13 @@ def _sizes(n_pos: int, n_rows: int):
 
 
 def _chunks(n_pos: int, n_rows: int, per_row: int | None) -> list[list[int]]:
-    """The columns of each panel row: `per_row` at a time when cells carry text, else one row of all."""
-    per_row = per_row or PER_ROW
+    """The columns of each panel row: `per_row` at a time when cells carry text, else one row of all.
+
+    Without `per_row`, as few rows as PER_ROW columns allow, evened out: 30 positions are three
+    rows of 10, not 14 + 14 + 2.
+    """
+    if per_row is None:
+        per_row = -(-n_pos // -(-n_pos // PER_ROW))
     if not _sizes(n_pos, n_rows)[2] or n_pos <= per_row:
         return [list(range(n_pos))]
     return [list(range(s, min(s + per_row, n_pos))) for s in range(0, n_pos, per_row)]
