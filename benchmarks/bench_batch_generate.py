@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from common import gpt2_small, interleaved
 
 
 def main() -> None:
@@ -36,14 +33,13 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from conftest import build_checkpoint, gpt2_tokenizer  # the tests' GPT-2-vocabulary checkpoint builder
     from transformers import GPT2LMHeadModel
 
     import probes
 
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Path(tmp) / "gpt2-small-shape"
-        build_checkpoint(ckpt, n_layer=12, n_embd=768, n_head=12, n_positions=1024, tokenizer=gpt2_tokenizer())
+        gpt2_small(ckpt, gpt2_vocab=True)
         model = probes.load(str(ckpt), device=args.device)
         hf = GPT2LMHeadModel.from_pretrained(ckpt).to(args.device).eval()
     prompt = "A long time ago in a galaxy far, far away..."
@@ -64,22 +60,10 @@ def main() -> None:
                                max_new_tokens=args.tokens, min_new_tokens=args.tokens,
                                num_return_sequences=args.samples, pad_token_id=hf.config.eos_token_id)
 
-    def sync():
-        if torch.device(args.device).type == "cuda":
-            torch.cuda.synchronize()
-
     runs = {"probes.generate, one batch of 16": batched, "probes.generate, 16 one by one": sequential,
             "transformers generate(num_return_sequences)": hf_generate}
-    first = {k: f() for k, f in runs.items()}  # warm-up
+    first, times = interleaved(runs, args.repeats, args.device)
     same = [s.tokens for s in first["probes.generate, one batch of 16"]] == [s.tokens for s in first["probes.generate, 16 one by one"]]
-    times = {k: [] for k in runs}
-    for _ in range(args.repeats):  # interleaved, so drift in machine load hits every variant alike
-        for k, f in runs.items():
-            sync()
-            t0 = time.perf_counter()
-            f()
-            sync()
-            times[k].append(time.perf_counter() - t0)
     n = args.samples * args.tokens
     tps = {k: n / statistics.median(v) for k, v in times.items()}
     spread = {k: (n / max(v), n / min(v)) for k, v in times.items()}

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import rss
+
 TOKENS = 127  # per text; with BOS a window of 128
 
 
@@ -41,13 +43,6 @@ def write_texts(path: Path, n: int) -> Path:
             start = (i * TOKENS) % (len(ids) - TOKENS)
             fh.write(json.dumps({"text": tok.decode(ids[start : start + TOKENS])}) + "\n")
     return path
-
-
-def _rss(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(field)
 
 
 def plain(model, data, names: list[str], store_dtype: str, shard_bytes: int, out: Path) -> int:
@@ -93,11 +88,11 @@ def _child(args) -> int:
         probes.capture(model, Dataset(data, max_texts=4), out=tmp / "warm", **kw)  # first-call costs off the clock
         if args.child == "memory":
             Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-            base = _rss("VmRSS")
+            base = rss("VmRSS")
             t = time.perf_counter()
             acts = probes.capture(model, data, out=tmp / "run", **kw)
             seconds = time.perf_counter() - t
-            print(json.dumps({"peak_mib": _rss("VmHWM") / 2**20, "added_mib": (_rss("VmHWM") - base) / 2**20,
+            print(json.dumps({"peak_mib": rss("VmHWM") / 2**20, "added_mib": (rss("VmHWM") - base) / 2**20,
                               "rows": acts.n_rows, "texts": len(acts), "seconds": seconds}))
             return 0
         names = list(probes.load_activations(tmp / "warm").names)

@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import rss
+
 
 def make_texts(model, n: int, tokens: int, seed: int = 0) -> list[str]:
     import torch
@@ -51,13 +53,6 @@ def plain_forwards(model, texts, max_tokens: int, max_rows: int) -> int:
     return fed
 
 
-def _rss(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise OSError(field)
-
-
 def _child(args) -> int:
     """Peak RSS of one lens run over `--memory-texts` texts, as JSON on stdout."""
     import probes
@@ -65,10 +60,10 @@ def _child(args) -> int:
     model = probes.load(args.model, device=args.device)
     probes.lens_over(model, make_texts(model, 4, args.tokens, seed=1))  # warm-up: lazy state is not the run's
     texts = make_texts(model, args.memory_texts, args.tokens)
-    base = _rss("VmRSS")
+    base = rss("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     probes.lens_over(model, texts)
-    print(json.dumps({"peak_mib": _rss("VmHWM") / 2**20, "added_mib": (_rss("VmHWM") - base) / 2**20}))
+    print(json.dumps({"peak_mib": rss("VmHWM") / 2**20, "added_mib": (rss("VmHWM") - base) / 2**20}))
     return 0
 
 

@@ -16,21 +16,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-
-
-def build(path: Path, vocab_from: Path, n_layer=12, d=768, heads=12, n_ctx=1024):
-    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
-
-    tok = AutoTokenizer.from_pretrained(vocab_from)
-    torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=len(tok), n_positions=n_ctx, n_embd=d, n_layer=n_layer, n_head=heads,
-                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    GPT2LMHeadModel(cfg).save_pretrained(path, safe_serialization=True)
-    tok.save_pretrained(path)
+from common import gpt2_small, interleaved
 
 
 def main() -> None:
@@ -43,13 +32,13 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    import probes
-    from probes.core.load import BUNDLED_DIR
     from transformers import GPT2LMHeadModel
+
+    import probes
 
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Path(tmp) / "gpt2-small-shape"
-        build(ckpt, BUNDLED_DIR)
+        gpt2_small(ckpt)
         model = probes.load(str(ckpt), device=args.device)
         hf = GPT2LMHeadModel.from_pretrained(ckpt).to(args.device).eval()  # transformers' default attention (sdpa)
     prompt = "ROMEO: What light through yonder window breaks? It is the east, and Juliet is the sun."
@@ -84,22 +73,10 @@ def main() -> None:
         with probes.skip(model, "odd"):
             return probes.generate(model, prompt, max_new_tokens=n, greedy=True)[0].tokens
 
-    def sync():
-        if torch.device(args.device).type == "cuda":
-            torch.cuda.synchronize()
-
     runs = {"transformers generate": hf_generate, "probes.generate": probes_generate,
             "probes.generate, hooked bridge path": probes_hooked, "nanoGPT loop, no KV cache": nanogpt_no_cache,
             "probes.generate inside skip(odd)": probes_skip_odd}
-    outputs = {k: f() for k, f in runs.items()}  # warm-up, and the outputs to compare
-    times = {k: [] for k in runs}
-    for _ in range(args.repeats):  # interleaved, so drift in machine load hits every variant alike
-        for k, f in runs.items():
-            sync()
-            t0 = time.perf_counter()
-            f()
-            sync()
-            times[k].append(time.perf_counter() - t0)
+    outputs, times = interleaved(runs, args.repeats, args.device)  # the warm-up's outputs are compared below
     tps = {k: n / statistics.median(v) for k, v in times.items()}
     ref = tps["transformers generate"]
     print(f"greedy decoding, {n} new tokens, 12 blocks x d_model 768, device {args.device}, torch threads {torch.get_num_threads()}, "

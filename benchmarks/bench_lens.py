@@ -19,34 +19,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-
-def build_checkpoint(path, *, n_layer=12, n_embd=768, n_head=12, n_positions=1024, vocab=None, seed=0):
-    """A random GPT-2 checkpoint (random LayerNorm parameters), as tests/conftest.py builds the tiny one."""
-    import torch
-    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
-
-    from probes.core.load import BUNDLED_DIR
-
-    tok = AutoTokenizer.from_pretrained(BUNDLED_DIR)
-    torch.manual_seed(seed)
-    config = GPT2Config(
-        vocab_size=max(vocab or 0, len(tok)), n_positions=n_positions, n_embd=n_embd, n_layer=n_layer,
-        n_head=n_head, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-    )
-    model = GPT2LMHeadModel(config)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "ln" in name:
-                p.copy_(1 + 0.3 * torch.randn_like(p) if name.endswith("weight") else 0.2 * torch.randn_like(p))
-    model.save_pretrained(path, safe_serialization=True)
-    tok.save_pretrained(path)
-    return path
+from common import gpt2_small, rss, timed
 
 
 def naive_lens(model, ids):
@@ -85,7 +62,7 @@ class Peak:
             torch.cuda.reset_peak_memory_stats()
             self.base = torch.cuda.memory_allocated()
         else:
-            self.base = _rss("VmRSS")
+            self.base = rss("VmRSS")
             try:
                 Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
             except OSError:
@@ -99,32 +76,8 @@ class Peak:
             torch.cuda.synchronize()
             self.mib = (torch.cuda.max_memory_allocated() - self.base) / 2**20
         else:
-            self.mib = None if self.base is None else (_rss("VmHWM") - self.base) / 2**20
+            self.mib = None if self.base is None else (rss("VmHWM") - self.base) / 2**20
         return False
-
-
-def _rss(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise OSError(field)
-
-
-def timed(fn, device, repeats: int) -> float:
-    """Median seconds of `repeats` calls after a warm-up."""
-    import torch
-
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def runs(model, ids_list, device, naive: bool):
@@ -210,7 +163,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = str(Path(tmp) / "ckpt")
         print("building a 12-block d_model 768 checkpoint ...", file=sys.stderr)
-        build_checkpoint(ckpt, vocab=args.vocab)
+        gpt2_small(ckpt, vocab=args.vocab)
         model = probes.load(ckpt, device=device)
         cfg = model.cfg
         assert (cfg.n_layers, cfg.d_model) == (12, 768)

@@ -28,8 +28,9 @@ def device(request):
     return request.config.getoption("--device")
 
 
-def build_checkpoint(path, *, n_layer=4, n_embd=64, n_head=4, n_positions=64, seed=0, tokenizer_from=None, tokenizer=None):
-    """Save a random GPT-2 (random LayerNorm weights and biases, so folding mistakes show)."""
+def build_checkpoint(path, *, n_layer=4, n_embd=64, n_head=4, n_positions=64, seed=0, tokenizer_from=None, tokenizer=None,
+                     vocab_size=None):
+    """Save a random GPT-2 (random LayerNorm weights and biases, so folding mistakes show); `vocab_size` pads the vocabulary."""
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
     from probes.core.load import BUNDLED_DIR
@@ -37,7 +38,7 @@ def build_checkpoint(path, *, n_layer=4, n_embd=64, n_head=4, n_positions=64, se
     tok = tokenizer or AutoTokenizer.from_pretrained(tokenizer_from or BUNDLED_DIR)
     torch.manual_seed(seed)
     config = GPT2Config(
-        vocab_size=len(tok), n_positions=n_positions, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
+        vocab_size=max(vocab_size or 0, len(tok)), n_positions=n_positions, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
     )
     model = GPT2LMHeadModel(config)
