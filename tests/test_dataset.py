@@ -46,9 +46,9 @@ def test_max_texts_stops_early(tmp_path):
 @pytest.mark.parametrize("name, content, message", [
     ("empty.txt", "\n\n  \n", "holds no texts"),
     ("bad.jsonl", '{"text": "ok"}\n{"body": "no text"}\n', ":2: the line has no 'text' field"),
-    ("bad2.jsonl", '{"text": "ok"}\n\n{"text": \n', ":3: not a JSON object"),
+    ("bad2.jsonl", '{"text": "ok"}\n\n{"text": \n', ":3: not a JSON object .*column 10"),
     ("bad3.jsonl", '{"text": ""}\n', ":1: 'text' must be a non-empty string"),
-    ("latin1.txt", b"caf\xe9\n", "not UTF-8"),
+    ("latin1.txt", b"ok\ncaf\xe9\n", ":2: not UTF-8 text .*byte 4 of the line"),
 ])
 def test_bad_datasets_name_the_file_and_line(tmp_path, name, content, message):
     f = tmp_path / name
@@ -56,6 +56,23 @@ def test_bad_datasets_name_the_file_and_line(tmp_path, name, content, message):
     with pytest.raises(DatasetError, match=message) as e:
         Dataset(f).check()
     assert str(f) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_byte_order_mark_and_windows_line_endings_are_not_text(tmp_path):
+    f = tmp_path / "bom.txt"
+    f.write_bytes(b"\xef\xbb\xbfROMEO: hi\r\nsecond\r\n")  # as Notepad saves UTF-8
+    assert [t.text for t in Dataset(f)] == ["ROMEO: hi", "second"]
+    j = tmp_path / "bom.jsonl"
+    j.write_bytes(b'\xef\xbb\xbf{"text": "one"}\r\n')
+    assert [t.text for t in Dataset(j)] == ["one"]
+
+
+def test_split_paragraphs_is_refused_where_it_means_nothing(tmp_path):
+    j = write(tmp_path / "t.jsonl", '{"text": "one"}\n')
+    with pytest.raises(DatasetError, match="split 'paragraphs' is for text files; .*t.jsonl"):
+        Dataset(j, split="paragraphs")
+    with pytest.raises(DatasetError, match="split must be one of"):
+        Dataset(j, split="sentences")
 
 
 def test_a_missing_file_is_one_line(tmp_path):
@@ -70,6 +87,19 @@ def test_a_dataset_saved_to_disk_is_read_with_datasets(tmp_path):
     datasets.Dataset.from_dict({"body": ["x"]}).save_to_disk(tmp_path / "e")
     with pytest.raises(DatasetError, match="no 'text' column"):
         Dataset(tmp_path / "e").check()
+    with pytest.raises(DatasetError, match="holds one dataset, not splits"):
+        Dataset(f"{tmp_path / 'd'}:test").check()
+    # A saved DatasetDict: train by default, DIR:split for another; where each text is names the split.
+    splits = {"train": datasets.Dataset.from_dict({"text": ["a", "b"]}), "test": datasets.Dataset.from_dict({"text": ["t"]})}
+    datasets.DatasetDict(splits).save_to_disk(tmp_path / "dd")
+    assert [t.text for t in Dataset(tmp_path / "dd")] == ["a", "b"]
+    test = list(Dataset(Dataset(f"FILE:{tmp_path / 'dd'}:test")))  # a Dataset of a Dataset keeps the split
+    assert [t.text for t in test] == ["t"] and test[0].where == f"{tmp_path / 'dd'} (test split): row 0"
+    with pytest.raises(DatasetError, match="no split 'dev' \\(splits: train, test\\)"):
+        Dataset(f"{tmp_path / 'dd'}:dev").check()
+    datasets.Dataset.from_dict({"text": [3]}).save_to_disk(tmp_path / "ints")
+    with pytest.raises(DatasetError, match="row 0's 'text' is not text \\(int\\)"):
+        Dataset(tmp_path / "ints").check()
 
 
 def test_cut_covers_every_token_once():

@@ -20,7 +20,7 @@ Threads = Annotated[Optional[int], typer.Option("--threads", help="CPU threads t
 Json = Annotated[bool, typer.Option("--json", help="Print JSON alone on stdout (logs go to stderr).")]
 Prompt = Annotated[
     Optional[str],
-    typer.Option("--prompt", "--start", "-p", help="Prompt text; FILE:path reads it from a file (nanoGPT's --start). Needed by lens and capture."),
+    typer.Option("--prompt", "--start", "-p", help="Prompt text; FILE:path reads it from a file (nanoGPT's --start)."),
 ]
 Skip = Annotated[
     Optional[str],
@@ -45,8 +45,8 @@ Stream = Annotated[bool, typer.Option("--stream", help="Print tokens as they are
 
 # Datasets: one spelling and one description of what a dataset can be, in every command that reads one.
 DATASET_FORMS = ("a text file (one text per line, or blank-line separated with --split paragraphs), a .jsonl file "
-                 "with a \"text\" field on every line, a saved Hugging Face dataset directory, or HF:name[:split] "
-                 "(these two need the datasets package); FILE:path works too")
+                 "with a \"text\" field on every line, a saved Hugging Face dataset directory (DIR:split picks a split "
+                 "of a DatasetDict; train by default), or HF:name[:split] (these two need the datasets package); FILE:path works too")
 
 
 def dataset_option(what: str, *, required: bool = False):

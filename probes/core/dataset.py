@@ -10,6 +10,7 @@ The module imports no torch: the CLI checks a dataset before the model loads.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -40,8 +41,9 @@ class Dataset:
     A `.txt` (or any non-JSON) file holds one text per line with `split="lines"` (blank lines are
     skipped), or texts separated by blank lines with `split="paragraphs"` (lines inside a paragraph
     keep their newlines). A `.jsonl` file holds one JSON object per line with a `text` field. A
-    directory saved by `datasets.Dataset.save_to_disk`, or `HF:name[:split]`, is read with the
-    optional `datasets` package (column `text`). `max_texts` stops after that many texts.
+    directory saved by `datasets.Dataset.save_to_disk` (`DIR:split` picks a split of a saved
+    DatasetDict; the default is `train`), or `HF:name[:split]`, is read with the optional
+    `datasets` package (column `text`). `max_texts` stops after that many texts.
     """
 
     def __init__(self, source, *, split: str | None = "lines", max_texts: int | None = None):
@@ -52,8 +54,10 @@ class Dataset:
             raise DatasetError(f"max-texts must be an integer >= 1, got {max_texts!r}")
         self.split, self.max_texts = split, max_texts
         self._count: int | None = None
+        self.part: str | None = None  # the split of a saved DatasetDict (DIR:split)
         if isinstance(source, Dataset):
-            source = source.source
+            source = source.spec
+        self.spec = source
         if isinstance(source, (list, tuple)):
             if not all(isinstance(t, str) for t in source):
                 raise DatasetError("a list of texts must hold strings only")
@@ -71,12 +75,18 @@ class Dataset:
 
         path = user_path(text.removeprefix("FILE:"))
         self.source, self.name = path, str(path)
-        if path.is_dir():
+        folder, colon, part = str(path).rpartition(":")
+        if not path.exists() and colon and part and os.path.isdir(folder):  # DIR:split of a saved DatasetDict
+            self.source, self.part = user_path(folder), part
+        if self.source.is_dir():
             self.kind = "disk"
         elif path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
             self.kind = "jsonl"
         else:
             self.kind = "text"
+        if split != "lines" and self.kind != "text":
+            raise DatasetError(f"split {split!r} is for text files; {self.name} holds one text per "
+                               f"{'row' if self.kind == 'disk' else 'line'} already")
 
     @classmethod
     def of(cls, source, **kwargs) -> Dataset:
@@ -126,12 +136,17 @@ class Dataset:
             yield f"text {i}", text
 
     def _lines(self) -> Iterator[tuple[int, str]]:
+        """(line number, line) without its line ending; a UTF-8 byte-order mark (Windows editors write one) is dropped."""
         try:
-            with open(self.source, encoding="utf-8", newline=None) as fh:
-                for no, line in enumerate(fh, 1):
-                    yield no, line.rstrip("\n")
-        except UnicodeDecodeError as e:
-            raise DatasetError(f"{self.name}: not UTF-8 text ({e.reason} at byte {e.start} of a line)") from None
+            with open(self.source, "rb") as fh:
+                for no, raw in enumerate(fh, 1):
+                    if no == 1:
+                        raw = raw.removeprefix(codecs.BOM_UTF8)
+                    try:
+                        line = raw.decode("utf-8")
+                    except UnicodeDecodeError as e:
+                        raise DatasetError(f"{self.name}:{no}: not UTF-8 text ({e.reason} at byte {e.start + 1} of the line)") from None
+                    yield no, line.rstrip("\r\n")
         except OSError as e:
             raise DatasetError(f"cannot read dataset {self.name}: {e.strerror or e}") from None
 
@@ -161,7 +176,7 @@ class Dataset:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DatasetError(f"{where}: not a JSON object ({e.msg})") from None
+                raise DatasetError(f"{where}: not a JSON object ({e.msg}, column {e.colno})") from None
             if not isinstance(row, dict) or TEXT_FIELD not in row:
                 raise DatasetError(f"{where}: the line has no {TEXT_FIELD!r} field")
             text = row[TEXT_FIELD]
@@ -183,15 +198,23 @@ class Dataset:
         except Exception as e:  # noqa: BLE001 -- offline, no such dataset, not a dataset folder: one message
             cause = str(e).strip().split(". ")[0] or type(e).__name__
             raise DatasetError(f"cannot open dataset {self.name}: {cause}") from None
+        name = self.name
+        part = self.part
         if isinstance(data, datasets.DatasetDict):
-            split = "train" if "train" in data else next(iter(data))
-            data = data[split]
+            if part is not None and part not in data:
+                raise DatasetError(f"{self.name}: no split {part!r} (splits: {', '.join(data)})")
+            part = part or ("train" if "train" in data else next(iter(data)))
+            data, name = data[part], f"{self.source} ({part} split)"
+        elif part is not None:
+            raise DatasetError(f"{self.name}: {self.source} holds one dataset, not splits to choose from")
         if TEXT_FIELD not in data.column_names:
-            raise DatasetError(f"{self.name}: no {TEXT_FIELD!r} column (columns: {', '.join(data.column_names)})")
+            raise DatasetError(f"{name}: no {TEXT_FIELD!r} column (columns: {', '.join(data.column_names)})")
         for i, text in enumerate(data[TEXT_FIELD] if len(data) < 10_000 else (r[TEXT_FIELD] for r in data)):
-            if not isinstance(text, str) or not text:
-                raise DatasetError(f"{self.name}: row {i} has an empty {TEXT_FIELD!r}")
-            yield f"{self.name}: row {i}", text
+            if not isinstance(text, str):
+                raise DatasetError(f"{name}: row {i}'s {TEXT_FIELD!r} is not text ({type(text).__name__})")
+            if not text:
+                raise DatasetError(f"{name}: row {i} has an empty {TEXT_FIELD!r}")
+            yield f"{name}: row {i}", text
 
 
 def texts_of(source: str | Iterable[str] | Dataset, **kwargs) -> tuple[Dataset, bool]:
