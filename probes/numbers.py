@@ -4,6 +4,7 @@
     show_number(float("nan"))      -> 'n/a'
     show_change(-0.041)            -> '-0.041 (lower)'
     show_change(0.25)              -> '+0.250 (higher)'
+    count(1, "text"), count(2000, "shard")  -> '1 text', '2,000 shards'
 
 A value that rounds to zero is shown without its sign: '-0.000' says "a tiny negative number" where
 the run measured nothing (an entropy of 1e-9 below zero is float error, not a finding). A change
@@ -49,3 +50,8 @@ def show_change(value, spec: str = ".3f", unit: str = "") -> str:
     if text[:1] == "-":
         return f"{text}{unit} (lower)"
     return f"{text}{unit} (no change)"
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 text', '2,000 texts': a count with its noun in the right number (`plural` when not noun + 's')."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"

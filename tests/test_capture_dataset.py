@@ -185,6 +185,11 @@ def test_a_full_disk_leaves_whole_shards_and_one_error_line(tiny_dir, tmp_path, 
     r = run_cli("capture", "-m", tiny_dir, "--dataset", f"FILE:{data}", "--out", tmp_path / "s", "--shard-size", "20K", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["texts"] == len(TEXTS)
+    n = len(probes.load_activations(tmp_path / "s").shards)
+    assert "resuming the capture in" in r.stderr and "1 shard already written" in r.stderr
+    assert f"wrote {n - 1} shard{'s' * (n != 2)} (after the 1 already there)" in r.stderr
+    r = run_cli("capture", "-m", tiny_dir, "--dataset", f"FILE:{data}", "--out", tmp_path / "s", "--shard-size", "20K")
+    assert r.exit_code == 0 and "was already complete; nothing written" in r.stderr and "wrote" not in r.stderr
 
 
 def test_other_settings_are_refused_and_force_starts_over(tiny, tmp_path):
@@ -193,7 +198,7 @@ def test_other_settings_are_refused_and_force_starts_over(tiny, tmp_path):
         probes.capture(tiny, TEXTS, hooks="resid_pre", out=tmp_path / "s", shard_bytes=20_000)
     with pytest.raises(ProbesError, match="store_dtype: float16 now, float32 there"):
         probes.capture(tiny, TEXTS, hooks="resid_post", out=tmp_path / "s", shard_bytes=20_000, store_dtype="float16")
-    with probes.skip(tiny, "1"), pytest.raises(ProbesError, match="skipped_blocks"):
+    with probes.skip(tiny, "1"), pytest.raises(ProbesError, match="skipped_blocks: 1 now, none there"):
         probes.capture(tiny, TEXTS, hooks="resid_post", out=tmp_path / "s", shard_bytes=20_000)
     acts = probes.capture(tiny, TEXTS[:2], hooks="resid_pre", out=tmp_path / "s", force=True)
     assert len(acts) == 2 and acts.names[0] == "blocks.0.hook_resid_pre"
@@ -295,6 +300,8 @@ def test_cli_resumes_and_refuses_a_folder_of_another_capture_before_loading(tiny
     assert acts.texts[1] == f"{data}:3"
     r = run_cli(*args[:-2], "--hooks", "resid_post", "-m", tmp_path / "no-such-model")
     assert r.exit_code == 2 and "hooks: resid_post now" in r.stderr  # the folder is checked before the model
+    r = run_cli("capture", "-m", tmp_path / "no-such-model", "--dataset", data, "--out", tmp_path / "x.safetensors")
+    assert r.exit_code == 2 and "a folder of shards" in r.stderr and not (tmp_path / "x.safetensors").exists()
 
 
 def test_sigterm_mid_capture_leaves_whole_shards_and_the_rerun_finishes(tiny_dir, tmp_path):
@@ -313,7 +320,9 @@ def test_sigterm_mid_capture_leaves_whole_shards_and_the_rerun_finishes(tiny_dir
         time.sleep(0.02)
     proc.send_signal(subprocess.signal.SIGTERM)
     code = proc.wait(timeout=60)
-    assert code == 130, proc.stderr.read()
+    err = proc.stderr.read()
+    assert code == 130, err
+    assert "rerun the same command to resume" in err
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
     part = probes.load_activations(out)
     assert not part.complete and 2 <= len(part.shards) < 90

@@ -9,6 +9,7 @@ import typer
 
 from probes.cli import options as o
 from probes.cli.output import emit, log, table
+from probes.numbers import count
 
 
 
@@ -20,7 +21,7 @@ def capture(
     max_texts: o.MaxTexts = None,
     split: o.Split = None,
     store_dtype: Annotated[Optional[str], typer.Option("--store-dtype", help="With --dataset: dtype the shards store, float32, float16 or bfloat16 (default: the compute --dtype).")] = None,
-    shard_size: Annotated[str, typer.Option("--shard-size", help="With --dataset: the most bytes a shard holds (500M, 1G); memory holds about three shards' worth.")] = "128M",
+    shard_size: Annotated[str, typer.Option("--shard-size", help="With --dataset: the most bytes a shard holds (500M, 1G); a text window (up to the context) is never split, so one larger than this is a shard of its own. Memory holds about three shards' worth.")] = "128M",
     hooks: Annotated[
         str,
         typer.Option("--hooks", help="Comma list of hooks: short names (resid_pre, resid_mid, resid_post, attn_out, "
@@ -129,22 +130,38 @@ def _capture_dataset(dataset, out, hooks, layers, skip, keep, bos, max_texts, sp
     n_texts = data.check()
     known = {"dataset": data.name, "split": data.split, "max_texts": data.max_texts, "hooks": requested, "bos": bos,
              "shard_bytes": size, **({"store_dtype": store_dtype} if store_dtype else {})}
-    check_capture_dir(out, known, force)  # a folder holding another capture fails now; the rest is checked once loaded
+    if Path(out).suffix.lower() == ".safetensors":
+        raise ProbesError(f"--out {out!r}: with --dataset the capture is a folder of shards and index.json; "
+                          "give a folder name (a single .safetensors file is for one --prompt)")
+    _, before = check_capture_dir(out, known, force)  # a folder holding another capture fails now; the rest is checked once loaded
+    before = None if force or before is None else before
     target = Target(model, device, dtype, bos=bos, threads=threads)
     skipped = target.skipped(skip, keep)
     chosen = target.layers(layers) if layers is not None else None
-    log(f"{data.name}: {n_texts} texts")
+    log(f"{data.name}: {count(n_texts, 'text')}")
     m = target.load()
-    with probes.skip(m, skipped):
-        acts = probes.capture(m, data, hooks=requested, layers=chosen, bos=bos, out=out, store_dtype=store_dtype,
-                              shard_bytes=size, force=force, progress=bar_progress(quiet=json))
-    log(f"wrote {len(acts.shards)} shards and index.json to {acts.folder}")
+    if before is not None and before.get("shards"):
+        log(f"{'checking' if before.get('complete') else 'resuming'} the capture in {out}: "
+            f"{count(len(before['shards']), 'shard')} already written")
+    try:
+        with probes.skip(m, skipped):
+            acts = probes.capture(m, data, hooks=requested, layers=chosen, bos=bos, out=out, store_dtype=store_dtype,
+                                  shard_bytes=size, force=force, progress=bar_progress(quiet=json))
+    except KeyboardInterrupt:
+        log("the finished shards are kept; rerun the same command to resume")
+        raise
+    kept = len(before["shards"]) if before is not None else 0
+    if before is not None and before.get("complete"):
+        log(f"the capture in {acts.folder} was already complete; nothing written")
+    else:
+        log(f"wrote {count(len(acts.shards) - kept, 'shard')}{f' (after the {kept} already there)' if kept else ''} "
+            f"and index.json to {acts.folder}")
     d = {"out": str(acts.folder), "model": acts.index["model"], "model_sha256": acts.index["model_source"]["sha256"],
          "versions": acts.index["versions"], "dataset": data.name, "texts": len(acts), "rows": acts.n_rows,
          "shards": len(acts.shards), "dtype": acts.dtype, "tensors": {k: [acts.n_rows, *v] for k, v in acts.index["shapes"].items()},
          "skipped_blocks": acts.index["skipped_blocks"], "absent": acts.index["absent"]}
-    emit(d, json, lambda d: (f"{d['out']}: {d['texts']} texts, {d['rows']} rows, {len(d['tensors'])} tensors ({d['dtype']}) "
-                             f"in {d['shards']} shards, model {d['model']}"))
+    emit(d, json, lambda d: (f"{d['out']}: {count(d['texts'], 'text')}, {count(d['rows'], 'row')}, "
+                             f"{count(len(d['tensors']), 'tensor')} ({d['dtype']}) in {count(d['shards'], 'shard')}, model {d['model']}"))
 
 
 def _summary(acts, path, plot) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from probes.numbers import count
 from probes.studies.lens_dataset_result import METRICS
 
 _TITLES = {
@@ -65,7 +66,7 @@ def dataset_lens_figure(lens, *, others=(), label: str | None = None):
     what = "Tuned lens" if getattr(lens, "tuned_lens", None) else "Logit lens"
     what += "".join(f" and {text}" for text, _ in others)
     name = lens.model_name if len(lens.model_name) <= 60 else "…" + lens.model_name[-59:]
-    fig.suptitle(f"{what} over {lens.n_texts:,} texts, model {name}", fontsize=11)
+    fig.suptitle(f"{what} over {count(lens.n_texts, 'text')}, model {name}", fontsize=11)
     return fig
 
 
@@ -79,6 +80,6 @@ def _name(lens) -> str:
 
 def _caption(lens) -> str:
     source = os.path.basename(lens.source.rstrip("/")) or lens.source
-    return (f"dataset: {source[:40]}\n{lens.n_texts:,} texts, {lens.n_windows:,} windows, {lens.n_tokens:,} tokens\n"
+    return (f"dataset: {source[:40]}\n{count(lens.n_texts, 'text')}, {count(lens.n_windows, 'window')}, {count(lens.n_tokens, 'token')}\n"
             f"lines: mean over every position\nbands: {lens.level:.0%} bootstrap interval\n"
             f"(resampling texts, {lens.n_boot:,} replicates)\nhollow markers: skipped blocks")

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from probes.numbers import count
+
 # name -> (what it is, unit); the order of the metric axis in every array.
 METRICS = {
     "kl_to_final": ("KL(final || row)", "bits"),
@@ -61,8 +63,8 @@ class DatasetLens:
     def __repr__(self) -> str:
         skipped = f", blocks {_ranges(self.skipped_blocks)} skipped" if self.skipped_blocks else ""
         compare = f"; compare: blocks {_ranges(self.compare.skipped_blocks)} skipped" if self.compare else ""
-        return (f"DatasetLens({self.n_rows} rows, {self.n_texts} texts ({self.n_windows} windows, "
-                f"{self.n_tokens:,} tokens) from {self.source!r}, model {self.model_name!r}{skipped}{compare})")
+        return (f"DatasetLens({count(self.n_rows, 'row')}, {count(self.n_texts, 'text')} ({count(self.n_windows, 'window')}, "
+                f"{count(self.n_tokens, 'token')}) from {self.source!r}, model {self.model_name!r}{skipped}{compare})")
 
     def metric(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(mean, low, high) of one metric, each (rows,)."""

@@ -12,6 +12,7 @@ from probes.core.layers import complement, parse_layers
 from probes.core.prompt import is_many, per_prompt, prompt_ids
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
+from probes.numbers import count
 from probes.progress import progress_of
 from probes.studies.checks import prune_config
 from probes.studies.heldout import heldout_source, score_runs
@@ -151,7 +152,7 @@ def compare_pruned(
     p = progress_of(progress)
 
     if samples is None:
-        p.note(f"generating: full model and {len(specs)} skip run{'s' if len(specs) != 1 else ''}")
+        p.note(f"generating: full model and {count(len(specs), 'skip run')}")
         generated = generate_skips(model, prompt, cfg, [[]] + [layers for _, layers in specs])  # one batch on the fused path
     else:
         generated = _given_samples(model, prompt, cfg, samples, len(specs))
@@ -191,7 +192,7 @@ def compare_pruned(
         runs.append(PruneRun(name, layers, complement(layers, n), list(samples), metrics, kl_curve, timing))
     eval_tokens = None
     if source is not None:
-        p.note(f"held-out scoring on {source.name}: full model and {len(specs)} skip runs, in batches")
+        p.note(f"held-out scoring on {source.name}: full model and {count(len(specs), 'skip run')}, in batches")
         scores = score_runs(model, source, [layers for _, layers in specs], progress=p, memo=memo)
         eval_tokens = scores[0].targets
         for run, score in zip(runs, scores):

@@ -25,6 +25,7 @@ from pathlib import Path
 from probes.core.layers import format_layers
 from probes.errors import ProbesError
 from probes.io import check_dir
+from probes.numbers import count
 
 INDEX = "index.json"
 FORMAT = "probes.activation_shards/1"
@@ -83,7 +84,9 @@ def clear_capture_dir(folder: Path, index: dict | None) -> None:
 
 
 def _show(value) -> str:
-    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "none"  # no skipped blocks reads "none", not an empty space
+    return str(value)
 
 
 def read_index(folder: Path) -> dict | None:
@@ -143,8 +146,9 @@ class ShardedActivations:
 
     def __repr__(self) -> str:
         state = "" if self.complete else ", unfinished"
-        return (f"ShardedActivations({str(self.folder)!r}: {len(self)} texts, {self.n_rows} rows, {len(self.names)} tensors, "
-                f"{len(self.shards)} shards, {self.dtype}, layers {format_layers(self.index['layers'])}{state})")
+        return (f"ShardedActivations({str(self.folder)!r}: {count(len(self), 'text')}, {count(self.n_rows, 'row')}, "
+                f"{count(len(self.names), 'tensor')}, {count(len(self.shards), 'shard')}, {self.dtype}, "
+                f"layers {format_layers(self.index['layers'])}{state})")
 
     def __iter__(self) -> Iterator:
         for i in range(len(self)):
