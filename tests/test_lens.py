@@ -282,6 +282,7 @@ def test_cli_generate(tiny_dir, tmp_path):
     (["--position", 99], "position 99 is out of range"),
     (["--metric", "logits"], "unknown metric 'logits'"),
     (["--skip", "odd", "--compare-skip", "even"], "--compare-skip"),
+    (["--compare-skip", "none"], "names no block: the comparison would be the full model against itself"),
 ])
 def test_cli_errors_are_one_line(tiny_dir, args, message):
     r = run("--model", tiny_dir, "--prompt", PROMPT, *args)

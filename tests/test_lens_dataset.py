@@ -16,6 +16,7 @@ from reference import manual_logits
 
 import probes
 from probes.core.prompt import bos_id
+from probes.errors import ProbesError
 from probes.studies.bootstrap import cluster_bootstrap
 from probes.studies.lens_dataset_result import METRICS
 
@@ -129,6 +130,8 @@ def test_inside_skip_and_against_the_unpruned_model(tiny, tiny_hf):
     loss = float(-cut[:-1].gather(-1, nxt).mean() / LN2)
     assert pruned.metric("next_xent")[0][-1] == pytest.approx(loss, abs=1e-4)
 
+    with pytest.raises(ProbesError, match="names no block"):
+        probes.lens_over(tiny, [text], compare_skip="none")
     both = probes.lens_over(tiny, [text], compare_skip=[2])
     np.testing.assert_allclose(both.mean, probes.lens_over(tiny, [text]).mean, atol=1e-6)  # the main run is unpruned
     cmp = both.compare

@@ -12,7 +12,7 @@ from probes.tokens import show_token
 
 Position = Annotated[int, typer.Option("--position", help="Position shown in the table (negative counts from the end; -1 is the last). --json covers every position.")]
 Metric = Annotated[str, typer.Option("--metric", help="Plot colour: prob (of each cell's top-1; with --generate, of the generated token), entropy, kl (to the final row) or rank (of the final top-1; with --generate, of the generated token).")]
-CompareSkip = Annotated[str | None, typer.Option("--compare-skip", help="Also run the lens with these blocks skipped; the plot puts full and pruned side by side.")]
+CompareSkip = Annotated[str | None, typer.Option("--compare-skip", help="Also run the lens with these blocks skipped; the plot puts full and pruned side by side (over a --dataset: as a second set of lines).")]
 Generate = Annotated[int | None, typer.Option("--generate", help="Generate N tokens and show the lens of each one as it was produced, with its emergence row.")]
 DatasetOpt = o.dataset_option("Average the lens over many texts instead of one prompt")
 Tuned = Annotated[str | None, typer.Option("--tuned", help="Read the rows through a tuned lens: a folder from `probes tuned-lens train`, or 'bundled' (the one shipped with the bundled model). With --dataset, logit lens and tuned lens side by side.")]
@@ -183,9 +183,10 @@ def _dataset_lens(ctx, dataset, max_texts, split, prompt, plot, force, skip, kee
 def _load(target, skip, keep, compare_skip, tuned, model):
     """(model, blocks to skip, blocks to compare-skip, tuned lens or None): every value checked, then one load."""
     import probes
+    from probes.core.layers import compare_blocks
 
     skipped = target.skipped(skip, keep)
-    compared = target.layers(compare_skip) if compare_skip is not None else None
+    compared = compare_blocks(compare_skip, target.n_layers) if compare_skip is not None else None
     if tuned is not None:
         from probes.studies.tuned_lens import check_for_model
 

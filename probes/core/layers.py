@@ -99,3 +99,12 @@ def format_layers(layers: list[int]) -> str:
         if i is not None:
             start = prev = i
     return ",".join(parts)
+
+
+def compare_blocks(spec, n_layers: int) -> list[int]:
+    """The blocks a comparison run skips (`--compare-skip`, `compare_skip=`): `parse_layers`, and at least one."""
+    blocks = parse_layers(spec, n_layers)
+    if not blocks:
+        raise SpecError(f"--compare-skip (compare_skip) {spec!r} names no block: the comparison would be the full "
+                        "model against itself; name the blocks to skip, as odd or 1,3")
+    return blocks

@@ -54,7 +54,7 @@ def lens_over(model, data, *, split: str | None = None, max_texts: int | None = 
     its tuned-lens translator: the tuned lens over the dataset (`result.tuned_lens` names it).
     """
     from probes.core.dataset import Dataset
-    from probes.core.layers import parse_layers
+    from probes.core.layers import compare_blocks
     from probes.core.skip import skipped_blocks
     from probes.core.windows import batches, windows
     from probes.progress import progress_of
@@ -67,7 +67,7 @@ def lens_over(model, data, *, split: str | None = None, max_texts: int | None = 
     dataset = Dataset.of(data, **options)
     n_texts = len(dataset)  # reads the dataset once (torch-free) and fails on a bad line first
     n_rows = model.cfg.n_layers + 1
-    compared = None if compare_skip is None else parse_layers(compare_skip, model.cfg.n_layers)
+    compared = None if compare_skip is None else compare_blocks(compare_skip, model.cfg.n_layers)
     main, other = _Sums(n_rows), (_Sums(n_rows) if compared is not None else None)
     where: dict[int, str] = {}
     p = progress_of(progress)
