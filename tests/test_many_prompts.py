@@ -78,3 +78,9 @@ def test_a_bad_prompt_in_the_list_fails_before_any_study_runs(tiny, monkeypatch)
     with pytest.raises(ProbesError, match="cannot read prompt file"):
         probes.logit_lens(tiny, ["Hi there", "FILE:/no/such/file"])
     assert ran == []
+
+
+def test_an_empty_list_says_no_prompts_were_given(tiny):
+    for study in (probes.logit_lens, probes.next_token, lambda m, p: probes.generate(m, p, max_new_tokens=2)):
+        with pytest.raises(ProbesError, match="an empty list: no prompts"):
+            study(tiny, [])

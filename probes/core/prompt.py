@@ -126,6 +126,8 @@ def prompt_ids(model, prompt, *, bos: bool = True) -> tuple[str, list[int]]:
         ids = [int(i) for i in prompt]
     except (TypeError, ValueError):
         raise SpecError(f"a prompt is text or a list of token ids, not {type(prompt).__name__}") from None
+    if not ids and isinstance(prompt, (list, tuple)):
+        raise SpecError("an empty list: no prompts (and no token ids) given; give text, a list of prompts, or token ids")
     if not 0 < len(ids) <= model.cfg.n_ctx:
         raise SpecError(f"a prompt of token ids must hold 1 to {model.cfg.n_ctx} ids (the context), got {len(ids)}")
     bad = [i for i in ids if not 0 <= i < model.cfg.d_vocab]
