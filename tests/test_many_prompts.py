@@ -81,6 +81,6 @@ def test_a_bad_prompt_in_the_list_fails_before_any_study_runs(tiny, monkeypatch)
 
 
 def test_an_empty_list_says_no_prompts_were_given(tiny):
-    for study in (probes.logit_lens, probes.next_token, lambda m, p: probes.generate(m, p, max_new_tokens=2)):
+    for study in (probes.logit_lens, probes.next_token_distribution, lambda m, p: probes.generate(m, p, max_new_tokens=2)):
         with pytest.raises(ProbesError, match="an empty list: no prompts"):
             study(tiny, [])
