@@ -238,7 +238,10 @@ def test_prune_cli_takes_a_dataset(tiny_dir, tiny, tmp_path):
     d = json.loads(r.stdout)
     expected = compare_pruned(tiny, "One ring to rule them all,", ["odd"], max_new_tokens=3,
                               eval_text=Dataset(path, max_texts=2))
-    assert d["eval_text"] == str(path)
+    assert d["eval_text"] == str(path) and d["eval_texts"] == 2 and d["eval_tokens"] == expected.eval_tokens
+    r = run_cli("prune", "--model", tiny_dir, "--skip", "odd", "--max-new-tokens", "3", "--dataset", f"FILE:{path}", "--max-texts", "2")
+    assert f"({d['eval_tokens']} tokens scored" not in r.stdout and f"(2 texts, {d['eval_tokens']} tokens scored)" in r.stdout
+    assert "held-out KL (nats)" in r.stdout
     assert [run["metrics"]["eval_loss"] for run in d["runs"]] == pytest.approx([r.metrics["eval_loss"] for r in expected.runs])
     # Speed from one cold run is in JSON only, said to be one run.
     assert all(run["timing"]["runs"] == 1 and "not a speed measurement" in run["timing"]["note"] for run in d["runs"])
@@ -252,6 +255,7 @@ def test_prune_sweep_cli_takes_a_dataset(tiny_dir, tiny, tmp_path):
     assert r.exit_code == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["base_loss"] == pytest.approx(sweep_blocks(tiny, eval_text=Dataset(path)).base_loss)
+    assert d["eval_texts"] == len(TEXTS)
 
 
 def test_prune_text_output_has_no_speed_row(tiny_dir):

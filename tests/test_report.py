@@ -199,7 +199,7 @@ def test_prune_section():
     assert "**Full model**" in lines and "**Skip odd (blocks 1, 3)**" in lines
     assert "| metric | full | odd |" in lines
     assert "| distinct-2 | 0.7458 | 0.3051 |" in lines
-    assert "| KL(full\\|\\|run) on full text | 0 | 0.6158 |" in lines
+    assert "| KL(full\\|\\|run) on full text (nats) | 0 | 0.6158 |" in lines
     assert not any("tokens / s" in line for line in lines)  # one cold run is no speed measurement
     assert ("Skipping odd raised the held-out loss from 4.044 to 4.746 nats/token; on the full model's own continuation "
             "its top-1 prediction agreed 55% of the time (mean KL 0.616 nats). Its text's distinct-2 was 0.31 "

@@ -120,7 +120,7 @@ def _render(d: dict) -> str:
         rows.append([label] + [r["metrics"].get(key) for r in d["runs"]])
     out.append(table(rows, header=["metric"] + [r["name"] for r in d["runs"]], align="l" + "r" * len(d["runs"])))
     out.append("")
-    held = (f"held-out text: {d['eval_text']} ({d['eval_tokens']:,} tokens scored)" if d["eval_text"]
+    held = (f"held-out text: {d['eval_text']} ({_scored(d)})" if d["eval_text"]
             else "held-out scoring: off (--no-eval)")
     out.append(f"{held}. KL and agreement are teacher-forced on the full model's continuation "
                "(and on the held-out text); perplexity scores each run's text under the full model. "
@@ -128,11 +128,19 @@ def _render(d: dict) -> str:
     return "\n".join(out)
 
 
+def _scored(d: dict) -> str:
+    """'3 texts, 257 tokens scored' ('257 tokens scored' for one text)."""
+    from probes.numbers import count
+
+    texts = f"{count(d['eval_texts'], 'text')}, " if d.get("eval_texts", 1) != 1 else ""
+    return f"{texts}{count(d['eval_tokens'], 'token')} scored"
+
+
 def _render_sweep(d: dict) -> str:
     from probes.core.layers import format_layers
 
     out = [f"model {d['model']}: skipping one block at a time; full-model held-out loss {d['base_loss']:.4f} nats/token "
-           f"on {d['eval_text']} ({d['eval_tokens']:,} tokens)", ""]
+           f"on {d['eval_text']} ({_scored(d)}); KL in nats", ""]
     rows = [[b["block"], b["rank"], b["loss"], b["loss_increase"], b["kl"], b["top1_agreement"], b["block_influence"],
              b["angular_distance"]] for b in d["blocks"]]
     out.append(table(rows, header=["block", "rank", "loss", "change", "KL", "top-1 agr.", "influence", "angular"]))

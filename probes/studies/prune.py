@@ -30,8 +30,8 @@ METRIC_LABELS = {
     "distinct_1": "distinct-1", "distinct_2": "distinct-2", "distinct_3": "distinct-3",
     "repeated_4gram_fraction": "repeated 4-grams", "longest_repeated_span": "longest repeat (tokens)",
     "length_until_eos": "tokens until EOS", "ppl_under_full": "perplexity under full",
-    "tf_kl": "KL(full||run) on full text", "tf_top1_agreement": "top-1 agreement",
-    "eval_loss": "held-out loss (nats)", "eval_loss_increase": "loss change", "eval_kl": "held-out KL",
+    "tf_kl": "KL(full||run) on full text (nats)", "tf_top1_agreement": "top-1 agreement",
+    "eval_loss": "held-out loss (nats)", "eval_loss_increase": "loss change", "eval_kl": "held-out KL (nats)",
     "eval_top1_agreement": "held-out top-1 agr.",
 }
 EVAL_KEYS = ("eval_loss", "eval_loss_increase", "eval_kl", "eval_top1_agreement")
@@ -72,10 +72,12 @@ class PruneComparison:
     eval_text: str | None  # what the held-out metrics were scored on; None: not scored (evaluate=False)
     runs: list[PruneRun]
     eval_tokens: int | None = None  # held-out tokens predicted (after each window's BOS)
+    eval_texts: int | None = None  # held-out texts scored (1 for a file)
 
     def as_dict(self) -> dict:
         return {"prompt": self.prompt, "prompt_tokens": self.prompt_tokens, "config": self.config.to_dict(),
-                "eval_text": self.eval_text, "eval_tokens": self.eval_tokens, "runs": [r.as_dict() for r in self.runs]}
+                "eval_text": self.eval_text, "eval_texts": self.eval_texts, "eval_tokens": self.eval_tokens,
+                "runs": [r.as_dict() for r in self.runs]}
 
     def __repr__(self) -> str:
         return f"PruneComparison({', '.join(r.name for r in self.runs)}; {self.config.label()}, eval {self.eval_text!r})"
@@ -200,7 +202,8 @@ def compare_pruned(
     else:
         for run in runs:
             run.metrics.update(dict.fromkeys(EVAL_KEYS))
-    return PruneComparison(full_samples.prompt, prompt_tokens, cfg, source.name if source else None, runs, eval_tokens)
+    return PruneComparison(full_samples.prompt, prompt_tokens, cfg, source.name if source else None, runs, eval_tokens,
+                           len(source.dataset) if source else None)
 
 
 def _given_samples(model, prompt, cfg: SamplingConfig, samples: list, n_specs: int) -> list:
@@ -223,6 +226,7 @@ class BlockSweep:
     strategies: list[dict]
     eval_text: str
     eval_tokens: int | None = None  # held-out tokens predicted (after each window's BOS)
+    eval_texts: int | None = None  # held-out texts scored (1 for a file)
 
     def __repr__(self) -> str:
         order = ", ".join(str(b["block"]) for b in self.ranked())
@@ -232,7 +236,8 @@ class BlockSweep:
         return sorted(self.blocks, key=lambda b: -b[key])
 
     def as_dict(self) -> dict:
-        return {"base_loss": self.base_loss, "eval_text": self.eval_text, "eval_tokens": self.eval_tokens, "blocks": self.blocks,
+        return {"base_loss": self.base_loss, "eval_text": self.eval_text, "eval_texts": self.eval_texts,
+                "eval_tokens": self.eval_tokens, "blocks": self.blocks,
                 "ranking_by_loss_increase": [b["block"] for b in self.ranked()], "strategies": self.strategies}
 
     def figure(self):
@@ -288,7 +293,7 @@ def sweep_blocks(model, *, eval_text=None, progress=None, memo: dict | None = No
     named.append((f"lowest-influence-{n // 2}", lowest()))
     scored[tuple(named[-1][1])] = low
     strategies = [{"name": name, "skipped_blocks": layers, **scored[tuple(layers)].metrics(full)} for name, layers in named]
-    return BlockSweep(full.loss, blocks, strategies, source.name, full.targets)
+    return BlockSweep(full.loss, blocks, strategies, source.name, full.targets, len(source.dataset))
 
 
 def _unique(sets: list[list[int]]) -> list[list[int]]:
