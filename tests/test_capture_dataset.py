@@ -113,6 +113,16 @@ def test_load_activations_gives_the_lazy_view(tiny, tmp_path):
     assert torch.equal(acts[-1].tokens, acts[len(TEXTS) - 1].tokens)
     with pytest.raises(IndexError):
         acts[len(TEXTS)]
+    # Short names, as Activations takes them: rows() reads every block's tensor; stack() of the whole dataset.
+    full = [f"blocks.{i}.hook_resid_post" for i in range(tiny.cfg.n_layers)]
+    batch = next(acts.rows("resid_post", batch_size=10_000))
+    assert set(batch) == {*full, "tokens", "text", "position"}
+    whole = acts.stack("resid_post")  # (layer, rows, d_model)
+    assert whole.shape == (tiny.cfg.n_layers, acts.n_rows, tiny.cfg.d_model)
+    assert torch.equal(whole, torch.cat([a.stack("resid_post") for a in acts], dim=1))
+    assert torch.equal(acts.stack("resid_post", 2), acts[2].stack("resid_post"))
+    with pytest.raises(ProbesError, match="'resid_psot' was not captured; did you mean resid_post"):
+        next(acts.rows("resid_psot"))
 
 
 class Writes:

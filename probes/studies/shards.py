@@ -177,15 +177,27 @@ class ShardedActivations:
         tokens = tensors.pop("tokens")
         return Activations(tensors, tokens, self._meta(i, strs))
 
-    def stack(self, name: str, text: int):
-        """`self[text].stack(name)`: one hook over its layers, (layer, pos, ...), for one text."""
-        return self[text].stack(name)
+    def stack(self, name: str, text: int | None = None):
+        """One hook over its layers, as `Activations.stack`: (layer, pos, ...) for text `text`, or
+        (layer, rows, ...) over every row of the dataset when `text` is None (all in memory: for a
+        large capture, stream `rows(name)` instead)."""
+        if text is not None:
+            return self[text].stack(name)
+        import torch
+
+        family = self._names(name)
+        parts: dict[str, list] = {n: [] for n in family}
+        for batch in self.rows(family):
+            for n in family:
+                parts[n].append(batch[n])
+        return torch.stack([torch.cat(parts[n]) for n in family])  # (layer, rows, ...)
 
     def rows(self, names: str | list[str] | None = None, batch_size: int = 4096) -> Iterator[dict]:
         """Every row in dataset order, `batch_size` at a time: {name: (rows, ...), 'tokens', 'text', 'position': (rows,)}.
 
-        `names`: the full hook names to read (default: all). Batches are whole except the last, and
-        memory holds one batch (and the part of a shard it comes from).
+        `names`: hook names to read (default: all): full names (`blocks.3.hook_resid_post`), or a
+        short or block-relative one (`resid_post`) for every block it was captured at. Batches are
+        whole except the last, and memory holds one batch (and the part of a shard it comes from).
         """
         import torch
 
@@ -217,12 +229,23 @@ class ShardedActivations:
         return self._strs[1]
 
     def _names(self, names) -> list[str]:
+        """Full hook names for `names`: each full name as it is, a short or block-relative one for every block that has it."""
+        from probes.core.hooks import SHORT_NAMES, short_name, split_name
         from probes.errors import closest
 
-        wanted = self.names if names is None else [names] if isinstance(names, str) else list(names)
-        for name in wanted:
-            if name not in self.index["shapes"]:
-                raise ProbesError(f"{name!r} was not captured{closest(name, self.names)}; captured: {', '.join(self.names)}")
+        asked = self.names if names is None else [names] if isinstance(names, str) else list(names)
+        wanted = []
+        for name in asked:
+            suffix = SHORT_NAMES.get(name, name)
+            family = [n for n in self.names if split_name(n)[0] is not None and split_name(n)[1] == suffix]
+            if name in self.index["shapes"]:
+                wanted.append(name)
+            elif family:
+                wanted += sorted(family, key=lambda n: split_name(n)[0])
+            else:
+                shorts = list(dict.fromkeys(short_name(split_name(n)[1]) for n in self.names))
+                raise ProbesError(f"{name!r} was not captured{closest(name, [*shorts, *self.names])}; "
+                                  f"captured: {', '.join(shorts)} (at blocks {format_layers(self.index['layers'])})")
         return wanted
 
     def _open(self, k: int):
