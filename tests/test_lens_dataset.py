@@ -183,6 +183,12 @@ def test_dataset_file_result_and_figure(tiny, tmp_path):
     assert "2 texts" in repr(lens) and len(repr(lens)) < 200
     fig = lens.figure()
     assert len([ax for ax in fig.axes if ax.lines]) == len(METRICS)
+    caption = "\n".join(t.get_text() for ax in fig.axes for t in ax.texts)
+    assert "2 texts" in caption and "(only 2 texts: rough bands)" in caption and "hollow markers" not in caption
+    with probes.skip(tiny, "1"):
+        pruned = probes.lens_over(tiny, TEXTS[:1]).figure()
+    caption = "\n".join(t.get_text() for ax in pruned.axes for t in ax.texts)
+    assert "1 text," in caption and "hollow markers: skipped blocks" in caption  # only when a block is skipped
 
 
 def test_cli_dataset_json_and_plot(tiny_dir, tmp_path):

@@ -62,7 +62,8 @@ def dataset_lens_figure(lens, *, others=(), label: str | None = None):
     key.axis("off")
     handles, texts = axes[0, 0].get_legend_handles_labels()
     key.legend(handles, texts, loc="upper left", fontsize=8.5, frameon=False)
-    key.text(0.0, 0.45, _caption(lens), fontsize=8, va="top", transform=key.transAxes, wrap=True)
+    hollow = any(item.skipped_blocks for _, item in lines)
+    key.text(0.0, 0.45, _caption(lens, hollow), fontsize=8, va="top", transform=key.transAxes, wrap=True)
     what = "Tuned lens" if getattr(lens, "tuned_lens", None) else "Logit lens"
     what += "".join(f" and {text}" for text, _ in others)
     name = lens.model_name if len(lens.model_name) <= 60 else "…" + lens.model_name[-59:]
@@ -78,8 +79,12 @@ def _name(lens) -> str:
     return f"blocks {format_layers(lens.skipped_blocks)} skipped"
 
 
-def _caption(lens) -> str:
+FEW_TEXTS = 10  # below this many texts a bootstrap over texts says little; the caption says so
+
+
+def _caption(lens, hollow: bool) -> str:
     source = os.path.basename(lens.source.rstrip("/")) or lens.source
+    few = f"\n(only {count(lens.n_texts, 'text')}: rough bands)" if lens.n_texts < FEW_TEXTS else ""
     return (f"dataset: {source[:40]}\n{count(lens.n_texts, 'text')}, {count(lens.n_windows, 'window')}, {count(lens.n_tokens, 'token')}\n"
             f"lines: mean over every position\nbands: {lens.level:.0%} bootstrap interval\n"
-            f"(resampling texts, {lens.n_boot:,} replicates)\nhollow markers: skipped blocks")
+            f"(resampling texts, {lens.n_boot:,} replicates){few}" + ("\nhollow markers: skipped blocks" if hollow else ""))
