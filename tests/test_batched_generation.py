@@ -123,6 +123,14 @@ def test_cli_prompts_file_equals_each_prompt_alone(tiny_dir, tmp_path):
             assert [s["tokens"] for s in run["samples"]] == [s["tokens"] for s in json.loads(alone.stdout)["samples"]]
     text = run_cli("generate", "-m", tiny_dir, "--prompts", tmp_path / "p.txt", "--max-new-tokens", "3")
     assert text.exit_code == 0 and "=== prompt 2/2" in text.stdout and "x y z" in text.stdout
+    # --max-texts and --split choose prompts as they choose texts elsewhere.
+    (tmp_path / "q.txt").write_text("A b\nc d\n\nE f\n\nG h\n")
+    r = run_cli("generate", "-m", tiny_dir, "--prompts", tmp_path / "q.txt", "--split", "paragraphs", "--max-texts", "2",
+                "--max-new-tokens", "2", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert [p["prompt"] for p in json.loads(r.stdout)["prompts"]] == ["A b\nc d", "E f"]
+    r = run_cli("generate", "-m", tiny_dir, "--max-texts", "2")
+    assert r.exit_code == 2 and "give --prompts" in r.stderr
 
 
 @pytest.mark.parametrize("name, content, words", [

@@ -22,12 +22,21 @@ TopPs = Annotated[Optional[str], typer.Option("--top-p", help="Nucleus sampling:
 
 Prompts = Annotated[Optional[str], typer.Option(
     "--prompts", help="Many prompts, decoded together in batches: FILE:path with one prompt per line (blank lines "
-    "skipped), a .jsonl file with a \"text\" field, or a saved Hugging Face dataset directory.")]
+    "skipped; --split paragraphs: separated by blank lines), a .jsonl file with a \"text\" field, or a saved Hugging "
+    "Face dataset directory.")]
+
+
+MaxPrompts = Annotated[Optional[int], typer.Option("--max-texts", help="With --prompts: use only the first N prompts.")]
+SplitPrompts = Annotated[Optional[str], typer.Option("--split", help="With --prompts, how a text file holds its prompts: "
+                                                     "lines (one per line, blank lines skipped; the default) or paragraphs "
+                                                     "(separated by blank lines).")]
 
 
 def generate(
     prompt: o.Prompt = None,
     prompts: Prompts = None,
+    max_texts: MaxPrompts = None,
+    split: SplitPrompts = None,
     num_samples: o.NumSamples = o.SAMPLING.num_samples,
     max_new_tokens: o.MaxNewTokens = o.SAMPLING.max_new_tokens,
     temperature: Temperatures = f"{o.SAMPLING.temperature:g}",
@@ -65,7 +74,11 @@ def generate(
 
         raise ProbesError("--stream prints text as it comes; --json prints one document at the end: choose one")
     if prompts is not None:
-        return _many(prompts, prompt, stream, grid, cfg, skip, keep, model, device, dtype, threads, json)
+        return _many(prompts, max_texts, split, prompt, stream, grid, cfg, skip, keep, model, device, dtype, threads, json)
+    if max_texts is not None or split is not None:
+        from probes.errors import ProbesError
+
+        raise ProbesError("--max-texts and --split choose prompts of --prompts FILE; give --prompts")
     if prompt is None:
         prompt = "\n"  # nanoGPT's sample.py default; declared here so --help does not print a bare newline
     target = Target(model, device, dtype, prompt, bos=bos, threads=threads)
@@ -90,7 +103,7 @@ def generate(
 generate.__doc__ = generate.__doc__.format(**o.SAMPLING.to_dict())  # the help shows SamplingConfig's defaults
 
 
-def _many(spec, prompt, stream, grid, cfg, skip, keep, model, device, dtype, threads, json) -> None:
+def _many(spec, max_texts, split, prompt, stream, grid, cfg, skip, keep, model, device, dtype, threads, json) -> None:
     """`generate --prompts`: every prompt (and setting) decoded together, grouped by prompt in the output."""
     import probes
     from probes.cli.common import Target
@@ -102,7 +115,7 @@ def _many(spec, prompt, stream, grid, cfg, skip, keep, model, device, dtype, thr
         raise ProbesError("--prompt and --prompts: give one prompt or a file of prompts, not both")
     if stream:
         raise ProbesError("--stream prints one sample at a time; --prompts decodes many together: choose one")
-    data = Dataset(spec)
+    data = Dataset(spec, split=split, max_texts=max_texts)
     data.check()  # every line readable, before the model loads
     target = Target(model, device, dtype, bos=cfg.bos, threads=threads)
     skipped = target.skipped(skip, keep)
