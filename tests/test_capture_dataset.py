@@ -340,3 +340,11 @@ def test_sigterm_mid_capture_leaves_whole_shards_and_the_rerun_finishes(tiny_dir
     r = run_cli(*args[3:])  # the same command, in-process
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["texts"] == 200
+
+
+def test_a_hook_with_a_key_axis_is_refused_before_loading(tmp_path):
+    data = tmp_path / "texts.txt"
+    data.write_text("one\ntwo\n")
+    for hooks in ("resid_post,pattern", "blocks.1.attn.hook_attn_scores"):
+        r = run_cli("capture", "-m", tmp_path / "no-model-needed", "--dataset", data, "--hooks", hooks, "--out", tmp_path / "s")
+        assert r.exit_code == 2 and "key axis" in r.stderr and "cannot" not in r.stderr, r.stderr  # not the missing model

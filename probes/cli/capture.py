@@ -113,7 +113,7 @@ def _capture_dataset(dataset, out, hooks, layers, skip, keep, bos, max_texts, sp
     import probes
     from probes.cli.common import Target
     from probes.core.dataset import Dataset
-    from probes.core.hooks import check_hook_names
+    from probes.core.hooks import check_hook_names, check_row_hooks
     from probes.errors import ProbesError
     from probes.io import parse_size
     from probes.progress import bar_progress
@@ -121,6 +121,7 @@ def _capture_dataset(dataset, out, hooks, layers, skip, keep, bos, max_texts, sp
 
     requested = [h.strip() for h in hooks.split(",")]
     check_hook_names(requested)
+    check_row_hooks(requested)
     check_store_dtype(store_dtype)
     try:
         size = parse_size(shard_size)

@@ -43,6 +43,19 @@ def short_name(suffix: str) -> str:
     return _LONG_TO_SHORT.get(suffix, suffix)
 
 
+# Hooks whose tensors are (heads, query, key): the key axis grows with the position, so they do not
+# fit (rows, ...) tensors of a dataset capture.
+KEYED_HOOKS = ("attn.hook_pattern", "attn.hook_attn_scores")
+
+
+def check_row_hooks(names: Iterable[str]) -> None:
+    """Refuse, without a model, any hook among `names` (short, block-relative or full) that has a key axis."""
+    for name in names:
+        if SHORT_NAMES.get(name, split_name(name)[1]) in KEYED_HOOKS:
+            raise SpecError(f"{name}: attention patterns and scores have a key axis that grows with the position, "
+                            "so they do not fit rows; capture them one prompt at a time")
+
+
 def check_hook_names(hooks: Iterable[str] | str) -> list[str]:
     """The requested names, with every one that cannot be a hook name refused now, without a model.
 

@@ -13,7 +13,7 @@ import torch
 
 from probes.core.decode import HookedDecoder, decode
 from probes.core.generate import stream_tokens
-from probes.core.hooks import attached, resolve_hooks, split_name
+from probes.core.hooks import KEYED_HOOKS, attached, resolve_hooks, split_name
 from probes.core.layers import parse_layers
 from probes.core.prompt import bos_id, prompt_ids, str_tokens
 from probes.core.sampling import SamplingConfig
@@ -23,7 +23,7 @@ from probes.studies.checks import capture_config
 
 # Hooks whose tensors are (heads, query, key): a generation step adds query rows with a longer key
 # axis, padded to the final length with what the causal mask puts there.
-_KEYED_PAD = {"attn.hook_pattern": 0.0, "attn.hook_attn_scores": float("-inf")}
+_KEYED_PAD = dict(zip(KEYED_HOOKS, (0.0, float("-inf"))))  # attn.hook_pattern, attn.hook_attn_scores
 # What a skipped block's hooks hold, since only its input and output hooks fire.
 _SKIPPED_FIRES = ("hook_resid_pre", "hook_resid_post", "hook_in", "hook_out")
 _SKIPPED_FROM = {"hook_resid_mid": "hook_resid_pre"}  # recorded from another hook of the block

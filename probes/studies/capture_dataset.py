@@ -24,7 +24,7 @@ import torch
 
 from probes.core.dataset import Dataset
 from probes.core.decode import forward_step
-from probes.core.hooks import attached, resolve_hooks, split_name
+from probes.core.hooks import attached, check_row_hooks, resolve_hooks, split_name
 from probes.core.layers import parse_layers
 from probes.core.prompt import bos_id, token_strings
 from probes.core.windows import Window, batches, windows
@@ -32,7 +32,7 @@ from probes.errors import ProbesError
 from probes.io import atomic_path, parse_size, write_text
 from probes.progress import progress_of
 from probes.studies import activations
-from probes.studies.capture import _KEYED_PAD, _plan, _Recorder
+from probes.studies.capture import _plan, _Recorder
 from probes.studies.shards import (
     FORMAT,
     INDEX,
@@ -79,10 +79,7 @@ def capture_dataset(
     chosen = list(range(n_layers)) if layers is None else parse_layers(layers, n_layers)
     requested = [h.strip() for h in hooks.split(",")] if isinstance(hooks, str) else list(hooks)
     names = resolve_hooks(model, requested, chosen)
-    keyed = [n for n in names if split_name(n)[1] in _KEYED_PAD]
-    if keyed:
-        raise ProbesError(f"{keyed[0]}: attention patterns and scores have a key axis that grows with the position, "
-                          "so they do not fit rows; capture them one prompt at a time")
+    check_row_hooks(names)
     store = check_store_dtype(store_dtype) or str(model.cfg.dtype).removeprefix("torch.")
     shard_bytes = parse_size(shard_bytes)
     if isinstance(data, Dataset) and split is None and max_texts is None:
