@@ -72,7 +72,10 @@ class _RichTask(Task):
     def advance(self, n: float = 1) -> None:
         self.bar.advance(self.id, n)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, *exc) -> None:
+        if kind is not None and kind is not KeyboardInterrupt:
+            # A failed run's half-drawn bar would sit above its one error line: clear it.
+            self.bar.live.transient = True
         self.bar.stop()
         self.bar.remove_task(self.id)
 
@@ -100,6 +103,8 @@ class BarProgress(Progress):
         class Rate(ProgressColumn):
             def render(self, task):
                 speed = task.finished_speed or task.speed
+                if not speed and task.completed and task.elapsed:  # too quick for rich's own estimate
+                    speed = task.completed / task.elapsed
                 return Text(f"{speed:,.1f} {task.fields['unit']}/s" if speed else f"- {task.fields['unit']}/s")
 
         bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(),
