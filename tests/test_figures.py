@@ -112,6 +112,12 @@ def test_prune_runs_are_labelled_by_what_they_skip_and_keep(tiny, tmp_path):
     comp = probes.compare_pruned(tiny, "Hi", ["odd", "last-half"], max_new_tokens=4)
     texts = _draw(comp.figure())
     assert "full: all 4 blocks" in texts and "skip odd: keep 0,2" in texts and "skip last-half: keep 0-1" in texts
+    # Every held-out metric has its panel, and the title names what was scored.
+    assert {"held-out loss\n(nats/token)", "held-out KL(full || run)\n(nats/token)", "held-out top-1 agreement\nwith full"} <= set(texts)
+    title = next(t for t in texts if t.startswith("Full model vs skipped blocks"))
+    assert f"held-out text: {comp.eval_text.rsplit('/', 1)[-1]} ({comp.eval_tokens:,} tokens)" in title
+    data = probes.compare_pruned(tiny, "Hi", ["odd"], max_new_tokens=2, eval_text=probes.Dataset(["one text", "another text"]))
+    assert "(2 texts, " in next(t for t in _draw(data.figure()) if t.startswith("Full model"))
 
 
 def test_sweep_figure_marks_a_lower_loss_as_lower():

@@ -7,12 +7,16 @@ import numpy as np
 from probes.numbers import show_number
 from probes.tokens import plot_text
 
+# (key, panel title): a row for the generated text, a row for the held-out text (teacher-forced).
 BAR_METRICS = [
-    ("distinct_2", "distinct-2 (higher: less repetitive)"),
-    ("repeated_4gram_fraction", "repeated 4-grams"),
-    ("tf_top1_agreement", "top-1 agreement with full"),
-    ("eval_loss", "held-out loss (nats/token)"),
+    ("distinct_2", "distinct-2 of the text\n(higher: less repetitive)"),
+    ("repeated_4gram_fraction", "repeated 4-grams\nof the text"),
+    ("tf_top1_agreement", "top-1 agreement with full\non its continuation"),
+    ("eval_loss", "held-out loss\n(nats/token)"),
+    ("eval_kl", "held-out KL(full || run)\n(nats/token)"),
+    ("eval_top1_agreement", "held-out top-1 agreement\nwith full"),
 ]
+PER_ROW = 3
 
 
 def run_label(run) -> str:
@@ -32,10 +36,11 @@ def comparison_figure(comparison):
     runs = comparison.runs
     names = [r.name if not r.skipped_blocks else f"skip {r.name}" for r in runs]
     colors = ["#444444"] + [f"C{i}" for i in range(len(runs) - 1)]
-    fig = Figure(figsize=(11, 7), layout="constrained")
-    grid = fig.add_gridspec(2, len(BAR_METRICS), height_ratios=[1.1, 1])
+    rows = -(-len(BAR_METRICS) // PER_ROW)
+    fig = Figure(figsize=(11, 3.2 * rows + 3.6), layout="constrained")
+    grid = fig.add_gridspec(rows + 1, PER_ROW, height_ratios=[1] * rows + [1.15])
     for j, (key, label) in enumerate(BAR_METRICS):
-        ax = fig.add_subplot(grid[0, j])
+        ax = fig.add_subplot(grid[j // PER_ROW, j % PER_ROW])
         vals = [r.metrics.get(key) for r in runs]
         vals = [np.nan if v is None else v for v in vals]
         ax.bar(range(len(runs)), vals, color=colors)
@@ -48,7 +53,7 @@ def comparison_figure(comparison):
             ax.text(0.5, 0.5, "not measured", ha="center", va="center", fontsize=8, color="#555555",
                     transform=ax.transAxes)
         ax.margins(y=0.12)  # room for the value labels above the tallest bar
-    ax = fig.add_subplot(grid[1, :])
+    ax = fig.add_subplot(grid[rows, :])
     for r, c in zip(runs[1:], colors[1:]):
         ax.plot(range(1, len(r.kl_per_token) + 1), r.kl_per_token, marker=".", color=c, label=plot_text(run_label(r)))
     ax.set_xlabel("position in the full model's continuation (teacher-forced)")
@@ -58,8 +63,21 @@ def comparison_figure(comparison):
     ax.legend([Patch(color=colors[0])] + ax.get_lines(), [plot_text(run_label(r)) for r in runs], loc="best",
               fontsize=8.5, ncols=1 if len(runs) <= 4 else 2)
     prompt = comparison.prompt if len(comparison.prompt) <= 50 else comparison.prompt[:49] + "…"
-    fig.suptitle(f"Full model vs skipped blocks, prompt {plot_text(repr(prompt))}", fontsize=11)
+    fig.suptitle(f"Full model vs skipped blocks, prompt {plot_text(repr(prompt))}\n{_heldout(comparison)}", fontsize=11)
     return fig
+
+
+def _heldout(comparison) -> str:
+    """'held-out: heldout.txt (30 texts, 2,048 tokens)', or that nothing was scored."""
+    import os
+
+    from probes.numbers import count
+
+    if comparison.eval_text is None:
+        return "held-out text: not scored"
+    name = os.path.basename(comparison.eval_text.rstrip("/")) or comparison.eval_text
+    texts = f"{count(comparison.eval_texts, 'text')}, " if (comparison.eval_texts or 1) != 1 else ""
+    return f"held-out text: {plot_text(name[:50])} ({texts}{count(comparison.eval_tokens or 0, 'token')})"
 
 
 def sweep_figure(sweep):
