@@ -262,7 +262,7 @@ def test_cli_table_plot_and_compare(tiny_dir, tmp_path):
     r = run("--model", tiny_dir, "--prompt", PROMPT, "--position", 3, "--compare-skip", "odd", "--plot", png)
     assert r.exit_code == 0, r.stderr
     assert png.read_bytes()[:4] == b"\x89PNG"
-    assert "position 3" in r.stdout and "with blocks [1, 3] skipped" in r.stdout and "1 (skipped)" in r.stdout
+    assert "position 3" in r.stdout and "with blocks 1,3 skipped" in r.stdout and "1 (skipped)" in r.stdout
     assert r.stdout.count("\nembed ") == 2
 
 

@@ -211,7 +211,7 @@ def test_cli_dataset_json_and_plot(tiny_dir, tmp_path):
     ("\n\n  \n", ["holds no texts"]),
     ('{"text": "fine"}\n{"txt": "oops"}\n', ["data.jsonl:2", "'text'"]),
     ('{"text": "fine"}\nnot json\n', ["data.jsonl:2", "not a JSON object"]),
-    (b"ok\n\xff\xfe\n", ["not UTF-8"]),
+    (b'{"text": "ok"}\n\xff\xfe\n', ["data.jsonl:2: not UTF-8"]),
 ])
 def test_cli_bad_dataset_fails_before_loading(content, words, tiny_dir, tmp_path, monkeypatch):
     path = tmp_path / "data.jsonl"

@@ -187,7 +187,9 @@ def test_cli_train_then_read_through_the_lens(tiny_dir, tiny, tmp_path):
     png = tmp_path / "both.png"
     r = run_cli("lens", "--model", tiny_dir, "--dataset", data, "--tuned", out, "--plot", png)
     assert r.exit_code == 0, r.stderr
-    assert "logit lens against tuned lens" in r.stdout and png.read_bytes()[:4] == b"\x89PNG"
+    assert f"logit lens against tuned lens ({out})" in r.stdout and png.read_bytes()[:4] == b"\x89PNG"
+    r = run_cli("lens", "--model", tiny_dir, "--dataset", data, "--tuned", out, "--compare-skip", "odd")
+    assert r.exit_code == 0 and "logit lens with blocks 1,3 skipped; KL and agreement against" in r.stdout
     r = run_cli("lens", "--model", tiny_dir, "--prompt", PROMPT, "--tuned", out, "--compare-skip", "odd")
     assert r.exit_code == 0, r.stderr
 

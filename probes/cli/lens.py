@@ -166,7 +166,7 @@ def _dataset_lens(ctx, dataset, max_texts, split, prompt, plot, force, skip, kee
 
         try:
             fig = result.figure() if through is None else result.figure(label="logit lens",
-                                                                       others=[(f"tuned lens {tl.name}", through)])
+                                                                       others=[(f"tuned lens ({tl.name})", through)])
             save_figure(fig, plot, dpi=110, force=force)
         except (OSError, ValueError) as e:
             raise ProbesError(f"cannot write the plot to {plot}: {e}") from None
@@ -175,7 +175,7 @@ def _dataset_lens(ctx, dataset, max_texts, split, prompt, plot, force, skip, kee
         from probes.cli.tuned_lens import render_comparison
 
         emit({**meta, **result.as_dict(), "tuned": through.as_dict()}, json,
-             lambda d: _render_dataset(result) + "\n\n" + render_comparison(result, through))
+             lambda d: _render_dataset(result, "logit lens ") + "\n\n" + render_comparison(result, through))
         return
     emit({**meta, **result.as_dict()}, json, lambda d: _render_dataset(result))
 
@@ -205,8 +205,11 @@ def _dataset_table(lens) -> str:
     return table(rows, header, align="l" + "r" * len(METRICS))
 
 
-def _render_dataset(lens) -> str:
-    skipped = f"; blocks skipped: {lens.skipped_blocks}" if lens.skipped_blocks else ""
+def _render_dataset(lens, which: str = "") -> str:
+    """The dataset lens as tables; `which` ('logit lens ') names the lens where a tuned one follows."""
+    from probes.core.layers import format_layers
+
+    skipped = f"; blocks skipped: {format_layers(lens.skipped_blocks)}" if lens.skipped_blocks else ""
     out = [
         f"model {lens.model_name}{skipped}",
         f"dataset {lens.source}: {lens.n_texts:,} texts, {lens.n_windows:,} windows, {lens.n_tokens:,} tokens",
@@ -216,7 +219,8 @@ def _render_dataset(lens) -> str:
         _dataset_table(lens),
     ]
     if lens.compare is not None:
-        out += ["", f"with blocks {lens.compare.skipped_blocks} skipped; KL and agreement against the unpruned final:",
+        out += ["", f"{which}with blocks {format_layers(lens.compare.skipped_blocks)} skipped; "
+                    "KL and agreement against the unpruned final:",
                 "", _dataset_table(lens.compare)]
     return "\n".join(out)
 
@@ -262,7 +266,9 @@ def _render_position(lens, pruned, position: int, d: dict) -> str:
         _position_table(lens, position),
     ]
     if pruned is not None:
-        out += ["", f"with blocks {d['compare']['skipped_blocks']} skipped:", "", _position_table(pruned, position)]
+        from probes.core.layers import format_layers
+
+        out += ["", f"with blocks {format_layers(d['compare']['skipped_blocks'])} skipped:", "", _position_table(pruned, position)]
     return "\n".join(out)
 
 

@@ -115,5 +115,5 @@ def render_comparison(logit, tuned) -> str:
         for name, _, digits in metrics:
             row += [cell(*a[name], digits), cell(*b[name], digits)]
         rows.append(row)
-    return "\n".join([f"logit lens against tuned lens {tuned.tuned_lens} (the last row is the model's output in both):",
+    return "\n".join([f"logit lens against tuned lens ({tuned.tuned_lens}) (the last row is the model's output in both):",
                       "", table(rows, header, align="l" + "r" * (len(header) - 1))])

@@ -28,7 +28,7 @@ def dataset_lens_figure(lens, *, others=(), label: str | None = None):
 
     lines = [(label or _name(lens), lens)]
     if lens.compare is not None:
-        lines.append((f"{_name(lens.compare)}, against the unpruned final", lens.compare))
+        lines.append((f"{label + ', ' if label else ''}{_name(lens.compare)}, against the unpruned final", lens.compare))
     lines += list(others)
     n_rows = lens.n_rows
     fig = Figure(figsize=(10.5, 6.2), layout="constrained")
