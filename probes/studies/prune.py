@@ -184,7 +184,8 @@ def compare_pruned(
             ppls.append(perplexity(continuation_nll(own_lp[j], ids, start)))  # the full model scoring the run's text
             (fids, fstart), a, b = full_tf[j], full_tf_lp[j], tf_lp[j]
             kl = kl_per_token(a[fstart - 1 : len(fids) - 1], b[fstart - 1 : len(fids) - 1])
-            agree = (a[fstart - 1 : len(fids) - 1].argmax(-1) == b[fstart - 1 : len(fids) - 1].argmax(-1)).float()
+            # float64: a fraction of counts reads 0.35 in JSON, not float32's 0.3499999940395355
+            agree = (a[fstart - 1 : len(fids) - 1].argmax(-1) == b[fstart - 1 : len(fids) - 1].argmax(-1)).double()
             kls.append(float(kl.mean()))
             agrees.append(float(agree.mean()))
             if j == 0:
