@@ -131,10 +131,10 @@ def _capture_dataset(dataset, out, hooks, layers, skip, keep, bos, max_texts, sp
     n_texts = data.check()
     known = {"dataset": data.name, "split": data.split, "max_texts": data.max_texts, "hooks": requested, "bos": bos,
              "shard_bytes": size, **({"store_dtype": store_dtype} if store_dtype else {})}
-    if Path(out).suffix.lower() == ".safetensors":
+    _, before = check_capture_dir(out, known, force)  # a folder holding another capture fails now; the rest is checked once loaded
+    if Path(out).suffix.lower() == ".safetensors" and before is None:
         raise ProbesError(f"--out {out!r}: with --dataset the capture is a folder of shards and index.json; "
                           "give a folder name (a single .safetensors file is for one --prompt)")
-    _, before = check_capture_dir(out, known, force)  # a folder holding another capture fails now; the rest is checked once loaded
     before = None if force or before is None else before
     target = Target(model, device, dtype, bos=bos, threads=threads)
     skipped = target.skipped(skip, keep)
