@@ -142,9 +142,8 @@ def linear(w: FastWeights, name: str, layer: int | None, bias: torch.Tensor, x: 
     if w.on_cpu and rows in BATCH_ROWS:
         wt = w.transposed(name)
         wt = wt if layer is None else wt[layer]
-        padded = _padded(rows) if rows >= PAD_FROM else rows
-        if padded != rows:
-            x = torch.cat([x, x.new_zeros(padded - rows, x.shape[1])])
+        if rows >= PAD_FROM and _padded(rows) != rows:
+            x = _pad_rows(x)
             # Copied: elementwise ops (gelu) on the strided slice run 3-8x slower than on dense memory.
             return torch.addmm(bias[:, None], wt, x.t())[:, :rows].t().contiguous()
         return torch.addmm(bias[:, None], wt, x.t()).t()  # a transposed view
@@ -154,6 +153,12 @@ def linear(w: FastWeights, name: str, layer: int | None, bias: torch.Tensor, x: 
 
 def _padded(rows: int) -> int:
     return -(-rows // ROW_MULTIPLE) * ROW_MULTIPLE
+
+
+def _pad_rows(x: torch.Tensor) -> torch.Tensor:
+    """x with zero rows added up to a multiple of ROW_MULTIPLE rows."""
+    missing = _padded(x.shape[0]) - x.shape[0]
+    return torch.cat([x, x.new_zeros(missing, x.shape[1])]) if missing else x
 
 
 def linear_out_in(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -176,9 +181,7 @@ def _onednn(x: torch.Tensor, weight_out_in: torch.Tensor, bias: torch.Tensor | N
 def _onednn_swapped(x: torch.Tensor, weight_out_in: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """x @ weight_out_in.T + bias, dense (rows, out), computed by oneDNN as weight_out_in @ x.T (see SWAPPED_ROWS)."""
     rows = x.shape[0]
-    if _padded(rows) != rows:
-        x = torch.cat([x, x.new_zeros(_padded(rows) - rows, x.shape[1])])
-    y = torch.ops.mkldnn._linear_pointwise(weight_out_in, x.contiguous(), None, "none", [], "")  # (out, padded rows)
+    y = torch.ops.mkldnn._linear_pointwise(weight_out_in, _pad_rows(x).contiguous(), None, "none", [], "")  # (out, padded rows)
     return torch.add(y[:, :rows].t(), bias, out=y.new_empty(rows, y.shape[0]))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 from probes.errors import ProbesError, SpecError
@@ -179,6 +180,7 @@ def _token_bytes(tokenizer, ids: list[int]) -> list[bytes | None]:
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def _byte_of_char() -> dict[str, int]:
     """GPT-2's byte-level alphabet inverted: each of the 256 characters its vocabulary spells bytes with -> the byte."""
     printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
