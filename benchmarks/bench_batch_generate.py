@@ -43,7 +43,9 @@ def main() -> None:
         model = probes.load(str(ckpt), device=args.device)
         hf = GPT2LMHeadModel.from_pretrained(ckpt).to(args.device).eval()
     prompt = "A long time ago in a galaxy far, far away..."
-    cfg = probes.SamplingConfig(temperature=0.8, top_k=200, max_new_tokens=args.tokens, num_samples=args.samples)
+    cfg = probes.SamplingConfig(
+        temperature=0.8, top_k=200, max_new_tokens=args.tokens, num_samples=args.samples
+    )
     from probes.core.prompt import encode
 
     ids = torch.tensor([encode(model, prompt)], device=args.device)
@@ -56,24 +58,43 @@ def main() -> None:
 
     def hf_generate():
         with torch.no_grad():
-            return hf.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=0.8, top_k=200,
-                               max_new_tokens=args.tokens, min_new_tokens=args.tokens,
-                               num_return_sequences=args.samples, pad_token_id=hf.config.eos_token_id)
+            return hf.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                do_sample=True,
+                temperature=0.8,
+                top_k=200,
+                max_new_tokens=args.tokens,
+                min_new_tokens=args.tokens,
+                num_return_sequences=args.samples,
+                pad_token_id=hf.config.eos_token_id,
+            )
 
-    runs = {"probes.generate, one batch of 16": batched, "probes.generate, 16 one by one": sequential,
-            "transformers generate(num_return_sequences)": hf_generate}
+    runs = {
+        "probes.generate, one batch of 16": batched,
+        "probes.generate, 16 one by one": sequential,
+        "transformers generate(num_return_sequences)": hf_generate,
+    }
     first, times = interleaved(runs, args.repeats, args.device)
-    same = [s.tokens for s in first["probes.generate, one batch of 16"]] == [s.tokens for s in first["probes.generate, 16 one by one"]]
+    same = [s.tokens for s in first["probes.generate, one batch of 16"]] == [
+        s.tokens for s in first["probes.generate, 16 one by one"]
+    ]
     n = args.samples * args.tokens
     tps = {k: n / statistics.median(v) for k, v in times.items()}
     spread = {k: (n / max(v), n / min(v)) for k, v in times.items()}
-    print(f"{args.samples} samples x {args.tokens} new tokens (T=0.8, top-k 200), 12 blocks x d_model 768, vocab 50257, "
-          f"device {args.device}, torch threads {torch.get_num_threads()}, median of {args.repeats} after a warm-up")
+    print(
+        f"{args.samples} samples x {args.tokens} new tokens (T=0.8, top-k 200), 12 blocks x d_model 768, vocab 50257, "
+        f"device {args.device}, torch threads {torch.get_num_threads()}, median of {args.repeats} after a warm-up"
+    )
     for k in runs:
         print(f"  {k:44s} {tps[k]:8.1f} tokens/s  (range {spread[k][0]:.1f}-{spread[k][1]:.1f})")
     b = tps["probes.generate, one batch of 16"]
-    print(f"batch / one by one:               {b / tps['probes.generate, 16 one by one']:.2f}x  (target >= 6)")
-    print(f"batch / transformers generate:    {b / tps['transformers generate(num_return_sequences)']:.2f}x  (target >= 1.0)")
+    print(
+        f"batch / one by one:               {b / tps['probes.generate, 16 one by one']:.2f}x  (target >= 6)"
+    )
+    print(
+        f"batch / transformers generate:    {b / tps['transformers generate(num_return_sequences)']:.2f}x  (target >= 1.0)"
+    )
     print(f"batched samples identical to one-by-one samples: {same}")
 
 

@@ -37,7 +37,9 @@ def write_texts(path: Path, n: int) -> Path:
     from probes.core.load import BUNDLED_DIR
 
     tok = AutoTokenizer.from_pretrained(BUNDLED_DIR)
-    ids = tok((Path(BUNDLED_DIR) / "heldout.txt").read_text(encoding="utf-8"), add_special_tokens=False)["input_ids"]
+    ids = tok((Path(BUNDLED_DIR) / "heldout.txt").read_text(encoding="utf-8"), add_special_tokens=False)[
+        "input_ids"
+    ]
     with open(path, "w", encoding="utf-8") as fh:
         for i in range(n):
             start = (i * TOKENS) % (len(ids) - TOKENS)
@@ -55,7 +57,9 @@ def plain(model, data, names: list[str], store_dtype: str, shard_bytes: int, out
     from probes.core.windows import batches
     from probes.studies.capture_dataset import _shards
 
-    MAX_TOKENS = inspect.signature(probes.capture_dataset).parameters["max_tokens"].default  # the capture's batches
+    MAX_TOKENS = (
+        inspect.signature(probes.capture_dataset).parameters["max_tokens"].default
+    )  # the capture's batches
 
     dtype = getattr(torch, store_dtype)
     d = model.cfg.d_model
@@ -85,15 +89,26 @@ def _child(args) -> int:
     kw = {"hooks": args.hooks, "store_dtype": args.store_dtype, "shard_bytes": args.shard_bytes}
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         tmp = Path(tmp)
-        probes.capture(model, Dataset(data, max_texts=4), out=tmp / "warm", **kw)  # first-call costs off the clock
+        probes.capture(
+            model, Dataset(data, max_texts=4), out=tmp / "warm", **kw
+        )  # first-call costs off the clock
         if args.child == "memory":
             Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
             base = rss("VmRSS")
             t = time.perf_counter()
             acts = probes.capture(model, data, out=tmp / "run", **kw)
             seconds = time.perf_counter() - t
-            print(json.dumps({"peak_mib": rss("VmHWM") / 2**20, "added_mib": (rss("VmHWM") - base) / 2**20,
-                              "rows": acts.n_rows, "texts": len(acts), "seconds": seconds}))
+            print(
+                json.dumps(
+                    {
+                        "peak_mib": rss("VmHWM") / 2**20,
+                        "added_mib": (rss("VmHWM") - base) / 2**20,
+                        "rows": acts.n_rows,
+                        "texts": len(acts),
+                        "seconds": seconds,
+                    }
+                )
+            )
             return 0
         names = list(probes.load_activations(tmp / "warm").names)
         best = {"capture": float("inf"), "plain": float("inf")}
@@ -115,9 +130,24 @@ def _child(args) -> int:
 
 
 def run_child(args, child: str, data: Path) -> dict:
-    cmd = [sys.executable, __file__, "--child", child, "--data", str(data), "--hooks", args.hooks,
-           "--shard-bytes", str(args.shard_bytes), "--threads", str(args.threads), "--repeats", str(args.repeats),
-           "--tmp", str(args.tmp)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        child,
+        "--data",
+        str(data),
+        "--hooks",
+        args.hooks,
+        "--shard-bytes",
+        str(args.shard_bytes),
+        "--threads",
+        str(args.threads),
+        "--repeats",
+        str(args.repeats),
+        "--tmp",
+        str(args.tmp),
+    ]
     if args.store_dtype:
         cmd += ["--store-dtype", args.store_dtype]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -147,17 +177,25 @@ def main(argv=None) -> int:
         a = run_child(args, "memory", small)
         b = run_child(args, "memory", large)
         speed = run_child(args, "speed", small)
-    print(f"capture over the bundled model ({args.hooks}, stored {args.store_dtype}, shards of {args.shard_bytes >> 20} MiB, "
-          f"{args.threads} thread(s), texts of {TOKENS + 1} tokens with BOS)")
+    print(
+        f"capture over the bundled model ({args.hooks}, stored {args.store_dtype}, shards of {args.shard_bytes >> 20} MiB, "
+        f"{args.threads} thread(s), texts of {TOKENS + 1} tokens with BOS)"
+    )
     print(f"{'texts':>7} {'rows':>9} {'peak RSS':>10} {'added by capture':>17} {'seconds':>8}")
     for r in (a, b):
-        print(f"{r['texts']:>7} {r['rows']:>9} {r['peak_mib']:>7.0f} MiB {r['added_mib']:>13.0f} MiB {r['seconds']:>8.1f}")
-    print(f"peak RSS {10 * args.texts} vs {args.texts} texts: {b['peak_mib'] / a['peak_mib']:.2f}x (target <= 1.2x); "
-          f"added by the capture: {b['added_mib'] / max(a['added_mib'], 1e-9):.2f}x")
+        print(
+            f"{r['texts']:>7} {r['rows']:>9} {r['peak_mib']:>7.0f} MiB {r['added_mib']:>13.0f} MiB {r['seconds']:>8.1f}"
+        )
+    print(
+        f"peak RSS {10 * args.texts} vs {args.texts} texts: {b['peak_mib'] / a['peak_mib']:.2f}x (target <= 1.2x); "
+        f"added by the capture: {b['added_mib'] / max(a['added_mib'], 1e-9):.2f}x"
+    )
     ratio = speed["plain"] / speed["capture"]
-    print(f"throughput over {args.texts} texts ({speed['rows']} rows), best of {args.repeats}: capture "
-          f"{speed['rows'] / speed['capture']:,.0f} rows/s, plain forwards + safetensors writing "
-          f"{speed['rows'] / speed['plain']:,.0f} rows/s: {ratio:.2f}x (target >= 0.5x)")
+    print(
+        f"throughput over {args.texts} texts ({speed['rows']} rows), best of {args.repeats}: capture "
+        f"{speed['rows'] / speed['capture']:,.0f} rows/s, plain forwards + safetensors writing "
+        f"{speed['rows'] / speed['plain']:,.0f} rows/s: {ratio:.2f}x (target >= 0.5x)"
+    )
     return 0
 
 

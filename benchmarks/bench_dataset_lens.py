@@ -71,7 +71,16 @@ def peak(args, n: int) -> dict:
     # glibc keeps freed blocks below its growing mmap threshold in the heap; a fixed threshold
     # returns large blocks to the OS on free, so the high-water mark is the run's own.
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
-    cmd = [sys.executable, __file__, "--memory-texts", str(n), "--tokens", str(args.tokens), "--device", args.device]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--memory-texts",
+        str(n),
+        "--tokens",
+        str(args.tokens),
+        "--device",
+        args.device,
+    ]
     cmd += ["--model", args.model] if args.model else []
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -79,10 +88,14 @@ def peak(args, n: int) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="a model probes.load accepts (default: the bundled one)")
+    parser.add_argument(
+        "--model", default=None, help="a model probes.load accepts (default: the bundled one)"
+    )
     parser.add_argument("--texts", type=int, default=50)
     parser.add_argument("--tokens", type=int, default=128)
-    parser.add_argument("--scale", type=int, default=10, help="the memory run's larger dataset is this many times --texts")
+    parser.add_argument(
+        "--scale", type=int, default=10, help="the memory run's larger dataset is this many times --texts"
+    )
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--memory-texts", type=int, help=argparse.SUPPRESS)  # internal: the memory child
@@ -108,18 +121,26 @@ def main(argv=None) -> int:
         times["lens"].append(time.perf_counter() - t0)
     assert lens.n_positions == fed, (lens.n_positions, fed)
     fwd, lz = min(times["forward"]), min(times["lens"])
-    print(f"model {lens.model_name}: {model.cfg.n_layers} blocks, d_model {model.cfg.d_model}, vocab {model.cfg.d_vocab}; "
-          f"device {args.device}, torch threads {torch.get_num_threads()}")
+    print(
+        f"model {lens.model_name}: {model.cfg.n_layers} blocks, d_model {model.cfg.d_model}, vocab {model.cfg.d_vocab}; "
+        f"device {args.device}, torch threads {torch.get_num_threads()}"
+    )
     print(f"{len(texts)} texts, {lens.n_windows} windows, {fed:,} positions (BOS included)")
     print(f"plain batched forwards  {fwd:8.2f} s  ({fed / fwd:,.0f} tokens/s)")
     print(f"lens over the texts     {lz:8.2f} s  ({fed / lz:,.0f} tokens/s)")
     print(f"time ratio lens / forwards: {lz / fwd:.2f}x (target <= 5x)")
     if args.device == "cpu" and sys.platform.startswith("linux"):
         small, big = peak(args, args.texts), peak(args, args.scale * args.texts)
-        print(f"peak RSS, {args.texts} texts: {small['peak_mib']:.0f} MiB ({small['added_mib']:.1f} MiB above the loaded model)")
-        print(f"peak RSS, {args.scale * args.texts} texts: {big['peak_mib']:.0f} MiB ({big['added_mib']:.1f} MiB above the loaded model)")
-        print(f"memory ratio {args.scale}x texts: {big['peak_mib'] / small['peak_mib']:.3f}x peak RSS (target <= 1.2x), "
-              f"{big['added_mib'] / max(small['added_mib'], 1e-9):.2f}x of the added memory")
+        print(
+            f"peak RSS, {args.texts} texts: {small['peak_mib']:.0f} MiB ({small['added_mib']:.1f} MiB above the loaded model)"
+        )
+        print(
+            f"peak RSS, {args.scale * args.texts} texts: {big['peak_mib']:.0f} MiB ({big['added_mib']:.1f} MiB above the loaded model)"
+        )
+        print(
+            f"memory ratio {args.scale}x texts: {big['peak_mib'] / small['peak_mib']:.3f}x peak RSS (target <= 1.2x), "
+            f"{big['added_mib'] / max(small['added_mib'], 1e-9):.2f}x of the added memory"
+        )
     return 0
 
 

@@ -40,7 +40,9 @@ def main() -> None:
         ckpt = Path(tmp) / "gpt2-small-shape"
         gpt2_small(ckpt)
         model = probes.load(str(ckpt), device=args.device)
-        hf = GPT2LMHeadModel.from_pretrained(ckpt).to(args.device).eval()  # transformers' default attention (sdpa)
+        hf = (
+            GPT2LMHeadModel.from_pretrained(ckpt).to(args.device).eval()
+        )  # transformers' default attention (sdpa)
     prompt = "ROMEO: What light through yonder window breaks? It is the east, and Juliet is the sun."
     from probes.core.prompt import encode
 
@@ -50,9 +52,15 @@ def main() -> None:
 
     def hf_generate():
         with torch.no_grad():
-            out = hf.generate(t_ids, attention_mask=torch.ones_like(t_ids), max_new_tokens=n, min_new_tokens=n,
-                              do_sample=False, pad_token_id=hf.config.eos_token_id)
-        return out[0, len(ids):].tolist()
+            out = hf.generate(
+                t_ids,
+                attention_mask=torch.ones_like(t_ids),
+                max_new_tokens=n,
+                min_new_tokens=n,
+                do_sample=False,
+                pad_token_id=hf.config.eos_token_id,
+            )
+        return out[0, len(ids) :].tolist()
 
     def probes_generate():
         return probes.generate(model, prompt, max_new_tokens=n, greedy=True)[0].tokens
@@ -66,28 +74,46 @@ def main() -> None:
         seq = list(ids)
         with torch.no_grad():
             for _ in range(n):
-                seq.append(int(hf(torch.tensor([seq], device=args.device), use_cache=False).logits[0, -1].argmax()))
-        return seq[len(ids):]
+                seq.append(
+                    int(hf(torch.tensor([seq], device=args.device), use_cache=False).logits[0, -1].argmax())
+                )
+        return seq[len(ids) :]
 
     def probes_skip_odd():
         with probes.skip(model, "odd"):
             return probes.generate(model, prompt, max_new_tokens=n, greedy=True)[0].tokens
 
-    runs = {"transformers generate": hf_generate, "probes.generate": probes_generate,
-            "probes.generate, hooked bridge path": probes_hooked, "nanoGPT loop, no KV cache": nanogpt_no_cache,
-            "probes.generate inside skip(odd)": probes_skip_odd}
+    runs = {
+        "transformers generate": hf_generate,
+        "probes.generate": probes_generate,
+        "probes.generate, hooked bridge path": probes_hooked,
+        "nanoGPT loop, no KV cache": nanogpt_no_cache,
+        "probes.generate inside skip(odd)": probes_skip_odd,
+    }
     outputs, times = interleaved(runs, args.repeats, args.device)  # the warm-up's outputs are compared below
     tps = {k: n / statistics.median(v) for k, v in times.items()}
     ref = tps["transformers generate"]
-    print(f"greedy decoding, {n} new tokens, 12 blocks x d_model 768, device {args.device}, torch threads {torch.get_num_threads()}, "
-          f"median of {args.repeats}")
+    print(
+        f"greedy decoding, {n} new tokens, 12 blocks x d_model 768, device {args.device}, torch threads {torch.get_num_threads()}, "
+        f"median of {args.repeats}"
+    )
     for k in runs:
         print(f"  {k:38s} {tps[k]:8.1f} tokens/s   {tps[k] / ref:5.2f}x transformers")
-    print(f"probes.generate / transformers generate:        {tps['probes.generate'] / ref:.2f}x  (target >= 0.95)")
-    print(f"nanoGPT no-cache loop / transformers generate:  {tps['nanoGPT loop, no KV cache'] / ref:.2f}x  (the floor)")
-    print(f"skip(odd) / no probe:                           "
-          f"{tps['probes.generate inside skip(odd)'] / tps['probes.generate']:.2f}x  (target >= 1.5)")
-    same = outputs["probes.generate"] == outputs["transformers generate"] == outputs["probes.generate, hooked bridge path"]
+    print(
+        f"probes.generate / transformers generate:        {tps['probes.generate'] / ref:.2f}x  (target >= 0.95)"
+    )
+    print(
+        f"nanoGPT no-cache loop / transformers generate:  {tps['nanoGPT loop, no KV cache'] / ref:.2f}x  (the floor)"
+    )
+    print(
+        f"skip(odd) / no probe:                           "
+        f"{tps['probes.generate inside skip(odd)'] / tps['probes.generate']:.2f}x  (target >= 1.5)"
+    )
+    same = (
+        outputs["probes.generate"]
+        == outputs["transformers generate"]
+        == outputs["probes.generate, hooked bridge path"]
+    )
     print(f"greedy tokens identical across transformers, fast and hooked paths: {same}")
 
 

@@ -36,7 +36,10 @@ def naive_lens(model, ids):
 
     names = row_hooks(model.cfg.n_layers)
     cache = {}
-    with torch.no_grad(), attached(model, [(n, lambda t, hook, n=n: cache.__setitem__(n, t[0])) for n in names]):
+    with (
+        torch.no_grad(),
+        attached(model, [(n, lambda t, hook, n=n: cache.__setitem__(n, t[0])) for n in names]),
+    ):
         model(ids)
         resid = torch.stack([cache[n] for n in names])  # (rows, pos, d_model)
         logp = decode_residual(model, resid).float().log_softmax(-1)  # (rows, pos, vocab)
@@ -44,7 +47,9 @@ def naive_lens(model, ids):
         entropy = -(p * logp).sum(-1) / LN2  # (rows, pos)
         kl = (p[-1] * (logp[-1] - logp)).sum(-1) / LN2
         top = p.topk(5, dim=-1)
-        rank = (logp > logp.gather(-1, logp[-1].argmax(-1)[None, :, None].expand(len(names), -1, 1))).sum(-1) + 1
+        rank = (logp > logp.gather(-1, logp[-1].argmax(-1)[None, :, None].expand(len(names), -1, 1))).sum(
+            -1
+        ) + 1
     return entropy.cpu(), kl.cpu(), top.values.cpu(), rank.cpu()
 
 
@@ -109,7 +114,9 @@ def peaks(ckpt: str, args) -> dict:
     # free and the peak RSS is the run's own. That setting slows every op down, so timings are
     # taken here and memory in a child process.
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
-    cmd = [sys.executable, __file__, "--memory-of", ckpt, "--tokens", str(args.tokens)] + (["--no-naive"] if args.no_naive else [])
+    cmd = [sys.executable, __file__, "--memory-of", ckpt, "--tokens", str(args.tokens)] + (
+        ["--no-naive"] if args.no_naive else []
+    )
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         print(f"memory measurement failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
@@ -145,7 +152,9 @@ def _child(args) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vocab", type=int, default=None, help="pad the vocabulary to this size (GPT-2: 50257)")
+    parser.add_argument(
+        "--vocab", type=int, default=None, help="pad the vocabulary to this size (GPT-2: 50257)"
+    )
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
@@ -170,7 +179,9 @@ def main(argv=None) -> int:
         ids_list = prompt_ids(model, args.tokens)
         times = {}
         for name, fn in runs(model, ids_list, device, not args.no_naive).items():
-            times[name] = timed(fn, device, args.repeats if "naive" not in name else max(1, args.repeats // 2))
+            times[name] = timed(
+                fn, device, args.repeats if "naive" not in name else max(1, args.repeats // 2)
+            )
         if device.type == "cuda":
             mem = {}
             for name, fn in runs(model, ids_list, device, not args.no_naive).items():
@@ -183,8 +194,10 @@ def main(argv=None) -> int:
 
     t_fwd = times["forward"]
     m_fwd = mem.get("forward")
-    print(f"model: 12 blocks, d_model 768, vocab {cfg.d_vocab}; prompt {args.tokens} tokens; device {device}; "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"model: 12 blocks, d_model 768, vocab {cfg.d_vocab}; prompt {args.tokens} tokens; device {device}; "
+        f"torch threads {torch.get_num_threads()}"
+    )
     for name, t in times.items():
         m = mem.get(name)
         shown = f"peak +{m:7.1f} MiB" if m is not None else "peak n/a"

@@ -60,13 +60,20 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as home:
         build_hub_cache(home, "gpt2", n_layer=12, n_embd=768, n_head=12, n_positions=1024)
-        env = {**os.environ, "HF_HOME": home, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(args.threads),
-               "TRANSFORMERS_VERBOSITY": "error"}
+        env = {
+            **os.environ,
+            "HF_HOME": home,
+            "HF_HUB_OFFLINE": "1",
+            "OMP_NUM_THREADS": str(args.threads),
+            "TRANSFORMERS_VERBOSITY": "error",
+        }
         times = {v: [] for v in VARIANTS}
         imports = []
         for _ in range(args.repeats + 1):  # the first round warms the page cache and is dropped
             for v in VARIANTS:
-                out = subprocess.run([sys.executable, __file__, "--child", v], env=env, capture_output=True, text=True)
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", v], env=env, capture_output=True, text=True
+                )
                 if out.returncode:
                     sys.exit(f"{v} failed:\n{out.stderr[-2000:]}")
                 r = json.loads(out.stdout.strip().splitlines()[-1])
@@ -75,13 +82,19 @@ def main() -> None:
         for v in VARIANTS:
             times[v] = times[v][1:]
     ref = statistics.median(times[VARIANTS[0]])
-    print(f"GPT-2-small-shaped checkpoint from a hub cache, {args.threads} threads, median of {args.repeats} "
-          f"fresh processes after one warm-up round (imports apart: median {statistics.median(imports):.1f} s)")
+    print(
+        f"GPT-2-small-shaped checkpoint from a hub cache, {args.threads} threads, median of {args.repeats} "
+        f"fresh processes after one warm-up round (imports apart: median {statistics.median(imports):.1f} s)"
+    )
     for v in VARIANTS:
         t = times[v]
-        print(f"  {v:44s} {statistics.median(t):6.2f} s  (range {min(t):.2f}-{max(t):.2f})  "
-              f"{statistics.median(t) / ref:5.2f}x from_pretrained")
-    print(f"probes.load / TransformerLens boot: {statistics.median(times[VARIANTS[2]]) / statistics.median(times[VARIANTS[1]]):.2f}x")
+        print(
+            f"  {v:44s} {statistics.median(t):6.2f} s  (range {min(t):.2f}-{max(t):.2f})  "
+            f"{statistics.median(t) / ref:5.2f}x from_pretrained"
+        )
+    print(
+        f"probes.load / TransformerLens boot: {statistics.median(times[VARIANTS[2]]) / statistics.median(times[VARIANTS[1]]):.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -45,12 +45,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_report(home: Path, out: Path, threads: int, extra: list[str]) -> tuple[float, list[tuple[str, float, float]]]:
+def run_report(
+    home: Path, out: Path, threads: int, extra: list[str]
+) -> tuple[float, list[tuple[str, float, float]]]:
     """Total wall seconds and (note, wall s, CPU s) per stage: from one stderr note to the next."""
     env = {**os.environ, "HF_HOME": str(home), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
     env.pop("HF_HUB_CACHE", None)
-    cmd = [sys.executable, "-c", "from probes.cli.app import entry; entry()", "report", "--model", "gpt2",
-           "--out", str(out), "--threads", str(threads), *extra]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from probes.cli.app import entry; entry()",
+        "report",
+        "--model",
+        "gpt2",
+        "--out",
+        str(out),
+        "--threads",
+        str(threads),
+        *extra,
+    ]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     marks = [("start (imports, argument checks)", t0, 0.0)]
@@ -91,8 +104,10 @@ def main() -> None:
     for note, wall, cpu in stages:
         print(f"{note:<{width}}  {wall:7.1f}  {cpu:7.1f}")
     print(f"{'total':<{width}}  {total:7.1f}  {sum(c for _, _, c in stages):7.1f}")
-    print("\nWall time on a shared machine includes waiting for the CPU; CPU time is the process's own "
-          "(with 2 threads it can exceed wall time).")
+    print(
+        "\nWall time on a shared machine includes waiting for the CPU; CPU time is the process's own "
+        "(with 2 threads it can exceed wall time)."
+    )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,15 @@ def gpt2_small(path, *, gpt2_vocab: bool = False, vocab: int | None = None):
     """
     from conftest import build_checkpoint, gpt2_tokenizer
 
-    return build_checkpoint(path, n_layer=12, n_embd=768, n_head=12, n_positions=1024,
-                            tokenizer=gpt2_tokenizer() if gpt2_vocab else None, vocab_size=vocab)
+    return build_checkpoint(
+        path,
+        n_layer=12,
+        n_embd=768,
+        n_head=12,
+        n_positions=1024,
+        tokenizer=gpt2_tokenizer() if gpt2_vocab else None,
+        vocab_size=vocab,
+    )
 
 
 def _sync(device) -> None:

@@ -1,6 +1,6 @@
 """Capture the residual stream layer by layer, save it, and plot its norm by layer.
 
-    python examples/capture_residual_norms.py          # writes residual_norms.png and states.safetensors
+python examples/capture_residual_norms.py          # writes residual_norms.png and states.safetensors
 """
 
 from matplotlib.figure import Figure

@@ -1,6 +1,6 @@
 """Compare greedy generations of the full model and with odd / last-half blocks skipped.
 
-    python examples/compare_pruned_generations.py      # writes pruned_generations.png
+python examples/compare_pruned_generations.py      # writes pruned_generations.png
 """
 
 import probes
@@ -15,7 +15,9 @@ for spec in ["none", "odd", "last-half"]:
     tokens = out[0].tokens
     print(f"== skip {spec} (kept blocks {s.kept})")
     print(prompt + out[0].text)
-    print(f"   distinct-2 {distinct_n(tokens, 2):.2f}, repeated 4-grams {repeated_ngram_fraction(tokens):.0%}\n")
+    print(
+        f"   distinct-2 {distinct_n(tokens, 2):.2f}, repeated 4-grams {repeated_ngram_fraction(tokens):.0%}\n"
+    )
 
 comparison = probes.compare_pruned(model, prompt, ["odd", "last-half"], max_new_tokens=60)
 comparison.figure().savefig("pruned_generations.png", dpi=120)

@@ -1,6 +1,6 @@
 """Embedding norms against token id (for BPE, ids roughly follow merge order, a frequency proxy).
 
-    python examples/embedding_norms_vs_frequency.py    # writes embedding_norms.png
+python examples/embedding_norms_vs_frequency.py    # writes embedding_norms.png
 """
 
 import numpy as np

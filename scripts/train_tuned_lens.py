@@ -55,8 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", default=d.optimizer)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--eval-passages", type=int, default=60, help="held-out passages scored (spread over the works)")
-    p.add_argument("--gpt2-tokens", type=int, default=1024, help="training tokens timed on the GPT-2-small shape (0: skip)")
+    p.add_argument(
+        "--eval-passages", type=int, default=60, help="held-out passages scored (spread over the works)"
+    )
+    p.add_argument(
+        "--gpt2-tokens",
+        type=int,
+        default=1024,
+        help="training tokens timed on the GPT-2-small shape (0: skip)",
+    )
     p.add_argument("--force", action="store_true", help="replace the lens in --out")
     return p
 
@@ -77,17 +84,34 @@ def main() -> None:
     held = held[:: max(1, len(held) // args.eval_passages)][: args.eval_passages]
     gpt2 = gpt2_small_timing(args.gpt2_tokens) if args.gpt2_tokens else None  # first: a failure shows early
     model = probes.load()
-    print(f"training on {len(train)} works; scoring on {len(held)} passages of the held-out works {', '.join(VAL_WORKS)}")
-    lens = probes.train_tuned_lens(model, train, steps=args.steps, tokens_per_step=args.tokens_per_step, lr=args.lr,
-                                   optimizer=args.optimizer, seed=args.seed, progress=print)
+    print(
+        f"training on {len(train)} works; scoring on {len(held)} passages of the held-out works {', '.join(VAL_WORKS)}"
+    )
+    lens = probes.train_tuned_lens(
+        model,
+        train,
+        steps=args.steps,
+        tokens_per_step=args.tokens_per_step,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        seed=args.seed,
+        progress=print,
+    )
     t = lens.meta["training"]
     logit = probes.lens_over(model, held, seed=args.seed)
     tuned = probes.lens_over(model, held, translators=lens, seed=args.seed)
     table = rows_of(logit, tuned)
     checks = targets(table, t)
     command = "python scripts/train_tuned_lens.py " + " ".join(sys.argv[1:])
-    lens.meta["evaluation"] = {"heldout_works": list(VAL_WORKS), "passages": len(held), "tokens": logit.n_tokens,
-                               "rows": table, "targets": checks, "gpt2_small": gpt2, "command": command.strip()}
+    lens.meta["evaluation"] = {
+        "heldout_works": list(VAL_WORKS),
+        "passages": len(held),
+        "tokens": logit.n_tokens,
+        "rows": table,
+        "targets": checks,
+        "gpt2_small": gpt2,
+        "command": command.strip(),
+    }
     lens.save(args.out, force=args.force)
     card = render_card(lens, table, checks, gpt2, logit)
     write_text(args.out / "LENS_CARD.md", card, force=args.force)
@@ -125,18 +149,33 @@ def gpt2_small_timing(tokens: int) -> dict:
     import probes
 
     with tempfile.TemporaryDirectory() as tmp:
-        build_checkpoint(Path(tmp) / "gpt2-small", n_layer=12, n_embd=768, n_head=12, n_positions=1024,
-                         tokenizer=gpt2_tokenizer())
+        build_checkpoint(
+            Path(tmp) / "gpt2-small",
+            n_layer=12,
+            n_embd=768,
+            n_head=12,
+            n_positions=1024,
+            tokenizer=gpt2_tokenizer(),
+        )
         model = probes.load(str(Path(tmp) / "gpt2-small"))
         g = torch.Generator().manual_seed(0)
-        text = model.tokenizer.decode(torch.randint(0, model.cfg.d_vocab, (4 * tokens,), generator=g).tolist())
+        text = model.tokenizer.decode(
+            torch.randint(0, model.cfg.d_vocab, (4 * tokens,), generator=g).tolist()
+        )
         lens = probes.train_tuned_lens(model, [text], steps=1, tokens_per_step=tokens, heldout=0)
     t = lens.meta["training"]
-    out = {"tokens": t["tokens"], "seconds": t["seconds"], "s_per_1000_tokens": round(t["ms_per_1000_tokens"] / 1000, 2),
-           "cpu_s_per_1000_tokens": round(t["cpu_ms_per_1000_tokens"] / 1000, 2),
-           "threads": t["threads"], "cpu": platform.processor() or platform.machine()}
-    print(f"GPT-2 small shape: {out['s_per_1000_tokens']} s per 1,000 training tokens ({t['threads']} threads; "
-          f"{out['cpu_s_per_1000_tokens']} CPU-seconds)")
+    out = {
+        "tokens": t["tokens"],
+        "seconds": t["seconds"],
+        "s_per_1000_tokens": round(t["ms_per_1000_tokens"] / 1000, 2),
+        "cpu_s_per_1000_tokens": round(t["cpu_ms_per_1000_tokens"] / 1000, 2),
+        "threads": t["threads"],
+        "cpu": platform.processor() or platform.machine(),
+    }
+    print(
+        f"GPT-2 small shape: {out['s_per_1000_tokens']} s per 1,000 training tokens ({t['threads']} threads; "
+        f"{out['cpu_s_per_1000_tokens']} CPU-seconds)"
+    )
     return out
 
 
@@ -150,17 +189,23 @@ def render_card(lens, table, checks, gpt2, logit) -> str:
         "",
         f"Six affine translators (192x192 and a bias each, float32, {c['steps']} steps), one per block input, trained",
         "by `scripts/train_tuned_lens.py` on the model's training works only, with the loss of Belrose et al. (2023):",
-        "KL(final || translated row). The held-out works (" + ", ".join(VAL_WORKS) + ") were seen by neither the",
-        (f"model nor the lens; the table scores {lens.meta['evaluation']['passages']} passages of them "
-        f"({logit.n_tokens:,} tokens). Cells: mean [95% bootstrap interval, resampling passages]."),
+        "KL(final || translated row). The held-out works ("
+        + ", ".join(VAL_WORKS)
+        + ") were seen by neither the",
+        (
+            f"model nor the lens; the table scores {lens.meta['evaluation']['passages']} passages of them "
+            f"({logit.n_tokens:,} tokens). Cells: mean [95% bootstrap interval, resampling passages]."
+        ),
         "",
         "| row | KL logit lens | KL tuned lens | xent logit | xent tuned | top-1 logit | top-1 tuned |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in table:
         k, x, a = r["kl_to_final"], r["next_xent"], r["next_accuracy"]
-        lines.append(f"| {r['row']} | {fmt(k['logit'])} | {fmt(k['tuned'])} | {fmt(x['logit'])} | {fmt(x['tuned'])} "
-                     f"| {pct(a['logit'])} | {pct(a['tuned'])} |")
+        lines.append(
+            f"| {r['row']} | {fmt(k['logit'])} | {fmt(k['tuned'])} | {fmt(x['logit'])} | {fmt(x['tuned'])} "
+            f"| {pct(a['logit'])} | {pct(a['tuned'])} |"
+        )
     lines += [
         "",
         "KL and cross-entropy in bits; the last row is the model's output under both lenses.",
@@ -171,17 +216,25 @@ def render_card(lens, table, checks, gpt2, logit) -> str:
         "",
         "## Training",
         "",
-        (f"- {t['steps']} steps of at most {c['tokens_per_step']} tokens ({t['tokens']:,} tokens), {c['optimizer']} "
-        f"(Nesterov, momentum {c['momentum']}) at lr {c['lr']}, weight decay {c['weight_decay']}, seed {c['seed']}"),
-        (f"- {t['seconds']:.0f} s on {t['threads']} threads: {t['ms_per_1000_tokens'] / 1000:.2f} s per 1,000 training "
-        "tokens (wall time: other jobs on the machine lengthen it; the CPU time below does not depend on them)"),
-        (f"- CPU time {t['cpu_seconds']:.0f} s over all threads ({t['cpu_ms_per_1000_tokens'] / 1000:.2f} CPU-seconds per "
-         f"1,000 tokens): at best {t['cpu_seconds'] / 2:.0f} s of wall time on 2 idle cores"),
+        (
+            f"- {t['steps']} steps of at most {c['tokens_per_step']} tokens ({t['tokens']:,} tokens), {c['optimizer']} "
+            f"(Nesterov, momentum {c['momentum']}) at lr {c['lr']}, weight decay {c['weight_decay']}, seed {c['seed']}"
+        ),
+        (
+            f"- {t['seconds']:.0f} s on {t['threads']} threads: {t['ms_per_1000_tokens'] / 1000:.2f} s per 1,000 training "
+            "tokens (wall time: other jobs on the machine lengthen it; the CPU time below does not depend on them)"
+        ),
+        (
+            f"- CPU time {t['cpu_seconds']:.0f} s over all threads ({t['cpu_ms_per_1000_tokens'] / 1000:.2f} CPU-seconds per "
+            f"1,000 tokens): at best {t['cpu_seconds'] / 2:.0f} s of wall time on 2 idle cores"
+        ),
     ]
     if gpt2:
-        lines.append(f"- GPT-2 small shape (random weights, 12 blocks, d_model 768, vocab 50,257): "
-                     f"{gpt2['s_per_1000_tokens']} s per 1,000 training tokens on {gpt2['threads']} threads, same machine "
-                     f"({gpt2['cpu_s_per_1000_tokens']} CPU-seconds)")
+        lines.append(
+            f"- GPT-2 small shape (random weights, 12 blocks, d_model 768, vocab 50,257): "
+            f"{gpt2['s_per_1000_tokens']} s per 1,000 training tokens on {gpt2['threads']} threads, same machine "
+            f"({gpt2['cpu_s_per_1000_tokens']} CPU-seconds)"
+        )
     lines += ["", "Command:", "", "    " + lens.meta["evaluation"]["command"], ""]
     return "\n".join(lines)
 

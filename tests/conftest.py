@@ -28,8 +28,18 @@ def device(request):
     return request.config.getoption("--device")
 
 
-def build_checkpoint(path, *, n_layer=4, n_embd=64, n_head=4, n_positions=64, seed=0, tokenizer_from=None, tokenizer=None,
-                     vocab_size=None):
+def build_checkpoint(
+    path,
+    *,
+    n_layer=4,
+    n_embd=64,
+    n_head=4,
+    n_positions=64,
+    seed=0,
+    tokenizer_from=None,
+    tokenizer=None,
+    vocab_size=None,
+):
     """Save a random GPT-2 (random LayerNorm weights and biases, so folding mistakes show); `vocab_size` pads the vocabulary."""
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
@@ -38,8 +48,13 @@ def build_checkpoint(path, *, n_layer=4, n_embd=64, n_head=4, n_positions=64, se
     tok = tokenizer or AutoTokenizer.from_pretrained(tokenizer_from or BUNDLED_DIR)
     torch.manual_seed(seed)
     config = GPT2Config(
-        vocab_size=max(vocab_size or 0, len(tok)), n_positions=n_positions, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        vocab_size=max(vocab_size or 0, len(tok)),
+        n_positions=n_positions,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=n_head,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
     )
     model = GPT2LMHeadModel(config)
     with torch.no_grad():
@@ -65,12 +80,20 @@ def gpt2_tokenizer():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    bpe = models.BPE.from_file(os.path.join(GPT2_TOKENIZER, "vocab.json"), os.path.join(GPT2_TOKENIZER, "merges.txt"))
+    bpe = models.BPE.from_file(
+        os.path.join(GPT2_TOKENIZER, "vocab.json"), os.path.join(GPT2_TOKENIZER, "merges.txt")
+    )
     tok = Tokenizer(bpe)
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                                   unk_token="<|endoftext|>", model_max_length=1024, add_bos_token=False)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        model_max_length=1024,
+        add_bos_token=False,
+    )
 
 
 def build_hub_cache(root, name="gpt2", *, commit="0123456789abcdef0123456789abcdef01234567", **shape):
@@ -84,7 +107,11 @@ def build_hub_cache(root, name="gpt2", *, commit="0123456789abcdef0123456789abcd
     repo = root / "hub" / ("models--" + name.replace("/", "--"))
     snap = repo / "snapshots" / commit
     snap.mkdir(parents=True, exist_ok=True)
-    build_checkpoint(snap, tokenizer=gpt2_tokenizer(), **({"n_layer": 2, "n_embd": 32, "n_head": 2, "n_positions": 64} | shape))
+    build_checkpoint(
+        snap,
+        tokenizer=gpt2_tokenizer(),
+        **({"n_layer": 2, "n_embd": 32, "n_head": 2, "n_positions": 64} | shape),
+    )
     # As the real repository has them: vocab.json + merges.txt beside tokenizer.json, and a config
     # that leaves the tokenizer class to the model type (GPT2Tokenizer, which adds no BOS).
     import shutil
@@ -114,8 +141,12 @@ def offline_gpt2(gpt2_home, monkeypatch):
     import huggingface_hub.constants as hub
 
     hub_cache = str(gpt2_home / "hub")
-    for name, value in (("HF_HOME", str(gpt2_home)), ("HF_HUB_CACHE", hub_cache), ("HUGGINGFACE_HUB_CACHE", hub_cache),
-                        ("HF_HUB_OFFLINE", True)):
+    for name, value in (
+        ("HF_HOME", str(gpt2_home)),
+        ("HF_HUB_CACHE", hub_cache),
+        ("HUGGINGFACE_HUB_CACHE", hub_cache),
+        ("HF_HUB_OFFLINE", True),
+    ):
         monkeypatch.setattr(hub, name, value)
     return gpt2_home
 
@@ -154,7 +185,11 @@ def bundled_hf(device):
 
     from probes.core.load import BUNDLED_DIR
 
-    return GPT2LMHeadModel.from_pretrained(BUNDLED_DIR, attn_implementation="eager", dtype=torch.float32).to(device).eval()
+    return (
+        GPT2LMHeadModel.from_pretrained(BUNDLED_DIR, attn_implementation="eager", dtype=torch.float32)
+        .to(device)
+        .eval()
+    )
 
 
 @pytest.fixture(scope="session")
@@ -190,8 +225,11 @@ def broken(tiny_dir, tmp_path_factory):
     variant("cfg_number", "8192")
     variant("cfg_nested", "[" * 100000 + "]" * 100000)
     variant("cfg_str_layers", {**cfg, "n_layer": "4"})
-    variant("cfg_eps_nan", '{"model_type": "gpt2", "n_layer": 4, "n_embd": 64, "n_head": 4, "vocab_size": %d, '
-                           '"n_positions": 64, "layer_norm_epsilon": NaN}' % cfg["vocab_size"])
+    variant(
+        "cfg_eps_nan",
+        '{"model_type": "gpt2", "n_layer": 4, "n_embd": 64, "n_head": 4, "vocab_size": %d, '
+        '"n_positions": 64, "layer_norm_epsilon": NaN}' % cfg["vocab_size"],
+    )
 
     def drop(w):
         w.pop(next(k for k in w if k.endswith("h.2.attn.c_attn.weight")))

@@ -24,7 +24,9 @@ def manual_logits(hf, ids: list[int], kept: list[int] | None = None) -> torch.Te
     layers = range(cfg.n_layer) if kept is None else kept
     for i in layers:
         b = t.h[i]
-        a = torch.nn.functional.layer_norm(h, (cfg.n_embd,), b.ln_1.weight, b.ln_1.bias, cfg.layer_norm_epsilon)
+        a = torch.nn.functional.layer_norm(
+            h, (cfg.n_embd,), b.ln_1.weight, b.ln_1.bias, cfg.layer_norm_epsilon
+        )
         qkv = a @ b.attn.c_attn.weight + b.attn.c_attn.bias  # Conv1D: (in, out) weights
         q, k, v = qkv.split(cfg.n_embd, dim=-1)
         q, k, v = (z.view(T, H, D).transpose(0, 1) for z in (q, k, v))  # (head, pos, d_head)
@@ -32,7 +34,9 @@ def manual_logits(hf, ids: list[int], kept: list[int] | None = None) -> torch.Te
         att = att.masked_fill(~mask, float("-inf")).softmax(-1)
         z = (att @ v).transpose(0, 1).reshape(T, cfg.n_embd)
         h = h + z @ b.attn.c_proj.weight + b.attn.c_proj.bias
-        m = torch.nn.functional.layer_norm(h, (cfg.n_embd,), b.ln_2.weight, b.ln_2.bias, cfg.layer_norm_epsilon)
+        m = torch.nn.functional.layer_norm(
+            h, (cfg.n_embd,), b.ln_2.weight, b.ln_2.bias, cfg.layer_norm_epsilon
+        )
         m = m @ b.mlp.c_fc.weight + b.mlp.c_fc.bias
         m = 0.5 * m * (1 + torch.tanh(math.sqrt(2 / math.pi) * (m + 0.044715 * m**3)))  # gelu_new
         h = h + m @ b.mlp.c_proj.weight + b.mlp.c_proj.bias

@@ -11,9 +11,9 @@ from cli_runner import run_cli
 
 import probes
 import probes.studies.activations as activations
-from probes.errors import ProbesError, SpecError
 from probes.core.hooks import attached, hook_count
 from probes.core.prompt import encode
+from probes.errors import ProbesError, SpecError
 
 PROMPT = "HAMLET: To be, or not to be, that is the question"
 
@@ -32,10 +32,19 @@ def test_resid_and_patterns_match_transformers(tiny, tiny_hf):
     n = tiny.cfg.n_layers
     assert len(out.hidden_states) == n + 1
     for i in range(n):
-        torch.testing.assert_close(acts[f"blocks.{i}.hook_resid_pre"], centred(out.hidden_states[i][0]).cpu(), atol=1e-4, rtol=0)
-        torch.testing.assert_close(acts[f"blocks.{i}.attn.hook_pattern"], out.attentions[i][0].cpu(), atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            acts[f"blocks.{i}.hook_resid_pre"], centred(out.hidden_states[i][0]).cpu(), atol=1e-4, rtol=0
+        )
+        torch.testing.assert_close(
+            acts[f"blocks.{i}.attn.hook_pattern"], out.attentions[i][0].cpu(), atol=1e-5, rtol=0
+        )
         if i < n - 1:  # transformers' last hidden state has the final norm applied
-            torch.testing.assert_close(acts[f"blocks.{i}.hook_resid_post"], centred(out.hidden_states[i + 1][0]).cpu(), atol=1e-4, rtol=0)
+            torch.testing.assert_close(
+                acts[f"blocks.{i}.hook_resid_post"],
+                centred(out.hidden_states[i + 1][0]).cpu(),
+                atol=1e-4,
+                rtol=0,
+            )
     assert acts.stack("resid_pre").shape == (n, len(acts.tokens), tiny.cfg.d_model)
     assert acts.stack("pattern").shape == (n, tiny.cfg.n_heads, len(acts.tokens), len(acts.tokens))
 
@@ -45,13 +54,23 @@ def test_bundled_resid_matches_transformers(bundled, bundled_hf):
     with torch.no_grad():
         hidden = bundled_hf(acts.tokens[None].to(bundled_hf.device), output_hidden_states=True).hidden_states
     for i in range(bundled.cfg.n_layers):
-        torch.testing.assert_close(acts[f"blocks.{i}.hook_resid_pre"], centred(hidden[i][0]).cpu(), atol=1e-4, rtol=0)
+        torch.testing.assert_close(
+            acts[f"blocks.{i}.hook_resid_pre"], centred(hidden[i][0]).cpu(), atol=1e-4, rtol=0
+        )
 
 
 def test_only_requested_hooks_and_layers_are_recorded(tiny):
-    acts = probes.capture(tiny, PROMPT, hooks="resid_mid,attn.hook_q,hook_embed,blocks.3.hook_mlp_out", layers="1-2")
-    assert list(acts) == ["hook_embed", "blocks.1.hook_resid_mid", "blocks.1.attn.hook_q", "blocks.2.hook_resid_mid",
-                          "blocks.2.attn.hook_q", "blocks.3.hook_mlp_out"]
+    acts = probes.capture(
+        tiny, PROMPT, hooks="resid_mid,attn.hook_q,hook_embed,blocks.3.hook_mlp_out", layers="1-2"
+    )
+    assert list(acts) == [
+        "hook_embed",
+        "blocks.1.hook_resid_mid",
+        "blocks.1.attn.hook_q",
+        "blocks.2.hook_resid_mid",
+        "blocks.2.attn.hook_q",
+        "blocks.3.hook_mlp_out",
+    ]
     pos = len(acts.tokens)
     assert acts["blocks.1.attn.hook_q"].shape == (pos, tiny.cfg.n_heads, tiny.cfg.d_head)
     assert acts.layers == [1, 2] and acts.layers_of("resid_mid") == [1, 2]
@@ -71,7 +90,9 @@ def test_skipped_block_passes_the_stream_through(tiny):
     # The stream leaving block 0 enters block 2 untouched.
     assert torch.equal(acts["blocks.2.hook_resid_pre"], acts["blocks.0.hook_resid_post"])
     # Kept blocks still compute: resid_post = resid_mid + mlp_out.
-    torch.testing.assert_close(acts["blocks.2.hook_resid_post"], acts["blocks.2.hook_resid_mid"] + acts["blocks.2.hook_mlp_out"])
+    torch.testing.assert_close(
+        acts["blocks.2.hook_resid_post"], acts["blocks.2.hook_resid_mid"] + acts["blocks.2.hook_mlp_out"]
+    )
     with pytest.raises(SpecError, match="skipped blocks do not compute it"):
         acts.stack("pattern")
     cos = acts.cosines()
@@ -91,7 +112,9 @@ def test_generation_equals_capture_of_the_final_sequence(tiny, skip):
         a, b = gen[name], full[name]
         assert a.shape == b.shape, name
         assert torch.equal(a.isneginf(), b.isneginf()), name  # the same causal mask in the scores
-        torch.testing.assert_close(a.nan_to_num(neginf=0), b.nan_to_num(neginf=0), atol=1e-4, rtol=0, msg=name)
+        torch.testing.assert_close(
+            a.nan_to_num(neginf=0), b.nan_to_num(neginf=0), atol=1e-4, rtol=0, msg=name
+        )
     # Patterns of the generated rows are lower-triangular and each row sums to 1.
     p = gen["blocks.1.attn.hook_pattern"]  # (heads, pos, pos); block 1 is kept in both cases
     assert torch.equal(p, p.tril()) and torch.allclose(p.sum(-1), torch.ones(p.shape[:2]))
@@ -132,13 +155,21 @@ def test_hook_count_unchanged_after_success_and_failure(tiny):
 
 @pytest.mark.parametrize(
     "name, suggestion",
-    [("resid_pr", "resid_pre"), ("patern", "pattern"), ("blocks.1.hook_resid_postt", "blocks.1.hook_resid_post")],
+    [
+        ("resid_pr", "resid_pre"),
+        ("patern", "pattern"),
+        ("blocks.1.hook_resid_postt", "blocks.1.hook_resid_post"),
+    ],
 )
 def test_unknown_hook_name_lists_closest_matches(tiny, name, suggestion):
     with pytest.raises(SpecError) as e:
         probes.capture(tiny, PROMPT, hooks=(name,))
     msg = str(e.value)
-    assert f"unknown hook {name!r}" in msg and f"did you mean {suggestion}" in msg and "short names: resid_pre" in msg
+    assert (
+        f"unknown hook {name!r}" in msg
+        and f"did you mean {suggestion}" in msg
+        and "short names: resid_pre" in msg
+    )
 
 
 def test_bad_arguments(tiny):
@@ -154,7 +185,9 @@ def test_bad_arguments(tiny):
 
 def test_save_load_round_trips_bit_for_bit(tiny, tmp_path):
     with probes.skip(tiny, "1"):
-        acts = probes.capture(tiny, PROMPT, hooks=("resid_pre", "resid_mid", "pattern", "attn_scores"), generate=3, seed=2)
+        acts = probes.capture(
+            tiny, PROMPT, hooks=("resid_pre", "resid_mid", "pattern", "attn_scores"), generate=3, seed=2
+        )
     path = acts.save(tmp_path / "s.safetensors")
     back = probes.load_activations(path)
     assert back.meta == acts.meta and list(back) == list(acts)
@@ -162,7 +195,9 @@ def test_save_load_round_trips_bit_for_bit(tiny, tmp_path):
     assert torch.equal(back.tokens, acts.tokens) and back.tokens.dtype == torch.int64
     assert back.str_tokens == acts.str_tokens and len(back.str_tokens) == len(back.tokens)
     m = back.meta
-    assert m.model == probes.source_of(tiny).name and len(m.model_sha256) == 16 and m.weights_processed is True
+    assert (
+        m.model == probes.source_of(tiny).name and len(m.model_sha256) == 16 and m.weights_processed is True
+    )
     assert m.skipped_blocks == [1] and m.seed == 2 and m.prompt == PROMPT
     assert m.versions["probes"] == probes.__version__ and m.versions["transformer-lens"].startswith("4.")
     assert [f.name for f in tmp_path.iterdir()] == ["s.safetensors"]  # no temporary file left behind
@@ -226,7 +261,9 @@ def test_norms_cosines_and_figure(tiny):
     torch.testing.assert_close(norms["resid_pre"], x.norm(dim=-1).mean(-1))
     assert set(acts.cosines()) == set(range(tiny.cfg.n_layers))
     a, b = acts["blocks.2.hook_resid_pre"][1:], acts["blocks.2.hook_resid_post"][1:]
-    assert acts.cosines()[2] == pytest.approx(float(torch.nn.functional.cosine_similarity(a, b, dim=-1).mean()), abs=1e-6)
+    assert acts.cosines()[2] == pytest.approx(
+        float(torch.nn.functional.cosine_similarity(a, b, dim=-1).mean()), abs=1e-6
+    )
     fig = acts.figure()
     from matplotlib.figure import Figure
 
@@ -242,10 +279,26 @@ def run(*args):
 
 def test_cli_writes_the_file_and_refuses_to_overwrite(tiny_dir, tmp_path):
     out = tmp_path / "s.safetensors"
-    r = run("--prompt", PROMPT, "--out", out, "--model", tiny_dir, "--layers", "0-1", "--hooks", "resid_pre,attn_out")
+    r = run(
+        "--prompt",
+        PROMPT,
+        "--out",
+        out,
+        "--model",
+        tiny_dir,
+        "--layers",
+        "0-1",
+        "--hooks",
+        "resid_pre,attn_out",
+    )
     assert r.exit_code == 0, r.output
     acts = probes.load_activations(out)
-    assert list(acts) == ["blocks.0.hook_resid_pre", "blocks.0.hook_attn_out", "blocks.1.hook_resid_pre", "blocks.1.hook_attn_out"]
+    assert list(acts) == [
+        "blocks.0.hook_resid_pre",
+        "blocks.0.hook_attn_out",
+        "blocks.1.hook_resid_pre",
+        "blocks.1.hook_attn_out",
+    ]
     assert "resid_pre" in r.stdout and "attn_out" in r.stdout  # the summary table
     before = out.read_bytes()
 
@@ -261,11 +314,33 @@ def test_cli_writes_the_file_and_refuses_to_overwrite(tiny_dir, tmp_path):
 
 def test_cli_json_and_generation(tiny_dir, tmp_path):
     out, plot = tmp_path / "g.safetensors", tmp_path / "g.png"
-    r = run("--start", PROMPT, "-o", out, "-m", tiny_dir, "--generate", 4, "--seed", 7, "--skip", "odd",
-                "--json", "--plot", plot, "--hooks", "resid_pre,resid_mid,resid_post")
+    r = run(
+        "--start",
+        PROMPT,
+        "-o",
+        out,
+        "-m",
+        tiny_dir,
+        "--generate",
+        4,
+        "--seed",
+        7,
+        "--skip",
+        "odd",
+        "--json",
+        "--plot",
+        plot,
+        "--hooks",
+        "resid_pre,resid_mid,resid_post",
+    )
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
-    assert data["out"] == str(out) and data["generated"] == 4 and data["seed"] == 7 and data["skipped_blocks"] == [1, 3]
+    assert (
+        data["out"] == str(out)
+        and data["generated"] == 4
+        and data["seed"] == 7
+        and data["skipped_blocks"] == [1, 3]
+    )
     assert [row["layer"] for row in data["layers"]] == [0, 1, 2, 3]
     assert data["layers"][1]["cosine"] == pytest.approx(1.0, abs=1e-6)
     assert plot.stat().st_size > 0
@@ -277,7 +352,10 @@ def test_cli_checks_arguments_before_loading(tmp_path):
     blocker.write_text("x")
     for args, message in [
         (["--prompt", "x", "--out", blocker / "s.safetensors"], "is not a directory"),
-        (["--prompt", "x", "--out", tmp_path / "s.safetensors", "--seed", 3], "--seed: sampling options apply only with --generate"),
+        (
+            ["--prompt", "x", "--out", tmp_path / "s.safetensors", "--seed", 3],
+            "--seed: sampling options apply only with --generate",
+        ),
         (["--prompt", "x", "--out", tmp_path / "s.safetensors", "--plot", tmp_path / "p.gif"], "--plot"),
         (["--out", tmp_path / "s.safetensors"], "give a prompt"),
     ]:

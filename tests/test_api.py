@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
+from cli_runner import run_cli
 
 import probes
-from cli_runner import run_cli
 from probes.core.sampling import SamplingConfig, sample_seed
 from probes.errors import ProbesError
 
 
 def test_dir_lists_every_export_and_each_resolves():
     names = dir(probes)
-    for name in ("load", "skip", "generate", "SamplingConfig", "logit_lens", "LensResult", "capture", "Activations",
-                 "embeddings", "Embeddings", "compare_pruned", "sweep_blocks", "build_report", "show_token"):
+    for name in (
+        "load",
+        "skip",
+        "generate",
+        "SamplingConfig",
+        "logit_lens",
+        "LensResult",
+        "capture",
+        "Activations",
+        "embeddings",
+        "Embeddings",
+        "compare_pruned",
+        "sweep_blocks",
+        "build_report",
+        "show_token",
+    ):
         assert name in names
     for name in names:
         if name != "__version__":
@@ -146,8 +159,12 @@ def test_bad_values_fail_before_the_model_loads(tmp_path):
     import sys
 
     cases = [[a.format(tmp=tmp_path) for a in args] for args in BEFORE_LOAD]
-    r = subprocess.run([sys.executable, "-c", _BEFORE_LOAD_SCRIPT, json.dumps(cases)], capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", _BEFORE_LOAD_SCRIPT, json.dumps(cases)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     for args, (code, err, seconds, torch_loaded) in zip(cases, json.loads(r.stdout)):
         assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, (args, err)

@@ -70,7 +70,9 @@ def test_batches_work_with_skipped_blocks_and_attached_probes(tiny):
 def test_rows_stop_at_eos_on_their_own(tiny):
     """A row that draws EOS stops there; the others go on."""
     eos = tiny.tokenizer.eos_token_id
-    cfg = probes.SamplingConfig(temperature=3.0, top_k=None, seed=11, max_new_tokens=60, num_samples=8, stop_at_eos=True)
+    cfg = probes.SamplingConfig(
+        temperature=3.0, top_k=None, seed=11, max_new_tokens=60, num_samples=8, stop_at_eos=True
+    )
     batched = probes.generate(tiny, "Hi", cfg)
     alone = probes.generate(tiny, "Hi", cfg, batch_size=1)
     assert [s.tokens for s in batched] == [s.tokens for s in alone]
@@ -93,8 +95,11 @@ def test_bad_batch_size_is_refused(tiny):
 
 
 def test_a_sampling_grid_decodes_together_and_equals_each_setting_alone(tiny):
-    grid = [probes.SamplingConfig(temperature=t, top_k=k, seed=5, max_new_tokens=15, num_samples=2)
-            for t in (0.1, 1.0, 10.0) for k in (2, None)] + [probes.SamplingConfig(greedy=True, max_new_tokens=15)]
+    grid = [
+        probes.SamplingConfig(temperature=t, top_k=k, seed=5, max_new_tokens=15, num_samples=2)
+        for t in (0.1, 1.0, 10.0)
+        for k in (2, None)
+    ] + [probes.SamplingConfig(greedy=True, max_new_tokens=15)]
     runs = probes.generate(tiny, "Hi there", grid)
     assert [r.config for r in runs] == grid
     for cfg, run in zip(grid, runs):
@@ -111,32 +116,73 @@ def test_cli_prompts_file_equals_each_prompt_alone(tiny_dir, tmp_path):
     from cli_runner import run_cli
 
     (tmp_path / "p.txt").write_text("Hi there\n\nx y z\n")
-    r = run_cli("generate", "-m", tiny_dir, "--prompts", tmp_path / "p.txt", "-n", "2", "--max-new-tokens", "8",
-                "--temperature", "1,2", "--json")
+    r = run_cli(
+        "generate",
+        "-m",
+        tiny_dir,
+        "--prompts",
+        tmp_path / "p.txt",
+        "-n",
+        "2",
+        "--max-new-tokens",
+        "8",
+        "--temperature",
+        "1,2",
+        "--json",
+    )
     assert r.exit_code == 0, r.stderr
     d = json.loads(r.stdout)
     assert [p["where"].rsplit(":", 1)[1] for p in d["prompts"]] == ["1", "3"]
     for item in d["prompts"]:
         for run in item["grid"]:
-            alone = run_cli("generate", "-m", tiny_dir, "--prompt", item["prompt"], "-n", "2", "--max-new-tokens", "8",
-                            "--temperature", str(run["config"]["temperature"]), "--json")
-            assert [s["tokens"] for s in run["samples"]] == [s["tokens"] for s in json.loads(alone.stdout)["samples"]]
+            alone = run_cli(
+                "generate",
+                "-m",
+                tiny_dir,
+                "--prompt",
+                item["prompt"],
+                "-n",
+                "2",
+                "--max-new-tokens",
+                "8",
+                "--temperature",
+                str(run["config"]["temperature"]),
+                "--json",
+            )
+            assert [s["tokens"] for s in run["samples"]] == [
+                s["tokens"] for s in json.loads(alone.stdout)["samples"]
+            ]
     text = run_cli("generate", "-m", tiny_dir, "--prompts", tmp_path / "p.txt", "--max-new-tokens", "3")
     assert text.exit_code == 0 and "=== prompt 2/2" in text.stdout and "x y z" in text.stdout
     # --max-texts and --split choose prompts as they choose texts elsewhere.
     (tmp_path / "q.txt").write_text("A b\nc d\n\nE f\n\nG h\n")
-    r = run_cli("generate", "-m", tiny_dir, "--prompts", tmp_path / "q.txt", "--split", "paragraphs", "--max-texts", "2",
-                "--max-new-tokens", "2", "--json")
+    r = run_cli(
+        "generate",
+        "-m",
+        tiny_dir,
+        "--prompts",
+        tmp_path / "q.txt",
+        "--split",
+        "paragraphs",
+        "--max-texts",
+        "2",
+        "--max-new-tokens",
+        "2",
+        "--json",
+    )
     assert r.exit_code == 0, r.stderr
     assert [p["prompt"] for p in json.loads(r.stdout)["prompts"]] == ["A b\nc d", "E f"]
     r = run_cli("generate", "-m", tiny_dir, "--max-texts", "2")
     assert r.exit_code == 2 and "give --prompts" in r.stderr
 
 
-@pytest.mark.parametrize("name, content, words", [
-    ("empty.txt", "\n \n", ["empty.txt", "holds no texts"]),
-    ("notext.jsonl", '{"text": "a"}\n{"body": "b"}\n', ["notext.jsonl:2", "no 'text' field"]),
-])
+@pytest.mark.parametrize(
+    "name, content, words",
+    [
+        ("empty.txt", "\n \n", ["empty.txt", "holds no texts"]),
+        ("notext.jsonl", '{"text": "a"}\n{"body": "b"}\n', ["notext.jsonl:2", "no 'text' field"]),
+    ],
+)
 def test_cli_bad_prompts_file_is_one_line_naming_the_line(tmp_path, name, content, words):
     from cli_runner import run_cli
 
@@ -159,8 +205,15 @@ def test_rows_that_skip_different_blocks_equal_each_skip_set_alone(tiny, tiny_hf
     runs = [[], [1, 3], [0, 2], [2, 3]]
     batches = []
     real = fastpath.FastDecoder.__call__
-    monkeypatch.setattr(fastpath.FastDecoder, "__call__", lambda self, ids, *a, **k: batches.append(len(ids)) or real(self, ids, *a, **k))
-    for cfg in (probes.SamplingConfig(greedy=True, max_new_tokens=70), probes.SamplingConfig(temperature=1.0, seed=4, max_new_tokens=20, num_samples=2)):
+    monkeypatch.setattr(
+        fastpath.FastDecoder,
+        "__call__",
+        lambda self, ids, *a, **k: batches.append(len(ids)) or real(self, ids, *a, **k),
+    )
+    for cfg in (
+        probes.SamplingConfig(greedy=True, max_new_tokens=70),
+        probes.SamplingConfig(temperature=1.0, seed=4, max_new_tokens=20, num_samples=2),
+    ):
         batches.clear()
         together = generate_skips(tiny, "Hello there my good", cfg, runs)
         assert set(batches) == ({len(runs) * cfg.num_samples} if fast else set())
@@ -170,8 +223,12 @@ def test_rows_that_skip_different_blocks_equal_each_skip_set_alone(tiny, tiny_hf
             assert [s.tokens for s in samples] == [s.tokens for s in alone], layers
     with probes.skip(tiny, [3]):  # the model's own skips apply to every row as well
         inside = generate_skips(tiny, "Hi", probes.SamplingConfig(greedy=True, max_new_tokens=70), [[], [0]])
-    assert inside[0][0].tokens == hf_greedy_skipping(tiny_hf, inside[0].prompt_tokens, 70, tiny.cfg.n_ctx, {3})
-    assert inside[1][0].tokens == hf_greedy_skipping(tiny_hf, inside[1].prompt_tokens, 70, tiny.cfg.n_ctx, {0, 3})
+    assert inside[0][0].tokens == hf_greedy_skipping(
+        tiny_hf, inside[0].prompt_tokens, 70, tiny.cfg.n_ctx, {3}
+    )
+    assert inside[1][0].tokens == hf_greedy_skipping(
+        tiny_hf, inside[1].prompt_tokens, 70, tiny.cfg.n_ctx, {0, 3}
+    )
 
 
 def test_runs_of_several_prompts_settings_and_skip_sets_decode_together_as_each_alone(tiny, monkeypatch):
@@ -180,12 +237,21 @@ def test_runs_of_several_prompts_settings_and_skip_sets_decode_together_as_each_
     from probes.core import fastpath
     from probes.core.generate import generate_runs
 
-    sampled = [probes.SamplingConfig(temperature=t, top_k=k, seed=5, max_new_tokens=25, num_samples=2) for t, k in ((0.8, 20), (1.5, None))]
+    sampled = [
+        probes.SamplingConfig(temperature=t, top_k=k, seed=5, max_new_tokens=25, num_samples=2)
+        for t, k in ((0.8, 20), (1.5, None))
+    ]
     greedy = probes.SamplingConfig(greedy=True, max_new_tokens=25)
-    runs = [("Hello there my good", c, []) for c in sampled] + [("Hi", greedy, layers) for layers in ([], [1, 3], [0, 2], [2, 3])]
+    runs = [("Hello there my good", c, []) for c in sampled] + [
+        ("Hi", greedy, layers) for layers in ([], [1, 3], [0, 2], [2, 3])
+    ]
     batches = []
     real = fastpath.FastDecoder.__call__
-    monkeypatch.setattr(fastpath.FastDecoder, "__call__", lambda self, ids, *a, **k: batches.append(len(ids)) or real(self, ids, *a, **k))
+    monkeypatch.setattr(
+        fastpath.FastDecoder,
+        "__call__",
+        lambda self, ids, *a, **k: batches.append(len(ids)) or real(self, ids, *a, **k),
+    )
     together = generate_runs(tiny, runs)
     assert set(batches) == {8}
     for (prompt, cfg, layers), samples in zip(runs, together):
@@ -195,7 +261,9 @@ def test_runs_of_several_prompts_settings_and_skip_sets_decode_together_as_each_
         assert samples.prompt == prompt and samples.config == cfg
     # Runs that differ in length decode in separate batches; a batch of 3 rows per call is kept.
     batches.clear()
-    split = generate_runs(tiny, runs[:2] + [("Hi", probes.SamplingConfig(greedy=True, max_new_tokens=5), [1])], batch_size=3)
+    split = generate_runs(
+        tiny, runs[:2] + [("Hi", probes.SamplingConfig(greedy=True, max_new_tokens=5), [1])], batch_size=3
+    )
     assert sorted(batches, reverse=True)[:1] == [3] and 1 in batches
     assert [s.tokens for s in split[0]] == [s.tokens for s in together[0]]
 

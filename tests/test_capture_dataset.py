@@ -17,8 +17,13 @@ from probes.studies import activations
 from probes.studies.shards import ShardedActivations
 
 # The tiny model's context is 64: the long text spans several windows.
-TEXTS = ["ROMEO: But soft, what light", "JULIET: O Romeo, Romeo! " * 12, "To be", "HAMLET: To be, or not to be, that is the question",
-         "a b c d e f g " * 3]
+TEXTS = [
+    "ROMEO: But soft, what light",
+    "JULIET: O Romeo, Romeo! " * 12,
+    "To be",
+    "HAMLET: To be, or not to be, that is the question",
+    "a b c d e f g " * 3,
+]
 
 
 def centred(x: torch.Tensor) -> torch.Tensor:
@@ -48,10 +53,17 @@ def test_rows_of_each_text_equal_the_one_prompt_capture_of_each_window(tiny, tmp
         assert got.tokens.tolist() == [t for w in ws for t in w]
         for name in ("resid_pre", "mlp_out", "q", "resid_post"):
             # each window alone through the one-prompt path, its ids fed exactly as given
-            want = torch.cat([probes.capture(tiny, w, hooks=hooks, layers="0,2-3").stack(name) for w in ws], dim=1)
+            want = torch.cat(
+                [probes.capture(tiny, w, hooks=hooks, layers="0,2-3").stack(name) for w in ws], dim=1
+            )
             torch.testing.assert_close(got.stack(name), want, atol=2e-5, rtol=1e-5)  # (layer, pos, ...)
         assert got.layers == [0, 2, 3] and got.str_tokens[0] == "<|endoftext|>"
-    assert acts.stack("q", 3).shape == (3, len(window_ids(tiny, TEXTS[3])[0]), tiny.cfg.n_heads, tiny.cfg.d_head)
+    assert acts.stack("q", 3).shape == (
+        3,
+        len(window_ids(tiny, TEXTS[3])[0]),
+        tiny.cfg.n_heads,
+        tiny.cfg.d_head,
+    )
     assert acts[3].prompt == TEXTS[3]
 
 
@@ -63,10 +75,13 @@ def test_resid_post_equals_transformers_hidden_states(tiny, tiny_hf, tmp_path):
         done = 0
         for w in window_ids(tiny, text):
             with torch.no_grad():
-                hidden = tiny_hf(torch.tensor([w], device=tiny_hf.device), output_hidden_states=True).hidden_states
+                hidden = tiny_hf(
+                    torch.tensor([w], device=tiny_hf.device), output_hidden_states=True
+                ).hidden_states
             for layer in range(n - 1):  # transformers' last hidden state has the final norm applied
-                torch.testing.assert_close(rows[layer, done : done + len(w)], centred(hidden[layer + 1][0]).cpu(),
-                                           atol=1e-4, rtol=0)
+                torch.testing.assert_close(
+                    rows[layer, done : done + len(w)], centred(hidden[layer + 1][0]).cpu(), atol=1e-4, rtol=0
+                )
             done += len(w)
         assert done == rows.shape[1]
 
@@ -78,7 +93,9 @@ def test_storage_dtype_is_the_float32_capture_rounded(tiny, tmp_path, store):
     assert full.dtype == "float32" and half.dtype == store
     for a, b in zip(full, half):
         assert b["blocks.1.hook_resid_post"].dtype == getattr(torch, store)
-        assert torch.equal(a["blocks.1.hook_resid_post"].to(getattr(torch, store)), b["blocks.1.hook_resid_post"])
+        assert torch.equal(
+            a["blocks.1.hook_resid_post"].to(getattr(torch, store)), b["blocks.1.hook_resid_post"]
+        )
 
 
 def test_shards_are_bounded_and_rows_stream_in_order(tiny, tmp_path):
@@ -97,7 +114,9 @@ def test_shards_are_bounded_and_rows_stream_in_order(tiny, tmp_path):
     assert torch.equal(joined[name], torch.cat([t[name] for t in texts]))
     assert torch.equal(joined["tokens"], torch.cat([t.tokens for t in texts]))
     assert joined["text"].tolist() == [i for i, t in enumerate(texts) for _ in t.tokens]
-    assert (joined["position"] == 0).sum() == sum(len(window_ids(tiny, t)) for t in TEXTS)  # one BOS per window
+    assert (joined["position"] == 0).sum() == sum(
+        len(window_ids(tiny, t)) for t in TEXTS
+    )  # one BOS per window
     assert len(joined["tokens"]) == acts.n_rows
     with pytest.raises(ProbesError, match="resid_post"):
         next(acts.rows("blocks.2.hook_resid_pos"))
@@ -107,7 +126,9 @@ def test_load_activations_gives_the_lazy_view(tiny, tmp_path):
     probes.capture(tiny, TEXTS, hooks="resid_post", out=tmp_path / "s", shard_bytes=20_000)
     acts = probes.load_activations(tmp_path / "s")
     assert isinstance(acts, ShardedActivations) and acts.complete and len(acts) == len(TEXTS)
-    assert repr(acts).startswith(f"ShardedActivations('{tmp_path / 's'}': 5 texts, {acts.n_rows} rows, 4 tensors,")
+    assert repr(acts).startswith(
+        f"ShardedActivations('{tmp_path / 's'}': 5 texts, {acts.n_rows} rows, 4 tensors,"
+    )
     assert acts.texts == [f"text {i}" for i in range(len(TEXTS))]
     assert [a.tokens.tolist() for a in acts] == [acts[i].tokens.tolist() for i in range(len(TEXTS))]
     assert torch.equal(acts[-1].tokens, acts[len(TEXTS) - 1].tokens)
@@ -161,7 +182,11 @@ def test_an_interrupted_run_resumes_to_the_same_files(tiny, tmp_path, monkeypatc
     monkeypatch.setattr(activations, "_write", writes)
     with pytest.raises(KeyboardInterrupt):
         probes.capture(tiny, TEXTS, out=tmp_path / "cut", **kw)
-    assert sorted(p.name for p in (tmp_path / "cut").iterdir()) == ["index.json", "shard-00000.safetensors", "shard-00001.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "cut").iterdir()) == [
+        "index.json",
+        "shard-00000.safetensors",
+        "shard-00001.safetensors",
+    ]
     part = probes.load_activations(tmp_path / "cut")
     assert not part.complete and len(part.shards) == 2 and "unfinished" in repr(part)
     assert all(part[i].tokens.tolist() == whole[i].tokens.tolist() for i in range(len(part)))
@@ -172,8 +197,12 @@ def test_an_interrupted_run_resumes_to_the_same_files(tiny, tmp_path, monkeypatc
     assert writes.calls == n - 2  # the finished shards were skipped, not recomputed
     assert resumed.complete and len(resumed) == len(TEXTS)
     for shard in whole.shards:
-        assert (tmp_path / "cut" / shard["file"]).read_bytes() == (tmp_path / "whole" / shard["file"]).read_bytes()
-    assert json.loads((tmp_path / "cut" / "index.json").read_text()) == json.loads((tmp_path / "whole" / "index.json").read_text())
+        assert (tmp_path / "cut" / shard["file"]).read_bytes() == (
+            tmp_path / "whole" / shard["file"]
+        ).read_bytes()
+    assert json.loads((tmp_path / "cut" / "index.json").read_text()) == json.loads(
+        (tmp_path / "whole" / "index.json").read_text()
+    )
 
     writes = Writes(tmp_path / "cut")
     monkeypatch.setattr(activations, "_write", writes)
@@ -184,22 +213,47 @@ def test_an_interrupted_run_resumes_to_the_same_files(tiny, tmp_path, monkeypatc
 def test_a_full_disk_leaves_whole_shards_and_one_error_line(tiny_dir, tmp_path, monkeypatch):
     data = tmp_path / "texts.txt"
     data.write_text("\n".join(TEXTS) + "\n")
-    monkeypatch.setattr(activations, "_write", Writes(tmp_path / "s", fail_at=2, error=OSError(errno.ENOSPC, "No space left on device")))
-    r = run_cli("capture", "-m", tiny_dir, "--dataset", f"FILE:{data}", "--out", tmp_path / "s", "--shard-size", "20K")
+    monkeypatch.setattr(
+        activations,
+        "_write",
+        Writes(tmp_path / "s", fail_at=2, error=OSError(errno.ENOSPC, "No space left on device")),
+    )
+    r = run_cli(
+        "capture", "-m", tiny_dir, "--dataset", f"FILE:{data}", "--out", tmp_path / "s", "--shard-size", "20K"
+    )
     assert r.exit_code == 2 and "Traceback" not in r.output
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
-    assert len(lines) == 1 and "No space left on device" in lines[0] and "lists the 1 finished shards" in lines[0]
+    assert (
+        len(lines) == 1
+        and "No space left on device" in lines[0]
+        and "lists the 1 finished shards" in lines[0]
+    )
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["index.json", "shard-00000.safetensors"]
     assert_whole(tmp_path / "s")
     monkeypatch.undo()
-    r = run_cli("capture", "-m", tiny_dir, "--dataset", f"FILE:{data}", "--out", tmp_path / "s", "--shard-size", "20K", "--json")
+    r = run_cli(
+        "capture",
+        "-m",
+        tiny_dir,
+        "--dataset",
+        f"FILE:{data}",
+        "--out",
+        tmp_path / "s",
+        "--shard-size",
+        "20K",
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["texts"] == len(TEXTS)
     n = len(probes.load_activations(tmp_path / "s").shards)
     assert "resuming the capture in" in r.stderr and "1 shard already written" in r.stderr
     assert f"wrote {n - 1} shard{'s' * (n != 2)} (after the 1 already there)" in r.stderr
-    r = run_cli("capture", "-m", tiny_dir, "--dataset", f"FILE:{data}", "--out", tmp_path / "s", "--shard-size", "20K")
-    assert r.exit_code == 0 and "was already complete; nothing written" in r.stderr and "wrote" not in r.stderr
+    r = run_cli(
+        "capture", "-m", tiny_dir, "--dataset", f"FILE:{data}", "--out", tmp_path / "s", "--shard-size", "20K"
+    )
+    assert (
+        r.exit_code == 0 and "was already complete; nothing written" in r.stderr and "wrote" not in r.stderr
+    )
 
 
 def test_other_settings_are_refused_and_force_starts_over(tiny, tmp_path):
@@ -207,7 +261,9 @@ def test_other_settings_are_refused_and_force_starts_over(tiny, tmp_path):
     with pytest.raises(ProbesError, match="hooks: resid_pre now, resid_post there"):
         probes.capture(tiny, TEXTS, hooks="resid_pre", out=tmp_path / "s", shard_bytes=20_000)
     with pytest.raises(ProbesError, match="store_dtype: float16 now, float32 there"):
-        probes.capture(tiny, TEXTS, hooks="resid_post", out=tmp_path / "s", shard_bytes=20_000, store_dtype="float16")
+        probes.capture(
+            tiny, TEXTS, hooks="resid_post", out=tmp_path / "s", shard_bytes=20_000, store_dtype="float16"
+        )
     with probes.skip(tiny, "1"), pytest.raises(ProbesError, match="skipped_blocks: 1 now, none there"):
         probes.capture(tiny, TEXTS, hooks="resid_post", out=tmp_path / "s", shard_bytes=20_000)
     acts = probes.capture(tiny, TEXTS[:2], hooks="resid_pre", out=tmp_path / "s", force=True)
@@ -220,11 +276,15 @@ def test_a_changed_dataset_is_not_mixed_into_a_resumed_capture(tiny, tmp_path, m
     data.write_text("\n".join(TEXTS) + "\n")
     monkeypatch.setattr(activations, "_write", Writes(tmp_path / "s", fail_at=3))
     with pytest.raises(KeyboardInterrupt):
-        probes.capture(tiny, Dataset(f"FILE:{data}"), hooks="resid_post", out=tmp_path / "s", shard_bytes=15_000)
+        probes.capture(
+            tiny, Dataset(f"FILE:{data}"), hooks="resid_post", out=tmp_path / "s", shard_bytes=15_000
+        )
     monkeypatch.undo()
     data.write_text("\n".join(["other words entirely", *TEXTS]) + "\n")
     with pytest.raises(ProbesError, match="dataset changed"):
-        probes.capture(tiny, Dataset(f"FILE:{data}"), hooks="resid_post", out=tmp_path / "s", shard_bytes=15_000)
+        probes.capture(
+            tiny, Dataset(f"FILE:{data}"), hooks="resid_post", out=tmp_path / "s", shard_bytes=15_000
+        )
 
 
 def test_skipped_blocks_record_as_the_one_prompt_capture_does(tiny, tmp_path):
@@ -233,8 +293,16 @@ def test_skipped_blocks_record_as_the_one_prompt_capture_does(tiny, tmp_path):
         acts = probes.capture(tiny, TEXTS[:3], hooks=hooks, out=tmp_path / "s")
         one = [probes.capture(tiny, w, hooks=hooks) for w in window_ids(tiny, TEXTS[0])]
     assert acts.index["absent"] == ["blocks.1.attn.hook_z"] == one[0].absent
-    assert acts.index["filled"] == {"blocks.1.hook_resid_mid": "copy of resid_pre", "blocks.1.hook_attn_out": "zeros"}
-    for name in ("blocks.1.hook_resid_mid", "blocks.1.hook_attn_out", "blocks.2.hook_resid_post", "blocks.0.attn.hook_z"):
+    assert acts.index["filled"] == {
+        "blocks.1.hook_resid_mid": "copy of resid_pre",
+        "blocks.1.hook_attn_out": "zeros",
+    }
+    for name in (
+        "blocks.1.hook_resid_mid",
+        "blocks.1.hook_attn_out",
+        "blocks.2.hook_resid_post",
+        "blocks.0.attn.hook_z",
+    ):
         torch.testing.assert_close(acts[0][name], one[0][name], atol=2e-5, rtol=1e-5)
     assert not acts[0]["blocks.1.hook_attn_out"].any()
 
@@ -278,13 +346,16 @@ def test_api_refuses_what_does_not_apply(tiny, tmp_path):
     assert not (tmp_path / "s").exists() and (tmp_path / "mine" / "notes.txt").read_text() == "keep"
 
 
-@pytest.mark.parametrize("content, words", [
-    ('{"text": "one"}\n\n{"txt": "two"}\n', ["texts.jsonl:3", "no 'text' field"]),
-    ('{"text": "one"}\n{"text": ""}\n', ["texts.jsonl:2", "non-empty"]),
-    ("\n\n", ["texts.jsonl", "holds no texts"]),
-    (b"\xff\xfe broken\n", ["texts.jsonl", "not UTF-8"]),
-    (None, ["cannot read dataset", "texts.jsonl"]),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        ('{"text": "one"}\n\n{"txt": "two"}\n', ["texts.jsonl:3", "no 'text' field"]),
+        ('{"text": "one"}\n{"text": ""}\n', ["texts.jsonl:2", "non-empty"]),
+        ("\n\n", ["texts.jsonl", "holds no texts"]),
+        (b"\xff\xfe broken\n", ["texts.jsonl", "not UTF-8"]),
+        (None, ["cannot read dataset", "texts.jsonl"]),
+    ],
+)
 def test_bad_datasets_fail_with_one_line_naming_the_file_and_line_before_loading(tmp_path, content, words):
     data = tmp_path / "texts.jsonl"
     if isinstance(content, bytes):
@@ -301,16 +372,34 @@ def test_bad_datasets_fail_with_one_line_naming_the_file_and_line_before_loading
 def test_cli_resumes_and_refuses_a_folder_of_another_capture_before_loading(tiny_dir, tmp_path):
     data = tmp_path / "texts.txt"
     data.write_text("\n\n".join(TEXTS) + "\n")
-    args = ["capture", "-m", tiny_dir, "--dataset", data, "--split", "paragraphs", "--out", tmp_path / "s", "--store-dtype", "bfloat16"]
+    args = [
+        "capture",
+        "-m",
+        tiny_dir,
+        "--dataset",
+        data,
+        "--split",
+        "paragraphs",
+        "--out",
+        tmp_path / "s",
+        "--store-dtype",
+        "bfloat16",
+    ]
     r = run_cli(*args, "--json")
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
-    assert d["texts"] == len(TEXTS) and d["dtype"] == "bfloat16" and d["tensors"]["blocks.0.hook_resid_pre"] == [d["rows"], 64]
+    assert (
+        d["texts"] == len(TEXTS)
+        and d["dtype"] == "bfloat16"
+        and d["tensors"]["blocks.0.hook_resid_pre"] == [d["rows"], 64]
+    )
     acts = probes.load_activations(tmp_path / "s")
     assert acts.texts[1] == f"{data}:3"
     r = run_cli(*args[:-2], "--hooks", "resid_post", "-m", tmp_path / "no-such-model")
     assert r.exit_code == 2 and "hooks: resid_post now" in r.stderr  # the folder is checked before the model
-    r = run_cli("capture", "-m", tmp_path / "no-such-model", "--dataset", data, "--out", tmp_path / "x.safetensors")
+    r = run_cli(
+        "capture", "-m", tmp_path / "no-such-model", "--dataset", data, "--out", tmp_path / "x.safetensors"
+    )
     assert r.exit_code == 2 and "a folder of shards" in r.stderr and not (tmp_path / "x.safetensors").exists()
 
 
@@ -322,8 +411,21 @@ def test_sigterm_mid_capture_leaves_whole_shards_and_the_rerun_finishes(tiny_dir
     data = tmp_path / "texts.txt"
     data.write_text("\n".join(TEXTS * 40) + "\n")  # 200 texts, about 90 shards of 20K
     out = tmp_path / "s"
-    args = [sys.executable, "-c", "from probes.cli.app import entry; entry()", "capture", "-m", str(tiny_dir), "--dataset", str(data),
-            "--out", str(out), "--shard-size", "20K", "--json"]
+    args = [
+        sys.executable,
+        "-c",
+        "from probes.cli.app import entry; entry()",
+        "capture",
+        "-m",
+        str(tiny_dir),
+        "--dataset",
+        str(data),
+        "--out",
+        str(out),
+        "--shard-size",
+        "20K",
+        "--json",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "shard-00002.safetensors").exists():
@@ -346,5 +448,17 @@ def test_a_hook_with_a_key_axis_is_refused_before_loading(tmp_path):
     data = tmp_path / "texts.txt"
     data.write_text("one\ntwo\n")
     for hooks in ("resid_post,pattern", "blocks.1.attn.hook_attn_scores"):
-        r = run_cli("capture", "-m", tmp_path / "no-model-needed", "--dataset", data, "--hooks", hooks, "--out", tmp_path / "s")
-        assert r.exit_code == 2 and "key axis" in r.stderr and "cannot" not in r.stderr, r.stderr  # not the missing model
+        r = run_cli(
+            "capture",
+            "-m",
+            tmp_path / "no-model-needed",
+            "--dataset",
+            data,
+            "--hooks",
+            hooks,
+            "--out",
+            tmp_path / "s",
+        )
+        assert r.exit_code == 2 and "key axis" in r.stderr and "cannot" not in r.stderr, (
+            r.stderr
+        )  # not the missing model

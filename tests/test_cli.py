@@ -11,8 +11,6 @@ import pytest
 from cli_runner import run_cli
 
 
-
-
 def run(*args):
     return run_cli(*[str(a) for a in args])
 
@@ -43,7 +41,9 @@ def test_help_text_renders_cleanly():
             assert "\n" not in paragraph.strip(), f"{name}: hard-wrapped help paragraph {paragraph[:40]!r}"
         for param in cmd.params:
             blank = isinstance(param.default, str) and not param.default.strip()
-            assert not (blank and param.show_default is not False), f"{name} {param.name}: blank default shown"
+            assert not (blank and param.show_default is not False), (
+                f"{name} {param.name}: blank default shown"
+            )
 
 
 def test_info_json(tiny_dir):
@@ -55,7 +55,20 @@ def test_info_json(tiny_dir):
 
 
 def test_generate_json_is_reproducible(tiny_dir):
-    args = ["generate", "--model", tiny_dir, "--prompt", "Hi", "-n", "2", "--max-new-tokens", "8", "--json", "--seed", "5"]
+    args = [
+        "generate",
+        "--model",
+        tiny_dir,
+        "--prompt",
+        "Hi",
+        "-n",
+        "2",
+        "--max-new-tokens",
+        "8",
+        "--json",
+        "--seed",
+        "5",
+    ]
     a, b = run(*args), run(*args)
     assert a.exit_code == 0, a.output
     da, db = json.loads(a.stdout), json.loads(b.stdout)
@@ -67,7 +80,9 @@ def test_generate_json_is_reproducible(tiny_dir):
 
 
 def test_generate_with_skip_and_stream(tiny_dir):
-    r = run("generate", "--model", tiny_dir, "--prompt", "Hi", "--max-new-tokens", "5", "--skip", "odd", "--json")
+    r = run(
+        "generate", "--model", tiny_dir, "--prompt", "Hi", "--max-new-tokens", "5", "--skip", "odd", "--json"
+    )
     assert json.loads(r.stdout)["skipped_blocks"] == [1, 3]
     r = run("generate", "--model", tiny_dir, "--prompt", "Hi", "--max-new-tokens", "5", "--stream", "-n", "2")
     assert r.exit_code == 0 and "sample 2/2" in r.stdout
@@ -75,8 +90,20 @@ def test_generate_with_skip_and_stream(tiny_dir):
 
 def test_next_token_json_and_plot(tiny_dir, tmp_path):
     png = tmp_path / "next.png"
-    r = run("next-token", "--model", tiny_dir, "--prompt", "The", "--temperature", "0.1,10", "--top-k", "2,0",
-            "--plot", png, "--json")
+    r = run(
+        "next-token",
+        "--model",
+        tiny_dir,
+        "--prompt",
+        "The",
+        "--temperature",
+        "0.1,10",
+        "--top-k",
+        "2,0",
+        "--plot",
+        png,
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     assert [s["label"] for s in d["settings"]] == ["T=0.1, top-k=2", "T=0.1", "T=10, top-k=2", "T=10"]
@@ -86,8 +113,20 @@ def test_next_token_json_and_plot(tiny_dir, tmp_path):
 def test_prune_json_and_text(tiny_dir, tmp_path):
     ev = tmp_path / "eval.txt"
     ev.write_text("Shall I compare thee to a summer's day? Thou art more lovely and more temperate. " * 3)
-    r = run("prune", "--model", tiny_dir, "--skip", "odd", "--skip", "last-half", "--max-new-tokens", "12",
-            "--eval-text", ev, "--json")
+    r = run(
+        "prune",
+        "--model",
+        tiny_dir,
+        "--skip",
+        "odd",
+        "--skip",
+        "last-half",
+        "--max-new-tokens",
+        "12",
+        "--eval-text",
+        ev,
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     assert [x["name"] for x in d["runs"]] == ["full", "odd", "last-half"]
@@ -131,8 +170,16 @@ def _checkpoint_variants(tiny_dir, tmp_path):
     figs = tmp_path / "figs"
     figs.mkdir()
     (figs / "norms.png").write_bytes(b"keep me")
-    return dict(trunc=trunc, pickled=pickled, empty=empty, existing=existing, full_dir=full_dir,
-                existing_png=existing_png, dangling=dangling, figs=figs)
+    return dict(
+        trunc=trunc,
+        pickled=pickled,
+        empty=empty,
+        existing=existing,
+        full_dir=full_dir,
+        existing_png=existing_png,
+        dangling=dangling,
+        figs=figs,
+    )
 
 
 BAD = [
@@ -144,7 +191,10 @@ BAD = [
     (["prune", "-m", "{tiny}", "--keep", "7"], ["out of range"]),
     (["generate", "-m", "{tiny}", "--skip", "4"], ["out of range", "0-3"]),
     (["lens", "-m", "{tiny}", "--skip", "banana", "--prompt", "Hi"], ["unknown layer spec"]),
-    (["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "{tmp}/a.safetensors", "--layers", "0-9"], ["out of range"]),
+    (
+        ["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "{tmp}/a.safetensors", "--layers", "0-9"],
+        ["out of range"],
+    ),
     (["generate", "--temperature", "-1"], ["temperature", ">= 0"]),
     (["generate", "--top-k", "-3"], ["top-k", ">= 1"]),
     (["generate", "--top-p", "0"], ["top-p", "(0, 1]"]),
@@ -168,7 +218,20 @@ BAD = [
     (["generate", "--prompts", "{tmp}/x.txt", "--prompt", "Hi"], ["--prompt and --prompts"]),
     (["generate", "--prompts", "{tmp}/x.txt", "--stream"], ["--stream", "--prompts"]),
     (["generate", "-m", "{tiny}", "--prompts", "{empty}"], ["cannot open dataset"]),
-    (["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "{tmp}/b.safetensors", "--hooks", "resid_pree"], ["resid_pre"]),
+    (
+        [
+            "capture",
+            "-m",
+            "{tiny}",
+            "--prompt",
+            "Hi",
+            "--out",
+            "{tmp}/b.safetensors",
+            "--hooks",
+            "resid_pree",
+        ],
+        ["resid_pre"],
+    ),
     (["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "{existing}"], ["exists", "--force"]),
     (["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "/proc/probes-test.safetensors"], ["/proc"]),
     (["lens", "-m", "{tiny}", "--prompt", "Hi", "--position", "999"], ["position"]),
@@ -182,7 +245,10 @@ BAD = [
     (["info", "--device", "banana"], ["unknown device"]),
     (["embed", "-m", "{tiny}", "--common", "dog,,city"], ["empty"]),
     (["embed", "-m", "{tiny}", "--rare", ""], ["empty"]),
-    (["embed", "-m", "{tiny}", "--token-form", "spaces"], ["unknown token form 'spaces'", "first, space, mean, last"]),
+    (
+        ["embed", "-m", "{tiny}", "--token-form", "spaces"],
+        ["unknown token form 'spaces'", "first, space, mean, last"],
+    ),
     (["embed", "--token-form", ""], ["unknown token form"]),
     (["embed", "--vectors"], ["--vectors", "--json"]),
     (["prune", "-m", "{tiny}", "--eval-text", "{tmp}/nowhere.txt"], ["cannot read --eval-text"]),
@@ -209,7 +275,20 @@ BAD = [
     (["next-token", "--temperature", "1e-300"], ["temperature"]),
     (["generate", "--seed", "18446744073709551616"], ["seed"]),
     (["generate", "--seed", "-9223372036854775809"], ["seed"]),
-    (["capture", "--prompt", "Hi", "--out", "{tmp}/c.safetensors", "--generate", "2", "--seed", "99999999999999999999"], ["seed"]),
+    (
+        [
+            "capture",
+            "--prompt",
+            "Hi",
+            "--out",
+            "{tmp}/c.safetensors",
+            "--generate",
+            "2",
+            "--seed",
+            "99999999999999999999",
+        ],
+        ["seed"],
+    ),
     # usage errors: one line with the usage hint, like every other error
     (["generate", "--max-new-tokens", "abc"], ["--max-new-tokens", "probes generate --help"]),
     (["generate", "--no-such-option"], ["No such option", "probes generate --help"]),
@@ -223,7 +302,20 @@ BAD = [
     (["lens", "-m", "{tiny}", "--prompt", "Hi", "--plot", "{existing_png}"], ["exists", "--force"]),
     (["prune", "-m", "{tiny}", "--plot", "{existing_png}"], ["exists", "--force"]),
     (["next-token", "-m", "{tiny}", "--plot", "{existing_png}"], ["exists", "--force"]),
-    (["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "{tmp}/d.safetensors", "--plot", "{existing_png}"], ["exists", "--force"]),
+    (
+        [
+            "capture",
+            "-m",
+            "{tiny}",
+            "--prompt",
+            "Hi",
+            "--out",
+            "{tmp}/d.safetensors",
+            "--plot",
+            "{existing_png}",
+        ],
+        ["exists", "--force"],
+    ),
     (["embed", "-m", "{tiny}", "--plot-dir", "{figs}"], ["norms.png", "--force"]),
     (["generate", "-m", "{tiny}", "--prompt", "caf\udce9"], ["not UTF-8"]),
     # option conflicts, before the model loads
@@ -234,13 +326,34 @@ BAD = [
     (["lens", "--prompt", "Hi", "--generate", "0"], ["--generate 0"]),
     (["capture", "--prompt", "Hi", "--out", "{tmp}/h.safetensors", "--hooks", "resid_pr"], ["resid_pre"]),
     # capture --dataset: checked before loading ({existing} holds one line of text: a dataset of one text)
-    (["capture", "--dataset", "{tmp}/none.txt", "--out", "{tmp}/states"], ["cannot read dataset", "none.txt"]),
-    (["capture", "--dataset", "{tmp}/none.txt", "--prompt", "Hi", "--out", "{tmp}/states"], ["--prompt and --dataset"]),
-    (["capture", "--dataset", "{tmp}/none.txt", "--out", "{tmp}/states", "--generate", "3"], ["--generate", "one --prompt"]),
-    (["capture", "--prompt", "Hi", "--out", "{tmp}/x.safetensors", "--store-dtype", "float16"], ["--store-dtype", "only with --dataset"]),
-    (["capture", "--dataset", "{tmp}/none.txt", "--out", "{tmp}/states", "--store-dtype", "float8"], ["float8", "bfloat16"]),
-    (["capture", "--dataset", "{tmp}/none.txt", "--out", "{tmp}/states", "--shard-size", "0"], ["--shard-size", "positive"]),
-    (["capture", "-m", "{tiny}", "--dataset", "{existing}", "--out", "{full_dir}"], ["no index.json", "--force"]),
+    (
+        ["capture", "--dataset", "{tmp}/none.txt", "--out", "{tmp}/states"],
+        ["cannot read dataset", "none.txt"],
+    ),
+    (
+        ["capture", "--dataset", "{tmp}/none.txt", "--prompt", "Hi", "--out", "{tmp}/states"],
+        ["--prompt and --dataset"],
+    ),
+    (
+        ["capture", "--dataset", "{tmp}/none.txt", "--out", "{tmp}/states", "--generate", "3"],
+        ["--generate", "one --prompt"],
+    ),
+    (
+        ["capture", "--prompt", "Hi", "--out", "{tmp}/x.safetensors", "--store-dtype", "float16"],
+        ["--store-dtype", "only with --dataset"],
+    ),
+    (
+        ["capture", "--dataset", "{tmp}/none.txt", "--out", "{tmp}/states", "--store-dtype", "float8"],
+        ["float8", "bfloat16"],
+    ),
+    (
+        ["capture", "--dataset", "{tmp}/none.txt", "--out", "{tmp}/states", "--shard-size", "0"],
+        ["--shard-size", "positive"],
+    ),
+    (
+        ["capture", "-m", "{tiny}", "--dataset", "{existing}", "--out", "{full_dir}"],
+        ["no index.json", "--force"],
+    ),
     (["capture", "-m", "{tiny}", "--dataset", "{existing}", "--out", "{existing}"], ["is a file"]),
     (["prune", "--sweep", "--max-new-tokens", "5"], ["--sweep", "--max-new-tokens"]),
     (["generate", "--stream", "--json"], ["--stream"]),
@@ -254,10 +367,19 @@ BAD = [
     (["lens", "--max-texts", "3", "--prompt", "Hi"], ["--max-texts", "--dataset"]),
     (["lens", "--dataset", "{tmp}/x.txt", "--max-texts", "0"], ["max-texts", ">= 1"]),
     (["lens", "--dataset", "{tmp}/x.txt", "--split", "words"], ["split", "lines, paragraphs"]),
-    (["lens", "--dataset", "{tmp}/x.txt", "--compare-skip", "1", "--skip", "2"], ["--compare-skip", "--skip"]),
+    (
+        ["lens", "--dataset", "{tmp}/x.txt", "--compare-skip", "1", "--skip", "2"],
+        ["--compare-skip", "--skip"],
+    ),
     # prune over a dataset, and --no-eval: every check before the model loads
-    (["prune", "-m", "{tiny}", "--dataset", "FILE:{tmp}/nowhere.txt"], ["cannot read dataset", "nowhere.txt"]),
-    (["prune", "--dataset", "{tmp}/x.txt", "--eval-text", "{tmp}/x.txt"], ["either --eval-text", "--dataset"]),
+    (
+        ["prune", "-m", "{tiny}", "--dataset", "FILE:{tmp}/nowhere.txt"],
+        ["cannot read dataset", "nowhere.txt"],
+    ),
+    (
+        ["prune", "--dataset", "{tmp}/x.txt", "--eval-text", "{tmp}/x.txt"],
+        ["either --eval-text", "--dataset"],
+    ),
     (["prune", "--max-texts", "3"], ["--max-texts", "--dataset"]),
     (["prune", "--dataset", "{tmp}/x.txt", "--max-texts", "0"], ["max-texts", ">= 1"]),
     (["prune", "--no-eval", "--eval-text", "{tmp}/x.txt"], ["--no-eval", "--eval-text", "ignored"]),
@@ -271,7 +393,11 @@ if not __import__("torch").cuda.is_available():
 @pytest.mark.parametrize("args, words", BAD, ids=[" ".join(a[:4]) for a, _ in BAD])
 def test_bad_input_is_one_clear_line(args, words, tiny_dir, tmp_path, broken):
     paths = _checkpoint_variants(tiny_dir, tmp_path)
-    subst = {"tiny": str(tiny_dir), "tmp": str(tmp_path), **{k: str(v) for k, v in {**paths, **broken}.items()}}
+    subst = {
+        "tiny": str(tiny_dir),
+        "tmp": str(tmp_path),
+        **{k: str(v) for k, v in {**paths, **broken}.items()},
+    }
     if words is None:  # accepted: a value at the edge that must work, not crash
         r = run(*[a.format(**subst) for a in args], "-m", subst["tiny"], "--max-new-tokens", "2")
         assert r.exit_code == 0 and "Traceback" not in r.output, r.output
@@ -287,5 +413,7 @@ def test_bad_input_is_one_clear_line(args, words, tiny_dir, tmp_path, broken):
         assert w in lines[0], (w, lines[0])
     assert r.stdout.strip() == ""
     assert paths["existing"].read_bytes() == b"keep me" and paths["existing_png"].read_bytes() == b"keep me"
-    assert (paths["full_dir"] / "report.md").read_text() == "old" and (paths["figs"] / "norms.png").read_bytes() == b"keep me"
+    assert (paths["full_dir"] / "report.md").read_text() == "old" and (
+        paths["figs"] / "norms.png"
+    ).read_bytes() == b"keep me"
     assert paths["dangling"].is_symlink() and not (tmp_path / "~").exists()

@@ -33,7 +33,10 @@ def test_paragraphs_are_separated_by_blank_lines(tmp_path):
 
 
 def test_jsonl_reads_the_text_field(tmp_path):
-    f = write(tmp_path / "t.jsonl", json.dumps({"text": "one", "id": 1}) + "\n\n" + json.dumps({"text": "two\nlines"}) + "\n")
+    f = write(
+        tmp_path / "t.jsonl",
+        json.dumps({"text": "one", "id": 1}) + "\n\n" + json.dumps({"text": "two\nlines"}) + "\n",
+    )
     assert [t.text for t in Dataset(f)] == ["one", "two\nlines"]
 
 
@@ -43,13 +46,16 @@ def test_max_texts_stops_early(tmp_path):
     assert Dataset(f, max_texts=3).check() == 3
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("empty.txt", "\n\n  \n", "holds no texts"),
-    ("bad.jsonl", '{"text": "ok"}\n{"body": "no text"}\n', ":2: the line has no 'text' field"),
-    ("bad2.jsonl", '{"text": "ok"}\n\n{"text": \n', ":3: not a JSON object .*column 10"),
-    ("bad3.jsonl", '{"text": ""}\n', ":1: 'text' must be a non-empty string"),
-    ("latin1.txt", b"ok\ncaf\xe9\n", ":2: not UTF-8 text .*byte 4 of the line"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("empty.txt", "\n\n  \n", "holds no texts"),
+        ("bad.jsonl", '{"text": "ok"}\n{"body": "no text"}\n', ":2: the line has no 'text' field"),
+        ("bad2.jsonl", '{"text": "ok"}\n\n{"text": \n', ":3: not a JSON object .*column 10"),
+        ("bad3.jsonl", '{"text": ""}\n', ":1: 'text' must be a non-empty string"),
+        ("latin1.txt", b"ok\ncaf\xe9\n", ":2: not UTF-8 text .*byte 4 of the line"),
+    ],
+)
 def test_bad_datasets_name_the_file_and_line(tmp_path, name, content, message):
     f = tmp_path / name
     f.write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -82,7 +88,9 @@ def test_a_missing_file_is_one_line(tmp_path):
 
 def test_a_dataset_saved_to_disk_is_read_with_datasets(tmp_path):
     datasets = pytest.importorskip("datasets")
-    datasets.Dataset.from_dict({"text": ["alpha", "beta gamma"], "label": [0, 1]}).save_to_disk(tmp_path / "d")
+    datasets.Dataset.from_dict({"text": ["alpha", "beta gamma"], "label": [0, 1]}).save_to_disk(
+        tmp_path / "d"
+    )
     assert [t.text for t in Dataset(tmp_path / "d")] == ["alpha", "beta gamma"]
     datasets.Dataset.from_dict({"body": ["x"]}).save_to_disk(tmp_path / "e")
     with pytest.raises(DatasetError, match="no 'text' column"):
@@ -90,7 +98,10 @@ def test_a_dataset_saved_to_disk_is_read_with_datasets(tmp_path):
     with pytest.raises(DatasetError, match="holds one dataset, not splits"):
         Dataset(f"{tmp_path / 'd'}:test").check()
     # A saved DatasetDict: train by default, DIR:split for another; where each text is names the split.
-    splits = {"train": datasets.Dataset.from_dict({"text": ["a", "b"]}), "test": datasets.Dataset.from_dict({"text": ["t"]})}
+    splits = {
+        "train": datasets.Dataset.from_dict({"text": ["a", "b"]}),
+        "test": datasets.Dataset.from_dict({"text": ["t"]}),
+    }
     datasets.DatasetDict(splits).save_to_disk(tmp_path / "dd")
     assert [t.text for t in Dataset(tmp_path / "dd")] == ["a", "b"]
     test = list(Dataset(Dataset(f"FILE:{tmp_path / 'dd'}:test")))  # a Dataset of a Dataset keeps the split
@@ -119,7 +130,9 @@ def test_windows_cover_long_texts_and_refuse_empty_ones(tiny):
     later = [w for w in ws if w.text == 1]
     assert len(later) > 1 and all(len(w.ids) <= tiny.cfg.n_ctx for w in ws)
     assert [t for w in later for t in w.ids[1:]] == ids
-    blank = Dataset([" "])  # a space is a token; an empty text never reaches the tokenizer (the list refuses it)
+    blank = Dataset(
+        [" "]
+    )  # a space is a token; an empty text never reaches the tokenizer (the list refuses it)
     assert next(iter(windows(tiny, blank))).ids[1:]
     with pytest.raises(DatasetError, match="text 0 of the list is empty"):
         list(windows(tiny, Dataset([""])))

@@ -23,7 +23,11 @@ from tests.cli_runner import run_cli
 def test_defaults_by_model(tmp_path):
     assert defaults_for_name(None).prompt == "ROMEO:" and defaults_for_name(None).eval_path == BUNDLED_EVAL
     gpt2 = defaults_for_name("gpt2")
-    assert (gpt2.prompt, gpt2.prune_prompt, gpt2.lens_prompt) == (CLASSIC_PROMPT, CLASSIC_PRUNE_PROMPT, CLASSIC_PROMPT)
+    assert (gpt2.prompt, gpt2.prune_prompt, gpt2.lens_prompt) == (
+        CLASSIC_PROMPT,
+        CLASSIC_PRUNE_PROMPT,
+        CLASSIC_PROMPT,
+    )
     assert gpt2.eval_path == ENGLISH_EVAL and "GPT-2" in gpt2.why
     (tmp_path / "heldout.txt").write_text("my own text")
     own = study_defaults(False, tmp_path)
@@ -38,17 +42,22 @@ def test_english_text_is_bundled_with_its_source():
 
 
 def test_defaults_need_no_torch():
-    code = ("import sys; from probes.studies.defaults import defaults_for_name, heldout_choice; "
-            "defaults_for_name('gpt2'); heldout_choice(None); print('torch' in sys.modules)")
+    code = (
+        "import sys; from probes.studies.defaults import defaults_for_name, heldout_choice; "
+        "defaults_for_name('gpt2'); heldout_choice(None); print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    (dict(evaluate=False, eval_text="x.txt"), "--no-eval turns held-out scoring off; --eval-text"),
-    (dict(eval_text="x.txt", dataset="y.txt"), "either --eval-text"),
-    (dict(max_texts=3), "give --dataset"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(evaluate=False, eval_text="x.txt"), "--no-eval turns held-out scoring off; --eval-text"),
+        (dict(eval_text="x.txt", dataset="y.txt"), "either --eval-text"),
+        (dict(max_texts=3), "give --dataset"),
+    ],
+)
 def test_heldout_choice_refuses_conflicts(kwargs, message):
     from probes.errors import ProbesError
 
@@ -68,7 +77,9 @@ def test_prune_on_gpt2_uses_the_classic_prompt_and_english_text(offline_gpt2):
     assert r.exit_code == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["prompt"] == CLASSIC_PRUNE_PROMPT and d["eval_text"] == str(ENGLISH_EVAL)
-    assert d["eval_tokens"] == 2048  # the text's first 2,048 tokens, each predicted (every window starts with BOS)
+    assert (
+        d["eval_tokens"] == 2048
+    )  # the text's first 2,048 tokens, each predicted (every window starts with BOS)
     r = run_cli("prune", "--model", "gpt2", "--max-new-tokens", "3", "--no-eval", "--json")
     d = json.loads(r.stdout)
     assert d["eval_text"] is None and d["runs"][1]["metrics"]["eval_loss"] is None
@@ -82,7 +93,9 @@ def test_prune_on_the_bundled_model_keeps_shakespeare(bundled):
 
 
 def test_report_on_gpt2_says_which_prompts_and_text_and_why(offline_gpt2, tmp_path):
-    r = run_cli("report", "--model", "gpt2", "--out", tmp_path / "r", "--max-new-tokens", "3", "--num-samples", "1")
+    r = run_cli(
+        "report", "--model", "gpt2", "--out", tmp_path / "r", "--max-new-tokens", "3", "--num-samples", "1"
+    )
     assert r.exit_code == 0, r.stderr
     text = (tmp_path / "r" / "report.md").read_text()
     assert f"sampling prompt '{CLASSIC_PROMPT}' (default)" in text
@@ -93,12 +106,29 @@ def test_report_on_gpt2_says_which_prompts_and_text_and_why(offline_gpt2, tmp_pa
 
 
 def test_report_no_eval_keeps_every_section(offline_gpt2, tmp_path):
-    r = run_cli("report", "--model", "gpt2", "--out", tmp_path / "r", "--max-new-tokens", "3", "--num-samples", "1",
-                "--no-eval")
+    r = run_cli(
+        "report",
+        "--model",
+        "gpt2",
+        "--out",
+        tmp_path / "r",
+        "--max-new-tokens",
+        "3",
+        "--num-samples",
+        "1",
+        "--no-eval",
+    )
     assert r.exit_code == 0, r.stderr
     text = (tmp_path / "r" / "report.md").read_text()
-    for heading in ("## 1. The model", "## 2. Sampling", "## 3. The embedding matrix", "## 4. Skipping blocks",
-                    "### Which blocks matter", "## 5. The logit lens", "## 6. How to reproduce"):
+    for heading in (
+        "## 1. The model",
+        "## 2. Sampling",
+        "## 3. The embedding matrix",
+        "## 4. Skipping blocks",
+        "### Which blocks matter",
+        "## 5. The logit lens",
+        "## 6. How to reproduce",
+    ):
         assert heading in text
     assert "scoring was off (`--no-eval`)" in text and "held-out loss (nats)" not in text
     assert not (tmp_path / "r" / "sweep.png").exists() and (tmp_path / "r" / "prune.png").exists()

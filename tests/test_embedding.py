@@ -64,7 +64,9 @@ def test_norms_and_cosines_equal_transformers_wte(request, which):
         ws, (i,) = s.words[k], w.ids
         assert ws.norm == pytest.approx(norms[i].item(), abs=1e-5)
         assert ws.form_norms["first"] == pytest.approx(norms[w.token_ids[0]].item(), abs=1e-5)
-        assert ws.norm_percentile == pytest.approx(100 * (norms < norms[i]).float().mean().item(), abs=100 / len(norms) + 1e-6)
+        assert ws.norm_percentile == pytest.approx(
+            100 * (norms < norms[i]).float().mean().item(), abs=100 / len(norms) + 1e-6
+        )
         cos = F.cosine_similarity(wte[i][None], wte, dim=1)  # (d_vocab,)
         cos[i] = -2
         ref = cos.topk(4)
@@ -83,9 +85,13 @@ def test_norms_and_cosines_equal_transformers_wte(request, which):
         assert g["mean_cosine"] == pytest.approx(off.mean().item(), abs=1e-5)
 
     torch.testing.assert_close(torch.tensor(s.vocab_norms), norms, atol=1e-5, rtol=0)
-    torch.testing.assert_close(torch.tensor(s.position_norms), torch.linalg.vector_norm(wpe, dim=1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        torch.tensor(s.position_norms), torch.linalg.vector_norm(wpe, dim=1), atol=1e-5, rtol=0
+    )
     assert s.summary["vocab"]["median_norm"] == pytest.approx(norms.median().item(), abs=1e-6)
-    assert s.summary["vocab"]["size"] == model.cfg.d_vocab and s.summary["vocab"]["d_model"] == model.cfg.d_model
+    assert (
+        s.summary["vocab"]["size"] == model.cfg.d_vocab and s.summary["vocab"]["d_model"] == model.cfg.d_model
+    )
 
 
 def test_summary_compares_common_and_rare_in_numbers(tiny_report):
@@ -162,19 +168,25 @@ def test_figures_are_returned_not_shown(tiny_report, monkeypatch):
         for which in ("checkpoint", "processed"):
             fig = getattr(tiny_report, f"figure_{name}")(which)
             assert isinstance(fig, Figure)
-            assert "token form: space" in (fig.axes[0].get_title() + (fig._suptitle.get_text() if fig._suptitle else "")) \
+            assert (
+                "token form: space"
+                in (fig.axes[0].get_title() + (fig._suptitle.get_text() if fig._suptitle else ""))
                 or name == "positions"
+            )
     assert isinstance(tiny_report.figure_pca(), Figure)
-    assert len([a for a in tiny_report.figure_cosine().axes if a.images]) == 3  # one heatmap per group, and common x rare
+    assert (
+        len([a for a in tiny_report.figure_cosine().axes if a.images]) == 3
+    )  # one heatmap per group, and common x rare
     from probes.studies.embeddings import Embeddings
 
-    plain = Embeddings(model="m", meta={}, groups={}, words=[], checkpoint=tiny_report.checkpoint, pca=tiny_report.pca)
+    plain = Embeddings(
+        model="m", meta={}, groups={}, words=[], checkpoint=tiny_report.checkpoint, pca=tiny_report.pca
+    )
     with pytest.raises(ProbesError, match="processed=True"):
         plain.figure_norms("processed")
 
 
 # ---- CLI ----------------------------------------------------------------------------------------
-
 
 
 def test_cli_json(tiny_dir, tiny):
@@ -188,11 +200,27 @@ def test_cli_json(tiny_dir, tiny):
     for w in d["words"]:
         assert w["token_ids"] == tiny.tokenizer(w["word"], add_special_tokens=False)["input_ids"]
         assert w["ids"] == w["space_token_ids"][:1] and len(w["neighbours"]) == 3
-        assert set(w) >= {"word", "group", "token_form", "ids", "used_str_tokens", "token_ids", "str_tokens",
-                          "space_token_ids", "norm", "norm_percentile", "form_norms", "neighbours", "pca", "processed"}
+        assert set(w) >= {
+            "word",
+            "group",
+            "token_form",
+            "ids",
+            "used_str_tokens",
+            "token_ids",
+            "str_tokens",
+            "space_token_ids",
+            "norm",
+            "norm_percentile",
+            "form_norms",
+            "neighbours",
+            "pca",
+            "processed",
+        }
         assert "vector" not in w  # only with --vectors
     assert set(d["cosine"]) == {"common", "rare"} and len(d["cosine"]["rare"]) == len(RARE)
-    assert len(d["cross_cosine"]["matrix"]) == len(COMMON) and len(d["cross_cosine"]["matrix"][0]) == len(RARE)
+    assert len(d["cross_cosine"]["matrix"]) == len(COMMON) and len(d["cross_cosine"]["matrix"][0]) == len(
+        RARE
+    )
     assert d["summary"]["comparison"]["n_common"] == len(COMMON)
     assert "processed" in d and len(d["position_norms"]) == tiny.cfg.n_ctx
 
@@ -262,7 +290,9 @@ def test_each_token_form_reads_the_rows_picked_by_hand(tiny, tiny_hf, form):
         cos = F.cosine_similarity(ref[None], wte, dim=1)  # (d_vocab,)
         cos[rows] = -2
         assert [n.token_id for n in r.checkpoint.words[k].neighbours] == cos.topk(3).indices.tolist()
-    assert r.words[2].space_token_ids == tiny.tokenizer(" king", add_special_tokens=False)["input_ids"]  # no second space
+    assert (
+        r.words[2].space_token_ids == tiny.tokenizer(" king", add_special_tokens=False)["input_ids"]
+    )  # no second space
 
 
 def test_token_forms_on_gpt2s_vocabulary(gpt2_home):
@@ -273,13 +303,22 @@ def test_token_forms_on_gpt2s_vocabulary(gpt2_home):
     assert len(tok) == 50257
     first = probes.embeddings(model, common=["dog", "city"], rare=["xqzt", "blorpt"], token_form="first")
     space = probes.embeddings(model, common=["dog", "city"], rare=["xqzt", "blorpt"])
-    assert [w.used_str_tokens for w in first.words] == [["dog"], ["city"], ["x"], ["bl"]]  # the classic pieces
+    assert [w.used_str_tokens for w in first.words] == [
+        ["dog"],
+        ["city"],
+        ["x"],
+        ["bl"],
+    ]  # the classic pieces
     assert [w.used_str_tokens for w in space.words] == [[" dog"], [" city"], [" x"], [" bl"]]
-    assert space.words[0].ids == tok(" dog", add_special_tokens=False)["input_ids"] and space.words[0].ids == [3290]
+    assert space.words[0].ids == tok(" dog", add_special_tokens=False)["input_ids"] and space.words[
+        0
+    ].ids == [3290]
     assert not space.words[0].split and space.words[2].split
     mean = probes.embeddings(model, words=["blorpt"], token_form="mean")
     last = probes.embeddings(model, words=["blorpt"], token_form="last")
-    assert [tok.decode([i]) for i in mean.words[0].ids] == [" bl", "or", "pt"] and last.words[0].used_str_tokens == ["pt"]
+    assert [tok.decode([i]) for i in mean.words[0].ids] == [" bl", "or", "pt"] and last.words[
+        0
+    ].used_str_tokens == ["pt"]
     from probes.studies.embeddings import checkpoint_embeddings
 
     wte = checkpoint_embeddings(model)[0]
@@ -302,8 +341,13 @@ def test_bad_token_form_raises(tiny):
 def test_cross_cosines_equal_torch_on_raw_rows(tiny, tiny_hf, form):
     r = probes.embeddings(tiny, token_form=form, top=0)
     wte = tiny_hf.transformer.wte.weight.detach().float().cpu()
-    vec = {g: torch.stack([_hand_vector(wte, tiny.tokenizer, w, form)[0] for w in ws]) for g, ws in r.groups.items()}
-    ref = F.cosine_similarity(vec["common"][:, None, :], vec["rare"][None, :, :], dim=-1)  # (n_common, n_rare)
+    vec = {
+        g: torch.stack([_hand_vector(wte, tiny.tokenizer, w, form)[0] for w in ws])
+        for g, ws in r.groups.items()
+    }
+    ref = F.cosine_similarity(
+        vec["common"][:, None, :], vec["rare"][None, :, :], dim=-1
+    )  # (n_common, n_rare)
     x = r.cross_cosine
     assert (x["rows"], x["columns"]) == ("common", "rare")
     torch.testing.assert_close(torch.tensor(x["matrix"]), ref, atol=1e-5, rtol=0)
@@ -323,7 +367,7 @@ def test_pca_equals_a_manual_svd_up_to_sign(request, which):
     got = r.pca.coords.double()
     signs = torch.sign((got * ref).sum(dim=0))  # each component may come out flipped
     torch.testing.assert_close(got * signs, ref, atol=1e-4, rtol=1e-3)
-    assert r.pca.explained == pytest.approx((sv[:2] ** 2 / (sv ** 2).sum()).tolist(), rel=1e-6)
+    assert r.pca.explained == pytest.approx((sv[:2] ** 2 / (sv**2).sum()).tolist(), rel=1e-6)
     words_ref = (r.vectors.double() - wte.mean(dim=0)) @ vh[:2].T  # (n_words, 2)
     torch.testing.assert_close(r.word_coords.double() * signs, words_ref, atol=1e-4, rtol=1e-3)
     torch.testing.assert_close(torch.tensor([e["pca"] for e in r.as_dict()["words"]]), r.word_coords)
@@ -334,8 +378,14 @@ def test_pca_equals_a_manual_svd_up_to_sign(request, which):
 
 @pytest.mark.parametrize(
     "text, words",
-    [(" dog", [" dog"]), ("dog, city", ["dog", "city"]), (' dog,city', [" dog", "city"]),
-     ('dog," city"', ["dog", " city"]), ('"a,b", c ', ["a,b", "c"]), ("dog,,city", ["dog", "", "city"])],
+    [
+        (" dog", [" dog"]),
+        ("dog, city", ["dog", "city"]),
+        (" dog,city", [" dog", "city"]),
+        ('dog," city"', ["dog", " city"]),
+        ('"a,b", c ', ["a,b", "c"]),
+        ("dog,,city", ["dog", "", "city"]),
+    ],
 )
 def test_word_lists_keep_a_quoted_leading_space(text, words):
     from probes.studies.embedding_forms import parse_words
@@ -344,29 +394,48 @@ def test_word_lists_keep_a_quoted_leading_space(text, words):
 
 
 def test_cli_vectors_round_trip_and_leading_space_kept(tiny_dir, tiny, tiny_hf):
-    res = run_cli("embed", "-m", str(tiny_dir), "--json", "--vectors", "--words", ' king,"  thou",king',
-                  "--token-form", "space", "--processed")
+    res = run_cli(
+        "embed",
+        "-m",
+        str(tiny_dir),
+        "--json",
+        "--vectors",
+        "--words",
+        ' king,"  thou",king',
+        "--token-form",
+        "space",
+        "--processed",
+    )
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
     assert [w["word"] for w in d["words"]] == [" king", "  thou", "king"]
     tok = tiny.tokenizer
-    assert d["words"][0]["space_token_ids"] == tok(" king", add_special_tokens=False)["input_ids"]  # not "  king"
+    assert (
+        d["words"][0]["space_token_ids"] == tok(" king", add_special_tokens=False)["input_ids"]
+    )  # not "  king"
     assert d["words"][0]["ids"] == d["words"][2]["ids"]  # " king" given or added: the same token
     assert d["words"][1]["space_token_ids"] == tok("  thou", add_special_tokens=False)["input_ids"]
     wte = tiny_hf.transformer.wte.weight.detach().float().cpu()
     got = torch.tensor([w["vector"] for w in d["words"]])  # (n_words, d_model), in d["words"] order
-    torch.testing.assert_close(got, wte[[w["ids"][0] for w in d["words"]]], atol=0, rtol=0)  # float32 survives JSON
+    torch.testing.assert_close(
+        got, wte[[w["ids"][0] for w in d["words"]]], atol=0, rtol=0
+    )  # float32 survives JSON
     w_e = tiny.W_E.detach().float().cpu()
-    torch.testing.assert_close(torch.tensor([w["processed"]["vector"] for w in d["words"]]),
-                               w_e[[w["ids"][0] for w in d["words"]]], atol=1e-7, rtol=0)
+    torch.testing.assert_close(
+        torch.tensor([w["processed"]["vector"] for w in d["words"]]),
+        w_e[[w["ids"][0] for w in d["words"]]],
+        atol=1e-7,
+        rtol=0,
+    )
 
 
 def test_cli_token_form_first_reproduces_the_classic_ids(tiny_dir, tiny):
     res = run_cli("embed", "-m", str(tiny_dir), "--json", "--token-form", "first")
     d = json.loads(res.stdout)
     assert d["token_form"] == "first"
-    assert [w["ids"] for w in d["words"]] == [tiny.tokenizer(w, add_special_tokens=False)["input_ids"][:1]
-                                              for w in (*COMMON, *RARE)]
+    assert [w["ids"] for w in d["words"]] == [
+        tiny.tokenizer(w, add_special_tokens=False)["input_ids"][:1] for w in (*COMMON, *RARE)
+    ]
     text = run_cli("embed", "-m", str(tiny_dir), "--token-form", "mean").stdout
     assert "token form mean: mean of the vectors" in text and "tokens used (mean)" in text
     assert "common (rows) x rare (columns): mean" in text

@@ -25,7 +25,9 @@ def test_there_are_at_least_four_examples():
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs(script, tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1"}
-    r = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
+    r = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     fig = tmp_path / FIGURES.get(script.name, "")
     if script.name in FIGURES:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import warnings
 
-
 import probes
 from probes.tokens import figure_charmap, plot_text, show_token
 
@@ -31,7 +30,9 @@ def assert_titles_fit(fig) -> None:
     """Every title lies inside the figure: none runs past an edge and gets clipped in the PNG."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    canvas = FigureCanvasAgg(fig)  # figures are made without pyplot, so they have no drawing canvas of their own
+    canvas = FigureCanvasAgg(
+        fig
+    )  # figures are made without pyplot, so they have no drawing canvas of their own
     canvas.draw()
     renderer = canvas.get_renderer()
     titles = [ax.title for ax in fig.axes] + [t for t in (getattr(fig, "_suptitle", None),) if t is not None]
@@ -82,7 +83,9 @@ def test_every_figure_draws_gpt2_vocabulary_tokens_without_warnings(offline_gpt2
         bad = {c for t in texts for c in t if ord(c) not in drawable and c not in "\n"}
         assert not bad, (name, bad)
     lens_text = "\n".join(_texts(figures["lens"]))
-    assert "\\u306e" in lens_text and "\\x07" in lens_text and "\\$" in lens_text  # の, BEL and '$' as escapes
+    assert (
+        "\\u306e" in lens_text and "\\x07" in lens_text and "\\$" in lens_text
+    )  # の, BEL and '$' as escapes
     assert "\\u65e5" in "\n".join(_texts(figures["next_token"]))  # the prompt in the title
     assert len(ids) > 5
 
@@ -111,12 +114,22 @@ def test_generation_lens_wraps_into_rows_at_page_width(tiny):
 def test_prune_runs_are_labelled_by_what_they_skip_and_keep(tiny, tmp_path):
     comp = probes.compare_pruned(tiny, "Hi", ["odd", "last-half"], max_new_tokens=4)
     texts = _draw(comp.figure())
-    assert "full: all 4 blocks" in texts and "skip odd: keep 0,2" in texts and "skip last-half: keep 0-1" in texts
+    assert (
+        "full: all 4 blocks" in texts
+        and "skip odd: keep 0,2" in texts
+        and "skip last-half: keep 0-1" in texts
+    )
     # Every held-out metric has its panel, and the title names what was scored.
-    assert {"held-out loss\n(nats/token)", "held-out KL(full || run)\n(nats/token)", "held-out top-1 agreement\nwith full"} <= set(texts)
+    assert {
+        "held-out loss\n(nats/token)",
+        "held-out KL(full || run)\n(nats/token)",
+        "held-out top-1 agreement\nwith full",
+    } <= set(texts)
     title = next(t for t in texts if t.startswith("Full model vs skipped blocks"))
     assert f"held-out text: {comp.eval_text.rsplit('/', 1)[-1]} ({comp.eval_tokens:,} tokens)" in title
-    data = probes.compare_pruned(tiny, "Hi", ["odd"], max_new_tokens=2, eval_text=probes.Dataset(["one text", "another text"]))
+    data = probes.compare_pruned(
+        tiny, "Hi", ["odd"], max_new_tokens=2, eval_text=probes.Dataset(["one text", "another text"])
+    )
     assert "(2 texts, " in next(t for t in _draw(data.figure()) if t.startswith("Full model"))
 
 
@@ -125,10 +138,18 @@ def test_sweep_figure_marks_a_lower_loss_as_lower():
 
     from probes.plots.prune import sweep_figure
 
-    blocks = [{"block": i, "loss_increase": v, "block_influence": 0.1, "angular_distance": 0.1}
-              for i, v in enumerate([0.5, -0.041, -0.00001])]
+    blocks = [
+        {"block": i, "loss_increase": v, "block_influence": 0.1, "angular_distance": 0.1}
+        for i, v in enumerate([0.5, -0.041, -0.00001])
+    ]
     texts = _draw(sweep_figure(NS(blocks=blocks, base_loss=4.0)))
-    assert "+0.5" in texts and "-0.041" in texts and "0" in texts and not any(t.startswith("-0.0") and t.strip("-0.") == ""
-                                                                             for t in texts)
-    assert any("green: skipping the block lowers the loss" in t for t in texts) and not any("+-" in t for t in texts)
+    assert (
+        "+0.5" in texts
+        and "-0.041" in texts
+        and "0" in texts
+        and not any(t.startswith("-0.0") and t.strip("-0.") == "" for t in texts)
+    )
+    assert any("green: skipping the block lowers the loss" in t for t in texts) and not any(
+        "+-" in t for t in texts
+    )
     assert_titles_fit(sweep_figure(NS(blocks=blocks, base_loss=4.0)))

@@ -6,13 +6,13 @@ import time
 
 import pytest
 import torch
+from reference import chi2_quantile, hf_greedy_no_cache, manual_greedy
 
 import probes
-from probes.errors import ProbesError
-from probes.core.prompt import encode
 from probes.core.distribution import sampling_probs
+from probes.core.prompt import encode
 from probes.core.sampling import SamplingConfig
-from reference import chi2_quantile, hf_greedy_no_cache, manual_greedy
+from probes.errors import ProbesError
 
 
 def test_greedy_equals_no_cache_reference_tiny(tiny, tiny_hf):
@@ -28,7 +28,9 @@ def test_greedy_equals_manual_loop_without_bos(tiny, tiny_hf):
 
 def test_generation_past_the_context_slides_the_window(tiny, tiny_hf):
     n_ctx = tiny.cfg.n_ctx  # 64 for the tiny checkpoint
-    out = probes.generate(tiny, "O Romeo, Romeo! wherefore art thou Romeo?", max_new_tokens=n_ctx + 10, greedy=True)
+    out = probes.generate(
+        tiny, "O Romeo, Romeo! wherefore art thou Romeo?", max_new_tokens=n_ctx + 10, greedy=True
+    )
     assert len(out[0].tokens) == n_ctx + 10
     assert out[0].tokens == hf_greedy_no_cache(tiny_hf, out.prompt_tokens, n_ctx + 10)
 
@@ -75,8 +77,17 @@ def test_stop_at_eos(tiny):
     assert len(full[0].tokens) == 10
 
 
-@pytest.mark.parametrize("bad", [dict(temperature=-1), dict(top_k=-1), dict(top_p=0.0), dict(top_p=1.5),
-                                 dict(num_samples=0), dict(max_new_tokens=0)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(temperature=-1),
+        dict(top_k=-1),
+        dict(top_p=0.0),
+        dict(top_p=1.5),
+        dict(num_samples=0),
+        dict(max_new_tokens=0),
+    ],
+)
 def test_bad_sampling_values(tiny, bad):
     with pytest.raises(ProbesError):
         probes.generate(tiny, "Hi", **{"max_new_tokens": 2, **bad})
@@ -92,8 +103,11 @@ def test_file_prompt(tiny, tmp_path):
         probes.generate(tiny, f"FILE:{tmp_path / 'missing.txt'}", max_new_tokens=3)
 
 
-@pytest.mark.parametrize("settings", [SamplingConfig(1.0, None, None), SamplingConfig(10.0, 2, None),
-                                      SamplingConfig(0.8, 20, 0.9)], ids=lambda s: s.label())
+@pytest.mark.parametrize(
+    "settings",
+    [SamplingConfig(1.0, None, None), SamplingConfig(10.0, 2, None), SamplingConfig(0.8, 20, 0.9)],
+    ids=lambda s: s.label(),
+)
 def test_first_token_follows_the_computed_distribution(bundled, settings):
     """Chi-square: the empirical first-token distribution over many samples matches sampling_probs."""
     tiny = bundled  # a trained model: a spread-out distribution, unlike the random tiny one
@@ -103,8 +117,16 @@ def test_first_token_follows_the_computed_distribution(bundled, settings):
     with torch.no_grad():
         logits = tiny(torch.tensor([ids], device=tiny.cfg.device))[0, -1].cpu()
     expected = sampling_probs(logits, settings).double() * n
-    out = probes.generate(tiny, prompt, num_samples=n, max_new_tokens=1, temperature=settings.temperature,
-                          top_k=settings.top_k, top_p=settings.top_p, seed=11)
+    out = probes.generate(
+        tiny,
+        prompt,
+        num_samples=n,
+        max_new_tokens=1,
+        temperature=settings.temperature,
+        top_k=settings.top_k,
+        top_p=settings.top_p,
+        seed=11,
+    )
     counts = torch.bincount(torch.tensor([s.tokens[0] for s in out]), minlength=expected.numel()).double()
     assert counts[expected == 0].sum() == 0  # never draws a token outside top-k / top-p
     big = expected >= 5
@@ -157,10 +179,13 @@ def test_fast_path_matches_hooked_bridge(tiny):
             fast = choose_decoder(tiny)
             assert isinstance(fast, fastpath.FastDecoder)
             hooked = HookedDecoder(tiny)
-            torch.testing.assert_close(fast(ids, 0).log_softmax(-1)[:, -1], hooked(ids, 0).log_softmax(-1)[:, -1],
-                                       atol=1e-4, rtol=0)
+            torch.testing.assert_close(
+                fast(ids, 0).log_softmax(-1)[:, -1], hooked(ids, 0).log_softmax(-1)[:, -1], atol=1e-4, rtol=0
+            )
             nxt = torch.tensor([[7]], device=tiny.cfg.device)
-            torch.testing.assert_close(fast(nxt, 6).log_softmax(-1), hooked(nxt, 6).log_softmax(-1), atol=1e-4, rtol=0)
+            torch.testing.assert_close(
+                fast(nxt, 6).log_softmax(-1), hooked(nxt, 6).log_softmax(-1), atol=1e-4, rtol=0
+            )
     with probes.attached(tiny, [("blocks.0.hook_resid_pre", lambda t, hook: None)]):
         assert isinstance(choose_decoder(tiny), HookedDecoder)  # a probe is attached: it must see the run
     a = probes.generate(tiny, "Hi there", max_new_tokens=20, temperature=1.0, seed=5)
@@ -190,17 +215,39 @@ def test_fast_products_are_x_at_w_plus_b_for_any_number_of_rows(tiny_dir, onednn
     monkeypatch.setattr(fastpath, "_ONEDNN", None if onednn else False)  # None: found out on first use
     m = probes.load(str(tiny_dir))
     w = fastpath.weights_for(m)
-    for rows in (1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 31, 32, 33, 255, 256, 257, 600):  # 5-255 rows not a multiple of 8 are padded
+    for rows in (
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        8,
+        12,
+        16,
+        31,
+        32,
+        33,
+        255,
+        256,
+        257,
+        600,
+    ):  # 5-255 rows not a multiple of 8 are padded
         for name, bias, layer in (("w_qkv", w.b_qkv[1], 1), ("w_out", w.b_out[0], 0), ("w_u", w.b_u, None)):
             weight = getattr(w, name) if layer is None else getattr(w, name)[layer]
             x = torch.randn(rows, weight.shape[0], dtype=torch.float64).float()
             expected = (x.double() @ weight.double() + bias.double()).float()
             got = fastpath.linear(w, name, layer, bias, x)
             torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
-            assert got.shape == expected.shape and (got.is_contiguous() or got.t().is_contiguous())  # dense, never a slice
+            assert got.shape == expected.shape and (
+                got.is_contiguous() or got.t().is_contiguous()
+            )  # dense, never a slice
     assert set(w._transposed) == {"w_qkv", "w_out", "w_u"}  # made for the few-row products only
     if onednn:
-        assert fastpath._ONEDNN is torch.backends.mkldnn.is_available()  # this build runs it, and got it right
+        assert (
+            fastpath._ONEDNN is torch.backends.mkldnn.is_available()
+        )  # this build runs it, and got it right
     # A weight stored (out, in), as the lens readout's unembedding: into a buffer, with and without a bias.
     x = torch.randn(5, w.w_u.shape[0])
     for bias in (w.b_u, None):
@@ -231,8 +278,9 @@ def test_bridge_booted_elsewhere_generates_correctly(tiny_dir, tiny_hf):
     from probes.core.hooks import hook_count
 
     hf = GPT2LMHeadModel.from_pretrained(tiny_dir, attn_implementation="eager").eval()
-    bridge = TransformerBridge.boot_transformers(str(tiny_dir), hf_model=hf, tokenizer=AutoTokenizer.from_pretrained(tiny_dir),
-                                                 device="cpu")
+    bridge = TransformerBridge.boot_transformers(
+        str(tiny_dir), hf_model=hf, tokenizer=AutoTokenizer.from_pretrained(tiny_dir), device="cpu"
+    )
     bridge.enable_compatibility_mode(disable_warnings=True)
     bridge(torch.tensor([[0]]))  # let the bridge wire its lazy hooks first
     before = hook_count(bridge)

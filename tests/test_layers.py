@@ -6,26 +6,48 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from probes.errors import SpecError
 from probes.core.layers import complement, format_layers, parse_layers
+from probes.errors import SpecError
 
 
-@pytest.mark.parametrize("spec, n, expect", [
-    ("odd", 12, [1, 3, 5, 7, 9, 11]), ("even", 12, [0, 2, 4, 6, 8, 10]),
-    ("first-half", 12, [0, 1, 2, 3, 4, 5]), ("last-half", 12, [6, 7, 8, 9, 10, 11]),
-    ("first-half", 7, [0, 1, 2]), ("last-half", 7, [4, 5, 6]), ("none", 6, []), ("all", 3, [0, 1, 2]),
-    ("1,3,5-7", 12, [1, 3, 5, 6, 7]), (" 2 , 0 ", 4, [0, 2]), ("3-3", 4, [3]), ("ODD", 4, [1, 3]),
-    ([2, 0, 2], 4, [0, 2]), (1, 4, [1]),
-])
+@pytest.mark.parametrize(
+    "spec, n, expect",
+    [
+        ("odd", 12, [1, 3, 5, 7, 9, 11]),
+        ("even", 12, [0, 2, 4, 6, 8, 10]),
+        ("first-half", 12, [0, 1, 2, 3, 4, 5]),
+        ("last-half", 12, [6, 7, 8, 9, 10, 11]),
+        ("first-half", 7, [0, 1, 2]),
+        ("last-half", 7, [4, 5, 6]),
+        ("none", 6, []),
+        ("all", 3, [0, 1, 2]),
+        ("1,3,5-7", 12, [1, 3, 5, 6, 7]),
+        (" 2 , 0 ", 4, [0, 2]),
+        ("3-3", 4, [3]),
+        ("ODD", 4, [1, 3]),
+        ([2, 0, 2], 4, [0, 2]),
+        (1, 4, [1]),
+    ],
+)
 def test_specs(spec, n, expect):
     assert parse_layers(spec, n) == expect
 
 
-@pytest.mark.parametrize("spec, match", [
-    ("99", "out of range: the model has 6 blocks"), ("banana", "unknown layer spec 'banana'"),
-    ("", "empty layer spec"), ("3-1", "reversed"), ("1,,2", "empty item"), ("6", "0-5"), ("-1", "unknown layer spec"),
-    ("1-x", "unknown layer spec"), ([7], "out of range"), (["a"], "not an integer"),
-])
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ("99", "out of range: the model has 6 blocks"),
+        ("banana", "unknown layer spec 'banana'"),
+        ("", "empty layer spec"),
+        ("3-1", "reversed"),
+        ("1,,2", "empty item"),
+        ("6", "0-5"),
+        ("-1", "unknown layer spec"),
+        ("1-x", "unknown layer spec"),
+        ([7], "out of range"),
+        (["a"], "not an integer"),
+    ],
+)
 def test_bad_specs(spec, match):
     with pytest.raises(SpecError, match=match):
         parse_layers(spec, 6)

@@ -14,12 +14,12 @@ from cli_runner import run_cli
 
 import probes
 import probes.cli.app
-from probes.errors import SpecError
 from probes.core.hooks import attached, hook_count
-from probes.studies.lens import emergence_rows, logit_lens, row_hooks
-from probes.studies.lens_readout import decode_residual
-from probes.studies.lens_generation import generation_lens
 from probes.core.prompt import encode
+from probes.errors import SpecError
+from probes.studies.lens import emergence_rows, logit_lens, row_hooks
+from probes.studies.lens_generation import generation_lens
+from probes.studies.lens_readout import decode_residual
 
 PROMPT = "JULIET: Good night, good night! Parting is such sweet sorrow"
 LN2 = math.log(2)
@@ -47,7 +47,9 @@ def check_against_hf(model, hf, ids):
         assert lens.top_ids[r, :, 0].tolist() == logp.argmax(-1).tolist(), f"row {r} top-1"
         np.testing.assert_allclose(lens.entropy[r], entropy.cpu().numpy(), atol=1e-4, rtol=0)
         np.testing.assert_allclose(lens.kl_to_final[r], kl.cpu().numpy(), atol=1e-4, rtol=0)
-        np.testing.assert_allclose(lens.top_probs[r], p.topk(lens.top_ids.shape[-1]).values.cpu().numpy(), atol=1e-5, rtol=0)
+        np.testing.assert_allclose(
+            lens.top_probs[r], p.topk(lens.top_ids.shape[-1]).values.cpu().numpy(), atol=1e-5, rtol=0
+        )
         nxt = torch.tensor(ids[1:], device=logp.device)
         xent = -logp[:-1].gather(-1, nxt[:, None])[:, 0] / LN2
         np.testing.assert_allclose(lens.next_xent[r, :-1], xent.cpu().numpy(), atol=1e-4, rtol=0)
@@ -101,7 +103,9 @@ def test_positions_subset_equals_the_full_lens(tiny):
     some = logit_lens(tiny, PROMPT, positions=[-1, 2, 0])
     assert some.positions == [0, 2, len(full.tokens) - 1]
     for name in ("top_ids", "entropy", "kl_to_final", "final_rank", "next_rank"):
-        np.testing.assert_allclose(getattr(some, name), getattr(full, name)[:, some.positions], atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(
+            getattr(some, name), getattr(full, name)[:, some.positions], atol=1e-5, err_msg=name
+        )
     assert some.next_rank[:, -1].tolist() == [-1] * some.n_rows and np.isnan(some.next_xent[:, -1]).all()
     with pytest.raises(SpecError, match="was not decoded"):
         some.table(1)
@@ -126,7 +130,13 @@ def test_inside_skip_a_skipped_row_repeats_the_previous(tiny):
         lens = logit_lens(tiny, ids)
         with torch.no_grad():
             logp = tiny(torch.tensor([ids], device=tiny.cfg.device)).log_softmax(-1)[0].cpu()
-    assert lens.skipped_blocks == [1, 2] and lens.row_labels == ["embed", "0", "1 (skipped)", "2 (skipped)", "3"]
+    assert lens.skipped_blocks == [1, 2] and lens.row_labels == [
+        "embed",
+        "0",
+        "1 (skipped)",
+        "2 (skipped)",
+        "3",
+    ]
     # Row i+1 is the output of block i: blocks 1 and 2 pass row 1 through unchanged.
     for name in ("top_ids", "top_probs", "entropy", "kl_to_final"):
         a = getattr(lens, name)
@@ -163,8 +173,10 @@ def test_generation_lens_equals_the_lens_of_the_generated_sequence(tiny, skip, f
 def test_greedy_generation_tokens_are_top_1_in_the_last_row(tiny):
     gen = generation_lens(tiny, "ROMEO:", max_new_tokens=6, greedy=True)
     assert (gen.rank[-1] == 1).all()
-    assert all(e is not None and (gen.rank[e:, j] == 1).all() and (e == 0 or gen.rank[e - 1, j] != 1)
-               for j, e in enumerate(gen.emergence))
+    assert all(
+        e is not None and (gen.rank[e:, j] == 1).all() and (e == 0 or gen.rank[e - 1, j] != 1)
+        for j, e in enumerate(gen.emergence)
+    )
     d = gen.as_dict()
     assert d["generation"]["tokens"] == gen.generated and len(d["generation"]["emergence_row"]) == 6
 
@@ -240,8 +252,6 @@ def test_figures(tiny, tmp_path):
     assert show_token(" $x$ and a very long token\n", 10, plot=True) == r"␣\$x\$␣and␣…"
 
 
-
-
 def run(*args):
     return run_cli(*["lens", *map(str, args)])
 
@@ -278,12 +288,15 @@ def test_cli_generate(tiny_dir, tmp_path):
     assert "emerges" in r.stdout and len(r.stdout.strip().splitlines()) >= 3 + 6
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--position", 99], "position 99 is out of range"),
-    (["--metric", "logits"], "unknown metric 'logits'"),
-    (["--skip", "odd", "--compare-skip", "even"], "--compare-skip"),
-    (["--compare-skip", "none"], "names no block: the comparison would be the full model against itself"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--position", 99], "position 99 is out of range"),
+        (["--metric", "logits"], "unknown metric 'logits'"),
+        (["--skip", "odd", "--compare-skip", "even"], "--compare-skip"),
+        (["--compare-skip", "none"], "names no block: the comparison would be the full model against itself"),
+    ],
+)
 def test_cli_errors_are_one_line(tiny_dir, args, message):
     r = run("--model", tiny_dir, "--prompt", PROMPT, *args)
     assert r.exit_code == 2

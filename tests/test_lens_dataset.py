@@ -26,10 +26,12 @@ TEXTS = [
     "To be, or not to be",
     "O",
     # Longer than tiny's 64-token context: cut into windows.
-    ("Now is the winter of our discontent made glorious summer by this sun of York; and all the clouds "
-    "that lour'd upon our house in the deep bosom of the ocean buried. Now are our brows bound with "
-    "victorious wreaths; our bruised arms hung up for monuments; our stern alarums changed to merry "
-    "meetings, our dreadful marches to delightful measures."),
+    (
+        "Now is the winter of our discontent made glorious summer by this sun of York; and all the clouds "
+        "that lour'd upon our house in the deep bosom of the ocean buried. Now are our brows bound with "
+        "victorious wreaths; our bruised arms hung up for monuments; our stern alarums changed to merry "
+        "meetings, our dreadful marches to delightful measures."
+    ),
 ]
 
 
@@ -55,7 +57,9 @@ def manual_sums(hf, ids: list[int]) -> tuple[np.ndarray, int, int]:
         xent = -lp[:-1].gather(-1, nxt[:, None])[:, 0] / LN2
         acc = (lp[:-1].argmax(-1) == nxt).double()
         agree = (lp.argmax(-1) == final.argmax(-1)).double()
-        out.append([float(kl.sum()), float(entropy.sum()), float(xent.sum()), float(acc.sum()), float(agree.sum())])
+        out.append(
+            [float(kl.sum()), float(entropy.sum()), float(xent.sum()), float(acc.sum()), float(agree.sum())]
+        )
     return np.array(out), len(ids), len(ids) - 1  # (rows, metrics), positions, predicted
 
 
@@ -133,7 +137,9 @@ def test_inside_skip_and_against_the_unpruned_model(tiny, tiny_hf):
     with pytest.raises(ProbesError, match="names no block"):
         probes.lens_over(tiny, [text], compare_skip="none")
     both = probes.lens_over(tiny, [text], compare_skip=[2])
-    np.testing.assert_allclose(both.mean, probes.lens_over(tiny, [text]).mean, atol=1e-6)  # the main run is unpruned
+    np.testing.assert_allclose(
+        both.mean, probes.lens_over(tiny, [text]).mean, atol=1e-6
+    )  # the main run is unpruned
     cmp = both.compare
     assert cmp.skipped_blocks == [2] and cmp.reference == "unpruned final"
     kl = float((full.exp() * (full - cut)).sum(-1).mean() / LN2)  # KL(unpruned output || pruned output)
@@ -169,7 +175,9 @@ def test_cluster_bootstrap_against_a_plain_resampling_loop():
         reps.append(sums[pick].sum() / counts[pick].sum())
     lo, hi = np.quantile(reps, [0.025, 0.975])
     assert mean[0] == pytest.approx(sums.sum() / counts.sum())
-    assert low[0] == pytest.approx(lo, abs=0.06 * (hi - lo)) and high[0] == pytest.approx(hi, abs=0.06 * (hi - lo))
+    assert low[0] == pytest.approx(lo, abs=0.06 * (hi - lo)) and high[0] == pytest.approx(
+        hi, abs=0.06 * (hi - lo)
+    )
 
 
 def test_dataset_file_result_and_figure(tiny, tmp_path):
@@ -184,19 +192,35 @@ def test_dataset_file_result_and_figure(tiny, tmp_path):
     fig = lens.figure()
     assert len([ax for ax in fig.axes if ax.lines]) == len(METRICS)
     caption = "\n".join(t.get_text() for ax in fig.axes for t in ax.texts)
-    assert "2 texts" in caption and "(only 2 texts: rough bands)" in caption and "hollow markers" not in caption
+    assert (
+        "2 texts" in caption and "(only 2 texts: rough bands)" in caption and "hollow markers" not in caption
+    )
     with probes.skip(tiny, "1"):
         pruned = probes.lens_over(tiny, TEXTS[:1]).figure()
     caption = "\n".join(t.get_text() for ax in pruned.axes for t in ax.texts)
-    assert "1 text," in caption and "hollow markers: skipped blocks" in caption  # only when a block is skipped
+    assert (
+        "1 text," in caption and "hollow markers: skipped blocks" in caption
+    )  # only when a block is skipped
 
 
 def test_cli_dataset_json_and_plot(tiny_dir, tmp_path):
     path = tmp_path / "texts.jsonl"
     path.write_text("\n".join(json.dumps({"text": t}) for t in TEXTS) + "\n")
     plot = tmp_path / "layers.png"
-    r = run_cli("lens", "-m", tiny_dir, "--dataset", f"FILE:{path}", "--max-texts", "3", "--compare-skip", "1",
-                "--plot", plot, "--json")
+    r = run_cli(
+        "lens",
+        "-m",
+        tiny_dir,
+        "--dataset",
+        f"FILE:{path}",
+        "--max-texts",
+        "3",
+        "--compare-skip",
+        "1",
+        "--plot",
+        plot,
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     assert d["dataset"]["texts"] == 3 and d["dataset"]["where"][2] == f"{path}:3"
@@ -206,13 +230,16 @@ def test_cli_dataset_json_and_plot(tiny_dir, tmp_path):
     assert text.exit_code == 0 and "4 texts" in text.stdout and "KL(final||row)" in text.stdout
 
 
-@pytest.mark.parametrize("content, words", [
-    ("", ["holds no texts"]),
-    ("\n\n  \n", ["holds no texts"]),
-    ('{"text": "fine"}\n{"txt": "oops"}\n', ["data.jsonl:2", "'text'"]),
-    ('{"text": "fine"}\nnot json\n', ["data.jsonl:2", "not a JSON object"]),
-    (b'{"text": "ok"}\n\xff\xfe\n', ["data.jsonl:2: not UTF-8"]),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        ("", ["holds no texts"]),
+        ("\n\n  \n", ["holds no texts"]),
+        ('{"text": "fine"}\n{"txt": "oops"}\n', ["data.jsonl:2", "'text'"]),
+        ('{"text": "fine"}\nnot json\n', ["data.jsonl:2", "not a JSON object"]),
+        (b'{"text": "ok"}\n\xff\xfe\n', ["data.jsonl:2: not UTF-8"]),
+    ],
+)
 def test_cli_bad_dataset_fails_before_loading(content, words, tiny_dir, tmp_path, monkeypatch):
     path = tmp_path / "data.jsonl"
     path.write_bytes(content if isinstance(content, bytes) else content.encode())

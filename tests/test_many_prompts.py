@@ -66,7 +66,11 @@ def test_compare_pruned_of_a_list_scores_held_out_text_once(tiny, monkeypatch):
             assert a.metrics.keys() == b.metrics.keys()
             for key, value in a.metrics.items():
                 other = b.metrics[key]
-                assert value == other if value is None or other is None else value == pytest.approx(other, rel=1e-5, nan_ok=True)
+                assert (
+                    value == other
+                    if value is None or other is None
+                    else value == pytest.approx(other, rel=1e-5, nan_ok=True)
+                )
 
 
 def test_a_bad_prompt_in_the_list_fails_before_any_study_runs(tiny, monkeypatch):
@@ -81,6 +85,10 @@ def test_a_bad_prompt_in_the_list_fails_before_any_study_runs(tiny, monkeypatch)
 
 
 def test_an_empty_list_says_no_prompts_were_given(tiny):
-    for study in (probes.logit_lens, probes.next_token_distribution, lambda m, p: probes.generate(m, p, max_new_tokens=2)):
+    for study in (
+        probes.logit_lens,
+        probes.next_token_distribution,
+        lambda m, p: probes.generate(m, p, max_new_tokens=2),
+    ):
         with pytest.raises(ProbesError, match="an empty list: no prompts"):
             study(tiny, [])

@@ -6,19 +6,22 @@ from types import SimpleNamespace as NS
 
 import pytest
 import torch
+from cli_runner import run_cli
 
 import probes
-from cli_runner import run_cli
 from probes.core.layers import parse_layers
 from probes.errors import ModelLoadError, SpecError
 from probes.numbers import show_change, show_number
 
 
-@pytest.mark.parametrize("spec, words", [
-    ("odd,last-half", ["mixes named specs", "odd is 1,3,5", "last-half is 3-5", "write 1,3-5"]),
-    ("even, 5", ["mixes named specs", "even is 0,2,4", "write 0,2,4-5"]),
-    ("none,odd", ["none is none", "write 1,3,5"]),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("odd,last-half", ["mixes named specs", "odd is 1,3,5", "last-half is 3-5", "write 1,3-5"]),
+        ("even, 5", ["mixes named specs", "even is 0,2,4", "write 0,2,4-5"]),
+        ("none,odd", ["none is none", "write 1,3,5"]),
+    ],
+)
 def test_mixing_named_specs_is_its_own_error(spec, words):
     with pytest.raises(SpecError) as e:
         parse_layers(spec, 6)
@@ -40,8 +43,19 @@ def test_cli_mixed_spec_message(tiny_dir):
     assert r.exit_code == 2 and "mixes named specs" in r.stderr and "write 1-3" in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("value, spec", [(-1e-9, ".3f"), (-0.0, ".3f"), (-0.0004, ".3f"), (-0.0, ".4g"),
-                                         (-1e-12, ".2f"), (-0.00001, ".1%"), (-0.0, "+.3f"), (-0.4, ".0f")])
+@pytest.mark.parametrize(
+    "value, spec",
+    [
+        (-1e-9, ".3f"),
+        (-0.0, ".3f"),
+        (-0.0004, ".3f"),
+        (-0.0, ".4g"),
+        (-1e-12, ".2f"),
+        (-0.00001, ".1%"),
+        (-0.0, "+.3f"),
+        (-0.4, ".0f"),
+    ],
+)
 def test_no_negative_zero(value, spec):
     text = show_number(value, spec)
     assert not text.startswith("-") and float(text.rstrip("%")) == 0
@@ -50,7 +64,9 @@ def test_no_negative_zero(value, spec):
 def test_numbers_keep_real_signs_and_exponents():
     assert show_number(-0.041, ".3f") == "-0.041" and show_number(-1e-5, ".0e") == "-1e-05"
     assert show_number(float("nan")) == "n/a" and show_number(None, na="-") == "-"
-    assert show_change(-0.041) == "-0.041 (lower)" and show_change(0.25, unit="nats") == "+0.250 nats (higher)"
+    assert (
+        show_change(-0.041) == "-0.041 (lower)" and show_change(0.25, unit="nats") == "+0.250 nats (higher)"
+    )
     assert show_change(-1e-7) == "0.000 (no change)"
 
 
@@ -117,9 +133,13 @@ def test_hub_errors_keep_whole_sentences(monkeypatch):
 
     from probes.core.load import _download
 
-    long = ("Repository Not Found for url: https://huggingface.co/api/models/someone/" + "x" * 180 + "/revision/main. "
-            "Please make sure you specified the correct `repo_id` and `repo_type`.\nIf you are trying to access a "
-            "private or gated repo, make sure you are authenticated. For more details, see the docs.")
+    long = (
+        "Repository Not Found for url: https://huggingface.co/api/models/someone/"
+        + "x" * 180
+        + "/revision/main. "
+        "Please make sure you specified the correct `repo_id` and `repo_type`.\nIf you are trying to access a "
+        "private or gated repo, make sure you are authenticated. For more details, see the docs."
+    )
 
     def fail(*a, **k):
         raise RuntimeError(long)

@@ -167,4 +167,6 @@ def test_check_loaded_finds_any_non_finite_weight(tiny_dir, bad):
         hf.transformer.h[1].mlp.c_proj.weight[3, 7] = bad
     with pytest.raises(ModelLoadError, match="h.1.mlp.c_proj.weight"):
         check_loaded("tiny", hf, tok)
-    check_loaded("tiny", GPT2LMHeadModel.from_pretrained(tiny_dir).half(), tok)  # fp16 weights are checked too
+    check_loaded(
+        "tiny", GPT2LMHeadModel.from_pretrained(tiny_dir).half(), tok
+    )  # fp16 weights are checked too

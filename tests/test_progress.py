@@ -29,11 +29,15 @@ def test_the_bar_goes_to_stderr_with_count_rate_and_eta(capsys):
     p.note("done")
     out, err = capsys.readouterr()
     assert out == ""
-    assert "lens" in err and "4/4" in err and "texts/s" in err and "ETA" in err and err.rstrip().endswith("done")
+    assert (
+        "lens" in err and "4/4" in err and "texts/s" in err and "ETA" in err and err.rstrip().endswith("done")
+    )
 
     with p.task("quick", total=1, unit="texts") as t:
         t.advance()
-    assert "- texts/s" not in capsys.readouterr().err  # a run too quick for rich's estimate still shows its rate
+    assert (
+        "- texts/s" not in capsys.readouterr().err
+    )  # a run too quick for rich's estimate still shows its rate
 
 
 def test_a_failed_run_leaves_no_half_drawn_bar(capsys):

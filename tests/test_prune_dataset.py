@@ -52,16 +52,25 @@ def manual_windows(tok, texts, n_ctx, cap=None):
 
 def manual_scores(hf, windows, skip_sets):
     """[(loss, KL(full || run), top-1 agreement)] for the full model, then each skip set, one window at a time."""
+
     def lps():
         with torch.no_grad():
-            return [torch.log_softmax(hf(torch.tensor([w], device=hf.device)).logits[0].float(), -1) for w in windows]
+            return [
+                torch.log_softmax(hf(torch.tensor([w], device=hf.device)).logits[0].float(), -1)
+                for w in windows
+            ]
 
     full = lps()
     out = []
     for layers in [[], *skip_sets]:
         with hf_without(hf, layers):
             run = lps()
-        nll = torch.cat([-lp[:-1].gather(-1, torch.tensor(w[1:], device=lp.device)[:, None])[:, 0] for lp, w in zip(run, windows)])
+        nll = torch.cat(
+            [
+                -lp[:-1].gather(-1, torch.tensor(w[1:], device=lp.device)[:, None])[:, 0]
+                for lp, w in zip(run, windows)
+            ]
+        )
         kl = torch.cat([(a.exp() * (a - b)).sum(-1) for a, b in zip(full, run)])
         agree = torch.cat([(a.argmax(-1) == b.argmax(-1)).float() for a, b in zip(full, run)])
         out.append((float(nll.mean()), float(kl.mean()), float(agree.mean()), len(agree)))
@@ -143,9 +152,11 @@ def test_teacher_forced_metrics_equal_transformers(tiny, tiny_hf, path):
         b = lp(full_ids, run.skipped_blocks)[len(prompt) - 1 : -1]
         kl = (a.exp() * (a - b)).sum(-1)
         own = prompt + run.samples[0].tokens
-        nll = -lp(own)[len(prompt) - 1 : -1].gather(-1, torch.tensor(own[len(prompt):])[:, None])[:, 0]
+        nll = -lp(own)[len(prompt) - 1 : -1].gather(-1, torch.tensor(own[len(prompt) :])[:, None])[:, 0]
         assert run.metrics["tf_kl"] == pytest.approx(float(kl.mean()), rel=1e-3, abs=1e-5), run.name
-        assert abs(run.metrics["tf_top1_agreement"] - float((a.argmax(-1) == b.argmax(-1)).float().mean())) <= 1 / len(kl)
+        assert abs(
+            run.metrics["tf_top1_agreement"] - float((a.argmax(-1) == b.argmax(-1)).float().mean())
+        ) <= 1 / len(kl)
         assert run.metrics["ppl_under_full"] == pytest.approx(math.exp(float(nll.mean())), rel=1e-3), run.name
         assert run.kl_per_token == pytest.approx([float(x) for x in kl], rel=1e-3, abs=1e-5)
 
@@ -157,7 +168,9 @@ def test_compare_pruned_takes_a_dataset_and_can_skip_scoring(tiny, tiny_hf):
     assert comp.eval_text == "the text list"
     off = compare_pruned(tiny, "ROMEO:", ["last-half"], max_new_tokens=3, evaluate=False)
     assert off.eval_text is None and off.eval_tokens is None
-    assert all(r.metrics[k] is None for r in off.runs for k in ("eval_loss", "eval_kl", "eval_top1_agreement"))
+    assert all(
+        r.metrics[k] is None for r in off.runs for k in ("eval_loss", "eval_kl", "eval_top1_agreement")
+    )
     # Everything else is the same run.
     assert off.runs[1].samples[0].tokens == comp.runs[1].samples[0].tokens
 
@@ -166,13 +179,18 @@ def _influence_one_window_at_a_time(model, windows):
     """Block Influence and angular distance as the sweep used to compute them: per window, BOS excluded."""
     n = model.cfg.n_layers
     cos_sum, ang_sum, count, stash = [0.0] * n, [0.0] * n, 0, {}
-    hooks = [(f"blocks.{i}.hook_resid_{w}", lambda t, hook: stash.__setitem__(hook.name, t[0, 1:].double()))
-             for i in range(n) for w in ("pre", "post")]
+    hooks = [
+        (f"blocks.{i}.hook_resid_{w}", lambda t, hook: stash.__setitem__(hook.name, t[0, 1:].double()))
+        for i in range(n)
+        for w in ("pre", "post")
+    ]
     with attached(model, hooks), torch.no_grad():
         for w in windows:
             model(torch.tensor([w]))
             for i in range(n):
-                cos = torch.cosine_similarity(stash[f"blocks.{i}.hook_resid_pre"], stash[f"blocks.{i}.hook_resid_post"], dim=-1)
+                cos = torch.cosine_similarity(
+                    stash[f"blocks.{i}.hook_resid_pre"], stash[f"blocks.{i}.hook_resid_post"], dim=-1
+                )
                 cos_sum[i] += float(cos.sum())
                 ang_sum[i] += float((torch.arccos(cos.clamp(-1, 1)) / math.pi).sum())
             count += len(w) - 1
@@ -195,7 +213,13 @@ def test_sweep_equals_one_window_at_a_time(tiny, tiny_hf, path):
     lowest = sorted(sorted(range(n), key=lambda i: influence[i])[: n // 2])
     strategies = {s["name"]: s for s in sweep.strategies}
     assert strategies[f"lowest-influence-{n // 2}"]["skipped_blocks"] == lowest
-    named = {"odd": [1, 3], "even": [0, 2], "first-half": [0, 1], "last-half": [2, 3], f"lowest-influence-{n // 2}": lowest}
+    named = {
+        "odd": [1, 3],
+        "even": [0, 2],
+        "first-half": [0, 1],
+        "last-half": [2, 3],
+        f"lowest-influence-{n // 2}": lowest,
+    }
     exp = manual_scores(tiny_hf, windows, list(named.values()))[1:]
     for (name, layers), (loss, kl, _, _) in zip(named.items(), exp):
         assert strategies[name]["skipped_blocks"] == layers
@@ -225,26 +249,60 @@ def test_scoring_inside_skip_adds_the_callers_skips_to_every_run(tiny, tiny_hf, 
     with probes.skip(tiny, [0]):
         scores = score_runs(tiny, source, [[1], [0, 3]])
     windows = manual_windows(tiny.tokenizer, TEXTS, tiny.cfg.n_ctx)
-    expected = manual_scores(tiny_hf, windows, [[0], [0, 1], [0, 3]])[1:]  # losses of the skip sets as a whole
+    expected = manual_scores(tiny_hf, windows, [[0], [0, 1], [0, 3]])[
+        1:
+    ]  # losses of the skip sets as a whole
     assert [s.loss for s in scores] == pytest.approx([e[0] for e in expected], rel=1e-4)
 
 
 def test_prune_cli_takes_a_dataset(tiny_dir, tiny, tmp_path):
     path = tmp_path / "texts.txt"
     path.write_text("\n".join(TEXTS) + "\n")
-    r = run_cli("prune", "--model", tiny_dir, "--skip", "odd", "--max-new-tokens", "3", "--dataset", f"FILE:{path}",
-                "--max-texts", "2", "--json")
+    r = run_cli(
+        "prune",
+        "--model",
+        tiny_dir,
+        "--skip",
+        "odd",
+        "--max-new-tokens",
+        "3",
+        "--dataset",
+        f"FILE:{path}",
+        "--max-texts",
+        "2",
+        "--json",
+    )
     assert r.exit_code == 0, r.stderr
     d = json.loads(r.stdout)
-    expected = compare_pruned(tiny, "One ring to rule them all,", ["odd"], max_new_tokens=3,
-                              eval_text=Dataset(path, max_texts=2))
+    expected = compare_pruned(
+        tiny, "One ring to rule them all,", ["odd"], max_new_tokens=3, eval_text=Dataset(path, max_texts=2)
+    )
     assert d["eval_text"] == str(path) and d["eval_texts"] == 2 and d["eval_tokens"] == expected.eval_tokens
-    r = run_cli("prune", "--model", tiny_dir, "--skip", "odd", "--max-new-tokens", "3", "--dataset", f"FILE:{path}", "--max-texts", "2")
-    assert f"({d['eval_tokens']} tokens scored" not in r.stdout and f"(2 texts, {d['eval_tokens']} tokens scored)" in r.stdout
+    r = run_cli(
+        "prune",
+        "--model",
+        tiny_dir,
+        "--skip",
+        "odd",
+        "--max-new-tokens",
+        "3",
+        "--dataset",
+        f"FILE:{path}",
+        "--max-texts",
+        "2",
+    )
+    assert (
+        f"({d['eval_tokens']} tokens scored" not in r.stdout
+        and f"(2 texts, {d['eval_tokens']} tokens scored)" in r.stdout
+    )
     assert "held-out KL (nats)" in r.stdout
-    assert [run["metrics"]["eval_loss"] for run in d["runs"]] == pytest.approx([r.metrics["eval_loss"] for r in expected.runs])
+    assert [run["metrics"]["eval_loss"] for run in d["runs"]] == pytest.approx(
+        [r.metrics["eval_loss"] for r in expected.runs]
+    )
     # Speed from one cold run is in JSON only, said to be one run.
-    assert all(run["timing"]["runs"] == 1 and "not a speed measurement" in run["timing"]["note"] for run in d["runs"])
+    assert all(
+        run["timing"]["runs"] == 1 and "not a speed measurement" in run["timing"]["note"] for run in d["runs"]
+    )
     assert "tokens_per_second" not in d["runs"][0]["metrics"]
 
 
@@ -274,7 +332,9 @@ def test_a_memo_reuses_the_sweeps_runs_for_the_comparison(tiny, monkeypatch):
     batches_run = []
     real = h.batches
     monkeypatch.setattr(h, "batches", lambda *a, **k: batches_run.append(1) or real(*a, **k))
-    reused = compare_pruned(tiny, "ROMEO:", ["odd", "last-half"], max_new_tokens=3, eval_text=source, memo=memo)
+    reused = compare_pruned(
+        tiny, "ROMEO:", ["odd", "last-half"], max_new_tokens=3, eval_text=source, memo=memo
+    )
     assert batches_run == []  # every run was in the memo
     fresh = compare_pruned(tiny, "ROMEO:", ["odd", "last-half"], max_new_tokens=3, eval_text=source)
     assert batches_run  # without it the text is scored again
@@ -301,14 +361,24 @@ def test_a_late_skip_set_is_scored_as_if_asked_for_at_the_start(tiny, path, max_
     stream = FastScorer.stream
     monkeypatch.setattr(FastScorer, "stream", lambda self, *a, **k: fulls.append(1) or stream(self, *a, **k))
     seen = []
-    full, one, late = score_runs(tiny, source, [[1]], max_tokens=max_tokens, late=lambda: [0, 2],
-                                 on_full_stream=lambda batch, resid: seen.append(len(batch.windows)))
+    full, one, late = score_runs(
+        tiny,
+        source,
+        [[1]],
+        max_tokens=max_tokens,
+        late=lambda: [0, 2],
+        on_full_stream=lambda batch, resid: seen.append(len(batch.windows)),
+    )
     batches = len(seen)
     assert (batches == 1) == (max_tokens is None)
-    assert len(fulls) == (1 if batches == 1 else 2 * batches)  # a second pass only when the text took several batches
+    assert len(fulls) == (
+        1 if batches == 1 else 2 * batches
+    )  # a second pass only when the text took several batches
     alone_full, alone = score_runs(tiny, source, [[0, 2]])
     assert late.loss == pytest.approx(alone.loss, rel=1e-6)
     assert late.kl == pytest.approx(alone.kl, rel=1e-5, abs=1e-7)
     assert (late.agree, late.targets) == (alone.agree, alone.targets)
-    again = score_runs(tiny, source, [[0, 2]], late=lambda: [0, 2])  # a late set already asked for is not scored twice
+    again = score_runs(
+        tiny, source, [[0, 2]], late=lambda: [0, 2]
+    )  # a late set already asked for is not scored twice
     assert again[2] is again[1]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_runner import run_cli
 
 import probes
-from cli_runner import run_cli
 from probes.errors import ProbesError
 
 PROBES = [sys.executable, "-c", "from probes.cli.app import entry; entry()"]
@@ -41,11 +41,15 @@ def test_a_file_that_appears_while_saving_is_never_overwritten(tiny, tmp_path, m
 def test_two_processes_writing_one_capture_cannot_both_succeed(tiny_dir, tmp_path):
     out = tmp_path / "s.safetensors"
     cmd = [*PROBES, "capture", "-m", str(tiny_dir), "--prompt", "Hi", "--out", str(out)]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
     codes = sorted(code for code, _ in results)
     assert codes == [0, 2], results
-    assert "already exists" in "".join(err for _, err in results) or "appeared" in "".join(err for _, err in results)
+    assert "already exists" in "".join(err for _, err in results) or "appeared" in "".join(
+        err for _, err in results
+    )
     assert probes.load_activations(out).prompt == "Hi" and os.listdir(tmp_path) == ["s.safetensors"]
 
 
@@ -63,8 +67,23 @@ def test_tilde_is_expanded_where_the_file_is_written(tiny_dir, tmp_path, monkeyp
 
 def test_sigterm_cleans_up_like_ctrl_c(tiny_dir, tmp_path):
     out = tmp_path / "study"
-    proc = subprocess.Popen([*PROBES, "report", "-m", str(tiny_dir), "--out", str(out), "--max-new-tokens", "4",
-                             "--num-samples", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            *PROBES,
+            "report",
+            "-m",
+            str(tiny_dir),
+            "--out",
+            str(out),
+            "--max-new-tokens",
+            "4",
+            "--num-samples",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not any(p.name.startswith(".study.") for p in tmp_path.iterdir()):
         time.sleep(0.05)  # wait until the report's temporary folder exists
@@ -104,7 +123,9 @@ def test_an_interrupt_at_any_instant_leaves_no_temporary_file(tmp_path):
     for i in range(40):
         out = tmp_path / str(i)
         out.mkdir()
-        proc = subprocess.Popen([sys.executable, "-c", _WRITE_FOREVER, str(out)], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _WRITE_FOREVER, str(out)], stdout=subprocess.PIPE, text=True
+        )
         assert proc.stdout.readline() == "ready\n"
         time.sleep(rng.uniform(0.0, 0.03))
         proc.send_signal(signal.SIGTERM)
@@ -124,8 +145,10 @@ def test_pickled_weights_are_never_read_on_any_path(tiny_dir, tmp_path):
     torch.save({"x": Boom()}, d / "pytorch_model.bin")
     m = probes.load(str(d), device_map="cpu")  # the multi-device path too
     assert not marker.exists() and m.cfg.n_layers == 4
-    assert probes.generate(m, "Hi", max_new_tokens=3, greedy=True)[0].tokens == \
-        probes.generate(probes.load(str(tiny_dir)), "Hi", max_new_tokens=3, greedy=True)[0].tokens
+    assert (
+        probes.generate(m, "Hi", max_new_tokens=3, greedy=True)[0].tokens
+        == probes.generate(probes.load(str(tiny_dir)), "Hi", max_new_tokens=3, greedy=True)[0].tokens
+    )
 
 
 def test_data_edits_need_the_fast_path_switched_off(tiny_dir):
@@ -177,7 +200,9 @@ def test_a_huge_prompt_file_is_read_from_its_end(tiny, tmp_path):
     from probes.core.prompt import TAIL_BYTES, read_prompt
 
     f = tmp_path / "big.txt"
-    f.write_text("é" * (TAIL_BYTES // 2 + 5) + " the end")  # two bytes a character: the cut lands mid-character
+    f.write_text(
+        "é" * (TAIL_BYTES // 2 + 5) + " the end"
+    )  # two bytes a character: the cut lands mid-character
     with pytest.warns(UserWarning, match="reading its last"):
         text = read_prompt(f"FILE:{f}")
     assert text.endswith(" the end") and len(text.encode()) <= TAIL_BYTES
@@ -187,12 +212,20 @@ def test_a_huge_prompt_file_is_read_from_its_end(tiny, tmp_path):
 
 
 def test_non_utf8_argv_and_an_ascii_terminal(tiny_dir):
-    r = subprocess.run([*PROBES, "generate", "-m", str(tiny_dir), "--prompt", b"caf\xe9", "--max-new-tokens", "2"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [*PROBES, "generate", "-m", str(tiny_dir), "--prompt", b"caf\xe9", "--max-new-tokens", "2"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and r.stderr.startswith("error:") and "not UTF-8" in r.stderr
     env = {**os.environ, "PYTHONIOENCODING": "ascii"}
-    r = subprocess.run([*PROBES, "lens", "-m", str(tiny_dir), "--prompt", "Ça va, café ☕"], capture_output=True,
-                       text=True, env=env, errors="replace")
+    r = subprocess.run(
+        [*PROBES, "lens", "-m", str(tiny_dir), "--prompt", "Ça va, café ☕"],
+        capture_output=True,
+        text=True,
+        env=env,
+        errors="replace",
+    )
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
 
 
@@ -208,10 +241,24 @@ def test_a_capture_too_big_is_refused_up_front_with_its_estimate(tiny, tiny_dir,
     acts = probes.capture(tiny, "Hi there", hooks=("resid_pre", "pattern", "q", "mlp_post"))
     real = sum(t.numel() * t.element_size() for t in acts.values())
     names = list(acts)
-    assert estimate_bytes(tiny, names, len(acts.tokens)) == real  # the estimate is the file's tensors, exactly
+    assert (
+        estimate_bytes(tiny, names, len(acts.tokens)) == real
+    )  # the estimate is the file's tensors, exactly
     with pytest.raises(ProbesError, match="GiB.*--max-bytes"):
         probes.capture(tiny, "Hi there", hooks=("resid_pre",), max_bytes=1000)
-    r = run_cli("capture", "-m", tiny_dir, "--prompt", "Hi", "--out", tmp_path / "s.safetensors", "--max-bytes", "1K")
+    r = run_cli(
+        "capture", "-m", tiny_dir, "--prompt", "Hi", "--out", tmp_path / "s.safetensors", "--max-bytes", "1K"
+    )
     assert r.exit_code == 2 and "--max-bytes" in r.stderr and not (tmp_path / "s.safetensors").exists()
-    r = run_cli("capture", "-m", tiny_dir, "--prompt", "Hi", "--out", tmp_path / "s.safetensors", "--max-bytes", "lots")
+    r = run_cli(
+        "capture",
+        "-m",
+        tiny_dir,
+        "--prompt",
+        "Hi",
+        "--out",
+        tmp_path / "s.safetensors",
+        "--max-bytes",
+        "lots",
+    )
     assert r.exit_code == 2 and "K, M, G or T" in r.stderr

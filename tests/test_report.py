@@ -19,8 +19,14 @@ from probes.report import REPORT_SAMPLING, build_report, check_out_dir, check_re
 from probes.report import sections as sec
 from probes.report.markdown import escape, fence, figure_names, fmt, md_table, quote, to_html, tok
 
-SECTIONS = ("## 1. The model", "## 2. Sampling", "## 3. The embedding", "## 4. Skipping blocks",
-            "## 5. The logit lens", "## 6. How to reproduce")
+SECTIONS = (
+    "## 1. The model",
+    "## 2. Sampling",
+    "## 3. The embedding",
+    "## 4. Skipping blocks",
+    "## 5. The logit lens",
+    "## 6. How to reproduce",
+)
 
 
 def _nan_free(text: str) -> bool:
@@ -67,10 +73,24 @@ def test_quote_and_fence_hold_any_text():
 
 
 def test_to_html_renders_bold_code_tables_and_images():
-    md = "\n".join(["# Title", "", "Some **bold** and `code` and a_b_c <script>x</script>.", "",
-                    *md_table(["a", "b"], [[1, 2.5]]), "", "![a caption](fig.png)", ""])
+    md = "\n".join(
+        [
+            "# Title",
+            "",
+            "Some **bold** and `code` and a_b_c <script>x</script>.",
+            "",
+            *md_table(["a", "b"], [[1, 2.5]]),
+            "",
+            "![a caption](fig.png)",
+            "",
+        ]
+    )
     html = to_html(md)
-    assert html.startswith("<!doctype html>") and "<meta charset=utf-8>" in html and "<title>probes report</title>" in html
+    assert (
+        html.startswith("<!doctype html>")
+        and "<meta charset=utf-8>" in html
+        and "<title>probes report</title>" in html
+    )
     assert "img { max-width: 100%; }" in html
     assert "<h1>Title</h1>" in html
     assert "<strong>bold</strong>" in html and "<code>code</code>" in html
@@ -90,18 +110,29 @@ def test_user_text_is_escaped_in_prose():
 
 
 def _setting(t, k, tokens, probs, entropy, n99, support):
-    return NS(config=SamplingConfig(temperature=t, top_k=k), top_str_tokens=tokens, top_probs=probs,
-              entropy_bits=entropy, tokens_for_99=n99, support=support, top1_prob=probs[0])
+    return NS(
+        config=SamplingConfig(temperature=t, top_k=k),
+        top_str_tokens=tokens,
+        top_probs=probs,
+        entropy_bits=entropy,
+        tokens_for_99=n99,
+        support=support,
+        top1_prob=probs[0],
+    )
 
 
 def _dist():
     raw = _setting(1.0, None, [" the", "\n"], [0.3, 0.2], 5.9123, 3772, 8192)
-    return NS(raw=raw, d_vocab=8192, settings=[
-        _setting(0.8, 200, [" the", "\n"], [0.38, 0.2], 3.3, 124, 200),
-        _setting(0.1, None, [" the", "\n"], [0.832, 0.1], 0.6531, 2, 8192),
-        _setting(10.0, None, [" the", "\n"], [0.0004, 0.0003], 12.97, 8069, 8192),
-        _setting(10.0, 2, ["\n", " "], [0.504, 0.496], 1.0, 2, 2),
-    ])
+    return NS(
+        raw=raw,
+        d_vocab=8192,
+        settings=[
+            _setting(0.8, 200, [" the", "\n"], [0.38, 0.2], 3.3, 124, 200),
+            _setting(0.1, None, [" the", "\n"], [0.832, 0.1], 0.6531, 2, 8192),
+            _setting(10.0, None, [" the", "\n"], [0.0004, 0.0003], 12.97, 8069, 8192),
+            _setting(10.0, 2, ["\n", " "], [0.504, 0.496], 1.0, 2, 2),
+        ],
+    )
 
 
 def _samples(*token_lists):
@@ -110,13 +141,21 @@ def _samples(*token_lists):
 
 def test_sampling_section():
     cfg = SamplingConfig(max_new_tokens=7, num_samples=1, seed=5)
-    samples = [_samples([1, 2, 1, 2]), _samples([1, 2, 3, 1, 2, 3, 1]), _samples([1, 2, 3]), _samples([4, 5, 6])]
+    samples = [
+        _samples([1, 2, 1, 2]),
+        _samples([1, 2, 3, 1, 2, 3, 1]),
+        _samples([1, 2, 3]),
+        _samples([4, 5, 6]),
+    ]
     lines = sec.sampling_section("ROMEO:", cfg, _dist(), samples)
     text = "\n".join(lines)
     assert lines[0] == "## 2. Sampling: temperature and top-k"
     assert "Prompt 'ROMEO:', 1 samples of 7 tokens per setting, seed 5." in text
     assert "### T=0.8, top-k=200" in lines and "### T=10, top-k=2" in lines
-    assert "| setting | entropy (bits) | tokens for 99% mass | top-1 prob | distinct-2 | repeated 4-grams |" in lines
+    assert (
+        "| setting | entropy (bits) | tokens for 99% mass | top-1 prob | distinct-2 | repeated 4-grams |"
+        in lines
+    )
     # [1,2,1,2]: 2 distinct of 3 bigrams; [1,2,3,1,2,3,1]: 3 of 6 bigrams, 1 of 4 4-grams repeats
     assert "| T=0.8, top-k=200 | 3.3 | 124 | 0.38 | 0.6667 | 0 |" in lines
     assert "| T=0.1 | 0.6531 | 2 | 0.832 | 0.5 | 0.25 |" in lines
@@ -125,7 +164,9 @@ def test_sampling_section():
     assert "multiplies their gaps by 10." in text
     assert "only 2 tokens remain possible with p ≥ 1e-06 (`\\n` 50.4%, `␣` 49.6%)" in text
     assert "distinct-2 ratios go from 0.50 (T=0.1) to 1.00 (T=10) and 1.00 (T=10, top-k 2)." in text
-    assert ["```text", "ROMEO: x x x x", "```"] == lines[lines.index("Sample 1:") + 2: lines.index("Sample 1:") + 5]
+    assert ["```text", "ROMEO: x x x x", "```"] == lines[
+        lines.index("Sample 1:") + 2 : lines.index("Sample 1:") + 5
+    ]
     assert figure_names(lines) == ["next_token.png"]
 
 
@@ -139,20 +180,44 @@ def test_sampling_section_on_one_token_samples_says_n_a():
 
 
 def _word(word, group, tokens, used, norm, pct, neighbours):
-    return {"word": word, "group": group, "str_tokens": tokens, "used_str_tokens": used, "ids": [68], "norm": norm,
-            "norm_percentile": pct, "neighbours": [{"token": t} for t in neighbours]}
+    return {
+        "word": word,
+        "group": group,
+        "str_tokens": tokens,
+        "used_str_tokens": used,
+        "ids": [68],
+        "norm": norm,
+        "norm_percentile": pct,
+        "neighbours": [{"token": t} for t in neighbours],
+    }
 
 
 def test_embeddings_section():
-    comparison = {"mean_norm_common": 0.35941, "mean_norm_rare": 0.3852, "norm_ratio": None,
-                  "mean_norm_percentile_common": 55.2, "mean_norm_percentile_rare": 70.0,
-                  "mean_cosine_common": 0.2124, "mean_cosine_rare": float("nan"), "mean_cross_cosine": -0.00001,
-                  "split_common": 1, "n_common": 1, "split_rare": 0, "n_rare": 1}
-    emb = {"token_form": "space", "token_form_means": "word with a leading space",
-           "words": [_word("dog", "common", ["d", "og"], [" dog"], 0.372749, 64.6, [" cat", "\n", "x", "y"]),
-                     _word("a|b", "rare", ["a|b"], [" a"], 0.4, 80.0, [])],
-           "summary": {"comparison": comparison}, "pca": {"explained_variance": [0.5371, 0.0251]},
-           "cross_cosine": {"rows": "common", "columns": "rare", "matrix": [[-0.0001]], "mean": -0.0001}}
+    comparison = {
+        "mean_norm_common": 0.35941,
+        "mean_norm_rare": 0.3852,
+        "norm_ratio": None,
+        "mean_norm_percentile_common": 55.2,
+        "mean_norm_percentile_rare": 70.0,
+        "mean_cosine_common": 0.2124,
+        "mean_cosine_rare": float("nan"),
+        "mean_cross_cosine": -0.00001,
+        "split_common": 1,
+        "n_common": 1,
+        "split_rare": 0,
+        "n_rare": 1,
+    }
+    emb = {
+        "token_form": "space",
+        "token_form_means": "word with a leading space",
+        "words": [
+            _word("dog", "common", ["d", "og"], [" dog"], 0.372749, 64.6, [" cat", "\n", "x", "y"]),
+            _word("a|b", "rare", ["a|b"], [" a"], 0.4, 80.0, []),
+        ],
+        "summary": {"comparison": comparison},
+        "pca": {"explained_variance": [0.5371, 0.0251]},
+        "cross_cosine": {"rows": "common", "columns": "rare", "matrix": [[-0.0001]], "mean": -0.0001},
+    }
     lines = sec.embeddings_section(emb)
     text = "\n".join(lines)
     assert "Token form `space`" in text and "--token-form first` gives the classic" in text
@@ -164,7 +229,12 @@ def test_embeddings_section():
     assert "between a common and a rare word 0.000." in text and "| dog | 0.00 |" in lines  # never -0.000
     assert "1 of 1 common and 0 of 1 rare words are several tokens" in text
     assert "(53.7% and 2.5% of the variance)" in text
-    assert figure_names(lines) == ["embed_norms.png", "embed_cosine.png", "embed_scatter.png", "embed_pca.png"]
+    assert figure_names(lines) == [
+        "embed_norms.png",
+        "embed_cosine.png",
+        "embed_scatter.png",
+        "embed_pca.png",
+    ]
     html = to_html(text)
     assert "<td>a|b</td>" in html and "<code>␣a</code>" in html
     # Without both groups there is no comparison to state, and no crash.
@@ -173,25 +243,76 @@ def test_embeddings_section():
 
 
 def _metrics(**kw):
-    base = dict(distinct_2=0.7458, repeated_4gram_fraction=0.1053, longest_repeated_span=7, ppl_under_full=3.44,
-                tf_kl=0.0, tf_top1_agreement=1.0, eval_loss=4.044, eval_loss_increase=0.0, tokens_per_second=None)
+    base = dict(
+        distinct_2=0.7458,
+        repeated_4gram_fraction=0.1053,
+        longest_repeated_span=7,
+        ppl_under_full=3.44,
+        tf_kl=0.0,
+        tf_top1_agreement=1.0,
+        eval_loss=4.044,
+        eval_loss_increase=0.0,
+        tokens_per_second=None,
+    )
     return {**base, **kw}
 
 
 def _sweep():
-    blocks = [{"block": i, "loss_increase": inc, "kl": 0.2, "top1_agreement": 0.7, "block_influence": 0.05,
-               "angular_distance": 0.1} for i, inc in enumerate([0.1, 0.5, -0.001])]
-    strategies = [{"name": "odd", "skipped_blocks": [1], "loss": 4.5, "loss_increase": 0.5, "kl": 0.7, "top1_agreement": 0.4},
-                  {"name": "even", "skipped_blocks": [0, 2], "loss": 4.2, "loss_increase": 0.2, "kl": 0.3, "top1_agreement": 0.6}]
-    return NS(blocks=blocks, strategies=strategies, ranked=lambda: sorted(blocks, key=lambda b: -b["loss_increase"]),
-              eval_text="heldout.txt", eval_tokens=1020)
+    blocks = [
+        {
+            "block": i,
+            "loss_increase": inc,
+            "kl": 0.2,
+            "top1_agreement": 0.7,
+            "block_influence": 0.05,
+            "angular_distance": 0.1,
+        }
+        for i, inc in enumerate([0.1, 0.5, -0.001])
+    ]
+    strategies = [
+        {
+            "name": "odd",
+            "skipped_blocks": [1],
+            "loss": 4.5,
+            "loss_increase": 0.5,
+            "kl": 0.7,
+            "top1_agreement": 0.4,
+        },
+        {
+            "name": "even",
+            "skipped_blocks": [0, 2],
+            "loss": 4.2,
+            "loss_increase": 0.2,
+            "kl": 0.3,
+            "top1_agreement": 0.6,
+        },
+    ]
+    return NS(
+        blocks=blocks,
+        strategies=strategies,
+        ranked=lambda: sorted(blocks, key=lambda b: -b["loss_increase"]),
+        eval_text="heldout.txt",
+        eval_tokens=1020,
+    )
 
 
 def test_prune_section():
-    runs = [NS(name="full", skipped_blocks=[], samples=_samples([1, 2]), metrics=_metrics()),
-            NS(name="odd", skipped_blocks=[1, 3], samples=_samples([1]),
-               metrics=_metrics(distinct_2=0.3051, repeated_4gram_fraction=0.5789, tf_top1_agreement=0.55, tf_kl=0.6158,
-                                eval_loss=4.746, ppl_under_full=13.17))]
+    runs = [
+        NS(name="full", skipped_blocks=[], samples=_samples([1, 2]), metrics=_metrics()),
+        NS(
+            name="odd",
+            skipped_blocks=[1, 3],
+            samples=_samples([1]),
+            metrics=_metrics(
+                distinct_2=0.3051,
+                repeated_4gram_fraction=0.5789,
+                tf_top1_agreement=0.55,
+                tf_kl=0.6158,
+                eval_loss=4.746,
+                ppl_under_full=13.17,
+            ),
+        ),
+    ]
     comp = NS(config=SamplingConfig(greedy=True, max_new_tokens=60), eval_text="/x/heldout.txt", runs=runs)
     lines = sec.prune_section("ROMEO:", comp, _sweep())
     text = "\n".join(lines)
@@ -201,14 +322,21 @@ def test_prune_section():
     assert "| distinct-2 | 0.7458 | 0.3051 |" in lines
     assert "| KL(full\\|\\|run) on full text (nats) | 0 | 0.6158 |" in lines
     assert not any("tokens / s" in line for line in lines)  # one cold run is no speed measurement
-    assert ("Skipping odd raised the held-out loss from 4.044 to 4.746 nats/token; on the full model's own continuation "
-            "its top-1 prediction agreed 55% of the time (mean KL 0.616 nats). Its text's distinct-2 was 0.31 "
-            "(lower than the full model's 0.75), with 58% repeated 4-grams against 11%, and the full model scores it "
-            "at perplexity 13.2 against 3.4 for its own text.") in text
-    assert ("Skipped alone, block 1 raises the held-out loss the most (+0.500 nats/token); skipping block 2 changes it "
-            "by -0.001 nats/token (lower): the model does better on this text without that block.") in text
+    assert (
+        "Skipping odd raised the held-out loss from 4.044 to 4.746 nats/token; on the full model's own continuation "
+        "its top-1 prediction agreed 55% of the time (mean KL 0.616 nats). Its text's distinct-2 was 0.31 "
+        "(lower than the full model's 0.75), with 58% repeated 4-grams against 11%, and the full model scores it "
+        "at perplexity 13.2 against 3.4 for its own text."
+    ) in text
+    assert (
+        "Skipped alone, block 1 raises the held-out loss the most (+0.500 nats/token); skipping block 2 changes it "
+        "by -0.001 nats/token (lower): the model does better on this text without that block."
+    ) in text
     assert "costs" not in text and "+-" not in text and "| block | loss change |" in text
-    assert "Each block skipped alone, scored on `heldout.txt` (1,020 tokens): the report scores at most 512 tokens of a text" in text  # what it scored
+    assert (
+        "Each block skipped alone, scored on `heldout.txt` (1,020 tokens): the report scores at most 512 tokens of a text"
+        in text
+    )  # what it scored
     assert "| even | 0,2 | 4.2 | 0.2 | 0.3 | 0.6 |" in lines
     assert "skipping even keeps the held-out loss lowest (4.200)." in text
     assert figure_names(lines) == ["prune.png", "sweep.png"]
@@ -216,8 +344,10 @@ def test_prune_section():
 
 def test_prune_section_on_short_runs_says_n_a():
     short = _metrics(distinct_2=None, repeated_4gram_fraction=None, ppl_under_full=float("nan"))
-    runs = [NS(name="full", skipped_blocks=[], samples=_samples([1]), metrics=short),
-            NS(name="odd", skipped_blocks=[1], samples=_samples([2]), metrics=short)]
+    runs = [
+        NS(name="full", skipped_blocks=[], samples=_samples([1]), metrics=short),
+        NS(name="odd", skipped_blocks=[1], samples=_samples([2]), metrics=short),
+    ]
     comp = NS(config=SamplingConfig(greedy=True, max_new_tokens=1), eval_text="e.txt", runs=runs)
     text = "\n".join(sec.prune_section("ROMEO:", comp, _sweep()))
     assert "| distinct-2 | n/a | n/a |" in text
@@ -238,20 +368,36 @@ def test_lens_section():
     assert "Prompt 'JULIET: hi'." in text
     assert "| row | mean entropy (bits) | mean KL to final (bits) |" in lines
     assert "| embed | 4 | 2 |" in lines and "| 1 | 2 | 0 |" in lines
-    assert ("Mean KL to the final distribution falls from 2.00 bits at the first row to 1.00 at the row before last; "
-            "mean entropy goes from 4.00 to 2.00 bits.") in text
+    assert (
+        "Mean KL to the final distribution falls from 2.00 bits at the first row to 1.00 at the row before last; "
+        "mean entropy goes from 4.00 to 2.00 bits."
+    ) in text
     # rows 2, 1, 2 are "after block 1", "after block 0", "after block 1": mean 0.7, as the figures label them
-    assert ("Of 4 generated tokens, 3 become top-1 at some row and stay there; on average they emerge after block "
-            "0.7 (with `embed` counted as -1), and 2 appear only at the output row (after block 1).") in text
+    assert (
+        "Of 4 generated tokens, 3 become top-1 at some row and stay there; on average they emerge after block "
+        "0.7 (with `embed` counted as -1), and 2 appear only at the output row (after block 1)."
+    ) in text
     assert figure_names(lines) == ["lens.png", "lens_generation.png", "lens_skip_odd.png"]
     none = "\n".join(sec.lens_section("ROMEO:", "JULIET: hi", _lens(), NS(emergence=[None])))
     assert "Of 1 generated tokens, none is top-1 before the output." in none
 
 
 def test_model_and_reproduce_sections():
-    info = {"name": "tiny", "source": "local", "path": "/m/tiny", "sha256": None, "n_layers": 4, "n_heads": 4,
-            "d_model": 64, "d_mlp": 256, "d_vocab": 8192, "n_ctx": 64, "n_params": 1234567, "dtype": "float32",
-            "device": "cpu"}
+    info = {
+        "name": "tiny",
+        "source": "local",
+        "path": "/m/tiny",
+        "sha256": None,
+        "n_layers": 4,
+        "n_heads": 4,
+        "d_model": 64,
+        "d_mlp": 256,
+        "d_vocab": 8192,
+        "n_ctx": 64,
+        "n_params": 1234567,
+        "dtype": "float32",
+        "device": "cpu",
+    }
     lines = sec.title_section(info) + sec.model_section(info, card="/m/tiny/MODEL_CARD.md")
     assert lines[0] == "# A study of `tiny`"
     assert "| source | local (`/m/tiny`) |" in lines and "| weights sha256 | n/a |" in lines
@@ -261,14 +407,20 @@ def test_model_and_reproduce_sections():
     meta = {"versions": {"probes": "0.2", "transformer-lens": "4.3", "transformers": "5.0", "torch": None}}
     lines = sec.reproduce_section("probes report --prompt '```'", meta, 7, "abc")
     assert lines[:5] == ["## 6. How to reproduce", "", "````", "probes report --prompt '```'", "````"]
-    assert "probes 0.2, transformer-lens 4.3, transformers 5.0, torch n/a; seed 7; weights sha256 abc." in lines
+    assert (
+        "probes 0.2, transformer-lens 4.3, transformers 5.0, torch n/a; seed 7; weights sha256 abc." in lines
+    )
 
 
 def test_study_settings_keep_the_users_counts_and_seed():
     cfg = SamplingConfig(max_new_tokens=3, num_samples=4, seed=9, top_p=0.5, greedy=True)
     grid = sec.study_settings(cfg)
     assert [(c.temperature, c.top_k, c.top_p, c.is_greedy) for c in grid] == [
-        (0.8, 200, None, False), (0.1, None, None, False), (10.0, None, None, False), (10.0, 2, None, False)]
+        (0.8, 200, None, False),
+        (0.1, None, None, False),
+        (10.0, None, None, False),
+        (10.0, 2, None, False),
+    ]
     assert {(c.max_new_tokens, c.num_samples, c.seed) for c in grid} == {(3, 4, 9)}
 
 
@@ -339,7 +491,9 @@ def test_files_added_to_the_folder_while_it_builds_are_kept(tiny, tmp_path):
 
     with pytest.raises(ProbesError, match="filled up while the report ran"):
         build_report(tiny, out, max_new_tokens=2, num_samples=1, progress=meddle)
-    assert [p.name for p in out.iterdir()] == ["notes.txt"] and [p.name for p in tmp_path.iterdir()] == ["study"]
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and [p.name for p in tmp_path.iterdir()] == [
+        "study"
+    ]
 
 
 def test_force_swaps_the_old_report_for_the_new_whole(tiny, tmp_path):
@@ -372,7 +526,9 @@ def _check_folder(out, text):
     for tag in ("<strong>", "<code>", "<table>", "<h2>"):
         assert tag in html
     assert html.count("<img ") == len(shown)
-    assert "heldout.txt" in text or "eval-english.txt" in text  # the bundled passage, or for other models the English text
+    assert (
+        "heldout.txt" in text or "eval-english.txt" in text
+    )  # the bundled passage, or for other models the English text
     assert _nan_free(text)
     return shown
 
@@ -394,8 +550,23 @@ def test_an_interrupted_build_keeps_the_previous_report(tiny, tmp_path):
 def test_report_on_a_local_checkpoint(tiny_dir, tmp_path):
     # One new token: the shortest run, where distinct-n and repetition have nothing to count.
     out = tmp_path / "study"
-    r = CliRunner().invoke(app, ["report", "--model", str(tiny_dir), "--out", str(out), "--max-new-tokens", "1",
-                                 "--num-samples", "1", "--seed", "3", "--json"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "report",
+            "--model",
+            str(tiny_dir),
+            "--out",
+            str(out),
+            "--max-new-tokens",
+            "1",
+            "--num-samples",
+            "1",
+            "--seed",
+            "3",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     assert d["report"] == str(out.resolve() / "report.md")

@@ -44,9 +44,11 @@ def test_random_compositions_with_injected_exceptions_leave_no_hooks(tiny, seed)
                 if fail:
                     raise Injected
         elif kind == "hook" and depth < 3:
+
             def boom(t, hook):
                 if fail:
                     raise Injected
+
             with attached(tiny, [(f"blocks.{rng.randrange(4)}.hook_resid_post", boom)]):
                 nest(depth + 1)
         elif kind in ("generate", "capture", "lens", "genlens"):
@@ -114,26 +116,45 @@ def test_interrupted_report_keeps_the_old_folder(tiny_dir, tmp_path, monkeypatch
         raise KeyboardInterrupt
 
     monkeypatch.setattr(lens_mod, "logit_lens", interrupt)
-    r = run_cli(*["report", "--model", str(tiny_dir), "--out", str(out), "--force",
-                                 "--max-new-tokens", "5", "--num-samples", "1"])
+    r = run_cli(
+        *[
+            "report",
+            "--model",
+            str(tiny_dir),
+            "--out",
+            str(out),
+            "--force",
+            "--max-new-tokens",
+            "5",
+            "--num-samples",
+            "1",
+        ]
+    )
     assert r.exit_code == 130, r.output
     assert (out / "report.md").read_text() == "old"
     assert sorted(p.name for p in out.iterdir()) == [".probes-report.json", "report.md"]
     assert [p.name for p in tmp_path.iterdir()] == ["study"]
 
 
-@pytest.mark.parametrize("cmd", [
-    ["generate", "--prompt", "Hi", "--max-new-tokens", "3", "--seed", "9", "--skip", "odd"],
-    ["next-token", "--prompt", "Hi", "--skip", "odd"],
-    ["lens", "--prompt", "Hi there", "--skip", "odd"],
-    ["embed", "--words", "the,king"],
-])
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ["generate", "--prompt", "Hi", "--max-new-tokens", "3", "--seed", "9", "--skip", "odd"],
+        ["next-token", "--prompt", "Hi", "--skip", "odd"],
+        ["lens", "--prompt", "Hi there", "--skip", "odd"],
+        ["embed", "--words", "the,king"],
+    ],
+)
 def test_json_records_model_checksum_versions_and_skips(tiny_dir, cmd):
     r = run_cli(*[*cmd, "--model", str(tiny_dir), "--json"])
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     assert d["model"] == str(tiny_dir)
-    assert len(d["model_source"]["sha256"]) == 16 and d["versions"]["probes"] and d["versions"]["transformer-lens"]
+    assert (
+        len(d["model_source"]["sha256"]) == 16
+        and d["versions"]["probes"]
+        and d["versions"]["transformer-lens"]
+    )
     if "--skip" in cmd:
         assert d["skipped_blocks"] == [1, 3]
     if "--seed" in cmd:
@@ -142,8 +163,23 @@ def test_json_records_model_checksum_versions_and_skips(tiny_dir, cmd):
 
 def test_saved_capture_records_the_run(tiny_dir, tmp_path):
     out = tmp_path / "s.safetensors"
-    r = run_cli(*["capture", "--model", str(tiny_dir), "--prompt", "Hi", "--out", str(out),
-                                 "--skip", "odd", "--generate", "3", "--seed", "4"])
+    r = run_cli(
+        *[
+            "capture",
+            "--model",
+            str(tiny_dir),
+            "--prompt",
+            "Hi",
+            "--out",
+            str(out),
+            "--skip",
+            "odd",
+            "--generate",
+            "3",
+            "--seed",
+            "4",
+        ]
+    )
     assert r.exit_code == 0, r.output
     acts = probes.load_activations(out)
     assert acts.meta.skipped_blocks == [1, 3] and acts.meta.seed == 4

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from cli_runner import run_cli
 
 import probes
-from cli_runner import run_cli
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
 from probes.studies.checks import comma_list, sampling_grid, sampling_lists
@@ -60,7 +60,12 @@ def test_comma_lists_are_parsed_once_for_every_command():
     assert comma_list(" 0.1, 1,10", "--temperature", float, "0.1,1,10") == [0.1, 1.0, 10.0]
     assert sampling_lists("1", "0,2", None) == ([1.0], [0, 2], [None])
     assert [c.top_k for c in sampling_grid([1.0], [0, 2])] == [None, 2]
-    for text, words in [("", "comma list like"), ("1,,2", "empty item"), ("1,x", "'x'"), (",", "comma list like")]:
+    for text, words in [
+        ("", "comma list like"),
+        ("1,,2", "empty item"),
+        ("1,x", "'x'"),
+        (",", "comma list like"),
+    ]:
         with pytest.raises(ProbesError, match=words):
             comma_list(text, "--temperature", float, "0.1,1,10")
     with pytest.raises(ProbesError, match="'2.5'"):
@@ -73,25 +78,42 @@ def test_cli_grid_matches_separate_runs_and_single_value_output_is_unchanged(tin
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     assert "samples" not in d and [(g["config"]["temperature"], g["config"]["top_k"]) for g in d["grid"]] == [
-        (0.5, None), (0.5, 3), (4.0, None), (4.0, 3)]
+        (0.5, None),
+        (0.5, 3),
+        (4.0, None),
+        (4.0, 3),
+    ]
     for g in d["grid"]:
         c = g["config"]
-        one = run_cli(*common, "--temperature", str(c["temperature"]), "--top-k", str(c["top_k"] or 0), "--json")
+        one = run_cli(
+            *common, "--temperature", str(c["temperature"]), "--top-k", str(c["top_k"] or 0), "--json"
+        )
         alone = json.loads(one.stdout)
         assert "grid" not in alone and alone["samples"] == g["samples"] and alone["config"] == c
 
     text = run_cli(*common, "--temperature", "0.5,4", "--top-k", "3")
     assert text.exit_code == 0, text.output
     out = text.stdout
-    assert out.index("=== T=0.5, top-k=3 ===") < out.index("=== T=4, top-k=3 ===") and out.count("--- sample 1/2 ---") == 2
-    assert "settings, each with seed 3" in out and "1 prompt x 2 settings in batches of 4" in text.stderr  # one batch
+    assert (
+        out.index("=== T=0.5, top-k=3 ===") < out.index("=== T=4, top-k=3 ===")
+        and out.count("--- sample 1/2 ---") == 2
+    )
+    assert (
+        "settings, each with seed 3" in out and "1 prompt x 2 settings in batches of 4" in text.stderr
+    )  # one batch
 
     single = run_cli(*common, "--temperature", "0.5", "--top-k", "3")
-    assert "===" not in single.stdout and single.stdout.startswith("model ") and "; T=0.5, top-k=3; seed 3" in single.stdout
+    assert (
+        "===" not in single.stdout
+        and single.stdout.startswith("model ")
+        and "; T=0.5, top-k=3; seed 3" in single.stdout
+    )
 
 
 def test_cli_grid_streams_under_a_header_per_setting(tiny_dir):
-    r = run_cli("generate", "-m", tiny_dir, "--prompt", "Hi", "--max-new-tokens", "3", "-t", "0.5,2", "--stream")
+    r = run_cli(
+        "generate", "-m", tiny_dir, "--prompt", "Hi", "--max-new-tokens", "3", "-t", "0.5,2", "--stream"
+    )
     assert r.exit_code == 0, r.output
     assert r.stdout.index("=== T=0.5, top-k=200 ===") < r.stdout.index("=== T=2, top-k=200 ===")
     assert r.stdout.count("--- sample 1/1 ---") == 2

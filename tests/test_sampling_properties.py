@@ -9,9 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probes.errors import ProbesError
 from probes.core.distribution import entropy_bits, mass_count, sampling_probs
 from probes.core.sampling import SamplingConfig
+from probes.errors import ProbesError
 
 logits_st = st.lists(st.floats(-30, 30, allow_nan=False), min_size=2, max_size=40).map(torch.tensor)
 temps = st.floats(0.05, 50, allow_nan=False)
@@ -81,7 +81,11 @@ def test_seeds_outside_what_torch_accepts_raise(seed):
             SamplingConfig(seed=seed)
 
 
-@given(st.one_of(st.floats(max_value=0.0), st.floats(min_value=1.0000001, allow_infinity=False), st.just(math.nan)))
+@given(
+    st.one_of(
+        st.floats(max_value=0.0), st.floats(min_value=1.0000001, allow_infinity=False), st.just(math.nan)
+    )
+)
 def test_bad_top_p_raises(p):
     with pytest.raises(ProbesError, match="top-p"):
         SamplingConfig(1.0, None, p)
@@ -107,7 +111,9 @@ def test_draw_index_follows_the_distribution_and_never_draws_a_zero():
     chi2 = float((((counts - expected) ** 2)[probs > 0] / expected[probs > 0]).sum())
     assert chi2 < 16.3  # 3 degrees of freedom: p = 0.001
     first = [draw_index(probs, torch.Generator().manual_seed(s)) for s in range(30)]
-    assert first == [draw_index(probs, torch.Generator().manual_seed(s)) for s in range(30)]  # a seed picks the same
+    assert first == [
+        draw_index(probs, torch.Generator().manual_seed(s)) for s in range(30)
+    ]  # a seed picks the same
 
 
 def test_draw_index_barely_moves_when_rounding_moves_the_probabilities():
@@ -120,7 +126,9 @@ def test_draw_index_barely_moves_when_rounding_moves_the_probabilities():
         probs = torch.softmax(torch.randn(5000) * 2, -1)
         noisy = probs * (1 + 1e-6 * torch.randn(5000))
         noisy = noisy / noisy.sum()
-        changed += draw_index(probs, torch.Generator().manual_seed(s)) != draw_index(noisy, torch.Generator().manual_seed(s))
+        changed += draw_index(probs, torch.Generator().manual_seed(s)) != draw_index(
+            noisy, torch.Generator().manual_seed(s)
+        )
     assert changed <= 1
 
 
@@ -130,8 +138,12 @@ def test_top_k_picks_equal_drawing_from_the_full_distribution():
 
     torch.manual_seed(1)
     logits = torch.randn(6, 3000) * 3
-    for cfg in (SamplingConfig(temperature=0.8, top_k=20), SamplingConfig(temperature=2.0, top_k=1),
-                SamplingConfig(temperature=1.0, top_k=None), SamplingConfig(temperature=1.0, top_k=50, top_p=0.9)):
+    for cfg in (
+        SamplingConfig(temperature=0.8, top_k=20),
+        SamplingConfig(temperature=2.0, top_k=1),
+        SamplingConfig(temperature=1.0, top_k=None),
+        SamplingConfig(temperature=1.0, top_k=50, top_p=0.9),
+    ):
         probs = sampling_probs(logits, cfg)
         for seed in range(20):
             gens = [torch.Generator().manual_seed(seed * 10 + r) for r in range(6)]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from reference import manual_greedy, manual_logits
 
 import probes
 from probes.core.hooks import attached, hook_count
 from probes.core.skip import skipped_blocks
-from reference import manual_greedy, manual_logits
 
 
 def test_skipped_block_passes_stream_unchanged_and_is_not_computed(tiny):

@@ -65,14 +65,21 @@ def test_streamed_text_adds_up_to_the_decoded_text(gpt2_tok):
     # Rows are independent: a character half-done in one row does not hold back another.
     stream = TextStream(gpt2_tok)
     first, second = gpt2_tok.encode(" ❤"), gpt2_tok.encode(" ok")
-    assert stream.add(0, first[0]) == "" and stream.add(1, second[0]) == " ok" and stream.add(0, first[1]) == " ❤"
+    assert (
+        stream.add(0, first[0]) == ""
+        and stream.add(1, second[0]) == " ok"
+        and stream.add(0, first[1]) == " ❤"
+    )
 
 
 def test_a_tokenizer_that_is_not_byte_level_is_left_as_it_is(bundled):
     ids = bundled.tokenizer.encode("ROMEO: ❤", add_special_tokens=False)
     assert "".join(token_strings(bundled.tokenizer, ids)).startswith("ROMEO:")
-    plain = SimpleNamespace(decode=lambda ids: "\ufffd" * len(ids), batch_decode=lambda b: ["\ufffd" for _ in b],
-                            convert_ids_to_tokens=lambda ids: ["<unk>" for _ in ids])
+    plain = SimpleNamespace(
+        decode=lambda ids: "\ufffd" * len(ids),
+        batch_decode=lambda b: ["\ufffd" for _ in b],
+        convert_ids_to_tokens=lambda ids: ["<unk>" for _ in ids],
+    )
     assert token_strings(plain, [5, 6]) == ["\ufffd", "\ufffd"]  # no byte table for it: unchanged
     stream = TextStream(plain)
     assert stream.add(0, 5) == "\ufffd"  # and nothing held back

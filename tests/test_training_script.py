@@ -23,8 +23,19 @@ def script():
 
 
 def _stage(**overrides):
-    stage = {"steps": 100, "train_minutes": 1.5, "threads": 2, "seed": 7, "lr": 0.002, "dropout": 0.1,
-             "attn_dropout": 0.0, "weight_decay": 0.1, "min_lr": 0.1, "ema": 0.0, "compile": True}
+    stage = {
+        "steps": 100,
+        "train_minutes": 1.5,
+        "threads": 2,
+        "seed": 7,
+        "lr": 0.002,
+        "dropout": 0.1,
+        "attn_dropout": 0.0,
+        "weight_decay": 0.1,
+        "min_lr": 0.1,
+        "ema": 0.0,
+        "compile": True,
+    }
     return stage | overrides
 
 

@@ -24,7 +24,16 @@ from probes.studies.tuned_lens_train import train_tuned_lens
 
 PROMPT = "JULIET: Good night, good night! Parting is such sweet sorrow"
 LN2 = math.log(2)
-ARRAYS = ("top_ids", "top_probs", "entropy", "kl_to_final", "final_rank", "final_prob", "next_rank", "next_xent")
+ARRAYS = (
+    "top_ids",
+    "top_probs",
+    "entropy",
+    "kl_to_final",
+    "final_rank",
+    "final_prob",
+    "next_rank",
+    "next_xent",
+)
 
 
 def shakespeare_lines() -> list[str]:
@@ -54,8 +63,10 @@ def test_identity_translators_are_the_logit_lens_exactly(tiny):
     for name in ARRAYS:
         np.testing.assert_array_equal(getattr(tuned, name), getattr(plain, name), err_msg=name)
     assert tuned.tuned_lens == "tuned lens" and plain.tuned_lens is None
-    over, over_tuned = (probes.lens_over(tiny, shakespeare_lines()[:3], n_boot=10, translators=t)
-                        for t in (None, TunedLens.identity(tiny)))
+    over, over_tuned = (
+        probes.lens_over(tiny, shakespeare_lines()[:3], n_boot=10, translators=t)
+        for t in (None, TunedLens.identity(tiny))
+    )
     np.testing.assert_array_equal(over.mean, over_tuned.mean)
 
 
@@ -80,7 +91,9 @@ def test_translators_on_transformers_hidden_states_give_our_rows(tiny, tiny_hf):
         kl = (final.exp() * (final - logp)).sum(-1) / LN2
         assert lens.top_ids[r, :, 0].tolist() == logp.argmax(-1).tolist(), f"row {r}"
         np.testing.assert_allclose(lens.kl_to_final[r], kl.cpu().numpy(), atol=2e-4, rtol=0)
-        np.testing.assert_allclose(lens.top_probs[r], logp.exp().topk(5).values.cpu().numpy(), atol=1e-5, rtol=0)
+        np.testing.assert_allclose(
+            lens.top_probs[r], logp.exp().topk(5).values.cpu().numpy(), atol=1e-5, rtol=0
+        )
     plain = logit_lens(tiny, ids)
     assert np.abs(plain.kl_to_final[:-1] - lens.kl_to_final[:-1]).max() > 0.1  # the translators really act
 
@@ -100,7 +113,9 @@ def test_training_lowers_heldout_kl_at_every_row(tiny, trained):
 def test_training_is_deterministic_for_a_seed(tiny):
     texts = shakespeare_lines()[:6]
     flags = [q.requires_grad for q in tiny.parameters()]
-    a, b, c = (train_tuned_lens(tiny, texts, steps=3, tokens_per_step=128, heldout=0, seed=s) for s in (5, 5, 6))
+    a, b, c = (
+        train_tuned_lens(tiny, texts, steps=3, tokens_per_step=128, heldout=0, seed=s) for s in (5, 5, 6)
+    )
     assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
     assert not torch.equal(a.weight, c.weight)  # another seed, another data order
     assert [q.requires_grad for q in tiny.parameters()] == flags  # the model's flags are restored
@@ -113,7 +128,10 @@ def test_saved_and_loaded_lens_gives_identical_rows(tiny, trained, tmp_path):
     assert sorted(p.name for p in (tmp_path / "lens").iterdir()) == ["config.json", "translators.safetensors"]
     back = load_tuned_lens(tmp_path / "lens", tiny)
     assert torch.equal(back.weight, lens.weight) and torch.equal(back.bias, lens.bias)
-    a, b = logit_lens(tiny, PROMPT, translators=lens), logit_lens(tiny, PROMPT, translators=str(tmp_path / "lens"))
+    a, b = (
+        logit_lens(tiny, PROMPT, translators=lens),
+        logit_lens(tiny, PROMPT, translators=str(tmp_path / "lens")),
+    )
     for name in ARRAYS:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     with pytest.raises(probes.ProbesError, match="already exists"):
@@ -130,7 +148,9 @@ def test_another_models_lens_is_refused(tiny, trained, tmp_path):
     with pytest.raises(TunedLensError, match="was trained for model"):
         logit_lens(other, PROMPT, translators=lens)
     r = run_cli("lens", "--model", tmp_path / "other", "--prompt", PROMPT, "--tuned", tmp_path / "lens")
-    assert r.exit_code == 2 and r.stderr.strip().startswith("error: ") and "loading" not in r.stderr  # before loading
+    assert (
+        r.exit_code == 2 and r.stderr.strip().startswith("error: ") and "loading" not in r.stderr
+    )  # before loading
 
 
 def test_runs_share_translators_across_skipped_blocks():
@@ -172,8 +192,21 @@ def test_cli_train_then_read_through_the_lens(tiny_dir, tiny, tmp_path):
     data = tmp_path / "train.txt"
     data.write_text("\n".join(line.replace("\n", " ") for line in shakespeare_lines()[:8]) + "\n")
     out = tmp_path / "my-lens"
-    r = run_cli("tuned-lens", "train", "--dataset", f"FILE:{data}", "--out", out, "--steps", 3,
-                "--tokens-per-step", 128, "--model", tiny_dir, "--json")
+    r = run_cli(
+        "tuned-lens",
+        "train",
+        "--dataset",
+        f"FILE:{data}",
+        "--out",
+        out,
+        "--steps",
+        3,
+        "--tokens-per-step",
+        128,
+        "--model",
+        tiny_dir,
+        "--json",
+    )
     assert r.exit_code == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["training"]["steps"] == 3 and d["model_sha256"] == probes.source_of(tiny).checksum
@@ -194,11 +227,14 @@ def test_cli_train_then_read_through_the_lens(tiny_dir, tiny, tmp_path):
     assert r.exit_code == 0, r.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--steps", 0], "steps must be an integer >= 1"),
-    (["--optimizer", "adam"], "optimizer 'adam'"),
-    (["--heldout", 1.5], "heldout 1.5 is out of range"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--steps", 0], "steps must be an integer >= 1"),
+        (["--optimizer", "adam"], "optimizer 'adam'"),
+        (["--heldout", 1.5], "heldout 1.5 is out of range"),
+    ],
+)
 def test_cli_train_errors_before_loading(tiny_dir, tmp_path, args, message):
     data = tmp_path / "t.txt"
     data.write_text("some text\n")

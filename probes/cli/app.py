@@ -40,8 +40,14 @@ app = typer.Typer(
 )
 
 COMMANDS = {
-    "info": info.info, "generate": generate.generate, "next-token": next_token.next_token, "prune": prune.prune,
-    "lens": lens.lens, "embed": embed.embed, "capture": capture.capture, "report": report.report,
+    "info": info.info,
+    "generate": generate.generate,
+    "next-token": next_token.next_token,
+    "prune": prune.prune,
+    "lens": lens.lens,
+    "embed": embed.embed,
+    "capture": capture.capture,
+    "report": report.report,
 }
 for _name, _command in COMMANDS.items():
     app.command(_name)(_command)
@@ -58,7 +64,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True, callback=_version),
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", is_eager=True, callback=_version
+    ),
 ) -> None:
     """Hook-based interpretability probes for GPT-2-family models: skip blocks, capture states, logit lens, embeddings and generation. Runs on the bundled Shakespeare GPT-2 unless --model says otherwise."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,29 +12,56 @@ from probes.cli.output import emit, log, table
 from probes.numbers import count
 
 
-
 def capture(
     ctx: typer.Context,
-    out: Annotated[str, typer.Option("--out", "-o", help="The safetensors file to write (atomically); with --dataset, a folder of shards and index.json.")],
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out",
+            "-o",
+            help="The safetensors file to write (atomically); with --dataset, a folder of shards and index.json.",
+        ),
+    ],
     prompt: o.Prompt = None,
-    dataset: o.dataset_option("Capture every text of a dataset into --out (a folder), streamed in shards") = None,
+    dataset: o.dataset_option(
+        "Capture every text of a dataset into --out (a folder), streamed in shards"
+    ) = None,
     max_texts: o.MaxTexts = None,
     split: o.Split = None,
-    store_dtype: Annotated[Optional[str], typer.Option("--store-dtype", help="With --dataset: dtype the shards store, float32, float16 or bfloat16 (default: the compute --dtype).")] = None,
-    shard_size: Annotated[str, typer.Option("--shard-size", help="With --dataset: the most bytes a shard holds (500M, 1G); a text window (up to the context) is never split, so one larger than this is a shard of its own. Memory holds about three shards' worth.")] = "128M",
+    store_dtype: Annotated[
+        str | None,
+        typer.Option(
+            "--store-dtype",
+            help="With --dataset: dtype the shards store, float32, float16 or bfloat16 (default: the compute --dtype).",
+        ),
+    ] = None,
+    shard_size: Annotated[
+        str,
+        typer.Option(
+            "--shard-size",
+            help="With --dataset: the most bytes a shard holds (500M, 1G); a text window (up to the context) is never split, so one larger than this is a shard of its own. Memory holds about three shards' worth.",
+        ),
+    ] = "128M",
     hooks: Annotated[
         str,
-        typer.Option("--hooks", help="Comma list of hooks: short names (resid_pre, resid_mid, resid_post, attn_out, "
-                     "mlp_out, pattern, attn_scores, q, k, v, z, mlp_pre, mlp_post), block-relative (attn.hook_pattern) "
-                     "or full names (blocks.3.hook_resid_pre)."),
+        typer.Option(
+            "--hooks",
+            help="Comma list of hooks: short names (resid_pre, resid_mid, resid_post, attn_out, "
+            "mlp_out, pattern, attn_scores, q, k, v, z, mlp_pre, mlp_post), block-relative (attn.hook_pattern) "
+            "or full names (blocks.3.hook_resid_pre).",
+        ),
     ] = "resid_pre,resid_post",
     layers: Annotated[
-        Optional[str], typer.Option("--layers", help="Blocks to record short names at: a layer spec like 0-3, odd (default: all).")
+        str | None,
+        typer.Option(
+            "--layers", help="Blocks to record short names at: a layer spec like 0-3, odd (default: all)."
+        ),
     ] = None,
     skip: o.Skip = None,
     keep: o.Keep = None,
     generate: Annotated[
-        Optional[int], typer.Option("--generate", help="Also sample N tokens and record their positions step by step.")
+        int | None,
+        typer.Option("--generate", help="Also sample N tokens and record their positions step by step."),
     ] = None,
     temperature: o.Temperature = o.SAMPLING.temperature,
     top_k: o.TopK = o.SAMPLING.top_k,
@@ -43,7 +70,13 @@ def capture(
     seed: o.Seed = o.SAMPLING.seed,
     stop_at_eos: o.StopAtEos = o.SAMPLING.stop_at_eos,
     bos: o.Bos = o.SAMPLING.bos,
-    max_bytes: Annotated[Optional[str], typer.Option("--max-bytes", help="Refuse a capture estimated above this size (bytes, or 500M, 4G; default: 2 GiB).")] = None,
+    max_bytes: Annotated[
+        str | None,
+        typer.Option(
+            "--max-bytes",
+            help="Refuse a capture estimated above this size (bytes, or 500M, 4G; default: 2 GiB).",
+        ),
+    ] = None,
     force: o.Force = False,
     plot: o.Plot = None,
     model: o.Model = None,
@@ -60,30 +93,69 @@ def capture(
     """
     import probes
     from probes.cli.common import Target
+    from probes.core.hooks import check_hook_names
     from probes.errors import ProbesError
     from probes.io import check_figure_path, check_output, parse_size
-    from probes.core.hooks import check_hook_names
     from probes.studies.checks import capture_config
 
     if dataset is not None:
         if prompt is not None:
             raise ProbesError("--prompt and --dataset: give one")
-        one_prompt = o.typed(ctx, "generate", "plot", "max_bytes", "temperature", "top_k", "top_p", "greedy", "seed", "stop_at_eos")
+        one_prompt = o.typed(
+            ctx,
+            "generate",
+            "plot",
+            "max_bytes",
+            "temperature",
+            "top_k",
+            "top_p",
+            "greedy",
+            "seed",
+            "stop_at_eos",
+        )
         if one_prompt:
             raise ProbesError(f"{', '.join(one_prompt)}: apply to one --prompt, not to --dataset")
-        _capture_dataset(dataset, out, hooks, layers, skip, keep, bos, max_texts, split, store_dtype, shard_size,
-                         force, model, device, dtype, threads, json)
+        _capture_dataset(
+            dataset,
+            out,
+            hooks,
+            layers,
+            skip,
+            keep,
+            bos,
+            max_texts,
+            split,
+            store_dtype,
+            shard_size,
+            force,
+            model,
+            device,
+            dtype,
+            threads,
+            json,
+        )
         return
     with_dataset = o.typed(ctx, "max_texts", "split", "store_dtype", "shard_size")
     if with_dataset:
         raise ProbesError(f"{', '.join(with_dataset)}: apply only with --dataset")
     if prompt is None:
         raise ProbesError("give a prompt: --prompt TEXT (or --prompt FILE:path), or --dataset FILE")
-    sampling = {name: value for name, value in dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
-                                                    seed=seed, stop_at_eos=stop_at_eos).items()
-                if o.typed(ctx, name)}
+    sampling = {
+        name: value
+        for name, value in dict(
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            greedy=greedy,
+            seed=seed,
+            stop_at_eos=stop_at_eos,
+        ).items()
+        if o.typed(ctx, name)
+    }
     if sampling and generate is None:
-        raise ProbesError(f"{', '.join(o.typed(ctx, *sampling))}: sampling options apply only with --generate N")
+        raise ProbesError(
+            f"{', '.join(o.typed(ctx, *sampling))}: sampling options apply only with --generate N"
+        )
     capture_config(generate, None, sampling)  # bad sampling values fail before the model loads
     check_hook_names(hooks)
     limit = {} if max_bytes is None else {"max_bytes": parse_size(max_bytes)}
@@ -96,8 +168,9 @@ def capture(
     skipped, chosen = target.skipped(skip, keep), target.layers(layers) if layers is not None else None
     m = target.load()
     with probes.skip(m, skipped):
-        acts = probes.capture(m, prompt, hooks=hooks.split(","), layers=chosen, bos=bos, generate=generate,
-                              **limit, **sampling)
+        acts = probes.capture(
+            m, prompt, hooks=hooks.split(","), layers=chosen, bos=bos, generate=generate, **limit, **sampling
+        )
     path = acts.save(out, force=force)
     log(f"wrote {len(acts)} tensors to {path}")
     if plot:
@@ -108,8 +181,25 @@ def capture(
     emit(_summary(acts, path, plot), json, _render)
 
 
-def _capture_dataset(dataset, out, hooks, layers, skip, keep, bos, max_texts, split, store_dtype, shard_size, force,
-                     model, device, dtype, threads, json) -> None:
+def _capture_dataset(
+    dataset,
+    out,
+    hooks,
+    layers,
+    skip,
+    keep,
+    bos,
+    max_texts,
+    split,
+    store_dtype,
+    shard_size,
+    force,
+    model,
+    device,
+    dtype,
+    threads,
+    json,
+) -> None:
     import probes
     from probes.cli.common import Target
     from probes.core.dataset import Dataset
@@ -129,12 +219,23 @@ def _capture_dataset(dataset, out, hooks, layers, skip, keep, bos, max_texts, sp
         raise ProbesError(f"--shard-size: {e}") from None
     data = Dataset(dataset, split=split, max_texts=max_texts)
     n_texts = data.check()
-    known = {"dataset": data.name, "split": data.split, "max_texts": data.max_texts, "hooks": requested, "bos": bos,
-             "shard_bytes": size, **({"store_dtype": store_dtype} if store_dtype else {})}
-    _, before = check_capture_dir(out, known, force)  # a folder holding another capture fails now; the rest is checked once loaded
+    known = {
+        "dataset": data.name,
+        "split": data.split,
+        "max_texts": data.max_texts,
+        "hooks": requested,
+        "bos": bos,
+        "shard_bytes": size,
+        **({"store_dtype": store_dtype} if store_dtype else {}),
+    }
+    _, before = check_capture_dir(
+        out, known, force
+    )  # a folder holding another capture fails now; the rest is checked once loaded
     if Path(out).suffix.lower() == ".safetensors" and before is None:
-        raise ProbesError(f"--out {out!r}: with --dataset the capture is a folder of shards and index.json; "
-                          "give a folder name (a single .safetensors file is for one --prompt)")
+        raise ProbesError(
+            f"--out {out!r}: with --dataset the capture is a folder of shards and index.json; "
+            "give a folder name (a single .safetensors file is for one --prompt)"
+        )
     before = None if force or before is None else before
     target = Target(model, device, dtype, bos=bos, threads=threads)
     skipped = target.skipped(skip, keep)
@@ -142,12 +243,24 @@ def _capture_dataset(dataset, out, hooks, layers, skip, keep, bos, max_texts, sp
     log(f"{data.name}: {count(n_texts, 'text')}")
     m = target.load()
     if before is not None and before.get("shards"):
-        log(f"{'checking' if before.get('complete') else 'resuming'} the capture in {out}: "
-            f"{count(len(before['shards']), 'shard')} already written")
+        log(
+            f"{'checking' if before.get('complete') else 'resuming'} the capture in {out}: "
+            f"{count(len(before['shards']), 'shard')} already written"
+        )
     try:
         with probes.skip(m, skipped):
-            acts = probes.capture(m, data, hooks=requested, layers=chosen, bos=bos, out=out, store_dtype=store_dtype,
-                                  shard_bytes=size, force=force, progress=bar_progress(quiet=json))
+            acts = probes.capture(
+                m,
+                data,
+                hooks=requested,
+                layers=chosen,
+                bos=bos,
+                out=out,
+                store_dtype=store_dtype,
+                shard_bytes=size,
+                force=force,
+                progress=bar_progress(quiet=json),
+            )
     except KeyboardInterrupt:
         log("the finished shards are kept; rerun the same command to resume")
         raise
@@ -155,14 +268,32 @@ def _capture_dataset(dataset, out, hooks, layers, skip, keep, bos, max_texts, sp
     if before is not None and before.get("complete"):
         log(f"the capture in {acts.folder} was already complete; nothing written")
     else:
-        log(f"wrote {count(len(acts.shards) - kept, 'shard')}{f' (after the {kept} already there)' if kept else ''} "
-            f"and index.json to {acts.folder}")
-    d = {"out": str(acts.folder), "model": acts.index["model"], "model_sha256": acts.index["model_source"]["sha256"],
-         "versions": acts.index["versions"], "dataset": data.name, "texts": len(acts), "rows": acts.n_rows,
-         "shards": len(acts.shards), "dtype": acts.dtype, "tensors": {k: [acts.n_rows, *v] for k, v in acts.index["shapes"].items()},
-         "skipped_blocks": acts.index["skipped_blocks"], "absent": acts.index["absent"]}
-    emit(d, json, lambda d: (f"{d['out']}: {count(d['texts'], 'text')}, {count(d['rows'], 'row')}, "
-                             f"{count(len(d['tensors']), 'tensor')} ({d['dtype']}) in {count(d['shards'], 'shard')}, model {d['model']}"))
+        log(
+            f"wrote {count(len(acts.shards) - kept, 'shard')}{f' (after the {kept} already there)' if kept else ''} "
+            f"and index.json to {acts.folder}"
+        )
+    d = {
+        "out": str(acts.folder),
+        "model": acts.index["model"],
+        "model_sha256": acts.index["model_source"]["sha256"],
+        "versions": acts.index["versions"],
+        "dataset": data.name,
+        "texts": len(acts),
+        "rows": acts.n_rows,
+        "shards": len(acts.shards),
+        "dtype": acts.dtype,
+        "tensors": {k: [acts.n_rows, *v] for k, v in acts.index["shapes"].items()},
+        "skipped_blocks": acts.index["skipped_blocks"],
+        "absent": acts.index["absent"],
+    }
+    emit(
+        d,
+        json,
+        lambda d: (
+            f"{d['out']}: {count(d['texts'], 'text')}, {count(d['rows'], 'row')}, "
+            f"{count(len(d['tensors']), 'tensor')} ({d['dtype']}) in {count(d['shards'], 'shard')}, model {d['model']}"
+        ),
+    )
 
 
 def _summary(acts, path, plot) -> dict:
@@ -177,13 +308,22 @@ def _summary(acts, path, plot) -> dict:
         row["cosine"] = cos.get(i)
         rows.append(row)
     return {
-        "out": str(path), "plot": plot, "model": acts.meta.model, "model_sha256": acts.meta.model_sha256,
+        "out": str(path),
+        "plot": plot,
+        "model": acts.meta.model,
+        "model_sha256": acts.meta.model_sha256,
         "versions": acts.meta.versions,
-        "prompt": acts.prompt, "tokens": acts.tokens.tolist(), "str_tokens": acts.str_tokens,
-        "generated": acts.meta.generated, "seed": acts.meta.seed,
-        "skipped_blocks": acts.skipped_blocks, "absent": acts.absent,
+        "prompt": acts.prompt,
+        "tokens": acts.tokens.tolist(),
+        "str_tokens": acts.str_tokens,
+        "generated": acts.meta.generated,
+        "seed": acts.meta.seed,
+        "skipped_blocks": acts.skipped_blocks,
+        "absent": acts.absent,
         "tensors": {k: list(v.shape) for k, v in acts.items()},
-        "norm_excludes_bos": acts.bos and len(acts.tokens) > 1, "families": list(norms), "layers": rows,
+        "norm_excludes_bos": acts.bos and len(acts.tokens) > 1,
+        "families": list(norms),
+        "layers": rows,
     }
 
 
@@ -197,9 +337,18 @@ def _render(d: dict) -> str:
         lines.append(f"not computed in skipped blocks (left out): {len(d['absent'])} tensors")
     if d["layers"]:
         header = ["layer", *d["families"], "cosine"]
-        rows = [[r["layer"] if not r["skipped"] else f"{r['layer']} (skipped)",
-                 *[r[f] if r[f] is not None else float("nan") for f in d["families"]],
-                 r["cosine"] if r["cosine"] is not None else float("nan")] for r in d["layers"]]
+        rows = [
+            [
+                r["layer"] if not r["skipped"] else f"{r['layer']} (skipped)",
+                *[r[f] if r[f] is not None else float("nan") for f in d["families"]],
+                r["cosine"] if r["cosine"] is not None else float("nan"),
+            ]
+            for r in d["layers"]
+        ]
         what = "mean L2 norm over positions" + (" (BOS left out)" if d["norm_excludes_bos"] else "")
-        lines += ["", f"{what}; cosine: the stream before vs after the block", table(rows, header, "l" + "r" * (len(header) - 1))]
+        lines += [
+            "",
+            f"{what}; cosine: the stream before vs after the block",
+            table(rows, header, "l" + "r" * (len(header) - 1)),
+        ]
     return "\n".join(lines)

@@ -14,8 +14,15 @@ class Target:
     read now too, so a missing file or non-UTF-8 text fails before loading as well.
     """
 
-    def __init__(self, model: str | None, device: str | None, dtype: str | None, *prompts: str, bos: bool = True,
-                 threads: int | None = None):
+    def __init__(
+        self,
+        model: str | None,
+        device: str | None,
+        dtype: str | None,
+        *prompts: str,
+        bos: bool = True,
+        threads: int | None = None,
+    ):
         from probes.core.load import check_dtype, checkpoint_config, parse_device
         from probes.core.prompt import read_prompt
 
@@ -51,4 +58,3 @@ class Target:
             torch.set_num_threads(self.threads)
         log(f"loading {self.model or 'the bundled model'} ...")
         return probes.load(self.model, device=self.device, dtype=self.dtype)
-

@@ -20,18 +20,61 @@ from probes.tokens import show_token
 
 FIGURES = ("norms", "cosine", "scatter", "pca", "positions")
 _FORMS_HELP = "; ".join(f"{k}: {v}" for k, v in TOKEN_FORMS.items())
-_WORDS_HELP = " Spaces after a comma separate; a leading space is kept at the start or in double quotes ('\" dog\"')."
+_WORDS_HELP = (
+    " Spaces after a comma separate; a leading space is kept at the start or in double quotes ('\" dog\"')."
+)
 
 
 def embed(
-    common: Annotated[str | None, typer.Option("--common", help="Comma list of common words (default: dog,city,book,love,science).")] = None,
-    rare: Annotated[str | None, typer.Option("--rare", help="Comma list of rare or made-up words (default: xqzt,blorpt,thraldor,uvuvwevwe,zzzzz).")] = None,
-    words: Annotated[str | None, typer.Option("--words", help="Comma list of words to look at as one custom group (instead of the two default lists)." + _WORDS_HELP)] = None,
-    token_form: Annotated[str, typer.Option("--token-form", help=f"Which token(s) stand for a word. {_FORMS_HELP}. Default {DEFAULT_TOKEN_FORM}: how GPT-2 meets a word in text, one whole-word token for most common words. '{CLASSIC_TOKEN_FORM}' reproduces the classic (v0.1) numbers.")] = DEFAULT_TOKEN_FORM,
-    top: Annotated[int, typer.Option("--top", "--neighbours", help="Nearest neighbours by cosine to list per word.")] = 5,
-    vectors: Annotated[bool, typer.Option("--vectors", help="Put each word's vector (d_model floats, in the chosen token form) in the --json output.")] = False,
-    plot_dir: Annotated[str | None, typer.Option("--plot-dir", help="Write norms.png, cosine.png, scatter.png, pca.png and positions.png into this folder (created if missing).")] = None,
-    processed: Annotated[bool, typer.Option("--processed", help="Also show the numbers of TransformerLens' centred W_E / W_pos, side by side.")] = False,
+    common: Annotated[
+        str | None,
+        typer.Option("--common", help="Comma list of common words (default: dog,city,book,love,science)."),
+    ] = None,
+    rare: Annotated[
+        str | None,
+        typer.Option(
+            "--rare",
+            help="Comma list of rare or made-up words (default: xqzt,blorpt,thraldor,uvuvwevwe,zzzzz).",
+        ),
+    ] = None,
+    words: Annotated[
+        str | None,
+        typer.Option(
+            "--words",
+            help="Comma list of words to look at as one custom group (instead of the two default lists)."
+            + _WORDS_HELP,
+        ),
+    ] = None,
+    token_form: Annotated[
+        str,
+        typer.Option(
+            "--token-form",
+            help=f"Which token(s) stand for a word. {_FORMS_HELP}. Default {DEFAULT_TOKEN_FORM}: how GPT-2 meets a word in text, one whole-word token for most common words. '{CLASSIC_TOKEN_FORM}' reproduces the classic (v0.1) numbers.",
+        ),
+    ] = DEFAULT_TOKEN_FORM,
+    top: Annotated[
+        int, typer.Option("--top", "--neighbours", help="Nearest neighbours by cosine to list per word.")
+    ] = 5,
+    vectors: Annotated[
+        bool,
+        typer.Option(
+            "--vectors",
+            help="Put each word's vector (d_model floats, in the chosen token form) in the --json output.",
+        ),
+    ] = False,
+    plot_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--plot-dir",
+            help="Write norms.png, cosine.png, scatter.png, pca.png and positions.png into this folder (created if missing).",
+        ),
+    ] = None,
+    processed: Annotated[
+        bool,
+        typer.Option(
+            "--processed", help="Also show the numbers of TransformerLens' centred W_E / W_pos, side by side."
+        ),
+    ] = False,
     force: o.Force = False,
     model: o.Model = None,
     device: o.Device = None,
@@ -49,7 +92,11 @@ def embed(
     from probes.studies.embeddings import word_groups
     from probes.tokens import check_top
 
-    common, rare, words = parse_words(common, "--common"), parse_words(rare, "--rare"), parse_words(words, "--words")
+    common, rare, words = (
+        parse_words(common, "--common"),
+        parse_words(rare, "--rare"),
+        parse_words(words, "--words"),
+    )
     word_groups(common, rare, words)  # bad lists fail before the model loads
     check_token_form(token_form)
     check_top(top, minimum=0)
@@ -63,8 +110,9 @@ def embed(
 
     import probes
 
-    emb = probes.embeddings(m, common=common, rare=rare, words=words, top=top, processed=processed,
-                            token_form=token_form)
+    emb = probes.embeddings(
+        m, common=common, rare=rare, words=words, top=top, processed=processed, token_form=token_form
+    )
     if out_dir is not None:
         from probes.io import save_figure
 
@@ -77,8 +125,10 @@ def embed(
 
 def _render(d: dict) -> str:
     proc = d.get("processed")
-    out = [f"model {d['model']}; embedding statistics from {d['source']}",
-           f"token form {d['token_form']}: {d['token_form_means']} (--token-form {CLASSIC_TOKEN_FORM}: the classic numbers)"]
+    out = [
+        f"model {d['model']}; embedding statistics from {d['source']}",
+        f"token form {d['token_form']}: {d['token_form_means']} (--token-form {CLASSIC_TOKEN_FORM}: the classic numbers)",
+    ]
     if proc:
         out.append(f"--processed: the 'proc' columns are from {proc['source']}")
     out.append("")
@@ -89,16 +139,25 @@ def _render(d: dict) -> str:
     rows = []
     for w in d["words"]:
         row = [
-            show_token(w["word"], 14) + (" *" if w["split"] else ""), w["group"],
-            " ".join(show_token(t, 10) for t in w["used_str_tokens"]), _ids(w["ids"]), w["norm"],
+            show_token(w["word"], 14) + (" *" if w["split"] else ""),
+            w["group"],
+            " ".join(show_token(t, 10) for t in w["used_str_tokens"]),
+            _ids(w["ids"]),
+            w["norm"],
             f"{w['norm_percentile']:.1f}",
         ]
         if proc:
             row += [w["processed"]["norm"], f"{w['processed']['norm_percentile']:.1f}"]
-        row.append(", ".join(f"{show_token(n['token'], 10)} {show_number(n['cosine'], '.2f')}" for n in w["neighbours"]))
+        row.append(
+            ", ".join(
+                f"{show_token(n['token'], 10)} {show_number(n['cosine'], '.2f')}" for n in w["neighbours"]
+            )
+        )
         rows.append(row)
     out.append(table(rows, header, align="llllrr" + ("rr" if proc else "") + "l"))
-    out.append("%ile: percent of the vocabulary with a smaller norm; neighbours leave out the word's own tokens")
+    out.append(
+        "%ile: percent of the vocabulary with a smaller norm; neighbours leave out the word's own tokens"
+    )
     if any(w["split"] for w in d["words"]):
         how = "the mean of all of them" if d["token_form"] == "mean" else "one of them (tokens used)"
         out.append(f"* the form's text is several tokens; the vector is {how}")
@@ -108,21 +167,36 @@ def _render(d: dict) -> str:
         out += _summary_lines(proc["summary"], "processed W_E (centred)")
     for g, mat in d["cosine"].items():
         labels = [w["word"] for w in d["words"] if w["group"] == g]
-        out += ["", f"cosine similarity, {g} (checkpoint wte, token form {d['token_form']}):", _matrix(labels, labels, mat)]
+        out += [
+            "",
+            f"cosine similarity, {g} (checkpoint wte, token form {d['token_form']}):",
+            _matrix(labels, labels, mat),
+        ]
     x = d["cross_cosine"]
     if x:
         rows_, cols = ([w["word"] for w in d["words"] if w["group"] == g] for g in (x["rows"], x["columns"]))
-        out += ["", f"cosine similarity, {x['rows']} (rows) x {x['columns']} (columns): mean {show_number(x['mean'], '.3f')}",
-                _matrix(rows_, cols, x["matrix"])]
+        out += [
+            "",
+            f"cosine similarity, {x['rows']} (rows) x {x['columns']} (columns): mean {show_number(x['mean'], '.3f')}",
+            _matrix(rows_, cols, x["matrix"]),
+        ]
     pca = d["pca"]["explained_variance"]
-    out += ["", (f"PCA of the whole wte: PC1 and PC2 explain {100 * pca[0]:.1f}% and {100 * pca[1]:.1f}% of the variance "
-                 "(each word's coordinates are in --json; --plot-dir draws pca.png)")]
+    out += [
+        "",
+        (
+            f"PCA of the whole wte: PC1 and PC2 explain {100 * pca[0]:.1f}% and {100 * pca[1]:.1f}% of the variance "
+            "(each word's coordinates are in --json; --plot-dir draws pca.png)"
+        ),
+    ]
     return "\n".join(out)
 
 
 def _matrix(rows: list[str], cols: list[str], mat) -> str:
-    return table([[show_token(rows[i], 12), *[show_number(v, ".2f") for v in row]] for i, row in enumerate(mat)],
-                 ["", *[show_token(c, 12) for c in cols]], align="l" + "r" * len(cols))
+    return table(
+        [[show_token(rows[i], 12), *[show_number(v, ".2f") for v in row]] for i, row in enumerate(mat)],
+        ["", *[show_token(c, 12) for c in cols]],
+        align="l" + "r" * len(cols),
+    )
 
 
 def _ids(ids: list[int]) -> str:
@@ -135,8 +209,12 @@ def _f(x) -> str:
 
 def _summary_lines(s: dict, what: str) -> list[str]:
     v, p = s["vocab"], s["positions"]
-    lines = [(f"{what}: vocabulary of {v['size']} x {v['d_model']}; norm median {_f(v['median_norm'])}, "
-              f"mean {_f(v['mean_norm'])}, range {_f(v['min_norm'])}-{_f(v['max_norm'])}.")]
+    lines = [
+        (
+            f"{what}: vocabulary of {v['size']} x {v['d_model']}; norm median {_f(v['median_norm'])}, "
+            f"mean {_f(v['mean_norm'])}, range {_f(v['min_norm'])}-{_f(v['max_norm'])}."
+        )
+    ]
     for g, x in s["groups"].items():
         forms = ", ".join(f"{k} {_f(n)}" for k, n in x["mean_norm_by_form"].items())
         lines.append(
@@ -154,6 +232,8 @@ def _summary_lines(s: dict, what: str) -> list[str]:
             f"{_f(c['mean_cross_cosine'])}; several tokens in this form: {c['split_common']} of {c['n_common']} "
             f"common, {c['split_rare']} of {c['n_rare']} rare."
         )
-    lines.append(f"  wpe: {p['n']} positions, mean norm {_f(p['mean_norm'])} "
-                 f"(position 0: {_f(p['norm_first'])}, last: {_f(p['norm_last'])}).")
+    lines.append(
+        f"  wpe: {p['n']} positions, mean norm {_f(p['mean_norm'])} "
+        f"(position 0: {_f(p['norm_first'])}, last: {_f(p['norm_last'])})."
+    )
     return lines

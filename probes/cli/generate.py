@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,24 +12,51 @@ from probes.cli.output import emit
 
 # generate takes each of these as a comma list and runs every combination (one load, one seed).
 _GRID = " A comma list ({}) runs each value; several lists run every combination."
-Temperatures = Annotated[str, typer.Option("--temperature", "-t", help="Sampling temperature; 0 means greedy."
-                                           + _GRID.format("0.1,1,10"))]
-TopKs = Annotated[str, typer.Option("--top-k", help="Sample from the k most likely tokens only; 0: no top-k."
-                                    + _GRID.format("200,2"))]
-TopPs = Annotated[Optional[str], typer.Option("--top-p", help="Nucleus sampling: keep the smallest set of tokens with "
-                                              "this much mass, in (0, 1]." + _GRID.format("0.9,1"))]
+Temperatures = Annotated[
+    str,
+    typer.Option(
+        "--temperature", "-t", help="Sampling temperature; 0 means greedy." + _GRID.format("0.1,1,10")
+    ),
+]
+TopKs = Annotated[
+    str,
+    typer.Option(
+        "--top-k", help="Sample from the k most likely tokens only; 0: no top-k." + _GRID.format("200,2")
+    ),
+]
+TopPs = Annotated[
+    str | None,
+    typer.Option(
+        "--top-p",
+        help="Nucleus sampling: keep the smallest set of tokens with "
+        "this much mass, in (0, 1]." + _GRID.format("0.9,1"),
+    ),
+]
 
 
-Prompts = Annotated[Optional[str], typer.Option(
-    "--prompts", help="Many prompts, decoded together in batches: FILE:path with one prompt per line (blank lines "
-    "skipped; --split paragraphs: separated by blank lines), a .jsonl file with a \"text\" field, or a saved Hugging "
-    "Face dataset directory.")]
+Prompts = Annotated[
+    str | None,
+    typer.Option(
+        "--prompts",
+        help="Many prompts, decoded together in batches: FILE:path with one prompt per line (blank lines "
+        'skipped; --split paragraphs: separated by blank lines), a .jsonl file with a "text" field, or a saved Hugging '
+        "Face dataset directory.",
+    ),
+]
 
 
-MaxPrompts = Annotated[Optional[int], typer.Option("--max-texts", help="With --prompts: use only the first N prompts.")]
-SplitPrompts = Annotated[Optional[str], typer.Option("--split", help="With --prompts, how a text file holds its prompts: "
-                                                     "lines (one per line, blank lines skipped; the default) or paragraphs "
-                                                     "(separated by blank lines).")]
+MaxPrompts = Annotated[
+    int | None, typer.Option("--max-texts", help="With --prompts: use only the first N prompts.")
+]
+SplitPrompts = Annotated[
+    str | None,
+    typer.Option(
+        "--split",
+        help="With --prompts, how a text file holds its prompts: "
+        "lines (one per line, blank lines skipped; the default) or paragraphs "
+        "(separated by blank lines).",
+    ),
+]
 
 
 def generate(
@@ -66,15 +93,41 @@ def generate(
     from probes.studies.checks import sampling_grid, sampling_lists
 
     ts, ks, ps = sampling_lists(temperature, top_k, top_p)
-    cfg = SamplingConfig(temperature=ts[0], top_k=ks[0], top_p=ps[0], greedy=greedy, seed=seed,
-                         max_new_tokens=max_new_tokens, num_samples=num_samples, stop_at_eos=stop_at_eos, bos=bos)
+    cfg = SamplingConfig(
+        temperature=ts[0],
+        top_k=ks[0],
+        top_p=ps[0],
+        greedy=greedy,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        num_samples=num_samples,
+        stop_at_eos=stop_at_eos,
+        bos=bos,
+    )
     grid = sampling_grid(ts, ks, ps, config=cfg)  # every setting checked before loading
     if stream and json:
         from probes.errors import ProbesError
 
-        raise ProbesError("--stream prints text as it comes; --json prints one document at the end: choose one")
+        raise ProbesError(
+            "--stream prints text as it comes; --json prints one document at the end: choose one"
+        )
     if prompts is not None:
-        return _many(prompts, max_texts, split, prompt, stream, grid, cfg, skip, keep, model, device, dtype, threads, json)
+        return _many(
+            prompts,
+            max_texts,
+            split,
+            prompt,
+            stream,
+            grid,
+            cfg,
+            skip,
+            keep,
+            model,
+            device,
+            dtype,
+            threads,
+            json,
+        )
     if max_texts is not None or split is not None:
         from probes.errors import ProbesError
 
@@ -86,8 +139,16 @@ def generate(
     m = target.load()
     streamer = _Streamer(num_samples, len(grid)) if stream else None
     with probes.skip(m, skipped):
-        result = probes.generate_grid(m, prompt, cfg, temperature=ts, top_k=ks, top_p=ps,
-                                      on_setting=streamer and streamer.setting, on_token=streamer)
+        result = probes.generate_grid(
+            m,
+            prompt,
+            cfg,
+            temperature=ts,
+            top_k=ks,
+            top_p=ps,
+            on_setting=streamer and streamer.setting,
+            on_token=streamer,
+        )
         meta = model_meta(m)
     if stream:
         sys.stdout.write("\n")
@@ -103,7 +164,9 @@ def generate(
 generate.__doc__ = generate.__doc__.format(**o.SAMPLING.to_dict())  # the help shows SamplingConfig's defaults
 
 
-def _many(spec, max_texts, split, prompt, stream, grid, cfg, skip, keep, model, device, dtype, threads, json) -> None:
+def _many(
+    spec, max_texts, split, prompt, stream, grid, cfg, skip, keep, model, device, dtype, threads, json
+) -> None:
     """`generate --prompts`: every prompt (and setting) decoded together, grouped by prompt in the output."""
     import probes
     from probes.cli.common import Target
@@ -127,8 +190,16 @@ def _many(spec, max_texts, split, prompt, stream, grid, cfg, skip, keep, model, 
     items = []
     for w, run in zip(where, runs):
         if len(grid) > 1:
-            items.append({"where": w, "prompt": run[0].prompt, "prompt_tokens": run[0].prompt_tokens,
-                          "grid": [{"config": r.config.to_dict(), "samples": [s.as_dict() for s in r]} for r in run]})
+            items.append(
+                {
+                    "where": w,
+                    "prompt": run[0].prompt,
+                    "prompt_tokens": run[0].prompt_tokens,
+                    "grid": [
+                        {"config": r.config.to_dict(), "samples": [s.as_dict() for s in r]} for r in run
+                    ],
+                }
+            )
         else:
             items.append({"where": w, **{k: v for k, v in run.as_dict().items() if k != "timing"}})
     timing = (runs[0][0] if len(grid) > 1 else runs[0]).timing
@@ -165,7 +236,9 @@ class _Streamer:
 
     def __call__(self, k: int, token: int, text: str) -> None:
         if k != self.current:
-            sys.stdout.write(("\n" if self.current >= 0 else "") + f"--- sample {k + 1}/{self.num_samples} ---\n")
+            sys.stdout.write(
+                ("\n" if self.current >= 0 else "") + f"--- sample {k + 1}/{self.num_samples} ---\n"
+            )
             self.current = k
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -182,8 +255,10 @@ def _timing_line(t: dict, config=None) -> None:
     if together:
         n, k = together["prompts"], together["settings"]
         batch = f", {n} prompt{'s' * (n != 1)} x {k} setting{'s' * (k != 1)} in batches of {t['batch_size']}"
-    print(f"[{where}{t['new_tokens']} tokens in {t['seconds']:.2f} s, {t['tokens_per_second']} tokens/s{batch}; one run]",
-          file=sys.stderr)
+    print(
+        f"[{where}{t['new_tokens']} tokens in {t['seconds']:.2f} s, {t['tokens_per_second']} tokens/s{batch}; one run]",
+        file=sys.stderr,
+    )
 
 
 def _samples_lines(prompt: str, samples: list[dict]) -> list[str]:
@@ -212,8 +287,10 @@ def _render_grid(d: dict) -> str:
     from probes.core.sampling import SamplingConfig
 
     configs = [SamplingConfig.from_dict(run["config"]) for run in d["grid"]]
-    out = [f"model {d['model']}; {len(configs)} settings, each with seed {configs[0].seed}{_skipped(d)}",
-           f"prompt: {d['prompt']!r}"]
+    out = [
+        f"model {d['model']}; {len(configs)} settings, each with seed {configs[0].seed}{_skipped(d)}",
+        f"prompt: {d['prompt']!r}",
+    ]
     for cfg, run in zip(configs, d["grid"]):
         out += ["", _header(cfg), *_samples_lines(d["prompt"], run["samples"])]
         if "timing" in run:

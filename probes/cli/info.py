@@ -7,7 +7,11 @@ from probes.cli.output import emit, table
 
 
 def info(
-    model: o.Model = None, device: o.Device = None, dtype: o.Dtype = None, threads: o.Threads = None, json: o.Json = False,
+    model: o.Model = None,
+    device: o.Device = None,
+    dtype: o.Dtype = None,
+    threads: o.Threads = None,
+    json: o.Json = False,
 ) -> None:
     """Describe a model: blocks, heads, widths, vocabulary, context, parameters, dtype, device and hook points."""
     from probes.cli.common import Target
@@ -18,9 +22,34 @@ def info(
 
 
 def _render(d: dict) -> str:
-    rows = [[k, d[k]] for k in ("name", "source", "path", "n_layers", "n_heads", "d_model", "d_head", "d_mlp",
-                                   "d_vocab", "n_ctx", "n_params", "dtype", "device", "sha256")]
-    rows.append(["hook points", f"{d['n_hook_points']} in all; per block: " + ", ".join(d["block_hook_families"])])
-    rows.append(["", "inside each block: " + ", ".join(f for f in d["block_hook_families_all"] if not f.startswith("hook_"))])
+    rows = [
+        [k, d[k]]
+        for k in (
+            "name",
+            "source",
+            "path",
+            "n_layers",
+            "n_heads",
+            "d_model",
+            "d_head",
+            "d_mlp",
+            "d_vocab",
+            "n_ctx",
+            "n_params",
+            "dtype",
+            "device",
+            "sha256",
+        )
+    ]
+    rows.append(
+        ["hook points", f"{d['n_hook_points']} in all; per block: " + ", ".join(d["block_hook_families"])]
+    )
+    rows.append(
+        [
+            "",
+            "inside each block: "
+            + ", ".join(f for f in d["block_hook_families_all"] if not f.startswith("hook_")),
+        ]
+    )
     rows.append(["", "model-level: " + ", ".join(d["model_hook_points"])])
     return table(rows, align="ll")

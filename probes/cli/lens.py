@@ -10,12 +10,42 @@ from probes.cli import options as o
 from probes.cli.output import emit, log, table
 from probes.tokens import show_token
 
-Position = Annotated[int, typer.Option("--position", help="Position shown in the table (negative counts from the end; -1 is the last). --json covers every position.")]
-Metric = Annotated[str, typer.Option("--metric", help="Plot colour: prob (of each cell's top-1; with --generate, of the generated token), entropy, kl (to the final row) or rank (of the final top-1; with --generate, of the generated token).")]
-CompareSkip = Annotated[str | None, typer.Option("--compare-skip", help="Also run the lens with these blocks skipped; the plot puts full and pruned side by side (over a --dataset: as a second set of lines).")]
-Generate = Annotated[int | None, typer.Option("--generate", help="Generate N tokens and show the lens of each one as it was produced, with its emergence row.")]
+Position = Annotated[
+    int,
+    typer.Option(
+        "--position",
+        help="Position shown in the table (negative counts from the end; -1 is the last). --json covers every position.",
+    ),
+]
+Metric = Annotated[
+    str,
+    typer.Option(
+        "--metric",
+        help="Plot colour: prob (of each cell's top-1; with --generate, of the generated token), entropy, kl (to the final row) or rank (of the final top-1; with --generate, of the generated token).",
+    ),
+]
+CompareSkip = Annotated[
+    str | None,
+    typer.Option(
+        "--compare-skip",
+        help="Also run the lens with these blocks skipped; the plot puts full and pruned side by side (over a --dataset: as a second set of lines).",
+    ),
+]
+Generate = Annotated[
+    int | None,
+    typer.Option(
+        "--generate",
+        help="Generate N tokens and show the lens of each one as it was produced, with its emergence row.",
+    ),
+]
 DatasetOpt = o.dataset_option("Average the lens over many texts instead of one prompt")
-Tuned = Annotated[str | None, typer.Option("--tuned", help="Read the rows through a tuned lens: a folder from `probes tuned-lens train`, or 'bundled' (the one shipped with the bundled model). With --dataset, logit lens and tuned lens side by side.")]
+Tuned = Annotated[
+    str | None,
+    typer.Option(
+        "--tuned",
+        help="Read the rows through a tuned lens: a folder from `probes tuned-lens train`, or 'bundled' (the one shipped with the bundled model). With --dataset, logit lens and tuned lens side by side.",
+    ),
+]
 _SAMPLING = ("temperature", "top_k", "top_p", "greedy", "seed", "stop_at_eos")
 
 
@@ -74,28 +104,61 @@ def lens(
 
         check_figure_path(plot, force=force)
     if dataset is not None or max_texts is not None or split is not None:
-        return _dataset_lens(ctx, dataset, max_texts, split, prompt, plot, force, skip, keep, compare_skip, bos,
-                             model, device, dtype, threads, json, tuned)
+        return _dataset_lens(
+            ctx,
+            dataset,
+            max_texts,
+            split,
+            prompt,
+            plot,
+            force,
+            skip,
+            keep,
+            compare_skip,
+            bos,
+            model,
+            device,
+            dtype,
+            threads,
+            json,
+            tuned,
+        )
     if prompt is None:
         raise ProbesError("give a prompt with --prompt (FILE:path reads a file), or texts with --dataset")
     if compare_skip is not None and (skip is not None or keep is not None):
         raise ProbesError("--compare-skip compares with the full model; drop --skip/--keep")
     typed = o.typed(ctx, *_SAMPLING)
     if generate is None and typed:
-        raise ProbesError(f"{', '.join(typed)}: sampling options apply only with --generate N (--top sets how many tokens each row lists)")
+        raise ProbesError(
+            f"{', '.join(typed)}: sampling options apply only with --generate N (--top sets how many tokens each row lists)"
+        )
     cfg = None
     if generate is not None and o.typed(ctx, "position"):
-        raise ProbesError("--position picks a prompt position; with --generate the table covers every generated token")
+        raise ProbesError(
+            "--position picks a prompt position; with --generate the table covers every generated token"
+        )
     if generate is not None:
         if generate < 1:
             raise ProbesError(f"--generate {generate}: give a number of tokens >= 1")
-        cfg = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, seed=seed,
-                             stop_at_eos=stop_at_eos, bos=bos, max_new_tokens=generate)
+        cfg = SamplingConfig(
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            greedy=greedy,
+            seed=seed,
+            stop_at_eos=stop_at_eos,
+            bos=bos,
+            max_new_tokens=generate,
+        )
         if compare_skip is not None:
-            raise ProbesError("--generate and --compare-skip do not combine; run the pruned generation with --skip")
+            raise ProbesError(
+                "--generate and --compare-skip do not combine; run the pruned generation with --skip"
+            )
     target = Target(model, device, dtype, prompt, bos=bos, threads=threads)
     if not -target.n_ctx <= position < target.n_ctx:
-        raise ProbesError(f"position {position} is out of range: the model reads at most {target.n_ctx} tokens")
+        raise ProbesError(
+            f"position {position} is out of range: the model reads at most {target.n_ctx} tokens"
+        )
     m, skipped, compared, tl = _load(target, skip, keep, compare_skip, tuned, model)
     from probes.studies.lens import check_position, logit_lens
     from probes.studies.lens_generation import generation_lens
@@ -127,8 +190,25 @@ def lens(
         emit(data, False, lambda d: _render_position(result, pruned, position, d))
 
 
-def _dataset_lens(ctx, dataset, max_texts, split, prompt, plot, force, skip, keep, compare_skip, bos,
-                  model, device, dtype, threads, json, tuned=None) -> None:
+def _dataset_lens(
+    ctx,
+    dataset,
+    max_texts,
+    split,
+    prompt,
+    plot,
+    force,
+    skip,
+    keep,
+    compare_skip,
+    bos,
+    model,
+    device,
+    dtype,
+    threads,
+    json,
+    tuned=None,
+) -> None:
     """`probes lens --dataset`: the lens averaged over a dataset's texts, every check before loading."""
     import probes
     from probes.cli.common import Target
@@ -143,7 +223,9 @@ def _dataset_lens(ctx, dataset, max_texts, split, prompt, plot, force, skip, kee
         raise ProbesError("give either --prompt (one text) or --dataset (many), not both")
     ignored = o.typed(ctx, "position", "metric", "top", "generate", *_SAMPLING)
     if ignored:
-        raise ProbesError(f"{', '.join(ignored)}: not used with --dataset, which averages every position and draws its own plot")
+        raise ProbesError(
+            f"{', '.join(ignored)}: not used with --dataset, which averages every position and draws its own plot"
+        )
     if plot:
         from probes.io import check_figure_path
 
@@ -157,16 +239,24 @@ def _dataset_lens(ctx, dataset, max_texts, split, prompt, plot, force, skip, kee
     with probes.skip(m, skipped):
         meta = model_meta(m)
         result = probes.lens_over(m, data, bos=bos, compare_skip=compared, progress=bar_progress(quiet=json))
-        through = None if tl is None else probes.lens_over(m, data, bos=bos, compare_skip=compared, translators=tl,
-                                                            progress=bar_progress(quiet=json))
+        through = (
+            None
+            if tl is None
+            else probes.lens_over(
+                m, data, bos=bos, compare_skip=compared, translators=tl, progress=bar_progress(quiet=json)
+            )
+        )
     if plot:
         from pathlib import Path
 
         from probes.io import save_figure
 
         try:
-            fig = result.figure() if through is None else result.figure(label="logit lens",
-                                                                       others=[(f"tuned lens ({tl.name})", through)])
+            fig = (
+                result.figure()
+                if through is None
+                else result.figure(label="logit lens", others=[(f"tuned lens ({tl.name})", through)])
+            )
             save_figure(fig, plot, dpi=110, force=force)
         except (OSError, ValueError) as e:
             raise ProbesError(f"cannot write the plot to {plot}: {e}") from None
@@ -174,8 +264,11 @@ def _dataset_lens(ctx, dataset, max_texts, split, prompt, plot, force, skip, kee
     if through is not None:
         from probes.cli.tuned_lens import render_comparison
 
-        emit({**meta, **result.as_dict(), "tuned": through.as_dict()}, json,
-             lambda d: _render_dataset(result, "logit lens ") + "\n\n" + render_comparison(result, through))
+        emit(
+            {**meta, **result.as_dict(), "tuned": through.as_dict()},
+            json,
+            lambda d: _render_dataset(result, "logit lens ") + "\n\n" + render_comparison(result, through),
+        )
         return
     emit({**meta, **result.as_dict()}, json, lambda d: _render_dataset(result))
 
@@ -196,8 +289,8 @@ def _load(target, skip, keep, compare_skip, tuned, model):
 
 
 def _dataset_table(lens) -> str:
-    from probes.studies.lens_dataset_result import METRICS
     from probes.numbers import show_number
+    from probes.studies.lens_dataset_result import METRICS
 
     cell = lambda m, lo, hi: f"{show_number(m, '.3f')} [{show_number(lo, '.3f')}, {show_number(hi, '.3f')}]"
     rows = [[r["row"], *(cell(*r[name]) for name in METRICS)] for r in lens.table()]
@@ -219,9 +312,13 @@ def _render_dataset(lens, which: str = "") -> str:
         _dataset_table(lens),
     ]
     if lens.compare is not None:
-        out += ["", f"{which}with blocks {format_layers(lens.compare.skipped_blocks)} skipped; "
-                    "KL and agreement against the unpruned final:",
-                "", _dataset_table(lens.compare)]
+        out += [
+            "",
+            f"{which}with blocks {format_layers(lens.compare.skipped_blocks)} skipped; "
+            "KL and agreement against the unpruned final:",
+            "",
+            _dataset_table(lens.compare),
+        ]
     return "\n".join(out)
 
 
@@ -249,9 +346,19 @@ def _position_table(lens, position: int) -> str:
     rows = []
     for r in lens.table(position):
         tops = "  ".join(f"{show_token(s, 12)} {p:.3g}" for s, p in r["top"])
-        rows.append([r["row"], tops, round(r["entropy"], 3), round(r["kl_to_final"], 4), r["final_rank"],
-                     r["next_rank"] if r["next_rank"] is not None else "-"])
-    return table(rows, ["row", "top tokens (prob)", "entropy", "KL", "final rank", "next rank"], align="llrrrr")
+        rows.append(
+            [
+                r["row"],
+                tops,
+                round(r["entropy"], 3),
+                round(r["kl_to_final"], 4),
+                r["final_rank"],
+                r["next_rank"] if r["next_rank"] is not None else "-",
+            ]
+        )
+    return table(
+        rows, ["row", "top tokens (prob)", "entropy", "KL", "final rank", "next rank"], align="llrrrr"
+    )
 
 
 def _render_position(lens, pruned, position: int, d: dict) -> str:
@@ -268,7 +375,12 @@ def _render_position(lens, pruned, position: int, d: dict) -> str:
     if pruned is not None:
         from probes.core.layers import format_layers
 
-        out += ["", f"with blocks {format_layers(d['compare']['skipped_blocks'])} skipped:", "", _position_table(pruned, position)]
+        out += [
+            "",
+            f"with blocks {format_layers(d['compare']['skipped_blocks'])} skipped:",
+            "",
+            _position_table(pruned, position),
+        ]
     return "\n".join(out)
 
 
@@ -278,11 +390,19 @@ def _render_generation(gen, d: dict) -> str:
     rows = []
     for j, (tok, e) in enumerate(zip(gen.generated_strings, gen.emergence)):
         ranks = " ".join(str(int(r)) for r in gen.rank[:, j])
-        rows.append([j, show_token(tok, 14), labels[e] if e is not None else "never",
-                     round(float(gen.prob[-1, j]), 4), ranks])
+        rows.append(
+            [
+                j,
+                show_token(tok, 14),
+                labels[e] if e is not None else "never",
+                round(float(gen.prob[-1, j]), 4),
+                ranks,
+            ]
+        )
     cfg = gen.config
     out = [
-        f"model {d['model']}; {cfg.label()}; seed {cfg.seed}" + (f"; blocks skipped: {d['skipped_blocks']}" if d["skipped_blocks"] else ""),
+        f"model {d['model']}; {cfg.label()}; seed {cfg.seed}"
+        + (f"; blocks skipped: {d['skipped_blocks']}" if d["skipped_blocks"] else ""),
         f"prompt: {lens.prompt!r}",
         f"generated: {gen.text!r}",
         "emerges: the first row from which the token stays top-1 (never: it was sampled below the top)",

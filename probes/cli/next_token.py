@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,9 +14,15 @@ from probes.tokens import show_token
 
 def next_token(
     prompt: o.Prompt = "A long time ago in a galaxy far, far away",
-    temperature: Annotated[str, typer.Option("--temperature", "-t", help="Comma list of temperatures, e.g. 0.1,1,10.")] = "0.1,1,10",
-    top_k: Annotated[str, typer.Option("--top-k", help="Comma list of top-k values, e.g. 2,200; 0: no top-k.")] = "0",
-    top_p: Annotated[Optional[str], typer.Option("--top-p", help="Comma list of top-p values in (0, 1], e.g. 0.9.")] = None,
+    temperature: Annotated[
+        str, typer.Option("--temperature", "-t", help="Comma list of temperatures, e.g. 0.1,1,10.")
+    ] = "0.1,1,10",
+    top_k: Annotated[
+        str, typer.Option("--top-k", help="Comma list of top-k values, e.g. 2,200; 0: no top-k.")
+    ] = "0",
+    top_p: Annotated[
+        str | None, typer.Option("--top-p", help="Comma list of top-p values in (0, 1], e.g. 0.9.")
+    ] = None,
     top: o.Top = 10,
     bos: o.Bos = o.SAMPLING.bos,
     plot: o.Plot = None,
@@ -31,10 +37,10 @@ def next_token(
 ) -> None:
     """Show how temperature and top-k / top-p reshape the next-token distribution (every combination)."""
     from probes.cli.common import Target
-    from probes.meta import model_meta
     from probes.io import check_figure_path, save_figure
-    from probes.tokens import check_top
+    from probes.meta import model_meta
     from probes.studies.checks import sampling_grid, sampling_lists
+    from probes.tokens import check_top
 
     grid = sampling_grid(*sampling_lists(temperature, top_k, top_p))
     check_top(top)
@@ -60,8 +66,14 @@ def _render(d: dict) -> str:
     for s in [d["raw"]] + d["settings"]:
         label = "raw (T=1, no truncation)" if s is d["raw"] else s["label"]
         out.append("")
-        out.append(f"{label}: entropy {show_number(s['entropy_bits'], '.3f')} bits, 99% of the mass in "
-                   f"{s['tokens_for_99']} token(s), {s['support']} token(s) with p >= {s['support_min_prob']:g}")
-        out.append(table([[show_token(t), i, p] for t, i, p in zip(s["top_str_tokens"], s["top_ids"], s["top_probs"])],
-                         header=["token", "id", "prob"]))
+        out.append(
+            f"{label}: entropy {show_number(s['entropy_bits'], '.3f')} bits, 99% of the mass in "
+            f"{s['tokens_for_99']} token(s), {s['support']} token(s) with p >= {s['support_min_prob']:g}"
+        )
+        out.append(
+            table(
+                [[show_token(t), i, p] for t, i, p in zip(s["top_str_tokens"], s["top_ids"], s["top_probs"])],
+                header=["token", "id", "prob"],
+            )
+        )
     return "\n".join(out)

@@ -11,42 +11,86 @@ from probes.core.sampling import SamplingConfig
 SAMPLING = SamplingConfig()  # the defaults every sampling option shows (torch-free to import)
 
 Model = Annotated[
-    Optional[str],
-    typer.Option("--model", "-m", help="Model: omit for the bundled Shakespeare GPT-2, a hub name (gpt2, distilgpt2), or a local checkpoint directory."),
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Model: omit for the bundled Shakespeare GPT-2, a hub name (gpt2, distilgpt2), or a local checkpoint directory.",
+    ),
 ]
-Device = Annotated[Optional[str], typer.Option("--device", help="Device: cpu (default), cuda, cuda:N, mps.")]
-Dtype = Annotated[Optional[str], typer.Option("--dtype", help="Compute dtype: float32 (default), float16, bfloat16.")]
-Threads = Annotated[Optional[int], typer.Option("--threads", help="CPU threads torch may use (default: torch's choice, one per core).")]
+Device = Annotated[str | None, typer.Option("--device", help="Device: cpu (default), cuda, cuda:N, mps.")]
+Dtype = Annotated[
+    str | None, typer.Option("--dtype", help="Compute dtype: float32 (default), float16, bfloat16.")
+]
+Threads = Annotated[
+    int | None,
+    typer.Option("--threads", help="CPU threads torch may use (default: torch's choice, one per core)."),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON alone on stdout (logs go to stderr).")]
 Prompt = Annotated[
-    Optional[str],
-    typer.Option("--prompt", "--start", "-p", help="Prompt text; FILE:path reads it from a file (nanoGPT's --start)."),
+    str | None,
+    typer.Option(
+        "--prompt", "--start", "-p", help="Prompt text; FILE:path reads it from a file (nanoGPT's --start)."
+    ),
 ]
 Skip = Annotated[
-    Optional[str],
-    typer.Option("--skip", help="Blocks to skip: odd, even, first-half, last-half, none, or a list like 1,3,5-7."),
+    str | None,
+    typer.Option(
+        "--skip", help="Blocks to skip: odd, even, first-half, last-half, none, or a list like 1,3,5-7."
+    ),
 ]
-Keep = Annotated[Optional[str], typer.Option("--keep", help="Blocks to keep (the complement of --skip).")]
+Keep = Annotated[str | None, typer.Option("--keep", help="Blocks to keep (the complement of --skip).")]
 Top = Annotated[int, typer.Option("--top", help="How many tokens to list (per row, setting or word).")]
-Plot = Annotated[Optional[str], typer.Option("--plot", help="Write a figure to this file (PNG, PDF or SVG by extension).")]
-Force = Annotated[bool, typer.Option("--force", help="Replace existing output files (without it, no file is ever overwritten).")]
+Plot = Annotated[
+    str | None, typer.Option("--plot", help="Write a figure to this file (PNG, PDF or SVG by extension).")
+]
+Force = Annotated[
+    bool,
+    typer.Option("--force", help="Replace existing output files (without it, no file is ever overwritten)."),
+]
 
 # Sampling: one spelling each, everywhere. Defaults: `name: o.Temperature = o.SAMPLING.temperature`.
-Temperature = Annotated[float, typer.Option("--temperature", "-t", help="Sampling temperature; 0 means greedy.")]
+Temperature = Annotated[
+    float, typer.Option("--temperature", "-t", help="Sampling temperature; 0 means greedy.")
+]
 TopK = Annotated[int, typer.Option("--top-k", help="Sample from the k most likely tokens only; 0: no top-k.")]
-TopP = Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling: keep the smallest set of tokens with this much mass, in (0, 1].")]
-Greedy = Annotated[bool, typer.Option("--greedy/--sample", help="Argmax decoding (ignores temperature, top-k and top-p), or sampling.")]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed; sample i draws from a generator seeded from (seed, i).")]
+TopP = Annotated[
+    float | None,
+    typer.Option(
+        "--top-p", help="Nucleus sampling: keep the smallest set of tokens with this much mass, in (0, 1]."
+    ),
+]
+Greedy = Annotated[
+    bool,
+    typer.Option(
+        "--greedy/--sample", help="Argmax decoding (ignores temperature, top-k and top-p), or sampling."
+    ),
+]
+Seed = Annotated[
+    int, typer.Option("--seed", help="Random seed; sample i draws from a generator seeded from (seed, i).")
+]
 MaxNewTokens = Annotated[int, typer.Option("--max-new-tokens", help="Tokens to generate per sample.")]
 NumSamples = Annotated[int, typer.Option("--num-samples", "-n", help="How many samples to draw.")]
-StopAtEos = Annotated[bool, typer.Option("--stop-at-eos", help="Stop a sample when it produces <|endoftext|>.")]
-Bos = Annotated[bool, typer.Option("--bos/--no-bos", help="Prepend <|endoftext|> (TransformerLens' default) or not (nanoGPT, transformers).")]
-Stream = Annotated[bool, typer.Option("--stream", help="Print tokens as they are produced (one sample at a time).")]
+StopAtEos = Annotated[
+    bool, typer.Option("--stop-at-eos", help="Stop a sample when it produces <|endoftext|>.")
+]
+Bos = Annotated[
+    bool,
+    typer.Option(
+        "--bos/--no-bos",
+        help="Prepend <|endoftext|> (TransformerLens' default) or not (nanoGPT, transformers).",
+    ),
+]
+Stream = Annotated[
+    bool, typer.Option("--stream", help="Print tokens as they are produced (one sample at a time).")
+]
 
 # Datasets: one spelling and one description of what a dataset can be, in every command that reads one.
-DATASET_FORMS = ("a text file (one text per line, or blank-line separated with --split paragraphs), a .jsonl file "
-                 "with a \"text\" field on every line, a saved Hugging Face dataset directory (DIR:split picks a split "
-                 "of a DatasetDict; train by default), or HF:name[:split] (these two need the datasets package); FILE:path works too")
+DATASET_FORMS = (
+    "a text file (one text per line, or blank-line separated with --split paragraphs), a .jsonl file "
+    'with a "text" field on every line, a saved Hugging Face dataset directory (DIR:split picks a split '
+    "of a DatasetDict; train by default), or HF:name[:split] (these two need the datasets package); FILE:path works too"
+)
 
 
 def dataset_option(what: str, *, required: bool = False):
@@ -55,10 +99,18 @@ def dataset_option(what: str, *, required: bool = False):
     return Annotated[kind, typer.Option("--dataset", help=f"{what}: {DATASET_FORMS}.")]
 
 
-MaxTexts = Annotated[Optional[int], typer.Option("--max-texts", help="With --dataset: use only the first N texts.")]
-Split = Annotated[Optional[str], typer.Option("--split", help="With --dataset, how a text file holds its texts: lines "
-                                              "(one per line, blank lines skipped; the default) or paragraphs "
-                                              "(separated by blank lines).")]
+MaxTexts = Annotated[
+    int | None, typer.Option("--max-texts", help="With --dataset: use only the first N texts.")
+]
+Split = Annotated[
+    str | None,
+    typer.Option(
+        "--split",
+        help="With --dataset, how a text file holds its texts: lines "
+        "(one per line, blank lines skipped; the default) or paragraphs "
+        "(separated by blank lines).",
+    ),
+]
 
 
 def typed(ctx: typer.Context, *names: str) -> list[str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import math
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def log(message: str) -> None:
@@ -44,10 +45,16 @@ def table(rows: list[list[Any]], header: list[str] | None = None, align: str | N
     if not cells:
         return ""
     widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
-    kinds = align or "".join("r" if isinstance(c, (int, float)) else "l" for c in (rows[0] if rows else header))
+    kinds = align or "".join(
+        "r" if isinstance(c, (int, float)) else "l" for c in (rows[0] if rows else header)
+    )
     lines = []
     for j, r in enumerate(cells):
-        lines.append("  ".join(c.rjust(w) if kinds[i] == "r" else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+        lines.append(
+            "  ".join(
+                c.rjust(w) if kinds[i] == "r" else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))
+            ).rstrip()
+        )
         if header and j == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -61,4 +68,3 @@ def _fmt(c: Any) -> str:
     if c is None:
         return "-"
     return str(c)
-

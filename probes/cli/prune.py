@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, List, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,15 +12,38 @@ from probes.core.sampling import PRUNE_SAMPLING as D
 from probes.errors import ProbesError
 from probes.studies.defaults import EVAL_HELP, PRUNE_PROMPT_HELP
 
-PromptOpt = Annotated[str | None, typer.Option("--prompt", "--start", "-p", help=f"Prompt text; FILE:path reads it from a file. Default: {PRUNE_PROMPT_HELP}.")]
+PromptOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--prompt",
+        "--start",
+        "-p",
+        help=f"Prompt text; FILE:path reads it from a file. Default: {PRUNE_PROMPT_HELP}.",
+    ),
+]
 DatasetOpt = o.dataset_option("Score the held-out metrics over many texts")
-NoEval = Annotated[bool, typer.Option("--no-eval", help="Skip the held-out scoring (loss, KL, agreement); the generations and their metrics stay.")]
+NoEval = Annotated[
+    bool,
+    typer.Option(
+        "--no-eval",
+        help="Skip the held-out scoring (loss, KL, agreement); the generations and their metrics stay.",
+    ),
+]
 
 
 def prune(
     ctx: typer.Context,
-    skip: Annotated[Optional[List[str]], typer.Option("--skip", help="Blocks to skip (repeatable): odd, even, first-half, last-half, none, all, or 1,3,5-7 [default: odd].")] = None,
-    keep: Annotated[Optional[List[str]], typer.Option("--keep", help="Blocks to keep (repeatable); the complement is skipped.")] = None,
+    skip: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--skip",
+            help="Blocks to skip (repeatable): odd, even, first-half, last-half, none, all, or 1,3,5-7 [default: odd].",
+        ),
+    ] = None,
+    keep: Annotated[
+        list[str] | None,
+        typer.Option("--keep", help="Blocks to keep (repeatable); the complement is skipped."),
+    ] = None,
     prompt: PromptOpt = None,
     max_new_tokens: o.MaxNewTokens = D.max_new_tokens,
     greedy: o.Greedy = D.greedy,
@@ -30,12 +53,23 @@ def prune(
     top_p: o.TopP = D.top_p,
     seed: o.Seed = D.seed,
     bos: o.Bos = D.bos,
-    eval_text: Annotated[Optional[str], typer.Option("--eval-text", help=f"Held-out text file for the loss; its first 2,048 tokens are scored. Default: {EVAL_HELP}.")] = None,
+    eval_text: Annotated[
+        str | None,
+        typer.Option(
+            "--eval-text",
+            help=f"Held-out text file for the loss; its first 2,048 tokens are scored. Default: {EVAL_HELP}.",
+        ),
+    ] = None,
     dataset: DatasetOpt = None,
     max_texts: o.MaxTexts = None,
     split: o.Split = None,
     no_eval: NoEval = False,
-    sweep: Annotated[bool, typer.Option("--sweep", help="Rank blocks: skip each alone (loss increase, Block Influence, angular distance).")] = False,
+    sweep: Annotated[
+        bool,
+        typer.Option(
+            "--sweep", help="Rank blocks: skip each alone (loss increase, Block Influence, angular distance)."
+        ),
+    ] = False,
     plot: o.Plot = None,
     force: o.Force = False,
     model: o.Model = None,
@@ -51,25 +85,48 @@ def prune(
     Held-out loss, KL and top-1 agreement are scored in batches over --eval-text or every text of --dataset (texts longer than the context are cut into windows); --no-eval skips them. Generation speed is in --json only, marked as one cold run.
     """
     from probes.cli.common import Target
-    from probes.meta import model_meta
     from probes.core.layers import format_layers
     from probes.io import check_figure_path, save_figure
+    from probes.meta import model_meta
     from probes.progress import bar_progress
     from probes.studies.checks import prune_config
     from probes.studies.defaults import defaults_for_name, heldout_choice
 
-    cfg = prune_config(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, seed=seed,
-                       max_new_tokens=max_new_tokens, num_samples=num_samples, bos=bos)
+    cfg = prune_config(
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        greedy=greedy,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        num_samples=num_samples,
+        bos=bos,
+    )
     if plot:
         check_figure_path(plot, force=force)
     if sweep and (skip or keep):
         raise ProbesError("--sweep ranks every block by itself; leave out --skip/--keep (or drop --sweep)")
-    unused = o.typed(ctx, "prompt", "max_new_tokens", "greedy", "num_samples", "temperature", "top_k", "top_p", "seed", "bos")
+    unused = o.typed(
+        ctx,
+        "prompt",
+        "max_new_tokens",
+        "greedy",
+        "num_samples",
+        "temperature",
+        "top_k",
+        "top_p",
+        "seed",
+        "bos",
+    )
     if sweep and unused:
-        raise ProbesError(f"--sweep scores the held-out text only; {', '.join(unused)} would be ignored (drop them or --sweep)")
+        raise ProbesError(
+            f"--sweep scores the held-out text only; {', '.join(unused)} would be ignored (drop them or --sweep)"
+        )
     drawn = o.typed(ctx, "temperature", "top_k", "top_p")
     if cfg.is_greedy and drawn:
-        raise ProbesError(f"{', '.join(drawn)}: sampling options need --sample (prune decodes greedily by default)")
+        raise ProbesError(
+            f"{', '.join(drawn)}: sampling options need --sample (prune decodes greedily by default)"
+        )
     held = heldout_choice(eval_text, dataset, max_texts=max_texts, split=split, evaluate=not no_eval)
     if sweep and held is False:
         raise ProbesError("--sweep ranks blocks by their held-out loss; it cannot run with --no-eval")
@@ -78,8 +135,9 @@ def prune(
     if prompt is None:
         prompt = defaults_for_name(model).prune_prompt
     target = Target(model, device, dtype, prompt, bos=bos, threads=threads)
-    specs = [(s, target.layers(s)) for s in skip or []] + [(format_layers(layers), layers) for layers in
-                                                          (target.skipped(keep=k) for k in keep or [])]
+    specs = [(s, target.layers(s)) for s in skip or []] + [
+        (format_layers(layers), layers) for layers in (target.skipped(keep=k) for k in keep or [])
+    ]
     m = target.load()
     from probes.studies.prune import compare_pruned, sweep_blocks
 
@@ -88,8 +146,15 @@ def prune(
         result = sweep_blocks(m, eval_text=held, progress=bar_progress(quiet=json))
         render = _render_sweep
     else:
-        result = compare_pruned(m, prompt, [s for s, _ in specs], cfg, eval_text=None if held is False else held, evaluate=held is not False,
-                                progress=bar_progress(quiet=json))
+        result = compare_pruned(
+            m,
+            prompt,
+            [s for s, _ in specs],
+            cfg,
+            eval_text=None if held is False else held,
+            evaluate=held is not False,
+            progress=bar_progress(quiet=json),
+        )
         render = _render
     if plot:
         save_figure(result.figure(), plot, force=force)
@@ -99,16 +164,22 @@ def prune(
 
 def _render(d: dict) -> str:
     from probes.core.layers import format_layers
-    from probes.studies.prune import METRIC_LABELS
-
     from probes.core.sampling import SamplingConfig
+    from probes.studies.prune import METRIC_LABELS
 
     cfg = SamplingConfig.from_dict(d["config"])
     how = "greedy" if cfg.is_greedy else f"sampled ({cfg.label()}, seed {cfg.seed})"
-    out = [f"model {d['model']} ({d['model_source']['n_layers']} blocks); prompt {d['prompt']!r}; "
-           f"{cfg.max_new_tokens} new tokens, {how}", ""]
+    out = [
+        f"model {d['model']} ({d['model_source']['n_layers']} blocks); prompt {d['prompt']!r}; "
+        f"{cfg.max_new_tokens} new tokens, {how}",
+        "",
+    ]
     for r in d["runs"]:
-        title = "FULL MODEL" if r["name"] == "full" else f"SKIP {r['name']} (blocks {format_layers(r['skipped_blocks'])}; kept {format_layers(r['kept_blocks'])})"
+        title = (
+            "FULL MODEL"
+            if r["name"] == "full"
+            else f"SKIP {r['name']} (blocks {format_layers(r['skipped_blocks'])}; kept {format_layers(r['kept_blocks'])})"
+        )
         out.append(f"=== {title} ===")
         for k, smp in enumerate(r["samples"], 1):
             if len(r["samples"]) > 1:
@@ -118,13 +189,20 @@ def _render(d: dict) -> str:
     rows = []
     for key, label in METRIC_LABELS.items():
         rows.append([label] + [r["metrics"].get(key) for r in d["runs"]])
-    out.append(table(rows, header=["metric"] + [r["name"] for r in d["runs"]], align="l" + "r" * len(d["runs"])))
+    out.append(
+        table(rows, header=["metric"] + [r["name"] for r in d["runs"]], align="l" + "r" * len(d["runs"]))
+    )
     out.append("")
-    held = (f"held-out text: {d['eval_text']} ({_scored(d)})" if d["eval_text"]
-            else "held-out scoring: off (--no-eval)")
-    out.append(f"{held}. KL and agreement are teacher-forced on the full model's continuation "
-               "(and on the held-out text); perplexity scores each run's text under the full model. "
-               "Generation speed: --json only (one cold run, not a measurement).")
+    held = (
+        f"held-out text: {d['eval_text']} ({_scored(d)})"
+        if d["eval_text"]
+        else "held-out scoring: off (--no-eval)"
+    )
+    out.append(
+        f"{held}. KL and agreement are teacher-forced on the full model's continuation "
+        "(and on the held-out text); perplexity scores each run's text under the full model. "
+        "Generation speed: --json only (one cold run, not a measurement)."
+    )
     return "\n".join(out)
 
 
@@ -139,15 +217,44 @@ def _scored(d: dict) -> str:
 def _render_sweep(d: dict) -> str:
     from probes.core.layers import format_layers
 
-    out = [f"model {d['model']}: skipping one block at a time; full-model held-out loss {d['base_loss']:.4f} nats/token "
-           f"on {d['eval_text']} ({_scored(d)}); KL in nats", ""]
-    rows = [[b["block"], b["rank"], b["loss"], b["loss_increase"], b["kl"], b["top1_agreement"], b["block_influence"],
-             b["angular_distance"]] for b in d["blocks"]]
-    out.append(table(rows, header=["block", "rank", "loss", "change", "KL", "top-1 agr.", "influence", "angular"]))
+    out = [
+        f"model {d['model']}: skipping one block at a time; full-model held-out loss {d['base_loss']:.4f} nats/token "
+        f"on {d['eval_text']} ({_scored(d)}); KL in nats",
+        "",
+    ]
+    rows = [
+        [
+            b["block"],
+            b["rank"],
+            b["loss"],
+            b["loss_increase"],
+            b["kl"],
+            b["top1_agreement"],
+            b["block_influence"],
+            b["angular_distance"],
+        ]
+        for b in d["blocks"]
+    ]
+    out.append(
+        table(rows, header=["block", "rank", "loss", "change", "KL", "top-1 agr.", "influence", "angular"])
+    )
     out.append("")
-    out.append("blocks ranked by loss increase when skipped: " + ", ".join(map(str, d["ranking_by_loss_increase"])))
+    out.append(
+        "blocks ranked by loss increase when skipped: " + ", ".join(map(str, d["ranking_by_loss_increase"]))
+    )
     out.append("")
-    rows = [[s["name"], format_layers(s["skipped_blocks"]), s["loss"], s["loss_increase"], s["kl"], s["top1_agreement"]]
-            for s in d["strategies"]]
-    out.append(table(rows, header=["strategy", "skipped", "loss", "change", "KL", "top-1 agr."], align="llrrrr"))
+    rows = [
+        [
+            s["name"],
+            format_layers(s["skipped_blocks"]),
+            s["loss"],
+            s["loss_increase"],
+            s["kl"],
+            s["top1_agreement"],
+        ]
+        for s in d["strategies"]
+    ]
+    out.append(
+        table(rows, header=["strategy", "skipped", "loss", "change", "KL", "top-1 agr."], align="llrrrr")
+    )
     return "\n".join(out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,14 +15,38 @@ from probes.studies.defaults import CLASSIC_PRUNE_PROMPT, EVAL_HELP, LENS_PROMPT
 
 
 def report(
-    out: Annotated[str, typer.Option("--out", "-o", help="Folder for report.md, report.html and the figures.")] = "study",
-    prompt: Annotated[str | None, typer.Option("--prompt", "--start", "-p", help=f"Prompt for sampling, pruning and the generation lens; FILE:path reads a file. Default: {PROMPT_HELP}; pruning {CLASSIC_PRUNE_PROMPT!r} for others.")] = None,
-    lens_prompt: Annotated[str | None, typer.Option("--lens-prompt", help=f"Prompt for the logit-lens heatmaps. Default: {LENS_PROMPT_HELP}.")] = None,
+    out: Annotated[
+        str, typer.Option("--out", "-o", help="Folder for report.md, report.html and the figures.")
+    ] = "study",
+    prompt: Annotated[
+        str | None,
+        typer.Option(
+            "--prompt",
+            "--start",
+            "-p",
+            help=f"Prompt for sampling, pruning and the generation lens; FILE:path reads a file. Default: {PROMPT_HELP}; pruning {CLASSIC_PRUNE_PROMPT!r} for others.",
+        ),
+    ] = None,
+    lens_prompt: Annotated[
+        str | None,
+        typer.Option(
+            "--lens-prompt", help=f"Prompt for the logit-lens heatmaps. Default: {LENS_PROMPT_HELP}."
+        ),
+    ] = None,
     max_new_tokens: o.MaxNewTokens = D.max_new_tokens,
     num_samples: o.NumSamples = D.num_samples,
     seed: o.Seed = D.seed,
-    eval_text: Annotated[Optional[str], typer.Option("--eval-text", help=f"Held-out text for the pruning losses. Default: {EVAL_HELP}.")] = None,
-    no_eval: Annotated[bool, typer.Option("--no-eval", help="Skip held-out scoring (the pruning losses and the block sweep); every other section stays and the report says so.")] = False,
+    eval_text: Annotated[
+        str | None,
+        typer.Option("--eval-text", help=f"Held-out text for the pruning losses. Default: {EVAL_HELP}."),
+    ] = None,
+    no_eval: Annotated[
+        bool,
+        typer.Option(
+            "--no-eval",
+            help="Skip held-out scoring (the pruning losses and the block sweep); every other section stays and the report says so.",
+        ),
+    ] = False,
     force: o.Force = False,
     model: o.Model = None,
     device: o.Device = None,
@@ -36,16 +60,47 @@ def report(
     from probes.report import build_report, check_report_args
     from probes.studies.defaults import defaults_for_name
 
-    cfg = check_report_args(out, D, force=force, eval_text=eval_text, evaluate=not no_eval,
-                            max_new_tokens=max_new_tokens, num_samples=num_samples, seed=seed)
+    cfg = check_report_args(
+        out,
+        D,
+        force=force,
+        eval_text=eval_text,
+        evaluate=not no_eval,
+        max_new_tokens=max_new_tokens,
+        num_samples=num_samples,
+        seed=seed,
+    )
     d = defaults_for_name(model)
     given = lambda value, default: default if value is None else value  # noqa: E731
     prompts = [given(prompt, d.prompt), given(prompt, d.prune_prompt), given(lens_prompt, d.lens_prompt)]
     m = Target(model, device, dtype, *prompts, threads=threads).load()
-    command = "probes report " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else "probes report"
-    path = build_report(m, out, prompt=prompt, lens_prompt=lens_prompt, config=cfg, command=command, force=force,
-                        eval_text=eval_text, evaluate=not no_eval, progress=log)
+    command = (
+        "probes report " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        if len(sys.argv) > 1
+        else "probes report"
+    )
+    path = build_report(
+        m,
+        out,
+        prompt=prompt,
+        lens_prompt=lens_prompt,
+        config=cfg,
+        command=command,
+        force=force,
+        eval_text=eval_text,
+        evaluate=not no_eval,
+        progress=log,
+    )
     log(f"wrote {path} (and report.html, figures)")
     figures = sorted(p.name for p in path.parent.glob("*.png"))
-    emit({**model_meta(m), "report": str(path), "html": str(path.with_suffix(".html")), "figures": figures,
-          "seed": seed}, json, lambda d: d["report"])
+    emit(
+        {
+            **model_meta(m),
+            "report": str(path),
+            "html": str(path.with_suffix(".html")),
+            "figures": figures,
+            "seed": seed,
+        },
+        json,
+        lambda d: d["report"],
+    )

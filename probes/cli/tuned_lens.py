@@ -22,13 +22,40 @@ app = typer.Typer(
 )
 
 Dataset = o.dataset_option("Training texts", required=True)
-Out = Annotated[str, typer.Option("--out", help="Folder to write the lens into (config.json and translators.safetensors).")]
+Out = Annotated[
+    str,
+    typer.Option("--out", help="Folder to write the lens into (config.json and translators.safetensors)."),
+]
 Steps = Annotated[int, typer.Option("--steps", help="Optimiser steps.")]
-TokensPerStep = Annotated[int, typer.Option("--tokens-per-step", help="Training tokens a step (whole context windows).")]
-Lr = Annotated[float | None, typer.Option("--lr", help=f"Peak learning rate (default {DEFAULTS.lr} for sgd as the paper, 1e-3 for adamw); it warms up, then decays linearly to 0.")]
-Optimizer = Annotated[str, typer.Option("--optimizer", help=f"{' or '.join(OPTIMIZERS)}: SGD with Nesterov momentum (the paper's) or AdamW.")]
-Heldout = Annotated[float, typer.Option("--heldout", help="Fraction of the windows kept out of training and scored before and after (0: none).")]
-Seed = Annotated[int, typer.Option("--seed", help="Seed of the held-out split and the data order (the run is deterministic for it).")]
+TokensPerStep = Annotated[
+    int, typer.Option("--tokens-per-step", help="Training tokens a step (whole context windows).")
+]
+Lr = Annotated[
+    float | None,
+    typer.Option(
+        "--lr",
+        help=f"Peak learning rate (default {DEFAULTS.lr} for sgd as the paper, 1e-3 for adamw); it warms up, then decays linearly to 0.",
+    ),
+]
+Optimizer = Annotated[
+    str,
+    typer.Option(
+        "--optimizer", help=f"{' or '.join(OPTIMIZERS)}: SGD with Nesterov momentum (the paper's) or AdamW."
+    ),
+]
+Heldout = Annotated[
+    float,
+    typer.Option(
+        "--heldout",
+        help="Fraction of the windows kept out of training and scored before and after (0: none).",
+    ),
+]
+Seed = Annotated[
+    int,
+    typer.Option(
+        "--seed", help="Seed of the held-out split and the data order (the run is deterministic for it)."
+    ),
+]
 
 
 @app.command("train")
@@ -66,8 +93,15 @@ def train(
     # Everything a user typed is checked before the model loads.
     if lr is None:
         lr = DEFAULTS.lr if optimizer == "sgd" else 1e-3
-    cfg = TunedLensConfig(steps=steps, tokens_per_step=tokens_per_step, lr=lr, optimizer=optimizer,
-                          heldout=heldout, seed=seed, bos=bos)
+    cfg = TunedLensConfig(
+        steps=steps,
+        tokens_per_step=tokens_per_step,
+        lr=lr,
+        optimizer=optimizer,
+        heldout=heldout,
+        seed=seed,
+        bos=bos,
+    )
     folder = check_out_dir(out, force=force)
     data = Texts(dataset, split=split, max_texts=max_texts)
     data.check()
@@ -87,25 +121,38 @@ def train(
 def render_training(lens) -> str:
     """The training summary: tokens, time, and the held-out KL of each row under both lenses."""
     t = lens.meta["training"]
-    out = [f"tuned lens for {lens.meta['model']} (sha256 {lens.meta['model_sha256']})"
-           + (f", blocks {lens.meta['skipped_blocks']} skipped" if lens.meta["skipped_blocks"] else ""),
-           (f"{t['steps']} steps, {t['tokens']:,} tokens, {t['seconds']:.1f} s ({t['ms_per_1000_tokens'] / 1000:.2f} s "
-           f"per 1,000 tokens, {t['threads']} threads)")]
+    out = [
+        f"tuned lens for {lens.meta['model']} (sha256 {lens.meta['model_sha256']})"
+        + (f", blocks {lens.meta['skipped_blocks']} skipped" if lens.meta["skipped_blocks"] else ""),
+        (
+            f"{t['steps']} steps, {t['tokens']:,} tokens, {t['seconds']:.1f} s ({t['ms_per_1000_tokens'] / 1000:.2f} s "
+            f"per 1,000 tokens, {t['threads']} threads)"
+        ),
+    ]
     held = t.get("heldout")
     if held:
         from probes.studies.lens import row_labels
 
         labels = row_labels(lens.n_layers, lens.meta["skipped_blocks"])
-        rows = [[labels[r], round(a, 4), round(b, 4), f"{a / b:.1f}x" if b > 0 else "-"]
-                for r, (a, b) in enumerate(zip(held["kl_logit_lens"], held["kl_tuned_lens"]))]
-        out += [f"held-out windows ({t['heldout_windows']}): KL(final || row) in bits", "",
-                table(rows, ["row", "logit lens", "tuned lens", "ratio"], align="lrrr")]
+        rows = [
+            [labels[r], round(a, 4), round(b, 4), f"{a / b:.1f}x" if b > 0 else "-"]
+            for r, (a, b) in enumerate(zip(held["kl_logit_lens"], held["kl_tuned_lens"]))
+        ]
+        out += [
+            f"held-out windows ({t['heldout_windows']}): KL(final || row) in bits",
+            "",
+            table(rows, ["row", "logit lens", "tuned lens", "ratio"], align="lrrr"),
+        ]
     return "\n".join(out)
 
 
 def render_comparison(logit, tuned) -> str:
     """Logit lens and tuned lens over one dataset, side by side per row: mean [interval] of KL, cross-entropy, top-1."""
-    metrics = (("kl_to_final", "KL(final||row)", 3), ("next_xent", "xent next", 3), ("next_accuracy", "top-1 next", 3))
+    metrics = (
+        ("kl_to_final", "KL(final||row)", 3),
+        ("next_xent", "xent next", 3),
+        ("next_accuracy", "top-1 next", 3),
+    )
     cell = lambda m, lo, hi, d: f"{m:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]"
     rows, header = [], ["row"]
     for _, title, _ in metrics:
@@ -115,5 +162,10 @@ def render_comparison(logit, tuned) -> str:
         for name, _, digits in metrics:
             row += [cell(*a[name], digits), cell(*b[name], digits)]
         rows.append(row)
-    return "\n".join([f"logit lens against tuned lens ({tuned.tuned_lens}) (the last row is the model's output in both):",
-                      "", table(rows, header, align="l" + "r" * (len(header) - 1))])
+    return "\n".join(
+        [
+            f"logit lens against tuned lens ({tuned.tuned_lens}) (the last row is the model's output in both):",
+            "",
+            table(rows, header, align="l" + "r" * (len(header) - 1)),
+        ]
+    )

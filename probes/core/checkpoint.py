@@ -23,7 +23,9 @@ def check_checkpoint(path: str) -> dict:
     except (OSError, ValueError, RecursionError) as e:
         raise ModelLoadError(f"{path}/config.json is not valid JSON ({str(e)[:120]})") from None
     if not isinstance(config, dict):
-        raise ModelLoadError(f"{path}/config.json holds {type(config).__name__}, not a JSON object of settings")
+        raise ModelLoadError(
+            f"{path}/config.json holds {type(config).__name__}, not a JSON object of settings"
+        )
     if config.get("model_type") != "gpt2":
         raise ModelLoadError(
             f"{path}: model_type is {config.get('model_type')!r}; probes supports GPT-2-family checkpoints (model_type 'gpt2')"
@@ -31,7 +33,11 @@ def check_checkpoint(path: str) -> dict:
     _check_config_values(path, config)
     weights = sorted(d.glob("*.safetensors"))
     if not weights:
-        pickled = [f.name for f in d.glob("*.bin")] + [f.name for f in d.glob("*.pt")] + [f.name for f in d.glob("*.pth")]
+        pickled = (
+            [f.name for f in d.glob("*.bin")]
+            + [f.name for f in d.glob("*.pt")]
+            + [f.name for f in d.glob("*.pth")]
+        )
         if pickled:
             raise ModelLoadError(
                 f"{path} has only pickled weights ({', '.join(sorted(pickled))}); probes loads safetensors only, "
@@ -39,7 +45,9 @@ def check_checkpoint(path: str) -> dict:
                 "GPT2LMHeadModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)"
             )
         raise ModelLoadError(f"{path}: no model weights (*.safetensors) found")
-    if not (d / "tokenizer.json").is_file() and not ((d / "vocab.json").is_file() and (d / "merges.txt").is_file()):
+    if not (d / "tokenizer.json").is_file() and not (
+        (d / "vocab.json").is_file() and (d / "merges.txt").is_file()
+    ):
         raise ModelLoadError(f"{path}: no tokenizer (tokenizer.json, or vocab.json + merges.txt)")
     _check_weights(d, weights, config)
     return config
@@ -52,10 +60,14 @@ def _check_config_values(path: str, config: dict) -> None:
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ModelLoadError(f"{path}/config.json: {key} must be a positive integer, got {v!r}")
     if config["n_embd"] % config["n_head"]:
-        raise ModelLoadError(f"{path}/config.json: n_embd {config['n_embd']} is not a multiple of n_head {config['n_head']}")
+        raise ModelLoadError(
+            f"{path}/config.json: n_embd {config['n_embd']} is not a multiple of n_head {config['n_head']}"
+        )
     eps = config.get("layer_norm_epsilon", 1e-5)
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
-        raise ModelLoadError(f"{path}/config.json: layer_norm_epsilon must be a number in (0, 1), got {eps!r}")
+        raise ModelLoadError(
+            f"{path}/config.json: layer_norm_epsilon must be a number in (0, 1), got {eps!r}"
+        )
 
 
 def safetensors_shapes(f: Path) -> dict[str, tuple]:
@@ -78,8 +90,10 @@ def safetensors_shapes(f: Path) -> dict[str, tuple]:
             raise ValueError(f"the tensors need {end} bytes, the file has {size}")
         return shapes
     except (OSError, ValueError, KeyError, TypeError, struct.error) as e:
-        raise ModelLoadError(f"{f}: unreadable safetensors file ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__}); "
-                             "is it truncated?") from None
+        raise ModelLoadError(
+            f"{f}: unreadable safetensors file ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__}); "
+            "is it truncated?"
+        ) from None
 
 
 def _check_weights(d: Path, weights: list[Path], config: dict) -> None:
@@ -95,18 +109,24 @@ def _check_weights(d: Path, weights: list[Path], config: dict) -> None:
         raise ModelLoadError(f"{d}: config says vocab x d_model = {expect}, but wte.weight is {wte}")
     n_blocks = len({k.split(".")[1] for k in shapes if k.startswith("h.")})
     if n_blocks != config.get("n_layer"):
-        raise ModelLoadError(f"{d}: config says {config.get('n_layer')} blocks, but the weights hold {n_blocks}")
+        raise ModelLoadError(
+            f"{d}: config says {config.get('n_layer')} blocks, but the weights hold {n_blocks}"
+        )
     expected = gpt2_tensor_shapes(config)
     # A missing tensor would load silently as random weights, so every one must be there, at its shape.
     missing = [k for k in expected if k not in shapes]
     if missing:
-        raise ModelLoadError(f"{d}: the weights lack {len(missing)} tensor(s) GPT-2 needs, e.g. {', '.join(missing[:3])}")
+        raise ModelLoadError(
+            f"{d}: the weights lack {len(missing)} tensor(s) GPT-2 needs, e.g. {', '.join(missing[:3])}"
+        )
     wrong = [f"{k} {shapes[k]} (config: {v})" for k, v in expected.items() if shapes[k] != v]
     if wrong:
         raise ModelLoadError(f"{d}: tensor shapes do not match config.json: {'; '.join(wrong[:2])}")
     extra = [k for k in shapes if k not in expected and k != "lm_head.weight" and not k.endswith(_BUFFERS)]
     if extra:
-        raise ModelLoadError(f"{d}: the weights hold {len(extra)} tensor(s) GPT-2 does not have, e.g. {', '.join(extra[:3])}")
+        raise ModelLoadError(
+            f"{d}: the weights hold {len(extra)} tensor(s) GPT-2 does not have, e.g. {', '.join(extra[:3])}"
+        )
 
 
 # Causal-mask buffers that older GPT-2 checkpoints carry; they hold no weights.
@@ -118,10 +138,20 @@ def gpt2_tensor_shapes(config: dict) -> dict[str, tuple]:
     D, V, P = config["n_embd"], config["vocab_size"], config["n_positions"]
     inner = config.get("n_inner") or 4 * D
     shapes = {"wte.weight": (V, D), "wpe.weight": (P, D), "ln_f.weight": (D,), "ln_f.bias": (D,)}
-    block = {"ln_1.weight": (D,), "ln_1.bias": (D,), "attn.c_attn.weight": (D, 3 * D), "attn.c_attn.bias": (3 * D,),
-             "attn.c_proj.weight": (D, D), "attn.c_proj.bias": (D,), "ln_2.weight": (D,), "ln_2.bias": (D,),
-             "mlp.c_fc.weight": (D, inner), "mlp.c_fc.bias": (inner,), "mlp.c_proj.weight": (inner, D),
-             "mlp.c_proj.bias": (D,)}
+    block = {
+        "ln_1.weight": (D,),
+        "ln_1.bias": (D,),
+        "attn.c_attn.weight": (D, 3 * D),
+        "attn.c_attn.bias": (3 * D,),
+        "attn.c_proj.weight": (D, D),
+        "attn.c_proj.bias": (D,),
+        "ln_2.weight": (D,),
+        "ln_2.bias": (D,),
+        "mlp.c_fc.weight": (D, inner),
+        "mlp.c_fc.bias": (inner,),
+        "mlp.c_proj.weight": (inner, D),
+        "mlp.c_proj.bias": (D,),
+    }
     for i in range(config["n_layer"]):
         shapes.update({f"h.{i}.{k}": v for k, v in block.items()})
     return shapes
@@ -132,19 +162,29 @@ def check_loaded(name: str, hf, tokenizer) -> None:
     import torch
 
     def finite(p) -> bool:  # min and max propagate NaN and hold any inf: one pass, no (p.shape) bool tensor
-        lo, hi = torch.aminmax(p.detach().float() if p.dtype in (torch.float16, torch.bfloat16) else p.detach())
+        lo, hi = torch.aminmax(
+            p.detach().float() if p.dtype in (torch.float16, torch.bfloat16) else p.detach()
+        )
         return bool(torch.isfinite(lo)) and bool(torch.isfinite(hi))
 
     bad = [name for name, p in hf.named_parameters() if p.numel() and not finite(p)]
     if bad:
-        raise ModelLoadError(f"cannot load {name!r}: {len(bad)} weight tensor(s) hold NaN or inf, e.g. {bad[0]}")
+        raise ModelLoadError(
+            f"cannot load {name!r}: {len(bad)} weight tensor(s) hold NaN or inf, e.g. {bad[0]}"
+        )
     if len(tokenizer) > hf.config.vocab_size:
-        raise ModelLoadError(f"cannot load {name!r}: the tokenizer has {len(tokenizer)} tokens, "
-                             f"but the embedding only {hf.config.vocab_size} rows")
+        raise ModelLoadError(
+            f"cannot load {name!r}: the tokenizer has {len(tokenizer)} tokens, "
+            f"but the embedding only {hf.config.vocab_size} rows"
+        )
     if len(tokenizer) < hf.config.vocab_size // 2:  # padding a vocabulary is common; half of it unused is not
         import warnings
 
         from probes.core.prompt import ProbesWarning
 
-        warnings.warn(f"{name!r}: the tokenizer has only {len(tokenizer)} tokens for an embedding of "
-                      f"{hf.config.vocab_size} rows; is it the right tokenizer?", ProbesWarning, stacklevel=3)
+        warnings.warn(
+            f"{name!r}: the tokenizer has only {len(tokenizer)} tokens for an embedding of "
+            f"{hf.config.vocab_size} rows; is it the right tokenizer?",
+            ProbesWarning,
+            stacklevel=3,
+        )

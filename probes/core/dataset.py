@@ -50,7 +50,9 @@ class Dataset:
         split = split or "lines"
         if split not in SPLITS:
             raise DatasetError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-        if max_texts is not None and (isinstance(max_texts, bool) or not isinstance(max_texts, int) or max_texts < 1):
+        if max_texts is not None and (
+            isinstance(max_texts, bool) or not isinstance(max_texts, int) or max_texts < 1
+        ):
             raise DatasetError(f"max-texts must be an integer >= 1, got {max_texts!r}")
         self.split, self.max_texts = split, max_texts
         self._count: int | None = None
@@ -64,7 +66,9 @@ class Dataset:
             self.source, self.kind, self.name = list(source), "list", "the text list"
             return
         if not isinstance(source, (str, os.PathLike)):
-            raise DatasetError(f"a dataset is a file, a directory, HF:name or a list of strings, not {type(source).__name__}")
+            raise DatasetError(
+                f"a dataset is a file, a directory, HF:name or a list of strings, not {type(source).__name__}"
+            )
         text = os.fspath(source)
         if text.startswith("HF:"):
             self.source, self.kind, self.name = text[3:], "hub", text
@@ -85,8 +89,10 @@ class Dataset:
         else:
             self.kind = "text"
         if split != "lines" and self.kind != "text":
-            raise DatasetError(f"split {split!r} is for text files; {self.name} holds one text per "
-                               f"{'row' if self.kind == 'disk' else 'line'} already")
+            raise DatasetError(
+                f"split {split!r} is for text files; {self.name} holds one text per "
+                f"{'row' if self.kind == 'disk' else 'line'} already"
+            )
 
     @classmethod
     def of(cls, source, **kwargs) -> Dataset:
@@ -100,8 +106,13 @@ class Dataset:
         return f"Dataset({self.name!r}, {self.kind}{n})"
 
     def as_dict(self) -> dict:
-        return {"source": self.name, "kind": self.kind, "split": self.split, "max_texts": self.max_texts,
-                "texts": self._count}
+        return {
+            "source": self.name,
+            "kind": self.kind,
+            "split": self.split,
+            "max_texts": self.max_texts,
+            "texts": self._count,
+        }
 
     def check(self) -> int:
         """Read the whole dataset once and return how many texts it holds; raise on any bad line.
@@ -120,8 +131,13 @@ class Dataset:
         return self._count if self._count is not None else self.check()
 
     def __iter__(self) -> Iterator[Text]:
-        raw = {"list": self._from_list, "text": self._from_text, "jsonl": self._from_jsonl,
-               "disk": self._from_datasets, "hub": self._from_datasets}[self.kind]()
+        raw = {
+            "list": self._from_list,
+            "text": self._from_text,
+            "jsonl": self._from_jsonl,
+            "disk": self._from_datasets,
+            "hub": self._from_datasets,
+        }[self.kind]()
         for i, (where, text) in enumerate(raw):
             if self.max_texts is not None and i >= self.max_texts:
                 return
@@ -145,7 +161,9 @@ class Dataset:
                     try:
                         line = raw.decode("utf-8")
                     except UnicodeDecodeError as e:
-                        raise DatasetError(f"{self.name}:{no}: not UTF-8 text ({e.reason} at byte {e.start + 1} of the line)") from None
+                        raise DatasetError(
+                            f"{self.name}:{no}: not UTF-8 text ({e.reason} at byte {e.start + 1} of the line)"
+                        ) from None
                     yield no, line.rstrip("\r\n")
         except OSError as e:
             raise DatasetError(f"cannot read dataset {self.name}: {e.strerror or e}") from None
@@ -188,7 +206,9 @@ class Dataset:
         try:
             import datasets
         except ImportError:
-            raise DatasetError(f"{self.name}: reading a Hugging Face dataset needs `pip install datasets`") from None
+            raise DatasetError(
+                f"{self.name}: reading a Hugging Face dataset needs `pip install datasets`"
+            ) from None
         try:
             if self.kind == "disk":
                 data = datasets.load_from_disk(str(self.source))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -20,8 +20,9 @@ def forward_step(model, ids: torch.Tensor, cache, start: int, positions=None, ma
         positions = torch.arange(start, start + ids.shape[1], device=ids.device)[None]  # (1, pos)
     # Explicit positions: transformers would read them off cache layer 0, which is empty when
     # block 0 is skipped.
-    out = model.original_model(input_ids=ids, cache=cache, use_cache=cache is not None, position_ids=positions,
-                               attention_mask=mask)
+    out = model.original_model(
+        input_ids=ids, cache=cache, use_cache=cache is not None, position_ids=positions, attention_mask=mask
+    )
     return out.logits
 
 
@@ -72,7 +73,9 @@ def choose_decoder(model, fast: bool | None = None, row_skips: list[list[int]] |
         base = set(skipped_blocks(model))
         if row_skips is None:
             return fastpath.FastDecoder(model, complement(sorted(base), n), record=record)
-        return fastpath.FastDecoder(model, [], [complement(sorted(base | set(r)), n) for r in row_skips], record=record)
+        return fastpath.FastDecoder(
+            model, [], [complement(sorted(base | set(r)), n) for r in row_skips], record=record
+        )
     return None if row_skips is not None or record is not None else HookedDecoder(model)
 
 
@@ -97,7 +100,9 @@ class Rows:
             self.valid = None
             return torch.tensor(seqs, device=self.device), None, None
         ids = torch.tensor([[self.pad] * (T - len(s)) + s for s in seqs], device=self.device)  # (batch, pos)
-        self.valid = torch.tensor([[False] * (T - len(s)) + [True] * len(s) for s in seqs], device=self.device)
+        self.valid = torch.tensor(
+            [[False] * (T - len(s)) + [True] * len(s) for s in seqs], device=self.device
+        )
         positions = (self.valid.long().cumsum(1) - 1).clamp(min=0)  # (batch, pos)
         causal = torch.ones(T, T, dtype=torch.bool, device=self.device).tril()
         own = torch.eye(T, dtype=torch.bool, device=self.device)
@@ -169,7 +174,9 @@ def decode_batch(
                 if token in stop_ids:
                     live[r] = False
             for r, row in enumerate(rows.rows):
-                row.append(out[r][0] if out[r] is not None else row[-1])  # a stopped row repeats itself, unread
+                row.append(
+                    out[r][0] if out[r] is not None else row[-1]
+                )  # a stopped row repeats itself, unread
             yield out
             if not any(live) or (i == max_new_tokens - 1 and not feed_last):
                 return  # no forward for tokens nobody will draw (`feed_last`: hooks want their states)
@@ -196,8 +203,16 @@ def decode(
     `decode_batch` with one row: see it for `decoder`, `stop_ids`, `on_forward` and `feed_last`.
     """
     one = lambda logits, rows: [pick(logits[0])]  # noqa: E731
-    for (item,) in decode_batch(model, [prompt_ids], max_new_tokens, one, decoder=decoder, stop_ids=stop_ids,
-                                on_forward=on_forward, feed_last=feed_last):
+    for (item,) in decode_batch(
+        model,
+        [prompt_ids],
+        max_new_tokens,
+        one,
+        decoder=decoder,
+        stop_ids=stop_ids,
+        on_forward=on_forward,
+        feed_last=feed_last,
+    ):
         if item is None:
             return
         yield item

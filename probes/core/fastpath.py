@@ -41,9 +41,11 @@ def _supported(model) -> bool:
     cfg = model.cfg
     hf = getattr(model.original_model, "config", None)
     return (
-        cfg.positional_embedding_type == "standard" and cfg.act_fn == "gelu_new"
+        cfg.positional_embedding_type == "standard"
+        and cfg.act_fn == "gelu_new"
         and getattr(cfg, "n_key_value_heads", None) in (None, cfg.n_heads)
-        and getattr(cfg, "device", None) is not None and not getattr(model.original_model, "hf_device_map", None)
+        and getattr(cfg, "device", None) is not None
+        and not getattr(model.original_model, "hf_device_map", None)
         # Attention variants the bridge honours and this forward does not (stanford-crfm GPT-2s).
         and not getattr(hf, "scale_attn_by_inverse_layer_idx", False)
         and not getattr(hf, "reorder_and_upcast_attn", False)
@@ -79,9 +81,14 @@ class FastWeights:
         cfg = model.cfg
         H, D, d = cfg.n_heads, cfg.d_head, cfg.d_model
         with torch.no_grad():
-            wq, wk, wv = (w.permute(0, 2, 1, 3).reshape(cfg.n_layers, d, H * D) for w in (model.W_Q, model.W_K, model.W_V))
+            wq, wk, wv = (
+                w.permute(0, 2, 1, 3).reshape(cfg.n_layers, d, H * D)
+                for w in (model.W_Q, model.W_K, model.W_V)
+            )
             self.w_qkv = torch.cat([wq, wk, wv], dim=2).contiguous()  # (layer, d_model, 3*H*D)
-            self.b_qkv = torch.cat([b.reshape(cfg.n_layers, H * D) for b in (model.b_Q, model.b_K, model.b_V)], 1).contiguous()
+            self.b_qkv = torch.cat(
+                [b.reshape(cfg.n_layers, H * D) for b in (model.b_Q, model.b_K, model.b_V)], 1
+            ).contiguous()
             self.w_o = model.W_O.reshape(cfg.n_layers, H * D, d).contiguous()  # (layer, H*D, d_model)
             self.b_o = model.b_O.clone()
             self.w_in = model.W_in.contiguous().clone()  # (layer, d_model, d_mlp)
@@ -161,7 +168,9 @@ def _pad_rows(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, x.new_zeros(missing, x.shape[1])]) if missing else x
 
 
-def linear_out_in(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, out: torch.Tensor | None = None) -> torch.Tensor:
+def linear_out_in(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """x (rows, in) @ weight.T + bias for a weight stored (out, in), as nn.Linear holds it, into `out` if given.
 
     oneDNN on a CPU where it can: its product and then one copy into `out` beat MKL writing in place.
@@ -181,7 +190,9 @@ def _onednn(x: torch.Tensor, weight_out_in: torch.Tensor, bias: torch.Tensor | N
 def _onednn_swapped(x: torch.Tensor, weight_out_in: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """x @ weight_out_in.T + bias, dense (rows, out), computed by oneDNN as weight_out_in @ x.T (see SWAPPED_ROWS)."""
     rows = x.shape[0]
-    y = torch.ops.mkldnn._linear_pointwise(weight_out_in, _pad_rows(x).contiguous(), None, "none", [], "")  # (out, padded rows)
+    y = torch.ops.mkldnn._linear_pointwise(
+        weight_out_in, _pad_rows(x).contiguous(), None, "none", [], ""
+    )  # (out, padded rows)
     return torch.add(y[:, :rows].t(), bias, out=y.new_empty(rows, y.shape[0]))
 
 
@@ -207,7 +218,9 @@ def _onednn_works() -> bool:
         x, w, b = (torch.randn(*shape, generator=g) for shape in ((3, 8), (8, 5), (5,)))
         expected = x.double() @ w.double() + b.double()
         with torch.inference_mode():
-            got = [_onednn(x, wt, b) for wt in (w.t(), w.t().contiguous())] + [_onednn_swapped(x, w.t().contiguous(), b)]
+            got = [_onednn(x, wt, b) for wt in (w.t(), w.t().contiguous())] + [
+                _onednn_swapped(x, w.t().contiguous(), b)
+            ]
             return all(torch.allclose(y.double(), expected, atol=1e-4) for y in got)
     except Exception:  # noqa: BLE001 - any failure means: use MKL
         return False
@@ -263,7 +276,9 @@ class FastDecoder:
         return False
 
     @torch.inference_mode()
-    def __call__(self, ids: torch.Tensor, start: int, positions=None, mask=None, last_only: bool = True) -> torch.Tensor:
+    def __call__(
+        self, ids: torch.Tensor, start: int, positions=None, mask=None, last_only: bool = True
+    ) -> torch.Tensor:
         """Logits (batch, pos, vocab) for ids (batch, pos) (only the last position's if `last_only`).
 
         Positions are start.. for every row, or `positions` (batch, pos) for padded rows; `mask`
@@ -271,7 +286,9 @@ class FastDecoder:
         """
         w = self.w
         B, T = ids.shape
-        pos = w.w_pos[start : start + T] if positions is None else w.w_pos[positions]  # (pos | batch, pos, d_model)
+        pos = (
+            w.w_pos[start : start + T] if positions is None else w.w_pos[positions]
+        )  # (pos | batch, pos, d_model)
         x = (w.w_e[ids] + pos).view(B * T, w.d)  # (batch*pos, d_model)
         kept, streams = set(self.layers), []
         for layer in range(self.n_layers) if self.record is not None else self.layers:
@@ -288,7 +305,9 @@ class FastDecoder:
         return unembed(w, x[:, -1:] if last_only else x)  # decoding needs only the next-token logits
 
 
-def block(w: FastWeights, layer: int, x: torch.Tensor, B: int, T: int, cache: dict | None = None, mask=None) -> torch.Tensor:
+def block(
+    w: FastWeights, layer: int, x: torch.Tensor, B: int, T: int, cache: dict | None = None, mask=None
+) -> torch.Tensor:
     """The residual stream (batch*pos, d_model) after block `layer`, the hooked model's math on fused weights.
 
     `cache` (a Cache: layer -> KeysValues) extends and keeps the keys and values of decoding; None keeps nothing.
@@ -300,7 +319,9 @@ def block(w: FastWeights, layer: int, x: torch.Tensor, B: int, T: int, cache: di
     if cache is not None:
         k, v = cache[layer].extend(k, v)
     if mask is None:  # unpadded: a fresh window (causal) or one new token attending to all
-        z = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, scale=w.scale)  # (batch, head, pos, d_head)
+        z = F.scaled_dot_product_attention(
+            q, k, v, is_causal=T > 1, scale=w.scale
+        )  # (batch, head, pos, d_head)
     else:
         z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=w.scale)
     z = z.transpose(1, 2).reshape(B * T, w.H * w.D)
@@ -317,7 +338,7 @@ class Cache(dict):
         super().__init__()
         self.limit = limit
 
-    def __missing__(self, layer: int) -> "KeysValues":
+    def __missing__(self, layer: int) -> KeysValues:
         self[layer] = KeysValues(self.limit)
         return self[layer]
 
@@ -339,7 +360,12 @@ class KeysValues:
         """Append positions k, v (batch, head, new, d_head); return views of every cached position."""
         new = k.shape[2]
         if self.k is None or self.n + new > self.k.shape[2]:
-            size = (k.shape[0], k.shape[1], max(min(2 * (self.n + new), self.limit), self.n + new), k.shape[3])
+            size = (
+                k.shape[0],
+                k.shape[1],
+                max(min(2 * (self.n + new), self.limit), self.n + new),
+                k.shape[3],
+            )
             grown_k, grown_v = k.new_empty(size), v.new_empty(size)
             if self.n:
                 grown_k[:, :, : self.n] = self.k[:, :, : self.n]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from probes.core.decode import choose_decoder, decode, decode_batch
 from probes.core.distribution import pick_token, pick_tokens
@@ -26,7 +26,9 @@ class Sample:
 
     def __repr__(self) -> str:
         text = self.text if len(self.text) <= 40 else self.text[:39] + "…"
-        return f"Sample({text!r}, {len(self.tokens)} tokens{', stopped at EOS' if self.stopped_at_eos else ''})"
+        return (
+            f"Sample({text!r}, {len(self.tokens)} tokens{', stopped at EOS' if self.stopped_at_eos else ''})"
+        )
 
 
 class Samples(list):
@@ -37,8 +39,13 @@ class Samples(list):
         self.prompt, self.prompt_tokens, self.config, self.timing = prompt, prompt_tokens, config, timing
 
     def as_dict(self) -> dict:
-        return {"prompt": self.prompt, "prompt_tokens": self.prompt_tokens, "config": self.config.to_dict(),
-                "samples": [s.as_dict() for s in self], "timing": self.timing}
+        return {
+            "prompt": self.prompt,
+            "prompt_tokens": self.prompt_tokens,
+            "config": self.config.to_dict(),
+            "samples": [s.as_dict() for s in self],
+            "timing": self.timing,
+        }
 
     def __repr__(self) -> str:
         return f"Samples({len(self)} x {self.config.max_new_tokens} tokens, {self.config.label()}, seed {self.config.seed})"
@@ -64,8 +71,16 @@ def stream_tokens(
     eos = model.tokenizer.eos_token_id
     stop = frozenset({eos}) if config.stop_at_eos and eos is not None else frozenset()
     pick = lambda logits: pick_token(logits, config, gen)  # noqa: E731
-    for token, _ in decode(model, ids, config.max_new_tokens, pick, decoder=decoder, stop_ids=stop,
-                           on_forward=on_forward, feed_last=feed_last):
+    for token, _ in decode(
+        model,
+        ids,
+        config.max_new_tokens,
+        pick,
+        decoder=decoder,
+        stop_ids=stop,
+        on_forward=on_forward,
+        feed_last=feed_last,
+    ):
         yield token
 
 
@@ -142,7 +157,11 @@ def generate(
     character split over several tokens, so the texts add up to the sample's). Works inside `probes.skip(...)` and other probes.
     """
     grid = isinstance(config, (list, tuple))
-    configs = [SamplingConfig.of(c, **overrides) for c in config] if grid else [SamplingConfig.of(config, **overrides)]
+    configs = (
+        [SamplingConfig.of(c, **overrides) for c in config]
+        if grid
+        else [SamplingConfig.of(config, **overrides)]
+    )
     if not configs:
         raise ProbesError("give at least one sampling config")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -151,28 +170,47 @@ def generate(
         raise ProbesError("settings decoded together must agree on bos")
     bos = configs[0].bos
     many = is_many(prompt)
-    encoded = [prompt_ids(model, p, bos=bos) for p in prompts_of(prompt)]  # a dataset's texts are never FILE: specs
+    encoded = [
+        prompt_ids(model, p, bos=bos) for p in prompts_of(prompt)
+    ]  # a dataset's texts are never FILE: specs
     # Choosing the decoder fuses the fast path's weights (once per model and weight version); do it
     # before the clock starts, or a model's first run pays for the copy and `prune` shows skipping
     # as far faster than it is.
     decoder = choose_decoder(model)
-    jobs = [(p, c, k) for p in range(len(encoded)) for c in range(len(configs)) for k in range(configs[c].num_samples)]
+    jobs = [
+        (p, c, k)
+        for p in range(len(encoded))
+        for c in range(len(configs))
+        for k in range(configs[c].num_samples)
+    ]
     tokens: dict[tuple[int, int, int], list[int]] = {}
     stream = TextStream(model.tokenizer)
     t0 = time.perf_counter()
     for b in range(0, len(jobs), batch_size):
         part = jobs[b : b + batch_size]
         said = (lambda r, t, b=b: on_token(b + r, t, stream.add(b + r, t))) if on_token else None
-        rows = draw(model, [encoded[p][1] for p, _, _ in part], [configs[c] for _, c, _ in part], [k for *_, k in part],
-                    decoder=decoder, on_token=said)
+        rows = draw(
+            model,
+            [encoded[p][1] for p, _, _ in part],
+            [configs[c] for _, c, _ in part],
+            [k for *_, k in part],
+            decoder=decoder,
+            on_token=said,
+        )
         tokens.update(zip(part, rows))
     # With many prompts or settings the timing covers them all.
-    timing = batch_timing(tokens.values(), time.perf_counter() - t0, min(batch_size, len(jobs)),
-                          {"prompts": len(encoded), "settings": len(configs)} if many or grid else None)
+    timing = batch_timing(
+        tokens.values(),
+        time.perf_counter() - t0,
+        min(batch_size, len(jobs)),
+        {"prompts": len(encoded), "settings": len(configs)} if many or grid else None,
+    )
 
     def samples(p: int, c: int) -> Samples:
         (text, ids) = encoded[p]
-        return make_samples(model, text, ids, configs[c], [tokens[p, c, k] for k in range(configs[c].num_samples)], timing)
+        return make_samples(
+            model, text, ids, configs[c], [tokens[p, c, k] for k in range(configs[c].num_samples)], timing
+        )
 
     result = [[samples(p, c) for c in range(len(configs))] for p in range(len(encoded))]
     result = [r if grid else r[0] for r in result]
@@ -182,17 +220,26 @@ def generate(
 def batch_timing(tokens, seconds: float, batch_size: int, decoded_with: dict | None) -> dict:
     """The timing record of one batched decode (one cold run, not a measured speed) of the token lists `tokens`."""
     n_new = sum(map(len, tokens))
-    timing = {"new_tokens": n_new, "seconds": round(seconds, 4),
-              "tokens_per_second": round(n_new / seconds, 2) if seconds > 0 else None, "batch_size": batch_size, "runs": 1}
+    timing = {
+        "new_tokens": n_new,
+        "seconds": round(seconds, 4),
+        "tokens_per_second": round(n_new / seconds, 2) if seconds > 0 else None,
+        "batch_size": batch_size,
+        "runs": 1,
+    }
     if decoded_with is not None:
         timing["decoded_with"] = decoded_with
     return timing
 
 
-def make_samples(model, text: str, ids: list[int], config: SamplingConfig, tokens: list[list[int]], timing: dict) -> Samples:
+def make_samples(
+    model, text: str, ids: list[int], config: SamplingConfig, tokens: list[list[int]], timing: dict
+) -> Samples:
     """Samples of `text` (encoded as `ids`) from each sample's new token ids."""
     eos = model.tokenizer.eos_token_id
-    out = [Sample(model.tokenizer.decode(t), t, config.stop_at_eos and bool(t) and t[-1] == eos) for t in tokens]
+    out = [
+        Sample(model.tokenizer.decode(t), t, config.stop_at_eos and bool(t) and t[-1] == eos) for t in tokens
+    ]
     return Samples(out, text, ids, config, timing)
 
 
@@ -236,12 +283,24 @@ def generate_runs(model, runs: list[tuple], *, batch_size: int = 32) -> list[Sam
         t0 = time.perf_counter()
         for b in range(0, len(rows), batch_size):
             part = rows[b : b + batch_size]
-            part_decoder = decoder if len(part) == len(rows) else choose_decoder(
-                model, row_skips=[skips[i] for i, _ in part] if any(row_skips) else None)
-            tokens += draw(model, [encoded[i][1] for i, _ in part], [configs[i] for i, _ in part], [k for _, k in part],
-                           decoder=part_decoder)
-        timing = batch_timing(tokens, time.perf_counter() - t0, min(batch_size, len(rows)), {"runs": len(members)})
+            part_decoder = (
+                decoder
+                if len(part) == len(rows)
+                else choose_decoder(model, row_skips=[skips[i] for i, _ in part] if any(row_skips) else None)
+            )
+            tokens += draw(
+                model,
+                [encoded[i][1] for i, _ in part],
+                [configs[i] for i, _ in part],
+                [k for _, k in part],
+                decoder=part_decoder,
+            )
+        timing = batch_timing(
+            tokens, time.perf_counter() - t0, min(batch_size, len(rows)), {"runs": len(members)}
+        )
         for i in members:
             text, ids = encoded[i]
-            out[i] = make_samples(model, text, ids, configs[i], [t for (j, _), t in zip(rows, tokens) if j == i], timing)
+            out[i] = make_samples(
+                model, text, ids, configs[i], [t for (j, _), t in zip(rows, tokens) if j == i], timing
+            )
     return out

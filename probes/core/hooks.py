@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator
 
 from probes.errors import SpecError, closest
-
 
 # Short name -> hook name inside a block (`blocks.{i}.` + this).
 SHORT_NAMES = {
@@ -52,8 +51,10 @@ def check_row_hooks(names: Iterable[str]) -> None:
     """Refuse, without a model, any hook among `names` (short, block-relative or full) that has a key axis."""
     for name in names:
         if SHORT_NAMES.get(name, split_name(name)[1]) in KEYED_HOOKS:
-            raise SpecError(f"{name}: attention patterns and scores have a key axis that grows with the position, "
-                            "so they do not fit rows; capture them one prompt at a time")
+            raise SpecError(
+                f"{name}: attention patterns and scores have a key axis that grows with the position, "
+                "so they do not fit rows; capture them one prompt at a time"
+            )
 
 
 def check_hook_names(hooks: Iterable[str] | str) -> list[str]:
@@ -64,11 +65,15 @@ def check_hook_names(hooks: Iterable[str] | str) -> list[str]:
     """
     names = [h.strip() for h in (hooks.split(",") if isinstance(hooks, str) else hooks)]
     if not names or any(not h for h in names):
-        raise SpecError(f"empty hook name in {list(names)!r}; use short names like {', '.join(list(SHORT_NAMES)[:6])}")
+        raise SpecError(
+            f"empty hook name in {list(names)!r}; use short names like {', '.join(list(SHORT_NAMES)[:6])}"
+        )
     for name in names:
         if name not in SHORT_NAMES and "hook_" not in name:
-            raise SpecError(f"unknown hook {name!r}{closest(name, SHORT_NAMES)} (short names: {', '.join(SHORT_NAMES)}; "
-                            "or a hook point such as attn.hook_pattern or blocks.0.hook_resid_pre, see `probes info`)")
+            raise SpecError(
+                f"unknown hook {name!r}{closest(name, SHORT_NAMES)} (short names: {', '.join(SHORT_NAMES)}; "
+                "or a hook point such as attn.hook_pattern or blocks.0.hook_resid_pre, see `probes info`)"
+            )
     return names
 
 
@@ -82,7 +87,9 @@ def resolve_hooks(model, hooks: Iterable[str] | str, layers: list[int]) -> list[
         hooks = [h for h in hooks.split(",")]
     names = [h.strip() for h in hooks]
     if not names or any(not h for h in names):
-        raise SpecError(f"empty hook name in {list(hooks)!r}; use short names like {', '.join(list(SHORT_NAMES)[:6])}")
+        raise SpecError(
+            f"empty hook name in {list(hooks)!r}; use short names like {', '.join(list(SHORT_NAMES)[:6])}"
+        )
     block0 = {n.removeprefix("blocks.0.") for n in model.hook_dict if n.startswith("blocks.0.")}
     out: list[str] = []
     for name in names:

@@ -26,7 +26,9 @@ def install_cache_adapter(model) -> list:
     added = []
     for i, block in enumerate(model.blocks):
         if i not in installed:
-            installed[i] = block.attn.register_forward_pre_hook(_pass_cache_as_past_key_values, with_kwargs=True)
+            installed[i] = block.attn.register_forward_pre_hook(
+                _pass_cache_as_past_key_values, with_kwargs=True
+            )
             added.append(i)
     return [(model, i) for i in added]
 

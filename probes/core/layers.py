@@ -76,8 +76,10 @@ def _mixed_message(text: str, n_layers: int, where: str) -> str:
     words = [w.strip() for w in text.split(",") if w.strip()]
     union = sorted({i for w in words for i in parse_layers(w, n_layers)})  # a bad item raises its own error
     each = "; ".join(f"{w} is {format_layers(parse_layers(w, n_layers))}" for w in words if w in NAMED)
-    return (f"layer spec {text!r} mixes named specs: a name ({', '.join(NAMED)}) is a whole spec on its own and "
-            f"cannot be combined with commas. Here {each}; for all of them write {format_layers(union)} ({where})")
+    return (
+        f"layer spec {text!r} mixes named specs: a name ({', '.join(NAMED)}) is a whole spec on its own and "
+        f"cannot be combined with commas. Here {each}; for all of them write {format_layers(union)} ({where})"
+    )
 
 
 def complement(layers: list[int], n_layers: int) -> list[int]:
@@ -105,6 +107,8 @@ def compare_blocks(spec, n_layers: int) -> list[int]:
     """The blocks a comparison run skips (`--compare-skip`, `compare_skip=`): `parse_layers`, and at least one."""
     blocks = parse_layers(spec, n_layers)
     if not blocks:
-        raise SpecError(f"--compare-skip (compare_skip) {spec!r} names no block: the comparison would be the full "
-                        "model against itself; name the blocks to skip, as odd or 1,3")
+        raise SpecError(
+            f"--compare-skip (compare_skip) {spec!r} names no block: the comparison would be the full "
+            "model against itself; name the blocks to skip, as odd or 1,3"
+        )
     return blocks

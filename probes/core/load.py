@@ -19,6 +19,7 @@ _TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
 # Hub files a GPT-2 checkpoint needs; pickled weights are deliberately not among them.
 _HUB_PATTERNS = ["*.json", "*.safetensors", "merges.txt", "vocab.txt"]
 
+
 @dataclass(frozen=True)
 class ModelSource:
     """Where a model's weights came from."""
@@ -40,14 +41,14 @@ def _weights_checksum(path: str) -> str:
     return _checksum_of(path).result()
 
 
-def _checksum_of(path: str) -> "_Checksum":
+def _checksum_of(path: str) -> _Checksum:
     """The checksum of `path`'s weights, being computed in a background thread (see `_hash_files`)."""
     files = sorted(Path(path).glob("*.safetensors"))
     return _hash_files(tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
 
 
 @functools.lru_cache(maxsize=16)
-def _hash_files(files: tuple) -> "_Checksum":
+def _hash_files(files: tuple) -> _Checksum:
     """Hash once per (file, mtime, size): gigabytes of GPT-2 XL should not be re-read per command.
 
     `load` asks for it before booting the model: reading and hashing release the GIL, so the hash
@@ -130,8 +131,14 @@ def parse_device(device):
     """A checked torch.device: 'cuda' without a GPU is an error, not a crash later on."""
     import re
 
-    if device is not None and isinstance(device, str) and not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device.strip()):
-        raise ModelLoadError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps")  # before importing torch
+    if (
+        device is not None
+        and isinstance(device, str)
+        and not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device.strip())
+    ):
+        raise ModelLoadError(
+            f"unknown device {device!r}; use cpu, cuda, cuda:N or mps"
+        )  # before importing torch
     import torch
 
     if device is None:
@@ -142,9 +149,13 @@ def parse_device(device):
         raise ModelLoadError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ModelLoadError(f"--device {device}: no CUDA GPU is available on this machine; use --device cpu")
+            raise ModelLoadError(
+                f"--device {device}: no CUDA GPU is available on this machine; use --device cpu"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ModelLoadError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+            raise ModelLoadError(
+                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible"
+            )
     elif dev.type == "mps" and not torch.backends.mps.is_available():
         raise ModelLoadError(f"--device {device}: MPS is not available on this machine; use --device cpu")
     elif dev.type not in ("cpu", "cuda", "mps"):
@@ -160,12 +171,16 @@ def resolve(model: str | os.PathLike | None) -> ModelSource:
         return ModelSource(BUNDLED_NAME, "bundled", str(BUNDLED_DIR))
     text = str(model)
     path = Path(text).expanduser()
-    looks_like_path = path.exists() or text.startswith((".", "/", "~")) or os.sep in text and not _is_hub_id(text)
+    looks_like_path = (
+        path.exists() or text.startswith((".", "/", "~")) or os.sep in text and not _is_hub_id(text)
+    )
     if looks_like_path:
         if not path.exists():
             raise ModelLoadError(f"model directory {text!r} does not exist")
         if not path.is_dir():
-            raise ModelLoadError(f"model {text!r} is a file; pass the checkpoint directory holding config.json")
+            raise ModelLoadError(
+                f"model {text!r} is a file; pass the checkpoint directory holding config.json"
+            )
         return ModelSource(text, "local", str(path.resolve()))
     return ModelSource(text, "hub", _download(text))
 
@@ -182,7 +197,9 @@ def _download(name: str) -> str:
 
         return snapshot_download(name, allow_patterns=_HUB_PATTERNS)
     except HFValidationError:
-        raise ModelLoadError(f"{name!r} is neither a local directory nor a valid Hugging Face model name") from None
+        raise ModelLoadError(
+            f"{name!r} is neither a local directory nor a valid Hugging Face model name"
+        ) from None
     except Exception as e:  # offline, not cached, no such repo, gated: all one message
         cause = _sentences(str(e)) or type(e).__name__
         if "Name or service not known" in str(e) or "cannot find the appropriate snapshot" in str(e):
@@ -247,7 +264,9 @@ def load(
         )
         check_loaded(src.name, hf, tokenizer)
         if multi:
-            bridge = TransformerBridge.boot_transformers(src.path, hf_model=hf, tokenizer=tokenizer, dtype=torch_dtype)
+            bridge = TransformerBridge.boot_transformers(
+                src.path, hf_model=hf, tokenizer=tokenizer, dtype=torch_dtype
+            )
             # Inputs go where the embedding lives; TransformerLens may have guessed cuda for a map
             # that keeps the embedding on the CPU.
             bridge.cfg.device = str(hf.get_input_embeddings().weight.device)
@@ -268,7 +287,9 @@ def load(
             bridge.original_model(input_ids=torch.tensor([[bos]], device=bridge.cfg.device or "cpu"))
     except ModelLoadError:
         raise
-    except Exception as e:  # tokenizers, accelerate and CUDA raise plain Exceptions too; all are one line here
+    except (
+        Exception
+    ) as e:  # tokenizers, accelerate and CUDA raise plain Exceptions too; all are one line here
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise ModelLoadError(f"cannot load {src.name!r} from {src.path}: {first}") from None
     from probes.core.hooks import hook_keys
@@ -287,7 +308,9 @@ def _placement(device_map, n_devices) -> dict:
     import torch
 
     if not isinstance(n_devices, int) or n_devices < 1 or n_devices > torch.cuda.device_count():
-        raise ModelLoadError(f"n_devices={n_devices!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        raise ModelLoadError(
+            f"n_devices={n_devices!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+        )
     memory = {i: torch.cuda.get_device_properties(i).total_memory for i in range(n_devices)}
     return {"device_map": "auto", "max_memory": memory}
 

@@ -35,17 +35,27 @@ def read_prompt(text: str | None) -> str:
                 fh.seek(max(0, size - TAIL_BYTES))
                 data = fh.read()
             if size > TAIL_BYTES:
-                warnings.warn(f"the prompt file {str(path)!r} has {size / 2**20:.0f} MiB; reading its last "
-                              f"{TAIL_BYTES >> 20} MiB (only the last tokens fit the context)", ProbesWarning, stacklevel=2)
-                data = data[next((i for i, b in enumerate(data[:4]) if b & 0xC0 != 0x80), 0):]  # no half character
+                warnings.warn(
+                    f"the prompt file {str(path)!r} has {size / 2**20:.0f} MiB; reading its last "
+                    f"{TAIL_BYTES >> 20} MiB (only the last tokens fit the context)",
+                    ProbesWarning,
+                    stacklevel=2,
+                )
+                data = data[
+                    next((i for i, b in enumerate(data[:4]) if b & 0xC0 != 0x80), 0) :
+                ]  # no half character
             text = data.decode("utf-8")
         except (OSError, UnicodeDecodeError) as e:
-            raise ProbesError(f"cannot read prompt file {str(path)!r}: {getattr(e, 'strerror', None) or e}") from None
+            raise ProbesError(
+                f"cannot read prompt file {str(path)!r}: {getattr(e, 'strerror', None) or e}"
+            ) from None
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:  # undecodable bytes in argv arrive as lone surrogates
-        raise ProbesError(f"the prompt holds bytes that are not UTF-8 text (at character {e.start}); "
-                          "give it as UTF-8 or with FILE:path") from None
+        raise ProbesError(
+            f"the prompt holds bytes that are not UTF-8 text (at character {e.start}); "
+            "give it as UTF-8 or with FILE:path"
+        ) from None
     return text
 
 
@@ -80,7 +90,11 @@ def is_many(prompt) -> bool:
 
     if isinstance(prompt, Dataset):
         return True
-    return isinstance(prompt, (list, tuple)) and bool(prompt) and all(isinstance(p, (str, list, tuple)) for p in prompt)
+    return (
+        isinstance(prompt, (list, tuple))
+        and bool(prompt)
+        and all(isinstance(p, (str, list, tuple)) for p in prompt)
+    )
 
 
 def prompts_of(prompt) -> list:
@@ -121,19 +135,27 @@ def prompt_ids(model, prompt, *, bos: bool = True) -> tuple[str, list[int]]:
         return text, encode(model, text, bos=bos)
     if hasattr(prompt, "reshape"):  # a tensor or an array: one sequence, (pos,) or (1, pos)
         if len(prompt.shape) > 2 or (len(prompt.shape) == 2 and prompt.shape[0] != 1):
-            raise SpecError(f"token ids of shape {tuple(prompt.shape)}: give one sequence, (pos,) or (1, pos)")
+            raise SpecError(
+                f"token ids of shape {tuple(prompt.shape)}: give one sequence, (pos,) or (1, pos)"
+            )
         prompt = prompt.reshape(-1).tolist()
     try:
         ids = [int(i) for i in prompt]
     except (TypeError, ValueError):
         raise SpecError(f"a prompt is text or a list of token ids, not {type(prompt).__name__}") from None
     if not ids and isinstance(prompt, (list, tuple)):
-        raise SpecError("an empty list: no prompts (and no token ids) given; give text, a list of prompts, or token ids")
+        raise SpecError(
+            "an empty list: no prompts (and no token ids) given; give text, a list of prompts, or token ids"
+        )
     if not 0 < len(ids) <= model.cfg.n_ctx:
-        raise SpecError(f"a prompt of token ids must hold 1 to {model.cfg.n_ctx} ids (the context), got {len(ids)}")
+        raise SpecError(
+            f"a prompt of token ids must hold 1 to {model.cfg.n_ctx} ids (the context), got {len(ids)}"
+        )
     bad = [i for i in ids if not 0 <= i < model.cfg.d_vocab]
     if bad:
-        raise SpecError(f"token id {bad[0]} is out of range for a vocabulary of {model.cfg.d_vocab} (0-{model.cfg.d_vocab - 1})")
+        raise SpecError(
+            f"token id {bad[0]} is out of range for a vocabulary of {model.cfg.d_vocab} (0-{model.cfg.d_vocab - 1})"
+        )
     return model.tokenizer.decode(ids), ids
 
 
@@ -183,7 +205,11 @@ def _token_bytes(tokenizer, ids: list[int]) -> list[bytes | None]:
 @functools.lru_cache(maxsize=1)
 def _byte_of_char() -> dict[str, int]:
     """GPT-2's byte-level alphabet inverted: each of the 256 characters its vocabulary spells bytes with -> the byte."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     chars, extra = {}, 0
     for b in range(256):
         if b in printable:
@@ -208,7 +234,9 @@ class TextStream:
     def add(self, row: int, token: int) -> str:
         ids = self.pending.setdefault(row, [])
         ids.append(int(token))
-        if len(ids) < 4 and _cut_short(self.tokenizer, ids):  # a UTF-8 character is at most 4 bytes: wait for the rest
+        if len(ids) < 4 and _cut_short(
+            self.tokenizer, ids
+        ):  # a UTF-8 character is at most 4 bytes: wait for the rest
             return ""
         text = self.tokenizer.decode(ids)
         ids.clear()

@@ -49,11 +49,15 @@ class SamplingConfig:
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
             raise ProbesError(f"temperature must be a finite number >= 0 (0 means greedy), got {t}")
         if 0 < t < MIN_TEMPERATURE:
-            raise ProbesError(f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE:g}, got {t:g}: "
-                              "logits divided by less overflow float32")
+            raise ProbesError(
+                f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE:g}, got {t:g}: "
+                "logits divided by less overflow float32"
+            )
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise ProbesError(f"top-k must be an integer >= 1 (0 or None: no top-k), got {k}")
-        if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float)) or math.isnan(p) or not 0 < p <= 1):
+        if p is not None and (
+            isinstance(p, bool) or not isinstance(p, (int, float)) or math.isnan(p) or not 0 < p <= 1
+        ):
             raise ProbesError(f"top-p must be in (0, 1], got {p}")
         for name in ("max_new_tokens", "num_samples"):
             v = getattr(self, name)
@@ -71,8 +75,10 @@ class SamplingConfig:
         """`config` (or the defaults) with keyword shortcuts applied; an unknown keyword raises."""
         unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise ProbesError(f"unknown sampling option(s) {', '.join(unknown)}; "
-                              f"choose from {', '.join(f.name for f in dataclasses.fields(cls))}")
+            raise ProbesError(
+                f"unknown sampling option(s) {', '.join(unknown)}; "
+                f"choose from {', '.join(f.name for f in dataclasses.fields(cls))}"
+            )
         base = config if config is not None else cls()
         if not isinstance(base, cls):
             raise ProbesError(f"config must be a SamplingConfig, got {type(base).__name__}")

@@ -66,8 +66,10 @@ class skip:
         me = threading.get_ident()
         if any(owner._thread != me for owner in owners.values()):
             # Two threads skipping blocks of one model would each see the other's blocks skipped.
-            raise ProbesError("another thread has blocks of this model skipped; probes are not thread-safe, "
-                              "so use one model per thread (or a lock around each probe)")
+            raise ProbesError(
+                "another thread has blocks of this model skipped; probes are not thread-safe, "
+                "so use one model per thread (or a lock around each probe)"
+            )
         self._thread = me
         self._entered = True
         try:

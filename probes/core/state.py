@@ -68,8 +68,15 @@ def probes_attached(model) -> bool:
     st = state_of(model)
     if st.baseline is None:
         return True
-    if any(getattr(mm, g, None) for g in ("_global_forward_hooks", "_global_forward_pre_hooks",
-                                           "_global_backward_hooks", "_global_backward_pre_hooks")):
+    if any(
+        getattr(mm, g, None)
+        for g in (
+            "_global_forward_hooks",
+            "_global_forward_pre_hooks",
+            "_global_backward_hooks",
+            "_global_backward_pre_hooks",
+        )
+    ):
         return True  # torch.nn.modules.module.register_module_forward_hook and friends
     skips = {f"blocks.{i}" for i in st.skipped}
     extra = {k for k in hook_keys(model) - st.baseline if not (k[1] == "forward" and k[0] in skips)}

@@ -45,7 +45,9 @@ def cut(ids: list[int], n_ctx: int, bos: int | None) -> list[tuple[int, list[int
     return [(i, prefix + ids[i : i + step]) for i in range(0, len(ids), step)]
 
 
-def windows(model, dataset: Dataset, *, bos: bool = True, max_tokens_per_text: int | None = None) -> Iterator[Window]:
+def windows(
+    model, dataset: Dataset, *, bos: bool = True, max_tokens_per_text: int | None = None
+) -> Iterator[Window]:
     """Every text of `dataset` as windows of at most n_ctx tokens (BOS first when `bos`).
 
     A text that tokenizes to nothing is an error naming its file and line. `max_tokens_per_text`

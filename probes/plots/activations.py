@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from probes.tokens import plot_text
 
-_STYLE = {"resid_pre": ("#3b6fb6", "o"), "resid_mid": ("#8a5cb8", "s"), "resid_post": ("#d0743c", "^"),
-          "attn_out": ("#5a9e6f", "v"), "mlp_out": ("#b8a13c", "D")}
+_STYLE = {
+    "resid_pre": ("#3b6fb6", "o"),
+    "resid_mid": ("#8a5cb8", "s"),
+    "resid_post": ("#d0743c", "^"),
+    "attn_out": ("#5a9e6f", "v"),
+    "mlp_out": ("#b8a13c", "D"),
+}
 
 
 def activations_figure(acts, include_bos: bool = False):
@@ -46,13 +51,23 @@ def activations_figure(acts, include_bos: bool = False):
         low = min(cos.values())
         ax_cos.set_ylim(min(0.0, low - 0.05), 1.02)
     else:
-        ax_cos.text(0.5, 0.5, "needs the stream at consecutive depths\n(resid_pre and/or resid_post of neighbouring blocks)",
-                    ha="center", va="center", fontsize=8, transform=ax_cos.transAxes)
+        ax_cos.text(
+            0.5,
+            0.5,
+            "needs the stream at consecutive depths\n(resid_pre and/or resid_post of neighbouring blocks)",
+            ha="center",
+            va="center",
+            fontsize=8,
+            transform=ax_cos.transAxes,
+        )
     ax_cos.set_ylabel("mean cosine(stream before, after)")
     ax_cos.set_title("cosine of consecutive layers", fontsize=10)
 
     prompt = acts.prompt if len(acts.prompt) <= 50 else acts.prompt[:49] + "…"
-    notes = [f"{len(acts.tokens)} positions" + ("" if include_bos or not acts.bos else ", BOS left out of the means")]
+    notes = [
+        f"{len(acts.tokens)} positions"
+        + ("" if include_bos or not acts.bos else ", BOS left out of the means")
+    ]
     if acts.skipped_blocks:
         notes.append("shaded: skipped blocks")
     fig.suptitle(f"{plot_text(acts.meta.model)}: {plot_text(repr(prompt))} ({'; '.join(notes)})", fontsize=10)

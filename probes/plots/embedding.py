@@ -23,7 +23,9 @@ def norm_bars(labels, groups, norms, other_norms, form, other, median, title):
     x = list(range(n))
     colours = [_colour(g) for g in groups]
     ax.bar([i - 0.2 for i in x], norms, width=0.4, color=colours)
-    ax.bar([i + 0.2 for i in x], other_norms, width=0.4, color=colours, alpha=0.35, hatch="//", edgecolor=colours)
+    ax.bar(
+        [i + 0.2 for i in x], other_norms, width=0.4, color=colours, alpha=0.35, hatch="//", edgecolor=colours
+    )
     ax.axhline(median, color="black", linestyle="--", linewidth=1)
     ax.set_xticks(x, labels, rotation=40, ha="right", fontsize=9)
     ax.set_ylabel("L2 norm of the word's vector")
@@ -58,8 +60,16 @@ def cosine_heatmaps(matrices, title):
         ax.set_yticks(range(len(rows)), rows, fontsize=8)
         for i, row in enumerate(mat):
             for j, v in enumerate(row):
-                ax.text(j, i, show_number(v, ".2f"), ha="center", va="center", fontsize=7,
-                        color="white" if abs(v) > 0.6 else "black", in_layout=False)  # inside its cell
+                ax.text(
+                    j,
+                    i,
+                    show_number(v, ".2f"),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if abs(v) > 0.6 else "black",
+                    in_layout=False,
+                )  # inside its cell
         ax.set_title(name, fontsize=10, color=GROUP_COLOURS.get(name, "black"))
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="cosine similarity")
     fig.suptitle(title, fontsize=10)
@@ -75,7 +85,9 @@ def norm_scatter(vocab_norms, marks, median, title):
     fig = Figure(figsize=(9, 4.8), layout="constrained")
     ax = fig.subplots()
     ids = range(len(vocab_norms))
-    ax.scatter(ids, vocab_norms, s=2, color="#999999", alpha=0.4, linewidths=0, rasterized=True, label="all tokens")
+    ax.scatter(
+        ids, vocab_norms, s=2, color="#999999", alpha=0.4, linewidths=0, rasterized=True, label="all tokens"
+    )
     ax.axhline(median, color="black", linestyle="--", linewidth=1, label=f"median {median:.3g}")
     _mark_groups(ax, [(i, n, g) for i, n, _, g in marks])
     ax.set_xlabel("token id (for BPE, a rough proxy for frequency rank: low ids are bytes and early merges)")
@@ -84,8 +96,13 @@ def norm_scatter(vocab_norms, marks, median, title):
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_title(title, fontsize=10)
     labelled = [m for m in marks if m[2] is not None]
-    place_labels(ax, [(i, n) for i, n, _, _ in labelled], [t for _, _, t, _ in labelled],
-                 [_colour(g) for *_, g in labelled], fontsize=7.5)
+    place_labels(
+        ax,
+        [(i, n) for i, n, _, _ in labelled],
+        [t for _, _, t, _ in labelled],
+        [_colour(g) for *_, g in labelled],
+        fontsize=7.5,
+    )
     return fig
 
 
@@ -98,15 +115,24 @@ def pca_scatter(coords, points, explained, title):
     fig = Figure(figsize=(8, 6.2), layout="constrained")
     ax = fig.subplots()
     xy = coords.tolist() if hasattr(coords, "tolist") else coords
-    ax.scatter([p[0] for p in xy], [p[1] for p in xy], s=2, color="#999999", alpha=0.35, linewidths=0,
-               rasterized=True, label=f"all {len(xy)} tokens")
+    ax.scatter(
+        [p[0] for p in xy],
+        [p[1] for p in xy],
+        s=2,
+        color="#999999",
+        alpha=0.35,
+        linewidths=0,
+        rasterized=True,
+        label=f"all {len(xy)} tokens",
+    )
     _mark_groups(ax, [(x, y, g) for x, y, _, g in points])
     ax.set_xlabel(f"PC1 ({100 * explained[0]:.1f}% of the variance)")
     ax.set_ylabel(f"PC2 ({100 * explained[1]:.1f}% of the variance)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_title(title, fontsize=10)
-    place_labels(ax, [(x, y) for x, y, _, _ in points], [t for _, _, t, _ in points],
-                 [_colour(g) for *_, g in points])
+    place_labels(
+        ax, [(x, y) for x, y, _, _ in points], [t for _, _, t, _ in points], [_colour(g) for *_, g in points]
+    )
     return fig
 
 
@@ -114,8 +140,16 @@ def _mark_groups(ax, marks):
     """The chosen words' points, one colour and one legend entry per group; `marks` are (x, y, group)."""
     for group in dict.fromkeys(g for *_, g in marks):
         mine = [(x, y) for x, y, g in marks if g == group]
-        ax.scatter([x for x, _ in mine], [y for _, y in mine], s=36, color=_colour(group), edgecolors="black",
-                   linewidths=0.5, zorder=3, label=group)
+        ax.scatter(
+            [x for x, _ in mine],
+            [y for _, y in mine],
+            s=36,
+            color=_colour(group),
+            edgecolors="black",
+            linewidths=0.5,
+            zorder=3,
+            label=group,
+        )
 
 
 def position_norms(norms, title):

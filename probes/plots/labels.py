@@ -43,13 +43,30 @@ def place_labels(ax, xy, texts, colours, fontsize: float = 8) -> list:
     out = []
     for (px, py), (cx, cy), (w, h), t, c in zip(pts, centres, sizes, texts, colours):
         far = max(abs(cx - px) - w / 2, abs(cy - py) - h / 2) > 10  # px from the point to the label's edge
-        out.append(ax.annotate(
-            t, ax.transData.inverted().transform((px, py)), xytext=((cx - px) * scale, (cy - py) * scale),
-            textcoords="offset points", ha="center", va="center", fontsize=fontsize, color=c, zorder=6,
-            bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.7},
-            arrowprops={"arrowstyle": "-", "color": c, "linewidth": 0.6, "alpha": 0.8, "shrinkA": 0, "shrinkB": 3}
-            if far else None,
-        ))
+        out.append(
+            ax.annotate(
+                t,
+                ax.transData.inverted().transform((px, py)),
+                xytext=((cx - px) * scale, (cy - py) * scale),
+                textcoords="offset points",
+                ha="center",
+                va="center",
+                fontsize=fontsize,
+                color=c,
+                zorder=6,
+                bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.7},
+                arrowprops={
+                    "arrowstyle": "-",
+                    "color": c,
+                    "linewidth": 0.6,
+                    "alpha": 0.8,
+                    "shrinkA": 0,
+                    "shrinkB": 3,
+                }
+                if far
+                else None,
+            )
+        )
     return out
 
 

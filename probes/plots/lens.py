@@ -66,8 +66,17 @@ def _chunks(n_pos: int, n_rows: int, per_row: int | None) -> list[list[int]]:
     return [list(range(s, min(s + per_row, n_pos))) for s in range(0, n_pos, per_row)]
 
 
-def _draw(ax, lens, metric: str, *, cols: list[int], width: int, generated: bool = False, norm=None,
-          title: str | None = None):
+def _draw(
+    ax,
+    lens,
+    metric: str,
+    *,
+    cols: list[int],
+    width: int,
+    generated: bool = False,
+    norm=None,
+    title: str | None = None,
+):
     """One heatmap of columns `cols` on `ax`, `width` columns wide (a short last row keeps the cell size); returns the image."""
     import numpy as np
     from matplotlib import colormaps
@@ -77,8 +86,15 @@ def _draw(ax, lens, metric: str, *, cols: list[int], width: int, generated: bool
     cmap = colormaps[cmap_name]
     n_rows, n_all = values.shape
     shown = np.where(np.isfinite(values), values, np.nan)[:, cols]  # (rows, len(cols))
-    image = ax.imshow(shown, origin="lower", aspect="auto", interpolation="nearest", cmap=cmap, norm=norm,
-                      extent=(-0.5, len(cols) - 0.5, -0.5, n_rows - 0.5))
+    image = ax.imshow(
+        shown,
+        origin="lower",
+        aspect="auto",
+        interpolation="nearest",
+        cmap=cmap,
+        norm=norm,
+        extent=(-0.5, len(cols) - 0.5, -0.5, n_rows - 0.5),
+    )
     ax.set_xlim(-0.5, width - 0.5)
 
     _, _, annotate = _sizes(n_all, n_rows)
@@ -91,9 +107,17 @@ def _draw(ax, lens, metric: str, *, cols: list[int], width: int, generated: bool
                 rgba = cmap(norm(v)) if np.isfinite(v) else (1, 1, 1, 1)
                 dark = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2] < 0.5
                 hit = targets[j] >= 0 and lens.top_ids[r, j, 0] == targets[j]
-                ax.text(x, r, show_token(str(lens.top_str_tokens[r, j, 0]), 7, plot=True), ha="center", va="center",
-                        fontsize=size, color="white" if dark else "black", fontweight="bold" if hit else "normal",
-                        in_layout=False)  # inside its cell: constrained layout need not measure 400 texts
+                ax.text(
+                    x,
+                    r,
+                    show_token(str(lens.top_str_tokens[r, j, 0]), 7, plot=True),
+                    ha="center",
+                    va="center",
+                    fontsize=size,
+                    color="white" if dark else "black",
+                    fontweight="bold" if hit else "normal",
+                    in_layout=False,
+                )  # inside its cell: constrained layout need not measure 400 texts
 
     # Rows: embed at the bottom, the model's output at the top; skipped blocks greyed.
     ax.set_yticks(range(n_rows), lens.row_labels, fontsize=8 if n_rows <= 32 else 6)
@@ -114,7 +138,9 @@ def _draw(ax, lens, metric: str, *, cols: list[int], width: int, generated: bool
     else:
         # Bold cells are those whose top-1 is the actual next token, shown on the top axis.
         ax.set_xticks(xs, fed, rotation=90, fontsize=font)
-        ax.set_xlabel(f"input token at position {lens.positions[cols[0]]}-{lens.positions[cols[-1]]}", fontsize=8)
+        ax.set_xlabel(
+            f"input token at position {lens.positions[cols[0]]}-{lens.positions[cols[-1]]}", fontsize=8
+        )
         top = ax.secondary_xaxis("top")
         top.set_xticks(xs, nxt, rotation=90, fontsize=font)
         top.set_xlabel("next token (bold: top-1 got it)", fontsize=8)
@@ -147,17 +173,27 @@ def _title(lens, what: str) -> str:
     return f"{what}: {plot_text(lens.model_name)}{skipped}"
 
 
-def _panels(fig, lenses: list, titles: list[str], metric: str, *, generated: bool, per_row: int | None, norm=None):
+def _panels(
+    fig, lenses: list, titles: list[str], metric: str, *, generated: bool, per_row: int | None, norm=None
+):
     """Each lens as rows of panels, stacked in order; returns the axes (per lens, its panels) and the last image."""
     chunks = [_chunks(*reversed(lens.entropy.shape), per_row) for lens in lenses]
     width = max(len(c) for cs in chunks for c in cs)
     axes = fig.subplots(sum(len(c) for c in chunks), 1, squeeze=False)[:, 0]
     out, k, image = [], 0, None
     for lens, title, cs in zip(lenses, titles, chunks):
-        mine = list(axes[k:k + len(cs)])
+        mine = list(axes[k : k + len(cs)])
         for n, (ax, cols) in enumerate(zip(mine, cs)):
-            image = _draw(ax, lens, metric, cols=cols, width=width, generated=generated, norm=norm,
-                          title=title if n == 0 else None)
+            image = _draw(
+                ax,
+                lens,
+                metric,
+                cols=cols,
+                width=width,
+                generated=generated,
+                norm=norm,
+                title=title if n == 0 else None,
+            )
         out.append((mine, cs))
         k += len(cs)
     return out, image
@@ -176,7 +212,9 @@ def lens_figure(lens, metric: str = "prob", per_row: int | None = None):
     """The familiar logit-lens picture of a LensResult, coloured by `metric` (see METRICS), `per_row` positions a row."""
     check_metric(metric)
     fig = _figure([lens], False, per_row)
-    panels, image = _panels(fig, [lens], [_title(lens, "Logit lens")], metric, generated=False, per_row=per_row)
+    panels, image = _panels(
+        fig, [lens], [_title(lens, "Logit lens")], metric, generated=False, per_row=per_row
+    )
     fig.colorbar(image, ax=list(panels[0][0]), label=METRICS[metric][0], shrink=0.9, pad=0.01)
     return fig
 
@@ -196,9 +234,18 @@ def compare_figure(full, pruned, metric: str = "prob", per_row: int | None = Non
         norm = colors.PowerNorm(0.5, 0.0, top)
     fig = _figure([full, pruned], False, per_row)
     # Each panel keeps its own row labels (the pruned one marks skipped blocks).
-    panels, image = _panels(fig, [full, pruned], [_title(full, "Full model"), _title(pruned, "Pruned")], metric,
-                            generated=False, per_row=per_row, norm=norm)
-    fig.colorbar(image, ax=[ax for axes, _ in panels for ax in axes], label=METRICS[metric][0], shrink=0.6, pad=0.01)
+    panels, image = _panels(
+        fig,
+        [full, pruned],
+        [_title(full, "Full model"), _title(pruned, "Pruned")],
+        metric,
+        generated=False,
+        per_row=per_row,
+        norm=norm,
+    )
+    fig.colorbar(
+        image, ax=[ax for axes, _ in panels for ax in axes], label=METRICS[metric][0], shrink=0.6, pad=0.01
+    )
     return fig
 
 
@@ -214,21 +261,37 @@ def generation_figure(gen, metric: str = "prob", per_row: int | None = None):
     lens = gen.lens
     n_rows = lens.entropy.shape[0]
     fig = _figure([lens], True, per_row)
-    panels, image = _panels(fig, [lens], ["red boxes: the rows from which the generated token is top-1 to the end"],
-                            metric, generated=True, per_row=per_row)
+    panels, image = _panels(
+        fig,
+        [lens],
+        ["red boxes: the rows from which the generated token is top-1 to the end"],
+        metric,
+        generated=True,
+        per_row=per_row,
+    )
     axes, chunks = panels[0]
     emergence = gen.emergence
     for ax, cols in zip(axes, chunks):
         for x, j in enumerate(cols):
             e = emergence[j]
             if e is not None:
-                ax.add_patch(Rectangle((x - 0.46, e - 0.46), 0.92, n_rows - e - 0.08, fill=False,
-                                       edgecolor="#d62728", linewidth=1.8))
-    fig.suptitle(f"{_title(lens, 'Logit lens during generation')}, after {plot_text(repr(_tail(lens.prompt or '')))}",
-                 fontsize=10)
+                ax.add_patch(
+                    Rectangle(
+                        (x - 0.46, e - 0.46),
+                        0.92,
+                        n_rows - e - 0.08,
+                        fill=False,
+                        edgecolor="#d62728",
+                        linewidth=1.8,
+                    )
+                )
+    fig.suptitle(
+        f"{_title(lens, 'Logit lens during generation')}, after {plot_text(repr(_tail(lens.prompt or '')))}",
+        fontsize=10,
+    )
     fig.colorbar(image, ax=list(axes), label=METRICS[metric][1], shrink=0.9, pad=0.01)
     return fig
 
 
 def _tail(text: str, n: int = 40) -> str:
-    return text if len(text) <= n else "…" + text[-(n - 1):]
+    return text if len(text) <= n else "…" + text[-(n - 1) :]

@@ -28,7 +28,12 @@ def dataset_lens_figure(lens, *, others=(), label: str | None = None):
 
     lines = [(label or _name(lens), lens)]
     if lens.compare is not None:
-        lines.append((f"{label + ', ' if label else ''}{_name(lens.compare)}, against the unpruned final", lens.compare))
+        lines.append(
+            (
+                f"{label + ', ' if label else ''}{_name(lens.compare)}, against the unpruned final",
+                lens.compare,
+            )
+        )
     lines += list(others)
     n_rows = lens.n_rows
     fig = Figure(figsize=(10.5, 6.2), layout="constrained")
@@ -85,6 +90,9 @@ FEW_TEXTS = 10  # below this many texts a bootstrap over texts says little; the 
 def _caption(lens, hollow: bool) -> str:
     source = os.path.basename(lens.source.rstrip("/")) or lens.source
     few = f"\n(only {count(lens.n_texts, 'text')}: rough bands)" if lens.n_texts < FEW_TEXTS else ""
-    return (f"dataset: {source[:40]}\n{count(lens.n_texts, 'text')}, {count(lens.n_windows, 'window')}, {count(lens.n_tokens, 'token')}\n"
-            f"lines: mean over every position\nbands: {lens.level:.0%} bootstrap interval\n"
-            f"(resampling texts, {lens.n_boot:,} replicates){few}" + ("\nhollow markers: skipped blocks" if hollow else ""))
+    return (
+        f"dataset: {source[:40]}\n{count(lens.n_texts, 'text')}, {count(lens.n_windows, 'window')}, {count(lens.n_tokens, 'token')}\n"
+        f"lines: mean over every position\nbands: {lens.level:.0%} bootstrap interval\n"
+        f"(resampling texts, {lens.n_boot:,} replicates){few}"
+        + ("\nhollow markers: skipped blocks" if hollow else "")
+    )

@@ -22,7 +22,7 @@ def distribution_bars(report, top: int = 12):
     n_vocab = report.d_vocab or report.raw.support  # the uniform level is 1 / vocabulary size
     floor = min(1e-5, 0.2 / n_vocab)
     axes = fig.subplots(rows, cols, squeeze=False)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     for i, (ax, d) in enumerate(zip(axes.flat, panels)):
         n = min(top, len(d.top_probs))
@@ -34,18 +34,38 @@ def distribution_bars(report, top: int = 12):
         ax.yaxis.set_minor_locator(NullLocator())  # decades suffice; minor ticks doubled the drawing time
         ax.set_ylim(floor, 1.5)
         ax.axhline(1 / n_vocab, color="#999999", ls="--", lw=0.8, zorder=3)
-        ax.text(0.99, 1 / n_vocab, "uniform", ha="right", va="bottom", fontsize=7, color="#555555", zorder=4,
-                transform=ax.get_yaxis_transform(), bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1))
+        ax.text(
+            0.99,
+            1 / n_vocab,
+            "uniform",
+            ha="right",
+            va="bottom",
+            fontsize=7,
+            color="#555555",
+            zorder=4,
+            transform=ax.get_yaxis_transform(),
+            bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1),
+        )
         hidden = sum(1 for p in d.top_probs[:n] if p < floor)
         if hidden:
-            ax.text(0.99, 0.98, f"{hidden} bar(s) below {floor:.0e}", ha="right", va="top", fontsize=7,
-                    color="#555555", transform=ax.transAxes)
+            ax.text(
+                0.99,
+                0.98,
+                f"{hidden} bar(s) below {floor:.0e}",
+                ha="right",
+                va="top",
+                fontsize=7,
+                color="#555555",
+                transform=ax.transAxes,
+            )
         title = "raw (T=1, no truncation)" if i == 0 else d.config.label()
-        ax.set_title(f"{title}\nentropy {show_number(d.entropy_bits, '.2f')} bits; {d.support:,} token{'' if d.support == 1 else 's'} with p ≥ {possible:g}\n"
-                     f"99% of the mass in {d.tokens_for_99:,} token{'' if d.tokens_for_99 == 1 else 's'}", fontsize=8.5)
+        ax.set_title(
+            f"{title}\nentropy {show_number(d.entropy_bits, '.2f')} bits; {d.support:,} token{'' if d.support == 1 else 's'} with p ≥ {possible:g}\n"
+            f"99% of the mass in {d.tokens_for_99:,} token{'' if d.tokens_for_99 == 1 else 's'}",
+            fontsize=8.5,
+        )
         if i % cols == 0:
             ax.set_ylabel("probability (log scale)")
     prompt = report.prompt if len(report.prompt) <= 60 else "…" + report.prompt[-59:]
     fig.suptitle(f"Next-token distribution after {plot_text(repr(prompt))}", fontsize=11)
     return fig
-

@@ -50,20 +50,41 @@ def comparison_figure(comparison):
             if not np.isnan(v):
                 ax.text(x, v, show_number(v, ".3g"), ha="center", va="bottom", fontsize=7)
         if all(np.isnan(v) for v in vals):
-            ax.text(0.5, 0.5, "not measured", ha="center", va="center", fontsize=8, color="#555555",
-                    transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                "not measured",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="#555555",
+                transform=ax.transAxes,
+            )
         ax.margins(y=0.12)  # room for the value labels above the tallest bar
     ax = fig.add_subplot(grid[rows, :])
     for r, c in zip(runs[1:], colors[1:]):
-        ax.plot(range(1, len(r.kl_per_token) + 1), r.kl_per_token, marker=".", color=c, label=plot_text(run_label(r)))
+        ax.plot(
+            range(1, len(r.kl_per_token) + 1),
+            r.kl_per_token,
+            marker=".",
+            color=c,
+            label=plot_text(run_label(r)),
+        )
     ax.set_xlabel("position in the full model's continuation (teacher-forced)")
     ax.set_ylabel("KL(full || pruned), nats")
     ax.set_ylim(bottom=0)
     # One key for every panel: each run by what it skips and what it keeps.
-    ax.legend([Patch(color=colors[0])] + ax.get_lines(), [plot_text(run_label(r)) for r in runs], loc="best",
-              fontsize=8.5, ncols=1 if len(runs) <= 4 else 2)
+    ax.legend(
+        [Patch(color=colors[0])] + ax.get_lines(),
+        [plot_text(run_label(r)) for r in runs],
+        loc="best",
+        fontsize=8.5,
+        ncols=1 if len(runs) <= 4 else 2,
+    )
     prompt = comparison.prompt if len(comparison.prompt) <= 50 else comparison.prompt[:49] + "…"
-    fig.suptitle(f"Full model vs skipped blocks, prompt {plot_text(repr(prompt))}\n{_heldout(comparison)}", fontsize=11)
+    fig.suptitle(
+        f"Full model vs skipped blocks, prompt {plot_text(repr(prompt))}\n{_heldout(comparison)}", fontsize=11
+    )
     return fig
 
 
@@ -96,12 +117,29 @@ def sweep_figure(sweep):
             ax1.text(b, v, show_number(v, "+.3g"), ha="center", va="bottom" if v >= 0 else "top", fontsize=7)
     ax1.margins(y=0.15)
     ax1.set_ylabel("loss change (nats/token)")
-    lower = "\n(green: skipping the block lowers the loss)" if any(v is not None and v < 0 for v in change) else ""
-    ax1.set_title(f"Skipping one block at a time: change in held-out loss from {show_number(sweep.base_loss, '.3f')}"
-                  f"{lower}", fontsize=10)  # two lines: one would run past the figure's edge
+    lower = (
+        "\n(green: skipping the block lowers the loss)"
+        if any(v is not None and v < 0 for v in change)
+        else ""
+    )
+    ax1.set_title(
+        f"Skipping one block at a time: change in held-out loss from {show_number(sweep.base_loss, '.3f')}"
+        f"{lower}",
+        fontsize=10,
+    )  # two lines: one would run past the figure's edge
     w = 0.4
-    ax2.bar(np.array(blocks) - w / 2, [b["block_influence"] for b in sweep.blocks], w, label="Block Influence (1 - cos)")
-    ax2.bar(np.array(blocks) + w / 2, [b["angular_distance"] for b in sweep.blocks], w, label="angular distance / pi")
+    ax2.bar(
+        np.array(blocks) - w / 2,
+        [b["block_influence"] for b in sweep.blocks],
+        w,
+        label="Block Influence (1 - cos)",
+    )
+    ax2.bar(
+        np.array(blocks) + w / 2,
+        [b["angular_distance"] for b in sweep.blocks],
+        w,
+        label="angular distance / pi",
+    )
     ax2.set_xticks(blocks)
     ax2.set_xlabel("block")
     ax2.legend(fontsize=8)

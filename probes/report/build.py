@@ -39,12 +39,18 @@ def check_out_dir(out, force: bool) -> Path:
     p = user_path(out).resolve()
     if p.exists() and not p.is_dir():
         raise ProbesError(f"--out {str(p)!r} is a file; give a folder")
-    protected = {Path.cwd().resolve(), Path.home().resolve(), Path(p.anchor)} | set(Path.cwd().resolve().parents)
+    protected = {Path.cwd().resolve(), Path.home().resolve(), Path(p.anchor)} | set(
+        Path.cwd().resolve().parents
+    )
     if p in protected:
-        raise ProbesError(f"--out {str(p)!r} is the current folder, one of its parents or the home folder; give a new folder")
+        raise ProbesError(
+            f"--out {str(p)!r} is the current folder, one of its parents or the home folder; give a new folder"
+        )
     if p.is_dir() and any(p.iterdir()):
         if not force:
-            raise ProbesError(f"--out {str(p)!r} exists and is not empty; pass --force to replace a previous report")
+            raise ProbesError(
+                f"--out {str(p)!r} exists and is not empty; pass --force to replace a previous report"
+            )
         _check_ours(p)
     check_dir(p.parent)  # the report is built beside `out`, then moved into place
     return p
@@ -55,12 +61,18 @@ def _check_ours(p: Path) -> None:
     try:
         listed = set(json.loads((p / MANIFEST).read_text(encoding="utf-8"))["files"])
     except (OSError, ValueError, KeyError, TypeError):
-        raise ProbesError(f"--out {str(p)!r} is not a report folder written by probes (no {MANIFEST}); "
-                          "refusing to replace it even with --force") from None
+        raise ProbesError(
+            f"--out {str(p)!r} is not a report folder written by probes (no {MANIFEST}); "
+            "refusing to replace it even with --force"
+        ) from None
     present = {q.name for q in p.iterdir()}
     extra = sorted(present - listed - {MANIFEST})
     if extra or not all((p / name).is_file() for name in listed):
-        what = f"also holds {', '.join(repr(e) for e in extra[:3])}" if extra else "has changed since it was written"
+        what = (
+            f"also holds {', '.join(repr(e) for e in extra[:3])}"
+            if extra
+            else "has changed since it was written"
+        )
         raise ProbesError(f"--out {str(p)!r} {what}; refusing to replace it even with --force")
 
 
@@ -89,7 +101,9 @@ def _move_into_place(tmp: Path, dest: Path, force: bool) -> None:
     try:
         os.rename(tmp, dest)  # onto a missing or empty folder only; a folder that filled up meanwhile refuses
     except OSError as e:
-        raise ProbesError(f"--out {str(dest)!r} filled up while the report ran; nothing was replaced ({e.strerror})") from None
+        raise ProbesError(
+            f"--out {str(dest)!r} filled up while the report ran; nothing was replaced ({e.strerror})"
+        ) from None
 
 
 def _umask() -> int:
@@ -103,15 +117,26 @@ def report_config(config: SamplingConfig | None = None, **overrides) -> Sampling
     return SamplingConfig.of(config if config is not None else REPORT_SAMPLING, **overrides)
 
 
-def check_report_args(out, config: SamplingConfig | None = None, *, force: bool = False, eval_text=None,
-                      evaluate: bool = True, **overrides) -> SamplingConfig:
+def check_report_args(
+    out,
+    config: SamplingConfig | None = None,
+    *,
+    force: bool = False,
+    eval_text=None,
+    evaluate: bool = True,
+    **overrides,
+) -> SamplingConfig:
     """Everything a user chose for `build_report`, checked before the model loads; returns the config to use."""
-    from probes.studies.defaults import heldout_choice  # whether a file holds enough tokens needs the tokenizer
+    from probes.studies.defaults import (
+        heldout_choice,
+    )  # whether a file holds enough tokens needs the tokenizer
 
     cfg = report_config(config, **overrides)
     check_out_dir(out, force)
     if eval_text is None or isinstance(eval_text, (str, os.PathLike)):
-        heldout_choice(eval_text, evaluate=evaluate)  # a file must be readable; none may be given with evaluate=False
+        heldout_choice(
+            eval_text, evaluate=evaluate
+        )  # a file must be readable; none may be given with evaluate=False
     elif not evaluate:
         raise ProbesError("held-out scoring is off (evaluate=False, --no-eval); eval_text would be ignored")
     return cfg
@@ -143,20 +168,20 @@ def build_report(
     """
     cfg = check_report_args(out, config, force=force, eval_text=eval_text, evaluate=evaluate, **overrides)
     import probes
+    from probes.core.generate import generate_runs
     from probes.core.info import model_info
+    from probes.core.layers import parse_layers
     from probes.meta import model_meta
+    from probes.progress import progress_of
     from probes.report import sections as sec
     from probes.report.markdown import figure_names, to_html
+    from probes.studies.checks import prune_config
+    from probes.studies.defaults import defaults_for_model, report_sweep_tokens
     from probes.studies.embeddings import embeddings
+    from probes.studies.heldout import heldout_source
     from probes.studies.lens import logit_lens
     from probes.studies.lens_generation import generation_lens
     from probes.studies.next_token import next_token_distribution
-    from probes.progress import progress_of
-    from probes.studies.defaults import defaults_for_model, report_sweep_tokens
-    from probes.studies.heldout import heldout_source
-    from probes.core.generate import generate_runs
-    from probes.core.layers import parse_layers
-    from probes.studies.checks import prune_config
     from probes.studies.prune import compare_pruned, sweep_blocks
 
     p = progress_of(progress)
@@ -178,10 +203,18 @@ def build_report(
         say("[1/5] model")
         info, meta = model_info(model), model_meta(model)
         card = Path(info["path"]) / "MODEL_CARD.md" if info.get("path") else None
-        lines = sec.title_section(info) + sec.model_section(info, str(card) if card and card.is_file() else None)
-        given = {"prompt": prompt != defaults.prompt, "prune": prune_prompt != defaults.prune_prompt,
-                 "lens": lens_prompt != defaults.lens_prompt, "eval": eval_text is not None}
-        lines += sec.inputs_section(prompt, prune_prompt, lens_prompt, held.name if held else None, defaults.why, given)
+        lines = sec.title_section(info) + sec.model_section(
+            info, str(card) if card and card.is_file() else None
+        )
+        given = {
+            "prompt": prompt != defaults.prompt,
+            "prune": prune_prompt != defaults.prune_prompt,
+            "lens": lens_prompt != defaults.lens_prompt,
+            "eval": eval_text is not None,
+        }
+        lines += sec.inputs_section(
+            prompt, prune_prompt, lens_prompt, held.name if held else None, defaults.why, given
+        )
 
         say("[2/5] sampling at four settings, with the pruning runs in the same batch")
         grid = sec.study_settings(cfg)
@@ -190,7 +223,9 @@ def build_report(
         # set) decode in one batch: one pass over the weights per token for all of them.
         prune_cfg = prune_config(max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
         prune_runs = [[]] + [parse_layers(spec, model.cfg.n_layers) for spec in sec.PRUNE_SPECS]
-        decoded = generate_runs(model, [(prompt, c, []) for c in grid] + [(prune_prompt, prune_cfg, r) for r in prune_runs])
+        decoded = generate_runs(
+            model, [(prompt, c, []) for c in grid] + [(prune_prompt, prune_cfg, r) for r in prune_runs]
+        )
         samples, prune_samples = decoded[: len(grid)], decoded[len(grid) :]
         lines += sec.sampling_section(prompt, cfg, dist, samples)
         save("next_token.png", dist.figure())
@@ -216,14 +251,25 @@ def build_report(
             sweep = sweep_blocks(model, eval_text=held, progress=p, memo=scored)
             save("sweep.png", sweep.figure())
         say("[4/5] pruning: full vs " + ", ".join(sec.PRUNE_SPECS))
-        comp = compare_pruned(model, prune_prompt, sec.PRUNE_SPECS, prune_cfg, eval_text=held, evaluate=evaluate, progress=p,
-                              memo=scored, samples=prune_samples)
+        comp = compare_pruned(
+            model,
+            prune_prompt,
+            sec.PRUNE_SPECS,
+            prune_cfg,
+            eval_text=held,
+            evaluate=evaluate,
+            progress=p,
+            memo=scored,
+            samples=prune_samples,
+        )
         save("prune.png", comp.figure())
         lines += sec.prune_section(prune_prompt, comp, sweep)
 
         say("[5/5] logit lens")
         lens = logit_lens(model, lens_prompt)
-        gen_lens = generation_lens(model, prompt, max_new_tokens=LENS_GENERATION_TOKENS, greedy=True, seed=cfg.seed)
+        gen_lens = generation_lens(
+            model, prompt, max_new_tokens=LENS_GENERATION_TOKENS, greedy=True, seed=cfg.seed
+        )
         with probes.skip(model, "odd"):
             lens_odd = logit_lens(model, lens_prompt)
         lines += sec.lens_section(prompt, lens_prompt, lens, gen_lens)
@@ -236,5 +282,7 @@ def build_report(
         text = "\n".join(lines) + "\n"
         write_text(tmp / "report.md", text)
         write_text(tmp / "report.html", to_html(text))
-        write_text(tmp / MANIFEST, json.dumps({"files": sorted(saved + ["report.md", "report.html"])}, indent=1))
+        write_text(
+            tmp / MANIFEST, json.dumps({"files": sorted(saved + ["report.md", "report.html"])}, indent=1)
+        )
     return dest / "report.md"

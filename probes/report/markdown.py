@@ -44,7 +44,9 @@ def code(text: str) -> str:
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     ticks = "`" * (longest + 1)
     # CommonMark strips one space from each end when both ends have one; pad so those survive too.
-    pad = " " if text[:1] == "`" or text[-1:] == "`" or (text[:1] == text[-1:] == " " and text.strip()) else ""
+    pad = (
+        " " if text[:1] == "`" or text[-1:] == "`" or (text[:1] == text[-1:] == " " and text.strip()) else ""
+    )
     return f"{ticks}{pad}{text}{pad}{ticks}"
 
 

@@ -27,10 +27,9 @@ import dataclasses
 import json
 import os
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -75,22 +74,32 @@ class CaptureMeta:
     generated_text: str | None = None
 
     _FILE_KEYS = {"str_tokens": "token_strings"}  # field -> its key in the file, where the two differ
-    _VERSION_KEYS = {"probes": "probes_version", "transformer-lens": "transformer_lens_version",
-                     "transformers": "transformers_version", "torch": "torch_version"}
+    _VERSION_KEYS = {
+        "probes": "probes_version",
+        "transformer-lens": "transformer_lens_version",
+        "transformers": "transformers_version",
+        "torch": "torch_version",
+    }
 
     def __repr__(self) -> str:
         gen = f", {self.generated} generated" if self.generated else ""
-        return (f"CaptureMeta({self.model!r} {self.model_sha256}, {len(self.str_tokens)} positions{gen}, "
-                f"hooks {','.join(self.hooks)}, skipped {self.skipped_blocks})")
+        return (
+            f"CaptureMeta({self.model!r} {self.model_sha256}, {len(self.str_tokens)} positions{gen}, "
+            f"hooks {','.join(self.hooks)}, skipped {self.skipped_blocks})"
+        )
 
     def to_metadata(self) -> dict[str, str]:
         out = {"format": FORMAT}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name == "versions":
-                out.update({key: str(value[dist]) for dist, key in self._VERSION_KEYS.items() if value.get(dist)})
+                out.update(
+                    {key: str(value[dist]) for dist, key in self._VERSION_KEYS.items() if value.get(dist)}
+                )
             elif value is not None:
-                out[self._FILE_KEYS.get(f.name, f.name)] = value if _is_text(f) else json.dumps(value, ensure_ascii=False)
+                out[self._FILE_KEYS.get(f.name, f.name)] = (
+                    value if _is_text(f) else json.dumps(value, ensure_ascii=False)
+                )
         return out
 
     @classmethod
@@ -98,8 +107,10 @@ class CaptureMeta:
         values = {}
         for f in dataclasses.fields(cls):
             if f.name == "versions":
-                values["versions"] = {dist: meta.get(key) if meta.get(key) != "None" else None
-                                      for dist, key in cls._VERSION_KEYS.items()}
+                values["versions"] = {
+                    dist: meta.get(key) if meta.get(key) != "None" else None
+                    for dist, key in cls._VERSION_KEYS.items()
+                }
             elif cls._FILE_KEYS.get(f.name, f.name) in meta:
                 raw = meta[cls._FILE_KEYS.get(f.name, f.name)]
                 values[f.name] = raw if _is_text(f) else json.loads(raw)
@@ -109,6 +120,7 @@ class CaptureMeta:
 def _is_text(f) -> bool:
     hints = typing.get_type_hints(CaptureMeta)
     return hints[f.name] in (str, str | None)
+
 
 class _NotCaptured(SpecError, KeyError):
     """A ProbesError for users, a KeyError for Mapping's `in` and `.get`."""
@@ -142,14 +154,18 @@ class Activations(Mapping):
         return len(self.tensors)
 
     def __repr__(self) -> str:
-        return (f"Activations({len(self.tensors)} tensors, {len(self.tokens)} positions, "
-                f"layers {format_layers(self.layers)}, model {self.meta.model!r})")
+        return (
+            f"Activations({len(self.tensors)} tensors, {len(self.tokens)} positions, "
+            f"layers {format_layers(self.layers)}, model {self.meta.model!r})"
+        )
 
     # The metadata fields users reach for most, as attributes.
     str_tokens = property(lambda self: self.meta.str_tokens)
     prompt = property(lambda self: self.meta.prompt)
     n_layers = property(lambda self: self.meta.n_layers)
-    layers = property(lambda self: self.meta.layers, doc="Blocks short and block-relative hook names covered.")
+    layers = property(
+        lambda self: self.meta.layers, doc="Blocks short and block-relative hook names covered."
+    )
     skipped_blocks = property(lambda self: self.meta.skipped_blocks)
     absent = property(lambda self: self.meta.absent, doc="Requested hooks a skipped block never computed.")
     bos = property(lambda self: self.meta.bos, doc="Whether position 0 is <|endoftext|>.")
@@ -170,15 +186,19 @@ class Activations(Mapping):
         """
         suffix = SHORT_NAMES.get(name, name)
         if short_name(suffix) not in self.families():
-            raise SpecError(f"{name!r} was not captured; captured: {', '.join(self.families()) or 'nothing per block'}"
-                            f"{closest(name, self.families())}")
+            raise SpecError(
+                f"{name!r} was not captured; captured: {', '.join(self.families()) or 'nothing per block'}"
+                f"{closest(name, self.families())}"
+            )
         layers = self._layers_of(suffix)
         missing = [i for i in layers if f"blocks.{i}.{suffix}" not in self.tensors]
         if missing:
             skipped = set(self.skipped_blocks)
             why = "; skipped blocks do not compute it" if skipped & set(missing) else ""
-            raise SpecError(f"{name!r} is missing for blocks {format_layers(missing)}{why}; "
-                            f"index acts['blocks.N.{suffix}'] for the blocks that have it")
+            raise SpecError(
+                f"{name!r} is missing for blocks {format_layers(missing)}{why}; "
+                f"index acts['blocks.N.{suffix}'] for the blocks that have it"
+            )
         return torch.stack([self.tensors[f"blocks.{i}.{suffix}"] for i in layers])  # (layer, ...)
 
     def _layers_of(self, suffix: str) -> list[int]:
@@ -201,7 +221,9 @@ class Activations(Mapping):
         out = {}
         for fam in self.families():
             suffix = SHORT_NAMES.get(fam, fam)
-            if fam in ("pattern", "attn_scores") or any(f"blocks.{i}.{suffix}" not in self.tensors for i in self._layers_of(suffix)):
+            if fam in ("pattern", "attn_scores") or any(
+                f"blocks.{i}.{suffix}" not in self.tensors for i in self._layers_of(suffix)
+            ):
                 continue
             x = self.stack(fam).float()  # (layer, pos, ...)
             if x.dim() != 3 or x.shape[-1] != d_model:
@@ -295,9 +317,13 @@ def load_activations(path: str | os.PathLike):
             raw = dict(fh.metadata() or {})
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
     except Exception as e:
-        raise ProbesError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:120]})") from None
+        raise ProbesError(
+            f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:120]})"
+        ) from None
     if raw.get("format") != FORMAT or "tokens" not in tensors:
-        raise ProbesError(f"{path}: a safetensors file, but not one written by probes capture (format {raw.get('format')!r})")
+        raise ProbesError(
+            f"{path}: a safetensors file, but not one written by probes capture (format {raw.get('format')!r})"
+        )
     try:
         meta = CaptureMeta.from_metadata(raw)
     except (TypeError, ValueError) as e:

@@ -30,8 +30,9 @@ def check_bootstrap(n_boot: int, level: float) -> None:
         raise ProbesError(f"level must be in (0, 1), got {level!r}")
 
 
-def cluster_bootstrap(sums: np.ndarray, counts: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
-                      level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cluster_bootstrap(
+    sums: np.ndarray, counts: np.ndarray, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mean, low, high), each (k,): the pooled mean sum(sums) / sum(counts) and its percentile interval.
 
     `sums` and `counts` are (texts, k); a statistic with no counted position is NaN. With one

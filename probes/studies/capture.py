@@ -7,7 +7,7 @@ generation step, keeping only the new positions) and assembles an `Activations`;
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 
@@ -54,7 +54,7 @@ class _Recorder:
                 x = t[self.mask]  # (rows, ...): the batch's real positions, row by row
             else:
                 x = t[0]
-                x = x[:, -self.fresh:] if keyed else x[-self.fresh:]  # (heads, new, key) or (new, ...)
+                x = x[:, -self.fresh :] if keyed else x[-self.fresh :]  # (heads, new, key) or (new, ...)
             self.store.setdefault(key, []).append(x.detach().to("cpu", dtype=self.dtype, copy=True))
 
         return record
@@ -80,14 +80,22 @@ def estimate_bytes(model, names: list[str], n_pos: int) -> int:
     """About how many bytes the tensors of `names` take for `n_pos` positions (the file's size)."""
     cfg = model.cfg
     item = torch.empty((), dtype=cfg.dtype).element_size()
-    per_name = {"attn.hook_pattern": cfg.n_heads * n_pos * n_pos, "attn.hook_attn_scores": cfg.n_heads * n_pos * n_pos,
-                "mlp.hook_pre": n_pos * cfg.d_mlp, "mlp.hook_post": n_pos * cfg.d_mlp}
+    per_name = {
+        "attn.hook_pattern": cfg.n_heads * n_pos * n_pos,
+        "attn.hook_attn_scores": cfg.n_heads * n_pos * n_pos,
+        "mlp.hook_pre": n_pos * cfg.d_mlp,
+        "mlp.hook_post": n_pos * cfg.d_mlp,
+    }
     heads = n_pos * cfg.n_heads * cfg.d_head  # q, k, v, z
     total = 0
     for name in names:
         suffix = split_name(name)[1]
-        total += per_name.get(suffix, heads if suffix in ("attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z")
-                              else n_pos * cfg.d_model)
+        total += per_name.get(
+            suffix,
+            heads
+            if suffix in ("attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z")
+            else n_pos * cfg.d_model,
+        )
     return total * item
 
 
@@ -95,9 +103,11 @@ def check_size(model, names: list[str], n_pos: int, max_bytes: int | None) -> No
     """Refuse, before any work, a capture whose tensors would pass `max_bytes` (None: no limit)."""
     need = estimate_bytes(model, names, n_pos)
     if max_bytes is not None and need > max_bytes:
-        raise ProbesError(f"this capture would hold about {need / 2**30:.2f} GiB ({len(names)} tensors x {n_pos} positions), "
-                          f"more than the limit of {max_bytes / 2**30:.2f} GiB; capture fewer hooks or layers, "
-                          "or raise the limit (--max-bytes, max_bytes=)")
+        raise ProbesError(
+            f"this capture would hold about {need / 2**30:.2f} GiB ({len(names)} tensors x {n_pos} positions), "
+            f"more than the limit of {max_bytes / 2**30:.2f} GiB; capture fewer hooks or layers, "
+            "or raise the limit (--max-bytes, max_bytes=)"
+        )
 
 
 def capture(
@@ -135,19 +145,35 @@ def capture(
     from probes.core.skip import skipped_blocks
     from probes.meta import model_meta
 
-    if isinstance(prompt, Dataset) or (isinstance(prompt, (list, tuple)) and all(isinstance(t, str) for t in prompt)):
+    if isinstance(prompt, Dataset) or (
+        isinstance(prompt, (list, tuple)) and all(isinstance(t, str) for t in prompt)
+    ):
         from probes.studies.capture_dataset import capture_dataset
 
         if generate is not None or config is not None or overrides:
-            raise ProbesError("generate= and sampling options record one prompt; a dataset is captured from its texts only")
+            raise ProbesError(
+                "generate= and sampling options record one prompt; a dataset is captured from its texts only"
+            )
         if out is None:
             raise ProbesError("capturing a dataset streams it to disk: give out= a folder")
         sized = {} if shard_bytes is None else {"shard_bytes": shard_bytes}
-        return capture_dataset(model, prompt, out=out, hooks=hooks, layers=layers, bos=True if bos is None else bos,
-                               store_dtype=store_dtype, force=force, progress=progress, **sized)
+        return capture_dataset(
+            model,
+            prompt,
+            out=out,
+            hooks=hooks,
+            layers=layers,
+            bos=True if bos is None else bos,
+            store_dtype=store_dtype,
+            force=force,
+            progress=progress,
+            **sized,
+        )
     if out is not None or store_dtype is not None or shard_bytes is not None:
-        raise ProbesError("out=, store_dtype= and shard_bytes= are for a dataset (a list of texts or a Dataset); "
-                          "save one prompt's capture with acts.save(path)")
+        raise ProbesError(
+            "out=, store_dtype= and shard_bytes= are for a dataset (a list of texts or a Dataset); "
+            "save one prompt's capture with acts.save(path)"
+        )
     n_layers = model.cfg.n_layers
     chosen = list(range(n_layers)) if layers is None else parse_layers(layers, n_layers)
     requested = hooks.split(",") if isinstance(hooks, str) else list(hooks)
@@ -173,7 +199,9 @@ def capture(
             for _ in decode(model, ids, 0, lambda logits: 0, decoder=decoder, on_forward=rec.on_forward):
                 pass  # no new tokens: the prompt's forward only
         else:
-            new = list(stream_tokens(model, ids, cfg, decoder=decoder, on_forward=rec.on_forward, feed_last=True))
+            new = list(
+                stream_tokens(model, ids, cfg, decoder=decoder, on_forward=rec.on_forward, feed_last=True)
+            )
 
     tokens = ids + new
     if new and cfg.stop_at_eos and new[-1] == model.tokenizer.eos_token_id:
@@ -182,8 +210,10 @@ def capture(
     tensors: dict[str, torch.Tensor] = {}
     for src, key in plan:
         if key not in rec.store:
-            raise ProbesError(f"hook {key!r} never fired: TransformerLens' bridge does not compute it for GPT-2; "
-                              "choose another hook point (see `probes info`)")
+            raise ProbesError(
+                f"hook {key!r} never fired: TransformerLens' bridge does not compute it for GPT-2; "
+                "choose another hook point (see `probes info`)"
+            )
         # pop: each hook's chunks are freed as soon as they are joined, so the peak stays near one copy
         tensors[key] = _assemble(rec.store.pop(key), split_name(key)[1], n_pos)
     for name in zeros:
@@ -193,12 +223,27 @@ def capture(
     src = meta["model_source"]
     filled = {**{k: "copy of resid_pre" for s, k in plan if s != k}, **{k: "zeros" for k in zeros}}
     record = CaptureMeta(
-        model=meta["model"], model_source=src["source"], model_path=src["path"], model_sha256=src["sha256"],
-        n_layers=n_layers, d_model=model.cfg.d_model, n_heads=model.cfg.n_heads,
-        dtype=str(model.cfg.dtype).removeprefix("torch."), prompt=text, bos=tokens[0] == bos_id(model),
-        n_prompt_tokens=len(ids), str_tokens=str_tokens(model, tokens), hooks=requested,
-        layers=chosen, skipped_blocks=meta["skipped_blocks"], filled=filled, absent=absent, versions=meta["versions"],
-        generated=len(tokens) - len(ids), seed=cfg.seed if cfg else None, sampling=cfg.to_dict() if cfg else None,
+        model=meta["model"],
+        model_source=src["source"],
+        model_path=src["path"],
+        model_sha256=src["sha256"],
+        n_layers=n_layers,
+        d_model=model.cfg.d_model,
+        n_heads=model.cfg.n_heads,
+        dtype=str(model.cfg.dtype).removeprefix("torch."),
+        prompt=text,
+        bos=tokens[0] == bos_id(model),
+        n_prompt_tokens=len(ids),
+        str_tokens=str_tokens(model, tokens),
+        hooks=requested,
+        layers=chosen,
+        skipped_blocks=meta["skipped_blocks"],
+        filled=filled,
+        absent=absent,
+        versions=meta["versions"],
+        generated=len(tokens) - len(ids),
+        seed=cfg.seed if cfg else None,
+        sampling=cfg.to_dict() if cfg else None,
         generated_text=model.tokenizer.decode(new) if cfg else None,
     )
     return Activations(tensors, torch.tensor(tokens, dtype=torch.int64), record)

@@ -85,16 +85,29 @@ def capture_dataset(
     if isinstance(data, Dataset) and split is None and max_texts is None:
         dataset = data
     else:
-        dataset = Dataset(data.source if isinstance(data, Dataset) else data, split=split or getattr(data, "split", "lines"),
-                          max_texts=max_texts)
+        dataset = Dataset(
+            data.source if isinstance(data, Dataset) else data,
+            split=split or getattr(data, "split", "lines"),
+            max_texts=max_texts,
+        )
     n_texts = dataset.check()  # every bad line fails now, before any shard is written
     meta = model_meta(model)
     plan, zeros, absent = _plan(names, set(skipped_blocks(model)))
     settings = {
-        "dataset": dataset.name, "split": dataset.split, "max_texts": dataset.max_texts, "hooks": requested,
-        "layers": chosen, "bos": bos, "store_dtype": store, "shard_bytes": shard_bytes, "max_tokens": max_tokens,
-        "max_rows": max_rows, "model": meta["model"], "model_sha256": meta["model_source"]["sha256"],
-        "compute_dtype": str(model.cfg.dtype).removeprefix("torch."), "skipped_blocks": meta["skipped_blocks"],
+        "dataset": dataset.name,
+        "split": dataset.split,
+        "max_texts": dataset.max_texts,
+        "hooks": requested,
+        "layers": chosen,
+        "bos": bos,
+        "store_dtype": store,
+        "shard_bytes": shard_bytes,
+        "max_tokens": max_tokens,
+        "max_rows": max_rows,
+        "model": meta["model"],
+        "model_sha256": meta["model_source"]["sha256"],
+        "compute_dtype": str(model.cfg.dtype).removeprefix("torch."),
+        "skipped_blocks": meta["skipped_blocks"],
     }
     folder, old = check_capture_dir(out, settings, force)
     if force:
@@ -107,32 +120,54 @@ def capture_dataset(
     rec = _Recorder(dtype)
     p = progress_of(progress)
     stop = _stop_point(names)
-    with attached(model, [(src, rec.hook(key)) for src, key in plan] + ([(stop, _stop)] if stop else [])), torch.no_grad():
+    with (
+        attached(model, [(src, rec.hook(key)) for src, key in plan] + ([(stop, _stop)] if stop else [])),
+        torch.no_grad(),
+    ):
         shapes = _row_shapes(model, rec, plan)
         for name in zeros:
             shapes[name] = [model.cfg.d_model]
         item = torch.empty((), dtype=dtype).element_size()
         row_bytes = sum(_numel(s) for s in shapes.values()) * item + 8 * 3  # + tokens, text, position (int64)
         index = {
-            "format": FORMAT, "complete": False, "settings": settings, "model": meta["model"],
-            "model_source": meta["model_source"], "versions": meta["versions"], "n_layers": n_layers,
-            "d_model": model.cfg.d_model, "n_heads": model.cfg.n_heads, "dtype": store, "hooks": requested,
-            "layers": chosen, "bos": bos, "skipped_blocks": meta["skipped_blocks"],
+            "format": FORMAT,
+            "complete": False,
+            "settings": settings,
+            "model": meta["model"],
+            "model_source": meta["model_source"],
+            "versions": meta["versions"],
+            "n_layers": n_layers,
+            "d_model": model.cfg.d_model,
+            "n_heads": model.cfg.n_heads,
+            "dtype": store,
+            "hooks": requested,
+            "layers": chosen,
+            "bos": bos,
+            "skipped_blocks": meta["skipped_blocks"],
             "filled": {**{k: "copy of resid_pre" for s, k in plan if s != k}, **{k: "zeros" for k in zeros}},
-            "absent": absent, "shapes": shapes, "shards": list(done), "texts": [], "n_rows": 0,
+            "absent": absent,
+            "shapes": shapes,
+            "shards": list(done),
+            "texts": [],
+            "n_rows": 0,
         }
         texts = index["texts"]
         rows_per_shard = max(1, shard_bytes // row_bytes)
         with p.task("capture", total=n_texts, unit="texts") as task:
             for k, group in enumerate(_shards(model, dataset, bos, rows_per_shard, texts)):
                 tokens = torch.tensor([i for w, _ in group for i in w.ids], dtype=torch.int64)  # (rows,)
-                entry = {"file": shard_name(k), "rows": [index["n_rows"], index["n_rows"] + len(tokens)],
-                         "windows": [[w.text, w.start, len(w.ids)] for w, _ in group],
-                         "tokens_sha256": hashlib.sha256(tokens.numpy().tobytes()).hexdigest()}
+                entry = {
+                    "file": shard_name(k),
+                    "rows": [index["n_rows"], index["n_rows"] + len(tokens)],
+                    "windows": [[w.text, w.start, len(w.ids)] for w, _ in group],
+                    "tokens_sha256": hashlib.sha256(tokens.numpy().tobytes()).hexdigest(),
+                }
                 if k < len(done):
                     if {**done[k], "file": entry["file"]} != entry:
-                        raise ProbesError(f"{folder}: the dataset's tokens differ from those {done[k]['file']} was made "
-                                          "from (the dataset changed?); pass --force (force=True) to start over")
+                        raise ProbesError(
+                            f"{folder}: the dataset's tokens differ from those {done[k]['file']} was made "
+                            "from (the dataset changed?); pass --force (force=True) to start over"
+                        )
                     task.advance(sum(last for _, last in group))
                 else:
                     tensors = _compute(model, rec, plan, zeros, group, max_tokens, max_rows, task)
@@ -142,24 +177,32 @@ def capture_dataset(
                         with atomic_path(folder / entry["file"], force=True) as tmp:
                             # One metadata key: safetensors orders several in a random (hash) order, and a
                             # resumed shard must be byte-identical to the one an uninterrupted run writes.
-                            activations._write(tensors, tmp, {"str_tokens": json.dumps(strs, ensure_ascii=False)})
+                            activations._write(
+                                tensors, tmp, {"str_tokens": json.dumps(strs, ensure_ascii=False)}
+                            )
                         index["shards"].append(entry)
                         index["n_rows"] = entry["rows"][1]
                         _save_index(folder, index)
                     except OSError as e:
-                        raise ProbesError(f"{folder}: writing {entry['file']} failed ({e.strerror or e}); the index lists the "
-                                          f"{len(index['shards'])} finished shards; rerun the same command to resume") from None
+                        raise ProbesError(
+                            f"{folder}: writing {entry['file']} failed ({e.strerror or e}); the index lists the "
+                            f"{len(index['shards'])} finished shards; rerun the same command to resume"
+                        ) from None
                 index["n_rows"] = entry["rows"][1]
             index["complete"] = True
             index["n_texts"] = len(texts)
             try:
                 _save_index(folder, index)
             except OSError as e:
-                raise ProbesError(f"{folder}: writing {INDEX} failed ({e.strerror or e}); rerun the same command to finish") from None
+                raise ProbesError(
+                    f"{folder}: writing {INDEX} failed ({e.strerror or e}); rerun the same command to finish"
+                ) from None
     return ShardedActivations(folder)
 
 
-def _shards(model, dataset: Dataset, bos: bool, rows_per_shard: int, texts: list) -> Iterator[list[tuple[Window, bool]]]:
+def _shards(
+    model, dataset: Dataset, bos: bool, rows_per_shard: int, texts: list
+) -> Iterator[list[tuple[Window, bool]]]:
     """Groups of whole windows, at most `rows_per_shard` rows each (one window at least); each with whether it ends its text.
 
     Appends each text's record to `texts` as it is read.
@@ -228,12 +271,16 @@ def _row_shapes(model, rec: _Recorder, plan) -> dict[str, list[int]]:
 def _fired(rec: _Recorder, plan):
     for src, key in plan:
         if key not in rec.store:
-            raise ProbesError(f"hook {key!r} never fired: TransformerLens' bridge does not compute it for GPT-2; "
-                              "choose another hook point (see `probes info`)")
+            raise ProbesError(
+                f"hook {key!r} never fired: TransformerLens' bridge does not compute it for GPT-2; "
+                "choose another hook point (see `probes info`)"
+            )
         yield src, key
 
 
-def _compute(model, rec: _Recorder, plan, zeros, group, max_tokens: int, max_rows: int, task) -> dict[str, torch.Tensor]:
+def _compute(
+    model, rec: _Recorder, plan, zeros, group, max_tokens: int, max_rows: int, task
+) -> dict[str, torch.Tensor]:
     """{name: (rows, ...)} for the windows of one shard, in order, batch by batch."""
     parts: dict[str, list[torch.Tensor]] = {key: [] for _, key in plan}
     for batch in batches(model, [w for w, _ in group], max_tokens=max_tokens, max_rows=max_rows):
@@ -246,7 +293,9 @@ def _compute(model, rec: _Recorder, plan, zeros, group, max_tokens: int, max_row
     tensors = {key: torch.cat(parts.pop(key)) for key in list(parts)}  # pop: free each part as it is joined
     n = sum(len(w.ids) for w, _ in group)
     for name in zeros:
-        tensors[name] = torch.zeros(n, model.cfg.d_model, dtype=rec.dtype)  # (rows, d_model): a skipped block adds nothing
+        tensors[name] = torch.zeros(
+            n, model.cfg.d_model, dtype=rec.dtype
+        )  # (rows, d_model): a skipped block adds nothing
     return tensors
 
 

@@ -22,7 +22,9 @@ def check_eval_path(eval_text: str | None) -> Path | None:
     try:
         p.read_text(encoding="utf-8")  # all of it: a bad byte at the end must fail now, not after loading
     except (OSError, UnicodeDecodeError) as e:
-        raise ProbesError(f"cannot read --eval-text {str(p)!r}: {getattr(e, 'strerror', None) or e}") from None
+        raise ProbesError(
+            f"cannot read --eval-text {str(p)!r}: {getattr(e, 'strerror', None) or e}"
+        ) from None
     return p
 
 
@@ -30,11 +32,15 @@ def prune_config(config: SamplingConfig | None = None, **overrides) -> SamplingC
     """The config `compare_pruned` generates with: PRUNE_SAMPLING unless given, checked."""
     cfg = SamplingConfig.of(config if config is not None else PRUNE_SAMPLING, **overrides)
     if cfg.is_greedy and cfg.num_samples != 1:
-        raise ProbesError("several samples need sampling (greedy decoding gives one continuation); set greedy=False (--sample)")
+        raise ProbesError(
+            "several samples need sampling (greedy decoding gives one continuation); set greedy=False (--sample)"
+        )
     return cfg
 
 
-def capture_config(generate: int | None, config: SamplingConfig | None, overrides: dict) -> SamplingConfig | None:
+def capture_config(
+    generate: int | None, config: SamplingConfig | None, overrides: dict
+) -> SamplingConfig | None:
     """The SamplingConfig of `capture(..., generate=N)`, or None without `generate`; bad values raise.
 
     `overrides` may hold `bos` (how the prompt is encoded) without `generate`; any other sampling
@@ -64,7 +70,9 @@ def comma_list(text: str, option: str, kind, example: str) -> list:
         return [kind(x) for x in items]
     except ValueError:
         bad = next(x for x in items if not _parses(kind, x))
-        raise ProbesError(f"{option} must be a comma list like {example}; {bad!r} is not a number of that kind") from None
+        raise ProbesError(
+            f"{option} must be a comma list like {example}; {bad!r} is not a number of that kind"
+        ) from None
 
 
 def _parses(kind, text: str) -> bool:
@@ -77,21 +85,31 @@ def _parses(kind, text: str) -> bool:
 
 def sampling_lists(temperature: str, top_k: str, top_p: str | None) -> tuple[list, list, list]:
     """The values of the --temperature, --top-k and --top-p comma lists (top-p None: [None], no top-p)."""
-    return (comma_list(temperature, "--temperature", float, "0.1,1,10"),
-            comma_list(top_k, "--top-k", int, "2,200 (0: no top-k)"),
-            [None] if top_p is None else comma_list(top_p, "--top-p", float, "0.9,1"))
+    return (
+        comma_list(temperature, "--temperature", float, "0.1,1,10"),
+        comma_list(top_k, "--top-k", int, "2,200 (0: no top-k)"),
+        [None] if top_p is None else comma_list(top_p, "--top-p", float, "0.9,1"),
+    )
 
 
-def sampling_grid(temperature=1.0, top_k=None, top_p=None, config: SamplingConfig | None = None) -> list[SamplingConfig]:
+def sampling_grid(
+    temperature=1.0, top_k=None, top_p=None, config: SamplingConfig | None = None
+) -> list[SamplingConfig]:
     """Every combination of the given temperatures, top-k and top-p values (each a value or a list), as configs.
 
     The other fields (seed, tokens, samples) come from `config` (the defaults without it). A greedy
     `config` ignores all three, so it takes a grid of one setting only.
     """
     as_list = lambda v: list(v) if isinstance(v, (list, tuple)) else [v]  # noqa: E731
-    grid = [SamplingConfig.of(config, temperature=t, top_k=k, top_p=p)
-            for t in as_list(temperature) for k in as_list(top_k) for p in as_list(top_p)]
+    grid = [
+        SamplingConfig.of(config, temperature=t, top_k=k, top_p=p)
+        for t in as_list(temperature)
+        for k in as_list(top_k)
+        for p in as_list(top_p)
+    ]
     if config is not None and config.greedy and len(grid) > 1:
-        raise ProbesError(f"greedy decoding ignores temperature, top-k and top-p, so a grid of {len(grid)} settings "
-                          "needs sampling (greedy=False, --sample)")
+        raise ProbesError(
+            f"greedy decoding ignores temperature, top-k and top-p, so a grid of {len(grid)} settings "
+            "needs sampling (greedy=False, --sample)"
+        )
     return grid

@@ -29,6 +29,7 @@ def report_sweep_tokens(n_ctx: int) -> int:
         return REPORT_SWEEP_TOKENS
     return (REPORT_SWEEP_TOKENS // step) * step
 
+
 BUNDLED_PROMPT = "ROMEO:"
 BUNDLED_LENS_PROMPT = "JULIET: Good night, good night! Parting is such sweet sorrow"
 CLASSIC_PROMPT = "A long time ago in a galaxy far, far away..."
@@ -38,8 +39,10 @@ CLASSIC_PRUNE_PROMPT = "One ring to rule them all,"
 PROMPT_HELP = f"{BUNDLED_PROMPT!r} for the bundled model, {CLASSIC_PROMPT!r} for others"
 PRUNE_PROMPT_HELP = f"{BUNDLED_PROMPT!r} for the bundled model, {CLASSIC_PRUNE_PROMPT!r} for others"
 LENS_PROMPT_HELP = f"{BUNDLED_LENS_PROMPT!r} for the bundled model, {CLASSIC_PROMPT!r} for others"
-EVAL_HELP = ("the model's own heldout.txt if its folder has one; else a Twelfth Night passage for the bundled model, "
-             "a public-domain modern-English text for others")
+EVAL_HELP = (
+    "the model's own heldout.txt if its folder has one; else a Twelfth Night passage for the bundled model, "
+    "a public-domain modern-English text for others"
+)
 
 
 @dataclass(frozen=True)
@@ -53,22 +56,41 @@ class StudyDefaults:
     why: str
 
     def as_dict(self) -> dict:
-        return {"prompt": self.prompt, "prune_prompt": self.prune_prompt, "lens_prompt": self.lens_prompt,
-                "eval_text": str(self.eval_path), "why": self.why}
+        return {
+            "prompt": self.prompt,
+            "prune_prompt": self.prune_prompt,
+            "lens_prompt": self.lens_prompt,
+            "eval_text": str(self.eval_path),
+            "why": self.why,
+        }
 
 
 def study_defaults(bundled: bool, model_dir: str | Path | None = None) -> StudyDefaults:
     """Defaults for the bundled model (`bundled`) or any other; a model folder's own heldout.txt wins."""
     own = Path(model_dir) / "heldout.txt" if model_dir else None
     if bundled:
-        return StudyDefaults(BUNDLED_PROMPT, BUNDLED_PROMPT, BUNDLED_LENS_PROMPT,
-                             own if own and own.is_file() else BUNDLED_EVAL,
-                             "the bundled Shakespeare model: Shakespeare prompts and a held-out Twelfth Night passage")
+        return StudyDefaults(
+            BUNDLED_PROMPT,
+            BUNDLED_PROMPT,
+            BUNDLED_LENS_PROMPT,
+            own if own and own.is_file() else BUNDLED_EVAL,
+            "the bundled Shakespeare model: Shakespeare prompts and a held-out Twelfth Night passage",
+        )
     if own and own.is_file():
-        return StudyDefaults(CLASSIC_PROMPT, CLASSIC_PRUNE_PROMPT, CLASSIC_PROMPT, own,
-                             "not the bundled model: the classic study's prompts, and the held-out text its folder ships")
-    return StudyDefaults(CLASSIC_PROMPT, CLASSIC_PRUNE_PROMPT, CLASSIC_PROMPT, ENGLISH_EVAL,
-                         "a GPT-2-family model: the classic study's prompts and a public-domain modern-English held-out text")
+        return StudyDefaults(
+            CLASSIC_PROMPT,
+            CLASSIC_PRUNE_PROMPT,
+            CLASSIC_PROMPT,
+            own,
+            "not the bundled model: the classic study's prompts, and the held-out text its folder ships",
+        )
+    return StudyDefaults(
+        CLASSIC_PROMPT,
+        CLASSIC_PRUNE_PROMPT,
+        CLASSIC_PROMPT,
+        ENGLISH_EVAL,
+        "a GPT-2-family model: the classic study's prompts and a public-domain modern-English held-out text",
+    )
 
 
 def defaults_for_name(model: str | None) -> StudyDefaults:
@@ -99,11 +121,21 @@ def heldout_choice(eval_text=None, dataset=None, *, max_texts=None, split=None, 
     from probes.errors import ProbesError
     from probes.studies.checks import check_eval_path
 
-    given = [name for name, v in (("--eval-text", eval_text), ("--dataset", dataset), ("--max-texts", max_texts),
-                                  ("--split", split)) if v is not None]
+    given = [
+        name
+        for name, v in (
+            ("--eval-text", eval_text),
+            ("--dataset", dataset),
+            ("--max-texts", max_texts),
+            ("--split", split),
+        )
+        if v is not None
+    ]
     if not evaluate:
         if given:
-            raise ProbesError(f"--no-eval turns held-out scoring off; {', '.join(given)} would be ignored (drop one)")
+            raise ProbesError(
+                f"--no-eval turns held-out scoring off; {', '.join(given)} would be ignored (drop one)"
+            )
         return False
     if dataset is None:
         if max_texts is not None or split is not None:

@@ -31,8 +31,10 @@ CLASSIC_TOKEN_FORM = "first"
 def check_token_form(form) -> str:
     """`form` if it is one of TOKEN_FORMS, else a ProbesError listing them."""
     if form not in TOKEN_FORMS:
-        raise ProbesError(f"unknown token form {form!r}; choose one of {', '.join(TOKEN_FORMS)}"
-                          f" ({CLASSIC_TOKEN_FORM} reproduces the classic numbers){closest(str(form), TOKEN_FORMS)}")
+        raise ProbesError(
+            f"unknown token form {form!r}; choose one of {', '.join(TOKEN_FORMS)}"
+            f" ({CLASSIC_TOKEN_FORM} reproduces the classic numbers){closest(str(form), TOKEN_FORMS)}"
+        )
     return form
 
 

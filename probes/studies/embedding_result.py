@@ -29,8 +29,12 @@ class WordStats:
     form_norms: dict[str, float]  # token form -> norm of the word's vector in that form
 
     def as_dict(self) -> dict:
-        return {"norm": self.norm, "norm_percentile": self.norm_percentile,
-                "neighbours": [n.as_dict() for n in self.neighbours], "form_norms": self.form_norms}
+        return {
+            "norm": self.norm,
+            "norm_percentile": self.norm_percentile,
+            "neighbours": [n.as_dict() for n in self.neighbours],
+            "form_norms": self.form_norms,
+        }
 
 
 @dataclass
@@ -94,8 +98,10 @@ class Embeddings:
 
     def __repr__(self) -> str:
         groups = ", ".join(f"{g}: {len(ws)}" for g, ws in self.groups.items())
-        return (f"Embeddings({self.model!r}; {groups} words; token form {self.token_form!r}; top {self.top} neighbours"
-                f"{'; +processed' if self.processed else ''})")
+        return (
+            f"Embeddings({self.model!r}; {groups} words; token form {self.token_form!r}; top {self.top} neighbours"
+            f"{'; +processed' if self.processed else ''})"
+        )
 
     @property
     def cosine(self) -> dict[str, list[list[float]]]:
@@ -121,10 +127,18 @@ class Embeddings:
         words = []
         for k, w in enumerate(self.words):
             entry = {
-                "word": w.word, "group": w.group, "token_form": w.token_form, "ids": w.ids,
-                "used_str_tokens": w.used_str_tokens, "split": w.split, "token_ids": w.token_ids,
-                "str_tokens": w.str_tokens, "space_token_ids": w.space_token_ids, "space_str_tokens": w.space_str_tokens,
-                **self.checkpoint.words[k].as_dict(), "pca": [float(v) for v in self.word_coords[k]],
+                "word": w.word,
+                "group": w.group,
+                "token_form": w.token_form,
+                "ids": w.ids,
+                "used_str_tokens": w.used_str_tokens,
+                "split": w.split,
+                "token_ids": w.token_ids,
+                "str_tokens": w.str_tokens,
+                "space_token_ids": w.space_token_ids,
+                "space_str_tokens": w.space_str_tokens,
+                **self.checkpoint.words[k].as_dict(),
+                "pca": [float(v) for v in self.word_coords[k]],
             }
             if vectors:
                 entry["vector"] = self.checkpoint.vectors[k].tolist()
@@ -134,16 +148,28 @@ class Embeddings:
                     entry["processed"]["vector"] = self.processed.vectors[k].tolist()
             words.append(entry)
         out = {
-            **self.meta, "source": self.checkpoint.source, "token_form": self.token_form,
-            "token_form_means": TOKEN_FORMS[self.token_form], "groups": self.groups, "top": self.top,
-            "words": words, "cosine": self.checkpoint.cosine, "cross_cosine": self.checkpoint.cross_cosine,
-            "summary": self.checkpoint.summary, "position_norms": self.checkpoint.position_norms,
-            "pca": {"of": "the checkpoint's wte, every row (centred)", "explained_variance": self.pca.explained},
+            **self.meta,
+            "source": self.checkpoint.source,
+            "token_form": self.token_form,
+            "token_form_means": TOKEN_FORMS[self.token_form],
+            "groups": self.groups,
+            "top": self.top,
+            "words": words,
+            "cosine": self.checkpoint.cosine,
+            "cross_cosine": self.checkpoint.cross_cosine,
+            "summary": self.checkpoint.summary,
+            "position_norms": self.checkpoint.position_norms,
+            "pca": {
+                "of": "the checkpoint's wte, every row (centred)",
+                "explained_variance": self.pca.explained,
+            },
         }
         if self.processed is not None:
             out["processed"] = {
-                "source": self.processed.source, "cosine": self.processed.cosine,
-                "cross_cosine": self.processed.cross_cosine, "summary": self.processed.summary,
+                "source": self.processed.source,
+                "cosine": self.processed.cosine,
+                "cross_cosine": self.processed.cross_cosine,
+                "summary": self.processed.summary,
                 "position_norms": self.processed.position_norms,
             }
         return out
@@ -163,9 +189,14 @@ class Embeddings:
         s = self.stats(which)
         other = "space" if self.token_form == "first" else "first"
         return norm_bars(
-            labels=self._labels(), groups=[w.group for w in self.words], norms=[x.norm for x in s.words],
-            other_norms=[x.form_norms[other] for x in s.words], form=self.token_form, other=other,
-            median=s.summary["vocab"]["median_norm"], title=self._title("embedding norms", s),
+            labels=self._labels(),
+            groups=[w.group for w in self.words],
+            norms=[x.norm for x in s.words],
+            other_norms=[x.form_norms[other] for x in s.words],
+            form=self.token_form,
+            other=other,
+            median=s.summary["vocab"]["median_norm"],
+            title=self._title("embedding norms", s),
         )
 
     def figure_cosine(self, which: str = "checkpoint"):
@@ -176,7 +207,10 @@ class Embeddings:
         mats = {g: (self._labels(g), self._labels(g), s.cosine[g]) for g in self.groups}
         if s.cross_cosine is not None:
             mats[f"common × rare (mean {show_number(s.cross_cosine['mean'], '.2f')})"] = (
-                self._labels("common"), self._labels("rare"), s.cross_cosine["matrix"])
+                self._labels("common"),
+                self._labels("rare"),
+                s.cross_cosine["matrix"],
+            )
         return cosine_heatmaps(mats, title=self._title("cosine similarity", s))
 
     def figure_scatter(self, which: str = "checkpoint"):
@@ -184,25 +218,41 @@ class Embeddings:
         from probes.plots.embedding import norm_scatter
 
         s = self.stats(which)
-        marks = [(i, s.vocab_norms[i], _label(w) if n == 0 else None, w.group)
-                 for w in self.words for n, i in enumerate(w.ids)]
-        return norm_scatter(s.vocab_norms, marks, median=s.summary["vocab"]["median_norm"],
-                            title=self._title("norm of every token's embedding", s))
+        marks = [
+            (i, s.vocab_norms[i], _label(w) if n == 0 else None, w.group)
+            for w in self.words
+            for n, i in enumerate(w.ids)
+        ]
+        return norm_scatter(
+            s.vocab_norms,
+            marks,
+            median=s.summary["vocab"]["median_norm"],
+            title=self._title("norm of every token's embedding", s),
+        )
 
     def figure_pca(self):
         """The vocabulary's cloud in its first two principal components, the words' vectors marked (checkpoint wte)."""
         from probes.plots.embedding import pca_scatter
 
-        points = [(float(x), float(y), _label(w), w.group) for (x, y), w in zip(self.word_coords.tolist(), self.words)]
-        return pca_scatter(self.pca.coords, points, self.pca.explained,
-                           title=self._title("the words among every token, PCA", self.checkpoint))
+        points = [
+            (float(x), float(y), _label(w), w.group)
+            for (x, y), w in zip(self.word_coords.tolist(), self.words)
+        ]
+        return pca_scatter(
+            self.pca.coords,
+            points,
+            self.pca.explained,
+            title=self._title("the words among every token, PCA", self.checkpoint),
+        )
 
     def figure_positions(self, which: str = "checkpoint"):
         """Norm of each position's embedding (wpe)."""
         from probes.plots.embedding import position_norms
 
         s = self.stats(which)
-        return position_norms(s.position_norms, title=f"{self.model}: position embedding norms ({s.label} wpe)")
+        return position_norms(
+            s.position_norms, title=f"{self.model}: position embedding norms ({s.label} wpe)"
+        )
 
 
 def _label(w: Word) -> str:

@@ -59,7 +59,9 @@ def check_words(groups: dict[str, Sequence[str] | None]) -> dict[str, list[str]]
         if words is None:
             continue
         if isinstance(words, str):
-            raise ProbesError(f"{name}: give a list of words, not the string {words!r} (e.g. {words.split(',')!r})")
+            raise ProbesError(
+                f"{name}: give a list of words, not the string {words!r} (e.g. {words.split(',')!r})"
+            )
         words = list(words)
         if not words:
             raise ProbesError(f"the {name} list is empty; give at least one word, e.g. --{name} dog,city")
@@ -116,15 +118,33 @@ def embeddings(
         with torch.no_grad():
             w_e = model.W_E.detach().float().cpu()
             w_pos = model.W_pos.detach().float().cpu()
-        proc = _stats("processed", "TransformerLens' model.W_E and model.W_pos, centred by compatibility mode",
-                      w_e, w_pos, items, groups, top, decode)
+        proc = _stats(
+            "processed",
+            "TransformerLens' model.W_E and model.W_pos, centred by compatibility mode",
+            w_e,
+            w_pos,
+            items,
+            groups,
+            top,
+            decode,
+        )
     pca = vocab_pca(wte)
 
     from probes.meta import model_meta
 
     meta = model_meta(model)
-    return Embeddings(model=meta["model"], meta=meta, groups=groups, words=items, checkpoint=stats,
-                      processed=proc, top=top, token_form=token_form, pca=pca, word_coords=pca.project(stats.vectors))
+    return Embeddings(
+        model=meta["model"],
+        meta=meta,
+        groups=groups,
+        words=items,
+        checkpoint=stats,
+        processed=proc,
+        top=top,
+        token_form=token_form,
+        pca=pca,
+        word_coords=pca.project(stats.vectors),
+    )
 
 
 def _decoder(tok):
@@ -144,9 +164,17 @@ def _tokenize(tok, word: str, group: str, form: str) -> Word:
     space = list(tok.encode(with_space(word), add_special_tokens=False))
     assert ids and space, word  # a non-empty string always has at least one byte-level token
     used = form_ids(ids, space, form)
-    return Word(word=word, group=group, token_ids=ids, str_tokens=token_strings(tok, ids),
-                space_token_ids=space, space_str_tokens=token_strings(tok, space),
-                token_form=form, ids=used, used_str_tokens=token_strings(tok, used))
+    return Word(
+        word=word,
+        group=group,
+        token_ids=ids,
+        str_tokens=token_strings(tok, ids),
+        space_token_ids=space,
+        space_str_tokens=token_strings(tok, space),
+        token_form=form,
+        ids=used,
+        used_str_tokens=token_strings(tok, used),
+    )
 
 
 def checkpoint_embeddings(model):
@@ -199,11 +227,15 @@ def _stats(label, source, wte, wpe, items, groups, k, decode) -> MatrixStats:
     top = sims.topk(k, dim=-1) if k else None
     per_word = []
     for j, w in enumerate(items):
-        nb = [] if top is None else [
-            Neighbour(int(i), decode(int(i)), float(c)) for c, i in zip(top.values[j], top.indices[j])
-        ]
+        nb = (
+            []
+            if top is None
+            else [Neighbour(int(i), decode(int(i)), float(c)) for c, i in zip(top.values[j], top.indices[j])]
+        )
         n = float(vec_norms[j])
-        by_form = {f: float(wte[form_ids(w.token_ids, w.space_token_ids, f)].mean(dim=0).norm()) for f in TOKEN_FORMS}
+        by_form = {
+            f: float(wte[form_ids(w.token_ids, w.space_token_ids, f)].mean(dim=0).norm()) for f in TOKEN_FORMS
+        }
         per_word.append(WordStats(n, _percentile(norms, n), nb, by_form))
 
     cosine, group_summary = {}, {}
@@ -218,7 +250,9 @@ def _stats(label, source, wte, wpe, items, groups, k, decode) -> MatrixStats:
             "n_words": n,
             "mean_norm": sum(per_word[j].norm for j in members) / n,
             "mean_norm_percentile": sum(per_word[j].norm_percentile for j in members) / n,
-            "mean_norm_by_form": {f: sum(per_word[j].form_norms[f] for j in members) / n for f in TOKEN_FORMS},
+            "mean_norm_by_form": {
+                f: sum(per_word[j].form_norms[f] for j in members) / n for f in TOKEN_FORMS
+            },
             "mean_cosine": float(off.mean()) if n > 1 else None,  # off-diagonal only
             "n_split": sum(items[j].split for j in members),  # in the chosen form
             "n_bare_split": sum(len(items[j].token_ids) > 1 for j in members),
@@ -232,19 +266,33 @@ def _stats(label, source, wte, wpe, items, groups, k, decode) -> MatrixStats:
         cross = {"rows": "common", "columns": "rare", "matrix": mat.tolist(), "mean": float(mat.mean())}
     summary = {
         "vocab": {
-            "size": int(norms.numel()), "d_model": int(wte.shape[1]),
-            "median_norm": float(norms.median()), "mean_norm": float(norms.mean()),
-            "min_norm": float(norms.min()), "max_norm": float(norms.max()),
+            "size": int(norms.numel()),
+            "d_model": int(wte.shape[1]),
+            "median_norm": float(norms.median()),
+            "mean_norm": float(norms.mean()),
+            "min_norm": float(norms.min()),
+            "max_norm": float(norms.max()),
         },
         "groups": group_summary,
         "comparison": _compare(group_summary, cross),
         "positions": {
-            "n": int(wpe.shape[0]), "mean_norm": float(wpe.norm(dim=-1).mean()),
-            "norm_first": float(wpe[0].norm()), "norm_last": float(wpe[-1].norm()),
+            "n": int(wpe.shape[0]),
+            "mean_norm": float(wpe.norm(dim=-1).mean()),
+            "norm_first": float(wpe[0].norm()),
+            "norm_last": float(wpe[-1].norm()),
         },
     }
-    return MatrixStats(label=label, source=source, vocab_norms=norms.tolist(), position_norms=wpe.norm(dim=-1).tolist(),
-                       words=per_word, cosine=cosine, cross_cosine=cross, summary=summary, vectors=vectors)
+    return MatrixStats(
+        label=label,
+        source=source,
+        vocab_norms=norms.tolist(),
+        position_norms=wpe.norm(dim=-1).tolist(),
+        words=per_word,
+        cosine=cosine,
+        cross_cosine=cross,
+        summary=summary,
+        vectors=vectors,
+    )
 
 
 def _compare(groups: dict, cross: dict | None) -> dict | None:
@@ -252,12 +300,21 @@ def _compare(groups: dict, cross: dict | None) -> dict | None:
     if "common" not in groups or "rare" not in groups:
         return None
     c, r = groups["common"], groups["rare"]
-    diff = None if c["mean_cosine"] is None or r["mean_cosine"] is None else c["mean_cosine"] - r["mean_cosine"]
+    diff = (
+        None if c["mean_cosine"] is None or r["mean_cosine"] is None else c["mean_cosine"] - r["mean_cosine"]
+    )
     return {
-        "mean_norm_common": c["mean_norm"], "mean_norm_rare": r["mean_norm"],
+        "mean_norm_common": c["mean_norm"],
+        "mean_norm_rare": r["mean_norm"],
         "norm_ratio": c["mean_norm"] / r["mean_norm"] if r["mean_norm"] else None,  # common / rare
-        "mean_norm_percentile_common": c["mean_norm_percentile"], "mean_norm_percentile_rare": r["mean_norm_percentile"],
-        "mean_cosine_common": c["mean_cosine"], "mean_cosine_rare": r["mean_cosine"], "mean_cosine_difference": diff,
+        "mean_norm_percentile_common": c["mean_norm_percentile"],
+        "mean_norm_percentile_rare": r["mean_norm_percentile"],
+        "mean_cosine_common": c["mean_cosine"],
+        "mean_cosine_rare": r["mean_cosine"],
+        "mean_cosine_difference": diff,
         "mean_cross_cosine": cross["mean"],
-        "split_common": c["n_split"], "n_common": c["n_words"], "split_rare": r["n_split"], "n_rare": r["n_words"],
+        "split_common": c["n_split"],
+        "n_common": c["n_words"],
+        "split_rare": r["n_split"],
+        "n_rare": r["n_words"],
     }

@@ -40,7 +40,11 @@ class HeldOut:
         return windows(model, self.dataset, max_tokens_per_text=self.max_tokens_per_text)
 
     def as_dict(self) -> dict:
-        return {"source": self.name, "texts": self.dataset._count, "max_tokens_per_text": self.max_tokens_per_text}
+        return {
+            "source": self.name,
+            "texts": self.dataset._count,
+            "max_tokens_per_text": self.max_tokens_per_text,
+        }
 
 
 def heldout_source(model, eval_text=None) -> HeldOut:
@@ -81,8 +85,12 @@ class Score:
         return self.nll / self.targets
 
     def metrics(self, full: Score) -> dict:
-        return {"loss": self.loss, "loss_increase": self.loss - full.loss, "kl": self.kl / self.positions,
-                "top1_agreement": self.agree / self.positions}
+        return {
+            "loss": self.loss,
+            "loss_increase": self.loss - full.loss,
+            "kl": self.kl / self.positions,
+            "top1_agreement": self.agree / self.positions,
+        }
 
 
 def logprobs_of(model, ids: torch.Tensor) -> torch.Tensor:
@@ -134,7 +142,9 @@ def score_runs(
 
     n = model.cfg.n_layers
     base = set(skipped_blocks(model))  # blocks the caller already skips: every run skips them too
-    keys = [(source.name, source.max_tokens_per_text, tuple(sorted(base | set(r or ())))) for r in [None, *runs]]
+    keys = [
+        (source.name, source.max_tokens_per_text, tuple(sorted(base | set(r or ())))) for r in [None, *runs]
+    ]
     if memo is not None and on_full_stream is None and late is None and all(k in memo for k in keys):
         return [memo[k] for k in keys]
     full_kept = [i for i in range(n) if i not in base]
@@ -143,7 +153,9 @@ def score_runs(
     p = progress_of(progress)
 
     runs = list(runs)
-    todo = iter(batches(model, source.windows(model), max_tokens=max_tokens or batch_tokens(model), max_rows=max_rows))
+    todo = iter(
+        batches(model, source.windows(model), max_tokens=max_tokens or batch_tokens(model), max_rows=max_rows)
+    )
     batch, first, copy_of = next(todo, None), True, 0
     with p.task(f"held-out scoring ({len(runs) + 1 + (late is not None)} runs)", unit="windows") as task:
         while batch is not None:
@@ -158,7 +170,9 @@ def score_runs(
                 lp_full, resid = _hooked_full(model, batch.ids, n, record=on_full_stream is not None)
             if on_full_stream is not None:
                 on_full_stream(batch, resid)
-            if late is not None and first and following is None:  # one batch: the full model has seen the whole text
+            if (
+                late is not None and first and following is None
+            ):  # one batch: the full model has seen the whole text
                 runs.append(late())
                 scores.append(Score())
                 late = None
@@ -197,18 +211,26 @@ def score_runs(
         raise ProbesError(f"the held-out text {source.name} has no token to predict after BOS")
     if copy_of:
         scores[-1] = scores[copy_of]
-    keys += [(source.name, source.max_tokens_per_text, tuple(sorted(base | set(r)))) for r in runs[len(keys) - 1:]]
+    keys += [
+        (source.name, source.max_tokens_per_text, tuple(sorted(base | set(r)))) for r in runs[len(keys) - 1 :]
+    ]
     if memo is not None:
         memo.update(zip(keys, scores))
     if late is not None:  # several batches: the set is known only now, and takes a second pass
         wanted = late()
-        scores.append(scores[runs.index(wanted) + 1] if wanted in runs else
-                      score_runs(model, source, [wanted], max_tokens=max_tokens, max_rows=max_rows, progress=p,
-                                 memo=memo)[1])
+        scores.append(
+            scores[runs.index(wanted) + 1]
+            if wanted in runs
+            else score_runs(
+                model, source, [wanted], max_tokens=max_tokens, max_rows=max_rows, progress=p, memo=memo
+            )[1]
+        )
     return scores
 
 
-def _hooked_full(model, ids: torch.Tensor, n: int, *, record: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def _hooked_full(
+    model, ids: torch.Tensor, n: int, *, record: bool
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """(log-probs (batch, pos, vocab), the residual stream as `score_runs` describes it) through the bridge."""
     from probes.core.hooks import attached
 

@@ -26,7 +26,9 @@ UNITS = {"entropy": "bits", "kl_to_final": "bits", "next_token_xent": "bits", "r
 
 def row_hooks(n_layers: int) -> list[str]:
     """The L+1 hook names whose streams the lens decodes, input first."""
-    return [f"blocks.{i}.hook_resid_pre" for i in range(n_layers)] + [f"blocks.{n_layers - 1}.hook_resid_post"]
+    return [f"blocks.{i}.hook_resid_pre" for i in range(n_layers)] + [
+        f"blocks.{n_layers - 1}.hook_resid_post"
+    ]
 
 
 def row_labels(n_layers: int, skipped: Sequence[int] = ()) -> list[str]:
@@ -69,7 +71,9 @@ class LensResult:
     d_vocab: int = 0
     model_name: str = ""
     skipped_blocks: list[int] = field(default_factory=list)
-    tuned_lens: str | None = None  # the tuned lens the rows were read through (its folder), None: the logit lens
+    tuned_lens: str | None = (
+        None  # the tuned lens the rows were read through (its folder), None: the logit lens
+    )
 
     @property
     def n_rows(self) -> int:
@@ -78,8 +82,10 @@ class LensResult:
     def __repr__(self) -> str:
         skipped = f", blocks {_ranges(self.skipped_blocks)} skipped" if self.skipped_blocks else ""
         tuned = f", tuned lens {self.tuned_lens!r}" if self.tuned_lens else ""
-        return (f"LensResult({self.n_rows} rows x {len(self.positions)} positions, top {self.top_ids.shape[-1]}, "
-                f"model {self.model_name!r}{skipped}{tuned})")
+        return (
+            f"LensResult({self.n_rows} rows x {len(self.positions)} positions, top {self.top_ids.shape[-1]}, "
+            f"model {self.model_name!r}{skipped}{tuned})"
+        )
 
     def column(self, position: int) -> int:
         """Index j into the arrays for an absolute (or negative) sequence position."""
@@ -105,18 +111,22 @@ class LensResult:
         j = self.column(position)
         out = []
         for r in range(self.n_rows):
-            out.append({
-                "row": self.row_labels[r],
-                "hook": self.rows[r],
-                "top": [(str(s), float(p)) for s, p in zip(self.top_str_tokens[r, j], self.top_probs[r, j])],
-                "entropy": float(self.entropy[r, j]),
-                "kl_to_final": float(self.kl_to_final[r, j]),
-                "final_rank": int(self.final_rank[r, j]),
-                "final_prob": float(self.final_prob[r, j]),
-                "next_rank": int(self.next_rank[r, j]) if self.next_token[j] >= 0 else None,
-                "next_prob": float(self.next_prob[r, j]) if self.next_token[j] >= 0 else None,
-                "next_xent": float(self.next_xent[r, j]) if self.next_token[j] >= 0 else None,
-            })
+            out.append(
+                {
+                    "row": self.row_labels[r],
+                    "hook": self.rows[r],
+                    "top": [
+                        (str(s), float(p)) for s, p in zip(self.top_str_tokens[r, j], self.top_probs[r, j])
+                    ],
+                    "entropy": float(self.entropy[r, j]),
+                    "kl_to_final": float(self.kl_to_final[r, j]),
+                    "final_rank": int(self.final_rank[r, j]),
+                    "final_prob": float(self.final_prob[r, j]),
+                    "next_rank": int(self.next_rank[r, j]) if self.next_token[j] >= 0 else None,
+                    "next_prob": float(self.next_prob[r, j]) if self.next_token[j] >= 0 else None,
+                    "next_xent": float(self.next_xent[r, j]) if self.next_token[j] >= 0 else None,
+                }
+            )
         return out
 
     def figure(self, metric: str = "prob", **kwargs):
@@ -149,7 +159,9 @@ class LensResult:
             "final_token_prob": round_floats(self.final_prob),
             "final_emergence_row": self.emergence("final"),
             "next_token": [int(t) if t >= 0 else None for t in self.next_token],
-            "next_token_rank": [[int(v) if k else None for v, k in zip(row, known)] for row in self.next_rank],
+            "next_token_rank": [
+                [int(v) if k else None for v, k in zip(row, known)] for row in self.next_rank
+            ],
             "next_token_prob": round_floats(self.next_prob),
             "next_token_xent": round_floats(self.next_xent),
         }
@@ -171,7 +183,9 @@ def check_position(position: int, n: int) -> int:
         raise SpecError(f"position {position!r} is not an integer")
     p = int(position) + n if position < 0 else int(position)
     if not 0 <= p < n:
-        raise SpecError(f"position {position} is out of range: the prompt has {n} tokens (0-{n - 1}, or -{n} to -1)")
+        raise SpecError(
+            f"position {position} is out of range: the prompt has {n} tokens (0-{n - 1}, or -{n} to -1)"
+        )
     return p
 
 
@@ -199,8 +213,9 @@ def _positions(positions, n: int) -> list[int]:
     return out
 
 
-def logit_lens(model, prompt, *, top: int = 5, positions=None, bos: bool = True,
-               translators=None) -> LensResult | list[LensResult]:
+def logit_lens(
+    model, prompt, *, top: int = 5, positions=None, bos: bool = True, translators=None
+) -> LensResult | list[LensResult]:
     """The logit lens of `prompt` (text, `FILE:path`, or token ids fed as they are).
 
     A list of prompts or a `probes.Dataset` gives a list of LensResults, one per prompt in order
@@ -214,15 +229,18 @@ def logit_lens(model, prompt, *, top: int = 5, positions=None, bos: bool = True,
     its tuned-lens translator first: the tuned lens.
     """
     from probes.core.hooks import attached
-
     from probes.core.prompt import is_many, per_prompt, prompt_ids
     from probes.studies.tuned_lens import tuned_of
 
     check_top(top)
     translators = tuned_of(translators, model)
     if is_many(prompt):
-        return per_prompt(lambda p: logit_lens(model, p, top=top, positions=positions, bos=bos, translators=translators),
-                          model, prompt, bos=bos)
+        return per_prompt(
+            lambda p: logit_lens(model, p, top=top, positions=positions, bos=bos, translators=translators),
+            model,
+            prompt,
+            bos=bos,
+        )
     text, ids = prompt_ids(model, prompt, bos=bos)
     cols = _positions(positions, len(ids))
     n_layers = model.cfg.n_layers
@@ -240,7 +258,9 @@ def logit_lens(model, prompt, *, top: int = 5, positions=None, bos: bool = True,
     ids_t = torch.tensor([ids], device=device)  # (1, pos)
     with torch.no_grad(), attached(model, [(n, keep(r)) for r, n in enumerate(names)]):
         # The transformer body only: the lens decodes row L itself, so lm_head would be wasted.
-        model.original_model.transformer(input_ids=ids_t, position_ids=torch.arange(len(ids), device=device)[None])
+        model.original_model.transformer(
+            input_ids=ids_t, position_ids=torch.arange(len(ids), device=device)[None]
+        )
     assert all(x is not None for x in resid), "a residual hook did not fire"
     next_ids = [ids[p + 1] if p + 1 < len(ids) else -1 for p in cols]
     return build_result(model, resid, ids, cols, next_ids, top, text, translators)
@@ -257,9 +277,17 @@ def build_result(model, resid, ids, cols, next_ids, top, text, translators=None)
     skipped = skipped_blocks(model)
     n_layers = len(resid) - 1
     return LensResult(
-        prompt=text, tokens=list(ids), str_tokens=str_tokens(model, ids), positions=list(cols),
-        rows=row_hooks(n_layers), row_labels=row_labels(n_layers, skipped),
-        top_str_tokens=top_strings(model, out["top_ids"]), next_token=np.array(next_ids, np.int64),
-        d_vocab=model.cfg.d_vocab, model_name=source_of(model).name, skipped_blocks=skipped,
-        tuned_lens=None if translators is None else translators.name, **out,
+        prompt=text,
+        tokens=list(ids),
+        str_tokens=str_tokens(model, ids),
+        positions=list(cols),
+        rows=row_hooks(n_layers),
+        row_labels=row_labels(n_layers, skipped),
+        top_str_tokens=top_strings(model, out["top_ids"]),
+        next_token=np.array(next_ids, np.int64),
+        d_vocab=model.cfg.d_vocab,
+        model_name=source_of(model).name,
+        skipped_blocks=skipped,
+        tuned_lens=None if translators is None else translators.name,
+        **out,
     )

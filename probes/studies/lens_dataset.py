@@ -39,9 +39,22 @@ _CHUNK_ELEMENTS = 1 << 22
 _AT_EVERY_POSITION = ("kl_to_final", "entropy", "final_agreement")  # the others need the next token
 
 
-def lens_over(model, data, *, split: str | None = None, max_texts: int | None = None, bos: bool = True,
-              compare_skip=None, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
-              max_tokens: int = 4096, max_rows: int = 64, translators=None, progress=None) -> DatasetLens:
+def lens_over(
+    model,
+    data,
+    *,
+    split: str | None = None,
+    max_texts: int | None = None,
+    bos: bool = True,
+    compare_skip=None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    max_tokens: int = 4096,
+    max_rows: int = 64,
+    translators=None,
+    progress=None,
+) -> DatasetLens:
     """The logit lens's per-row statistics over every position of `data`, with cluster-bootstrap intervals.
 
     `data` is a list of strings, a `probes.core.dataset.Dataset`, or a path (`FILE:path`, a
@@ -86,8 +99,17 @@ def lens_over(model, data, *, split: str | None = None, max_texts: int | None = 
     result.tuned_lens = None if translators is None else translators.name
     if other is not None:
         other.windows, other.tokens = main.windows, main.tokens
-        result.compare = other.result(model, dataset, texts, sorted(set(skipped) | set(compared)),
-                                      "unpruned final", n_boot, seed, level, bos)
+        result.compare = other.result(
+            model,
+            dataset,
+            texts,
+            sorted(set(skipped) | set(compared)),
+            "unpruned final",
+            n_boot,
+            seed,
+            level,
+            bos,
+        )
         result.compare.tuned_lens = result.tuned_lens
     return result
 
@@ -135,15 +157,38 @@ class _Sums:
         rows, k = sums.shape[1:]
         per_metric = np.array([0 if m in _AT_EVERY_POSITION else 1 for m in METRICS])
         denominators = np.repeat(counts[:, per_metric][:, None, :], rows, axis=1)  # (texts, rows, metrics)
-        mean, low, high = (a.reshape(rows, k) for a in cluster_bootstrap(
-            sums.reshape(self.n, -1), denominators.reshape(self.n, -1), n_boot=n_boot, seed=seed, level=level))
+        mean, low, high = (
+            a.reshape(rows, k)
+            for a in cluster_bootstrap(
+                sums.reshape(self.n, -1),
+                denominators.reshape(self.n, -1),
+                n_boot=n_boot,
+                seed=seed,
+                level=level,
+            )
+        )
         L = model.cfg.n_layers
         return DatasetLens(
-            rows=row_hooks(L), row_labels=row_labels(L, skipped), mean=mean, low=low, high=high,
-            source=dataset.name, texts=list(texts), n_windows=self.windows, n_tokens=self.tokens,
-            n_positions=int(counts[:, 0].sum()), n_predicted=int(counts[:, 1].sum()), bos=bos,
-            n_boot=n_boot, seed=seed, level=level, reference=reference, model_name=source_of(model).name,
-            skipped_blocks=list(skipped), text_sums=sums.copy(), text_counts=counts.copy(),
+            rows=row_hooks(L),
+            row_labels=row_labels(L, skipped),
+            mean=mean,
+            low=low,
+            high=high,
+            source=dataset.name,
+            texts=list(texts),
+            n_windows=self.windows,
+            n_tokens=self.tokens,
+            n_positions=int(counts[:, 0].sum()),
+            n_predicted=int(counts[:, 1].sum()),
+            bos=bos,
+            n_boot=n_boot,
+            seed=seed,
+            level=level,
+            reference=reference,
+            model_name=source_of(model).name,
+            skipped_blocks=list(skipped),
+            text_sums=sums.copy(),
+            text_counts=counts.copy(),
         )
 
 
@@ -162,7 +207,9 @@ def residual_rows(model, ids: torch.Tensor) -> list[torch.Tensor]:
         return hook
 
     B, T = ids.shape
-    positions = torch.arange(T, device=ids.device)[None].expand(B, T)  # right padding: every row counts from 0
+    positions = torch.arange(T, device=ids.device)[None].expand(
+        B, T
+    )  # right padding: every row counts from 0
     with attached(model, [(n, keep(r)) for r, n in enumerate(names)]):
         # The transformer body only: the rows are decoded here, so lm_head would be wasted.
         model.original_model.transformer(input_ids=ids, position_ids=positions)
@@ -192,15 +239,21 @@ def _lens_batch(model, batch, compared, main: _Sums, other: _Sums | None, transl
         with skip(model, compared):
             pruned = through(flat(residual_rows(model, batch.ids)))
     nxt = torch.roll(batch.ids, -1, dims=1)  # (batch, pos): the token after each position
-    known = torch.arange(T, device=mask.device)[None] + 1 < batch.lengths[:, None]  # next token inside the window
+    known = (
+        torch.arange(T, device=mask.device)[None] + 1 < batch.lengths[:, None]
+    )  # next token inside the window
     nxt, known = nxt[mask].to(home), known[mask].to(home)  # (real positions,)
     text = np.repeat([w.text for w in batch.windows], batch.lengths.cpu().numpy())  # (real positions,)
     step = max(1, _CHUNK_ELEMENTS // model.cfg.d_vocab)
     for start in range(0, len(text), step):
         part = slice(start, start + step)
-        stats, other_stats = _chunk_stats(model, [x[part] for x in streams],
-                                          None if pruned is None else [x[part] for x in pruned],
-                                          nxt[part], known[part])
+        stats, other_stats = _chunk_stats(
+            model,
+            [x[part] for x in streams],
+            None if pruned is None else [x[part] for x in pruned],
+            nxt[part],
+            known[part],
+        )
         k = known[part].cpu().numpy()
         main.add(text[part], stats, k)
         if other is not None:
@@ -236,8 +289,13 @@ def _chunk_stats(model, resid, pruned, nxt, known):
         kl = dot(p_f, torch.sub(logp_f, lp, out=p)) / LN2  # p is free once the entropy is summed
         xent = torch.where(known, -lp.gather(-1, target)[:, 0] / LN2, 0.0)
         hit = ((top == nxt) & known).float()
-        values = {"kl_to_final": kl.clamp(min=0), "entropy": entropy, "next_xent": xent, "next_accuracy": hit,
-                  "final_agreement": (top == final_top).float()}
+        values = {
+            "kl_to_final": kl.clamp(min=0),
+            "entropy": entropy,
+            "next_xent": xent,
+            "next_accuracy": hit,
+            "final_agreement": (top == final_top).float(),
+        }
         return torch.stack([values[m] for m in METRICS], -1)
 
     def run(rows):  # (rows, pos, metrics); a skipped block's row equals the row before: same numbers

@@ -63,15 +63,19 @@ class DatasetLens:
     def __repr__(self) -> str:
         skipped = f", blocks {_ranges(self.skipped_blocks)} skipped" if self.skipped_blocks else ""
         compare = f"; compare: blocks {_ranges(self.compare.skipped_blocks)} skipped" if self.compare else ""
-        return (f"DatasetLens({count(self.n_rows, 'row')}, {count(self.n_texts, 'text')} ({count(self.n_windows, 'window')}, "
-                f"{count(self.n_tokens, 'token')}) from {self.source!r}, model {self.model_name!r}{skipped}{compare})")
+        return (
+            f"DatasetLens({count(self.n_rows, 'row')}, {count(self.n_texts, 'text')} ({count(self.n_windows, 'window')}, "
+            f"{count(self.n_tokens, 'token')}) from {self.source!r}, model {self.model_name!r}{skipped}{compare})"
+        )
 
     def metric(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(mean, low, high) of one metric, each (rows,)."""
         from probes.errors import SpecError, closest
 
         if name not in METRICS:
-            raise SpecError(f"unknown metric {name!r}{closest(name, METRICS)}; choose from {', '.join(METRICS)}")
+            raise SpecError(
+                f"unknown metric {name!r}{closest(name, METRICS)}; choose from {', '.join(METRICS)}"
+            )
         j = list(METRICS).index(name)
         return self.mean[:, j], self.low[:, j], self.high[:, j]
 
@@ -99,16 +103,29 @@ class DatasetLens:
             "skipped_blocks": list(self.skipped_blocks),
             "tuned_lens": self.tuned_lens,
             "reference": self.reference,
-            "dataset": {"source": self.source, "texts": self.n_texts, "windows": self.n_windows,
-                        "tokens": self.n_tokens, "positions": self.n_positions, "predicted": self.n_predicted,
-                        "bos": self.bos, "where": list(self.texts)},
-            "interval": {"level": self.level, "method": "percentile cluster bootstrap over texts",
-                         "replicates": self.n_boot, "seed": self.seed},
+            "dataset": {
+                "source": self.source,
+                "texts": self.n_texts,
+                "windows": self.n_windows,
+                "tokens": self.n_tokens,
+                "positions": self.n_positions,
+                "predicted": self.n_predicted,
+                "bos": self.bos,
+                "where": list(self.texts),
+            },
+            "interval": {
+                "level": self.level,
+                "method": "percentile cluster bootstrap over texts",
+                "replicates": self.n_boot,
+                "seed": self.seed,
+            },
             "rows": list(self.rows),
             "row_labels": list(self.row_labels),
             "units": {name: unit for name, (_, unit) in METRICS.items()},
-            "metrics": {name: {"mean": r6(self.mean[:, j]), "low": r6(self.low[:, j]), "high": r6(self.high[:, j])}
-                        for j, name in enumerate(METRICS)},
+            "metrics": {
+                name: {"mean": r6(self.mean[:, j]), "low": r6(self.low[:, j]), "high": r6(self.high[:, j])}
+                for j, name in enumerate(METRICS)
+            },
         }
         if self.compare is not None:
             out["compare"] = self.compare.as_dict()

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from probes.errors import SpecError
 from probes.core.sampling import SamplingConfig
+from probes.errors import SpecError
 from probes.studies.lens import LensResult, build_result, round_floats, row_hooks
 from probes.tokens import check_top
 
@@ -45,7 +45,7 @@ class GenerationLens:
     @property
     def generated_strings(self) -> list[str]:
         n = len(self.prompt_tokens)
-        return self.lens.str_tokens[n:n + len(self.generated)]
+        return self.lens.str_tokens[n : n + len(self.generated)]
 
     @property
     def rank(self) -> np.ndarray:
@@ -80,8 +80,9 @@ class GenerationLens:
         return d
 
 
-def generation_lens(model, prompt, config: SamplingConfig | None = None, *, top: int = 5, translators=None,
-                    **overrides) -> GenerationLens | list[GenerationLens]:
+def generation_lens(
+    model, prompt, config: SamplingConfig | None = None, *, top: int = 5, translators=None, **overrides
+) -> GenerationLens | list[GenerationLens]:
     """Generate one sample (a SamplingConfig, or its fields as keywords) and record the lens of each token as it is produced.
 
     A list of prompts or a `probes.Dataset` gives a list, one GenerationLens per prompt in order.
@@ -105,7 +106,12 @@ def generation_lens(model, prompt, config: SamplingConfig | None = None, *, top:
     if cfg.num_samples != 1:
         raise SpecError("the generation lens follows one sample; num_samples must be 1")
     if is_many(prompt):
-        return per_prompt(lambda p: generation_lens(model, p, cfg, top=top, translators=translators), model, prompt, bos=cfg.bos)
+        return per_prompt(
+            lambda p: generation_lens(model, p, cfg, top=top, translators=translators),
+            model,
+            prompt,
+            bos=cfg.bos,
+        )
     text, prompt_tokens = prompt_ids(model, prompt, bos=cfg.bos)
     names = row_hooks(model.cfg.n_layers)
     calls: list[list] = []  # per forward call: the L+1 rows of its newest position, each (d_model,)
@@ -125,11 +131,18 @@ def generation_lens(model, prompt, config: SamplingConfig | None = None, *, top:
 
     fused = choose_decoder(model, record=record)  # None when probes are attached: they must see the run
     with attached(model, [] if fused is not None else [(n, keep(r)) for r, n in enumerate(names)]):
-        gen = list(stream_tokens(model, prompt_tokens, cfg, decoder=fused or HookedDecoder(model), on_forward=on_forward))
+        gen = list(
+            stream_tokens(
+                model, prompt_tokens, cfg, decoder=fused or HookedDecoder(model), on_forward=on_forward
+            )
+        )
     # Call c computed the logits generated token c was drawn from.
-    resid = [torch.stack([calls[c][r] for c in range(len(gen))]) for r in range(len(names))]  # each (generated, d_model)
+    resid = [
+        torch.stack([calls[c][r] for c in range(len(gen))]) for r in range(len(names))
+    ]  # each (generated, d_model)
     ids = prompt_tokens + gen
     cols = [len(prompt_tokens) - 1 + j for j in range(len(gen))]
     lens = build_result(model, resid, ids, cols, gen, top, text, translators)
-    return GenerationLens(lens=lens, prompt_tokens=prompt_tokens, generated=gen, text=model.tokenizer.decode(gen),
-                          config=cfg)
+    return GenerationLens(
+        lens=lens, prompt_tokens=prompt_tokens, generated=gen, text=model.tokenizer.decode(gen), config=cfg
+    )

@@ -38,7 +38,9 @@ def decode_residual(model, resid: torch.Tensor, *, out: torch.Tensor | None = No
     return linear_out_in(h, unembed.weight, unembed.bias, out=out)  # weight (vocab, d_model), bias (vocab,)
 
 
-def readout(model, resid: list[torch.Tensor], next_ids: list[int], top: int, translators=None) -> dict[str, np.ndarray]:
+def readout(
+    model, resid: list[torch.Tensor], next_ids: list[int], top: int, translators=None
+) -> dict[str, np.ndarray]:
     """Statistics of every row of `resid` (each (pos, d_model)), one row and one chunk of positions at a time.
 
     Returns the LensResult arrays: top_ids, top_probs, entropy, kl_to_final, final_rank,
@@ -73,7 +75,9 @@ def readout(model, resid: list[torch.Tensor], next_ids: list[int], top: int, tra
     return out
 
 
-def _decode_chunk(model, resid: list[torch.Tensor], next_ids: list[int], k: int, out: dict, part: slice) -> None:
+def _decode_chunk(
+    model, resid: list[torch.Tensor], next_ids: list[int], k: int, out: dict, part: slice
+) -> None:
     """Fill `out[...][:, part]` from the rows `resid` (each (pos, d_model)) of one chunk of positions."""
     n_pos, device = resid[0].shape[0], resid[0].device
     vocab, dtype = model.cfg.d_vocab, resid[0].dtype

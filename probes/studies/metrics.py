@@ -69,7 +69,9 @@ def logprobs_many(model, items: list[tuple[list[int], list[int]]]) -> list[torch
     texts = list(dict.fromkeys(tuple(ids) for ids, _ in items))  # each text once
     row = {t: r for r, t in enumerate(texts)}
     T = max(map(len, texts))
-    batch = torch.tensor([list(t) + [0] * (T - len(t)) for t in texts], device=model.cfg.device)  # (texts, pos)
+    batch = torch.tensor(
+        [list(t) + [0] * (T - len(t)) for t in texts], device=model.cfg.device
+    )  # (texts, pos)
     scorer = fastpath.FastScorer(model)
     final, resid = scorer.stream(batch, full_kept, record=any(set(layers) - base for _, layers in items))
     by_set: dict[tuple, torch.Tensor] = {(): final}  # final residual (texts, pos, d_model) of each skip set

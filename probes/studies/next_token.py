@@ -33,10 +33,20 @@ class SettingDistribution:
 
     def as_dict(self) -> dict:
         c = self.config
-        return {"label": c.label(), "temperature": c.temperature, "top_k": c.top_k, "top_p": c.top_p,
-                "greedy": c.is_greedy, "top_ids": self.top_ids, "top_str_tokens": self.top_str_tokens,
-                "top_probs": self.top_probs, "entropy_bits": self.entropy_bits, "tokens_for_99": self.tokens_for_99,
-                "support": self.support, "support_min_prob": POSSIBLE_P}
+        return {
+            "label": c.label(),
+            "temperature": c.temperature,
+            "top_k": c.top_k,
+            "top_p": c.top_p,
+            "greedy": c.is_greedy,
+            "top_ids": self.top_ids,
+            "top_str_tokens": self.top_str_tokens,
+            "top_probs": self.top_probs,
+            "entropy_bits": self.entropy_bits,
+            "tokens_for_99": self.tokens_for_99,
+            "support": self.support,
+            "support_min_prob": POSSIBLE_P,
+        }
 
 
 @dataclass
@@ -50,8 +60,13 @@ class NextTokenDistribution:
     d_vocab: int = 0
 
     def as_dict(self) -> dict:
-        return {"prompt": self.prompt, "prompt_tokens": self.prompt_tokens, "d_vocab": self.d_vocab,
-                "raw": self.raw.as_dict(), "settings": [s.as_dict() for s in self.settings]}
+        return {
+            "prompt": self.prompt,
+            "prompt_tokens": self.prompt_tokens,
+            "d_vocab": self.d_vocab,
+            "raw": self.raw.as_dict(),
+            "settings": [s.as_dict() for s in self.settings],
+        }
 
     def figure(self, top: int = 12):
         from probes.plots.next_token import distribution_bars
@@ -68,9 +83,14 @@ def _summarise(model, probs: torch.Tensor, config: SamplingConfig, top: int) -> 
     keep = max(1, int((p > 0).sum()))  # tokens a setting can never draw are not its "top" tokens
     p, ids = p[:keep], ids[:keep]
     return SettingDistribution(
-        config=config, top_ids=ids.tolist(), top_str_tokens=str_tokens(model, ids.tolist()),
-        top_probs=[float(x) for x in p], entropy_bits=float(entropy_bits(probs)),
-        tokens_for_99=mass_count(probs, 0.99), support=int((probs >= POSSIBLE_P).sum()), top1_prob=float(p[0]),
+        config=config,
+        top_ids=ids.tolist(),
+        top_str_tokens=str_tokens(model, ids.tolist()),
+        top_probs=[float(x) for x in p],
+        entropy_bits=float(entropy_bits(probs)),
+        tokens_for_99=mass_count(probs, 0.99),
+        support=int((probs >= POSSIBLE_P).sum()),
+        top1_prob=float(p[0]),
     )
 
 
@@ -97,11 +117,21 @@ def next_token_distribution(
     check_top(top)
     grid = settings or sampling_grid(temperature, top_k, top_p)  # validates each
     if is_many(prompt):
-        return per_prompt(lambda p: next_token_distribution(model, p, top=top, bos=bos, settings=grid), model, prompt, bos=bos)
+        return per_prompt(
+            lambda p: next_token_distribution(model, p, top=top, bos=bos, settings=grid),
+            model,
+            prompt,
+            bos=bos,
+        )
     text, ids = prompt_ids(model, prompt, bos=bos)
     with torch.no_grad():
         logits = model(torch.tensor([ids], device=model.cfg.device or "cpu"))[0, -1].float().cpu()  # (vocab,)
     top = min(top, logits.shape[-1])
     raw = _summarise(model, torch.softmax(logits, -1), RAW, top)
-    return NextTokenDistribution(text, ids, raw, [_summarise(model, sampling_probs(logits, s), s, top) for s in grid],
-                                 d_vocab=int(logits.shape[-1]))
+    return NextTokenDistribution(
+        text,
+        ids,
+        raw,
+        [_summarise(model, sampling_probs(logits, s), s, top) for s in grid],
+        d_vocab=int(logits.shape[-1]),
+    )

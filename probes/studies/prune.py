@@ -27,11 +27,18 @@ from probes.studies.metrics import (
 )
 
 METRIC_LABELS = {
-    "distinct_1": "distinct-1", "distinct_2": "distinct-2", "distinct_3": "distinct-3",
-    "repeated_4gram_fraction": "repeated 4-grams", "longest_repeated_span": "longest repeat (tokens)",
-    "length_until_eos": "tokens until EOS", "ppl_under_full": "perplexity under full",
-    "tf_kl": "KL(full||run) on full text (nats)", "tf_top1_agreement": "top-1 agreement",
-    "eval_loss": "held-out loss (nats)", "eval_loss_increase": "loss change", "eval_kl": "held-out KL (nats)",
+    "distinct_1": "distinct-1",
+    "distinct_2": "distinct-2",
+    "distinct_3": "distinct-3",
+    "repeated_4gram_fraction": "repeated 4-grams",
+    "longest_repeated_span": "longest repeat (tokens)",
+    "length_until_eos": "tokens until EOS",
+    "ppl_under_full": "perplexity under full",
+    "tf_kl": "KL(full||run) on full text (nats)",
+    "tf_top1_agreement": "top-1 agreement",
+    "eval_loss": "held-out loss (nats)",
+    "eval_loss_increase": "loss change",
+    "eval_kl": "held-out KL (nats)",
     "eval_top1_agreement": "held-out top-1 agr.",
 }
 EVAL_KEYS = ("eval_loss", "eval_loss_increase", "eval_kl", "eval_top1_agreement")
@@ -57,9 +64,15 @@ class PruneRun:
         return f"PruneRun({self.name!r}, skipped {self.skipped_blocks}, eval loss {loss if loss is None else round(loss, 4)})"
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "skipped_blocks": self.skipped_blocks, "kept_blocks": self.kept_blocks,
-                "samples": [{"text": s.text, "tokens": s.tokens} for s in self.samples],
-                "metrics": self.metrics, "kl_per_token": self.kl_per_token, "timing": self.timing}
+        return {
+            "name": self.name,
+            "skipped_blocks": self.skipped_blocks,
+            "kept_blocks": self.kept_blocks,
+            "samples": [{"text": s.text, "tokens": s.tokens} for s in self.samples],
+            "metrics": self.metrics,
+            "kl_per_token": self.kl_per_token,
+            "timing": self.timing,
+        }
 
 
 @dataclass
@@ -75,9 +88,15 @@ class PruneComparison:
     eval_texts: int | None = None  # held-out texts scored (1 for a file)
 
     def as_dict(self) -> dict:
-        return {"prompt": self.prompt, "prompt_tokens": self.prompt_tokens, "config": self.config.to_dict(),
-                "eval_text": self.eval_text, "eval_texts": self.eval_texts, "eval_tokens": self.eval_tokens,
-                "runs": [r.as_dict() for r in self.runs]}
+        return {
+            "prompt": self.prompt,
+            "prompt_tokens": self.prompt_tokens,
+            "config": self.config.to_dict(),
+            "eval_text": self.eval_text,
+            "eval_texts": self.eval_texts,
+            "eval_tokens": self.eval_tokens,
+            "runs": [r.as_dict() for r in self.runs],
+        }
 
     def __repr__(self) -> str:
         return f"PruneComparison({', '.join(r.name for r in self.runs)}; {self.config.label()}, eval {self.eval_text!r})"
@@ -99,9 +118,12 @@ def _window(ids: list[int], start: int, n_ctx: int) -> tuple[list[int], int]:
 def _text_metrics(tokens: list[int], eos: int | None) -> dict:
     until = tokens.index(eos) if eos is not None and eos in tokens else None
     return {
-        "distinct_1": distinct_n(tokens, 1), "distinct_2": distinct_n(tokens, 2), "distinct_3": distinct_n(tokens, 3),
+        "distinct_1": distinct_n(tokens, 1),
+        "distinct_2": distinct_n(tokens, 2),
+        "distinct_3": distinct_n(tokens, 3),
         "repeated_4gram_fraction": repeated_ngram_fraction(tokens, 4),
-        "longest_repeated_span": longest_repeated_span(tokens), "length_until_eos": until,
+        "longest_repeated_span": longest_repeated_span(tokens),
+        "length_until_eos": until,
     }
 
 
@@ -147,15 +169,23 @@ def compare_pruned(
     source = heldout_source(model, eval_text) if evaluate else None
     if is_many(prompt):
         memo = {} if memo is None else memo
-        return per_prompt(lambda one: compare_pruned(model, one, skips, cfg, eval_text=source, evaluate=evaluate,
-                                                     progress=progress, memo=memo), model, prompt, bos=cfg.bos)
+        return per_prompt(
+            lambda one: compare_pruned(
+                model, one, skips, cfg, eval_text=source, evaluate=evaluate, progress=progress, memo=memo
+            ),
+            model,
+            prompt,
+            bos=cfg.bos,
+        )
     eos = model.tokenizer.eos_token_id
     n_ctx = model.cfg.n_ctx
     p = progress_of(progress)
 
     if samples is None:
         p.note(f"generating: full model and {count(len(specs), 'skip run')}")
-        generated = generate_skips(model, prompt, cfg, [[]] + [layers for _, layers in specs])  # one batch on the fused path
+        generated = generate_skips(
+            model, prompt, cfg, [[]] + [layers for _, layers in specs]
+        )  # one batch on the fused path
     else:
         generated = _given_samples(model, prompt, cfg, samples, len(specs))
     full_samples = generated[0]
@@ -181,21 +211,29 @@ def compare_pruned(
         ppls, kls, agrees, kl_curve = [], [], [], []
         for j, s in enumerate(samples):
             ids, start = _window(prompt_tokens + s.tokens, P, n_ctx)
-            ppls.append(perplexity(continuation_nll(own_lp[j], ids, start)))  # the full model scoring the run's text
+            ppls.append(
+                perplexity(continuation_nll(own_lp[j], ids, start))
+            )  # the full model scoring the run's text
             (fids, fstart), a, b = full_tf[j], full_tf_lp[j], tf_lp[j]
             kl = kl_per_token(a[fstart - 1 : len(fids) - 1], b[fstart - 1 : len(fids) - 1])
             # float64: a fraction of counts reads 0.35 in JSON, not float32's 0.3499999940395355
-            agree = (a[fstart - 1 : len(fids) - 1].argmax(-1) == b[fstart - 1 : len(fids) - 1].argmax(-1)).double()
+            agree = (
+                a[fstart - 1 : len(fids) - 1].argmax(-1) == b[fstart - 1 : len(fids) - 1].argmax(-1)
+            ).double()
             kls.append(float(kl.mean()))
             agrees.append(float(agree.mean()))
             if j == 0:
                 kl_curve = [float(x) for x in kl]
-        metrics.update({"ppl_under_full": _mean(ppls), "tf_kl": _mean(kls), "tf_top1_agreement": _mean(agrees)})
+        metrics.update(
+            {"ppl_under_full": _mean(ppls), "tf_kl": _mean(kls), "tf_top1_agreement": _mean(agrees)}
+        )
         timing = {**samples.timing, "runs": 1, "note": ONE_RUN}
         runs.append(PruneRun(name, layers, complement(layers, n), list(samples), metrics, kl_curve, timing))
     eval_tokens = None
     if source is not None:
-        p.note(f"held-out scoring on {source.name}: full model and {count(len(specs), 'skip run')}, in batches")
+        p.note(
+            f"held-out scoring on {source.name}: full model and {count(len(specs), 'skip run')}, in batches"
+        )
         scores = score_runs(model, source, [layers for _, layers in specs], progress=p, memo=memo)
         eval_tokens = scores[0].targets
         for run, score in zip(runs, scores):
@@ -203,18 +241,29 @@ def compare_pruned(
     else:
         for run in runs:
             run.metrics.update(dict.fromkeys(EVAL_KEYS))
-    return PruneComparison(full_samples.prompt, prompt_tokens, cfg, source.name if source else None, runs, eval_tokens,
-                           len(source.dataset) if source else None)
+    return PruneComparison(
+        full_samples.prompt,
+        prompt_tokens,
+        cfg,
+        source.name if source else None,
+        runs,
+        eval_tokens,
+        len(source.dataset) if source else None,
+    )
 
 
 def _given_samples(model, prompt, cfg: SamplingConfig, samples: list, n_specs: int) -> list:
     """`samples` checked against what compare_pruned would decode: one Samples per run, of this prompt and config."""
     ids = prompt_ids(model, prompt, bos=cfg.bos)[1]
     if len(samples) != n_specs + 1:
-        raise ProbesError(f"samples: give {n_specs + 1} runs' Samples (the full model's, then one per skip spec), got {len(samples)}")
+        raise ProbesError(
+            f"samples: give {n_specs + 1} runs' Samples (the full model's, then one per skip spec), got {len(samples)}"
+        )
     for s in samples:
         if s.prompt_tokens != ids or s.config != cfg:
-            raise ProbesError(f"samples: {s!r} was not decoded from this prompt with this config ({cfg.label()})")
+            raise ProbesError(
+                f"samples: {s!r} was not decoded from this prompt with this config ({cfg.label()})"
+            )
     return samples
 
 
@@ -237,9 +286,15 @@ class BlockSweep:
         return sorted(self.blocks, key=lambda b: -b[key])
 
     def as_dict(self) -> dict:
-        return {"base_loss": self.base_loss, "eval_text": self.eval_text, "eval_texts": self.eval_texts,
-                "eval_tokens": self.eval_tokens, "blocks": self.blocks,
-                "ranking_by_loss_increase": [b["block"] for b in self.ranked()], "strategies": self.strategies}
+        return {
+            "base_loss": self.base_loss,
+            "eval_text": self.eval_text,
+            "eval_texts": self.eval_texts,
+            "eval_tokens": self.eval_tokens,
+            "blocks": self.blocks,
+            "ranking_by_loss_increase": [b["block"] for b in self.ranked()],
+            "strategies": self.strategies,
+        }
 
     def figure(self):
         from probes.plots.prune import sweep_figure
@@ -265,35 +320,54 @@ def sweep_blocks(model, *, eval_text=None, progress=None, memo: dict | None = No
     ang_sum = torch.zeros(n, dtype=torch.float64)
     tokens = [0]
 
-    def influence(batch, resid):  # resid[i] (batch, pos, d_model): the stream before block i; resid[n]: after all
+    def influence(
+        batch, resid
+    ):  # resid[i] (batch, pos, d_model): the stream before block i; resid[n]: after all
         keep = batch.mask.clone()  # (batch, pos)
         keep[:, 0] = False  # BOS excluded
         tokens[0] += int(keep.sum())
         for i in range(n):
-            cos = torch.cosine_similarity(resid[i][keep].double(), resid[i + 1][keep].double(), dim=-1)  # (tokens,)
+            cos = torch.cosine_similarity(
+                resid[i][keep].double(), resid[i + 1][keep].double(), dim=-1
+            )  # (tokens,)
             cos_sum[i] += cos.sum().cpu()
             ang_sum[i] += (torch.arccos(cos.clamp(-1, 1)) / math.pi).sum().cpu()
 
     named = [(s, parse_layers(s, n)) for s in ("odd", "even", "first-half", "last-half")]
     sets = _unique([[i] for i in range(n)] + [layers for _, layers in named])
 
-    def lowest() -> list[int]:  # the n/2 blocks of least influence, known once the full model has seen the text
+    def lowest() -> list[
+        int
+    ]:  # the n/2 blocks of least influence, known once the full model has seen the text
         return sorted(sorted(range(n), key=lambda i: float(1 - cos_sum[i] / tokens[0]))[: n // 2])
 
-    p.note(f"block sweep on {source.name}: full model, {n} single-block skips, {len(named)} strategies and "
-           f"the {n // 2} lowest-influence blocks")
-    full, *rest, low = score_runs(model, source, sets, on_full_stream=influence, progress=p, memo=memo, late=lowest)
+    p.note(
+        f"block sweep on {source.name}: full model, {n} single-block skips, {len(named)} strategies and "
+        f"the {n // 2} lowest-influence blocks"
+    )
+    full, *rest, low = score_runs(
+        model, source, sets, on_full_stream=influence, progress=p, memo=memo, late=lowest
+    )
     scored = dict(zip(map(tuple, sets), rest))
     count = full.targets  # the positions after BOS, where Block Influence was averaged
     blocks = []
     for i in range(n):
-        blocks.append({"block": i, **scored[(i,)].metrics(full), "block_influence": float(1 - cos_sum[i] / count),
-                       "angular_distance": float(ang_sum[i] / count)})
+        blocks.append(
+            {
+                "block": i,
+                **scored[(i,)].metrics(full),
+                "block_influence": float(1 - cos_sum[i] / count),
+                "angular_distance": float(ang_sum[i] / count),
+            }
+        )
     for rank, b in enumerate(sorted(blocks, key=lambda b: -b["loss_increase"]), 1):
         b["rank"] = rank
     named.append((f"lowest-influence-{n // 2}", lowest()))
     scored[tuple(named[-1][1])] = low
-    strategies = [{"name": name, "skipped_blocks": layers, **scored[tuple(layers)].metrics(full)} for name, layers in named]
+    strategies = [
+        {"name": name, "skipped_blocks": layers, **scored[tuple(layers)].metrics(full)}
+        for name, layers in named
+    ]
     return BlockSweep(full.loss, blocks, strategies, source.name, full.targets, len(source.dataset))
 
 

@@ -10,8 +10,8 @@ own generator from the same seed, so a setting's samples are those of a separate
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from probes.core.sampling import SamplingConfig
 from probes.studies.checks import sampling_grid
@@ -37,10 +37,14 @@ class SamplingGrid:
 
     def as_dict(self) -> dict:
         shared = self.shared_timing
-        grid = [{"config": r.config.to_dict(), "samples": [s.as_dict() for s in r]}
-                | ({} if shared else {"timing": r.timing}) for r in self.runs]
+        grid = [
+            {"config": r.config.to_dict(), "samples": [s.as_dict() for s in r]}
+            | ({} if shared else {"timing": r.timing})
+            for r in self.runs
+        ]
         return {"prompt": self.prompt, "prompt_tokens": self.prompt_tokens, "grid": grid} | (
-            {"timing": shared} if shared else {})
+            {"timing": shared} if shared else {}
+        )
 
     @property
     def shared_timing(self) -> dict | None:
@@ -51,8 +55,10 @@ class SamplingGrid:
     def __repr__(self) -> str:
         first = self.runs[0].config
         labels = "; ".join(c.label() for c in self.configs)
-        return (f"SamplingGrid({len(self.runs)} settings x {first.num_samples} x {first.max_new_tokens} tokens, "
-                f"seed {first.seed}: {labels})")
+        return (
+            f"SamplingGrid({len(self.runs)} settings x {first.num_samples} x {first.max_new_tokens} tokens, "
+            f"seed {first.seed}: {labels})"
+        )
 
 
 def generate_grid(
@@ -78,9 +84,12 @@ def generate_grid(
     from probes.core.generate import generate
 
     cfg = SamplingConfig.of(config, **overrides)
-    grid = sampling_grid(cfg.temperature if temperature is None else temperature,
-                         cfg.top_k if top_k is None else top_k,
-                         cfg.top_p if top_p is None else top_p, config=cfg)
+    grid = sampling_grid(
+        cfg.temperature if temperature is None else temperature,
+        cfg.top_k if top_k is None else top_k,
+        cfg.top_p if top_p is None else top_p,
+        config=cfg,
+    )
     if on_setting is None and on_token is None:
         runs = generate(model, prompt, list(grid))  # every setting's samples in one batch
     else:  # streaming: one setting, and one sample, at a time, so the text reads in order

@@ -61,15 +61,19 @@ def check_capture_dir(out, settings: dict, force: bool = False) -> tuple[Path, d
         return folder, index
     if index is None:
         if folder.is_dir() and any(folder.iterdir()):
-            raise ProbesError(f"--out {str(folder)!r} holds files but no {INDEX}; give a new or empty folder, "
-                              "or pass --force (force=True) to write there anyway")
+            raise ProbesError(
+                f"--out {str(folder)!r} holds files but no {INDEX}; give a new or empty folder, "
+                "or pass --force (force=True) to write there anyway"
+            )
         return folder, None
     old = index.get("settings", {})
     differ = [k for k in settings if old.get(k) != settings[k]]
     if differ:
         what = "; ".join(f"{k}: {_show(settings[k])} now, {_show(old.get(k))} there" for k in differ)
-        raise ProbesError(f"--out {str(folder)!r} holds a capture made with other settings ({what}); "
-                          "use another folder, or --force (force=True) to start over")
+        raise ProbesError(
+            f"--out {str(folder)!r} holds a capture made with other settings ({what}); "
+            "use another folder, or --force (force=True) to start over"
+        )
     return folder, index
 
 
@@ -99,7 +103,9 @@ def read_index(folder: Path) -> dict | None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ProbesError(f"{path}: not a readable capture index ({e})") from None
     if not isinstance(index, dict) or index.get("format") != FORMAT:
-        raise ProbesError(f"{path}: not an index written by probes capture (format {index.get('format') if isinstance(index, dict) else None!r})")
+        raise ProbesError(
+            f"{path}: not an index written by probes capture (format {index.get('format') if isinstance(index, dict) else None!r})"
+        )
     return index
 
 
@@ -137,18 +143,27 @@ class ShardedActivations:
 
     complete = property(lambda self: bool(self.index.get("complete")), doc="Whether every text was captured.")
     dtype = property(lambda self: self.index["dtype"], doc="The storage dtype of the hook tensors.")
-    texts = property(lambda self: [t["where"] for t in self.index["texts"][: len(self)]], doc="Where each text came from (file:line).")
+    texts = property(
+        lambda self: [t["where"] for t in self.index["texts"][: len(self)]],
+        doc="Where each text came from (file:line).",
+    )
 
     def __len__(self) -> int:
         # Texts whose windows are all in finished shards (an unfinished run may hold part of the last one).
         texts = self.index["texts"]
-        return len(texts) if self.complete else sum(1 for i, t in enumerate(texts) if len(self._spans.get(i, ())) == t["windows"])
+        return (
+            len(texts)
+            if self.complete
+            else sum(1 for i, t in enumerate(texts) if len(self._spans.get(i, ())) == t["windows"])
+        )
 
     def __repr__(self) -> str:
         state = "" if self.complete else ", unfinished"
-        return (f"ShardedActivations({str(self.folder)!r}: {count(len(self), 'text')}, {count(self.n_rows, 'row')}, "
-                f"{count(len(self.names), 'tensor')}, {count(len(self.shards), 'shard')}, {self.dtype}, "
-                f"layers {format_layers(self.index['layers'])}{state})")
+        return (
+            f"ShardedActivations({str(self.folder)!r}: {count(len(self), 'text')}, {count(self.n_rows, 'row')}, "
+            f"{count(len(self.names), 'tensor')}, {count(len(self.shards), 'shard')}, {self.dtype}, "
+            f"layers {format_layers(self.index['layers'])}{state})"
+        )
 
     def __iter__(self) -> Iterator:
         for i in range(len(self)):
@@ -244,8 +259,10 @@ class ShardedActivations:
                 wanted += sorted(family, key=lambda n: split_name(n)[0])
             else:
                 shorts = list(dict.fromkeys(short_name(split_name(n)[1]) for n in self.names))
-                raise ProbesError(f"{name!r} was not captured{closest(name, [*shorts, *self.names])}; "
-                                  f"captured: {', '.join(shorts)} (at blocks {format_layers(self.index['layers'])})")
+                raise ProbesError(
+                    f"{name!r} was not captured{closest(name, [*shorts, *self.names])}; "
+                    f"captured: {', '.join(shorts)} (at blocks {format_layers(self.index['layers'])})"
+                )
         return wanted
 
     def _open(self, k: int):
@@ -263,11 +280,24 @@ class ShardedActivations:
         x = self.index
         src = x["model_source"]
         return CaptureMeta(
-            model=x["model"], model_source=src["source"], model_path=src["path"], model_sha256=src["sha256"],
-            n_layers=x["n_layers"], d_model=x["d_model"], n_heads=x["n_heads"], dtype=x["dtype"],
+            model=x["model"],
+            model_source=src["source"],
+            model_path=src["path"],
+            model_sha256=src["sha256"],
+            n_layers=x["n_layers"],
+            d_model=x["d_model"],
+            n_heads=x["n_heads"],
+            dtype=x["dtype"],
             prompt="".join(s for s, pos in zip(strs, self._positions(i)) if pos or not x["bos"]),
-            bos=x["bos"], n_prompt_tokens=len(strs), str_tokens=strs, hooks=x["hooks"], layers=x["layers"],
-            skipped_blocks=x["skipped_blocks"], filled=x["filled"], absent=x["absent"], versions=x["versions"],
+            bos=x["bos"],
+            n_prompt_tokens=len(strs),
+            str_tokens=strs,
+            hooks=x["hooks"],
+            layers=x["layers"],
+            skipped_blocks=x["skipped_blocks"],
+            filled=x["filled"],
+            absent=x["absent"],
+            versions=x["versions"],
         )
 
     def _positions(self, i: int) -> list[int]:

@@ -86,11 +86,17 @@ class TunedLens(nn.Module):
         return self.meta.get("path") or "tuned lens"
 
     def __repr__(self) -> str:
-        skipped = f", trained with blocks {self.meta['skipped_blocks']} skipped" if self.meta["skipped_blocks"] else ""
+        skipped = (
+            f", trained with blocks {self.meta['skipped_blocks']} skipped"
+            if self.meta["skipped_blocks"]
+            else ""
+        )
         steps = self.meta.get("training", {}).get("steps")
         trained = f", {steps} steps" if steps is not None else ", untrained"
-        return (f"TunedLens({self.n_layers} translators {self.weight.shape[1]}x{self.weight.shape[2]}, "
-                f"model {self.meta.get('model')!r}{trained}{skipped})")
+        return (
+            f"TunedLens({self.n_layers} translators {self.weight.shape[1]}x{self.weight.shape[2]}, "
+            f"model {self.meta.get('model')!r}{trained}{skipped})"
+        )
 
     def translate(self, h: torch.Tensor, row: int) -> torch.Tensor:
         """Translator `row` applied to a stream (..., d_model): h + W (h - mean h) + b."""
@@ -109,8 +115,11 @@ class TunedLens(nn.Module):
         # A full model's lens on a pruned model is the comparison --compare-skip draws: silent.
         # A pruned model's lens elsewhere reads towards an output the model no longer has.
         if trained and now != trained:
-            warnings.warn(f"this tuned lens was trained with blocks {trained} skipped, and the model now skips "
-                          f"{now or 'none'}: its translators target the other model's output", stacklevel=3)
+            warnings.warn(
+                f"this tuned lens was trained with blocks {trained} skipped, and the model now skips "
+                f"{now or 'none'}: its translators target the other model's output",
+                stacklevel=3,
+            )
         owners = runs(self.n_layers, now)
         with torch.no_grad():
             return [x if o is None else self.translate(x, o) for x, o in zip(resid, owners)]
@@ -119,8 +128,9 @@ class TunedLens(nn.Module):
         """Raise unless this lens was trained for `model`'s weights and shape."""
         from probes.core.load import source_of
 
-        check_fits(self.meta, source_of(model).checksum, model.cfg.n_layers, model.cfg.d_model,
-                   source_of(model).name)
+        check_fits(
+            self.meta, source_of(model).checksum, model.cfg.n_layers, model.cfg.d_model, source_of(model).name
+        )
 
     def as_dict(self) -> dict:
         return {"format": FORMAT, "version": VERSION, **self.meta}
@@ -133,8 +143,10 @@ class TunedLens(nn.Module):
 
         folder = check_out_dir(path, force=force)
         folder.mkdir(parents=True, exist_ok=True)
-        tensors = {"weight": self.weight.detach().float().cpu().contiguous(),
-                   "bias": self.bias.detach().float().cpu().contiguous()}
+        tensors = {
+            "weight": self.weight.detach().float().cpu().contiguous(),
+            "bias": self.bias.detach().float().cpu().contiguous(),
+        }
         config = {k: v for k, v in self.as_dict().items() if k != "path"}
         with atomic_path(folder / WEIGHTS, force) as tmp:
             save_file(tensors, tmp)
@@ -171,10 +183,13 @@ def check_fits(config: dict, checksum: str, n_layers: int, d_model: int, model_n
     if config.get("model_sha256") != checksum:
         raise TunedLensError(
             f"{where} was trained for model {config.get('model')!r} (sha256 {config.get('model_sha256')}), not for "
-            f"{model_name!r} (sha256 {checksum}); train one for this model with `probes tuned-lens train`")
+            f"{model_name!r} (sha256 {checksum}); train one for this model with `probes tuned-lens train`"
+        )
     if (config.get("n_layers"), config.get("d_model")) != (n_layers, d_model):
-        raise TunedLensError(f"{where} has {config.get('n_layers')} translators of width {config.get('d_model')}; "
-                             f"the model has {n_layers} blocks of width {d_model}")
+        raise TunedLensError(
+            f"{where} has {config.get('n_layers')} translators of width {config.get('d_model')}; "
+            f"the model has {n_layers} blocks of width {d_model}"
+        )
 
 
 def lens_dir(path) -> Path:
@@ -203,7 +218,9 @@ def read_config(path) -> dict:
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise TunedLensError(f"{folder / CONFIG}: not a probes tuned lens (format {FORMAT!r} expected)")
     if config.get("version") != VERSION:
-        raise TunedLensError(f"{folder / CONFIG}: tuned lens version {config.get('version')!r}; this probes reads {VERSION}")
+        raise TunedLensError(
+            f"{folder / CONFIG}: tuned lens version {config.get('version')!r}; this probes reads {VERSION}"
+        )
     for key, kind in (("model_sha256", str), ("n_layers", int), ("d_model", int), ("skipped_blocks", list)):
         if not isinstance(config.get(key), kind):
             raise TunedLensError(f"{folder / CONFIG}: {key!r} is missing or not a {kind.__name__}")

@@ -27,7 +27,9 @@ class TunedLensConfig:
     """Every training setting, with its default in one place."""
 
     steps: int = 250
-    tokens_per_step: int = 512  # real tokens a step, in whole windows (a longer window alone); CPU-sized, not the paper's 2^18
+    tokens_per_step: int = (
+        512  # real tokens a step, in whole windows (a longer window alone); CPU-sized, not the paper's 2^18
+    )
     lr: float = 1.0  # SGD-Nesterov's, as the paper; AdamW wants about 1e-3
     optimizer: str = "sgd"
     momentum: float = 0.9
@@ -42,15 +44,27 @@ class TunedLensConfig:
         def whole(name, low=1):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ProbesError(f"tuned lens {name.replace('_', '-')} must be an integer >= {low}, got {v!r}")
+                raise ProbesError(
+                    f"tuned lens {name.replace('_', '-')} must be an integer >= {low}, got {v!r}"
+                )
 
         whole("steps"), whole("tokens_per_step", 2), whole("max_heldout_tokens"), whole("seed", 0)
         if self.optimizer not in OPTIMIZERS:
             raise ProbesError(f"tuned lens optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
-        for name, low, high in (("lr", 0, None), ("momentum", 0, 1), ("weight_decay", 0, None),
-                                ("warmup", 0, 1), ("heldout", 0, 1)):
+        for name, low, high in (
+            ("lr", 0, None),
+            ("momentum", 0, 1),
+            ("weight_decay", 0, None),
+            ("warmup", 0, 1),
+            ("heldout", 0, 1),
+        ):
             v = getattr(self, name)
-            bad = isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= low or (high is not None and not v < high)
+            bad = (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or not v >= low
+                or (high is not None and not v < high)
+            )
             if bad or (name == "lr" and v == 0):
                 raise ProbesError(f"tuned lens {name.replace('_', '-')} {v!r} is out of range")
 
@@ -58,7 +72,9 @@ class TunedLensConfig:
     def of(cls, config: TunedLensConfig | None = None, **overrides) -> TunedLensConfig:
         names = {f.name for f in fields(cls)}
         if unknown := sorted(set(overrides) - names):
-            raise ProbesError(f"unknown tuned lens setting {', '.join(unknown)}; settings: {', '.join(sorted(names))}")
+            raise ProbesError(
+                f"unknown tuned lens setting {', '.join(unknown)}; settings: {', '.join(sorted(names))}"
+            )
         return replace(config or cls(), **overrides)
 
     def to_dict(self) -> dict:
@@ -95,8 +111,10 @@ def train_tuned_lens(model, texts, config: TunedLensConfig | None = None, *, pro
     order = torch.randperm(len(items), generator=gen).tolist()
     n_held = round(len(items) * cfg.heldout)
     if cfg.heldout > 0 and (n_held == 0 or n_held == len(items)):
-        raise ProbesError(f"{len(items)} windows of text cannot be split {1 - cfg.heldout:.0%}/{cfg.heldout:.0%} for "
-                          "training and held-out scoring; give more text or heldout=0")
+        raise ProbesError(
+            f"{len(items)} windows of text cannot be split {1 - cfg.heldout:.0%}/{cfg.heldout:.0%} for "
+            "training and held-out scoring; give more text or heldout=0"
+        )
     held = [items[i] for i in order[:n_held]]
     train = [items[i] for i in order[n_held:]]
     lens = TunedLens.identity(model).to(model.unembed.original_component.weight.device)
@@ -105,7 +123,8 @@ def train_tuned_lens(model, texts, config: TunedLensConfig | None = None, *, pro
     opt = _optimizer(lens, cfg)
     warm = max(1, round(cfg.steps * cfg.warmup))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (cfg.steps - s) / max(1, cfg.steps - warm))))
+        opt, lambda s: min((s + 1) / warm, max(0.0, (cfg.steps - s) / max(1, cfg.steps - warm)))
+    )
 
     def epochs():  # the training windows, reshuffled each pass, forever
         while True:
@@ -132,11 +151,18 @@ def train_tuned_lens(model, texts, config: TunedLensConfig | None = None, *, pro
     after = heldout_kl(model, lens, held, cfg) if held else None
     src = source_of(model)
     lens.meta["training"] = {
-        "config": cfg.to_dict(), "steps": cfg.steps, "tokens": tokens, "seconds": round(seconds, 2),
-        "ms_per_1000_tokens": round(1e6 * seconds / max(tokens, 1), 1), "threads": torch.get_num_threads(),
+        "config": cfg.to_dict(),
+        "steps": cfg.steps,
+        "tokens": tokens,
+        "seconds": round(seconds, 2),
+        "ms_per_1000_tokens": round(1e6 * seconds / max(tokens, 1), 1),
+        "threads": torch.get_num_threads(),
         # CPU time of all threads: on a machine shared with other work, wall time says little.
-        "cpu_seconds": round(cpu, 2), "cpu_ms_per_1000_tokens": round(1e6 * cpu / max(tokens, 1), 1),
-        "train_windows": len(train), "heldout_windows": len(held), "final_loss": losses[-1] if losses else None,
+        "cpu_seconds": round(cpu, 2),
+        "cpu_ms_per_1000_tokens": round(1e6 * cpu / max(tokens, 1), 1),
+        "train_windows": len(train),
+        "heldout_windows": len(held),
+        "final_loss": losses[-1] if losses else None,
         "heldout": None if before is None else {"kl_logit_lens": before, "kl_tuned_lens": after},
         "model_source": src.as_dict(),
     }
@@ -148,8 +174,9 @@ def _optimizer(lens, cfg: TunedLensConfig):
 
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(lens.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(lens.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
-                           weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        lens.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
+    )
 
 
 class _frozen:
@@ -219,9 +246,11 @@ def heldout_kl(model, lens, items, cfg: TunedLensConfig) -> list[float]:
             flat = [r[batch.mask] for r in residual_rows(model, batch.ids)]  # L+1 of (tokens, d_model)
             flat = lens.translate_rows(model, flat)
             for s in range(0, flat[0].shape[0], step):
-                logp_f = decode_residual(model, flat[-1][s:s + step]).float().log_softmax(-1)  # (chunk, vocab)
+                logp_f = (
+                    decode_residual(model, flat[-1][s : s + step]).float().log_softmax(-1)
+                )  # (chunk, vocab)
                 for r, x in enumerate(flat[:-1]):
-                    logq = decode_residual(model, x[s:s + step]).float().log_softmax(-1)
+                    logq = decode_residual(model, x[s : s + step]).float().log_softmax(-1)
                     sums[r] += (logp_f.exp() * (logp_f - logq)).sum().item() / math.log(2)
             n_all += flat[0].shape[0]
             if n_all >= cfg.max_heldout_tokens:
