@@ -49,7 +49,8 @@ def _taken(path: Path) -> bool:
 
 
 def check_output(path, force: bool = False) -> Path:
-    """The expanded `path`, if it can be written as a new or (force) replaced file; checked before any work."""
+    """The expanded `path`, if it can be written as a new or (force) replaced file; checked before any
+    work."""
     path = user_path(path)
     if path.is_dir():
         raise ProbesError(f"{str(path)!r} is a directory; give a file name")
@@ -73,7 +74,8 @@ def _check_writable(folder: Path) -> None:
 
 
 def check_dir(path, flag: str | None = None) -> Path:
-    """Fail early unless `path` is (or can be created as) a folder we can write files into; `flag` names the option."""
+    """Fail early unless `path` is (or can be created as) a folder we can write files into; `flag` names the
+    option."""
     path = user_path(path)
     if path.exists() and not path.is_dir():
         raise ProbesError(f"{flag + ' ' if flag else ''}{str(path)!r} is a file; give a folder")
@@ -87,7 +89,8 @@ def check_dir(path, flag: str | None = None) -> Path:
 
 
 def check_figure_path(path, *, force: bool = False, flag: str = "--plot") -> Path:
-    """A figure file name (`flag` names the option in the message) that can be written, checked before any work."""
+    """A figure file name (`flag` names the option in the message) that can be written, checked before any
+    work."""
     p = check_output(path, force=force)
     if p.suffix.lstrip(".").lower() not in FIGURE_FORMATS:
         raise ProbesError(f"{flag} {str(p)!r}: use a file name ending in .png, .pdf or .svg")

@@ -40,7 +40,8 @@ def show_number(value, spec: str = "", na: str = NA) -> str:
 
 
 def show_change(value, spec: str = ".3f", unit: str = "") -> str:
-    """A difference with its sign and its direction: '+0.250 (higher)', '-0.041 (lower)', '0.000 (no change)'."""
+    """A difference with its sign and its direction: '+0.250 (higher)', '-0.041 (lower)', '0.000 (no
+    change)'."""
     if missing(value):
         return NA
     text = show_number(value, "+" + spec.lstrip("+"))

@@ -22,7 +22,8 @@ _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "␣"}
 
 
 def show_token(token: str, limit: int | None = None, *, plot: bool = False) -> str:
-    """`token` made visible; cut to `limit` characters with '…'; `plot=True` also escapes what the figure font lacks and matplotlib's '$'."""
+    """`token` made visible; cut to `limit` characters with '…'; `plot=True` also escapes what the figure font
+    lacks and matplotlib's '$'."""
     drawable = figure_charmap() if plot else None
     pieces = [_NAMED.get(c) or _visible(c, drawable) for c in token]
     shown = "".join(pieces) or "''"  # the empty string (a token that decodes to nothing) still needs a mark
@@ -39,7 +40,8 @@ def show_token(token: str, limit: int | None = None, *, plot: bool = False) -> s
 
 
 def plot_text(text: str) -> str:
-    """Free text (a prompt, a model name) for a figure: spaces kept, other invisible or undrawable characters escaped, '$' escaped."""
+    """Free text (a prompt, a model name) for a figure: spaces kept, other invisible or undrawable characters
+    escaped, '$' escaped."""
     drawable = figure_charmap()
     return "".join(c if c == " " else _visible(c, drawable) for c in str(text)).replace("$", r"\$")
 
@@ -72,7 +74,8 @@ def _charmap(paths: tuple[str, ...]) -> frozenset[int]:
 
 
 def check_top(top, *, minimum: int = 1) -> int:
-    """`top`, how many tokens to list (per lens row, sampling setting or word), if it is an integer >= `minimum`."""
+    """`top`, how many tokens to list (per lens row, sampling setting or word), if it is an integer >=
+    `minimum`."""
     from probes.errors import SpecError
 
     if isinstance(top, bool) or not isinstance(top, int) or top < minimum:

@@ -1,4 +1,5 @@
-"""Checkpoint validation: a GPT-2 folder is checked (config, tensor names and shapes, tokenizer) before any weights load.
+"""Checkpoint validation: a GPT-2 folder is checked (config, tensor names and shapes, tokenizer) before any
+weights load.
 
 A missing tensor would otherwise load as random weights, a pickled file could run code, and a
 wrong config would fail deep inside transformers; each is one clear ModelLoadError here.
@@ -28,7 +29,8 @@ def check_checkpoint(path: str) -> dict:
         )
     if config.get("model_type") != "gpt2":
         raise ModelLoadError(
-            f"{path}: model_type is {config.get('model_type')!r}; probes supports GPT-2-family checkpoints (model_type 'gpt2')"
+            f"{path}: model_type is {config.get('model_type')!r}; probes supports GPT-2-family checkpoints "
+            "(model_type 'gpt2')"
         )
     _check_config_values(path, config)
     weights = sorted(d.glob("*.safetensors"))
@@ -40,8 +42,8 @@ def check_checkpoint(path: str) -> dict:
         )
         if pickled:
             raise ModelLoadError(
-                f"{path} has only pickled weights ({', '.join(sorted(pickled))}); probes loads safetensors only, "
-                "because unpickling can run arbitrary code. Convert them with transformers: "
+                f"{path} has only pickled weights ({', '.join(sorted(pickled))}); probes loads safetensors "
+                "only, because unpickling can run arbitrary code. Convert them with transformers: "
                 "GPT2LMHeadModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)"
             )
         raise ModelLoadError(f"{path}: no model weights (*.safetensors) found")
@@ -91,8 +93,8 @@ def safetensors_shapes(f: Path) -> dict[str, tuple]:
         return shapes
     except (OSError, ValueError, KeyError, TypeError, struct.error) as e:
         raise ModelLoadError(
-            f"{f}: unreadable safetensors file ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__}); "
-            "is it truncated?"
+            f"{f}: unreadable safetensors file "
+            f"({str(e).splitlines()[0][:120] if str(e) else type(e).__name__}); is it truncated?"
         ) from None
 
 
@@ -134,7 +136,8 @@ _BUFFERS = (".attn.bias", ".attn.masked_bias")
 
 
 def gpt2_tensor_shapes(config: dict) -> dict[str, tuple]:
-    """Every tensor of a GPT-2 checkpoint (without the `transformer.` prefix) and its shape, from config.json."""
+    """Every tensor of a GPT-2 checkpoint (without the `transformer.` prefix) and its shape, from
+    config.json."""
     D, V, P = config["n_embd"], config["vocab_size"], config["n_positions"]
     inner = config.get("n_inner") or 4 * D
     shapes = {"wte.weight": (V, D), "wpe.weight": (P, D), "ln_f.weight": (D,), "ln_f.bias": (D,)}
@@ -158,7 +161,8 @@ def gpt2_tensor_shapes(config: dict) -> dict[str, tuple]:
 
 
 def check_loaded(name: str, hf, tokenizer) -> None:
-    """What only the loaded model shows: weights that are not finite, a tokenizer bigger than the embedding."""
+    """What only the loaded model shows: weights that are not finite, a tokenizer bigger than the
+    embedding."""
     import torch
 
     def finite(p) -> bool:  # min and max propagate NaN and hold any inf: one pass, no (p.shape) bool tensor

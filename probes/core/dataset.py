@@ -1,4 +1,5 @@
-"""Datasets: many texts from a file (one per line, blank-line paragraphs, JSON Lines) or a Hugging Face dataset.
+"""Datasets: many texts from a file (one per line, blank-line paragraphs, JSON Lines) or a Hugging Face
+dataset.
 
     data = Dataset.of("FILE:texts.txt")          # or a path, a list of strings, "HF:name[:split]"
     data.check()                                 # torch-free: counts texts, one-line errors with file:line
@@ -119,9 +120,7 @@ class Dataset:
 
         Torch-free and quick (a few MB/s at worst), so commands call it before loading a model.
         """
-        n = 0
-        for n, _ in enumerate(self, 1):
-            pass
+        n = sum(1 for _ in self)
         if n == 0:
             raise DatasetError(f"{self.name}: the dataset holds no texts")
         self._count = n
@@ -152,7 +151,8 @@ class Dataset:
             yield f"text {i}", text
 
     def _lines(self) -> Iterator[tuple[int, str]]:
-        """(line number, line) without its line ending; a UTF-8 byte-order mark (Windows editors write one) is dropped."""
+        """(line number, line) without its line ending; a UTF-8 byte-order mark (Windows editors write one) is
+        dropped."""
         try:
             with open(self.source, "rb") as fh:
                 for no, raw in enumerate(fh, 1):

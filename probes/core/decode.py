@@ -1,4 +1,5 @@
-"""Incremental decoding: KV-cached forward steps, the choice of decoder, and the loop that slides past the context."""
+"""Incremental decoding: KV-cached forward steps, the choice of decoder, and the loop that slides past the
+context."""
 
 from __future__ import annotations
 

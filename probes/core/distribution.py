@@ -1,4 +1,5 @@
-"""Sampling math: the distribution a token is drawn from (softmax(logits / T), top-k, then top-p), and its summaries."""
+"""Sampling math: the distribution a token is drawn from (softmax(logits / T), top-k, then top-p), and its
+summaries."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def pick_token(logits: torch.Tensor, settings: SamplingConfig, generator: torch.
 
 
 def pick_tokens(logits: torch.Tensor, settings: SamplingConfig, generators: list) -> list[int]:
-    """One token id per row of logits (rows, vocab), row r drawn with `generators[r]` from `sampling_probs`' distribution.
+    """One token id per row of logits (rows, vocab), row r drawn with `generators[r]` from `sampling_probs`'
+    distribution.
 
     With top-k and no top-p only the k largest logits are softmaxed (the same distribution, without
     masking and softmaxing the whole vocabulary; ties at the k-th logit keep k of them, not all).
@@ -57,7 +59,8 @@ def pick_tokens(logits: torch.Tensor, settings: SamplingConfig, generators: list
 
 
 def draw_index(probs: torch.Tensor, generator: torch.Generator | None) -> int:
-    """One index drawn from a 1-D distribution: one uniform number, inverted through the cumulative sum in id order.
+    """One index drawn from a 1-D distribution: one uniform number, inverted through the cumulative sum in id
+    order.
 
     `torch.multinomial` draws one exponential per entry, 1.4 ms a token over GPT-2's 50,257 on a
     CPU core (16% of a 16-row decoding step). One uniform number costs nothing, and the draw is
@@ -69,7 +72,8 @@ def draw_index(probs: torch.Tensor, generator: torch.Generator | None) -> int:
 
 
 def _invert(probs: torch.Tensor, generator: torch.Generator | None) -> int:
-    """The index at which the cumulative sum of `probs` (1-D, nonnegative) first exceeds u * total, u uniform."""
+    """The index at which the cumulative sum of `probs` (1-D, nonnegative) first exceeds u * total, u
+    uniform."""
     cdf = probs.double().cumsum(0)
     u = torch.rand((), generator=generator, dtype=torch.float64) * cdf[-1]
     return min(int(torch.searchsorted(cdf, u, right=True)), len(cdf) - 1)

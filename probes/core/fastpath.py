@@ -1,4 +1,5 @@
-"""Fast decoding: a hook-free GPT-2 forward over the bridge's processed weights, used when no probe hooks are attached.
+"""Fast decoding: a hook-free GPT-2 forward over the bridge's processed weights, used when no probe hooks are
+attached.
 
 The bridge runs every HookPoint and an eager attention written for hooks, which costs about a fifth
 of decoding speed. When nothing is attached (no capture, lens or user hook; a `skip` probe is
@@ -67,7 +68,8 @@ def _layernorms_folded(model) -> bool:
 
 
 class FastWeights:
-    """Fused per-layer weights in (in, out) layout for `torch.addmm`, and on a CPU an (out, in) copy for batches.
+    """Fused per-layer weights in (in, out) layout for `torch.addmm`, and on a CPU an (out, in) copy for
+    batches.
 
     (in, out) rather than F.linear's (out, in): for one token at a time the matrix-vector products
     run about 15% faster this way on CPUs (it is also how transformers' GPT-2 stores them). For a
@@ -135,7 +137,8 @@ SWAPPED_ROWS = range(5, 33)  # rows for which oneDNN runs the product with the o
 
 
 def linear(w: FastWeights, name: str, layer: int | None, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """x (rows, in) @ weight `name` (of `layer`) + bias: (rows, out), run as the CPU's libraries run it fastest."""
+    """x (rows, in) @ weight `name` (of `layer`) + bias: (rows, out), run as the CPU's libraries run it
+    fastest."""
     rows = x.shape[0]
     if w.on_cpu and _onednn_ok(x):
         if rows == 1:
@@ -171,7 +174,8 @@ def _pad_rows(x: torch.Tensor) -> torch.Tensor:
 def linear_out_in(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, out: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """x (rows, in) @ weight.T + bias for a weight stored (out, in), as nn.Linear holds it, into `out` if given.
+    """x (rows, in) @ weight.T + bias for a weight stored (out, in), as nn.Linear holds it, into `out` if
+    given.
 
     oneDNN on a CPU where it can: its product and then one copy into `out` beat MKL writing in place.
     """
@@ -188,7 +192,8 @@ def _onednn(x: torch.Tensor, weight_out_in: torch.Tensor, bias: torch.Tensor | N
 
 
 def _onednn_swapped(x: torch.Tensor, weight_out_in: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """x @ weight_out_in.T + bias, dense (rows, out), computed by oneDNN as weight_out_in @ x.T (see SWAPPED_ROWS)."""
+    """x @ weight_out_in.T + bias, dense (rows, out), computed by oneDNN as weight_out_in @ x.T (see
+    SWAPPED_ROWS)."""
     rows = x.shape[0]
     y = torch.ops.mkldnn._linear_pointwise(
         weight_out_in, _pad_rows(x).contiguous(), None, "none", [], ""
@@ -210,7 +215,8 @@ _ONEDNN: bool | None = None
 
 
 def _onednn_works() -> bool:
-    """Whether this torch build runs oneDNN's linear, and gets x @ W + b right, on both weight layouts and swapped."""
+    """Whether this torch build runs oneDNN's linear, and gets x @ W + b right, on both weight layouts and
+    swapped."""
     try:
         if not torch.backends.mkldnn.is_available():
             return False
@@ -310,8 +316,8 @@ def block(
 ) -> torch.Tensor:
     """The residual stream (batch*pos, d_model) after block `layer`, the hooked model's math on fused weights.
 
-    `cache` (a Cache: layer -> KeysValues) extends and keeps the keys and values of decoding; None keeps nothing.
-    `mask` (batch, 1, pos, keys), True where a query may attend, replaces the causal mask.
+    `cache` (a Cache: layer -> KeysValues) extends and keeps the keys and values of decoding; None keeps
+    nothing. `mask` (batch, 1, pos, keys), True where a query may attend, replaces the causal mask.
     """
     h = F.layer_norm(x, (w.d,), eps=w.eps)  # LayerNorm weights are folded into the next matrices
     qkv = linear(w, "w_qkv", layer, w.b_qkv[layer], h)  # (batch*pos, 3*H*D)
@@ -332,7 +338,8 @@ def block(
 
 
 class Cache(dict):
-    """A decoder's keys and values: layer -> KeysValues, made on first use, none longer than `limit` positions."""
+    """A decoder's keys and values: layer -> KeysValues, made on first use, none longer than `limit`
+    positions."""
 
     def __init__(self, limit: int):
         super().__init__()
@@ -378,7 +385,8 @@ class KeysValues:
 
 
 def unembed(w: FastWeights, x: torch.Tensor) -> torch.Tensor:
-    """Logits (batch, pos, vocab) of the residual stream x (batch, pos, d_model): final LayerNorm, then W_U."""
+    """Logits (batch, pos, vocab) of the residual stream x (batch, pos, d_model): final LayerNorm, then
+    W_U."""
     B, T = x.shape[:2]
     x = F.layer_norm(x.reshape(B * T, w.d), (w.d,), eps=w.eps)
     return linear(w, "w_u", None, w.b_u, x).reshape(B, T, w.w_u.shape[1])  # (batch, pos, vocab)
@@ -399,7 +407,8 @@ class FastScorer:
 
     @torch.inference_mode()
     def stream(self, ids: torch.Tensor, kept: list[int], *, record: bool = False):
-        """(final residual (batch, pos, d_model), [resid before block i for i in 0..n, the last being the final]).
+        """(final residual (batch, pos, d_model), [resid before block i for i in 0..n, the last being the
+        final]).
 
         The list is empty unless `record`; a block not in `kept` passes the stream through, so its
         entry equals the next one's.

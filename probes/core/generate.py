@@ -48,7 +48,10 @@ class Samples(list):
         }
 
     def __repr__(self) -> str:
-        return f"Samples({len(self)} x {self.config.max_new_tokens} tokens, {self.config.label()}, seed {self.config.seed})"
+        return (
+            f"Samples({len(self)} x {self.config.max_new_tokens} tokens, {self.config.label()}, seed "
+            f"{self.config.seed})"
+        )
 
 
 def stream_tokens(
@@ -61,7 +64,8 @@ def stream_tokens(
     on_forward: Callable[[int, int], None] | None = None,
     feed_last: bool = False,
 ) -> Iterator[int]:
-    """Yield the tokens of sample `index` of `config` continuing `ids` (already encoded), drawn with its own generator.
+    """Yield the tokens of sample `index` of `config` continuing `ids` (already encoded), drawn with its own
+    generator.
 
     The engine's sampling loop; `generate`, `capture(generate=N)` and the generation lens all draw
     through it, so one config gives the same tokens everywhere. `decoder`, `on_forward` and
@@ -93,7 +97,8 @@ def draw(
     decoder=None,
     on_token: Callable[[int, int], None] | None = None,
 ) -> list[list[int]]:
-    """The tokens of sample `indices[r]` of `configs[r]` continuing `prompts[r]` (encoded), for every row at once.
+    """The tokens of sample `indices[r]` of `configs[r]` continuing `prompts[r]` (encoded), for every row at
+    once.
 
     Row r draws from its own generator, seeded from (seed, indices[r]), so it gets the tokens
     `stream_tokens(model, prompts[r], configs[r], index=indices[r])` gives alone (up to float
@@ -152,9 +157,9 @@ def generate(
     - a list of configs (a sampling grid; they share max_new_tokens and stop_at_eos): a list of
       Samples, one per config; with a list of prompts too, a list (prompts) of lists (configs).
 
-    `on_token(row, id, text)` is called as each token is produced (`row` counts the samples of all
-    prompts and configs in order; `text` is what the token completes, "" for the first pieces of a
-    character split over several tokens, so the texts add up to the sample's). Works inside `probes.skip(...)` and other probes.
+    `on_token(row, id, text)` is called as each token is produced (`row` counts the samples of all prompts and
+    configs in order; `text` is what the token completes, "" for the first pieces of a character split over
+    several tokens, so the texts add up to the sample's). Works inside `probes.skip(...)` and other probes.
     """
     grid = isinstance(config, (list, tuple))
     configs = (
@@ -218,7 +223,8 @@ def generate(
 
 
 def batch_timing(tokens, seconds: float, batch_size: int, decoded_with: dict | None) -> dict:
-    """The timing record of one batched decode (one cold run, not a measured speed) of the token lists `tokens`."""
+    """The timing record of one batched decode (one cold run, not a measured speed) of the token lists
+    `tokens`."""
     n_new = sum(map(len, tokens))
     timing = {
         "new_tokens": n_new,

@@ -1,4 +1,5 @@
-"""Hooks: hook names (short, block-relative, full; unknown names raise), attach temporarily, remove exactly what was added, count."""
+"""Hooks: hook names (short, block-relative, full; unknown names raise), attach temporarily, remove exactly
+what was added, count."""
 
 from __future__ import annotations
 

@@ -59,7 +59,8 @@ def parse_layers(spec: str | int | list[int] | tuple[int, ...] | None, n_layers:
             if part in NAMED:
                 raise SpecError(_mixed_message(text, n_layers, where)) from None
             raise SpecError(
-                f"unknown layer spec {part!r}: use one of {', '.join(NAMED)}, or indices and ranges like 1,3,5-7 ({where})"
+                f"unknown layer spec {part!r}: use one of {', '.join(NAMED)}, or indices and ranges like "
+                f"1,3,5-7 ({where})"
             ) from None
         if lo < 0 or hi < 0:
             raise SpecError(f"layer spec {part!r}: indices start at 0; {where}")
@@ -104,7 +105,8 @@ def format_layers(layers: list[int]) -> str:
 
 
 def compare_blocks(spec, n_layers: int) -> list[int]:
-    """The blocks a comparison run skips (`--compare-skip`, `compare_skip=`): `parse_layers`, and at least one."""
+    """The blocks a comparison run skips (`--compare-skip`, `compare_skip=`): `parse_layers`, and at least
+    one."""
     blocks = parse_layers(spec, n_layers)
     if not blocks:
         raise SpecError(

@@ -302,7 +302,8 @@ def load(
 
 
 def _placement(device_map, n_devices) -> dict:
-    """from_pretrained's keywords for a model spread over devices: `device_map` as given, or the first `n_devices` GPUs."""
+    """from_pretrained's keywords for a model spread over devices: `device_map` as given, or the first
+    `n_devices` GPUs."""
     if device_map is not None:
         return {"device_map": device_map}
     import torch

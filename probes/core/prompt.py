@@ -1,4 +1,5 @@
-"""Prompts: the one encoder from what a user gives (text, `FILE:path`, token ids) to the ids fed to the model."""
+"""Prompts: the one encoder from what a user gives (text, `FILE:path`, token ids) to the ids fed to the
+model."""
 
 from __future__ import annotations
 
@@ -154,7 +155,8 @@ def prompt_ids(model, prompt, *, bos: bool = True) -> tuple[str, list[int]]:
     bad = [i for i in ids if not 0 <= i < model.cfg.d_vocab]
     if bad:
         raise SpecError(
-            f"token id {bad[0]} is out of range for a vocabulary of {model.cfg.d_vocab} (0-{model.cfg.d_vocab - 1})"
+            f"token id {bad[0]} is out of range for a vocabulary of {model.cfg.d_vocab} "
+            f"(0-{model.cfg.d_vocab - 1})"
         )
     return model.tokenizer.decode(ids), ids
 
@@ -189,7 +191,8 @@ def token_strings(tokenizer, ids) -> list[str]:
 
 
 def _token_bytes(tokenizer, ids: list[int]) -> list[bytes | None]:
-    """The bytes of byte-level BPE tokens, read through GPT-2's byte-to-character table (None where a piece is not in it)."""
+    """The bytes of byte-level BPE tokens, read through GPT-2's byte-to-character table (None where a piece is
+    not in it)."""
     if not ids:
         return []
     table = _byte_of_char()
@@ -204,7 +207,8 @@ def _token_bytes(tokenizer, ids: list[int]) -> list[bytes | None]:
 
 @functools.lru_cache(maxsize=1)
 def _byte_of_char() -> dict[str, int]:
-    """GPT-2's byte-level alphabet inverted: each of the 256 characters its vocabulary spells bytes with -> the byte."""
+    """GPT-2's byte-level alphabet inverted: each of the 256 characters its vocabulary spells bytes with ->
+    the byte."""
     printable = [
         *range(ord("!"), ord("~") + 1),
         *range(ord("¡"), ord("¬") + 1),

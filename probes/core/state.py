@@ -1,4 +1,5 @@
-"""Model state: what probes knows about a model (its source, its own hooks, skipped blocks, fused weights), in one record on the model.
+"""Model state: what probes knows about a model (its source, its own hooks, skipped blocks, fused weights), in
+one record on the model.
 
     state_of(model).source       # where the weights came from (probes.load sets it)
     state_of(model).skipped      # {block: the skip context that owns it}

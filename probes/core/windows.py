@@ -1,4 +1,5 @@
-"""Windows and batches: a dataset's texts tokenized, cut to the context, and stacked into right-padded batches.
+"""Windows and batches: a dataset's texts tokenized, cut to the context, and stacked into right-padded
+batches.
 
     for batch in batches(model, windows(model, dataset), max_tokens=8192):
         logits = model(batch.ids)            # (batch, pos, vocab); rows past batch.lengths are padding

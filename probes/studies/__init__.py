@@ -1,1 +1,2 @@
-"""Studies built on the engine: each takes a model and prompts and returns a result object with .figure() and .as_dict()."""
+"""Studies built on the engine: each takes a model and prompts and returns a result object with .figure() and
+.as_dict()."""

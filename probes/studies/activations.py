@@ -180,7 +180,8 @@ class Activations(Mapping):
         return out
 
     def stack(self, name: str) -> torch.Tensor:
-        """One hook over the blocks it was captured at (`layers_of(name)`): (layer, pos, d_model) for the stream.
+        """One hook over the blocks it was captured at (`layers_of(name)`): (layer, pos, d_model) for the
+        stream.
 
         `name` is a short or block-relative name (`resid_pre`, `attn.hook_pattern`).
         """
@@ -236,7 +237,8 @@ class Activations(Mapping):
         return self._layers_of(SHORT_NAMES.get(name, name))
 
     def stream(self) -> dict[int, torch.Tensor]:
-        """The residual stream by depth: {d: (pos, d_model)}, depth d entering block d (n_layers: after the last).
+        """The residual stream by depth: {d: (pos, d_model)}, depth d entering block d (n_layers: after the
+        last).
 
         Built from whichever of resid_pre / resid_post were captured; resid_post of block i is
         resid_pre of block i + 1, so either gives the same depth.
@@ -287,7 +289,8 @@ class Activations(Mapping):
 
 
 def _order(name: str) -> tuple:
-    """Sort key: embeddings, then blocks by index (short-named hooks in SHORT_NAMES order), then the final norm."""
+    """Sort key: embeddings, then blocks by index (short-named hooks in SHORT_NAMES order), then the final
+    norm."""
     block, suffix = split_name(name)
     if block is None:
         block = float("inf") if name.startswith(("ln_final", "unembed", "hook_unembed")) else -1
@@ -302,7 +305,8 @@ def _write(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str]
 
 
 def load_activations(path: str | os.PathLike):
-    """Read a file written by `Activations.save`; a folder written by a dataset capture gives its lazy `ShardedActivations`."""
+    """Read a file written by `Activations.save`; a folder written by a dataset capture gives its lazy
+    `ShardedActivations`."""
     from safetensors import safe_open
 
     path = Path(path).expanduser()
@@ -322,7 +326,8 @@ def load_activations(path: str | os.PathLike):
         ) from None
     if raw.get("format") != FORMAT or "tokens" not in tensors:
         raise ProbesError(
-            f"{path}: a safetensors file, but not one written by probes capture (format {raw.get('format')!r})"
+            f"{path}: a safetensors file, but not one written by probes capture (format "
+            f"{raw.get('format')!r})"
         )
     try:
         meta = CaptureMeta.from_metadata(raw)

@@ -104,8 +104,8 @@ def check_size(model, names: list[str], n_pos: int, max_bytes: int | None) -> No
     need = estimate_bytes(model, names, n_pos)
     if max_bytes is not None and need > max_bytes:
         raise ProbesError(
-            f"this capture would hold about {need / 2**30:.2f} GiB ({len(names)} tensors x {n_pos} positions), "
-            f"more than the limit of {max_bytes / 2**30:.2f} GiB; capture fewer hooks or layers, "
+            f"this capture would hold about {need / 2**30:.2f} GiB ({len(names)} tensors x {n_pos} "
+            f"positions), more than the limit of {max_bytes / 2**30:.2f} GiB; capture fewer hooks or layers, "
             "or raise the limit (--max-bytes, max_bytes=)"
         )
 
@@ -127,7 +127,8 @@ def capture(
     progress=None,
     **overrides,
 ) -> Activations:
-    """Record `hooks` at `layers` (a layer spec; None: every block) for `prompt`; only those hooks are recorded.
+    """Record `hooks` at `layers` (a layer spec; None: every block) for `prompt`; only those hooks are
+    recorded.
 
     A list of texts or a `Dataset` is captured to the folder `out` in shards, streamed, and a lazy
     `ShardedActivations` is returned (`probes.studies.capture_dataset`, which takes `store_dtype`,
@@ -208,7 +209,7 @@ def capture(
         tokens = tokens[:-1]  # the stop token is drawn but never fed back, so it has no states
     n_pos = len(tokens)
     tensors: dict[str, torch.Tensor] = {}
-    for src, key in plan:
+    for _src, key in plan:
         if key not in rec.store:
             raise ProbesError(
                 f"hook {key!r} never fired: TransformerLens' bridge does not compute it for GPT-2; "
@@ -250,7 +251,8 @@ def capture(
 
 
 def _plan(names: list[str], skipped: set[int]) -> tuple[list[tuple[str, str]], list[str], list[str]]:
-    """([(hook to attach, name to store under)], names to fill with zeros, names absent) for skipped blocks."""
+    """([(hook to attach, name to store under)], names to fill with zeros, names absent) for skipped
+    blocks."""
     plan, zeros, absent = [], [], []
     for name in names:
         block, suffix = split_name(name)

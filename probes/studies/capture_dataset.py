@@ -1,4 +1,5 @@
-"""Capture over a dataset: stream every window through the hooked model into size-bounded shards on disk, resumably.
+"""Capture over a dataset: stream every window through the hooked model into size-bounded shards on disk,
+resumably.
 
     acts = probes.capture(model, Dataset("FILE:texts.txt"), hooks="resid_post", out="states/",
                           store_dtype="float16", shard_bytes="128M")
@@ -62,7 +63,8 @@ def capture_dataset(
     force: bool = False,
     progress=None,
 ) -> ShardedActivations:
-    """Record `hooks` at `layers` for every token of every text of `data` into the folder `out`; return its lazy view.
+    """Record `hooks` at `layers` for every token of every text of `data` into the folder `out`; return its
+    lazy view.
 
     `data`: a list of texts, a `Dataset`, or what `Dataset` reads (`FILE:texts.txt`, `.jsonl`, a
     saved dataset folder), with `split` / `max_texts` as there. Texts longer than the context are
@@ -185,8 +187,8 @@ def capture_dataset(
                         _save_index(folder, index)
                     except OSError as e:
                         raise ProbesError(
-                            f"{folder}: writing {entry['file']} failed ({e.strerror or e}); the index lists the "
-                            f"{len(index['shards'])} finished shards; rerun the same command to resume"
+                            f"{folder}: writing {entry['file']} failed ({e.strerror or e}); the index lists "
+                            f"the {len(index['shards'])} finished shards; rerun the same command to resume"
                         ) from None
                 index["n_rows"] = entry["rows"][1]
             index["complete"] = True
@@ -203,7 +205,8 @@ def capture_dataset(
 def _shards(
     model, dataset: Dataset, bos: bool, rows_per_shard: int, texts: list
 ) -> Iterator[list[tuple[Window, bool]]]:
-    """Groups of whole windows, at most `rows_per_shard` rows each (one window at least); each with whether it ends its text.
+    """Groups of whole windows, at most `rows_per_shard` rows each (one window at least); each with whether it
+    ends its text.
 
     Appends each text's record to `texts` as it is read.
     """
@@ -242,7 +245,8 @@ def _stop(t, hook):
 
 
 def _stop_point(names: list[str]) -> str | None:
-    """The hook after which nothing recorded remains: the last block's output (None if a name lies past the blocks).
+    """The hook after which nothing recorded remains: the last block's output (None if a name lies past the
+    blocks).
 
     Stopping there skips the later blocks and the logits, (batch, pos, vocab), the largest tensor
     of a forward: most of the memory a batch takes, and for GPT-2 a third of its work.

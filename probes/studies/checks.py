@@ -1,4 +1,5 @@
-"""Argument checks of the studies that need no model and no torch, so the CLI runs them before loading (in a second).
+"""Argument checks of the studies that need no model and no torch, so the CLI runs them before loading (in a
+second).
 
 Each study calls the same function on its own arguments; the CLI calls it earlier. Nothing here
 imports torch, transformers or matplotlib.
@@ -33,7 +34,8 @@ def prune_config(config: SamplingConfig | None = None, **overrides) -> SamplingC
     cfg = SamplingConfig.of(config if config is not None else PRUNE_SAMPLING, **overrides)
     if cfg.is_greedy and cfg.num_samples != 1:
         raise ProbesError(
-            "several samples need sampling (greedy decoding gives one continuation); set greedy=False (--sample)"
+            "several samples need sampling (greedy decoding gives one continuation); set greedy=False "
+            "(--sample)"
         )
     return cfg
 
@@ -60,7 +62,8 @@ def capture_config(
 
 
 def comma_list(text: str, option: str, kind, example: str) -> list:
-    """'0.1, 1,10' -> [0.1, 1.0, 10.0]: the values of a comma-list option; an empty list or item, or a bad item, is an error naming the option."""
+    """'0.1, 1,10' -> [0.1, 1.0, 10.0]: the values of a comma-list option; an empty list or item, or a bad
+    item, is an error naming the option."""
     items = [x.strip() for x in str(text).split(",")]
     if not any(items):
         raise ProbesError(f"{option} must be a comma list like {example}, got {text!r}")
@@ -95,7 +98,8 @@ def sampling_lists(temperature: str, top_k: str, top_p: str | None) -> tuple[lis
 def sampling_grid(
     temperature=1.0, top_k=None, top_p=None, config: SamplingConfig | None = None
 ) -> list[SamplingConfig]:
-    """Every combination of the given temperatures, top-k and top-p values (each a value or a list), as configs.
+    """Every combination of the given temperatures, top-k and top-p values (each a value or a list), as
+    configs.
 
     The other fields (seed, tokens, samples) come from `config` (the defaults without it). A greedy
     `config` ignores all three, so it takes a grid of one setting only.

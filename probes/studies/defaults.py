@@ -1,4 +1,5 @@
-"""Study defaults that depend on the model: prompts and held-out text for the bundled model, and for every other.
+"""Study defaults that depend on the model: prompts and held-out text for the bundled model, and for every
+other.
 
 The bundled model was trained on Shakespeare, so its studies start from Shakespeare; any other model
 (GPT-2 and its family) gets the classic study's prompts and a modern-English held-out text:

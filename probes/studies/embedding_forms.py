@@ -55,7 +55,8 @@ def form_ids(token_ids: list[int], space_token_ids: list[int], form: str) -> lis
 
 
 def form_split(token_ids: list[int], space_token_ids: list[int], form: str) -> bool:
-    """Whether the text this form reads is several tokens (then `first`, `space` and `last` use one piece of it)."""
+    """Whether the text this form reads is several tokens (then `first`, `space` and `last` use one piece of
+    it)."""
     return len(token_ids if form == "first" else space_token_ids) > 1
 
 
@@ -86,7 +87,8 @@ def parse_words(text: str | None, flag: str) -> list[str] | None:
 
 
 def _entry(chars: list[tuple[str, bool]], first: bool) -> str:
-    """One entry without the spaces that only separate: unquoted ones at its end, and at its start after a comma."""
+    """One entry without the spaces that only separate: unquoted ones at its end, and at its start after a
+    comma."""
     while chars and chars[-1][0].isspace() and not chars[-1][1]:
         chars = chars[:-1]
     while not first and chars and chars[0][0].isspace() and not chars[0][1]:

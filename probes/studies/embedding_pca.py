@@ -1,4 +1,5 @@
-"""PCA of the whole embedding matrix: its two main directions, every token's coordinates, and the words' positions.
+"""PCA of the whole embedding matrix: its two main directions, every token's coordinates, and the words'
+positions.
 
     pca = vocab_pca(wte)                  # wte: (d_vocab, d_model)
     pca.coords                            # (d_vocab, 2) every token

@@ -1,4 +1,5 @@
-"""Embedding results: the words as the tokenizer sees them, the statistics of one matrix, and their figures."""
+"""Embedding results: the words as the tokenizer sees them, the statistics of one matrix, and their
+figures."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ class WordStats:
 
 @dataclass
 class Word:
-    """A word as the tokenizer sees it (bare and with a leading space), and the token(s) its vector is read from."""
+    """A word as the tokenizer sees it (bare and with a leading space), and the token(s) its vector is read
+    from."""
 
     word: str
     group: str
@@ -93,14 +95,15 @@ class Embeddings:
 
     @property
     def vectors(self):
-        """(n_words, d_model) the words' vectors from the checkpoint's wte, one row per `self.words` entry (groups in order)."""
+        """(n_words, d_model) the words' vectors from the checkpoint's wte, one row per `self.words` entry
+        (groups in order)."""
         return self.checkpoint.vectors
 
     def __repr__(self) -> str:
         groups = ", ".join(f"{g}: {len(ws)}" for g, ws in self.groups.items())
         return (
-            f"Embeddings({self.model!r}; {groups} words; token form {self.token_form!r}; top {self.top} neighbours"
-            f"{'; +processed' if self.processed else ''})"
+            f"Embeddings({self.model!r}; {groups} words; token form {self.token_form!r}; top {self.top} "
+            f"neighbours{'; +processed' if self.processed else ''})"
         )
 
     @property
@@ -183,7 +186,8 @@ class Embeddings:
         return f"{self.model}: {what} ({s.label} {matrix}; token form: {self.token_form})"
 
     def figure_norms(self, which: str = "checkpoint"):
-        """Bars of each word's norm in the chosen form, beside another form's, the vocabulary median marked."""
+        """Bars of each word's norm in the chosen form, beside another form's, the vocabulary median
+        marked."""
         from probes.plots.embedding import norm_bars
 
         s = self.stats(which)
@@ -231,7 +235,8 @@ class Embeddings:
         )
 
     def figure_pca(self):
-        """The vocabulary's cloud in its first two principal components, the words' vectors marked (checkpoint wte)."""
+        """The vocabulary's cloud in its first two principal components, the words' vectors marked (checkpoint
+        wte)."""
         from probes.plots.embedding import pca_scatter
 
         points = [

@@ -1,11 +1,11 @@
 """Embedding matrices: ids, norms, neighbours and cosines of chosen words in the checkpoint's own wte and wpe.
 
-    emb = probes.embeddings(model)                       # the seed's common and rare words, token form "space"
-    emb = probes.embeddings(model, token_form="first")   # the classic first-sub-token numbers
+    emb = probes.embeddings(model)                      # the seed's common and rare words, token form "space"
+    emb = probes.embeddings(model, token_form="first")  # the classic first-sub-token numbers
     emb = probes.embeddings(model, words=["thou", "thee", "king"], top=10)
-    emb.vectors                                          # (n_words, d_model), rows in emb.words order
-    emb.summary["comparison"]["mean_cross_cosine"]       # common x rare
-    fig = emb.figure_pca()                               # also figure_norms, _cosine, _scatter, _positions
+    emb.vectors                                         # (n_words, d_model), rows in emb.words order
+    emb.summary["comparison"]["mean_cross_cosine"]      # common x rare
+    fig = emb.figure_pca()                              # also figure_norms, _cosine, _scatter, _positions
 
 A word's vector depends on its token form (`probes/studies/embedding_forms.py`): `first`, `space`
 (the default), `mean` or `last`. TransformerLens' compatibility mode centres W_E, W_pos and W_U
@@ -111,7 +111,10 @@ def embeddings(
             raise ProbesError(f"{w.word!r}: the tokenizer gives ids {bad} beyond wte's {wte.shape[0]} rows")
 
     decode = _decoder(tok)
-    source = f"the checkpoint's own wte and wpe ({where}) as transformers loads them, in float32; not TransformerLens' centred W_E"
+    source = (
+        f"the checkpoint's own wte and wpe ({where}) as transformers loads them, in float32; not "
+        "TransformerLens' centred W_E"
+    )
     stats = _stats("checkpoint", source, wte, wpe, items, groups, top, decode)
     proc = None
     if processed:

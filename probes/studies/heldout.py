@@ -1,4 +1,5 @@
-"""Held-out scoring: loss, KL(full || run) and top-1 agreement of skip sets, streamed over a text's or a dataset's windows.
+"""Held-out scoring: loss, KL(full || run) and top-1 agreement of skip sets, streamed over a text's or a
+dataset's windows.
 
     src = heldout_source(model)                          # or eval_text="notes.txt", or a Dataset
     full, odd = score_runs(model, src, [[1, 3, 5]])      # the model as it is, then each skip set
@@ -71,7 +72,8 @@ def heldout_source(model, eval_text=None) -> HeldOut:
 
 @dataclass
 class Score:
-    """Sums for one run: next-token NLL over targets; KL(full || run) and top-1 agreement over every position."""
+    """Sums for one run: next-token NLL over targets; KL(full || run) and top-1 agreement over every
+    position."""
 
     nll: float = 0.0
     targets: int = 0
@@ -231,7 +233,8 @@ def score_runs(
 def _hooked_full(
     model, ids: torch.Tensor, n: int, *, record: bool
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """(log-probs (batch, pos, vocab), the residual stream as `score_runs` describes it) through the bridge."""
+    """(log-probs (batch, pos, vocab), the residual stream as `score_runs` describes it) through the
+    bridge."""
     from probes.core.hooks import attached
 
     seen: dict[int, torch.Tensor] = {}

@@ -267,7 +267,8 @@ def logit_lens(
 
 
 def build_result(model, resid, ids, cols, next_ids, top, text, translators=None) -> LensResult:
-    """A LensResult from residual rows (each (pos, d_model)) at positions `cols` of `ids`, through `translators` if given."""
+    """A LensResult from residual rows (each (pos, d_model)) at positions `cols` of `ids`, through
+    `translators` if given."""
     from probes.core.load import source_of
     from probes.core.prompt import str_tokens
     from probes.core.skip import skipped_blocks

@@ -57,14 +57,14 @@ def lens_over(
 ) -> DatasetLens:
     """The logit lens's per-row statistics over every position of `data`, with cluster-bootstrap intervals.
 
-    `data` is a list of strings, a `probes.core.dataset.Dataset`, or a path (`FILE:path`, a
-    `.txt`/`.jsonl` file, a saved Hugging Face dataset directory, `HF:name`; one text goes in a
-    list, as a string is read as a path); `split` and `max_texts` are the Dataset's options.
-    Works inside `probes.skip(...)`. `compare_skip` (a layer spec) adds `result.compare`: the same
-    texts with those blocks skipped as well, measured against this run's output. Intervals: `level` percentile intervals from `n_boot` replicates
-    that resample whole texts (seeded by `seed`). `max_tokens` / `max_rows` bound a batch.
-    `translators` (a TunedLens, a lens folder or 'bundled') reads every row but the output through
-    its tuned-lens translator: the tuned lens over the dataset (`result.tuned_lens` names it).
+    `data` is a list of strings, a `probes.core.dataset.Dataset`, or a path (`FILE:path`, a `.txt`/`.jsonl`
+    file, a saved Hugging Face dataset directory, `HF:name`; one text goes in a list, as a string is read as a
+    path); `split` and `max_texts` are the Dataset's options. Works inside `probes.skip(...)`. `compare_skip`
+    (a layer spec) adds `result.compare`: the same texts with those blocks skipped as well, measured against
+    this run's output. Intervals: `level` percentile intervals from `n_boot` replicates that resample whole
+    texts (seeded by `seed`). `max_tokens` / `max_rows` bound a batch. `translators` (a TunedLens, a lens
+    folder or 'bundled') reads every row but the output through its tuned-lens translator: the tuned lens over
+    the dataset (`result.tuned_lens` names it).
     """
     from probes.core.dataset import Dataset
     from probes.core.layers import compare_blocks
@@ -263,7 +263,8 @@ def _lens_batch(model, batch, compared, main: _Sums, other: _Sums | None, transl
 def _chunk_stats(model, resid, pruned, nxt, known):
     """Per-position metrics (rows, pos, metrics) of `resid` (and `pruned`) against resid's final row."""
     n, vocab, dtype, device = resid[0].shape[0], model.cfg.d_vocab, resid[0].dtype, resid[0].device
-    # Preallocated (pos, vocab) buffers: a fresh tensor this size per operation would be page-faulted in each time.
+    # Preallocated (pos, vocab) buffers: a fresh tensor this size per operation would be page-faulted in
+    # each time.
     buf = lambda dt=torch.float32: torch.empty(n, vocab, device=device, dtype=dt)
     logits, logp_f, p_f, logp, p, scratch = buf(dtype), buf(), buf(), buf(), buf(), buf()
 

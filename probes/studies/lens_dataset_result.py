@@ -1,4 +1,5 @@
-"""The dataset lens's result: per lens row, the mean and interval of each metric, and which texts gave them."""
+"""The dataset lens's result: per lens row, the mean and interval of each metric, and which texts gave
+them."""
 
 from __future__ import annotations
 
@@ -64,8 +65,9 @@ class DatasetLens:
         skipped = f", blocks {_ranges(self.skipped_blocks)} skipped" if self.skipped_blocks else ""
         compare = f"; compare: blocks {_ranges(self.compare.skipped_blocks)} skipped" if self.compare else ""
         return (
-            f"DatasetLens({count(self.n_rows, 'row')}, {count(self.n_texts, 'text')} ({count(self.n_windows, 'window')}, "
-            f"{count(self.n_tokens, 'token')}) from {self.source!r}, model {self.model_name!r}{skipped}{compare})"
+            f"DatasetLens({count(self.n_rows, 'row')}, {count(self.n_texts, 'text')} "
+            f"({count(self.n_windows, 'window')}, {count(self.n_tokens, 'token')}) from {self.source!r}, "
+            f"model {self.model_name!r}{skipped}{compare})"
         )
 
     def metric(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

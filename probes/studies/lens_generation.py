@@ -40,7 +40,10 @@ class GenerationLens:
 
     def __repr__(self) -> str:
         text = self.text if len(self.text) <= 40 else self.text[:39] + "…"
-        return f"GenerationLens({len(self.generated)} tokens {text!r}, {self.config.label()}, {self.lens.n_rows} rows)"
+        return (
+            f"GenerationLens({len(self.generated)} tokens {text!r}, {self.config.label()}, "
+            f"{self.lens.n_rows} rows)"
+        )
 
     @property
     def generated_strings(self) -> list[str]:
@@ -83,16 +86,17 @@ class GenerationLens:
 def generation_lens(
     model, prompt, config: SamplingConfig | None = None, *, top: int = 5, translators=None, **overrides
 ) -> GenerationLens | list[GenerationLens]:
-    """Generate one sample (a SamplingConfig, or its fields as keywords) and record the lens of each token as it is produced.
+    """Generate one sample (a SamplingConfig, or its fields as keywords) and record the lens of each token as
+    it is produced.
 
     A list of prompts or a `probes.Dataset` gives a list, one GenerationLens per prompt in order.
 
-    Sampling is exactly `probes.generate`'s (the same config draws the same tokens); `top` is how
-    many tokens each lens row lists. The L+1 residual rows of the newest position of each
-    KV-cached forward call, the one whose logits the next token is drawn from, are kept as the
-    fused decoder computes them (`FastDecoder(record=)`), or through hooks on the bridge when
-    probes are attached (they see the run); the sequence is never re-run. `translators` (a TunedLens, a lens folder or 'bundled') reads the
-    rows through a tuned lens; the sampling never sees it.
+    Sampling is exactly `probes.generate`'s (the same config draws the same tokens); `top` is how many tokens
+    each lens row lists. The L+1 residual rows of the newest position of each KV-cached forward call, the one
+    whose logits the next token is drawn from, are kept as the fused decoder computes them
+    (`FastDecoder(record=)`), or through hooks on the bridge when probes are attached (they see the run); the
+    sequence is never re-run. `translators` (a TunedLens, a lens folder or 'bundled') reads the rows through a
+    tuned lens; the sampling never sees it.
     """
     from probes.core.decode import HookedDecoder, choose_decoder
     from probes.core.generate import stream_tokens

@@ -1,4 +1,5 @@
-"""Lens readout: decode residual rows through the final norm and unembedding into per-row statistics, in bounded memory."""
+"""Lens readout: decode residual rows through the final norm and unembedding into per-row statistics, in
+bounded memory."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Text and distribution metrics: distinct-n, repetition, perplexity, per-token KL (held-out scoring: heldout.py)."""
+"""Text and distribution metrics: distinct-n, repetition, perplexity, per-token KL (held-out scoring:
+heldout.py)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def logprobs(model, ids: list[int]) -> torch.Tensor:
 
 
 def logprobs_many(model, items: list[tuple[list[int], list[int]]]) -> list[torch.Tensor]:
-    """Log-probabilities (pos, vocab) of each (ids, skip set) item: `logprobs(model, ids)` inside `probes.skip(model, skip set)`.
+    """Log-probabilities (pos, vocab) of each (ids, skip set) item: `logprobs(model, ids)` inside
+    `probes.skip(model, skip set)`.
 
     With nothing but skips attached the texts run as one right-padded batch on the fused weights
     (`fastpath.FastScorer`; causal attention makes the padding exact), and the items of a skip set

@@ -61,7 +61,10 @@ class PruneRun:
 
     def __repr__(self) -> str:
         loss = self.metrics.get("eval_loss")
-        return f"PruneRun({self.name!r}, skipped {self.skipped_blocks}, eval loss {loss if loss is None else round(loss, 4)})"
+        return (
+            f"PruneRun({self.name!r}, skipped {self.skipped_blocks}, eval loss "
+            f"{loss if loss is None else round(loss, 4)})"
+        )
 
     def as_dict(self) -> dict:
         return {
@@ -99,7 +102,10 @@ class PruneComparison:
         }
 
     def __repr__(self) -> str:
-        return f"PruneComparison({', '.join(r.name for r in self.runs)}; {self.config.label()}, eval {self.eval_text!r})"
+        return (
+            f"PruneComparison({', '.join(r.name for r in self.runs)}; {self.config.label()}, eval "
+            f"{self.eval_text!r})"
+        )
 
     def figure(self):
         from probes.plots.prune import comparison_figure
@@ -253,11 +259,13 @@ def compare_pruned(
 
 
 def _given_samples(model, prompt, cfg: SamplingConfig, samples: list, n_specs: int) -> list:
-    """`samples` checked against what compare_pruned would decode: one Samples per run, of this prompt and config."""
+    """`samples` checked against what compare_pruned would decode: one Samples per run, of this prompt and
+    config."""
     ids = prompt_ids(model, prompt, bos=cfg.bos)[1]
     if len(samples) != n_specs + 1:
         raise ProbesError(
-            f"samples: give {n_specs + 1} runs' Samples (the full model's, then one per skip spec), got {len(samples)}"
+            f"samples: give {n_specs + 1} runs' Samples (the full model's, then one per skip spec), got "
+            f"{len(samples)}"
         )
     for s in samples:
         if s.prompt_tokens != ids or s.config != cfg:
@@ -280,7 +288,10 @@ class BlockSweep:
 
     def __repr__(self) -> str:
         order = ", ".join(str(b["block"]) for b in self.ranked())
-        return f"BlockSweep({len(self.blocks)} blocks, base loss {self.base_loss:.4f}; most important first: {order})"
+        return (
+            f"BlockSweep({len(self.blocks)} blocks, base loss {self.base_loss:.4f}; most important first: "
+            f"{order})"
+        )
 
     def ranked(self, key: str = "loss_increase") -> list[dict]:
         return sorted(self.blocks, key=lambda b: -b[key])

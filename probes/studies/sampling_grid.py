@@ -1,4 +1,5 @@
-"""Sampling grids: one prompt generated under every combination of temperatures, top-k and top-p, one model load.
+"""Sampling grids: one prompt generated under every combination of temperatures, top-k and top-p, one model
+load.
 
     grid = probes.generate_grid(model, "ROMEO:", temperature=[0.1, 1, 10], top_k=[200, 2])
     grid.runs[0]        # Samples of T=0.1, top-k=200, drawn with the config's seed
@@ -19,7 +20,8 @@ from probes.studies.checks import sampling_grid
 
 @dataclass
 class SamplingGrid:
-    """The samples of one prompt under each sampling setting, in grid order (temperature, then top-k, then top-p)."""
+    """The samples of one prompt under each sampling setting, in grid order (temperature, then top-k, then
+    top-p)."""
 
     prompt: str
     prompt_tokens: list[int]
@@ -73,7 +75,8 @@ def generate_grid(
     on_token: Callable[[int, int, str], None] | None = None,
     **overrides,
 ) -> SamplingGrid:
-    """Samples of `prompt` under every combination of `temperature`, `top_k` and `top_p` (each a value or a list).
+    """Samples of `prompt` under every combination of `temperature`, `top_k` and `top_p` (each a value or a
+    list).
 
     None (the default) keeps `config`'s value; to list "no top-k" or "no top-p" in a grid, put 0 or
     None in the list. Every other field (seed, samples, tokens, bos) comes from `config` and the

@@ -1,9 +1,10 @@
-"""Sharded activations: a dataset capture's folder (index.json + safetensors shards) read lazily, memory-mapped.
+"""Sharded activations: a dataset capture's folder (index.json + safetensors shards) read lazily,
+memory-mapped.
 
-    acts = probes.load_activations("states/")     # nothing is read but the index
-    acts[3].stack("resid_post")                    # (layer, pos, d_model) of text 3, as one-prompt capture gives
+    acts = probes.load_activations("states/")  # nothing is read but the index
+    acts[3].stack("resid_post")                 # (layer, pos, d_model) of text 3, as one-prompt capture gives
     for x in acts.rows("blocks.2.hook_resid_post", batch_size=4096):
-        x["blocks.2.hook_resid_post"]              # (rows, d_model), with x["text"], x["position"], x["tokens"]
+        x["blocks.2.hook_resid_post"]           # (rows, d_model), with x["text"], x["position"], x["tokens"]
 
 The folder holds `index.json` and `shard-00000.safetensors`, ... Each shard stores, per hook name,
 a (rows, ...) tensor: one row per token position of the windows it covers, in dataset order
@@ -49,7 +50,8 @@ def check_store_dtype(name: str | None) -> str | None:
 
 
 def check_capture_dir(out, settings: dict, force: bool = False) -> tuple[Path, dict | None]:
-    """(folder, its index or None) for a capture into `out` with `settings`; refuses what would mix two captures.
+    """(folder, its index or None) for a capture into `out` with `settings`; refuses what would mix two
+    captures.
 
     A folder with an index made with other `settings` (only the keys given are compared, so the CLI
     can check what it knows before loading), or holding files but no index, is an error unless
@@ -104,7 +106,8 @@ def read_index(folder: Path) -> dict | None:
         raise ProbesError(f"{path}: not a readable capture index ({e})") from None
     if not isinstance(index, dict) or index.get("format") != FORMAT:
         raise ProbesError(
-            f"{path}: not an index written by probes capture (format {index.get('format') if isinstance(index, dict) else None!r})"
+            f"{path}: not an index written by probes capture (format "
+            f"{index.get('format') if isinstance(index, dict) else None!r})"
         )
     return index
 
@@ -137,7 +140,7 @@ class ShardedActivations:
             for text, _start, n in shard["windows"]:
                 self._spans.setdefault(text, []).append((k, row, n))
                 row += n
-        for k, shard in enumerate(self.shards):
+        for shard in self.shards:
             if not (self.folder / shard["file"]).is_file():
                 raise ProbesError(f"{self.folder}: the index lists {shard['file']}, which is missing")
 
@@ -160,9 +163,10 @@ class ShardedActivations:
     def __repr__(self) -> str:
         state = "" if self.complete else ", unfinished"
         return (
-            f"ShardedActivations({str(self.folder)!r}: {count(len(self), 'text')}, {count(self.n_rows, 'row')}, "
-            f"{count(len(self.names), 'tensor')}, {count(len(self.shards), 'shard')}, {self.dtype}, "
-            f"layers {format_layers(self.index['layers'])}{state})"
+            f"ShardedActivations({str(self.folder)!r}: {count(len(self), 'text')}, "
+            f"{count(self.n_rows, 'row')}, {count(len(self.names), 'tensor')}, "
+            f"{count(len(self.shards), 'shard')}, {self.dtype}, layers "
+            f"{format_layers(self.index['layers'])}{state})"
         )
 
     def __iter__(self) -> Iterator:
@@ -208,7 +212,8 @@ class ShardedActivations:
         return torch.stack([torch.cat(parts[n]) for n in family])  # (layer, rows, ...)
 
     def rows(self, names: str | list[str] | None = None, batch_size: int = 4096) -> Iterator[dict]:
-        """Every row in dataset order, `batch_size` at a time: {name: (rows, ...), 'tokens', 'text', 'position': (rows,)}.
+        """Every row in dataset order, `batch_size` at a time: {name: (rows, ...), 'tokens', 'text',
+        'position': (rows,)}.
 
         `names`: hook names to read (default: all): full names (`blocks.3.hook_resid_post`), or a
         short or block-relative one (`resid_post`) for every block it was captured at. Batches are
@@ -244,7 +249,8 @@ class ShardedActivations:
         return self._strs[1]
 
     def _names(self, names) -> list[str]:
-        """Full hook names for `names`: each full name as it is, a short or block-relative one for every block that has it."""
+        """Full hook names for `names`: each full name as it is, a short or block-relative one for every block
+        that has it."""
         from probes.core.hooks import SHORT_NAMES, short_name, split_name
         from probes.errors import closest
 

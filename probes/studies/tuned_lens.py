@@ -1,4 +1,5 @@
-"""Tuned lens: one affine translator per layer, read through the final norm and unembedding, saved for one model.
+"""Tuned lens: one affine translator per layer, read through the final norm and unembedding, saved for one
+model.
 
 Belrose et al. (2023), "Eliciting Latent Predictions from Transformers with the Tuned Lens". Row r
 (the stream entering block r, as in `probes.studies.lens`) is read as
@@ -136,7 +137,8 @@ class TunedLens(nn.Module):
         return {"format": FORMAT, "version": VERSION, **self.meta}
 
     def save(self, path, *, force: bool = False) -> Path:
-        """Write `path`/config.json and `path`/translators.safetensors (float32); never overwrite without `force`."""
+        """Write `path`/config.json and `path`/translators.safetensors (float32); never overwrite without
+        `force`."""
         from safetensors.torch import save_file
 
         from probes.io import atomic_path
@@ -168,7 +170,8 @@ def check_out_dir(path, *, force: bool = False) -> Path:
 
 
 def check_for_model(path, model_arg, n_layers: int) -> dict:
-    """The config of lens `path` if it fits `model_arg` (as `probes.load` takes it), checked without loading the model."""
+    """The config of lens `path` if it fits `model_arg` (as `probes.load` takes it), checked without loading
+    the model."""
     from probes.core.load import resolve
 
     config = read_config(path)
@@ -182,8 +185,9 @@ def check_fits(config: dict, checksum: str, n_layers: int, d_model: int, model_n
     where = config.get("path", "this tuned lens")
     if config.get("model_sha256") != checksum:
         raise TunedLensError(
-            f"{where} was trained for model {config.get('model')!r} (sha256 {config.get('model_sha256')}), not for "
-            f"{model_name!r} (sha256 {checksum}); train one for this model with `probes tuned-lens train`"
+            f"{where} was trained for model {config.get('model')!r} (sha256 {config.get('model_sha256')}), "
+            f"not for {model_name!r} (sha256 {checksum}); train one for this model with `probes tuned-lens "
+            "train`"
         )
     if (config.get("n_layers"), config.get("d_model")) != (n_layers, d_model):
         raise TunedLensError(

@@ -1,4 +1,5 @@
-"""Training a tuned lens: minimise KL(final || translated row) for every row's translator, on a held-out-checked text set.
+"""Training a tuned lens: minimise KL(final || translated row) for every row's translator, on a
+held-out-checked text set.
 
     tl = probes.train_tuned_lens(model, "FILE:train.txt", steps=250)     # a TunedLens
     tl.meta["training"]["heldout"]      # per row: KL of the logit lens and of the tuned lens, in bits
@@ -206,7 +207,8 @@ def token_budget(model) -> int:
 
 
 def _step_loss(model, lens, batch, owners: list[int]) -> tuple[float, int]:
-    """Backpropagate one batch's loss (sum over rows of the mean KL, nats); return (mean KL a row in bits, tokens)."""
+    """Backpropagate one batch's loss (sum over rows of the mean KL, nats); return (mean KL a row in bits,
+    tokens)."""
     import torch
 
     from probes.studies.lens_dataset import residual_rows
@@ -232,7 +234,8 @@ def _step_loss(model, lens, batch, owners: list[int]) -> tuple[float, int]:
 
 
 def heldout_kl(model, lens, items, cfg: TunedLensConfig) -> list[float]:
-    """Per row (L+1), the mean KL(final || row) in bits over the windows `items`, up to cfg.max_heldout_tokens tokens."""
+    """Per row (L+1), the mean KL(final || row) in bits over the windows `items`, up to cfg.max_heldout_tokens
+    tokens."""
     import torch
 
     from probes.core.windows import batches
