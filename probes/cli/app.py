@@ -1,4 +1,5 @@
-"""The typer app: registers each command from its own module; `main` turns errors into one line; torch loads only when a command runs."""
+"""The typer app: registers each command from its own module; `main` turns errors into one line; torch loads
+only when a command runs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import typer
 import typer.core
 
 from probes.cli import capture, embed, generate, info, lens, next_token, prune, report, tuned_lens
+from probes.cli import options as o
 
 
 def _flags_show_no_type() -> None:
@@ -32,7 +34,8 @@ _flags_show_no_type()
 app = typer.Typer(
     name="probes",
     help="Hook-based interpretability probes for GPT-2-family models: skip blocks, capture states, "
-    "logit lens, embeddings and generation. Runs on the bundled Shakespeare GPT-2 unless --model says otherwise.",
+    "logit lens, embeddings and generation. Runs on the bundled Shakespeare GPT-2 unless --model says "
+    "otherwise.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -50,7 +53,7 @@ COMMANDS = {
     "report": report.report,
 }
 for _name, _command in COMMANDS.items():
-    app.command(_name)(_command)
+    app.command(_name, help=o.command_help(_command.__doc__))(_command)
 app.add_typer(tuned_lens.app, name="tuned-lens")
 
 
@@ -68,7 +71,8 @@ def _root(
         False, "--version", help="Print the version and exit.", is_eager=True, callback=_version
     ),
 ) -> None:
-    """Hook-based interpretability probes for GPT-2-family models: skip blocks, capture states, logit lens, embeddings and generation. Runs on the bundled Shakespeare GPT-2 unless --model says otherwise."""
+    """Hook-based interpretability probes for GPT-2-family models: skip blocks, capture states, logit lens,
+    embeddings and generation. Runs on the bundled Shakespeare GPT-2 unless --model says otherwise."""
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""`probes capture`: record per-layer states of a prompt (or a generation) into a safetensors file, or of a dataset into shards."""
+"""`probes capture`: record per-layer states of a prompt (or a generation) into a safetensors file, or of a
+dataset into shards."""
 
 from __future__ import annotations
 
@@ -19,7 +20,10 @@ def capture(
         typer.Option(
             "--out",
             "-o",
-            help="The safetensors file to write (atomically); with --dataset, a folder of shards and index.json.",
+            help=(
+                "The safetensors file to write (atomically); with --dataset, a folder of shards and "
+                "index.json."
+            ),
         ),
     ],
     prompt: o.Prompt = None,
@@ -32,14 +36,21 @@ def capture(
         str | None,
         typer.Option(
             "--store-dtype",
-            help="With --dataset: dtype the shards store, float32, float16 or bfloat16 (default: the compute --dtype).",
+            help=(
+                "With --dataset: dtype the shards store, float32, float16 or bfloat16 (default: the compute "
+                "--dtype)."
+            ),
         ),
     ] = None,
     shard_size: Annotated[
         str,
         typer.Option(
             "--shard-size",
-            help="With --dataset: the most bytes a shard holds (500M, 1G); a text window (up to the context) is never split, so one larger than this is a shard of its own. Memory holds about three shards' worth.",
+            help=(
+                "With --dataset: the most bytes a shard holds (500M, 1G); a text window (up to the context) "
+                "is never split, so one larger than this is a shard of its own. Memory holds about three "
+                "shards' worth."
+            ),
         ),
     ] = "128M",
     hooks: Annotated[
@@ -47,8 +58,8 @@ def capture(
         typer.Option(
             "--hooks",
             help="Comma list of hooks: short names (resid_pre, resid_mid, resid_post, attn_out, "
-            "mlp_out, pattern, attn_scores, q, k, v, z, mlp_pre, mlp_post), block-relative (attn.hook_pattern) "
-            "or full names (blocks.3.hook_resid_pre).",
+            "mlp_out, pattern, attn_scores, q, k, v, z, mlp_pre, mlp_post), block-relative "
+            "(attn.hook_pattern) or full names (blocks.3.hook_resid_pre).",
         ),
     ] = "resid_pre,resid_post",
     layers: Annotated[
@@ -87,9 +98,12 @@ def capture(
 ) -> None:
     """Capture the residual stream (or any hook points) at every block and save them as safetensors.
 
-    The file holds one tensor per hook name (blocks.{i}.hook_resid_pre, ...), the token ids and the run's metadata. The sampling options apply with --generate only.
+    The file holds one tensor per hook name (blocks.{i}.hook_resid_pre, ...), the token ids and the run's
+    metadata. The sampling options apply with --generate only.
 
-    With --dataset, every token of every text is recorded into --out as shards (a (rows, d_model) tensor per hook name) and index.json; read them back lazily with probes.load_activations(folder). Rerunning the same command resumes after the finished shards.
+    With --dataset, every token of every text is recorded into --out as shards (a (rows, d_model) tensor per
+    hook name) and index.json; read them back lazily with probes.load_activations(folder). Rerunning the same
+    command resumes after the finished shards.
     """
     import probes
     from probes.cli.common import Target
@@ -269,7 +283,8 @@ def _capture_dataset(
         log(f"the capture in {acts.folder} was already complete; nothing written")
     else:
         log(
-            f"wrote {count(len(acts.shards) - kept, 'shard')}{f' (after the {kept} already there)' if kept else ''} "
+            f"wrote {count(len(acts.shards) - kept, 'shard')}"
+            f"{f' (after the {kept} already there)' if kept else ''} "
             f"and index.json to {acts.folder}"
         )
     d = {
@@ -291,7 +306,8 @@ def _capture_dataset(
         json,
         lambda d: (
             f"{d['out']}: {count(d['texts'], 'text')}, {count(d['rows'], 'row')}, "
-            f"{count(len(d['tensors']), 'tensor')} ({d['dtype']}) in {count(d['shards'], 'shard')}, model {d['model']}"
+            f"{count(len(d['tensors']), 'tensor')} ({d['dtype']}) in {count(d['shards'], 'shard')}, model "
+            f"{d['model']}"
         ),
     )
 

@@ -1,4 +1,5 @@
-"""`probes embed`: the token(s), norms, neighbours, cosines and PCA position of common and rare words in the embedding matrix."""
+"""`probes embed`: the token(s), norms, neighbours, cosines and PCA position of common and rare words in the
+embedding matrix."""
 
 from __future__ import annotations
 
@@ -49,7 +50,11 @@ def embed(
         str,
         typer.Option(
             "--token-form",
-            help=f"Which token(s) stand for a word. {_FORMS_HELP}. Default {DEFAULT_TOKEN_FORM}: how GPT-2 meets a word in text, one whole-word token for most common words. '{CLASSIC_TOKEN_FORM}' reproduces the classic (v0.1) numbers.",
+            help=(
+                f"Which token(s) stand for a word. {_FORMS_HELP}. Default {DEFAULT_TOKEN_FORM}: how GPT-2 "
+                f"meets a word in text, one whole-word token for most common words. '{CLASSIC_TOKEN_FORM}' "
+                "reproduces the classic (v0.1) numbers."
+            ),
         ),
     ] = DEFAULT_TOKEN_FORM,
     top: Annotated[
@@ -66,7 +71,10 @@ def embed(
         str | None,
         typer.Option(
             "--plot-dir",
-            help="Write norms.png, cosine.png, scatter.png, pca.png and positions.png into this folder (created if missing).",
+            help=(
+                "Write norms.png, cosine.png, scatter.png, pca.png and positions.png into this folder "
+                "(created if missing)."
+            ),
         ),
     ] = None,
     processed: Annotated[
@@ -84,7 +92,10 @@ def embed(
 ) -> None:
     """Look at the token embedding matrix: ids, norms, neighbours, cosines and a PCA of common and rare words.
 
-    For each word: the token(s) its vector is read from (--token-form), its norm, norm percentile and nearest neighbours; for each group, the pairwise cosines, and common x rare. Numbers come from the checkpoint's own wte/wpe (as transformers loads them), not TransformerLens' centred W_E; --processed shows both. --token-form first reproduces the classic numbers.
+    For each word: the token(s) its vector is read from (--token-form), its norm, norm percentile and nearest
+    neighbours; for each group, the pairwise cosines, and common x rare. Numbers come from the checkpoint's
+    own wte/wpe (as transformers loads them), not TransformerLens' centred W_E; --processed shows both.
+    --token-form first reproduces the classic numbers.
     """
     from probes.cli.common import Target
     from probes.io import check_dir, check_figure_path
@@ -127,7 +138,8 @@ def _render(d: dict) -> str:
     proc = d.get("processed")
     out = [
         f"model {d['model']}; embedding statistics from {d['source']}",
-        f"token form {d['token_form']}: {d['token_form_means']} (--token-form {CLASSIC_TOKEN_FORM}: the classic numbers)",
+        f"token form {d['token_form']}: {d['token_form_means']} (--token-form {CLASSIC_TOKEN_FORM}: the "
+        "classic numbers)",
     ]
     if proc:
         out.append(f"--processed: the 'proc' columns are from {proc['source']}")
@@ -177,16 +189,15 @@ def _render(d: dict) -> str:
         rows_, cols = ([w["word"] for w in d["words"] if w["group"] == g] for g in (x["rows"], x["columns"]))
         out += [
             "",
-            f"cosine similarity, {x['rows']} (rows) x {x['columns']} (columns): mean {show_number(x['mean'], '.3f')}",
+            f"cosine similarity, {x['rows']} (rows) x {x['columns']} (columns): mean "
+            f"{show_number(x['mean'], '.3f')}",
             _matrix(rows_, cols, x["matrix"]),
         ]
     pca = d["pca"]["explained_variance"]
     out += [
         "",
-        (
-            f"PCA of the whole wte: PC1 and PC2 explain {100 * pca[0]:.1f}% and {100 * pca[1]:.1f}% of the variance "
-            "(each word's coordinates are in --json; --plot-dir draws pca.png)"
-        ),
+        f"PCA of the whole wte: PC1 and PC2 explain {100 * pca[0]:.1f}% and {100 * pca[1]:.1f}% of the "
+        "variance (each word's coordinates are in --json; --plot-dir draws pca.png)",
     ]
     return "\n".join(out)
 
@@ -210,27 +221,25 @@ def _f(x) -> str:
 def _summary_lines(s: dict, what: str) -> list[str]:
     v, p = s["vocab"], s["positions"]
     lines = [
-        (
-            f"{what}: vocabulary of {v['size']} x {v['d_model']}; norm median {_f(v['median_norm'])}, "
-            f"mean {_f(v['mean_norm'])}, range {_f(v['min_norm'])}-{_f(v['max_norm'])}."
-        )
+        f"{what}: vocabulary of {v['size']} x {v['d_model']}; norm median {_f(v['median_norm'])}, mean "
+        f"{_f(v['mean_norm'])}, range {_f(v['min_norm'])}-{_f(v['max_norm'])}."
     ]
     for g, x in s["groups"].items():
         forms = ", ".join(f"{k} {_f(n)}" for k, n in x["mean_norm_by_form"].items())
         lines.append(
-            f"  {g}: mean norm {_f(x['mean_norm'])} (mean percentile {x['mean_norm_percentile']:.1f}; by token form: "
-            f"{forms}); mean off-diagonal cosine {_f(x['mean_cosine'])}; {x['n_bare_split']} of {x['n_words']} split "
-            f"into several tokens as given, {x['n_space_split']} with a leading space."
+            f"  {g}: mean norm {_f(x['mean_norm'])} (mean percentile {x['mean_norm_percentile']:.1f}; by "
+            f"token form: {forms}); mean off-diagonal cosine {_f(x['mean_cosine'])}; {x['n_bare_split']} of "
+            f"{x['n_words']} split into several tokens as given, {x['n_space_split']} with a leading space."
         )
     c = s["comparison"]
     if c:
         lines.append(
-            f"  common vs rare: mean norm {_f(c['mean_norm_common'])} vs {_f(c['mean_norm_rare'])} "
-            f"(ratio {_f(c['norm_ratio'])}), mean percentile {c['mean_norm_percentile_common']:.1f} vs "
+            f"  common vs rare: mean norm {_f(c['mean_norm_common'])} vs {_f(c['mean_norm_rare'])} (ratio "
+            f"{_f(c['norm_ratio'])}), mean percentile {c['mean_norm_percentile_common']:.1f} vs "
             f"{c['mean_norm_percentile_rare']:.1f}; mean cosine {_f(c['mean_cosine_common'])} vs "
             f"{_f(c['mean_cosine_rare'])} (difference {_f(c['mean_cosine_difference'])}), across the groups "
-            f"{_f(c['mean_cross_cosine'])}; several tokens in this form: {c['split_common']} of {c['n_common']} "
-            f"common, {c['split_rare']} of {c['n_rare']} rare."
+            f"{_f(c['mean_cross_cosine'])}; several tokens in this form: {c['split_common']} of "
+            f"{c['n_common']} common, {c['split_rare']} of {c['n_rare']} rare."
         )
     lines.append(
         f"  wpe: {p['n']} positions, mean norm {_f(p['mean_norm'])} "

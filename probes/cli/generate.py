@@ -39,8 +39,8 @@ Prompts = Annotated[
     typer.Option(
         "--prompts",
         help="Many prompts, decoded together in batches: FILE:path with one prompt per line (blank lines "
-        'skipped; --split paragraphs: separated by blank lines), a .jsonl file with a "text" field, or a saved Hugging '
-        "Face dataset directory.",
+        'skipped; --split paragraphs: separated by blank lines), a .jsonl file with a "text" field, or a '
+        "saved Hugging Face dataset directory.",
     ),
 ]
 
@@ -82,9 +82,11 @@ def generate(
     threads: o.Threads = None,
     json: o.Json = False,
 ) -> None:
-    """Generate text from a prompt (defaults as nanoGPT's sample.py: a newline as the prompt, temperature {temperature:g}, top-k {top_k}, seed {seed}).
+    """Generate text from a prompt (defaults as nanoGPT's sample.py: a newline as the prompt, temperature
+    {temperature:g}, top-k {top_k}, seed {seed}).
 
-    Comma lists of temperatures, top-k and top-p values (--temperature 0.1,1,10 --top-k 200,2) run every combination with the same seed and one model load, each under its own header.
+    Comma lists of temperatures, top-k and top-p values (--temperature 0.1,1,10 --top-k 200,2) run every
+    combination with the same seed and one model load, each under its own header.
     """
     import probes
     from probes.cli.common import Target
@@ -256,7 +258,8 @@ def _timing_line(t: dict, config=None) -> None:
         n, k = together["prompts"], together["settings"]
         batch = f", {n} prompt{'s' * (n != 1)} x {k} setting{'s' * (k != 1)} in batches of {t['batch_size']}"
     print(
-        f"[{where}{t['new_tokens']} tokens in {t['seconds']:.2f} s, {t['tokens_per_second']} tokens/s{batch}; one run]",
+        f"[{where}{t['new_tokens']} tokens in {t['seconds']:.2f} s, {t['tokens_per_second']} "
+        f"tokens/s{batch}; one run]",
         file=sys.stderr,
     )
 

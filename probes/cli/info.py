@@ -13,7 +13,8 @@ def info(
     threads: o.Threads = None,
     json: o.Json = False,
 ) -> None:
-    """Describe a model: blocks, heads, widths, vocabulary, context, parameters, dtype, device and hook points."""
+    """Describe a model: blocks, heads, widths, vocabulary, context, parameters, dtype, device and hook
+    points."""
     from probes.cli.common import Target
     from probes.core.info import model_info
 

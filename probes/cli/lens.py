@@ -14,21 +14,30 @@ Position = Annotated[
     int,
     typer.Option(
         "--position",
-        help="Position shown in the table (negative counts from the end; -1 is the last). --json covers every position.",
+        help=(
+            "Position shown in the table (negative counts from the end; -1 is the last). --json covers "
+            "every position."
+        ),
     ),
 ]
 Metric = Annotated[
     str,
     typer.Option(
         "--metric",
-        help="Plot colour: prob (of each cell's top-1; with --generate, of the generated token), entropy, kl (to the final row) or rank (of the final top-1; with --generate, of the generated token).",
+        help=(
+            "Plot colour: prob (of each cell's top-1; with --generate, of the generated token), entropy, kl "
+            "(to the final row) or rank (of the final top-1; with --generate, of the generated token)."
+        ),
     ),
 ]
 CompareSkip = Annotated[
     str | None,
     typer.Option(
         "--compare-skip",
-        help="Also run the lens with these blocks skipped; the plot puts full and pruned side by side (over a --dataset: as a second set of lines).",
+        help=(
+            "Also run the lens with these blocks skipped; the plot puts full and pruned side by side (over "
+            "a --dataset: as a second set of lines)."
+        ),
     ),
 ]
 Generate = Annotated[
@@ -43,7 +52,10 @@ Tuned = Annotated[
     str | None,
     typer.Option(
         "--tuned",
-        help="Read the rows through a tuned lens: a folder from `probes tuned-lens train`, or 'bundled' (the one shipped with the bundled model). With --dataset, logit lens and tuned lens side by side.",
+        help=(
+            "Read the rows through a tuned lens: a folder from `probes tuned-lens train`, or 'bundled' (the "
+            "one shipped with the bundled model). With --dataset, logit lens and tuned lens side by side."
+        ),
     ),
 ]
 _SAMPLING = ("temperature", "top_k", "top_p", "greedy", "seed", "stop_at_eos")
@@ -80,13 +92,20 @@ def lens(
 ) -> None:
     """Logit lens: decode each layer's residual stream through the final norm and unembedding.
 
-    Rows are the residual stream after each block (embed: before block 0; the last row is the model's output). The table shows one position (--position), --json every position, --plot all of them coloured by --metric. Entropy and KL(final || row) are in bits.
+    Rows are the residual stream after each block (embed: before block 0; the last row is the model's output).
+    The table shows one position (--position), --json every position, --plot all of them coloured by --metric.
+    Entropy and KL(final || row) are in bits.
 
-    --generate N follows each generated token (sampled with --temperature, --top-k, --top-p, --greedy, --seed) and reports its emergence row: the first row from which it stays top-1.
+    --generate N follows each generated token (sampled with --temperature, --top-k, --top-p, --greedy, --seed)
+    and reports its emergence row: the first row from which it stays top-1.
 
-    --dataset FILE averages over every position of every text (texts longer than the context are cut into windows): per row, the mean and a 95% bootstrap interval (resampling texts) of KL(final || row), entropy, cross-entropy and top-1 accuracy on the true next token, and top-1 agreement with the final row; --plot draws one panel per metric.
+    --dataset FILE averages over every position of every text (texts longer than the context are cut into
+    windows): per row, the mean and a 95% bootstrap interval (resampling texts) of KL(final || row), entropy,
+    cross-entropy and top-1 accuracy on the true next token, and top-1 agreement with the final row; --plot
+    draws one panel per metric.
 
-    --tuned FOLDER reads every row but the last through that tuned lens's translators (all views); with --dataset it shows the logit lens and the tuned lens side by side.
+    --tuned FOLDER reads every row but the last through that tuned lens's translators (all views); with
+    --dataset it shows the logit lens and the tuned lens side by side.
     """
     import probes
     from probes.cli.common import Target
@@ -130,7 +149,8 @@ def lens(
     typed = o.typed(ctx, *_SAMPLING)
     if generate is None and typed:
         raise ProbesError(
-            f"{', '.join(typed)}: sampling options apply only with --generate N (--top sets how many tokens each row lists)"
+            f"{', '.join(typed)}: sampling options apply only with --generate N (--top sets how many tokens "
+            "each row lists)"
         )
     cfg = None
     if generate is not None and o.typed(ctx, "position"):
@@ -224,7 +244,8 @@ def _dataset_lens(
     ignored = o.typed(ctx, "position", "metric", "top", "generate", *_SAMPLING)
     if ignored:
         raise ProbesError(
-            f"{', '.join(ignored)}: not used with --dataset, which averages every position and draws its own plot"
+            f"{', '.join(ignored)}: not used with --dataset, which averages every position and draws its own "
+            "plot"
         )
     if plot:
         from probes.io import check_figure_path
@@ -274,7 +295,8 @@ def _dataset_lens(
 
 
 def _load(target, skip, keep, compare_skip, tuned, model):
-    """(model, blocks to skip, blocks to compare-skip, tuned lens or None): every value checked, then one load."""
+    """(model, blocks to skip, blocks to compare-skip, tuned lens or None): every value checked, then one
+    load."""
     import probes
     from probes.core.layers import compare_blocks
 
@@ -305,8 +327,10 @@ def _render_dataset(lens, which: str = "") -> str:
     skipped = f"; blocks skipped: {format_layers(lens.skipped_blocks)}" if lens.skipped_blocks else ""
     out = [
         f"model {lens.model_name}{skipped}",
-        f"dataset {lens.source}: {lens.n_texts:,} texts, {lens.n_windows:,} windows, {lens.n_tokens:,} tokens",
-        "rows: the residual stream after each block (embed: before block 0); KL, entropy and cross-entropy in bits",
+        f"dataset {lens.source}: {lens.n_texts:,} texts, {lens.n_windows:,} windows, {lens.n_tokens:,} "
+        "tokens",
+        "rows: the residual stream after each block (embed: before block 0); KL, entropy and cross-entropy "
+        "in bits",
         f"each cell: the mean over every position [{lens.level:.0%} bootstrap interval, resampling texts]",
         "",
         _dataset_table(lens),
@@ -368,7 +392,8 @@ def _render_position(lens, pruned, position: int, d: dict) -> str:
         f"model {d['model']}" + (f"; blocks skipped: {d['skipped_blocks']}" if d["skipped_blocks"] else ""),
         f"prompt: {lens.prompt!r} ({len(lens.tokens)} tokens)",
         f"position {p}: token {show_token(lens.str_tokens[p])}; next token {nxt}",
-        "rows: the residual stream after each block (embed: before block 0); entropy and KL(final || row) in bits",
+        "rows: the residual stream after each block (embed: before block 0); entropy and KL(final || row) "
+        "in bits",
         "",
         _position_table(lens, position),
     ]

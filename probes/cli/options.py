@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+import inspect
+from typing import Annotated
 
 import typer
 
@@ -15,7 +16,10 @@ Model = Annotated[
     typer.Option(
         "--model",
         "-m",
-        help="Model: omit for the bundled Shakespeare GPT-2, a hub name (gpt2, distilgpt2), or a local checkpoint directory.",
+        help=(
+            "Model: omit for the bundled Shakespeare GPT-2, a hub name (gpt2, distilgpt2), or a local "
+            "checkpoint directory."
+        ),
     ),
 ]
 Device = Annotated[str | None, typer.Option("--device", help="Device: cpu (default), cuda, cuda:N, mps.")]
@@ -89,13 +93,15 @@ Stream = Annotated[
 DATASET_FORMS = (
     "a text file (one text per line, or blank-line separated with --split paragraphs), a .jsonl file "
     'with a "text" field on every line, a saved Hugging Face dataset directory (DIR:split picks a split '
-    "of a DatasetDict; train by default), or HF:name[:split] (these two need the datasets package); FILE:path works too"
+    "of a DatasetDict; train by default), or HF:name[:split] (these two need the datasets package); "
+    "FILE:path works too"
 )
 
 
 def dataset_option(what: str, *, required: bool = False):
-    """The --dataset option, its help saying what the command does with it (`what`) and what a dataset can be."""
-    kind = str if required else Optional[str]
+    """The --dataset option, its help saying what the command does with it (`what`) and what a dataset can
+    be."""
+    kind = str if required else str | None
     return Annotated[kind, typer.Option("--dataset", help=f"{what}: {DATASET_FORMS}.")]
 
 
@@ -118,3 +124,10 @@ def typed(ctx: typer.Context, *names: str) -> list[str]:
     # By name: typer may bring its own copy of click, whose ParameterSource is another enum class.
     sources = {n: getattr(ctx.get_parameter_source(n), "name", "DEFAULT") for n in names}
     return ["--" + n.replace("_", "-") for n in names if sources[n] not in ("DEFAULT", "DEFAULT_MAP")]
+
+
+def command_help(doc: str) -> str:
+    """A command's docstring as its --help text: each paragraph on one line, as typer keeps a paragraph's
+    line breaks (the source wraps docstrings at 110 columns; the terminal wraps the help)."""
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)

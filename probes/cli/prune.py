@@ -37,7 +37,10 @@ def prune(
         list[str] | None,
         typer.Option(
             "--skip",
-            help="Blocks to skip (repeatable): odd, even, first-half, last-half, none, all, or 1,3,5-7 [default: odd].",
+            help=(
+                "Blocks to skip (repeatable): odd, even, first-half, last-half, none, all, or 1,3,5-7 "
+                "[default: odd]."
+            ),
         ),
     ] = None,
     keep: Annotated[
@@ -80,9 +83,12 @@ def prune(
 ) -> None:
     """Run the full model and the model with blocks skipped from the same prompt; compare texts and metrics.
 
-    Without --skip or --keep it skips the odd blocks. Greedy by default so the runs are directly comparable (--sample samples every run with the same seed). With --sweep, rank every block instead.
+    Without --skip or --keep it skips the odd blocks. Greedy by default so the runs are directly comparable
+    (--sample samples every run with the same seed). With --sweep, rank every block instead.
 
-    Held-out loss, KL and top-1 agreement are scored in batches over --eval-text or every text of --dataset (texts longer than the context are cut into windows); --no-eval skips them. Generation speed is in --json only, marked as one cold run.
+    Held-out loss, KL and top-1 agreement are scored in batches over --eval-text or every text of --dataset
+    (texts longer than the context are cut into windows); --no-eval skips them. Generation speed is in --json
+    only, marked as one cold run.
     """
     from probes.cli.common import Target
     from probes.core.layers import format_layers
@@ -120,7 +126,8 @@ def prune(
     )
     if sweep and unused:
         raise ProbesError(
-            f"--sweep scores the held-out text only; {', '.join(unused)} would be ignored (drop them or --sweep)"
+            f"--sweep scores the held-out text only; {', '.join(unused)} would be ignored (drop them or "
+            "--sweep)"
         )
     drawn = o.typed(ctx, "temperature", "top_k", "top_p")
     if cfg.is_greedy and drawn:
@@ -178,7 +185,10 @@ def _render(d: dict) -> str:
         title = (
             "FULL MODEL"
             if r["name"] == "full"
-            else f"SKIP {r['name']} (blocks {format_layers(r['skipped_blocks'])}; kept {format_layers(r['kept_blocks'])})"
+            else (
+                f"SKIP {r['name']} (blocks {format_layers(r['skipped_blocks'])}; kept "
+                f"{format_layers(r['kept_blocks'])})"
+            )
         )
         out.append(f"=== {title} ===")
         for k, smp in enumerate(r["samples"], 1):
@@ -218,8 +228,8 @@ def _render_sweep(d: dict) -> str:
     from probes.core.layers import format_layers
 
     out = [
-        f"model {d['model']}: skipping one block at a time; full-model held-out loss {d['base_loss']:.4f} nats/token "
-        f"on {d['eval_text']} ({_scored(d)}); KL in nats",
+        f"model {d['model']}: skipping one block at a time; full-model held-out loss {d['base_loss']:.4f} "
+        f"nats/token on {d['eval_text']} ({_scored(d)}); KL in nats",
         "",
     ]
     rows = [

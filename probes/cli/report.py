@@ -24,7 +24,10 @@ def report(
             "--prompt",
             "--start",
             "-p",
-            help=f"Prompt for sampling, pruning and the generation lens; FILE:path reads a file. Default: {PROMPT_HELP}; pruning {CLASSIC_PRUNE_PROMPT!r} for others.",
+            help=(
+                "Prompt for sampling, pruning and the generation lens; FILE:path reads a file. Default: "
+                f"{PROMPT_HELP}; pruning {CLASSIC_PRUNE_PROMPT!r} for others."
+            ),
         ),
     ] = None,
     lens_prompt: Annotated[
@@ -44,7 +47,10 @@ def report(
         bool,
         typer.Option(
             "--no-eval",
-            help="Skip held-out scoring (the pruning losses and the block sweep); every other section stays and the report says so.",
+            help=(
+                "Skip held-out scoring (the pruning losses and the block sweep); every other section stays "
+                "and the report says so."
+            ),
         ),
     ] = False,
     force: o.Force = False,

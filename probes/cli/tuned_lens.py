@@ -34,7 +34,10 @@ Lr = Annotated[
     float | None,
     typer.Option(
         "--lr",
-        help=f"Peak learning rate (default {DEFAULTS.lr} for sgd as the paper, 1e-3 for adamw); it warms up, then decays linearly to 0.",
+        help=(
+            f"Peak learning rate (default {DEFAULTS.lr} for sgd as the paper, 1e-3 for adamw); it warms up, "
+            "then decays linearly to 0."
+        ),
     ),
 ]
 Optimizer = Annotated[
@@ -58,7 +61,6 @@ Seed = Annotated[
 ]
 
 
-@app.command("train")
 def train(
     dataset: Dataset,
     out: Out,
@@ -82,7 +84,9 @@ def train(
 ) -> None:
     """Train a tuned lens for a model on texts and save it to --out.
 
-    One affine translator per block input, starting from the identity, fit so that each row read through the final norm and unembedding matches the model's own output (the loss is KL(final || row), as in Belrose et al. 2023). With --skip/--keep the lens is for the pruned model. Use it with `probes lens --tuned FOLDER`.
+    One affine translator per block input, starting from the identity, fit so that each row read through the
+    final norm and unembedding matches the model's own output (the loss is KL(final || row), as in Belrose et
+    al. 2023). With --skip/--keep the lens is for the pruned model. Use it with `probes lens --tuned FOLDER`.
     """
     from probes.cli.common import Target
     from probes.core.dataset import Dataset as Texts
@@ -118,16 +122,17 @@ def train(
     emit({**meta, "out": str(folder), **lens.as_dict()}, json, lambda d: render_training(lens))
 
 
+app.command("train", help=o.command_help(train.__doc__))(train)
+
+
 def render_training(lens) -> str:
     """The training summary: tokens, time, and the held-out KL of each row under both lenses."""
     t = lens.meta["training"]
     out = [
         f"tuned lens for {lens.meta['model']} (sha256 {lens.meta['model_sha256']})"
         + (f", blocks {lens.meta['skipped_blocks']} skipped" if lens.meta["skipped_blocks"] else ""),
-        (
-            f"{t['steps']} steps, {t['tokens']:,} tokens, {t['seconds']:.1f} s ({t['ms_per_1000_tokens'] / 1000:.2f} s "
-            f"per 1,000 tokens, {t['threads']} threads)"
-        ),
+        f"{t['steps']} steps, {t['tokens']:,} tokens, {t['seconds']:.1f} s "
+        f"({t['ms_per_1000_tokens'] / 1000:.2f} s per 1,000 tokens, {t['threads']} threads)",
     ]
     held = t.get("heldout")
     if held:
@@ -147,7 +152,8 @@ def render_training(lens) -> str:
 
 
 def render_comparison(logit, tuned) -> str:
-    """Logit lens and tuned lens over one dataset, side by side per row: mean [interval] of KL, cross-entropy, top-1."""
+    """Logit lens and tuned lens over one dataset, side by side per row: mean [interval] of KL, cross-entropy,
+    top-1."""
     metrics = (
         ("kl_to_final", "KL(final||row)", 3),
         ("next_xent", "xent next", 3),
@@ -164,7 +170,8 @@ def render_comparison(logit, tuned) -> str:
         rows.append(row)
     return "\n".join(
         [
-            f"logit lens against tuned lens ({tuned.tuned_lens}) (the last row is the model's output in both):",
+            f"logit lens against tuned lens ({tuned.tuned_lens}) (the last row is the model's output in "
+            "both):",
             "",
             table(rows, header, align="l" + "r" * (len(header) - 1)),
         ]

@@ -1,4 +1,5 @@
-"""Embedding figures: word norms as bars, cosine heatmaps, the vocabulary's norms and PCA cloud with the words marked, position norms."""
+"""Embedding figures: word norms as bars, cosine heatmaps, the vocabulary's norms and PCA cloud with the words
+marked, position norms."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ def _colour(group: str) -> str:
 
 
 def norm_bars(labels, groups, norms, other_norms, form, other, median, title):
-    """Two bars per word: its vector's norm in token form `form`, and in form `other` (hatched) for comparison."""
+    """Two bars per word: its vector's norm in token form `form`, and in form `other` (hatched) for
+    comparison."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
@@ -42,7 +44,8 @@ def norm_bars(labels, groups, norms, other_norms, form, other, median, title):
 
 
 def cosine_heatmaps(matrices, title):
-    """One annotated heatmap per entry; `matrices` maps a panel title -> (row labels, column labels, matrix)."""
+    """One annotated heatmap per entry; `matrices` maps a panel title -> (row labels, column labels,
+    matrix)."""
     from matplotlib.figure import Figure
 
     k = len(matrices)
@@ -77,7 +80,8 @@ def cosine_heatmaps(matrices, title):
 
 
 def norm_scatter(vocab_norms, marks, median, title):
-    """Every token's norm against its id (for BPE, roughly its merge and so frequency rank); `marks` are (id, norm, label or None, group)."""
+    """Every token's norm against its id (for BPE, roughly its merge and so frequency rank); `marks` are (id,
+    norm, label or None, group)."""
     from matplotlib.figure import Figure
 
     from probes.plots.labels import place_labels
@@ -107,7 +111,8 @@ def norm_scatter(vocab_norms, marks, median, title):
 
 
 def pca_scatter(coords, points, explained, title):
-    """The vocabulary's rows in their first two principal components (grey), `points` (x, y, label, group) marked."""
+    """The vocabulary's rows in their first two principal components (grey), `points` (x, y, label, group)
+    marked."""
     from matplotlib.figure import Figure
 
     from probes.plots.labels import place_labels

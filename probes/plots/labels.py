@@ -1,4 +1,5 @@
-"""Point labels that do not pile up: each label put where it covers no other label and no marked point, with a leader line.
+"""Point labels that do not pile up: each label put where it covers no other label and no marked point, with a
+leader line.
 
     place_labels(ax, [(x, y), ...], ["dog", ...], ["#3b6fb6", ...])
 

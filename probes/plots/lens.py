@@ -77,7 +77,8 @@ def _draw(
     norm=None,
     title: str | None = None,
 ):
-    """One heatmap of columns `cols` on `ax`, `width` columns wide (a short last row keeps the cell size); returns the image."""
+    """One heatmap of columns `cols` on `ax`, `width` columns wide (a short last row keeps the cell size);
+    returns the image."""
     import numpy as np
     from matplotlib import colormaps
 
@@ -176,7 +177,8 @@ def _title(lens, what: str) -> str:
 def _panels(
     fig, lenses: list, titles: list[str], metric: str, *, generated: bool, per_row: int | None, norm=None
 ):
-    """Each lens as rows of panels, stacked in order; returns the axes (per lens, its panels) and the last image."""
+    """Each lens as rows of panels, stacked in order; returns the axes (per lens, its panels) and the last
+    image."""
     chunks = [_chunks(*reversed(lens.entropy.shape), per_row) for lens in lenses]
     width = max(len(c) for cs in chunks for c in cs)
     axes = fig.subplots(sum(len(c) for c in chunks), 1, squeeze=False)[:, 0]
@@ -209,7 +211,8 @@ def _figure(lenses: list, generated: bool, per_row: int | None):
 
 
 def lens_figure(lens, metric: str = "prob", per_row: int | None = None):
-    """The familiar logit-lens picture of a LensResult, coloured by `metric` (see METRICS), `per_row` positions a row."""
+    """The familiar logit-lens picture of a LensResult, coloured by `metric` (see METRICS), `per_row`
+    positions a row."""
     check_metric(metric)
     fig = _figure([lens], False, per_row)
     panels, image = _panels(
@@ -250,7 +253,8 @@ def compare_figure(full, pruned, metric: str = "prob", per_row: int | None = Non
 
 
 def generation_figure(gen, metric: str = "prob", per_row: int | None = None):
-    """Each generated token's lens: generated text across in rows of `per_row` tokens, layers up; red boxes mark emergence.
+    """Each generated token's lens: generated text across in rows of `per_row` tokens, layers up; red boxes
+    mark emergence.
 
     A red box spans a token's column from its emergence row to the top: the rows in which the
     generated token is (and stays) top-1. No box: it was never top-1 in the last row (sampled).

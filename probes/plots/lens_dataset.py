@@ -91,8 +91,8 @@ def _caption(lens, hollow: bool) -> str:
     source = os.path.basename(lens.source.rstrip("/")) or lens.source
     few = f"\n(only {count(lens.n_texts, 'text')}: rough bands)" if lens.n_texts < FEW_TEXTS else ""
     return (
-        f"dataset: {source[:40]}\n{count(lens.n_texts, 'text')}, {count(lens.n_windows, 'window')}, {count(lens.n_tokens, 'token')}\n"
-        f"lines: mean over every position\nbands: {lens.level:.0%} bootstrap interval\n"
-        f"(resampling texts, {lens.n_boot:,} replicates){few}"
+        f"dataset: {source[:40]}\n{count(lens.n_texts, 'text')}, {count(lens.n_windows, 'window')}, "
+        f"{count(lens.n_tokens, 'token')}\nlines: mean over every position\nbands: {lens.level:.0%} "
+        f"bootstrap interval\n(resampling texts, {lens.n_boot:,} replicates){few}"
         + ("\nhollow markers: skipped blocks" if hollow else "")
     )

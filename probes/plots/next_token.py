@@ -60,8 +60,9 @@ def distribution_bars(report, top: int = 12):
             )
         title = "raw (T=1, no truncation)" if i == 0 else d.config.label()
         ax.set_title(
-            f"{title}\nentropy {show_number(d.entropy_bits, '.2f')} bits; {d.support:,} token{'' if d.support == 1 else 's'} with p ≥ {possible:g}\n"
-            f"99% of the mass in {d.tokens_for_99:,} token{'' if d.tokens_for_99 == 1 else 's'}",
+            f"{title}\nentropy {show_number(d.entropy_bits, '.2f')} bits; {d.support:,} "
+            f"token{'' if d.support == 1 else 's'} with p ≥ {possible:g}\n99% of the mass in "
+            f"{d.tokens_for_99:,} token{'' if d.tokens_for_99 == 1 else 's'}",
             fontsize=8.5,
         )
         if i % cols == 0:

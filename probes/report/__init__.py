@@ -1,4 +1,5 @@
-"""The study report: sampling, embeddings, pruning and the logit lens of one model, as Markdown and HTML with figures.
+"""The study report: sampling, embeddings, pruning and the logit lens of one model, as Markdown and HTML with
+figures.
 
 build.py      build_report: runs the studies, writes the folder (check_out_dir, check_report_args first)
 sections.py   one pure function per section: result objects -> Markdown lines

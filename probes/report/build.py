@@ -44,7 +44,8 @@ def check_out_dir(out, force: bool) -> Path:
     )
     if p in protected:
         raise ProbesError(
-            f"--out {str(p)!r} is the current folder, one of its parents or the home folder; give a new folder"
+            f"--out {str(p)!r} is the current folder, one of its parents or the home folder; give a new "
+            "folder"
         )
     if p.is_dir() and any(p.iterdir()):
         if not force:
@@ -77,7 +78,8 @@ def _check_ours(p: Path) -> None:
 
 
 def _move_into_place(tmp: Path, dest: Path, force: bool) -> None:
-    """Make `tmp` the folder `dest`: claim a new or empty name in one rename; with `force`, swap out our old report.
+    """Make `tmp` the folder `dest`: claim a new or empty name in one rename; with `force`, swap out our old
+    report.
 
     The old report is renamed aside first and deleted only once the new one is in place; when the
     second rename fails, the old one goes back. `staged_folder` runs this with interrupts deferred,
@@ -113,7 +115,8 @@ def _umask() -> int:
 
 
 def report_config(config: SamplingConfig | None = None, **overrides) -> SamplingConfig:
-    """The config the report samples with: REPORT_SAMPLING unless given, keyword shortcuts applied, checked."""
+    """The config the report samples with: REPORT_SAMPLING unless given, keyword shortcuts applied,
+    checked."""
     return SamplingConfig.of(config if config is not None else REPORT_SAMPLING, **overrides)
 
 
@@ -126,7 +129,8 @@ def check_report_args(
     evaluate: bool = True,
     **overrides,
 ) -> SamplingConfig:
-    """Everything a user chose for `build_report`, checked before the model loads; returns the config to use."""
+    """Everything a user chose for `build_report`, checked before the model loads; returns the config to
+    use."""
     from probes.studies.defaults import (
         heldout_choice,
     )  # whether a file holds enough tokens needs the tokenizer
@@ -156,7 +160,8 @@ def build_report(
     progress=None,
     **overrides,
 ) -> Path:
-    """Run the whole study on `model` and write `out/report.md`, `out/report.html` and the figures; return report.md's path.
+    """Run the whole study on `model` and write `out/report.md`, `out/report.html` and the figures; return
+    report.md's path.
 
     `config` (REPORT_SAMPLING by default; its fields also as keywords) gives the tokens per sample,
     the samples per setting and the seed. Prompts and the held-out text (`eval_text`: a file, a

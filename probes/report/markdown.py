@@ -25,7 +25,8 @@ _SPECIAL = re.compile(r"([\\`*_\[\]<>&])")
 
 
 def fmt(value, spec: str = "") -> str:
-    """`value` formatted with `spec` (as in an f-string), or 'n/a' when it is None or NaN (`probes.numbers`)."""
+    """`value` formatted with `spec` (as in an f-string), or 'n/a' when it is None or NaN
+    (`probes.numbers`)."""
     return show_number(value, spec)
 
 

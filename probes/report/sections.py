@@ -15,7 +15,8 @@ from probes.studies.defaults import EVAL_MAX_TOKENS, REPORT_SWEEP_TOKENS
 
 # The seed study's sampling settings, in the order the sampling prose reads them: nanoGPT's
 # defaults, then the three contrasts (a cold, a hot, and a hot but truncated distribution).
-# The classic contrasts: nanoGPT's defaults (SamplingConfig's own), then very low and very high T, then high T with k=2.
+# The classic contrasts: nanoGPT's defaults (SamplingConfig's own), then very low and very high T, then
+# high T with k=2.
 STUDY_SETTINGS = [(SamplingConfig.temperature, SamplingConfig.top_k), (0.1, None), (10.0, None), (10.0, 2)]
 PRUNE_SPECS = ["odd", "even", "last-half"]
 PRUNE_METRICS = [
@@ -59,7 +60,8 @@ def title_section(info: dict) -> list[str]:
 def inputs_section(
     prompt: str, prune_prompt: str, lens_prompt: str, eval_text: str | None, why: str, given: dict
 ) -> list[str]:
-    """Which prompts and held-out text the report used, and why: `why` for the defaults, `given[k]` True where the user chose."""
+    """Which prompts and held-out text the report used, and why: `why` for the defaults, `given[k]` True where
+    the user chose."""
 
     def src(k: str) -> str:
         return "given" if given.get(k) else "default"
@@ -67,12 +69,14 @@ def inputs_section(
     held = (
         f"held-out text {code(eval_text)} ({src('eval')})"
         if eval_text
-        else "no held-out text: scoring was off (`--no-eval`), so there is no held-out loss and no block sweep"
+        else (
+            "no held-out text: scoring was off (`--no-eval`), so there is no held-out loss and no block sweep"
+        )
     )
     return [
-        f"Inputs: sampling prompt {_prompt(prompt)} ({src('prompt')}), pruning prompt {_prompt(prune_prompt)} "
-        f"({src('prune')}), lens prompt {_prompt(lens_prompt)} ({src('lens')}); {held}. The defaults fit the model: "
-        f"{escape(why)}.",
+        f"Inputs: sampling prompt {_prompt(prompt)} ({src('prompt')}), pruning prompt "
+        f"{_prompt(prune_prompt)} ({src('prune')}), lens prompt {_prompt(lens_prompt)} ({src('lens')}); "
+        f"{held}. The defaults fit the model: {escape(why)}.",
         "",
     ]
 
@@ -129,8 +133,9 @@ def sampling_section(prompt: str, config: SamplingConfig, dist, samples_by_setti
     lines = [
         "## 2. Sampling: temperature and top-k",
         "",
-        f"Prompt {_prompt(prompt)}, {config.num_samples} samples of {config.max_new_tokens} tokens per setting, "
-        f"seed {config.seed}. A token is drawn from softmax(logits / T) restricted to the k most likely tokens.",
+        f"Prompt {_prompt(prompt)}, {config.num_samples} samples of {config.max_new_tokens} tokens per "
+        f"setting, seed {config.seed}. A token is drawn from softmax(logits / T) restricted to the k most "
+        "likely tokens.",
         "",
     ]
     rows, distinct2 = [], []
@@ -161,31 +166,34 @@ def sampling_section(prompt: str, config: SamplingConfig, dist, samples_by_setti
     T = lambda d: fmt(d.config.temperature, "g")  # noqa: E731
     top2 = [f"{tok(t)} {fmt(p, '.1%')}" for t, p in zip(hik2.top_str_tokens[:2], hik2.top_probs[:2])]
     lines += [
-        f"At T=1 with no truncation the next-token distribution has {fmt(raw.entropy_bits, '.2f')} bits of entropy and "
-        f"needs {raw.tokens_for_99} tokens to cover 99% of the mass. At T={T(lo)} the top token "
-        f"{tok(lo.top_str_tokens[0])} carries {fmt(lo.top1_prob, '.1%')} of the mass ({fmt(lo.entropy_bits, '.2f')} bits): "
-        f"dividing the logits by {T(lo)} multiplies their gaps by {fmt(1 / lo.config.temperature, 'g')}. At T={T(hi)} the "
-        f"entropy is {fmt(hi.entropy_bits, '.2f')} bits and 99% of the mass is spread over {hi.tokens_for_99} of "
-        f"{dist.d_vocab} tokens: the logits are flattened toward uniform, so most draws are tokens the model "
-        f"rates as unlikely. With top-k {hik2.config.top_k} at T={T(hik2)} only {hik2.support} tokens remain possible with p ≥ {POSSIBLE_P:g} "
-        f"({', '.join(top2)}): each step draws one of the model's {hik2.support} best guesses. The samples' distinct-2 "
-        f"ratios go from {fmt(distinct2[1], '.2f')} (T={T(lo)}) to {fmt(distinct2[2], '.2f')} (T={T(hi)}) and "
-        f"{fmt(distinct2[3], '.2f')} (T={T(hik2)}, top-k {hik2.config.top_k}).",
+        f"At T=1 with no truncation the next-token distribution has {fmt(raw.entropy_bits, '.2f')} bits of "
+        f"entropy and needs {raw.tokens_for_99} tokens to cover 99% of the mass. At T={T(lo)} the top token "
+        f"{tok(lo.top_str_tokens[0])} carries {fmt(lo.top1_prob, '.1%')} of the mass "
+        f"({fmt(lo.entropy_bits, '.2f')} bits): dividing the logits by {T(lo)} multiplies their gaps by "
+        f"{fmt(1 / lo.config.temperature, 'g')}. At T={T(hi)} the entropy is {fmt(hi.entropy_bits, '.2f')} "
+        f"bits and 99% of the mass is spread over {hi.tokens_for_99} of {dist.d_vocab} tokens: the logits "
+        "are flattened toward uniform, so most draws are tokens the model rates as unlikely. With top-k "
+        f"{hik2.config.top_k} at T={T(hik2)} only {hik2.support} tokens remain possible with p ≥ "
+        f"{POSSIBLE_P:g} ({', '.join(top2)}): each step draws one of the model's {hik2.support} best "
+        f"guesses. The samples' distinct-2 ratios go from {fmt(distinct2[1], '.2f')} (T={T(lo)}) to "
+        f"{fmt(distinct2[2], '.2f')} (T={T(hi)}) and {fmt(distinct2[3], '.2f')} (T={T(hik2)}, top-k "
+        f"{hik2.config.top_k}).",
         "",
     ]
     return lines + figure("next_token.png", "Next-token distribution under each setting (grey: raw T=1).")
 
 
 def embeddings_section(emb: dict) -> list[str]:
-    """The chosen words' tokens, norms, neighbours and cosines in one token form; `emb` is `Embeddings.as_dict()`."""
+    """The chosen words' tokens, norms, neighbours and cosines in one token form; `emb` is
+    `Embeddings.as_dict()`."""
     form = emb["token_form"]
     lines = [
         "## 3. The embedding matrix: common and rare words",
         "",
-        f"Statistics of the checkpoint's own `wte` (not TransformerLens' centred `W_E`). Token form `{form}`: each "
-        f"word's vector is read from the {escape(emb['token_form_means'])}; the tokens used are listed per word. "
-        "(`probes embed --token-form first` gives the classic study's numbers: the first token of the bare word, "
-        "often a single letter.)",
+        "Statistics of the checkpoint's own `wte` (not TransformerLens' centred `W_E`). Token form "
+        f"`{form}`: each word's vector is read from the {escape(emb['token_form_means'])}; the tokens used "
+        "are listed per word. (`probes embed --token-form first` gives the classic study's numbers: the "
+        "first token of the bare word, often a single letter.)",
         "",
     ]
     rows = [
@@ -220,13 +228,14 @@ def embeddings_section(emb: dict) -> list[str]:
     c = emb["summary"].get("comparison")
     if c:  # None unless both a common and a rare group were measured
         lines += [
-            f"Mean L2 norm of the words' vectors: common {fmt(c['mean_norm_common'], '.4f')} (mean percentile "
-            f"{fmt(c['mean_norm_percentile_common'], '.0f')}), rare {fmt(c['mean_norm_rare'], '.4f')} (percentile "
-            f"{fmt(c['mean_norm_percentile_rare'], '.0f')}); common/rare ratio {fmt(c['norm_ratio'], '.3f')}. "
-            f"Mean pairwise cosine within the group: common {fmt(c['mean_cosine_common'], '.3f')}, rare "
-            f"{fmt(c['mean_cosine_rare'], '.3f')}; between a common and a rare word "
-            f"{fmt(c.get('mean_cross_cosine'), '.3f')}. In this form {c['split_common']} of {c['n_common']} common and "
-            f"{c['split_rare']} of {c['n_rare']} rare words are several tokens, so their vector reads "
+            f"Mean L2 norm of the words' vectors: common {fmt(c['mean_norm_common'], '.4f')} (mean "
+            f"percentile {fmt(c['mean_norm_percentile_common'], '.0f')}), rare "
+            f"{fmt(c['mean_norm_rare'], '.4f')} (percentile {fmt(c['mean_norm_percentile_rare'], '.0f')}); "
+            f"common/rare ratio {fmt(c['norm_ratio'], '.3f')}. Mean pairwise cosine within the group: common "
+            f"{fmt(c['mean_cosine_common'], '.3f')}, rare {fmt(c['mean_cosine_rare'], '.3f')}; between a "
+            f"common and a rare word {fmt(c.get('mean_cross_cosine'), '.3f')}. In this form "
+            f"{c['split_common']} of {c['n_common']} common and {c['split_rare']} of {c['n_rare']} rare "
+            "words are several tokens, so their vector reads "
             f"{'the mean of the pieces' if form == 'mean' else 'one piece of the word'}.",
             "",
         ]
@@ -283,13 +292,14 @@ def _run_sentence(run, full: dict) -> str:
         f"{fmt(full['eval_loss'], '.3f')} to {fmt(m['eval_loss'], '.3f')} nats/token;"
     )
     return (
-        f"Skipping {escape(run.name)}{held or ':'} on the full model's own continuation its top-1 prediction agreed "
-        f"{fmt(m['tf_top1_agreement'], '.0%')} of the time (mean KL {fmt(m['tf_kl'], '.3f')} nats). Its text's "
-        f"distinct-2 was {fmt(m['distinct_2'], '.2f')} "
+        f"Skipping {escape(run.name)}{held or ':'} on the full model's own continuation its top-1 prediction "
+        f"agreed {fmt(m['tf_top1_agreement'], '.0%')} of the time (mean KL {fmt(m['tf_kl'], '.3f')} nats). "
+        f"Its text's distinct-2 was {fmt(m['distinct_2'], '.2f')} "
         f"({_compare(full['distinct_2'], m['distinct_2'], 'higher than', 'lower than')} the full model's "
-        f"{fmt(full['distinct_2'], '.2f')}), with {fmt(m['repeated_4gram_fraction'], '.0%')} repeated 4-grams against "
-        f"{fmt(full['repeated_4gram_fraction'], '.0%')}, and the full model scores it at perplexity "
-        f"{fmt(m['ppl_under_full'], '.1f')} against {fmt(full['ppl_under_full'], '.1f')} for its own text."
+        f"{fmt(full['distinct_2'], '.2f')}), with {fmt(m['repeated_4gram_fraction'], '.0%')} repeated "
+        f"4-grams against {fmt(full['repeated_4gram_fraction'], '.0%')}, and the full model scores it at "
+        f"perplexity {fmt(m['ppl_under_full'], '.1f')} against {fmt(full['ppl_under_full'], '.1f')} for its "
+        "own text."
     )
 
 
@@ -303,10 +313,12 @@ def _comparison_lines(prompt: str, comp) -> list[str]:
     lines = [
         "## 4. Skipping blocks",
         "",
-        f"Greedy continuations of {_prompt(prompt)} ({comp.config.max_new_tokens} tokens) by the full model and "
-        "with blocks skipped (a skipped block passes the residual stream through unchanged and is not computed). "
+        f"Greedy continuations of {_prompt(prompt)} ({comp.config.max_new_tokens} tokens) by the full model "
+        "and with blocks skipped (a skipped block passes the residual stream through unchanged and is not "
+        "computed). "
         + (
-            f"Held-out loss is measured on {code(comp.eval_text)}{_tokens(getattr(comp, 'eval_tokens', None))}."
+            "Held-out loss is measured on "
+            f"{code(comp.eval_text)}{_tokens(getattr(comp, 'eval_tokens', None))}."
             if comp.eval_text
             else "Held-out scoring was off (`--no-eval`)."
         ),
@@ -342,9 +354,9 @@ def _sweep_lines(sweep) -> list[str]:
     lines = [
         "### Which blocks matter",
         "",
-        f"Each block skipped alone, scored on {code(sweep.eval_text)}{_tokens(sweep.eval_tokens)}: the report "
-        f"scores at most {REPORT_SWEEP_TOKENS} tokens of a text (18 runs on every token); `probes prune --sweep` "
-        f"scores up to {EVAL_MAX_TOKENS:,}.",
+        f"Each block skipped alone, scored on {code(sweep.eval_text)}{_tokens(sweep.eval_tokens)}: the "
+        f"report scores at most {REPORT_SWEEP_TOKENS} tokens of a text (18 runs on every token); `probes "
+        f"prune --sweep` scores up to {EVAL_MAX_TOKENS:,}.",
         "",
         *md_table(
             ["block", "loss change", "KL", "top-1 agr.", "Block Influence", "angular distance"],
@@ -397,7 +409,8 @@ def _sweep_lines(sweep) -> list[str]:
 
 
 def _sweep_sentence(most: dict, least: dict) -> str:
-    """The blocks whose skipping changes the held-out loss most and least; a decrease is said as one, not as a cost."""
+    """The blocks whose skipping changes the held-out loss most and least; a decrease is said as one, not as a
+    cost."""
     from probes.numbers import show_change
 
     raises = missing(most["loss_increase"]) or most["loss_increase"] >= 0
@@ -411,8 +424,8 @@ def _sweep_sentence(most: dict, least: dict) -> str:
     change = show_change(least["loss_increase"], unit="nats/token")
     if change.endswith("(lower)"):
         return (
-            f"{worst}; skipping block {least['block']} changes it by {change}: the model does better on this text "
-            "without that block."
+            f"{worst}; skipping block {least['block']} changes it by {change}: the model does better on this "
+            "text without that block."
         )
     if change.endswith("(no change)"):
         return f"{worst}; skipping block {least['block']} leaves it unchanged ({change.split(' (')[0]})."
@@ -420,8 +433,8 @@ def _sweep_sentence(most: dict, least: dict) -> str:
 
 
 def prune_section(prompt: str, comp, sweep) -> list[str]:
-    """Generations with blocks skipped (a PruneComparison, full model first) and the per-block sweep (a BlockSweep;
-    None when held-out scoring was off)."""
+    """Generations with blocks skipped (a PruneComparison, full model first) and the per-block sweep (a
+    BlockSweep; None when held-out scoring was off)."""
     if sweep is None:
         return _comparison_lines(prompt, comp) + [
             "### Which blocks matter",
@@ -434,13 +447,14 @@ def prune_section(prompt: str, comp, sweep) -> list[str]:
 
 
 def lens_section(prompt: str, lens_prompt: str, lens, gen_lens) -> list[str]:
-    """The logit lens of `lens_prompt` (a LensResult) and of a greedy generation from `prompt` (a GenerationLens)."""
+    """The logit lens of `lens_prompt` (a LensResult) and of a greedy generation from `prompt` (a
+    GenerationLens)."""
     lines = [
         "## 5. The logit lens: where the prediction forms",
         "",
-        "Row `embed` is the residual stream entering block 0 and row *i* the stream after block *i* (the last row "
-        "is the model's output); each is decoded through the final LayerNorm, with its statistics recomputed "
-        f"from that row, and the unembedding. Prompt {_prompt(lens_prompt)}.",
+        "Row `embed` is the residual stream entering block 0 and row *i* the stream after block *i* (the "
+        "last row is the model's output); each is decoded through the final LayerNorm, with its statistics "
+        f"recomputed from that row, and the unembedding. Prompt {_prompt(lens_prompt)}.",
         "",
     ]
     kl = lens.kl_to_final.mean(axis=1)  # (rows,) bits, averaged over positions
@@ -454,8 +468,8 @@ def lens_section(prompt: str, lens_prompt: str, lens, gen_lens) -> list[str]:
     ]
     lines += [
         f"Mean KL to the final distribution falls from {fmt(float(kl[0]), '.2f')} bits at the first row to "
-        f"{fmt(float(kl[-2]), '.2f')} at the row before last; mean entropy goes from {fmt(float(ent[0]), '.2f')} "
-        f"to {fmt(float(ent[-1]), '.2f')} bits.",
+        f"{fmt(float(kl[-2]), '.2f')} at the row before last; mean entropy goes from "
+        f"{fmt(float(ent[0]), '.2f')} to {fmt(float(ent[-1]), '.2f')} bits.",
         "",
     ]
     lines += figure(
@@ -473,8 +487,8 @@ def lens_section(prompt: str, lens_prompt: str, lens, gen_lens) -> list[str]:
         else "none is top-1 before the output."
     )
     lines += [
-        f"Alongside greedy generation from {_prompt(prompt)}: the emergence layer of a token is the first row "
-        f"from which it stays top-1. Of {len(em)} generated tokens, {found}",
+        f"Alongside greedy generation from {_prompt(prompt)}: the emergence layer of a token is the first "
+        f"row from which it stays top-1. Of {len(em)} generated tokens, {found}",
         "",
     ]
     return (
@@ -492,7 +506,8 @@ def lens_section(prompt: str, lens_prompt: str, lens, gen_lens) -> list[str]:
 
 
 def reproduce_section(command: str, meta: dict, seed: int, sha256: str | None) -> list[str]:
-    """The command line, the library versions (`model_meta(model)['versions']`), the seed and the weights' hash."""
+    """The command line, the library versions (`model_meta(model)['versions']`), the seed and the weights'
+    hash."""
     v = meta["versions"]
     return [
         "## 6. How to reproduce",
@@ -500,6 +515,7 @@ def reproduce_section(command: str, meta: dict, seed: int, sha256: str | None) -
         *fence(command),
         "",
         f"probes {fmt(v.get('probes'))}, transformer-lens {fmt(v.get('transformer-lens'))}, transformers "
-        f"{fmt(v.get('transformers'))}, torch {fmt(v.get('torch'))}; seed {seed}; weights sha256 {fmt(sha256)}.",
+        f"{fmt(v.get('transformers'))}, torch {fmt(v.get('torch'))}; seed {seed}; weights sha256 "
+        f"{fmt(sha256)}.",
         "",
     ]
