@@ -8,7 +8,8 @@ checkpoint (12 blocks, d_model 768, GPT-2's 50,257-token vocabulary, random weig
     (target: batch >= 1.0x).
 Variants run interleaved, after a warm-up, and the medians are compared.
 
-    python benchmarks/bench_batch_generate.py [--samples 16] [--tokens 100] [--repeats 3] [--threads N] [--device cuda]
+    python benchmarks/bench_batch_generate.py [--samples 16] [--tokens 100] [--repeats 3] [--threads N]
+    [--device cuda]
 """
 
 from __future__ import annotations
@@ -83,8 +84,9 @@ def main() -> None:
     tps = {k: n / statistics.median(v) for k, v in times.items()}
     spread = {k: (n / max(v), n / min(v)) for k, v in times.items()}
     print(
-        f"{args.samples} samples x {args.tokens} new tokens (T=0.8, top-k 200), 12 blocks x d_model 768, vocab 50257, "
-        f"device {args.device}, torch threads {torch.get_num_threads()}, median of {args.repeats} after a warm-up"
+        f"{args.samples} samples x {args.tokens} new tokens (T=0.8, top-k 200), 12 blocks x d_model 768, "
+        f"vocab 50257, device {args.device}, torch threads {torch.get_num_threads()}, median of "
+        f"{args.repeats} after a warm-up"
     )
     for k in runs:
         print(f"  {k:44s} {tps[k]:8.1f} tokens/s  (range {spread[k][0]:.1f}-{spread[k][1]:.1f})")
@@ -93,7 +95,8 @@ def main() -> None:
         f"batch / one by one:               {b / tps['probes.generate, 16 one by one']:.2f}x  (target >= 6)"
     )
     print(
-        f"batch / transformers generate:    {b / tps['transformers generate(num_return_sequences)']:.2f}x  (target >= 1.0)"
+        f"batch / transformers generate:    {b / tps['transformers generate(num_return_sequences)']:.2f}x  "
+        "(target >= 1.0)"
     )
     print(f"batched samples identical to one-by-one samples: {same}")
 

@@ -1,4 +1,5 @@
-"""Benchmark: capture over a dataset, peak memory for N vs 10N texts (target <= 1.2x) and throughput vs plain work (>= 0.5x).
+"""Benchmark: capture over a dataset, peak memory for N vs 10N texts (target <= 1.2x) and throughput vs plain
+work (>= 0.5x).
 
 Texts are 128-token pieces of the bundled model's held-out Shakespeare, written as JSON Lines. Each
 measurement runs in its own child process on the bundled model (6 blocks, d_model 192):
@@ -11,7 +12,8 @@ Memory: the child's peak RSS (VmHWM) after the model is loaded and one warm-up c
 through /proc/self/clear_refs, so it is what the capture itself holds. Throughput: rows (token
 positions) a second, capture and plain interleaved `--repeats` times in one child, best of each.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_capture_dataset.py [--texts 200] [--hooks resid_post] [--store-dtype float16]
+    OMP_NUM_THREADS=1 python benchmarks/bench_capture_dataset.py [--texts 200] [--hooks resid_post]
+    [--store-dtype float16]
 """
 
 from __future__ import annotations
@@ -157,7 +159,9 @@ def run_child(args, child: str, data: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0]
+    )  # the first paragraph; argparse rewraps it
     p.add_argument("--texts", type=int, default=200, help="N: memory is compared for N and 10N texts")
     p.add_argument("--hooks", default="resid_post")
     p.add_argument("--store-dtype", default="float16")
@@ -178,17 +182,18 @@ def main(argv=None) -> int:
         b = run_child(args, "memory", large)
         speed = run_child(args, "speed", small)
     print(
-        f"capture over the bundled model ({args.hooks}, stored {args.store_dtype}, shards of {args.shard_bytes >> 20} MiB, "
-        f"{args.threads} thread(s), texts of {TOKENS + 1} tokens with BOS)"
+        f"capture over the bundled model ({args.hooks}, stored {args.store_dtype}, shards of "
+        f"{args.shard_bytes >> 20} MiB, {args.threads} thread(s), texts of {TOKENS + 1} tokens with BOS)"
     )
     print(f"{'texts':>7} {'rows':>9} {'peak RSS':>10} {'added by capture':>17} {'seconds':>8}")
     for r in (a, b):
         print(
-            f"{r['texts']:>7} {r['rows']:>9} {r['peak_mib']:>7.0f} MiB {r['added_mib']:>13.0f} MiB {r['seconds']:>8.1f}"
+            f"{r['texts']:>7} {r['rows']:>9} {r['peak_mib']:>7.0f} MiB {r['added_mib']:>13.0f} MiB "
+            f"{r['seconds']:>8.1f}"
         )
     print(
-        f"peak RSS {10 * args.texts} vs {args.texts} texts: {b['peak_mib'] / a['peak_mib']:.2f}x (target <= 1.2x); "
-        f"added by the capture: {b['added_mib'] / max(a['added_mib'], 1e-9):.2f}x"
+        f"peak RSS {10 * args.texts} vs {args.texts} texts: {b['peak_mib'] / a['peak_mib']:.2f}x (target <= "
+        f"1.2x); added by the capture: {b['added_mib'] / max(a['added_mib'], 1e-9):.2f}x"
     )
     ratio = speed["plain"] / speed["capture"]
     print(

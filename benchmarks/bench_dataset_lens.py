@@ -122,8 +122,8 @@ def main(argv=None) -> int:
     assert lens.n_positions == fed, (lens.n_positions, fed)
     fwd, lz = min(times["forward"]), min(times["lens"])
     print(
-        f"model {lens.model_name}: {model.cfg.n_layers} blocks, d_model {model.cfg.d_model}, vocab {model.cfg.d_vocab}; "
-        f"device {args.device}, torch threads {torch.get_num_threads()}"
+        f"model {lens.model_name}: {model.cfg.n_layers} blocks, d_model {model.cfg.d_model}, vocab "
+        f"{model.cfg.d_vocab}; device {args.device}, torch threads {torch.get_num_threads()}"
     )
     print(f"{len(texts)} texts, {lens.n_windows} windows, {fed:,} positions (BOS included)")
     print(f"plain batched forwards  {fwd:8.2f} s  ({fed / fwd:,.0f} tokens/s)")
@@ -132,14 +132,16 @@ def main(argv=None) -> int:
     if args.device == "cpu" and sys.platform.startswith("linux"):
         small, big = peak(args, args.texts), peak(args, args.scale * args.texts)
         print(
-            f"peak RSS, {args.texts} texts: {small['peak_mib']:.0f} MiB ({small['added_mib']:.1f} MiB above the loaded model)"
+            f"peak RSS, {args.texts} texts: {small['peak_mib']:.0f} MiB ({small['added_mib']:.1f} MiB above "
+            "the loaded model)"
         )
         print(
-            f"peak RSS, {args.scale * args.texts} texts: {big['peak_mib']:.0f} MiB ({big['added_mib']:.1f} MiB above the loaded model)"
+            f"peak RSS, {args.scale * args.texts} texts: {big['peak_mib']:.0f} MiB ({big['added_mib']:.1f} "
+            "MiB above the loaded model)"
         )
         print(
-            f"memory ratio {args.scale}x texts: {big['peak_mib'] / small['peak_mib']:.3f}x peak RSS (target <= 1.2x), "
-            f"{big['added_mib'] / max(small['added_mib'], 1e-9):.2f}x of the added memory"
+            f"memory ratio {args.scale}x texts: {big['peak_mib'] / small['peak_mib']:.3f}x peak RSS (target "
+            f"<= 1.2x), {big['added_mib'] / max(small['added_mib'], 1e-9):.2f}x of the added memory"
         )
     return 0
 

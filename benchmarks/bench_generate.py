@@ -94,16 +94,18 @@ def main() -> None:
     tps = {k: n / statistics.median(v) for k, v in times.items()}
     ref = tps["transformers generate"]
     print(
-        f"greedy decoding, {n} new tokens, 12 blocks x d_model 768, device {args.device}, torch threads {torch.get_num_threads()}, "
-        f"median of {args.repeats}"
+        f"greedy decoding, {n} new tokens, 12 blocks x d_model 768, device {args.device}, torch threads "
+        f"{torch.get_num_threads()}, median of {args.repeats}"
     )
     for k in runs:
         print(f"  {k:38s} {tps[k]:8.1f} tokens/s   {tps[k] / ref:5.2f}x transformers")
     print(
-        f"probes.generate / transformers generate:        {tps['probes.generate'] / ref:.2f}x  (target >= 0.95)"
+        f"probes.generate / transformers generate:        {tps['probes.generate'] / ref:.2f}x  (target >= "
+        "0.95)"
     )
     print(
-        f"nanoGPT no-cache loop / transformers generate:  {tps['nanoGPT loop, no KV cache'] / ref:.2f}x  (the floor)"
+        f"nanoGPT no-cache loop / transformers generate:  {tps['nanoGPT loop, no KV cache'] / ref:.2f}x  "
+        "(the floor)"
     )
     print(
         f"skip(odd) / no probe:                           "

@@ -93,7 +93,8 @@ def main() -> None:
             f"{statistics.median(t) / ref:5.2f}x from_pretrained"
         )
     print(
-        f"probes.load / TransformerLens boot: {statistics.median(times[VARIANTS[2]]) / statistics.median(times[VARIANTS[1]]):.2f}x"
+        "probes.load / TransformerLens boot: "
+        f"{statistics.median(times[VARIANTS[2]]) / statistics.median(times[VARIANTS[1]]):.2f}x"
     )
 
 

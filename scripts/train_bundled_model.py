@@ -250,8 +250,8 @@ def main() -> None:
     val_ids = encode_works(tok, val_texts)
     val_chars = sum(len(t) for t in val_texts)
     print(
-        f"corpus: {len(works)} works, train {sum(map(len, train_texts)):,} chars / {len(train_ids):,} tokens, "
-        f"val {val_names} {val_chars:,} chars / {len(val_ids):,} tokens",
+        f"corpus: {len(works)} works, train {sum(map(len, train_texts)):,} chars / {len(train_ids):,} "
+        f"tokens, val {val_names} {val_chars:,} chars / {len(val_ids):,} tokens",
         flush=True,
     )
 
@@ -451,8 +451,8 @@ def _training_commands(stats: dict) -> str:
 
 def _stage_table(stats: dict) -> str:
     rows = [
-        "| stage | steps | minutes | threads | peak lr | final lr | dropout | attention dropout | weight decay "
-        "| weights saved | torch.compile |",
+        "| stage | steps | minutes | threads | peak lr | final lr | dropout | attention dropout | weight "
+        "decay | weights saved | torch.compile |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, st in enumerate(_stage_list(stats), 1):
@@ -460,8 +460,8 @@ def _stage_table(stats: dict) -> str:
         saved = f"moving average (decay {st['ema']})" if st["ema"] else "last"
         rows.append(
             f"| {i} | {st['steps']} | {st['train_minutes']} | {st['threads']} | {st['lr']} | "
-            f"{st['lr'] * st['min_lr']:.2g} | {st['dropout']} | {st['attn_dropout']} | {st['weight_decay']} | "
-            f"{saved} | {'yes' if st['compile'] else 'no'} |"
+            f"{st['lr'] * st['min_lr']:.2g} | {st['dropout']} | {st['attn_dropout']} | {st['weight_decay']} "
+            f"| {saved} | {'yes' if st['compile'] else 'no'} |"
         )
     return "\n".join(rows)
 
@@ -542,7 +542,8 @@ def write_model_card(out: Path, cache: Path) -> None:
         loss = _val_loss_with_blocks(model, val_ids, ctx, bos, kept)
         losses[name] = loss
         rows.append(
-            f"| {name} | {','.join(map(str, kept))} | {loss:.4f} | {loss * len(val_ids) / val_chars / math.log(2):.4f} |"
+            f"| {name} | {','.join(map(str, kept))} | {loss:.4f} | "
+            f"{loss * len(val_ids) / val_chars / math.log(2):.4f} |"
         )
     sliding = _sliding_val_loss(model, val_ids, ctx, bos, stride=ctx // 4)
     sliding_bpc = sliding * len(val_ids) / val_chars / math.log(2)
@@ -566,7 +567,8 @@ embeddings) trained from scratch on the works of Shakespeare, so that `probes` r
 It is a toy for interpretability experiments, not a language model for any other use.
 
 ## Architecture
-{cfg["layers"]} blocks, d_model {cfg["d_model"]}, {cfg["heads"]} heads, context {cfg["ctx"]}, vocabulary {len(tok)}
+{cfg["layers"]} blocks, d_model {cfg["d_model"]}, {cfg["heads"]} heads, context {cfg["ctx"]}, \
+vocabulary {len(tok)}
 (byte-level BPE trained on the training works with `tokenizers`, GPT-2 style, `<|endoftext|>` = id {bos}
 as BOS and EOS); {stats["n_params"]:,} parameters; weights stored as fp16 safetensors
 (the whole folder: {size / 2**20:.1f} MiB). `probes` computes in float32.
@@ -590,14 +592,17 @@ it, so a BOS-prefixed prompt reads as "a passage starts here".
 
 {_stage_table(stats)}
 
-{stats["steps"]} steps in {stats["train_minutes"]} minutes of training ({stats["total_minutes"]} minutes in all).
+{stats["steps"]} steps in {stats["train_minutes"]} minutes of training \
+({stats["total_minutes"]} minutes in all).
 The wall-clock budget set the step count; the commands above fix it, and with it the data order,
 initialisation, dropout masks and learning-rate schedule (multi-threaded CPU kernels may still differ
 in the last bits).
 
 ## Validation (held-out works)
-**{losses["full"] * len(val_ids) / val_chars / math.log(2):.4f} bits per character** ({losses["full"]:.4f} nats per token),
-measured on the shipped fp16 weights computed in float32 over {len(val_ids):,} tokens / {val_chars:,} characters
+**{losses["full"] * len(val_ids) / val_chars / math.log(2):.4f} bits per character** \
+({losses["full"]:.4f} nats per token),
+measured on the shipped fp16 weights computed in float32 over {len(val_ids):,} tokens / \
+{val_chars:,} characters
 (at the end of training, under bf16 autocast: {stats["val_bits_per_char"]:.4f}). A training-text sample of the
 same size scores {stats["train_bits_per_char_sample"]:.4f} bits per character. Per held-out work:
 {", ".join(f"{k} {v:.3f}" for k, v in per_work.items())} bits per character.

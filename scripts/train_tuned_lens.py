@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from train_bundled_model import VAL_WORKS, fetch_corpus, load_works
+from train_bundled_model import VAL_WORKS, fetch_corpus, load_works  # noqa: E402 - needs scripts/ on sys.path
 
 OUT = ROOT / "probes" / "assets" / "shakespeare-gpt2" / "tuned-lens"
 
@@ -85,7 +85,8 @@ def main() -> None:
     gpt2 = gpt2_small_timing(args.gpt2_tokens) if args.gpt2_tokens else None  # first: a failure shows early
     model = probes.load()
     print(
-        f"training on {len(train)} works; scoring on {len(held)} passages of the held-out works {', '.join(VAL_WORKS)}"
+        f"training on {len(train)} works; scoring on {len(held)} passages of the held-out works "
+        f"{', '.join(VAL_WORKS)}"
     )
     lens = probes.train_tuned_lens(
         model,
@@ -187,15 +188,15 @@ def render_card(lens, table, checks, gpt2, logit) -> str:
     lines = [
         "# Tuned lens of the bundled Shakespeare GPT-2",
         "",
-        f"Six affine translators (192x192 and a bias each, float32, {c['steps']} steps), one per block input, trained",
-        "by `scripts/train_tuned_lens.py` on the model's training works only, with the loss of Belrose et al. (2023):",
+        f"Six affine translators (192x192 and a bias each, float32, {c['steps']} steps), one per block "
+        "input, trained",
+        "by `scripts/train_tuned_lens.py` on the model's training works only, with the loss of Belrose et "
+        "al. (2023):",
         "KL(final || translated row). The held-out works ("
         + ", ".join(VAL_WORKS)
         + ") were seen by neither the",
-        (
-            f"model nor the lens; the table scores {lens.meta['evaluation']['passages']} passages of them "
-            f"({logit.n_tokens:,} tokens). Cells: mean [95% bootstrap interval, resampling passages]."
-        ),
+        f"model nor the lens; the table scores {lens.meta['evaluation']['passages']} passages of them "
+        f"({logit.n_tokens:,} tokens). Cells: mean [95% bootstrap interval, resampling passages].",
         "",
         "| row | KL logit lens | KL tuned lens | xent logit | xent tuned | top-1 logit | top-1 tuned |",
         "|---|---|---|---|---|---|---|",
@@ -216,24 +217,20 @@ def render_card(lens, table, checks, gpt2, logit) -> str:
         "",
         "## Training",
         "",
-        (
-            f"- {t['steps']} steps of at most {c['tokens_per_step']} tokens ({t['tokens']:,} tokens), {c['optimizer']} "
-            f"(Nesterov, momentum {c['momentum']}) at lr {c['lr']}, weight decay {c['weight_decay']}, seed {c['seed']}"
-        ),
-        (
-            f"- {t['seconds']:.0f} s on {t['threads']} threads: {t['ms_per_1000_tokens'] / 1000:.2f} s per 1,000 training "
-            "tokens (wall time: other jobs on the machine lengthen it; the CPU time below does not depend on them)"
-        ),
-        (
-            f"- CPU time {t['cpu_seconds']:.0f} s over all threads ({t['cpu_ms_per_1000_tokens'] / 1000:.2f} CPU-seconds per "
-            f"1,000 tokens): at best {t['cpu_seconds'] / 2:.0f} s of wall time on 2 idle cores"
-        ),
+        f"- {t['steps']} steps of at most {c['tokens_per_step']} tokens ({t['tokens']:,} tokens), "
+        f"{c['optimizer']} (Nesterov, momentum {c['momentum']}) at lr {c['lr']}, weight decay "
+        f"{c['weight_decay']}, seed {c['seed']}",
+        f"- {t['seconds']:.0f} s on {t['threads']} threads: {t['ms_per_1000_tokens'] / 1000:.2f} s per 1,000 "
+        "training tokens (wall time: other jobs on the machine lengthen it; the CPU time below does not "
+        "depend on them)",
+        f"- CPU time {t['cpu_seconds']:.0f} s over all threads ({t['cpu_ms_per_1000_tokens'] / 1000:.2f} "
+        f"CPU-seconds per 1,000 tokens): at best {t['cpu_seconds'] / 2:.0f} s of wall time on 2 idle cores",
     ]
     if gpt2:
         lines.append(
-            f"- GPT-2 small shape (random weights, 12 blocks, d_model 768, vocab 50,257): "
-            f"{gpt2['s_per_1000_tokens']} s per 1,000 training tokens on {gpt2['threads']} threads, same machine "
-            f"({gpt2['cpu_s_per_1000_tokens']} CPU-seconds)"
+            "- GPT-2 small shape (random weights, 12 blocks, d_model 768, vocab 50,257): "
+            f"{gpt2['s_per_1000_tokens']} s per 1,000 training tokens on {gpt2['threads']} threads, same "
+            f"machine ({gpt2['cpu_s_per_1000_tokens']} CPU-seconds)"
         )
     lines += ["", "Command:", "", "    " + lens.meta["evaluation"]["command"], ""]
     return "\n".join(lines)

@@ -40,7 +40,8 @@ def build_checkpoint(
     tokenizer=None,
     vocab_size=None,
 ):
-    """Save a random GPT-2 (random LayerNorm weights and biases, so folding mistakes show); `vocab_size` pads the vocabulary."""
+    """Save a random GPT-2 (random LayerNorm weights and biases, so folding mistakes show); `vocab_size` pads
+    the vocabulary."""
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
     from probes.core.load import BUNDLED_DIR
@@ -227,8 +228,8 @@ def broken(tiny_dir, tmp_path_factory):
     variant("cfg_str_layers", {**cfg, "n_layer": "4"})
     variant(
         "cfg_eps_nan",
-        '{"model_type": "gpt2", "n_layer": 4, "n_embd": 64, "n_head": 4, "vocab_size": %d, '
-        '"n_positions": 64, "layer_norm_epsilon": NaN}' % cfg["vocab_size"],
+        '{"model_type": "gpt2", "n_layer": 4, "n_embd": 64, "n_head": 4, '
+        f'"vocab_size": {cfg["vocab_size"]:d}, "n_positions": 64, "layer_norm_epsilon": NaN}}',
     )
 
     def drop(w):

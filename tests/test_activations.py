@@ -1,4 +1,5 @@
-"""Capture: states match transformers, skips pass the stream through, files round-trip and write atomically."""
+"""Capture: states match transformers, skips pass the stream through, files round-trip and write
+atomically."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The public surface: what `dir(probes)` offers, short reprs, one sampling config, model state, checks before loading."""
+"""The public surface: what `dir(probes)` offers, short reprs, one sampling config, model state, checks before
+loading."""
 
 from __future__ import annotations
 
@@ -153,7 +154,8 @@ print(json.dumps(out))
 
 
 def test_bad_values_fail_before_the_model_loads(tmp_path):
-    """In a fresh process: each mistake is one line and exit 2 within a second, and torch is never imported."""
+    """In a fresh process: each mistake is one line and exit 2 within a second, and torch is never
+    imported."""
     import json
     import subprocess
     import sys

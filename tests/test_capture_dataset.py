@@ -1,4 +1,5 @@
-"""Capture over a dataset: rows equal one-prompt captures and transformers, shards resume byte for byte, writes stay whole."""
+"""Capture over a dataset: rows equal one-prompt captures and transformers, shards resume byte for byte,
+writes stay whole."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def centred(x: torch.Tensor) -> torch.Tensor:
 
 
 def window_ids(model, text: str) -> list[list[int]]:
-    """The windows of `text` as the capture cuts them, computed here by hand: BOS + the next n_ctx - 1 tokens."""
+    """The windows of `text` as the capture cuts them, computed here by hand: BOS + the next n_ctx - 1
+    tokens."""
     ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
     step = model.cfg.n_ctx - 1
     bos = model.tokenizer.bos_token_id
@@ -147,7 +149,8 @@ def test_load_activations_gives_the_lazy_view(tiny, tmp_path):
 
 
 class Writes:
-    """activations._write wrapped: counts calls, checks the index on disk each time, fails on call `fail_at`."""
+    """activations._write wrapped: counts calls, checks the index on disk each time, fails on call
+    `fail_at`."""
 
     def __init__(self, folder, fail_at=None, error=KeyboardInterrupt):
         self.folder, self.fail_at, self.error, self.calls = folder, fail_at, error, 0

@@ -16,7 +16,10 @@ def run(*args):
 
 
 def test_help_does_not_import_torch():
-    code = "import sys; from probes.cli.app import app; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    code = (
+        "import sys; from probes.cli.app import app; print('torch' in sys.modules, 'transformers' in "
+        "sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False False"
 

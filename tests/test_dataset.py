@@ -1,4 +1,5 @@
-"""Datasets: reading texts (lines, paragraphs, JSON Lines, saved datasets), errors with file:line, windows and batches."""
+"""Datasets: reading texts (lines, paragraphs, JSON Lines, saved datasets), errors with file:line, windows and
+batches."""
 
 from __future__ import annotations
 

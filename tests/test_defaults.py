@@ -1,4 +1,5 @@
-"""Defaults that fit the model: Shakespeare for the bundled model, the classic prompts and an English text for GPT-2."""
+"""Defaults that fit the model: Shakespeare for the bundled model, the classic prompts and an English text for
+GPT-2."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Embedding matrices: ids equal the tokenizer's, each token form reads the rows picked by hand, numbers equal transformers' own wte/wpe, --processed equals W_E, the PCA equals an SVD."""
+"""Embedding matrices: ids equal the tokenizer's, each token form reads the rows picked by hand, numbers equal
+transformers' own wte/wpe, --processed equals W_E, the PCA equals an SVD."""
 
 from __future__ import annotations
 

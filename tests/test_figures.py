@@ -1,4 +1,5 @@
-"""Figures that paste into a report: no 'Glyph missing' warnings, undrawable tokens as escapes, wrapped lens, honest labels."""
+"""Figures that paste into a report: no 'Glyph missing' warnings, undrawable tokens as escapes, wrapped lens,
+honest labels."""
 
 from __future__ import annotations
 

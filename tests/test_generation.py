@@ -209,7 +209,8 @@ def test_fast_path_follows_weight_edits(tiny_dir):
 
 @pytest.mark.parametrize("onednn", [True, False])
 def test_fast_products_are_x_at_w_plus_b_for_any_number_of_rows(tiny_dir, onednn, monkeypatch):
-    """On a CPU a few rows multiply an (out, in) copy (`FastWeights.transposed`), through oneDNN (roles swapped) or MKL; one row and many the (in, out) weights."""
+    """On a CPU a few rows multiply an (out, in) copy (`FastWeights.transposed`), through oneDNN (roles
+    swapped) or MKL; one row and many the (in, out) weights."""
     from probes.core import fastpath
 
     monkeypatch.setattr(fastpath, "_ONEDNN", None if onednn else False)  # None: found out on first use

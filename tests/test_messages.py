@@ -1,4 +1,5 @@
-"""Messages that tell the truth: mixed layer specs, loss changes, 'possible' tokens, no -0.000, whole Hub sentences."""
+"""Messages that tell the truth: mixed layer specs, loss changes, 'possible' tokens, no -0.000, whole Hub
+sentences."""
 
 from __future__ import annotations
 
@@ -117,7 +118,8 @@ def test_possible_tokens_count_a_stated_probability_not_underflow(tiny, tiny_hf)
         p = torch.softmax(logits / s.config.temperature, -1)
         assert s.support == int((p >= POSSIBLE_P).sum())
     for s in dist.settings[:2]:
-        # A float32 count of p > 0 measures where the tail underflows (all 8192 tokens at T=0.1 here), not the setting.
+        # A float32 count of p > 0 measures where the tail underflows (all 8192 tokens at T=0.1 here), not the
+        # setting.
         assert s.support < int((torch.softmax(logits.float() / s.config.temperature, -1) > 0).sum())
     assert dist.settings[0].as_dict()["support_min_prob"] == POSSIBLE_P
 
@@ -137,8 +139,8 @@ def test_hub_errors_keep_whole_sentences(monkeypatch):
         "Repository Not Found for url: https://huggingface.co/api/models/someone/"
         + "x" * 180
         + "/revision/main. "
-        "Please make sure you specified the correct `repo_id` and `repo_type`.\nIf you are trying to access a "
-        "private or gated repo, make sure you are authenticated. For more details, see the docs."
+        "Please make sure you specified the correct `repo_id` and `repo_type`.\nIf you are trying to access "
+        "a private or gated repo, make sure you are authenticated. For more details, see the docs."
     )
 
     def fail(*a, **k):

@@ -51,7 +51,8 @@ def manual_windows(tok, texts, n_ctx, cap=None):
 
 
 def manual_scores(hf, windows, skip_sets):
-    """[(loss, KL(full || run), top-1 agreement)] for the full model, then each skip set, one window at a time."""
+    """[(loss, KL(full || run), top-1 agreement)] for the full model, then each skip set, one window at a
+    time."""
 
     def lps():
         with torch.no_grad():
@@ -91,7 +92,8 @@ SKIPS = [[1], [0, 2], [1, 3], [3]]
 
 @pytest.fixture(params=["fused", "hooked"])
 def path(request, monkeypatch):
-    """Scoring runs on the fused weights when nothing but skips is attached, else through the bridge: test both."""
+    """Scoring runs on the fused weights when nothing but skips is attached, else through the bridge: test
+    both."""
     if request.param == "hooked":
         monkeypatch.setenv("PROBES_FAST_PATH", "0")
     return request.param

@@ -1,4 +1,5 @@
-"""Reliability: no data loss, no pickle, no silent wrong model, no traceback (issue 17's classes, one test or more each)."""
+"""Reliability: no data loss, no pickle, no silent wrong model, no traceback (issue 17's classes, one test or
+more each)."""
 
 from __future__ import annotations
 
@@ -106,7 +107,9 @@ print("ready", flush=True)
 try:
     while True:
         write_text(out / "index.json", "x" * 100, force=True)
-        with staged_folder(out / "report", lambda f: (shutil.rmtree(out / "report", True), os.replace(f, out / "report"))) as tmp:
+        with staged_folder(
+            out / "report", lambda f: (shutil.rmtree(out / "report", True), os.replace(f, out / "report"))
+        ) as tmp:
             (tmp / "a.md").write_text("a")
 except KeyboardInterrupt:
     sys.exit(130)

@@ -1,4 +1,5 @@
-"""The report: its sections on hand-made results (no model), its Markdown and HTML, and the whole build on the tiny checkpoint."""
+"""The report: its sections on hand-made results (no model), its Markdown and HTML, and the whole build on the
+tiny checkpoint."""
 
 from __future__ import annotations
 
@@ -323,20 +324,20 @@ def test_prune_section():
     assert "| KL(full\\|\\|run) on full text (nats) | 0 | 0.6158 |" in lines
     assert not any("tokens / s" in line for line in lines)  # one cold run is no speed measurement
     assert (
-        "Skipping odd raised the held-out loss from 4.044 to 4.746 nats/token; on the full model's own continuation "
-        "its top-1 prediction agreed 55% of the time (mean KL 0.616 nats). Its text's distinct-2 was 0.31 "
-        "(lower than the full model's 0.75), with 58% repeated 4-grams against 11%, and the full model scores it "
-        "at perplexity 13.2 against 3.4 for its own text."
+        "Skipping odd raised the held-out loss from 4.044 to 4.746 nats/token; on the full model's own "
+        "continuation its top-1 prediction agreed 55% of the time (mean KL 0.616 nats). Its text's "
+        "distinct-2 was 0.31 (lower than the full model's 0.75), with 58% repeated 4-grams against 11%, and "
+        "the full model scores it at perplexity 13.2 against 3.4 for its own text."
     ) in text
     assert (
-        "Skipped alone, block 1 raises the held-out loss the most (+0.500 nats/token); skipping block 2 changes it "
-        "by -0.001 nats/token (lower): the model does better on this text without that block."
+        "Skipped alone, block 1 raises the held-out loss the most (+0.500 nats/token); skipping block 2 "
+        "changes it by -0.001 nats/token (lower): the model does better on this text without that block."
     ) in text
     assert "costs" not in text and "+-" not in text and "| block | loss change |" in text
     assert (
-        "Each block skipped alone, scored on `heldout.txt` (1,020 tokens): the report scores at most 512 tokens of a text"
-        in text
-    )  # what it scored
+        "Each block skipped alone, scored on `heldout.txt` (1,020 tokens): the report scores at most 512 "
+        "tokens of a text"
+    ) in text  # what it scored
     assert "| even | 0,2 | 4.2 | 0.2 | 0.3 | 0.6 |" in lines
     assert "skipping even keeps the held-out loss lowest (4.200)." in text
     assert figure_names(lines) == ["prune.png", "sweep.png"]
@@ -369,13 +370,13 @@ def test_lens_section():
     assert "| row | mean entropy (bits) | mean KL to final (bits) |" in lines
     assert "| embed | 4 | 2 |" in lines and "| 1 | 2 | 0 |" in lines
     assert (
-        "Mean KL to the final distribution falls from 2.00 bits at the first row to 1.00 at the row before last; "
-        "mean entropy goes from 4.00 to 2.00 bits."
+        "Mean KL to the final distribution falls from 2.00 bits at the first row to 1.00 at the row before "
+        "last; mean entropy goes from 4.00 to 2.00 bits."
     ) in text
     # rows 2, 1, 2 are "after block 1", "after block 0", "after block 1": mean 0.7, as the figures label them
     assert (
-        "Of 4 generated tokens, 3 become top-1 at some row and stay there; on average they emerge after block "
-        "0.7 (with `embed` counted as -1), and 2 appear only at the output row (after block 1)."
+        "Of 4 generated tokens, 3 become top-1 at some row and stay there; on average they emerge after "
+        "block 0.7 (with `embed` counted as -1), and 2 appear only at the output row (after block 1)."
     ) in text
     assert figure_names(lines) == ["lens.png", "lens_generation.png", "lens_skip_odd.png"]
     none = "\n".join(sec.lens_section("ROMEO:", "JULIET: hi", _lens(), NS(emergence=[None])))

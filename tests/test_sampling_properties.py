@@ -133,7 +133,8 @@ def test_draw_index_barely_moves_when_rounding_moves_the_probabilities():
 
 
 def test_top_k_picks_equal_drawing_from_the_full_distribution():
-    # pick_tokens softmaxes only the k largest logits; the draw must be the one sampling_probs + draw_index give.
+    # pick_tokens softmaxes only the k largest logits; the draw must be the one sampling_probs + draw_index
+    # give.
     from probes.core.distribution import draw_index, pick_tokens
 
     torch.manual_seed(1)

@@ -1,6 +1,7 @@
 """Tuned lens: identity translators are the logit lens exactly; translators applied by hand to transformers'
 own hidden states give our rows; training lowers held-out KL at every row; save/load round-trips; another
-model's lens is refused; skip shares translators; the CLI trains, refuses to overwrite, and reads through a lens."""
+model's lens is refused; skip shares translators; the CLI trains, refuses to overwrite, and reads through a
+lens."""
 
 from __future__ import annotations
 
