@@ -195,28 +195,32 @@ def test_cli_bad_prompts_file_is_one_line_naming_the_line(tmp_path, name, conten
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_rows_that_skip_different_blocks_equal_each_skip_set_alone(tiny, tiny_hf, fast, monkeypatch):
-    # prune's runs (full, odd, even, last-half) decode as one batch on the fused path, each row
-    # leaving out its own blocks; through the bridge they run one skip set after another.
-    from probes.core import fastpath
-    from probes.core.generate import generate_skips
+    # prune's runs (full, odd, even, last-half) decode as one batch, each row leaving out its own
+    # blocks: on the fused runner in one forward, through the bridge one skip set's rows at a time.
+    from probes.core.generate import generate_runs
+    from probes.core.runner.fused import FusedDecoder
+    from probes.core.runner.hooked import HookedDecoder
 
     if not fast:
         monkeypatch.setenv("PROBES_FAST_PATH", "0")
     runs = [[], [1, 3], [0, 2], [2, 3]]
     batches = []
-    real = fastpath.FastDecoder.__call__
+    decoder = FusedDecoder if fast else HookedDecoder
+    real = decoder.__call__
     monkeypatch.setattr(
-        fastpath.FastDecoder,
-        "__call__",
-        lambda self, ids, *a, **k: batches.append(len(ids)) or real(self, ids, *a, **k),
+        decoder, "__call__", lambda self, ids, *a, **k: batches.append(len(ids)) or real(self, ids, *a, **k)
     )
+
+    def generate_skips(model, prompt, cfg, sets):
+        return generate_runs(model, [(prompt, cfg, layers) for layers in sets])
+
     for cfg in (
         probes.SamplingConfig(greedy=True, max_new_tokens=70),
         probes.SamplingConfig(temperature=1.0, seed=4, max_new_tokens=20, num_samples=2),
     ):
         batches.clear()
         together = generate_skips(tiny, "Hello there my good", cfg, runs)
-        assert set(batches) == ({len(runs) * cfg.num_samples} if fast else set())
+        assert set(batches) == {len(runs) * cfg.num_samples}
         for layers, samples in zip(runs, together):
             with probes.skip(tiny, layers):
                 alone = probes.generate(tiny, "Hello there my good", cfg)
@@ -234,8 +238,8 @@ def test_rows_that_skip_different_blocks_equal_each_skip_set_alone(tiny, tiny_hf
 def test_runs_of_several_prompts_settings_and_skip_sets_decode_together_as_each_alone(tiny, monkeypatch):
     # The report decodes its four sampling settings and prune's four runs (another prompt, greedy)
     # as one batch: 2 x 2 + 4 = 8 rows of two prompt lengths, some rows skipping blocks.
-    from probes.core import fastpath
     from probes.core.generate import generate_runs
+    from probes.core.runner.fused import FusedDecoder
 
     sampled = [
         probes.SamplingConfig(temperature=t, top_k=k, seed=5, max_new_tokens=25, num_samples=2)
@@ -246,9 +250,9 @@ def test_runs_of_several_prompts_settings_and_skip_sets_decode_together_as_each_
         ("Hi", greedy, layers) for layers in ([], [1, 3], [0, 2], [2, 3])
     ]
     batches = []
-    real = fastpath.FastDecoder.__call__
+    real = FusedDecoder.__call__
     monkeypatch.setattr(
-        fastpath.FastDecoder,
+        FusedDecoder,
         "__call__",
         lambda self, ids, *a, **k: batches.append(len(ids)) or real(self, ids, *a, **k),
     )

@@ -5,7 +5,6 @@ generated sequence, hooks are left as found, and the CLI's outputs and errors.""
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -19,10 +18,8 @@ from probes.core.prompt import encode
 from probes.errors import SpecError
 from probes.studies.lens import emergence_rows, logit_lens, row_hooks
 from probes.studies.lens_generation import generation_lens
-from probes.studies.lens_readout import decode_residual
 
 PROMPT = "JULIET: Good night, good night! Parting is such sweet sorrow"
-LN2 = math.log(2)
 
 
 def hf_lens(hf, ids: list[int]):
@@ -42,8 +39,8 @@ def check_against_hf(model, hf, ids):
     final = ref[-1]
     for r, logp in enumerate(ref):
         p = logp.exp()
-        entropy = -(p * logp).sum(-1) / LN2  # (pos,) bits
-        kl = (final.exp() * (final - logp)).sum(-1) / LN2
+        entropy = -(p * logp).sum(-1)  # (pos,) nats
+        kl = (final.exp() * (final - logp)).sum(-1)
         assert lens.top_ids[r, :, 0].tolist() == logp.argmax(-1).tolist(), f"row {r} top-1"
         np.testing.assert_allclose(lens.entropy[r], entropy.cpu().numpy(), atol=1e-4, rtol=0)
         np.testing.assert_allclose(lens.kl_to_final[r], kl.cpu().numpy(), atol=1e-4, rtol=0)
@@ -51,7 +48,7 @@ def check_against_hf(model, hf, ids):
             lens.top_probs[r], p.topk(lens.top_ids.shape[-1]).values.cpu().numpy(), atol=1e-5, rtol=0
         )
         nxt = torch.tensor(ids[1:], device=logp.device)
-        xent = -logp[:-1].gather(-1, nxt[:, None])[:, 0] / LN2
+        xent = -logp[:-1].gather(-1, nxt[:, None])[:, 0]
         np.testing.assert_allclose(lens.next_xent[r, :-1], xent.cpu().numpy(), atol=1e-4, rtol=0)
     return lens
 
@@ -80,22 +77,9 @@ def test_final_row_is_the_models_output(tiny):
     p = logp.exp()
     assert lens.final_token.tolist() == logp.argmax(-1).tolist()
     np.testing.assert_allclose(lens.top_probs[-1], p.topk(3).values.numpy(), atol=1e-6, rtol=0)
-    np.testing.assert_allclose(lens.entropy[-1], (-(p * logp).sum(-1) / LN2).numpy(), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(lens.entropy[-1], (-(p * logp).sum(-1)).numpy(), atol=1e-5, rtol=0)
     assert (lens.kl_to_final[-1] == 0).all() and (lens.final_rank[-1] == 1).all()
     np.testing.assert_allclose(lens.final_prob[-1], lens.top_probs[-1, :, 0], atol=1e-7)
-
-
-def test_decode_residual_is_the_models_last_step(tiny):
-    """decode_residual on the stream after the last block gives the logits themselves."""
-    ids = torch.tensor([encode(tiny, PROMPT)], device=tiny.cfg.device)
-    seen = {}
-    with attached(tiny, [(row_hooks(4)[-1], lambda t, hook: seen.update(x=t.clone()))]), torch.no_grad():
-        logits = tiny(ids)
-    with torch.no_grad():
-        torch.testing.assert_close(decode_residual(tiny, seen["x"]), logits, atol=1e-5, rtol=0)
-        # The norm's statistics come from the row itself: scaling a row does not change its decoding
-        # beyond LayerNorm's eps, which a cached scale would.
-        torch.testing.assert_close(decode_residual(tiny, 3 * seen["x"]), logits, atol=1e-3, rtol=0)
 
 
 def test_positions_subset_equals_the_full_lens(tiny):
@@ -144,7 +128,7 @@ def test_inside_skip_a_skipped_row_repeats_the_previous(tiny):
         np.testing.assert_array_equal(a[3], a[1], err_msg=name)
     assert not np.array_equal(lens.entropy[4], lens.entropy[3])
     assert lens.final_token.tolist() == logp.argmax(-1).tolist()  # row L is the pruned model's output
-    np.testing.assert_allclose(lens.entropy[-1], (-(logp.exp() * logp).sum(-1) / LN2).numpy(), atol=1e-5)
+    np.testing.assert_allclose(lens.entropy[-1], (-(logp.exp() * logp).sum(-1)).numpy(), atol=1e-5)
     full = logit_lens(tiny, ids)
     np.testing.assert_allclose(lens.entropy[:2], full.entropy[:2], atol=1e-6)  # before the first skip
 
@@ -152,11 +136,10 @@ def test_inside_skip_a_skipped_row_repeats_the_previous(tiny):
 @pytest.mark.parametrize("fast", [True, False])  # the fused decoder's streams, or hooks on the bridge
 @pytest.mark.parametrize("skip", [None, "odd"])
 def test_generation_lens_equals_the_lens_of_the_generated_sequence(tiny, skip, fast, monkeypatch):
-    from probes.core import fastpath
+    from probes.core.runner import runner_for
 
-    if not fast:
-        monkeypatch.setenv("PROBES_FAST_PATH", "0")
-    assert fastpath.eligible(tiny) == fast
+    monkeypatch.setenv("PROBES_FAST_PATH", "1" if fast else "0")
+    assert runner_for(tiny).kind == ("fused" if fast else "hooked")
     with probes.skip(tiny, skip):
         gen = generation_lens(tiny, "ROMEO:", max_new_tokens=8, temperature=1.0, seed=3)
         full = logit_lens(tiny, gen.lens.tokens, positions=gen.lens.positions)
@@ -231,7 +214,7 @@ def test_as_dict_shape(tiny):
     assert d["rows"] == row_hooks(4) and d["tokens"] == lens.tokens and len(d["str_tokens"]) == P
     assert np.array(d["top_ids"]).shape == (R, P, 3) and np.array(d["top_probs"]).shape == (R, P, 3)
     assert np.array(d["entropy"]).shape == (R, P) and np.array(d["kl_to_final"]).shape == (R, P)
-    assert d["units"]["kl_to_final"] == "bits" and d["next_token_rank"][0][-1] is None
+    assert d["units"]["kl_to_final"] == "nats" and d["next_token_rank"][0][-1] is None
 
 
 def test_figures(tiny, tmp_path):
@@ -304,3 +287,14 @@ def test_cli_errors_are_one_line(tiny_dir, args, message):
     assert lines[-1].startswith("error: ") and message in lines[-1]
     assert all(not line.startswith("error") for line in lines[:-1])  # at most 'loading ...' before it
     assert "Traceback" not in r.output and r.stdout == ""
+
+
+def test_compare_skip_is_the_same_tokens_read_with_those_blocks_skipped(tiny):
+    lens = logit_lens(tiny, PROMPT, compare_skip="odd")
+    with probes.skip(tiny, "odd"):
+        alone = logit_lens(tiny, lens.tokens)
+    assert lens.compare is not None and lens.compare.skipped_blocks == [1, 3] and lens.skipped_blocks == []
+    np.testing.assert_allclose(lens.compare.kl_to_final, alone.kl_to_final, atol=1e-6)
+    assert lens.compare.tokens == lens.tokens and lens.as_dict()["compare"]["skipped_blocks"] == [1, 3]
+    with pytest.raises(probes.ProbesError):
+        logit_lens(tiny, PROMPT, compare_skip="none")

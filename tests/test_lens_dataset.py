@@ -6,7 +6,6 @@ and the CLI's output and its bad inputs."""
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -20,7 +19,6 @@ from probes.errors import ProbesError
 from probes.studies.bootstrap import cluster_bootstrap
 from probes.studies.lens_dataset_result import METRICS
 
-LN2 = math.log(2)
 TEXTS = [
     "JULIET: Good night, good night! Parting is such sweet sorrow",
     "To be, or not to be",
@@ -52,9 +50,9 @@ def manual_sums(hf, ids: list[int]) -> tuple[np.ndarray, int, int]:
     nxt = torch.tensor(ids[1:], device=final.device)
     out = []
     for lp in logp:
-        kl = (final.exp() * (final - lp)).sum(-1) / LN2
-        entropy = -(lp.exp() * lp).sum(-1) / LN2
-        xent = -lp[:-1].gather(-1, nxt[:, None])[:, 0] / LN2
+        kl = (final.exp() * (final - lp)).sum(-1)
+        entropy = -(lp.exp() * lp).sum(-1)
+        xent = -lp[:-1].gather(-1, nxt[:, None])[:, 0]
         acc = (lp[:-1].argmax(-1) == nxt).double()
         agree = (lp.argmax(-1) == final.argmax(-1)).double()
         out.append(
@@ -80,7 +78,7 @@ def test_means_match_a_manual_loop_over_texts(tiny, tiny_hf):
     assert lens.n_texts == 4 and lens.n_windows == sum(len(manual_windows(tiny, t)) for t in TEXTS) > 4
     assert (lens.n_positions, lens.n_predicted) == (n_pos, n_next)
     assert lens.texts == ["text 0", "text 1", "text 2", "text 3"] and lens.source == "the text list"
-    np.testing.assert_allclose(lens.mean[:, :3], ref[:, :3], atol=2e-4, rtol=1e-5)  # KL, entropy, xent (bits)
+    np.testing.assert_allclose(lens.mean[:, :3], ref[:, :3], atol=2e-4, rtol=1e-5)  # KL, entropy, xent (nats)
     # Accuracy and agreement are counts: exact unless a float32 near-tie flips one top-1.
     np.testing.assert_allclose(lens.mean[:, 3:], ref[:, 3:], atol=1.01 / n_next, rtol=0)
     assert lens.mean[0, 0] > 0.1 and lens.mean[-1, 0] == pytest.approx(0, abs=1e-6)  # the rows really differ
@@ -90,9 +88,9 @@ def test_means_match_a_manual_loop_over_texts(tiny, tiny_hf):
 def test_batching_and_chunking_do_not_change_results(tiny, monkeypatch):
     a = probes.lens_over(tiny, TEXTS)
     b = probes.lens_over(tiny, TEXTS, max_rows=1)
-    import probes.studies.lens_dataset as ld
+    from probes.core import stats
 
-    monkeypatch.setattr(ld, "_CHUNK_ELEMENTS", 3 * tiny.cfg.d_vocab)  # decode 3 positions at a time
+    monkeypatch.setattr(stats, "ELEMENTS", 3 * tiny.cfg.d_vocab)  # read 3 positions at a time
     c = probes.lens_over(tiny, TEXTS, max_tokens=80)
     for other in (b, c):
         np.testing.assert_allclose(other.mean, a.mean, atol=1e-5, rtol=0)
@@ -131,7 +129,7 @@ def test_inside_skip_and_against_the_unpruned_model(tiny, tiny_hf):
         full = manual_logits(tiny_hf, ids).double().log_softmax(-1)  # (pos, vocab)
         cut = manual_logits(tiny_hf, ids, kept=[0, 1, 3]).double().log_softmax(-1)
     nxt = torch.tensor(ids[1:], device=full.device)[:, None]
-    loss = float(-cut[:-1].gather(-1, nxt).mean() / LN2)
+    loss = float(-cut[:-1].gather(-1, nxt).mean())
     assert pruned.metric("next_xent")[0][-1] == pytest.approx(loss, abs=1e-4)
 
     with pytest.raises(ProbesError, match="names no block"):
@@ -142,7 +140,7 @@ def test_inside_skip_and_against_the_unpruned_model(tiny, tiny_hf):
     )  # the main run is unpruned
     cmp = both.compare
     assert cmp.skipped_blocks == [2] and cmp.reference == "unpruned final"
-    kl = float((full.exp() * (full - cut)).sum(-1).mean() / LN2)  # KL(unpruned output || pruned output)
+    kl = float((full.exp() * (full - cut)).sum(-1).mean())  # KL(unpruned output || pruned output)
     agree = float((full.argmax(-1) == cut.argmax(-1)).double().mean())
     assert cmp.metric("kl_to_final")[0][-1] == pytest.approx(kl, abs=1e-4) and kl > 1e-3
     assert cmp.metric("final_agreement")[0][-1] == pytest.approx(agree, abs=1e-9)
@@ -156,7 +154,7 @@ def test_interval_contains_the_mean_and_shrinks_with_more_texts(tiny):
     np.testing.assert_allclose(many.mean, few.mean, atol=1e-6)
     for lens in (few, many):
         assert np.all(lens.low <= lens.mean + 1e-12) and np.all(lens.mean <= lens.high + 1e-12)
-    width = lambda lens: (lens.high - lens.low)[:-1, :3]  # rows that vary, metrics in bits
+    width = lambda lens: (lens.high - lens.low)[:-1, :3]  # rows that vary, metrics in nats
     ratio = width(many) / width(few)
     assert np.all(ratio < 0.6), ratio  # ~1/sqrt(12) = 0.29 expected
     again = probes.lens_over(tiny, TEXTS[:3] * 12, seed=1)

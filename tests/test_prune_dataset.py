@@ -233,14 +233,11 @@ def test_sweep_equals_one_window_at_a_time(tiny, tiny_hf, path):
 def test_scoring_holds_one_batch_not_the_dataset(tiny, monkeypatch, path):
     # Every log-prob tensor made during scoring is at most one batch: (rows, pos, vocab) with
     # rows * pos within the batch budget, whatever the number of windows.
-    import probes.studies.heldout as h
-    from probes.core.fastpath import FastScorer
+    from probes.core.runner import Runner
 
     seen = []
-    real = h.logprobs_of
-    monkeypatch.setattr(h, "logprobs_of", lambda model, ids: seen.append(ids.shape) or real(model, ids))
-    fused = FastScorer.logits
-    monkeypatch.setattr(FastScorer, "logits", lambda self, x: seen.append(x.shape[:2]) or fused(self, x))
+    real = Runner.logprobs
+    monkeypatch.setattr(Runner, "logprobs", lambda self, x: seen.append(x.shape[:2]) or real(self, x))
     source = HeldOut(Dataset(TEXTS * 20), "many")
     score_runs(tiny, source, [[1]], max_tokens=128)
     assert len(seen) > 10 and all(r * p <= max(128, tiny.cfg.n_ctx) for r, p in seen)
@@ -352,16 +349,15 @@ def test_a_memo_reuses_the_sweeps_runs_for_the_comparison(tiny, monkeypatch):
 def test_a_late_skip_set_is_scored_as_if_asked_for_at_the_start(tiny, path, max_tokens, monkeypatch):
     # The sweep's lowest-influence set depends on the whole text. One batch: it joins the same pass, so
     # the full model runs once; several batches: a second pass. Either way its score is the set's own.
-    import probes.studies.heldout as h
+    from probes.core.runner.fused import FusedRunner
+    from probes.core.runner.hooked import HookedRunner
 
     source = HeldOut(Dataset(TEXTS), "texts")
     fulls = []
-    real = h._hooked_full
-    monkeypatch.setattr(h, "_hooked_full", lambda *a, **k: fulls.append(1) or real(*a, **k))
-    from probes.core.fastpath import FastScorer
-
-    stream = FastScorer.stream
-    monkeypatch.setattr(FastScorer, "stream", lambda self, *a, **k: fulls.append(1) or stream(self, *a, **k))
+    for runner in (FusedRunner, HookedRunner):
+        monkeypatch.setattr(
+            runner, "streams", lambda self, ids, real=runner.streams: fulls.append(1) or real(self, ids)
+        )
     seen = []
     full, one, late = score_runs(
         tiny,

@@ -23,17 +23,17 @@ PROBES = [sys.executable, "-c", "from probes.cli.app import entry; entry()"]
 
 
 def test_a_file_that_appears_while_saving_is_never_overwritten(tiny, tmp_path, monkeypatch):
-    import probes.studies.activations as activations
+    from probes.studies import capture_format
 
     acts = probes.capture(tiny, "Hi")
     path = tmp_path / "s.safetensors"
-    real = activations._write
+    real = capture_format.write_tensors
 
     def racing(tensors, tmp, metadata):  # another run takes the name between the check and the rename
         real(tensors, tmp, metadata)
         path.write_bytes(b"the other run's file")
 
-    monkeypatch.setattr(activations, "_write", racing)
+    monkeypatch.setattr(capture_format, "write_tensors", racing)
     with pytest.raises(ProbesError, match="appeared while this ran"):
         acts.save(path)
     assert path.read_bytes() == b"the other run's file" and os.listdir(tmp_path) == ["s.safetensors"]
@@ -152,28 +152,6 @@ def test_pickled_weights_are_never_read_on_any_path(tiny_dir, tmp_path):
         probes.generate(m, "Hi", max_new_tokens=3, greedy=True)[0].tokens
         == probes.generate(probes.load(str(tiny_dir)), "Hi", max_new_tokens=3, greedy=True)[0].tokens
     )
-
-
-def test_data_edits_need_the_fast_path_switched_off(tiny_dir):
-    m = probes.load(str(tiny_dir))
-    before = probes.generate(m, "Hi there", max_new_tokens=8, greedy=True)[0].tokens
-    with torch.no_grad():
-        for block in m.blocks:  # the hooked path reads these live; the fused copy cannot see .data edits
-            block.mlp.original_component.c_fc.weight.data.zero_()
-            block.attn.original_component.c_proj.weight.data.zero_()
-    probes.use_fast_path(m, False)
-    hooked = probes.generate(m, "Hi there", max_new_tokens=8, greedy=True)[0].tokens
-    with probes.attached(m, [("hook_embed", lambda t, hook: None)]):  # any hook: the hooked path too
-        assert probes.generate(m, "Hi there", max_new_tokens=8, greedy=True)[0].tokens == hooked
-    assert hooked != before
-    probes.use_fast_path(m, True)
-
-
-def test_fast_path_can_be_switched_off_by_environment(tiny, monkeypatch):
-    from probes.core.decode import HookedDecoder, choose_decoder
-
-    monkeypatch.setenv("PROBES_FAST_PATH", "0")
-    assert isinstance(choose_decoder(tiny), HookedDecoder)
 
 
 def test_skip_from_a_second_thread_is_refused(tiny):

@@ -115,7 +115,7 @@ def _setting(t, k, tokens, probs, entropy, n99, support):
         config=SamplingConfig(temperature=t, top_k=k),
         top_str_tokens=tokens,
         top_probs=probs,
-        entropy_bits=entropy,
+        entropy=entropy,
         tokens_for_99=n99,
         support=support,
         top1_prob=probs[0],
@@ -154,14 +154,14 @@ def test_sampling_section():
     assert "Prompt 'ROMEO:', 1 samples of 7 tokens per setting, seed 5." in text
     assert "### T=0.8, top-k=200" in lines and "### T=10, top-k=2" in lines
     assert (
-        "| setting | entropy (bits) | tokens for 99% mass | top-1 prob | distinct-2 | repeated 4-grams |"
+        "| setting | entropy (nats) | tokens for 99% mass | top-1 prob | distinct-2 | repeated 4-grams |"
         in lines
     )
     # [1,2,1,2]: 2 distinct of 3 bigrams; [1,2,3,1,2,3,1]: 3 of 6 bigrams, 1 of 4 4-grams repeats
     assert "| T=0.8, top-k=200 | 3.3 | 124 | 0.38 | 0.6667 | 0 |" in lines
     assert "| T=0.1 | 0.6531 | 2 | 0.832 | 0.5 | 0.25 |" in lines
-    assert "At T=1 with no truncation the next-token distribution has 5.91 bits" in text
-    assert "At T=0.1 the top token `␣the` carries 83.2% of the mass (0.65 bits)" in text
+    assert "At T=1 with no truncation the next-token distribution has 5.91 nats" in text
+    assert "At T=0.1 the top token `␣the` carries 83.2% of the mass (0.65 nats)" in text
     assert "multiplies their gaps by 10." in text
     assert "only 2 tokens remain possible with p ≥ 1e-06 (`\\n` 50.4%, `␣` 49.6%)" in text
     assert "distinct-2 ratios go from 0.50 (T=0.1) to 1.00 (T=10) and 1.00 (T=10, top-k 2)." in text
@@ -367,11 +367,11 @@ def test_lens_section():
     lines = sec.lens_section("ROMEO:", "JULIET: hi", _lens(), NS(emergence=[2, None, 1, 2]))
     text = "\n".join(lines)
     assert "Prompt 'JULIET: hi'." in text
-    assert "| row | mean entropy (bits) | mean KL to final (bits) |" in lines
+    assert "| row | mean entropy (nats) | mean KL to final (nats) |" in lines
     assert "| embed | 4 | 2 |" in lines and "| 1 | 2 | 0 |" in lines
     assert (
-        "Mean KL to the final distribution falls from 2.00 bits at the first row to 1.00 at the row before "
-        "last; mean entropy goes from 4.00 to 2.00 bits."
+        "Mean KL to the final distribution falls from 2.00 nats at the first row to 1.00 at the row before "
+        "last; mean entropy goes from 4.00 to 2.00 nats."
     ) in text
     # rows 2, 1, 2 are "after block 1", "after block 0", "after block 1": mean 0.7, as the figures label them
     assert (

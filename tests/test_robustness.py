@@ -79,12 +79,12 @@ def test_exception_inside_a_hook_during_generation_restores_everything(tiny):
 
 
 def test_ctrl_c_during_generation_is_a_short_message(tiny_dir, monkeypatch):
-    import probes.core.generate as gen_mod
+    import probes.core.decode as decode_mod
 
     def interrupt(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(gen_mod, "pick_tokens", interrupt)  # how a batch draws its tokens
+    monkeypatch.setattr(decode_mod, "pick_tokens", interrupt)  # how a batch draws its tokens
     r = run_cli(*["generate", "--model", str(tiny_dir), "--prompt", "Hi"])
     assert r.exit_code == 130
     assert "interrupted" in r.stderr and "Traceback" not in r.output + r.stderr
@@ -93,12 +93,12 @@ def test_ctrl_c_during_generation_is_a_short_message(tiny_dir, monkeypatch):
 def test_interrupted_capture_keeps_the_old_file(tiny_dir, tmp_path, monkeypatch):
     out = tmp_path / "states.safetensors"
     out.write_bytes(b"old contents")
-    import probes.studies.activations as act
+    from probes.studies import capture_format
 
     def interrupt(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(act, "_write", interrupt)
+    monkeypatch.setattr(capture_format, "write_tensors", interrupt)
     r = run_cli(*["capture", "--model", str(tiny_dir), "--prompt", "Hi", "--out", str(out), "--force"])
     assert r.exit_code == 130 and "interrupted" in r.stderr
     assert out.read_bytes() == b"old contents"

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probes.core.distribution import entropy_bits, mass_count, sampling_probs
+from probes.core.distribution import entropy_of, mass_count, sampling_probs
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
 
@@ -43,7 +43,7 @@ def test_valid_settings_give_a_distribution(logits, t, k, p):
 @settings(max_examples=100, deadline=None)
 @given(logits_st)
 def test_lower_temperature_never_raises_entropy(logits):
-    e = [float(entropy_bits(sampling_probs(logits, SamplingConfig(t, None, None)))) for t in (0.1, 1.0, 10.0)]
+    e = [float(entropy_of(sampling_probs(logits, SamplingConfig(t, None, None)))) for t in (0.1, 1.0, 10.0)]
     assert e[0] <= e[1] + 1e-6 <= e[2] + 2e-6
 
 

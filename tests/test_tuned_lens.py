@@ -6,7 +6,6 @@ lens."""
 from __future__ import annotations
 
 import json
-import math
 import warnings
 
 import numpy as np
@@ -20,11 +19,10 @@ from probes.core.load import BUNDLED_DIR
 from probes.core.prompt import encode
 from probes.studies.lens import logit_lens
 from probes.studies.lens_generation import generation_lens
-from probes.studies.tuned_lens import TunedLens, TunedLensError, load_tuned_lens, runs
+from probes.studies.tuned_lens import TunedLens, TunedLensError, load_tuned_lens, row_owners
 from probes.studies.tuned_lens_train import train_tuned_lens
 
 PROMPT = "JULIET: Good night, good night! Parting is such sweet sorrow"
-LN2 = math.log(2)
 ARRAYS = (
     "top_ids",
     "top_probs",
@@ -60,12 +58,12 @@ def trained(tiny):
 
 
 def test_identity_translators_are_the_logit_lens_exactly(tiny):
-    plain, tuned = logit_lens(tiny, PROMPT), logit_lens(tiny, PROMPT, translators=TunedLens.identity(tiny))
+    plain, tuned = logit_lens(tiny, PROMPT), logit_lens(tiny, PROMPT, lens=TunedLens.identity(tiny))
     for name in ARRAYS:
         np.testing.assert_array_equal(getattr(tuned, name), getattr(plain, name), err_msg=name)
     assert tuned.tuned_lens == "tuned lens" and plain.tuned_lens is None
     over, over_tuned = (
-        probes.lens_over(tiny, shakespeare_lines()[:3], n_boot=10, translators=t)
+        probes.lens_over(tiny, shakespeare_lines()[:3], n_boot=10, lens=t)
         for t in (None, TunedLens.identity(tiny))
     )
     np.testing.assert_array_equal(over.mean, over_tuned.mean)
@@ -75,7 +73,7 @@ def test_translators_on_transformers_hidden_states_give_our_rows(tiny, tiny_hf):
     """h + W (h - mean h) + b by hand on transformers' hidden states, read through ln_f and lm_head."""
     tl = random_lens(tiny)
     ids = encode(tiny, PROMPT)
-    lens = logit_lens(tiny, ids, translators=tl)
+    lens = logit_lens(tiny, ids, lens=tl)
     with torch.no_grad():
         out = tiny_hf(torch.tensor([ids], device=tiny_hf.device), output_hidden_states=True)
         hs = out.hidden_states  # L+1 of (1, pos, d_model); the last already went through ln_f
@@ -89,7 +87,7 @@ def test_translators_on_transformers_hidden_states_give_our_rows(tiny, tiny_hf):
     final = rows[-1].double().log_softmax(-1)
     for r, logits in enumerate(rows):
         logp = logits.double().log_softmax(-1)
-        kl = (final.exp() * (final - logp)).sum(-1) / LN2
+        kl = (final.exp() * (final - logp)).sum(-1)
         assert lens.top_ids[r, :, 0].tolist() == logp.argmax(-1).tolist(), f"row {r}"
         np.testing.assert_allclose(lens.kl_to_final[r], kl.cpu().numpy(), atol=2e-4, rtol=0)
         np.testing.assert_allclose(
@@ -104,7 +102,7 @@ def test_training_lowers_heldout_kl_at_every_row(tiny, trained):
     assert lens.meta["training"]["steps"] == 20 and lens.meta["training"]["tokens"] > 20 * 100
     # Scored independently, by the dataset lens, on passages the training never saw.
     before = probes.lens_over(tiny, held, n_boot=10).metric("kl_to_final")[0]
-    after = probes.lens_over(tiny, held, n_boot=10, translators=lens).metric("kl_to_final")[0]
+    after = probes.lens_over(tiny, held, n_boot=10, lens=lens).metric("kl_to_final")[0]
     assert (after[:-1] < before[:-1]).all(), (before, after)
     assert after[-1] == before[-1] == 0
     record = lens.meta["training"]["heldout"]  # the training's own held-out windows agree
@@ -130,8 +128,8 @@ def test_saved_and_loaded_lens_gives_identical_rows(tiny, trained, tmp_path):
     back = load_tuned_lens(tmp_path / "lens", tiny)
     assert torch.equal(back.weight, lens.weight) and torch.equal(back.bias, lens.bias)
     a, b = (
-        logit_lens(tiny, PROMPT, translators=lens),
-        logit_lens(tiny, PROMPT, translators=str(tmp_path / "lens")),
+        logit_lens(tiny, PROMPT, lens=lens),
+        logit_lens(tiny, PROMPT, lens=str(tmp_path / "lens")),
     )
     for name in ARRAYS:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
@@ -147,7 +145,7 @@ def test_another_models_lens_is_refused(tiny, trained, tmp_path):
     with pytest.raises(TunedLensError, match=r"was trained for model .* not for .*train one for this model"):
         load_tuned_lens(tmp_path / "lens", other)
     with pytest.raises(TunedLensError, match="was trained for model"):
-        logit_lens(other, PROMPT, translators=lens)
+        logit_lens(other, PROMPT, lens=lens)
     r = run_cli("lens", "--model", tmp_path / "other", "--prompt", PROMPT, "--tuned", tmp_path / "lens")
     assert (
         r.exit_code == 2 and r.stderr.strip().startswith("error: ") and "loading" not in r.stderr
@@ -155,35 +153,47 @@ def test_another_models_lens_is_refused(tiny, trained, tmp_path):
 
 
 def test_runs_share_translators_across_skipped_blocks():
-    assert runs(4, []) == [0, 1, 2, 3, None]
-    assert runs(4, [1]) == [0, 1, 1, 3, None]
-    assert runs(4, [3]) == [0, 1, 2, None, None]  # the stream entering a skipped last block is the output
-    assert runs(4, [0, 2, 3]) == [0, 0, None, None, None]  # block 1 makes the output; 2 and 3 pass it through
-    assert runs(4, [0, 2]) == [0, 0, 2, 2, None]
+    assert row_owners(4, []) == [0, 1, 2, 3, None]
+    assert row_owners(4, [1]) == [0, 1, 1, 3, None]
+    assert row_owners(4, [3]) == [
+        0,
+        1,
+        2,
+        None,
+        None,
+    ]  # the stream entering a skipped last block is the output
+    assert row_owners(4, [0, 2, 3]) == [
+        0,
+        0,
+        None,
+        None,
+        None,
+    ]  # block 1 makes the output; 2 and 3 pass it through
+    assert row_owners(4, [0, 2]) == [0, 0, 2, 2, None]
 
 
 def test_inside_skip(tiny):
     tl = random_lens(tiny)
     with probes.skip(tiny, "1"):
-        lens = logit_lens(tiny, PROMPT, translators=tl)
+        lens = logit_lens(tiny, PROMPT, lens=tl)
         # Row 2 holds row 1's stream and shares its translator: identical readings.
         np.testing.assert_array_equal(lens.kl_to_final[2], lens.kl_to_final[1])
         pruned = train_tuned_lens(tiny, shakespeare_lines()[:4], steps=2, tokens_per_step=128, heldout=0)
     assert pruned.meta["skipped_blocks"] == [1]
     assert torch.count_nonzero(pruned.weight[2]) == 0 and torch.count_nonzero(pruned.weight[1]) > 0
     with pytest.warns(UserWarning, match=r"trained with blocks \[1\] skipped"):
-        logit_lens(tiny, PROMPT, translators=pruned)
+        logit_lens(tiny, PROMPT, lens=pruned)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with probes.skip(tiny, "1"):
-            logit_lens(tiny, PROMPT, translators=pruned)
-            logit_lens(tiny, PROMPT, translators=tl)  # a full model's lens on a pruned model: silent
+            logit_lens(tiny, PROMPT, lens=pruned)
+            logit_lens(tiny, PROMPT, lens=tl)  # a full model's lens on a pruned model: silent
 
 
 def test_generation_lens_through_translators(tiny):
     tl = random_lens(tiny)
-    gen = generation_lens(tiny, "ROMEO:", greedy=True, max_new_tokens=4, translators=tl)
-    full = logit_lens(tiny, gen.prompt_tokens + gen.generated, translators=tl)
+    gen = generation_lens(tiny, "ROMEO:", greedy=True, max_new_tokens=4, lens=tl)
+    full = logit_lens(tiny, gen.prompt_tokens + gen.generated, lens=tl)
     cols = [len(gen.prompt_tokens) - 1 + j for j in range(4)]
     np.testing.assert_allclose(gen.lens.kl_to_final, full.kl_to_final[:, cols], atol=1e-4)
     assert gen.lens.tuned_lens == "tuned lens"
@@ -216,7 +226,7 @@ def test_cli_train_then_read_through_the_lens(tiny_dir, tiny, tmp_path):
     r = run_cli("lens", "--model", tiny_dir, "--prompt", PROMPT, "--tuned", out, "--json")
     assert r.exit_code == 0, r.stderr
     d = json.loads(r.stdout)
-    api = logit_lens(tiny, PROMPT, translators=str(out))
+    api = logit_lens(tiny, PROMPT, lens=str(out))
     assert d["tuned_lens"] == str(out) and d["top_ids"] == api.top_ids.tolist()
     png = tmp_path / "both.png"
     r = run_cli("lens", "--model", tiny_dir, "--dataset", data, "--tuned", out, "--plot", png)
@@ -248,6 +258,39 @@ def test_bundled_lens_beats_the_logit_lens(bundled):
     tl = load_tuned_lens("bundled", bundled)
     assert tl.weight.shape == (6, 192, 192)
     text = (BUNDLED_DIR / "heldout.txt").read_text(encoding="utf-8")[:700]
-    plain, tuned = logit_lens(bundled, text), logit_lens(bundled, text, translators=tl)
+    plain, tuned = logit_lens(bundled, text), logit_lens(bundled, text, lens=tl)
     assert (tuned.kl_to_final[:-1].mean(1) < plain.kl_to_final[:-1].mean(1)).all()
     assert plain.kl_to_final[0].mean() > 2 * tuned.kl_to_final[0].mean()
+
+
+def test_translators_keyword_still_works_with_a_deprecation_warning(tiny):
+    tl = TunedLens.identity(tiny)
+    with pytest.warns(DeprecationWarning, match="lens="):
+        old = logit_lens(tiny, PROMPT, translators=tl)
+    new = logit_lens(tiny, PROMPT, lens=tl)
+    np.testing.assert_array_equal(old.kl_to_final, new.kl_to_final)
+
+
+def test_several_lenses_over_a_dataset_read_one_pass_as_each_alone(tiny, monkeypatch):
+    from probes.core.runner import Runner
+
+    texts = shakespeare_lines()[:6]
+    tl = TunedLens.identity(tiny)
+    with torch.no_grad():
+        tl.weight.normal_(0, 0.05)  # a lens that really transforms
+    alone = [probes.lens_over(tiny, texts, n_boot=20, lens=x, compare_skip="odd") for x in (None, tl)]
+    calls = []
+    for kind in Runner.__subclasses__():
+        monkeypatch.setattr(
+            kind, "streams", lambda self, ids, real=kind.streams: calls.append(1) or real(self, ids)
+        )
+    probes.lens_over(tiny, texts, n_boot=20, compare_skip="odd")
+    one = len(calls)
+    together = probes.lens_over(tiny, texts, n_boot=20, lens=[None, tl], compare_skip="odd")
+    assert one > 0 and len(calls) == 2 * one  # the two lenses read the same forwards
+    for a, b in zip(alone, together):
+        np.testing.assert_allclose(a.mean, b.mean, atol=1e-6)
+        np.testing.assert_allclose(a.compare.mean, b.compare.mean, atol=1e-6)
+        assert a.tuned_lens == b.tuned_lens
+    assert together[0].tuned_lens is None and together[1].tuned_lens == tl.name
+    assert not np.allclose(together[0].mean, together[1].mean)

@@ -188,24 +188,7 @@ def _many(
     with probes.skip(m, skipped):
         runs = probes.generate(m, data, list(grid) if len(grid) > 1 else grid[0])
         meta = model_meta(m)
-    where = [t.where for t in data]
-    items = []
-    for w, run in zip(where, runs):
-        if len(grid) > 1:
-            items.append(
-                {
-                    "where": w,
-                    "prompt": run[0].prompt,
-                    "prompt_tokens": run[0].prompt_tokens,
-                    "grid": [
-                        {"config": r.config.to_dict(), "samples": [s.as_dict() for s in r]} for r in run
-                    ],
-                }
-            )
-        else:
-            items.append({"where": w, **{k: v for k, v in run.as_dict().items() if k != "timing"}})
-    timing = (runs[0][0] if len(grid) > 1 else runs[0]).timing
-    emit({**meta, "dataset": data.as_dict(), "prompts": items, "timing": timing}, json, _render_many)
+    emit({**meta, **runs.as_dict()}, json, _render_many)
 
 
 def _render_many(d: dict) -> str:

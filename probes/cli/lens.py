@@ -94,7 +94,7 @@ def lens(
 
     Rows are the residual stream after each block (embed: before block 0; the last row is the model's output).
     The table shows one position (--position), --json every position, --plot all of them coloured by --metric.
-    Entropy and KL(final || row) are in bits.
+    Entropy, KL(final || row) and cross-entropy are in nats.
 
     --generate N follows each generated token (sampled with --temperature, --top-k, --top-p, --greedy, --seed)
     and reports its emergence row: the first row from which it stays top-1.
@@ -186,22 +186,17 @@ def lens(
     with probes.skip(m, skipped):
         meta = model_meta(m)
         if cfg is not None:
-            result = generation_lens(m, prompt, cfg, top=top, translators=tl)
+            result = generation_lens(m, prompt, cfg, top=top, lens=tl)
         else:
-            result = logit_lens(m, prompt, top=top, bos=bos, translators=tl)
+            result = logit_lens(m, prompt, top=top, bos=bos, lens=tl, compare_skip=compared)
             check_position(position, len(result.tokens))
-    pruned = None
-    if compared is not None:
-        with probes.skip(m, compared):
-            pruned = logit_lens(m, result.tokens, top=top, translators=tl)
-            pruned.prompt = result.prompt
-            pruned_meta = model_meta(m)
+    pruned = None if cfg is not None else result.compare
 
     if plot:
         _save_plot(result, pruned, metric, plot, force)
     data = {**meta, **result.as_dict()}
     if pruned is not None:
-        data["compare"] = {**pruned_meta, **pruned.as_dict()}
+        data["compare"] = {**meta, **data["compare"], "skipped_blocks": pruned.skipped_blocks}
     if json:
         emit(data, True, str)
     elif cfg is not None:
@@ -259,14 +254,11 @@ def _dataset_lens(
     m, skipped, compared, tl = _load(target, skip, keep, compare_skip, tuned, model)
     with probes.skip(m, skipped):
         meta = model_meta(m)
-        result = probes.lens_over(m, data, bos=bos, compare_skip=compared, progress=bar_progress(quiet=json))
-        through = (
-            None
-            if tl is None
-            else probes.lens_over(
-                m, data, bos=bos, compare_skip=compared, translators=tl, progress=bar_progress(quiet=json)
-            )
+        lenses = [None] if tl is None else [None, tl]  # with a tuned lens: both, in one pass
+        result, *others = probes.lens_over(
+            m, data, bos=bos, compare_skip=compared, lens=lenses, progress=bar_progress(quiet=json)
         )
+        through = others[0] if others else None
     if plot:
         from pathlib import Path
 
@@ -330,7 +322,7 @@ def _render_dataset(lens, which: str = "") -> str:
         f"dataset {lens.source}: {lens.n_texts:,} texts, {lens.n_windows:,} windows, {lens.n_tokens:,} "
         "tokens",
         "rows: the residual stream after each block (embed: before block 0); KL, entropy and cross-entropy "
-        "in bits",
+        "in nats",
         f"each cell: the mean over every position [{lens.level:.0%} bootstrap interval, resampling texts]",
         "",
         _dataset_table(lens),
@@ -393,7 +385,7 @@ def _render_position(lens, pruned, position: int, d: dict) -> str:
         f"prompt: {lens.prompt!r} ({len(lens.tokens)} tokens)",
         f"position {p}: token {show_token(lens.str_tokens[p])}; next token {nxt}",
         "rows: the residual stream after each block (embed: before block 0); entropy and KL(final || row) "
-        "in bits",
+        "in nats",
         "",
         _position_table(lens, position),
     ]

@@ -67,7 +67,7 @@ def _render(d: dict) -> str:
         label = "raw (T=1, no truncation)" if s is d["raw"] else s["label"]
         out.append("")
         out.append(
-            f"{label}: entropy {show_number(s['entropy_bits'], '.3f')} bits, 99% of the mass in "
+            f"{label}: entropy {show_number(s['entropy'], '.3f')} nats, 99% of the mass in "
             f"{s['tokens_for_99']} token(s), {s['support']} token(s) with p >= {s['support_min_prob']:g}"
         )
         out.append(

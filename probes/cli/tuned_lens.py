@@ -144,7 +144,7 @@ def render_training(lens) -> str:
             for r, (a, b) in enumerate(zip(held["kl_logit_lens"], held["kl_tuned_lens"]))
         ]
         out += [
-            f"held-out windows ({t['heldout_windows']}): KL(final || row) in bits",
+            f"held-out windows ({t['heldout_windows']}): KL(final || row) in {t.get('kl_units', 'bits')}",
             "",
             table(rows, ["row", "logit lens", "tuned lens", "ratio"], align="lrrr"),
         ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from probes.errors import ProbesError
@@ -237,11 +237,16 @@ class Dataset:
             yield f"{name}: row {i}", text
 
 
-def texts_of(source: str | Iterable[str] | Dataset, **kwargs) -> tuple[Dataset, bool]:
-    """(dataset, single): a study's input as a Dataset, and whether it was one string.
+def dataset_of(data, *, split: str | None = None, max_texts: int | None = None) -> Dataset:
+    """The one way in for data: `data` as a Dataset, for every function that takes many texts.
 
-    A single string is one text (not a file name: studies read `FILE:path` prompts themselves).
+    `data` is a Dataset (returned as it is unless `split` or `max_texts` are given; then re-read
+    with those, its own split kept where `split` is None), a list of strings (the texts), or a string
+    or path naming a source: a file, a saved dataset folder, `FILE:path` or `HF:name[:split]`. A
+    string is never one text: put one text in a list.
     """
-    if isinstance(source, str):
-        return Dataset([source], **kwargs), True
-    return Dataset.of(source, **kwargs), False
+    if isinstance(data, Dataset):
+        if split is None and max_texts is None:
+            return data
+        return Dataset(data.spec, split=split or data.split, max_texts=max_texts or data.max_texts)
+    return Dataset(data, split=split, max_texts=max_texts)

@@ -1,5 +1,12 @@
-"""Incremental decoding: KV-cached forward steps, the choice of decoder, and the loop that slides past the
-context."""
+"""Decoding: the one loop that feeds rows their next tokens through a runner's KV-cached decoder.
+
+    tokens = sample_rows(model, prompts, configs, indices)       # every row at once, each its own draw
+
+`decode_rows` is the loop itself (nanoGPT's `generate`, for rows of different lengths, skip sets
+and recording); `sample_rows` draws each row's tokens with its own generator on top of it. Every
+decoding in probes (`generate`, `generate_runs`, the generation lens, capture with `generate=`)
+goes through these two.
+"""
 
 from __future__ import annotations
 
@@ -7,77 +14,10 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from probes.core.kvcache import SkipTolerantCache
+from probes.core.distribution import pick_tokens
 from probes.core.prompt import bos_id
-
-
-def forward_step(model, ids: torch.Tensor, cache, start: int, positions=None, mask=None) -> torch.Tensor:
-    """Logits (batch, pos, vocab) for `ids` (batch, pos) with the cache.
-
-    Positions are start.. for every row, or `positions` (batch, pos) for padded rows; `mask`
-    (batch, 1, pos, cached + pos), True where a query may attend, replaces the causal mask.
-    """
-    if positions is None:
-        positions = torch.arange(start, start + ids.shape[1], device=ids.device)[None]  # (1, pos)
-    # Explicit positions: transformers would read them off cache layer 0, which is empty when
-    # block 0 is skipped.
-    out = model.original_model(
-        input_ids=ids, cache=cache, use_cache=cache is not None, position_ids=positions, attention_mask=mask
-    )
-    return out.logits
-
-
-class HookedDecoder:
-    """KV-cached forward steps through the bridge, so every hook and probe sees them."""
-
-    def __init__(self, model):
-        self.model = model
-        self.cache = SkipTolerantCache()
-        self.adapters: list = []
-
-    def __enter__(self):
-        from probes.core.kvcache import install_cache_adapter
-
-        self.adapters = install_cache_adapter(self.model)  # empty for models from probes.load
-        return self
-
-    def __exit__(self, *exc):
-        from probes.core.kvcache import remove_cache_adapter
-
-        remove_cache_adapter(self.adapters)
-        self.adapters = []
-
-    def reset(self) -> None:
-        self.cache = SkipTolerantCache()
-
-    def __call__(self, ids: torch.Tensor, start: int, positions=None, mask=None) -> torch.Tensor:
-        return forward_step(self.model, ids, self.cache, start, positions, mask)
-
-
-def choose_decoder(model, fast: bool | None = None, row_skips: list[list[int]] | None = None, record=None):
-    """The one place that decides how a model decodes now.
-
-    The fused hook-free decoder when nothing beyond skips is attached (and `fast` is not False),
-    else the hooked bridge. Making the fast decoder fuses its weights (once per weight version),
-    so callers that time decoding choose the decoder before starting the clock. `row_skips`, the
-    blocks each row of a batch skips besides the model's own skips, needs the fused decoder:
-    without it the answer is None, and the caller runs one skip set at a time. So does
-    `record(streams)` (see `FastDecoder`): without the fused decoder the answer is None, and the
-    caller records through hooks on the bridge instead.
-    """
-    from probes.core import fastpath
-    from probes.core.layers import complement
-    from probes.core.skip import skipped_blocks
-
-    n = model.cfg.n_layers
-    if fast is not False and fastpath.eligible(model):
-        base = set(skipped_blocks(model))
-        if row_skips is None:
-            return fastpath.FastDecoder(model, complement(sorted(base), n), record=record)
-        return fastpath.FastDecoder(
-            model, [], [complement(sorted(base | set(r)), n) for r in row_skips], record=record
-        )
-    return None if row_skips is not None or record is not None else HookedDecoder(model)
+from probes.core.sampling import SamplingConfig
+from probes.errors import ProbesError
 
 
 class Rows:
@@ -123,7 +63,7 @@ class Rows:
 
 
 @torch.no_grad()  # as a decorator it covers each resumption only, not the caller's code in between
-def decode_batch(
+def decode_rows(
     model,
     prompts: list[list[int]],
     max_new_tokens: int,
@@ -134,24 +74,27 @@ def decode_batch(
     on_forward: Callable[[int, int], None] | None = None,
     feed_last: bool = False,
 ) -> Iterator[list[tuple[int, torch.Tensor] | None]]:
-    """Decode several rows at once; each step yields, per row, (token id, its logits) or None once it stopped.
+    """Decode rows together; each step yields, per row, (token id, its logits) or None once it stopped.
 
     `pick(logits, rows)` maps the last logits (batch, vocab) to one token id for each row in `rows`
-    (those still going, in order); rows stop at a token in `stop_ids`
-    or after `max_new_tokens`. Rows of different lengths are left-padded (see `Rows`), so each
-    row's logits equal decoding it alone up to float rounding. `decoder` is what `choose_decoder`
-    returned (chosen here when None); every prompt must already fit the context. Once the longest
-    row outgrows the context, the window slides: every row's last n_ctx tokens are recomputed from
-    scratch each step, as nanoGPT's crop does, because learned positions shift with the window.
-    `on_forward(start, fresh)` is called before each forward with the first (padded) position it
-    computes and how many of its last positions are new; with `feed_last` the last token is fed
-    through the model too (its logits unused), so recording hooks see its states.
+    (those still going, in order); rows stop at a token in `stop_ids` or after `max_new_tokens`.
+    Rows of different lengths are left-padded (see `Rows`), so each row's logits equal decoding it
+    alone up to float rounding. `decoder` is a runner's decoder (`runner_for(model).decoder()` when
+    None); every prompt must already fit the context. Once the longest row outgrows the context,
+    the window slides: every row's last n_ctx tokens are recomputed from scratch each step, as
+    nanoGPT's crop does, because learned positions shift with the window. `on_forward(start,
+    fresh)` is called before each forward with the first (padded) position it computes and how many
+    of its last positions are new; with `feed_last` the last token is fed through the model too
+    (its logits unused), so recording hooks see its states. With `max_new_tokens` 0 the prompt's
+    forward runs (for what it records) and nothing is yielded.
     """
+    from probes.core.runner import runner_for
+
     n_ctx = model.cfg.n_ctx
     device = model.cfg.device or "cpu"
     rows = Rows([list(p) for p in prompts], bos_id(model), device)
     assert all(0 < len(r) <= n_ctx for r in rows.rows), "prompts must be encoded and cropped first"
-    step = decoder if decoder is not None else choose_decoder(model)
+    step = decoder if decoder is not None else runner_for(model).decoder()
     live = [True] * len(rows.rows)
 
     def run(fresh: bool, first: bool = False) -> torch.Tensor:
@@ -188,32 +131,60 @@ def decode_batch(
                 logits = run(fresh=False)
 
 
-def decode(
+def sample_rows(
     model,
-    prompt_ids: list[int],
-    max_new_tokens: int,
-    pick: Callable[[torch.Tensor], int],
+    prompts: list[list[int]],
+    configs: list[SamplingConfig],
+    indices: list[int],
     *,
     decoder=None,
-    stop_ids: set[int] | frozenset = frozenset(),
+    on_token: Callable[[int, int], None] | None = None,
     on_forward: Callable[[int, int], None] | None = None,
     feed_last: bool = False,
-) -> Iterator[tuple[int, torch.Tensor]]:
-    """Yield (token id, logits it was drawn from) for up to `max_new_tokens` tokens of one row.
+) -> list[list[int]]:
+    """The tokens of sample `indices[r]` of `configs[r]` continuing `prompts[r]` (encoded), all rows at once.
 
-    `decode_batch` with one row: see it for `decoder`, `stop_ids`, `on_forward` and `feed_last`.
+    Row r draws from its own generator, seeded from (seed, indices[r]), so it gets the tokens it
+    gets alone, in any batch (up to float rounding in padded rows): one config gives the same
+    tokens in `generate`, `capture(generate=N)` and the generation lens. Rows may differ in
+    temperature, top-k, top-p and seed; they share `max_new_tokens` and `stop_at_eos`.
+    `on_token(row, id)` is called as each token is produced; `decoder`, `on_forward` and
+    `feed_last` go to `decode_rows`.
     """
-    one = lambda logits, rows: [pick(logits[0])]  # noqa: E731
-    for (item,) in decode_batch(
+    first = configs[0]
+    if any((c.max_new_tokens, c.stop_at_eos) != (first.max_new_tokens, first.stop_at_eos) for c in configs):
+        raise ProbesError("settings decoded together must share max_new_tokens and stop_at_eos")
+    gens = [c.generator(k) for c, k in zip(configs, indices)]
+    groups: dict[SamplingConfig, list[int]] = {}
+    for r, c in enumerate(configs):
+        groups.setdefault(c, []).append(r)
+    eos = model.tokenizer.eos_token_id
+    stop = frozenset({eos}) if first.stop_at_eos and eos is not None else frozenset()
+
+    def pick(logits, rows):  # logits (batch, vocab): one distribution per setting's rows, drawn per row
+        going = set(rows)
+        token = {}
+        for cfg, members in groups.items():
+            members = [r for r in members if r in going]
+            if members:
+                token.update(zip(members, pick_tokens(logits[members], cfg, [gens[r] for r in members])))
+        return [token[r] for r in rows]
+
+    out: list[list[int]] = [[] for _ in prompts]
+    steps = decode_rows(
         model,
-        [prompt_ids],
-        max_new_tokens,
-        one,
+        prompts,
+        first.max_new_tokens,
+        pick,
         decoder=decoder,
-        stop_ids=stop_ids,
+        stop_ids=stop,
         on_forward=on_forward,
         feed_last=feed_last,
-    ):
-        if item is None:
-            return
-        yield item
+    )
+    for step in steps:
+        for r, item in enumerate(step):
+            if item is not None:
+                out[r].append(item[0])
+                if on_token is not None:
+                    on_token(r, item[0])
+    return out

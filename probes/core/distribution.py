@@ -79,10 +79,10 @@ def _invert(probs: torch.Tensor, generator: torch.Generator | None) -> int:
     return min(int(torch.searchsorted(cdf, u, right=True)), len(cdf) - 1)
 
 
-def entropy_bits(probs: torch.Tensor) -> torch.Tensor:
-    """Entropy in bits along the last axis (0 log 0 = 0)."""
+def entropy_of(probs: torch.Tensor) -> torch.Tensor:
+    """Entropy in nats along the last axis of probabilities (0 log 0 = 0), the unit of `probes.core.stats`."""
     p = probs.double()
-    return -(p * torch.where(p > 0, p.log2(), torch.zeros_like(p))).sum(-1)
+    return -(p * torch.where(p > 0, p.log(), torch.zeros_like(p))).sum(-1)
 
 
 def mass_count(probs: torch.Tensor, mass: float = 0.99) -> int:

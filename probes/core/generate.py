@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from probes.core.decode import choose_decoder, decode, decode_batch
-from probes.core.distribution import pick_token, pick_tokens
+from probes.core.decode import sample_rows
 from probes.core.prompt import TextStream, is_many, prompt_ids, prompts_of
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
@@ -54,87 +53,6 @@ class Samples(list):
         )
 
 
-def stream_tokens(
-    model,
-    ids: list[int],
-    config: SamplingConfig,
-    *,
-    index: int = 0,
-    decoder=None,
-    on_forward: Callable[[int, int], None] | None = None,
-    feed_last: bool = False,
-) -> Iterator[int]:
-    """Yield the tokens of sample `index` of `config` continuing `ids` (already encoded), drawn with its own
-    generator.
-
-    The engine's sampling loop; `generate`, `capture(generate=N)` and the generation lens all draw
-    through it, so one config gives the same tokens everywhere. `decoder`, `on_forward` and
-    `feed_last` go to `probes.core.decode.decode`.
-    """
-    gen = config.generator(index)
-    eos = model.tokenizer.eos_token_id
-    stop = frozenset({eos}) if config.stop_at_eos and eos is not None else frozenset()
-    pick = lambda logits: pick_token(logits, config, gen)  # noqa: E731
-    for token, _ in decode(
-        model,
-        ids,
-        config.max_new_tokens,
-        pick,
-        decoder=decoder,
-        stop_ids=stop,
-        on_forward=on_forward,
-        feed_last=feed_last,
-    ):
-        yield token
-
-
-def draw(
-    model,
-    prompts: list[list[int]],
-    configs: list[SamplingConfig],
-    indices: list[int],
-    *,
-    decoder=None,
-    on_token: Callable[[int, int], None] | None = None,
-) -> list[list[int]]:
-    """The tokens of sample `indices[r]` of `configs[r]` continuing `prompts[r]` (encoded), for every row at
-    once.
-
-    Row r draws from its own generator, seeded from (seed, indices[r]), so it gets the tokens
-    `stream_tokens(model, prompts[r], configs[r], index=indices[r])` gives alone (up to float
-    rounding in padded rows). Rows may differ in temperature, top-k, top-p and seed; they share
-    `max_new_tokens` and `stop_at_eos`. `on_token(row, id)` is called as each token is produced.
-    """
-    first = configs[0]
-    if any((c.max_new_tokens, c.stop_at_eos) != (first.max_new_tokens, first.stop_at_eos) for c in configs):
-        raise ProbesError("settings decoded together must share max_new_tokens and stop_at_eos")
-    gens = [c.generator(k) for c, k in zip(configs, indices)]
-    groups: dict[SamplingConfig, list[int]] = {}
-    for r, c in enumerate(configs):
-        groups.setdefault(c, []).append(r)
-    eos = model.tokenizer.eos_token_id
-    stop = frozenset({eos}) if first.stop_at_eos and eos is not None else frozenset()
-
-    def pick(logits, rows):  # logits (batch, vocab): one distribution per setting's rows, drawn per row
-        going = set(rows)
-        token = {}
-        for cfg, members in groups.items():
-            members = [r for r in members if r in going]
-            if not members:
-                continue
-            token.update(zip(members, pick_tokens(logits[members], cfg, [gens[r] for r in members])))
-        return [token[r] for r in rows]
-
-    out: list[list[int]] = [[] for _ in prompts]
-    for step in decode_batch(model, prompts, first.max_new_tokens, pick, decoder=decoder, stop_ids=stop):
-        for r, item in enumerate(step):
-            if item is not None:
-                out[r].append(item[0])
-                if on_token is not None:
-                    on_token(r, item[0])
-    return out
-
-
 def generate(
     model,
     prompt,
@@ -178,10 +96,12 @@ def generate(
     encoded = [
         prompt_ids(model, p, bos=bos) for p in prompts_of(prompt)
     ]  # a dataset's texts are never FILE: specs
-    # Choosing the decoder fuses the fast path's weights (once per model and weight version); do it
-    # before the clock starts, or a model's first run pays for the copy and `prune` shows skipping
-    # as far faster than it is.
-    decoder = choose_decoder(model)
+    # The runner fuses the fast path's weights (once per model and weight version); get it before
+    # the clock starts, or a model's first run pays for the copy and `prune` shows skipping as far
+    # faster than it is.
+    from probes.core.runner import runner_for
+
+    decoder = runner_for(model).decoder()
     jobs = [
         (p, c, k)
         for p in range(len(encoded))
@@ -194,7 +114,7 @@ def generate(
     for b in range(0, len(jobs), batch_size):
         part = jobs[b : b + batch_size]
         said = (lambda r, t, b=b: on_token(b + r, t, stream.add(b + r, t))) if on_token else None
-        rows = draw(
+        rows = sample_rows(
             model,
             [encoded[p][1] for p, _, _ in part],
             [configs[c] for _, c, _ in part],
@@ -219,7 +139,45 @@ def generate(
 
     result = [[samples(p, c) for c in range(len(configs))] for p in range(len(encoded))]
     result = [r if grid else r[0] for r in result]
-    return result if many else result[0]
+    return Generations(result, prompt, timing) if many else result[0]
+
+
+class Generations(list):
+    """The samples of many prompts, in order: one Samples per prompt, or with several settings one list of
+    Samples (one per setting) per prompt.
+
+    `where` says where each prompt came from (`file:line` for a Dataset's text, `#i` in a list),
+    `source` names the list or dataset, and `timing` is the one batched decode's.
+    """
+
+    def __init__(self, runs: list, prompts, timing: dict):
+        from probes.core.dataset import Dataset
+
+        super().__init__(runs)
+        self.timing = timing
+        if isinstance(prompts, Dataset):
+            self.where = [t.where for t in prompts]
+            self.source = prompts.as_dict()
+        else:
+            self.where = [f"#{i}" for i in range(len(runs))]
+            self.source = {"source": "the prompt list", "kind": "list", "texts": len(runs)}
+
+    def __repr__(self) -> str:
+        return f"Generations({len(self)} prompts from {self.source['source']})"
+
+    def as_dict(self) -> dict:
+        items = []
+        for where, run in zip(self.where, self):
+            if isinstance(run, Samples):
+                items.append({"where": where, **{k: v for k, v in run.as_dict().items() if k != "timing"}})
+            else:  # one Samples per setting
+                items.append({
+                    "where": where,
+                    "prompt": run[0].prompt,
+                    "prompt_tokens": run[0].prompt_tokens,
+                    "grid": [{"config": r.config.to_dict(), "samples": [s.as_dict() for s in r]} for r in run],
+                })
+        return {"dataset": self.source, "prompts": items, "timing": self.timing}
 
 
 def batch_timing(tokens, seconds: float, batch_size: int, decoded_with: dict | None) -> dict:
@@ -249,25 +207,15 @@ def make_samples(
     return Samples(out, text, ids, config, timing)
 
 
-def generate_skips(model, prompt, config: SamplingConfig | None, runs: list[list[int]]) -> list[Samples]:
-    """The samples of `prompt` with each skip set of `runs` left out as well: one Samples per run, in order.
-
-    `generate_runs` with one prompt and one config: on the fused path every run decodes in one batch.
-    """
-    return generate_runs(model, [(prompt, config, layers) for layers in runs])
-
-
 def generate_runs(model, runs: list[tuple], *, batch_size: int = 32) -> list[Samples]:
     """The samples of each run, a (prompt, config, skip set) triple: one Samples per run, in order.
 
-    On the fused path, runs that share max_new_tokens and stop_at_eos decode together, `batch_size`
-    rows at a time, each row leaving out its own run's blocks (a skip set's tokens are those
-    `probes.skip` gives; the model's own skips apply to every row). So a study that needs samples
-    at several settings, of several prompts, with several skip sets, pays for one decode. Through
-    the hooked bridge (probes attached, or the fast path off) the runs decode one after another,
-    each inside `probes.skip`. A run's timing is its batch's.
+    Runs that share max_new_tokens and stop_at_eos decode together, `batch_size` rows at a time,
+    each row leaving out its own run's blocks (a skip set's tokens are those `probes.skip` gives;
+    the model's own skips apply to every row). So a study that needs samples at several settings,
+    of several prompts, with several skip sets, pays for one decode. A run's timing is its batch's.
     """
-    from probes.core.skip import skip
+    from probes.core.runner import runner_for
 
     configs = [SamplingConfig.of(c) for _, c, _ in runs]
     skips = [sorted(set(layers)) for *_, layers in runs]
@@ -275,31 +223,21 @@ def generate_runs(model, runs: list[tuple], *, batch_size: int = 32) -> list[Sam
     groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(configs):
         groups.setdefault((c.max_new_tokens, c.stop_at_eos), []).append(i)
+    runner = runner_for(model)  # fuses the weights, if it will, before the clock starts
     out: list[Samples | None] = [None] * len(runs)
     for members in groups.values():
         rows = [(i, k) for i in members for k in range(configs[i].num_samples)]
-        row_skips = [skips[i] for i, _ in rows]
-        decoder = choose_decoder(model, row_skips=row_skips if any(row_skips) else None)
-        if decoder is None:
-            for i in members:
-                with skip(model, skips[i]):
-                    out[i] = generate(model, runs[i][0], configs[i])
-            continue
         tokens: list[list[int]] = []
         t0 = time.perf_counter()
         for b in range(0, len(rows), batch_size):
             part = rows[b : b + batch_size]
-            part_decoder = (
-                decoder
-                if len(part) == len(rows)
-                else choose_decoder(model, row_skips=[skips[i] for i, _ in part] if any(row_skips) else None)
-            )
-            tokens += draw(
+            row_skips = [skips[i] for i, _ in part]
+            tokens += sample_rows(
                 model,
                 [encoded[i][1] for i, _ in part],
                 [configs[i] for i, _ in part],
                 [k for _, k in part],
-                decoder=part_decoder,
+                decoder=runner.decoder(row_skips=row_skips if any(row_skips) else None),
             )
         timing = batch_timing(
             tokens, time.perf_counter() - t0, min(batch_size, len(rows)), {"runs": len(members)}

@@ -32,6 +32,14 @@ _LONG_TO_SHORT = {v: k for k, v in SHORT_NAMES.items()}
 _BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
 
+def row_hooks(n_layers: int) -> list[str]:
+    """The hook names of the residual stream's L+1 rows, input first: each block's resid_pre, then the
+    last block's resid_post (the rows every lens and runner reads)."""
+    return [f"blocks.{i}.hook_resid_pre" for i in range(n_layers)] + [
+        f"blocks.{n_layers - 1}.hook_resid_post"
+    ]
+
+
 def split_name(name: str) -> tuple[int | None, str]:
     """(block index, name inside the block) of a full hook name; (None, name) for model-level hooks."""
     m = _BLOCK.match(name)

@@ -8,8 +8,8 @@ from probes.tokens import plot_text, show_token
 METRICS = {
     # metric: (what the colour shows in a prompt lens, in a generation lens)
     "prob": ("probability of the cell's top-1 token", "probability of the generated token"),
-    "entropy": ("entropy (bits)", "entropy (bits)"),
-    "kl": ("KL(final || row) (bits)", "KL(final || row) (bits)"),
+    "entropy": ("entropy (nats)", "entropy (nats)"),
+    "kl": ("KL(final || row) (nats)", "KL(final || row) (nats)"),
     "rank": ("rank of the final row's top-1 token", "rank of the generated token"),
 }
 

@@ -1,6 +1,6 @@
 """Markdown pieces for the report (tables, quotes, tokens, numbers, figures) and its HTML rendering.
 
-    md_table(["setting", "entropy (bits)"], [["T=0.8", 3.2]])   # -> ['| setting | ... |', '|---|---|', ...]
+    md_table(["setting", "entropy (nats)"], [["T=0.8", 3.2]])   # -> ['| setting | ... |', '|---|---|', ...]
     tok(" the")                                                # -> '`␣the`'
     fmt(float("nan"), ".2f")                                   # -> 'n/a'
     to_html("**bold**")                                        # a whole HTML page, rendered by markdown-it-py

@@ -142,7 +142,7 @@ def sampling_section(prompt: str, config: SamplingConfig, dist, samples_by_setti
     for d, samples in zip(dist.settings, samples_by_setting):
         d2, rep = sample_stats(samples)
         distinct2.append(d2)
-        rows.append([d.config.label(), d.entropy_bits, d.tokens_for_99, d.top1_prob, d2, rep])
+        rows.append([d.config.label(), d.entropy, d.tokens_for_99, d.top1_prob, d2, rep])
         lines += [f"### {d.config.label()}", ""]
         for k, s in enumerate(samples, 1):
             lines += [f"Sample {k}:", "", *quote(prompt + s.text), ""]
@@ -152,7 +152,7 @@ def sampling_section(prompt: str, config: SamplingConfig, dist, samples_by_setti
         *md_table(
             [
                 "setting",
-                "entropy (bits)",
+                "entropy (nats)",
                 "tokens for 99% mass",
                 "top-1 prob",
                 "distinct-2",
@@ -166,12 +166,12 @@ def sampling_section(prompt: str, config: SamplingConfig, dist, samples_by_setti
     T = lambda d: fmt(d.config.temperature, "g")  # noqa: E731
     top2 = [f"{tok(t)} {fmt(p, '.1%')}" for t, p in zip(hik2.top_str_tokens[:2], hik2.top_probs[:2])]
     lines += [
-        f"At T=1 with no truncation the next-token distribution has {fmt(raw.entropy_bits, '.2f')} bits of "
+        f"At T=1 with no truncation the next-token distribution has {fmt(raw.entropy, '.2f')} nats of "
         f"entropy and needs {raw.tokens_for_99} tokens to cover 99% of the mass. At T={T(lo)} the top token "
         f"{tok(lo.top_str_tokens[0])} carries {fmt(lo.top1_prob, '.1%')} of the mass "
-        f"({fmt(lo.entropy_bits, '.2f')} bits): dividing the logits by {T(lo)} multiplies their gaps by "
-        f"{fmt(1 / lo.config.temperature, 'g')}. At T={T(hi)} the entropy is {fmt(hi.entropy_bits, '.2f')} "
-        f"bits and 99% of the mass is spread over {hi.tokens_for_99} of {dist.d_vocab} tokens: the logits "
+        f"({fmt(lo.entropy, '.2f')} nats): dividing the logits by {T(lo)} multiplies their gaps by "
+        f"{fmt(1 / lo.config.temperature, 'g')}. At T={T(hi)} the entropy is {fmt(hi.entropy, '.2f')} "
+        f"nats and 99% of the mass is spread over {hi.tokens_for_99} of {dist.d_vocab} tokens: the logits "
         "are flattened toward uniform, so most draws are tokens the model rates as unlikely. With top-k "
         f"{hik2.config.top_k} at T={T(hik2)} only {hik2.support} tokens remain possible with p ≥ "
         f"{POSSIBLE_P:g} ({', '.join(top2)}): each step draws one of the model's {hik2.support} best "
@@ -457,19 +457,19 @@ def lens_section(prompt: str, lens_prompt: str, lens, gen_lens) -> list[str]:
         f"recomputed from that row, and the unembedding. Prompt {_prompt(lens_prompt)}.",
         "",
     ]
-    kl = lens.kl_to_final.mean(axis=1)  # (rows,) bits, averaged over positions
+    kl = lens.kl_to_final.mean(axis=1)  # (rows,) nats, averaged over positions
     ent = lens.entropy.mean(axis=1)  # (rows,)
     lines += [
         *md_table(
-            ["row", "mean entropy (bits)", "mean KL to final (bits)"],
+            ["row", "mean entropy (nats)", "mean KL to final (nats)"],
             [[escape(lbl), float(e), float(k)] for lbl, e, k in zip(lens.row_labels, ent, kl)],
         ),
         "",
     ]
     lines += [
-        f"Mean KL to the final distribution falls from {fmt(float(kl[0]), '.2f')} bits at the first row to "
+        f"Mean KL to the final distribution falls from {fmt(float(kl[0]), '.2f')} nats at the first row to "
         f"{fmt(float(kl[-2]), '.2f')} at the row before last; mean entropy goes from "
-        f"{fmt(float(ent[0]), '.2f')} to {fmt(float(ent[-1]), '.2f')} bits.",
+        f"{fmt(float(ent[0]), '.2f')} to {fmt(float(ent[-1]), '.2f')} nats.",
         "",
     ]
     lines += figure(

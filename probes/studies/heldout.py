@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import torch
 
+from probes.core import stats
 from probes.core.dataset import Dataset
-from probes.core.skip import skip
 from probes.core.windows import Batch, Window, batches, windows
 from probes.errors import ProbesError
 from probes.progress import progress_of
@@ -95,12 +94,6 @@ class Score:
         }
 
 
-def logprobs_of(model, ids: torch.Tensor) -> torch.Tensor:
-    """Log-probabilities (batch, pos, vocab) of the model as it is now (inside any probe), float32."""
-    with torch.no_grad():
-        return torch.log_softmax(model(ids).float(), -1)
-
-
 def batch_tokens(model) -> int:
     """Padded tokens per batch: LOGITS_BUDGET / vocab (one full window at least)."""
     return max(model.cfg.n_ctx, LOGITS_BUDGET // model.cfg.d_vocab)
@@ -135,22 +128,20 @@ def score_runs(
     appended to the list. When the text is one batch that is before the batch's skip runs, so it is
     scored in the same pass; otherwise a second pass scores it.
 
-    With nothing but skips attached, the forwards run on the fused weights (`FastScorer`), and a
-    run starts from the full model's stream at its first skipped block instead of recomputing the
-    blocks before it; otherwise every forward goes through the hooked bridge, so probes see them.
+    The runner (`probes.core.runner`) computes: a skip run resumes the full model's stream at its
+    first skipped block where it can, instead of recomputing the blocks before it; with probes
+    attached every forward goes through the hooked bridge, so they see it.
     """
-    from probes.core import fastpath
+    from probes.core.runner import runner_for
     from probes.core.skip import skipped_blocks
 
-    n = model.cfg.n_layers
     base = set(skipped_blocks(model))  # blocks the caller already skips: every run skips them too
     keys = [
         (source.name, source.max_tokens_per_text, tuple(sorted(base | set(r or ())))) for r in [None, *runs]
     ]
     if memo is not None and on_full_stream is None and late is None and all(k in memo for k in keys):
         return [memo[k] for k in keys]
-    full_kept = [i for i in range(n) if i not in base]
-    scorer = fastpath.FastScorer(model) if fastpath.eligible(model) else None
+    runner = runner_for(model)
     scores = [Score() for _ in range(len(runs) + 1)]
     p = progress_of(progress)
 
@@ -165,11 +156,8 @@ def score_runs(
             mask = batch.mask  # (batch, pos)
             targets = batch.ids[:, 1:]  # (batch, pos-1): position t predicts token t+1
             has_target = mask[:, 1:]  # (batch, pos-1)
-            if scorer is not None:
-                final, resid = scorer.stream(batch.ids, full_kept, record=True)
-                lp_full = torch.log_softmax(scorer.logits(final).float(), -1)  # (batch, pos, vocab)
-            else:
-                lp_full, resid = _hooked_full(model, batch.ids, n, record=on_full_stream is not None)
+            resid = runner.streams(batch.ids)  # L+1 of (batch, pos, d_model)
+            lp_full = runner.logprobs(resid[-1])  # (batch, pos, vocab)
             if on_full_stream is not None:
                 on_full_stream(batch, resid)
             if (
@@ -189,12 +177,8 @@ def score_runs(
                 extra = sorted(set(layers) - base) if layers is not None else []
                 if not extra:
                     lp = lp_full  # skips nothing the model does not already skip
-                elif scorer is not None:
-                    kept = [i for i in full_kept if i not in extra]
-                    lp = torch.log_softmax(scorer.logits(scorer.resume(resid, extra[0], kept)).float(), -1)
                 else:
-                    with skip(model, layers):
-                        lp = logprobs_of(model, batch.ids)
+                    lp = runner.logprobs(runner.resume(batch.ids, resid, extra))
                 s = scores[k]
                 nll = -lp[:, :-1].gather(-1, targets[..., None])[..., 0]  # (batch, pos-1)
                 s.nll += float(nll[has_target].double().sum())
@@ -203,7 +187,7 @@ def score_runs(
                 if lp is lp_full:
                     s.agree += n_pos  # KL(full || full) is 0
                     continue
-                kl = (p_full * (lp_full - lp)).sum(-1)  # (batch, pos)
+                kl = stats.kl(lp_full, lp, p_full)  # (batch, pos), nats
                 s.kl += float(kl[mask].double().sum())
                 s.agree += int((lp.argmax(-1) == top_full)[mask].sum())
             del resid
@@ -228,31 +212,3 @@ def score_runs(
             )[1]
         )
     return scores
-
-
-def _hooked_full(
-    model, ids: torch.Tensor, n: int, *, record: bool
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """(log-probs (batch, pos, vocab), the residual stream as `score_runs` describes it) through the
-    bridge."""
-    from probes.core.hooks import attached
-
-    seen: dict[int, torch.Tensor] = {}
-
-    def keep(t, hook, i):
-        seen[i] = t.detach()
-
-    hooks = [(f"blocks.{i}.hook_resid_pre", partial(keep, i=i)) for i in range(n)]
-    hooks.append((f"blocks.{n - 1}.hook_resid_post", partial(keep, i=n)))
-    with attached(model, hooks if record else []):
-        lp = logprobs_of(model, ids)
-    if not record:
-        return lp, []
-    # A skipped block runs no hook: its input is the stream the next block sees (or the last one's output).
-    for i in range(n, -1, -1):
-        if i not in seen:
-            seen[i] = seen[i + 1] if i + 1 in seen else None
-    for i in range(n + 1):
-        if seen[i] is None:
-            seen[i] = seen[i - 1]
-    return lp, [seen[i] for i in range(n + 1)]

@@ -6,8 +6,8 @@ For a model of L blocks the lens has L+1 rows: row i < L is the stream entering 
 row: the final LayerNorm, with statistics recomputed from that row, then the unembedding. So
 row L *is* the model's output distribution.
 
-Units: entropy, KL(final || row) and cross-entropy are in **bits**; ranks are 1-based (rank 1
-is the top token, ties share the better rank).
+Units: entropy, KL(final || row) and cross-entropy are in **nats** (`probes.core.stats`); ranks
+are 1-based (rank 1 is the top token, ties share the better rank).
 """
 
 from __future__ import annotations
@@ -18,17 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from probes.core.hooks import row_hooks
 from probes.errors import SpecError
+from probes.studies.lenses import UNSET
 from probes.tokens import check_top
 
-UNITS = {"entropy": "bits", "kl_to_final": "bits", "next_token_xent": "bits", "ranks": "1 = top token"}
-
-
-def row_hooks(n_layers: int) -> list[str]:
-    """The L+1 hook names whose streams the lens decodes, input first."""
-    return [f"blocks.{i}.hook_resid_pre" for i in range(n_layers)] + [
-        f"blocks.{n_layers - 1}.hook_resid_post"
-    ]
+UNITS = {"entropy": "nats", "kl_to_final": "nats", "next_token_xent": "nats", "ranks": "1 = top token"}
 
 
 def row_labels(n_layers: int, skipped: Sequence[int] = ()) -> list[str]:
@@ -46,7 +41,7 @@ class LensResult:
 
     Arrays are indexed [row][j] where row runs over the L+1 rows (`rows`, input first) and j over
     `positions` (the sequence positions decoded; all of them by default). Entropy, KL and
-    cross-entropy are in bits; ranks are 1-based. "final" refers to row L, the model's output;
+    cross-entropy are in nats; ranks are 1-based. "final" refers to row L, the model's output;
     "next" to the token actually at position+1 (unknown at the last position: rank -1, NaN).
     """
 
@@ -59,21 +54,20 @@ class LensResult:
     top_ids: np.ndarray  # (rows, pos, top) int64
     top_str_tokens: np.ndarray  # (rows, pos, top) object (str)
     top_probs: np.ndarray  # (rows, pos, top) float32
-    entropy: np.ndarray  # (rows, pos) bits
-    kl_to_final: np.ndarray  # (rows, pos) bits, KL(final || row)
+    entropy: np.ndarray  # (rows, pos) nats
+    kl_to_final: np.ndarray  # (rows, pos) nats, KL(final || row)
     final_token: np.ndarray  # (pos,) the final row's top-1 id
     final_rank: np.ndarray  # (rows, pos) rank of final_token in each row
     final_prob: np.ndarray  # (rows, pos)
     next_token: np.ndarray  # (pos,) the id at position+1, -1 where unknown
     next_rank: np.ndarray  # (rows, pos) -1 where unknown
     next_prob: np.ndarray  # (rows, pos) NaN where unknown
-    next_xent: np.ndarray  # (rows, pos) bits, -log2 p(next), NaN where unknown
+    next_xent: np.ndarray  # (rows, pos) nats, -ln p(next), NaN where unknown
     d_vocab: int = 0
     model_name: str = ""
     skipped_blocks: list[int] = field(default_factory=list)
-    tuned_lens: str | None = (
-        None  # the tuned lens the rows were read through (its folder), None: the logit lens
-    )
+    tuned_lens: str | None = None  # the tuned lens the rows were read through (its folder); None: logit lens
+    compare: LensResult | None = None  # with compare_skip: the same tokens with more blocks skipped
 
     @property
     def n_rows(self) -> int:
@@ -164,6 +158,7 @@ class LensResult:
             ],
             "next_token_prob": round_floats(self.next_prob),
             "next_token_xent": round_floats(self.next_xent),
+            **({"compare": self.compare.as_dict()} if self.compare is not None else {}),
         }
 
 
@@ -214,67 +209,73 @@ def _positions(positions, n: int) -> list[int]:
 
 
 def logit_lens(
-    model, prompt, *, top: int = 5, positions=None, bos: bool = True, translators=None
+    model,
+    prompt,
+    *,
+    top: int = 5,
+    positions=None,
+    bos: bool = True,
+    lens=None,
+    compare_skip=None,
+    translators=UNSET,
 ) -> LensResult | list[LensResult]:
     """The logit lens of `prompt` (text, `FILE:path`, or token ids fed as they are).
 
     A list of prompts or a `probes.Dataset` gives a list of LensResults, one per prompt in order
     (`lens_over` averages a lens over a dataset instead).
 
-    One forward pass records the residual stream at the L+1 rows for the chosen `positions`
-    (all by default; ints, negative from the end); the rows are then decoded one at a time, so
-    at most a few (positions, vocab) tensors exist at once, never (rows, positions, vocab).
-    Works inside `probes.skip(...)`: a skipped block's row equals the row before it.
-    `translators` (a TunedLens, a lens folder or 'bundled') reads each row but the last through
-    its tuned-lens translator first: the tuned lens.
+    One forward pass keeps the residual stream's L+1 rows at the chosen `positions` (all by
+    default; ints, negative from the end); the rows are then read out one at a time, so at most a
+    few (positions, vocab) tensors exist at once, never (rows, positions, vocab). Works inside
+    `probes.skip(...)`: a skipped block's row equals the row before it. `lens` (a TunedLens, a lens
+    folder or 'bundled'; None: the logit lens) transforms each row but the last first.
+    `compare_skip` (a layer spec) adds `result.compare`: the same tokens with those blocks skipped
+    as well, read through the same lens.
     """
-    from probes.core.hooks import attached
+    from probes.core.layers import compare_blocks
     from probes.core.prompt import is_many, per_prompt, prompt_ids
-    from probes.studies.tuned_lens import tuned_of
+    from probes.core.runner import runner_for
+    from probes.core.skip import skip
+    from probes.studies.lenses import lens_of
 
     check_top(top)
-    translators = tuned_of(translators, model)
+    lens = lens_of(lens, model, translators)
+    compared = None if compare_skip is None else compare_blocks(compare_skip, model.cfg.n_layers)
     if is_many(prompt):
         return per_prompt(
-            lambda p: logit_lens(model, p, top=top, positions=positions, bos=bos, translators=translators),
+            lambda p: logit_lens(
+                model, p, top=top, positions=positions, bos=bos, lens=lens, compare_skip=compare_skip
+            ),
             model,
             prompt,
             bos=bos,
         )
     text, ids = prompt_ids(model, prompt, bos=bos)
     cols = _positions(positions, len(ids))
-    n_layers = model.cfg.n_layers
-    names = row_hooks(n_layers)
     device = model.cfg.device or "cpu"
     index = torch.tensor(cols, device=device)
-    resid: list[torch.Tensor | None] = [None] * len(names)
-
-    def keep(r):
-        def hook(t, hook):
-            resid[r] = t[0].index_select(0, index.to(t.device)).detach().clone()  # (pos, d_model)
-
-        return hook
-
-    ids_t = torch.tensor([ids], device=device)  # (1, pos)
-    with torch.no_grad(), attached(model, [(n, keep(r)) for r, n in enumerate(names)]):
-        # The transformer body only: the lens decodes row L itself, so lm_head would be wasted.
-        model.original_model.transformer(
-            input_ids=ids_t, position_ids=torch.arange(len(ids), device=device)[None]
-        )
-    assert all(x is not None for x in resid), "a residual hook did not fire"
     next_ids = [ids[p + 1] if p + 1 < len(ids) else -1 for p in cols]
-    return build_result(model, resid, ids, cols, next_ids, top, text, translators)
+
+    def run() -> LensResult:
+        rows = runner_for(model).streams(torch.tensor([ids], device=device))  # L+1 of (1, pos, d_model)
+        resid = [x[0].index_select(0, index.to(x.device)) for x in rows]  # L+1 of (positions, d_model)
+        return build_result(model, resid, ids, cols, next_ids, top, text, lens)
+
+    result = run()
+    if compared is not None:
+        with skip(model, compared):
+            result.compare = run()
+    return result
 
 
-def build_result(model, resid, ids, cols, next_ids, top, text, translators=None) -> LensResult:
-    """A LensResult from residual rows (each (pos, d_model)) at positions `cols` of `ids`, through
-    `translators` if given."""
+def build_result(model, resid, ids, cols, next_ids, top, text, lens=None) -> LensResult:
+    """A LensResult from residual rows (each (pos, d_model)) at positions `cols` of `ids`, through `lens`."""
     from probes.core.load import source_of
     from probes.core.prompt import str_tokens
     from probes.core.skip import skipped_blocks
     from probes.studies.lens_readout import readout, top_strings
 
-    out = readout(model, resid, next_ids, top, translators)
+    out = readout(model, resid, next_ids, top, lens)
     skipped = skipped_blocks(model)
     n_layers = len(resid) - 1
     return LensResult(
@@ -289,6 +290,6 @@ def build_result(model, resid, ids, cols, next_ids, top, text, translators=None)
         d_vocab=model.cfg.d_vocab,
         model_name=source_of(model).name,
         skipped_blocks=skipped,
-        tuned_lens=None if translators is None else translators.name,
+        tuned_lens=None if lens is None else lens.name,
         **out,
     )

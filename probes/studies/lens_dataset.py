@@ -1,4 +1,4 @@
-"""Lens over a dataset: per lens row, the logit lens's statistics averaged over every position of many texts.
+"""Lens over a dataset: per lens row, the lens's statistics averaged over every position of many texts.
 
     lens = probes.lens_over(model, "FILE:texts.txt")        # or a list of strings, or a Dataset
     lens.table()          # per row: the mean and a 95% interval of each metric
@@ -7,9 +7,9 @@
 The rows are those of `logit_lens` (the stream entering each block, then the output). At every
 position of every text each row is decoded through the final norm and unembedding and compared:
 
-    kl_to_final      KL(final || row), bits: how far the row's distribution is from the output's
-    entropy          of the row's distribution, bits
-    next_xent        -log2 p_row(true next token), bits (the row's cross-entropy on the text)
+    kl_to_final      KL(final || row), nats: how far the row's distribution is from the output's
+    entropy          of the row's distribution, nats
+    next_xent        -ln p_row(true next token), nats (the row's cross-entropy on the text)
     next_accuracy    how often the row's top-1 is the true next token
     final_agreement  how often the row's top-1 is the output's top-1
 
@@ -25,17 +25,12 @@ per-text sums are kept (0.5 KB a text for a 12-block model), from which the boot
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
 from probes.studies.lens_dataset_result import METRICS, DatasetLens
+from probes.studies.lenses import UNSET
 
-LN2 = math.log(2.0)
-
-# Elements per (positions, vocab) work buffer; six buffers at once (16 MiB each in float32).
-_CHUNK_ELEMENTS = 1 << 22
 _AT_EVERY_POSITION = ("kl_to_final", "entropy", "final_agreement")  # the others need the next token
 
 
@@ -52,66 +47,70 @@ def lens_over(
     level: float = 0.95,
     max_tokens: int = 4096,
     max_rows: int = 64,
-    translators=None,
+    lens=None,
     progress=None,
-) -> DatasetLens:
-    """The logit lens's per-row statistics over every position of `data`, with cluster-bootstrap intervals.
+    translators=UNSET,
+) -> DatasetLens | list[DatasetLens]:
+    """The lens's per-row statistics over every position of `data`, with cluster-bootstrap intervals.
 
-    `data` is a list of strings, a `probes.core.dataset.Dataset`, or a path (`FILE:path`, a `.txt`/`.jsonl`
-    file, a saved Hugging Face dataset directory, `HF:name`; one text goes in a list, as a string is read as a
-    path); `split` and `max_texts` are the Dataset's options. Works inside `probes.skip(...)`. `compare_skip`
-    (a layer spec) adds `result.compare`: the same texts with those blocks skipped as well, measured against
-    this run's output. Intervals: `level` percentile intervals from `n_boot` replicates that resample whole
-    texts (seeded by `seed`). `max_tokens` / `max_rows` bound a batch. `translators` (a TunedLens, a lens
-    folder or 'bundled') reads every row but the output through its tuned-lens translator: the tuned lens over
-    the dataset (`result.tuned_lens` names it).
+    `data` is anything `probes.core.dataset.dataset_of` reads: a list of strings, a `Dataset`, or a path
+    (`FILE:path`, a `.txt`/`.jsonl` file, a saved Hugging Face dataset directory, `HF:name`; one text
+    goes in a list, as a string is read as a path); `split` and `max_texts` are the Dataset's
+    options. Works inside `probes.skip(...)`. `compare_skip` (a layer spec) adds `result.compare`:
+    the same texts with those blocks skipped as well, measured against this run's output.
+    Intervals: `level` percentile intervals from `n_boot` replicates that resample whole texts
+    (seeded by `seed`). `max_tokens` / `max_rows` bound a batch.
+
+    `lens` (a TunedLens, a lens folder or 'bundled'; None: the logit lens) reads every row but the
+    output (`result.tuned_lens` names it). A list of lenses (`[None, tuned]`: the logit lens beside
+    a tuned lens) gives a list of results from one pass over the data: every lens reads the same
+    residual rows.
     """
-    from probes.core.dataset import Dataset
+    from probes.core.dataset import dataset_of
     from probes.core.layers import compare_blocks
     from probes.core.skip import skipped_blocks
     from probes.core.windows import batches, windows
     from probes.progress import progress_of
     from probes.studies.bootstrap import check_bootstrap
-    from probes.studies.tuned_lens import tuned_of
+    from probes.studies.lenses import lens_of
 
     check_bootstrap(n_boot, level)
-    translators = tuned_of(translators, model)
-    options = {k: v for k, v in (("split", split), ("max_texts", max_texts)) if v is not None}
-    dataset = Dataset.of(data, **options)
+    many = isinstance(lens, (list, tuple))
+    lenses = [lens_of(x, model) for x in lens] if many else [lens_of(lens, model, translators)]
+    dataset = dataset_of(data, split=split, max_texts=max_texts)
     n_texts = len(dataset)  # reads the dataset once (torch-free) and fails on a bad line first
     n_rows = model.cfg.n_layers + 1
     compared = None if compare_skip is None else compare_blocks(compare_skip, model.cfg.n_layers)
-    main, other = _Sums(n_rows), (_Sums(n_rows) if compared is not None else None)
+    sums = [(_Sums(n_rows), _Sums(n_rows) if compared is not None else None) for _ in lenses]
     where: dict[int, str] = {}
+    windows_seen, tokens = 0, 0
     p = progress_of(progress)
     with torch.no_grad(), p.task("lens over texts", total=n_texts, unit="texts") as task:
         items = _by_length(windows(model, dataset, bos=bos), 8 * max_rows)
         for batch in batches(model, items, max_tokens=max_tokens, max_rows=max_rows):
-            _lens_batch(model, batch, compared, main, other, translators)
+            _lens_batch(model, batch, compared, lenses, sums)
             new = {w.text: w.where for w in batch.windows if w.text not in where}
             where.update(new)
-            main.windows += len(batch.windows)
-            main.tokens += sum(w.n_text_tokens for w in batch.windows)
+            windows_seen += len(batch.windows)
+            tokens += sum(w.n_text_tokens for w in batch.windows)
             task.advance(len(new))
     skipped = skipped_blocks(model)
     texts = [where[i] for i in range(len(where))]
-    result = main.result(model, dataset, texts, skipped, "final", n_boot, seed, level, bos)
-    result.tuned_lens = None if translators is None else translators.name
-    if other is not None:
-        other.windows, other.tokens = main.windows, main.tokens
-        result.compare = other.result(
-            model,
-            dataset,
-            texts,
-            sorted(set(skipped) | set(compared)),
-            "unpruned final",
-            n_boot,
-            seed,
-            level,
-            bos,
-        )
-        result.compare.tuned_lens = result.tuned_lens
-    return result
+    results = []
+    for one, (main, other) in zip(lenses, sums):
+        for s in (main, other):
+            if s is not None:
+                s.windows, s.tokens = windows_seen, tokens
+        result = main.result(model, dataset, texts, skipped, "final", n_boot, seed, level, bos)
+        result.tuned_lens = one.name
+        if other is not None:
+            pruned = sorted(set(skipped) | set(compared))
+            result.compare = other.result(
+                model, dataset, texts, pruned, "unpruned final", n_boot, seed, level, bos
+            )
+            result.compare.tuned_lens = one.name
+        results.append(result)
+    return results if many else results[0]
 
 
 def _by_length(items, n: int):
@@ -192,34 +191,11 @@ class _Sums:
         )
 
 
-def residual_rows(model, ids: torch.Tensor) -> list[torch.Tensor]:
-    """The L+1 lens rows of a right-padded batch `ids` (batch, pos), each (batch, pos, d_model)."""
-    from probes.core.hooks import attached
-    from probes.studies.lens import row_hooks
-
-    names = row_hooks(model.cfg.n_layers)
-    resid: list[torch.Tensor | None] = [None] * len(names)
-
-    def keep(r):
-        def hook(t, hook):
-            resid[r] = t.detach().clone()  # (batch, pos, d_model)
-
-        return hook
-
-    B, T = ids.shape
-    positions = torch.arange(T, device=ids.device)[None].expand(
-        B, T
-    )  # right padding: every row counts from 0
-    with attached(model, [(n, keep(r)) for r, n in enumerate(names)]):
-        # The transformer body only: the rows are decoded here, so lm_head would be wasted.
-        model.original_model.transformer(input_ids=ids, position_ids=positions)
-    assert all(x is not None for x in resid), "a residual hook did not fire"
-    return resid
-
-
-def _lens_batch(model, batch, compared, main: _Sums, other: _Sums | None, translators=None) -> None:
-    """Decode one batch's rows at its real positions, a chunk of positions at a time, into the sums."""
+def _lens_batch(model, batch, compared, lenses, sums) -> None:
+    """Read one batch's rows at its real positions, a chunk of positions at a time, into each lens's sums."""
+    from probes.core.runner import runner_for
     from probes.core.skip import skip
+    from probes.core.stats import chunk_positions
 
     mask = batch.mask  # (batch, pos)
     T = batch.ids.shape[1]
@@ -230,82 +206,62 @@ def _lens_batch(model, batch, compared, main: _Sums, other: _Sums | None, transl
     def flat(rows):  # L+1 of (batch, pos, d_model) -> (real positions, d_model) on the unembedding's device
         return [x[mask.to(x.device)].to(home) for x in rows]
 
-    def through(rows):  # the tuned lens: each row but the output through its translator
-        return rows if translators is None else translators.translate_rows(model, rows)
-
-    streams = through(flat(residual_rows(model, batch.ids)))
+    runner = runner_for(model)
+    streams = flat(runner.streams(batch.ids))
     pruned = None
     if compared is not None:
         with skip(model, compared):
-            pruned = through(flat(residual_rows(model, batch.ids)))
+            pruned = flat(runner_for(model).streams(batch.ids))
     nxt = torch.roll(batch.ids, -1, dims=1)  # (batch, pos): the token after each position
-    known = (
-        torch.arange(T, device=mask.device)[None] + 1 < batch.lengths[:, None]
-    )  # next token inside the window
+    known = torch.arange(T, device=mask.device)[None] + 1 < batch.lengths[:, None]  # next token in the window
     nxt, known = nxt[mask].to(home), known[mask].to(home)  # (real positions,)
     text = np.repeat([w.text for w in batch.windows], batch.lengths.cpu().numpy())  # (real positions,)
-    step = max(1, _CHUNK_ELEMENTS // model.cfg.d_vocab)
-    for start in range(0, len(text), step):
-        part = slice(start, start + step)
-        stats, other_stats = _chunk_stats(
-            model,
-            [x[part] for x in streams],
-            None if pruned is None else [x[part] for x in pruned],
-            nxt[part],
-            known[part],
-        )
-        k = known[part].cpu().numpy()
-        main.add(text[part], stats, k)
-        if other is not None:
-            other.add(text[part], other_stats, k)
+    step = chunk_positions(model.cfg.d_vocab)
+    for lens, (main, other) in zip(lenses, sums):
+        rows = lens.transform_rows(model, streams)
+        other_rows = None if pruned is None else lens.transform_rows(model, pruned)
+        for start in range(0, len(text), step):
+            part = slice(start, start + step)
+            chunk = [x[part] for x in rows]
+            stats = _chunk_stats(
+                runner,
+                chunk,
+                [chunk, None if other_rows is None else [x[part] for x in other_rows]],
+                nxt[part],
+                known[part],
+            )
+            k = known[part].cpu().numpy()
+            main.add(text[part], stats[0], k)
+            if other is not None:
+                other.add(text[part], stats[1], k)
 
 
-def _chunk_stats(model, resid, pruned, nxt, known):
-    """Per-position metrics (rows, pos, metrics) of `resid` (and `pruned`) against resid's final row."""
-    n, vocab, dtype, device = resid[0].shape[0], model.cfg.d_vocab, resid[0].dtype, resid[0].device
-    # Preallocated (pos, vocab) buffers: a fresh tensor this size per operation would be page-faulted in
-    # each time.
-    buf = lambda dt=torch.float32: torch.empty(n, vocab, device=device, dtype=dt)
-    logits, logp_f, p_f, logp, p, scratch = buf(dtype), buf(), buf(), buf(), buf(), buf()
+def _chunk_stats(runner, resid, runs, nxt, known) -> list:
+    """Per run in `runs` (lists of rows, each (pos, d_model)), or None: metrics (rows, pos, metrics)
+    against resid's final row."""
+    from probes.core.stats import RowStats
 
-    def log_probs(x, dest):
-        from probes.studies.lens_readout import decode_residual
+    stats = RowStats(resid[0].shape[0], runner.model.cfg.d_vocab, resid[0].device, resid[0].dtype)
+    stats.reference(runner.readout(resid[-1], out=stats.logits))  # every row is compared with the output
+    targets = torch.where(known, nxt, 0)  # (pos,)
+    fields = ("kl", "entropy", "agreement", "next_logp", "next_hit")
 
-        decode_residual(model, x, out=logits)
-        return torch.log_softmax(logits if dtype == torch.float32 else logits.float(), -1, out=dest)
-
-    def dot(a, b):  # row-wise a . b, (pos, vocab) x2 -> (pos,), through torch's cascaded sum
-        return torch.mul(a, b, out=scratch).sum(-1)
-
-    log_probs(resid[-1], logp_f)  # every row is compared with the output row
-    torch.exp(logp_f, out=p_f)
-    final_top = logp_f.argmax(-1)  # (pos,)
-    target = torch.where(known, nxt, 0)[:, None]  # (pos, 1)
-
-    def row(lp):  # (pos, len(METRICS)) in METRICS order
-        pr = torch.exp(lp, out=p)
-        top = lp.argmax(-1)
-        entropy = -dot(pr, lp) / LN2
-        # KL(final || row) summed directly, not as a difference of two sums: no cancellation.
-        kl = dot(p_f, torch.sub(logp_f, lp, out=p)) / LN2  # p is free once the entropy is summed
-        xent = torch.where(known, -lp.gather(-1, target)[:, 0] / LN2, 0.0)
-        hit = ((top == nxt) & known).float()
+    def row(x):  # (pos, len(METRICS)) in METRICS order
+        logits = None if x is resid[-1] else runner.readout(x, out=stats.logits)
+        got = stats.compare(logits, targets=targets, fields=fields)
         values = {
-            "kl_to_final": kl.clamp(min=0),
-            "entropy": entropy,
-            "next_xent": xent,
-            "next_accuracy": hit,
-            "final_agreement": (top == final_top).float(),
+            "kl_to_final": got["kl"],
+            "entropy": got["entropy"],
+            "next_xent": torch.where(known, -got["next_logp"], 0.0),
+            "next_accuracy": (got["next_hit"] & known).float(),
+            "final_agreement": got["agreement"].float(),
         }
         return torch.stack([values[m] for m in METRICS], -1)
 
     def run(rows):  # (rows, pos, metrics); a skipped block's row equals the row before: same numbers
         out = []
         for r, x in enumerate(rows):
-            if r > 0 and torch.equal(x, rows[r - 1]):
-                out.append(out[-1])
-            else:
-                out.append(row(logp_f if x is resid[-1] else log_probs(x, logp)))
+            out.append(out[-1] if r > 0 and torch.equal(x, rows[r - 1]) else row(x))
         return torch.stack(out).double().cpu().numpy()
 
-    return run(resid), (None if pruned is None else run(pruned))
+    return [None if rows is None else run(rows) for rows in runs]

@@ -13,7 +13,8 @@ import torch
 
 from probes.core.sampling import SamplingConfig
 from probes.errors import SpecError
-from probes.studies.lens import LensResult, build_result, round_floats, row_hooks
+from probes.studies.lens import LensResult, build_result, round_floats
+from probes.studies.lenses import UNSET
 from probes.tokens import check_top
 
 
@@ -84,69 +85,56 @@ class GenerationLens:
 
 
 def generation_lens(
-    model, prompt, config: SamplingConfig | None = None, *, top: int = 5, translators=None, **overrides
+    model,
+    prompt,
+    config: SamplingConfig | None = None,
+    *,
+    top: int = 5,
+    lens=None,
+    translators=UNSET,
+    **overrides,
 ) -> GenerationLens | list[GenerationLens]:
     """Generate one sample (a SamplingConfig, or its fields as keywords) and record the lens of each token as
     it is produced.
 
     A list of prompts or a `probes.Dataset` gives a list, one GenerationLens per prompt in order.
 
-    Sampling is exactly `probes.generate`'s (the same config draws the same tokens); `top` is how many tokens
-    each lens row lists. The L+1 residual rows of the newest position of each KV-cached forward call, the one
-    whose logits the next token is drawn from, are kept as the fused decoder computes them
-    (`FastDecoder(record=)`), or through hooks on the bridge when probes are attached (they see the run); the
-    sequence is never re-run. `translators` (a TunedLens, a lens folder or 'bundled') reads the rows through a
-    tuned lens; the sampling never sees it.
+    Sampling is exactly `probes.generate`'s (the same config draws the same tokens); `top` is how
+    many tokens each lens row lists. The runner's decoder hands over the L+1 residual rows of each
+    KV-cached forward (`Runner.decoder(record=)`); the newest position's, whose logits the next
+    token is drawn from, are kept, so the sequence is never re-run. Probes attached see the run.
+    `lens` (a TunedLens, a lens folder or 'bundled'; None: the logit lens) reads the rows; the
+    sampling never sees it.
     """
-    from probes.core.decode import HookedDecoder, choose_decoder
-    from probes.core.generate import stream_tokens
-    from probes.core.hooks import attached
+    from probes.core.decode import sample_rows
     from probes.core.prompt import is_many, per_prompt, prompt_ids
-    from probes.studies.tuned_lens import tuned_of
+    from probes.core.runner import runner_for
+    from probes.studies.lenses import lens_of
 
     check_top(top)
-    translators = tuned_of(translators, model)
+    lens = lens_of(lens, model, translators)
     cfg = SamplingConfig.of(config, **overrides)
     if cfg.num_samples != 1:
         raise SpecError("the generation lens follows one sample; num_samples must be 1")
     if is_many(prompt):
         return per_prompt(
-            lambda p: generation_lens(model, p, cfg, top=top, translators=translators),
-            model,
-            prompt,
-            bos=cfg.bos,
+            lambda p: generation_lens(model, p, cfg, top=top, lens=lens), model, prompt, bos=cfg.bos
         )
     text, prompt_tokens = prompt_ids(model, prompt, bos=cfg.bos)
-    names = row_hooks(model.cfg.n_layers)
-    calls: list[list] = []  # per forward call: the L+1 rows of its newest position, each (d_model,)
+    calls: list[
+        list[torch.Tensor]
+    ] = []  # per forward call: the L+1 rows of its newest position, each (d_model,)
 
-    def keep(r):
-        def hook(t, hook):
-            # The last position is the newest one (also after the window slides).
-            calls[-1][r] = t[0, -1].detach().clone()
+    def record(streams):  # the last position is the newest one (also after the window slides)
+        calls.append([s[0, -1].clone() for s in streams])
 
-        return hook
-
-    def on_forward(start: int, fresh: int) -> None:
-        calls.append([None] * len(names))
-
-    def record(streams):  # the fused decoder's streams: the same rows, without hooks
-        calls[-1][:] = [s[0, -1].clone() for s in streams]
-
-    fused = choose_decoder(model, record=record)  # None when probes are attached: they must see the run
-    with attached(model, [] if fused is not None else [(n, keep(r)) for r, n in enumerate(names)]):
-        gen = list(
-            stream_tokens(
-                model, prompt_tokens, cfg, decoder=fused or HookedDecoder(model), on_forward=on_forward
-            )
-        )
+    decoder = runner_for(model).decoder(record=record)
+    (gen,) = sample_rows(model, [prompt_tokens], [cfg], [0], decoder=decoder)
     # Call c computed the logits generated token c was drawn from.
-    resid = [
-        torch.stack([calls[c][r] for c in range(len(gen))]) for r in range(len(names))
-    ]  # each (generated, d_model)
-    ids = prompt_tokens + gen
+    resid = [torch.stack([calls[c][r] for c in range(len(gen))]) for r in range(model.cfg.n_layers + 1)]
+    ids = prompt_tokens + gen  # resid: each (generated, d_model)
     cols = [len(prompt_tokens) - 1 + j for j in range(len(gen))]
-    lens = build_result(model, resid, ids, cols, gen, top, text, translators)
+    result = build_result(model, resid, ids, cols, gen, top, text, lens)
     return GenerationLens(
-        lens=lens, prompt_tokens=prompt_tokens, generated=gen, text=model.tokenizer.decode(gen), config=cfg
+        lens=result, prompt_tokens=prompt_tokens, generated=gen, text=model.tokenizer.decode(gen), config=cfg
     )

@@ -38,53 +38,34 @@ def longest_repeated_span(tokens: list[int]) -> int:
     return best
 
 
-def logprobs(model, ids: list[int]) -> torch.Tensor:
-    """Log-probabilities (pos, vocab) of the model as it is now (inside any probe), float32 on CPU."""
-    with torch.no_grad():
-        logits = model(torch.tensor([ids], device=model.cfg.device or "cpu"))[0]
-    return torch.log_softmax(logits.float(), -1).cpu()
-
-
 def logprobs_many(model, items: list[tuple[list[int], list[int]]]) -> list[torch.Tensor]:
-    """Log-probabilities (pos, vocab) of each (ids, skip set) item: `logprobs(model, ids)` inside
-    `probes.skip(model, skip set)`.
+    """Log-probabilities (pos, vocab), float32 on CPU, of each (ids, skip set) item: the model inside
+    `probes.skip(model, skip set)` reading ids.
 
-    With nothing but skips attached the texts run as one right-padded batch on the fused weights
-    (`fastpath.FastScorer`; causal attention makes the padding exact), and the items of a skip set
-    resume the full model's stream at its first skipped block. Otherwise each item is one forward
-    through the hooked bridge, so probes see it.
+    The texts run as one right-padded batch (causal attention makes the padding exact), and the
+    items of a skip set resume the full model's stream at its first skipped block where the runner
+    can (`Runner.resume`).
     """
-    from probes.core import fastpath
-    from probes.core.skip import skip, skipped_blocks
+    from probes.core.runner import runner_for
 
     if not items:
         return []
-    if not fastpath.eligible(model):
-        out = []
-        for ids, layers in items:
-            with skip(model, layers):
-                out.append(logprobs(model, ids))
-        return out
-    n = model.cfg.n_layers
-    base = set(skipped_blocks(model))
-    full_kept = [i for i in range(n) if i not in base]
+    runner = runner_for(model)
     texts = list(dict.fromkeys(tuple(ids) for ids, _ in items))  # each text once
     row = {t: r for r, t in enumerate(texts)}
     T = max(map(len, texts))
-    batch = torch.tensor(
-        [list(t) + [0] * (T - len(t)) for t in texts], device=model.cfg.device
-    )  # (texts, pos)
-    scorer = fastpath.FastScorer(model)
-    final, resid = scorer.stream(batch, full_kept, record=any(set(layers) - base for _, layers in items))
-    by_set: dict[tuple, torch.Tensor] = {(): final}  # final residual (texts, pos, d_model) of each skip set
+    device = model.cfg.device or "cpu"
+    batch = torch.tensor([list(t) + [0] * (T - len(t)) for t in texts], device=device)  # (texts, pos)
+    extra = [tuple(sorted(set(layers) - set(runner.skipped))) for _, layers in items]
+    streams = runner.streams(batch) if any(extra) else None
+    by_set: dict[tuple, torch.Tensor] = {(): streams[-1] if streams else runner.final(batch)}
     out = []
-    for ids, layers in items:
-        extra = tuple(sorted(set(layers) - base))
-        if extra not in by_set:
-            by_set[extra] = scorer.resume(resid, extra[0], [i for i in full_kept if i not in extra])
+    for (ids, _), skips in zip(items, extra):
+        if skips not in by_set:  # final residual (texts, pos, d_model) of each skip set
+            by_set[skips] = runner.resume(batch, streams, skips)
         r = row[tuple(ids)]
-        x = by_set[extra][r : r + 1, : len(ids)]  # (1, pos, d_model)
-        out.append(torch.log_softmax(scorer.logits(x)[0].float(), -1).cpu())
+        with torch.no_grad():
+            out.append(runner.logprobs(by_set[skips][r, : len(ids)]).cpu())
     return out
 
 
@@ -92,11 +73,6 @@ def continuation_nll(lp: torch.Tensor, ids: list[int], start: int) -> torch.Tens
     """Per-token negative log-likelihood (nats) of ids[start:] given log-probs (pos, vocab) of ids."""
     targets = torch.tensor(ids[start:])
     return -lp[start - 1 : len(ids) - 1].gather(-1, targets[:, None])[:, 0]
-
-
-def kl_per_token(lp_p: torch.Tensor, lp_q: torch.Tensor) -> torch.Tensor:
-    """KL(p || q) in nats at each position, from log-probs (pos, vocab)."""
-    return (lp_p.exp() * (lp_p - lp_q)).sum(-1)
 
 
 def perplexity(nll: torch.Tensor) -> float:

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from probes.core.generate import Sample, generate_skips
+from probes.core import stats
+from probes.core.generate import Sample, generate_runs
 from probes.core.layers import complement, parse_layers
 from probes.core.prompt import is_many, per_prompt, prompt_ids
 from probes.core.sampling import SamplingConfig
@@ -19,7 +20,6 @@ from probes.studies.heldout import heldout_source, score_runs
 from probes.studies.metrics import (
     continuation_nll,
     distinct_n,
-    kl_per_token,
     logprobs_many,
     longest_repeated_span,
     perplexity,
@@ -189,9 +189,8 @@ def compare_pruned(
 
     if samples is None:
         p.note(f"generating: full model and {count(len(specs), 'skip run')}")
-        generated = generate_skips(
-            model, prompt, cfg, [[]] + [layers for _, layers in specs]
-        )  # one batch on the fused path
+        sets = [[]] + [layers for _, layers in specs]
+        generated = generate_runs(model, [(prompt, cfg, layers) for layers in sets])  # one batch
     else:
         generated = _given_samples(model, prompt, cfg, samples, len(specs))
     full_samples = generated[0]
@@ -221,7 +220,7 @@ def compare_pruned(
                 perplexity(continuation_nll(own_lp[j], ids, start))
             )  # the full model scoring the run's text
             (fids, fstart), a, b = full_tf[j], full_tf_lp[j], tf_lp[j]
-            kl = kl_per_token(a[fstart - 1 : len(fids) - 1], b[fstart - 1 : len(fids) - 1])
+            kl = stats.kl(a[fstart - 1 : len(fids) - 1], b[fstart - 1 : len(fids) - 1])
             # float64: a fraction of counts reads 0.35 in JSON, not float32's 0.3499999940395355
             agree = (
                 a[fstart - 1 : len(fids) - 1].argmax(-1) == b[fstart - 1 : len(fids) - 1].argmax(-1)

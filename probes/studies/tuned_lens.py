@@ -4,7 +4,7 @@ model.
 Belrose et al. (2023), "Eliciting Latent Predictions from Transformers with the Tuned Lens". Row r
 (the stream entering block r, as in `probes.studies.lens`) is read as
 
-    decode_residual(h + W_r (h - mean(h)) + b_r)        W_r (d_model, d_model), b_r (d_model,)
+    readout(h + W_r (h - mean(h)) + b_r)            W_r (d_model, d_model), b_r (d_model,)
 
 with W_r and b_r zero at the start, so an untrained lens is the logit lens exactly. The last row
 is the model's output and gets no translator. The translator's input is centred because the final
@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from probes.errors import ProbesError
+from probes.studies.lenses import Lens
 
 FORMAT = "probes-tuned-lens"
 VERSION = 1
@@ -43,7 +44,7 @@ class TunedLensError(ProbesError):
     """A tuned lens that cannot be used: missing files, another model's lens, a bad config."""
 
 
-def runs(n_layers: int, skipped) -> list[int | None]:
+def row_owners(n_layers: int, skipped) -> list[int | None]:
     """Per row (L+1), the translator index it uses: its run's first row, or None for the output's run."""
     gone = set(skipped)
     owner = list(range(n_layers + 1))
@@ -53,7 +54,13 @@ def runs(n_layers: int, skipped) -> list[int | None]:
     return [None if o == owner[-1] else o for o in owner]
 
 
-class TunedLens(nn.Module):
+def runs(n_layers: int, skipped) -> list[int | None]:
+    """Deprecated name of `row_owners` (0.2); removed in 0.4."""
+    warnings.warn("tuned_lens.runs is deprecated; use row_owners", DeprecationWarning, stacklevel=2)
+    return row_owners(n_layers, skipped)
+
+
+class TunedLens(nn.Module, Lens):
     """Translators for every row but the last: `weight` (L, d_model, d_model) and `bias` (L, d_model).
 
     `meta` records the model (name, sha256 of its weights, n_layers, d_model), the blocks skipped
@@ -106,7 +113,9 @@ class TunedLens(nn.Module):
         centred = h - h.mean(-1, keepdim=True)
         return h + centred @ w.T + b
 
-    def translate_rows(self, model, resid: list[torch.Tensor]) -> list[torch.Tensor]:
+    label = "tuned lens"
+
+    def transform_rows(self, model, resid: list[torch.Tensor]) -> list[torch.Tensor]:
         """The L+1 lens rows (each (..., d_model)) through their translators, for `model` as it is now."""
         self.check(model)
         from probes.core.skip import skipped_blocks
@@ -121,9 +130,16 @@ class TunedLens(nn.Module):
                 f"{now or 'none'}: its translators target the other model's output",
                 stacklevel=3,
             )
-        owners = runs(self.n_layers, now)
+        owners = row_owners(self.n_layers, now)
         with torch.no_grad():
             return [x if o is None else self.translate(x, o) for x, o in zip(resid, owners)]
+
+    def translate_rows(self, model, resid: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Deprecated name of `transform_rows` (0.2); removed in 0.4."""
+        warnings.warn(
+            "TunedLens.translate_rows is deprecated; use transform_rows", DeprecationWarning, stacklevel=2
+        )
+        return self.transform_rows(model, resid)
 
     def check(self, model) -> None:
         """Raise unless this lens was trained for `model`'s weights and shape."""
@@ -264,10 +280,3 @@ def load_tuned_lens(path, model) -> TunedLens:
         lens.bias.copy_(tensors["bias"].float())
     device = model.unembed.original_component.weight.device
     return lens.to(device) if device.type != "meta" else lens
-
-
-def tuned_of(translators, model) -> TunedLens | None:
-    """`translators=` as the lens functions take it: None, a TunedLens, or a folder / 'bundled' to load."""
-    if translators is None or isinstance(translators, TunedLens):
-        return translators
-    return load_tuned_lens(translators, model)

@@ -2,7 +2,7 @@
 held-out-checked text set.
 
     tl = probes.train_tuned_lens(model, "FILE:train.txt", steps=250)     # a TunedLens
-    tl.meta["training"]["heldout"]      # per row: KL of the logit lens and of the tuned lens, in bits
+    tl.meta["training"]["heldout"]      # per row: KL of the logit lens and of the tuned lens, in nats
 
 As in the paper: translators start at the identity, the loss is the KL divergence from the model's
 own output distribution to each translated row's (summed over rows, averaged over tokens), and
@@ -14,7 +14,6 @@ The module imports no torch at load time, so the CLI can show `TunedLensConfig`'
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -82,14 +81,6 @@ class TunedLensConfig:
         return asdict(self)
 
 
-def _dataset(texts):
-    from probes.core.dataset import Dataset, texts_of
-
-    if isinstance(texts, str) and texts.startswith(("FILE:", "HF:")):
-        return Dataset.of(texts)
-    return texts_of(texts)[0]
-
-
 def train_tuned_lens(model, texts, config: TunedLensConfig | None = None, *, progress=None, **overrides):
     """A TunedLens for `model` as it is now (inside `probes.skip`: for the pruned model), trained on `texts`.
 
@@ -99,16 +90,17 @@ def train_tuned_lens(model, texts, config: TunedLensConfig | None = None, *, pro
     """
     import torch
 
+    from probes.core.dataset import dataset_of
     from probes.core.load import source_of
     from probes.core.skip import skipped_blocks
     from probes.core.windows import batches, windows
     from probes.progress import progress_of
-    from probes.studies.tuned_lens import TunedLens, runs
+    from probes.studies.tuned_lens import TunedLens, row_owners
 
     cfg = TunedLensConfig.of(config, **overrides)
     p = progress_of(progress)
     gen = torch.Generator().manual_seed(cfg.seed)
-    items = list(windows(model, _dataset(texts), bos=cfg.bos))
+    items = list(windows(model, dataset_of(texts), bos=cfg.bos))
     order = torch.randperm(len(items), generator=gen).tolist()
     n_held = round(len(items) * cfg.heldout)
     if cfg.heldout > 0 and (n_held == 0 or n_held == len(items)):
@@ -119,7 +111,7 @@ def train_tuned_lens(model, texts, config: TunedLensConfig | None = None, *, pro
     held = [items[i] for i in order[:n_held]]
     train = [items[i] for i in order[n_held:]]
     lens = TunedLens.identity(model).to(model.unembed.original_component.weight.device)
-    owners = sorted({o for o in runs(model.cfg.n_layers, skipped_blocks(model)) if o is not None})
+    owners = sorted({o for o in row_owners(model.cfg.n_layers, skipped_blocks(model)) if o is not None})
     before = heldout_kl(model, lens, held, cfg) if held else None
     opt = _optimizer(lens, cfg)
     warm = max(1, round(cfg.steps * cfg.warmup))
@@ -147,7 +139,7 @@ def train_tuned_lens(model, texts, config: TunedLensConfig | None = None, *, pro
             losses.append(loss)
             task.advance()
             if (step + 1) % every == 0 or step + 1 == cfg.steps:
-                p.note(f"step {step + 1}/{cfg.steps}: KL(final || row) {loss:.4f} bits a row")
+                p.note(f"step {step + 1}/{cfg.steps}: KL(final || row) {loss:.4f} nats a row")
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     after = heldout_kl(model, lens, held, cfg) if held else None
     src = source_of(model)
@@ -165,6 +157,7 @@ def train_tuned_lens(model, texts, config: TunedLensConfig | None = None, *, pro
         "heldout_windows": len(held),
         "final_loss": losses[-1] if losses else None,
         "heldout": None if before is None else {"kl_logit_lens": before, "kl_tuned_lens": after},
+        "kl_units": "nats",  # 0.2 lenses recorded bits and no units
         "model_source": src.as_dict(),
     }
     return lens
@@ -199,62 +192,53 @@ class _frozen:
         self.model.train(self.training)
 
 
-def token_budget(model) -> int:
-    """Tokens decoded at once: (tokens, vocab) buffers of about 16M elements, as the lens readout."""
-    from probes.studies.lens_readout import _CHUNK_ELEMENTS
-
-    return max(1, _CHUNK_ELEMENTS // model.cfg.d_vocab)
-
-
 def _step_loss(model, lens, batch, owners: list[int]) -> tuple[float, int]:
-    """Backpropagate one batch's loss (sum over rows of the mean KL, nats); return (mean KL a row in bits,
-    tokens)."""
+    """Backpropagate one batch's loss (sum over rows of the mean KL(final || row)); return (mean KL a row,
+    tokens), in nats."""
     import torch
 
-    from probes.studies.lens_dataset import residual_rows
-    from probes.studies.lens_readout import decode_residual
+    from probes.core import stats
+    from probes.core.runner import runner_for
 
-    rows = residual_rows(model, batch.ids)  # L+1 of (batch, pos, d_model)
-    mask = batch.mask
-    flat = [r[mask] for r in rows]  # each (tokens, d_model)
+    runner = runner_for(model)
+    flat = [r[batch.mask] for r in runner.streams(batch.ids)]  # L+1 of (tokens, d_model)
     n = flat[0].shape[0]
     total = 0.0
-    step = token_budget(model)
+    step = stats.chunk_positions(model.cfg.d_vocab)
     for s in range(0, n, step):
         part = slice(s, min(n, s + step))
         with torch.no_grad():
-            logp_f = decode_residual(model, flat[-1][part]).float().log_softmax(-1)  # (chunk, vocab)
+            logp_f = runner.logprobs(flat[-1][part])  # (chunk, vocab)
             p_f = logp_f.exp()
         for o in owners:
-            logq = decode_residual(model, lens.translate(flat[o][part], o)).float().log_softmax(-1)
-            kl = (p_f * (logp_f - logq)).sum() / n
+            logq = runner.logprobs(lens.translate(flat[o][part], o))
+            kl = stats.kl(logp_f, logq, p_f).sum() / n
             kl.backward()
             total += kl.item()
-    return total / max(1, len(owners)) / math.log(2), n
+    return total / max(1, len(owners)), n
 
 
 def heldout_kl(model, lens, items, cfg: TunedLensConfig) -> list[float]:
-    """Per row (L+1), the mean KL(final || row) in bits over the windows `items`, up to cfg.max_heldout_tokens
+    """Per row (L+1), the mean KL(final || row) in nats over the windows `items`, up to cfg.max_heldout_tokens
     tokens."""
     import torch
 
+    from probes.core import stats
+    from probes.core.runner import runner_for
     from probes.core.windows import batches
-    from probes.studies.lens_dataset import residual_rows
-    from probes.studies.lens_readout import decode_residual
 
+    runner = runner_for(model)
     sums, n_all = [0.0] * (model.cfg.n_layers + 1), 0
-    step = token_budget(model)
+    step = stats.chunk_positions(model.cfg.d_vocab)
     with torch.no_grad():
         for batch in batches(model, items, max_tokens=4096):
-            flat = [r[batch.mask] for r in residual_rows(model, batch.ids)]  # L+1 of (tokens, d_model)
-            flat = lens.translate_rows(model, flat)
+            flat = [r[batch.mask] for r in runner.streams(batch.ids)]  # L+1 of (tokens, d_model)
+            flat = lens.transform_rows(model, flat)
             for s in range(0, flat[0].shape[0], step):
-                logp_f = (
-                    decode_residual(model, flat[-1][s : s + step]).float().log_softmax(-1)
-                )  # (chunk, vocab)
+                logp_f = runner.logprobs(flat[-1][s : s + step])  # (chunk, vocab)
+                p_f = logp_f.exp()
                 for r, x in enumerate(flat[:-1]):
-                    logq = decode_residual(model, x[s : s + step]).float().log_softmax(-1)
-                    sums[r] += (logp_f.exp() * (logp_f - logq)).sum().item() / math.log(2)
+                    sums[r] += stats.kl(logp_f, runner.logprobs(x[s : s + step]), p_f).sum().item()
             n_all += flat[0].shape[0]
             if n_all >= cfg.max_heldout_tokens:
                 break
