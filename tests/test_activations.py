@@ -15,6 +15,7 @@ import probes.studies.activations as activations
 from probes.core.hooks import attached, hook_count
 from probes.core.prompt import encode
 from probes.errors import ProbesError, SpecError
+from probes.studies import capture_format
 
 PROMPT = "HAMLET: To be, or not to be, that is the question"
 
@@ -226,7 +227,7 @@ def test_interrupted_save_leaves_the_old_file_and_no_temporary(tiny, tmp_path, m
             fh.write(b"half a file")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(activations, "_write", interrupted)
+    monkeypatch.setattr(capture_format, "write_tensors", interrupted)
     with pytest.raises(KeyboardInterrupt):
         acts.save(path, force=True)
     assert path.read_bytes() == old

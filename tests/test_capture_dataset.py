@@ -14,7 +14,7 @@ import probes
 from probes.core.dataset import Dataset
 from probes.errors import ProbesError
 from probes.progress import Progress, Task
-from probes.studies import activations
+from probes.studies import capture_format
 from probes.studies.shards import ShardedActivations
 
 # The tiny model's context is 64: the long text spans several windows.
@@ -149,12 +149,12 @@ def test_load_activations_gives_the_lazy_view(tiny, tmp_path):
 
 
 class Writes:
-    """activations._write wrapped: counts calls, checks the index on disk each time, fails on call
+    """capture_format.write_tensors wrapped: counts calls, checks the index on disk each time, fails on call
     `fail_at`."""
 
     def __init__(self, folder, fail_at=None, error=KeyboardInterrupt):
         self.folder, self.fail_at, self.error, self.calls = folder, fail_at, error, 0
-        self.real = activations._write
+        self.real = capture_format.write_tensors
 
     def __call__(self, tensors, path, metadata):
         self.calls += 1
@@ -182,7 +182,7 @@ def test_an_interrupted_run_resumes_to_the_same_files(tiny, tmp_path, monkeypatc
     n = len(whole.shards)
     assert n >= 4
     writes = Writes(tmp_path / "cut", fail_at=3)
-    monkeypatch.setattr(activations, "_write", writes)
+    monkeypatch.setattr(capture_format, "write_tensors", writes)
     with pytest.raises(KeyboardInterrupt):
         probes.capture(tiny, TEXTS, out=tmp_path / "cut", **kw)
     assert sorted(p.name for p in (tmp_path / "cut").iterdir()) == [
@@ -195,7 +195,7 @@ def test_an_interrupted_run_resumes_to_the_same_files(tiny, tmp_path, monkeypatc
     assert all(part[i].tokens.tolist() == whole[i].tokens.tolist() for i in range(len(part)))
 
     writes = Writes(tmp_path / "cut")
-    monkeypatch.setattr(activations, "_write", writes)
+    monkeypatch.setattr(capture_format, "write_tensors", writes)
     resumed = probes.capture(tiny, TEXTS, out=tmp_path / "cut", **kw)
     assert writes.calls == n - 2  # the finished shards were skipped, not recomputed
     assert resumed.complete and len(resumed) == len(TEXTS)
@@ -208,7 +208,7 @@ def test_an_interrupted_run_resumes_to_the_same_files(tiny, tmp_path, monkeypatc
     )
 
     writes = Writes(tmp_path / "cut")
-    monkeypatch.setattr(activations, "_write", writes)
+    monkeypatch.setattr(capture_format, "write_tensors", writes)
     probes.capture(tiny, TEXTS, out=tmp_path / "cut", **kw)  # finished: nothing is written again
     assert writes.calls == 0
 
@@ -217,8 +217,8 @@ def test_a_full_disk_leaves_whole_shards_and_one_error_line(tiny_dir, tmp_path, 
     data = tmp_path / "texts.txt"
     data.write_text("\n".join(TEXTS) + "\n")
     monkeypatch.setattr(
-        activations,
-        "_write",
+        capture_format,
+        "write_tensors",
         Writes(tmp_path / "s", fail_at=2, error=OSError(errno.ENOSPC, "No space left on device")),
     )
     r = run_cli(
@@ -277,7 +277,7 @@ def test_other_settings_are_refused_and_force_starts_over(tiny, tmp_path):
 def test_a_changed_dataset_is_not_mixed_into_a_resumed_capture(tiny, tmp_path, monkeypatch):
     data = tmp_path / "texts.txt"
     data.write_text("\n".join(TEXTS) + "\n")
-    monkeypatch.setattr(activations, "_write", Writes(tmp_path / "s", fail_at=3))
+    monkeypatch.setattr(capture_format, "write_tensors", Writes(tmp_path / "s", fail_at=3))
     with pytest.raises(KeyboardInterrupt):
         probes.capture(
             tiny, Dataset(f"FILE:{data}"), hooks="resid_post", out=tmp_path / "s", shard_bytes=15_000

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from probes.core.source import ModelSource, external_source
+
 _ATTR = "_probes_state"
 
 
@@ -28,20 +30,18 @@ class ModelState:
     holds the KV-cache fix on each block's attention (`probes.core.kvcache`).
     """
 
-    source: Any  # probes.core.load.ModelSource
+    source: ModelSource
     baseline: frozenset | None = None
     skipped: dict[int, Any] = field(default_factory=dict)
     fused: tuple | None = None
     cache_adapters: dict[int, Any] = field(default_factory=dict)  # block -> handle of the KV-cache adapter
-    fast_path: bool = True  # False: always decode through the hooks (see probes.core.fastpath)
+    fast_path: bool = True  # False: always decode through the hooks (see probes.core.runner.fused)
 
 
 def state_of(model) -> ModelState:
     """The model's record, created on first use (for a bridge made elsewhere: an 'external' source)."""
     st = model.__dict__.get(_ATTR)
     if st is None:
-        from probes.core.load import external_source
-
         st = ModelState(source=external_source(model))
         model.__dict__[_ATTR] = st
     return st
@@ -51,7 +51,7 @@ def use_fast_path(model, enabled: bool = True) -> None:
     """Allow (default) or forbid the fused hook-free decoder for `model`.
 
     Forbid it after editing weights through `.data` (which the fast path cannot see; see
-    `probes.core.fastpath`), or to time the hooked path. `PROBES_FAST_PATH=0` forbids it everywhere.
+    `probes.core.runner.fused`), or to time the hooked path. `PROBES_FAST_PATH=0` forbids it everywhere.
     """
     state_of(model).fast_path = bool(enabled)
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 
 from probes.numbers import count
-from probes.studies.lens_dataset_result import METRICS
 
 _TITLES = {
-    "kl_to_final": "KL(final ‖ row), bits",
-    "entropy": "entropy, bits",
-    "next_xent": "cross-entropy on the next token, bits",
+    "kl_to_final": "KL(final ‖ row), nats",
+    "entropy": "entropy, nats",
+    "next_xent": "cross-entropy on the next token, nats",
     "next_accuracy": "top-1 accuracy on the next token",
     "final_agreement": "top-1 agreement with final",
 }
@@ -19,8 +18,9 @@ _TITLES = {
 def dataset_lens_figure(lens, *, others=(), label: str | None = None):
     """A 2x3 grid: five metric panels and a key; `lens.compare` (if any) and `others` drawn beside `lens`.
 
-    `others` is a sequence of (label, DatasetLens) over the same rows, e.g. a tuned lens beside
-    the logit lens. Each line is the pooled mean; its band is the bootstrap interval. Hollow
+    `lens` is a `DatasetLens` (or anything with its attributes, `metrics` and `metric()`); `others` is
+    a sequence of (label, DatasetLens) over the same rows, e.g. a tuned lens beside the logit lens.
+    Each line is the pooled mean; its band is the bootstrap interval. Hollow
     markers are skipped blocks (their row repeats the one before).
     """
     import numpy as np
@@ -40,7 +40,8 @@ def dataset_lens_figure(lens, *, others=(), label: str | None = None):
     axes = fig.subplots(2, 3, sharex=True)
     x = np.arange(n_rows)
     ticks = ["emb"] + [str(i) for i in range(n_rows - 1)]
-    for ax, name in zip(axes.flat, METRICS):
+    metrics = lens.metrics  # name -> (what it is, unit), in the order of the result's arrays
+    for ax, name in zip(axes.flat, metrics):
         for i, (text, item) in enumerate(lines):
             mean, low, high = item.metric(name)
             color = "#333333" if i == 0 else f"C{i - 1}"
@@ -55,7 +56,7 @@ def dataset_lens_figure(lens, *, others=(), label: str | None = None):
         else:  # a weak model's accuracy stays low: use the panel's height for it
             top = max(float(np.nanmax(item.metric(name)[2])) for _, item in lines)
             top = top if np.isfinite(top) and top > 0 else 1.0
-            ax.set_ylim(0, min(1.02, 1.12 * top + 0.01) if METRICS[name][1] == "fraction" else 1.08 * top)
+            ax.set_ylim(0, min(1.02, 1.12 * top + 0.01) if metrics[name][1] == "fraction" else 1.08 * top)
         ax.grid(alpha=0.3, linewidth=0.5)
         ax.tick_params(labelsize=8)
     step = max(1, -(-n_rows // 14))  # at most ~14 tick labels, so 49 rows stay readable

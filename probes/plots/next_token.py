@@ -9,11 +9,12 @@ from probes.tokens import plot_text, show_token
 
 
 def distribution_bars(report, top: int = 12):
-    """One bar chart per setting (plus the raw T=1 distribution first), side by side."""
+    """One bar chart per setting (plus the raw T=1 distribution first), side by side.
+
+    `report` is a `NextTokenDistribution` (or anything with its attributes).
+    """
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullLocator
-
-    from probes.studies.next_token import POSSIBLE_P as possible
 
     panels = [report.raw] + list(report.settings)
     cols = min(len(panels), 3)  # three panels a row stay readable at page width
@@ -60,8 +61,8 @@ def distribution_bars(report, top: int = 12):
             )
         title = "raw (T=1, no truncation)" if i == 0 else d.config.label()
         ax.set_title(
-            f"{title}\nentropy {show_number(d.entropy_bits, '.2f')} bits; {d.support:,} "
-            f"token{'' if d.support == 1 else 's'} with p ≥ {possible:g}\n99% of the mass in "
+            f"{title}\nentropy {show_number(d.entropy, '.2f')} nats; {d.support:,} "
+            f"token{'' if d.support == 1 else 's'} with p ≥ {d.support_min_prob:g}\n99% of the mass in "
             f"{d.tokens_for_99:,} token{'' if d.tokens_for_99 == 1 else 's'}",
             fontsize=8.5,
         )

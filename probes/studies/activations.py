@@ -1,4 +1,4 @@
-"""Activations: captured per-layer tensors with their tokens and metadata, saved to and read from safetensors.
+"""Activations: one sequence's captured per-layer tensors, tokens and metadata, saved to safetensors.
 
     acts = probes.capture(model, "To be, or not to be", hooks=("resid_pre", "pattern"), layers="0-3")
     resid = acts.stack("resid_pre")       # (layer, pos, d_model)
@@ -23,103 +23,18 @@ per-position mean over d_model.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
-import typing
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from probes.core.hooks import SHORT_NAMES, short_name, split_name
 from probes.core.layers import format_layers
-from probes.errors import ProbesError, SpecError, closest
+from probes.errors import SpecError, closest
 from probes.io import atomic_path, check_output
-
-FORMAT = "probes.activations/1"
-
-
-@dataclass(frozen=True)
-class CaptureMeta:
-    """What a capture recorded, typed; it writes itself to and reads itself from safetensors metadata.
-
-    Safetensors metadata holds strings only: text fields are stored as they are, every other
-    field as JSON, under the field's own name (`versions` as one key per package).
-    """
-
-    model: str
-    model_source: str  # bundled, hub, local or external
-    model_path: str
-    model_sha256: str
-    n_layers: int
-    d_model: int
-    n_heads: int
-    dtype: str
-    prompt: str
-    bos: bool  # whether position 0 is <|endoftext|>
-    n_prompt_tokens: int
-    str_tokens: list[str]
-    hooks: list[str]  # as requested
-    layers: list[int]  # blocks short names were expanded to
-    skipped_blocks: list[int]
-    filled: dict[str, str]  # what stands in for hooks skipped blocks never fire
-    absent: list[str]  # requested hooks skipped blocks never compute (not in the file)
-    weights_processed: bool = True  # compatibility mode: LayerNorm folded, writing weights centred
-    versions: dict[str, str | None] = field(default_factory=dict)
-    generated: int = 0
-    seed: int | None = None
-    sampling: dict | None = None
-    generated_text: str | None = None
-
-    _FILE_KEYS = {"str_tokens": "token_strings"}  # field -> its key in the file, where the two differ
-    _VERSION_KEYS = {
-        "probes": "probes_version",
-        "transformer-lens": "transformer_lens_version",
-        "transformers": "transformers_version",
-        "torch": "torch_version",
-    }
-
-    def __repr__(self) -> str:
-        gen = f", {self.generated} generated" if self.generated else ""
-        return (
-            f"CaptureMeta({self.model!r} {self.model_sha256}, {len(self.str_tokens)} positions{gen}, "
-            f"hooks {','.join(self.hooks)}, skipped {self.skipped_blocks})"
-        )
-
-    def to_metadata(self) -> dict[str, str]:
-        out = {"format": FORMAT}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name == "versions":
-                out.update(
-                    {key: str(value[dist]) for dist, key in self._VERSION_KEYS.items() if value.get(dist)}
-                )
-            elif value is not None:
-                out[self._FILE_KEYS.get(f.name, f.name)] = (
-                    value if _is_text(f) else json.dumps(value, ensure_ascii=False)
-                )
-        return out
-
-    @classmethod
-    def from_metadata(cls, meta: dict[str, str]) -> CaptureMeta:
-        values = {}
-        for f in dataclasses.fields(cls):
-            if f.name == "versions":
-                values["versions"] = {
-                    dist: meta.get(key) if meta.get(key) != "None" else None
-                    for dist, key in cls._VERSION_KEYS.items()
-                }
-            elif cls._FILE_KEYS.get(f.name, f.name) in meta:
-                raw = meta[cls._FILE_KEYS.get(f.name, f.name)]
-                values[f.name] = raw if _is_text(f) else json.loads(raw)
-        return cls(**values)
-
-
-def _is_text(f) -> bool:
-    hints = typing.get_type_hints(CaptureMeta)
-    return hints[f.name] in (str, str | None)
+from probes.studies import capture_format
+from probes.studies.capture_format import CaptureMeta, hook_order
 
 
 class _NotCaptured(SpecError, KeyError):
@@ -136,7 +51,7 @@ class Activations(Mapping):
 
     def __init__(self, tensors: dict[str, torch.Tensor], tokens: torch.Tensor, meta: CaptureMeta):
         # One canonical order, so a loaded file (safetensors sorts names as text) iterates as captured.
-        self.tensors = {k: tensors[k] for k in sorted(tensors, key=_order)}
+        self.tensors = {k: tensors[k] for k in sorted(tensors, key=hook_order)}
         self.tokens = tokens
         self.meta = meta
 
@@ -284,54 +199,5 @@ class Activations(Mapping):
         tensors = {k: v.contiguous() for k, v in self.tensors.items()}
         tensors["tokens"] = self.tokens.contiguous()
         with atomic_path(path, force) as tmp:
-            _write(tensors, tmp, self.meta.to_metadata())
+            capture_format.write_tensors(tensors, tmp, self.meta.to_metadata())
         return path
-
-
-def _order(name: str) -> tuple:
-    """Sort key: embeddings, then blocks by index (short-named hooks in SHORT_NAMES order), then the final
-    norm."""
-    block, suffix = split_name(name)
-    if block is None:
-        block = float("inf") if name.startswith(("ln_final", "unembed", "hook_unembed")) else -1
-    ranks = list(SHORT_NAMES.values())
-    return (block, ranks.index(suffix) if suffix in ranks else len(ranks), suffix)
-
-
-def _write(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str]) -> None:
-    from safetensors.torch import save_file
-
-    save_file(tensors, path, metadata=metadata)
-
-
-def load_activations(path: str | os.PathLike):
-    """Read a file written by `Activations.save`; a folder written by a dataset capture gives its lazy
-    `ShardedActivations`."""
-    from safetensors import safe_open
-
-    path = Path(path).expanduser()
-    if path.is_dir():
-        from probes.studies.shards import ShardedActivations
-
-        return ShardedActivations(path)
-    if not path.is_file():
-        raise ProbesError(f"{path}: no such file")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            raw = dict(fh.metadata() or {})
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except Exception as e:
-        raise ProbesError(
-            f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:120]})"
-        ) from None
-    if raw.get("format") != FORMAT or "tokens" not in tensors:
-        raise ProbesError(
-            f"{path}: a safetensors file, but not one written by probes capture (format "
-            f"{raw.get('format')!r})"
-        )
-    try:
-        meta = CaptureMeta.from_metadata(raw)
-    except (TypeError, ValueError) as e:
-        raise ProbesError(f"{path}: its capture metadata is damaged ({e})") from None
-    tokens = tensors.pop("tokens")
-    return Activations(tensors, tokens, meta)

@@ -11,61 +11,25 @@ from collections.abc import Iterable
 
 import torch
 
-from probes.core.decode import HookedDecoder, decode
-from probes.core.generate import stream_tokens
-from probes.core.hooks import KEYED_HOOKS, attached, resolve_hooks, split_name
+from probes.core.decode import decode_rows, sample_rows
+from probes.core.hooks import attached, resolve_hooks, split_name
 from probes.core.layers import parse_layers
 from probes.core.prompt import bos_id, prompt_ids, str_tokens
+from probes.core.runner import runner_for
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
-from probes.studies.activations import Activations, CaptureMeta
+from probes.studies.activations import Activations
+from probes.studies.capture_format import CaptureMeta
 from probes.studies.checks import capture_config
-
-# Hooks whose tensors are (heads, query, key): a generation step adds query rows with a longer key
-# axis, padded to the final length with what the causal mask puts there.
-_KEYED_PAD = dict(zip(KEYED_HOOKS, (0.0, float("-inf"))))  # attn.hook_pattern, attn.hook_attn_scores
-# What a skipped block's hooks hold, since only its input and output hooks fire.
-_SKIPPED_FIRES = ("hook_resid_pre", "hook_resid_post", "hook_in", "hook_out")
-_SKIPPED_FROM = {"hook_resid_mid": "hook_resid_pre"}  # recorded from another hook of the block
-_SKIPPED_ZERO = ("hook_attn_out", "hook_mlp_out")  # the block adds nothing
-
-
-class _Recorder:
-    """Hooks that append the new positions of each forward call (batch axis dropped) to `store`.
-
-    With `mask` set (a padded batch's (batch, pos) real positions) each hook keeps instead the
-    masked rows, flattened to (rows, ...), cast to `dtype` (None: as computed): a dataset capture.
-    """
-
-    def __init__(self, dtype: torch.dtype | None = None):
-        self.store: dict[str, list[torch.Tensor]] = {}
-        self.fresh = 0
-        self.mask: torch.Tensor | None = None
-        self.dtype = dtype
-
-    def on_forward(self, start: int, fresh: int) -> None:
-        self.fresh = fresh
-
-    def hook(self, key: str):
-        keyed = split_name(key)[1] in _KEYED_PAD
-
-        def record(t, hook):
-            if self.mask is not None:
-                x = t[self.mask]  # (rows, ...): the batch's real positions, row by row
-            else:
-                x = t[0]
-                x = x[:, -self.fresh :] if keyed else x[-self.fresh :]  # (heads, new, key) or (new, ...)
-            self.store.setdefault(key, []).append(x.detach().to("cpu", dtype=self.dtype, copy=True))
-
-        return record
+from probes.studies.record import KEYED_PAD, Recorder, hook_plan
 
 
 def _assemble(chunks: list[torch.Tensor], suffix: str, n_pos: int) -> torch.Tensor:
-    if suffix in _KEYED_PAD:
+    if suffix in KEYED_PAD:
         # Step k's rows see keys 0..P+k; pad every row to n_pos keys with what the causal mask
         # gives there (0 in the pattern, -inf in the scores): the lower-triangular (heads, pos, pos)
         # a full forward of the final sequence produces.
-        pad = _KEYED_PAD[suffix]
+        pad = KEYED_PAD[suffix]
         rows = [torch.nn.functional.pad(c, (0, n_pos - c.shape[-1]), value=pad) for c in chunks]
         return torch.cat(rows, dim=1)  # (heads, pos, pos)
     return torch.cat(chunks, dim=0)  # (pos, ...)
@@ -190,18 +154,19 @@ def capture(
             f"Generate at most {model.cfg.n_ctx - len(ids)} tokens, or shorten the prompt"
         )
     check_size(model, names, len(ids) + (generate or 0), max_bytes)
-    plan, zeros, absent = _plan(names, set(skipped_blocks(model)))
+    plan, zeros, absent = hook_plan(names, set(skipped_blocks(model)))
 
-    rec = _Recorder()
+    rec = Recorder()
     new: list[int] = []
     with attached(model, [(src, rec.hook(key)) for src, key in plan]), torch.no_grad():
-        decoder = HookedDecoder(model)  # recording needs every hook to fire
+        # With the recording hooks attached, the runner is the hooked one: every hook fires.
+        decoder = runner_for(model).decoder()
         if cfg is None:
-            for _ in decode(model, ids, 0, lambda logits: 0, decoder=decoder, on_forward=rec.on_forward):
+            for _ in decode_rows(model, [ids], 0, None, decoder=decoder, on_forward=rec.on_forward):
                 pass  # no new tokens: the prompt's forward only
         else:
-            new = list(
-                stream_tokens(model, ids, cfg, decoder=decoder, on_forward=rec.on_forward, feed_last=True)
+            (new,) = sample_rows(
+                model, [ids], [cfg], [0], decoder=decoder, on_forward=rec.on_forward, feed_last=True
             )
 
     tokens = ids + new
@@ -248,20 +213,3 @@ def capture(
         generated_text=model.tokenizer.decode(new) if cfg else None,
     )
     return Activations(tensors, torch.tensor(tokens, dtype=torch.int64), record)
-
-
-def _plan(names: list[str], skipped: set[int]) -> tuple[list[tuple[str, str]], list[str], list[str]]:
-    """([(hook to attach, name to store under)], names to fill with zeros, names absent) for skipped
-    blocks."""
-    plan, zeros, absent = [], [], []
-    for name in names:
-        block, suffix = split_name(name)
-        if block not in skipped or suffix in _SKIPPED_FIRES:
-            plan.append((name, name))
-        elif suffix in _SKIPPED_FROM:
-            plan.append((f"blocks.{block}.{_SKIPPED_FROM[suffix]}", name))
-        elif suffix in _SKIPPED_ZERO:
-            zeros.append(name)
-        else:
-            absent.append(name)
-    return plan, zeros, absent

@@ -23,17 +23,17 @@ from pathlib import Path
 
 import torch
 
-from probes.core.dataset import Dataset
-from probes.core.decode import forward_step
+from probes.core.dataset import Dataset, dataset_of
 from probes.core.hooks import attached, check_row_hooks, resolve_hooks, split_name
 from probes.core.layers import parse_layers
 from probes.core.prompt import bos_id, token_strings
+from probes.core.runner import runner_for
 from probes.core.windows import Window, batches, windows
 from probes.errors import ProbesError
 from probes.io import atomic_path, parse_size, write_text
 from probes.progress import progress_of
-from probes.studies import activations
-from probes.studies.capture import _plan, _Recorder
+from probes.studies import capture_format
+from probes.studies.record import Recorder, hook_plan
 from probes.studies.shards import (
     FORMAT,
     INDEX,
@@ -84,17 +84,10 @@ def capture_dataset(
     check_row_hooks(names)
     store = check_store_dtype(store_dtype) or str(model.cfg.dtype).removeprefix("torch.")
     shard_bytes = parse_size(shard_bytes)
-    if isinstance(data, Dataset) and split is None and max_texts is None:
-        dataset = data
-    else:
-        dataset = Dataset(
-            data.source if isinstance(data, Dataset) else data,
-            split=split or getattr(data, "split", "lines"),
-            max_texts=max_texts,
-        )
+    dataset = dataset_of(data, split=split, max_texts=max_texts)
     n_texts = dataset.check()  # every bad line fails now, before any shard is written
     meta = model_meta(model)
-    plan, zeros, absent = _plan(names, set(skipped_blocks(model)))
+    plan, zeros, absent = hook_plan(names, set(skipped_blocks(model)))
     settings = {
         "dataset": dataset.name,
         "split": dataset.split,
@@ -119,7 +112,7 @@ def capture_dataset(
     done = old["shards"] if old else []
 
     dtype = getattr(torch, store)
-    rec = _Recorder(dtype)
+    rec = Recorder(dtype)
     p = progress_of(progress)
     stop = _stop_point(names)
     with (
@@ -179,7 +172,7 @@ def capture_dataset(
                         with atomic_path(folder / entry["file"], force=True) as tmp:
                             # One metadata key: safetensors orders several in a random (hash) order, and a
                             # resumed shard must be byte-identical to the one an uninterrupted run writes.
-                            activations._write(
+                            capture_format.write_tensors(
                                 tensors, tmp, {"str_tokens": json.dumps(strs, ensure_ascii=False)}
                             )
                         index["shards"].append(entry)
@@ -259,12 +252,12 @@ def _stop_point(names: list[str]) -> str | None:
 
 def _forward(model, ids: torch.Tensor) -> None:
     try:
-        forward_step(model, ids, None, 0)
+        runner_for(model).logits(ids)  # the recording hooks are attached: the hooked runner
     except _Stopped:
         pass
 
 
-def _row_shapes(model, rec: _Recorder, plan) -> dict[str, list[int]]:
+def _row_shapes(model, rec: Recorder, plan) -> dict[str, list[int]]:
     """Each recorded hook's per-position shape, from a one-token forward."""
     ids = torch.tensor([[bos_id(model)]], device=model.cfg.device or "cpu")
     rec.mask = torch.ones_like(ids, dtype=torch.bool)
@@ -272,7 +265,7 @@ def _row_shapes(model, rec: _Recorder, plan) -> dict[str, list[int]]:
     return {key: list(rec.store.pop(key)[0].shape[1:]) for _, key in _fired(rec, plan)}
 
 
-def _fired(rec: _Recorder, plan):
+def _fired(rec: Recorder, plan):
     for src, key in plan:
         if key not in rec.store:
             raise ProbesError(
@@ -283,7 +276,7 @@ def _fired(rec: _Recorder, plan):
 
 
 def _compute(
-    model, rec: _Recorder, plan, zeros, group, max_tokens: int, max_rows: int, task
+    model, rec: Recorder, plan, zeros, group, max_tokens: int, max_rows: int, task
 ) -> dict[str, torch.Tensor]:
     """{name: (rows, ...)} for the windows of one shard, in order, batch by batch."""
     parts: dict[str, list[torch.Tensor]] = {key: [] for _, key in plan}

@@ -4,6 +4,7 @@ them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -11,9 +12,9 @@ from probes.numbers import count
 
 # name -> (what it is, unit); the order of the metric axis in every array.
 METRICS = {
-    "kl_to_final": ("KL(final || row)", "bits"),
-    "entropy": ("entropy", "bits"),
-    "next_xent": ("cross-entropy on the next token", "bits"),
+    "kl_to_final": ("KL(final || row)", "nats"),
+    "entropy": ("entropy", "nats"),
+    "next_xent": ("cross-entropy on the next token", "nats"),
     "next_accuracy": ("top-1 accuracy on the next token", "fraction"),
     "final_agreement": ("top-1 agreement with final", "fraction"),
 }
@@ -52,6 +53,8 @@ class DatasetLens:
     text_counts: np.ndarray | None = field(default=None, repr=False)  # (texts, [positions, predicted])
     compare: DatasetLens | None = None
     tuned_lens: str | None = None  # the tuned lens the rows were read through, None: the logit lens
+    # The plot reads the metrics from the result it draws; it does not import this module.
+    metrics: ClassVar[dict[str, tuple[str, str]]] = METRICS
 
     @property
     def n_rows(self) -> int:

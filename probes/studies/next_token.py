@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
-from probes.core.distribution import entropy_bits, mass_count, sampling_probs
+from probes.core.distribution import entropy_of, mass_count, sampling_probs
 from probes.core.prompt import is_many, per_prompt, prompt_ids, str_tokens
 from probes.core.sampling import SamplingConfig
 from probes.studies.checks import sampling_grid
@@ -26,10 +27,11 @@ class SettingDistribution:
     top_ids: list[int]
     top_str_tokens: list[str]
     top_probs: list[float]
-    entropy_bits: float
+    entropy: float  # nats
     tokens_for_99: int  # how many tokens carry 99% of the mass
     support: int  # tokens with probability >= POSSIBLE_P (1e-6)
     top1_prob: float
+    support_min_prob: ClassVar[float] = POSSIBLE_P  # what `support` counts; the plot reads it here
 
     def as_dict(self) -> dict:
         c = self.config
@@ -42,10 +44,11 @@ class SettingDistribution:
             "top_ids": self.top_ids,
             "top_str_tokens": self.top_str_tokens,
             "top_probs": self.top_probs,
-            "entropy_bits": self.entropy_bits,
+            "entropy": self.entropy,
+            "entropy_units": "nats",
             "tokens_for_99": self.tokens_for_99,
             "support": self.support,
-            "support_min_prob": POSSIBLE_P,
+            "support_min_prob": self.support_min_prob,
         }
 
 
@@ -87,7 +90,7 @@ def _summarise(model, probs: torch.Tensor, config: SamplingConfig, top: int) -> 
         top_ids=ids.tolist(),
         top_str_tokens=str_tokens(model, ids.tolist()),
         top_probs=[float(x) for x in p],
-        entropy_bits=float(entropy_bits(probs)),
+        entropy=float(entropy_of(probs)),
         tokens_for_99=mass_count(probs, 0.99),
         support=int((probs >= POSSIBLE_P).sum()),
         top1_prob=float(p[0]),

@@ -27,6 +27,7 @@ from probes.core.layers import format_layers
 from probes.errors import ProbesError
 from probes.io import check_dir
 from probes.numbers import count
+from probes.studies.capture_format import CaptureMeta, hook_order
 
 INDEX = "index.json"
 FORMAT = "probes.activation_shards/1"
@@ -122,14 +123,12 @@ class ShardedActivations:
     """
 
     def __init__(self, folder: str | os.PathLike):
-        from probes.studies.activations import _order
-
         self.folder = Path(folder).expanduser()
         index = read_index(self.folder)
         if index is None:
             raise ProbesError(f"{self.folder}: no {INDEX}; not a folder written by probes capture --dataset")
         self.index = index
-        self.names: list[str] = sorted(index["shapes"], key=_order)
+        self.names: list[str] = sorted(index["shapes"], key=hook_order)
         self.shards: list[dict] = index["shards"]
         self.n_rows = self.shards[-1]["rows"][1] if self.shards else 0
         # text -> [(shard, first row in the shard, rows)] for each of its windows, in order
@@ -281,8 +280,6 @@ class ShardedActivations:
             raise ProbesError(f"{path}: not a readable shard ({str(e).splitlines()[0][:120]})") from None
 
     def _meta(self, i: int, strs: list[str]):
-        from probes.studies.activations import CaptureMeta
-
         x = self.index
         src = x["model_source"]
         return CaptureMeta(
