@@ -153,7 +153,8 @@ class _Deferred:
     that makes a temporary file and the `try` that removes it must not be split by one. Blocking
     the signals in the kernel is not enough: Python runs its handler after they are unblocked, at
     the next line, which may still be outside the `try`. Here the handlers themselves are swapped
-    for ones that only take note, from the first line that matters to the last. Only the main
+    for ones that only take note, from the first line that matters to the last, and the caller's
+    own handlers (SIG_DFL, SIG_IGN or a function) are put back exactly on leaving. Only the main
     thread can do that; elsewhere signals are not delivered to Python code anyway.
     """
 
@@ -184,7 +185,10 @@ class _Deferred:
         if not _main_thread():
             return
         if cls._depth == 0:
-            cls._saved = _swap_handlers(dict.fromkeys((signal.SIGINT, signal.SIGTERM), cls._note))
+            # A handler installed outside Python (by a program embedding it) reads as None, and
+            # signal.signal cannot put None back: such a signal is left alone, not left swapped.
+            held = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not None]
+            cls._saved = _swap_handlers(dict.fromkeys(held, cls._note))
         cls._depth += 1
 
     @classmethod

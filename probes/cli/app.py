@@ -90,6 +90,7 @@ def main(args: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     previous = _terminate_as_interrupt()
+    restore_logs = _quiet_libraries()
     try:
         code = app(args=args, prog_name="probes", standalone_mode=False)
     except ProbesError as e:
@@ -104,11 +105,37 @@ def main(args: list[str] | None = None) -> int:
     except SystemExit as e:  # typer exits on a broken pipe even when not standalone
         code = e.code if isinstance(e.code, int) else 1
     finally:
+        restore_logs()
         _restore_terminate(previous)
     code = code if isinstance(code, int) else 0
     if code == 130:  # typer turns Ctrl-C inside a command into exit 130, silently
         print("interrupted; nothing more was written", file=sys.stderr, flush=True)
     return code
+
+
+def _quiet_libraries():
+    """Keep library chatter off the CLI's stderr (its process, its choice); return what undoes it.
+
+    TransformerLens warns through the root logger, transformers through its own logger (whose level it
+    reads from TRANSFORMERS_VERBOSITY when imported, which `--help` never does). The API quiets only a
+    model's boot; undone on return, for callers that run `main()` in their own process (the tests).
+    """
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("", "transformers", "transformer_lens")]
+    levels = [logger.level for logger in loggers]
+    env = os.environ.get("TRANSFORMERS_VERBOSITY")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+
+    def restore() -> None:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+        if env is None:
+            os.environ.pop("TRANSFORMERS_VERBOSITY", None)
+
+    return restore
 
 
 def _one_line(message: str) -> str:

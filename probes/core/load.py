@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from probes.core.checkpoint import check_checkpoint, check_loaded
@@ -16,6 +17,8 @@ DTYPES = ("float32", "float16", "bfloat16")
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
 # Hub files a GPT-2 checkpoint needs; pickled weights are deliberately not among them.
 _HUB_PATTERNS = ["*.json", "*.safetensors", "merges.txt", "vocab.txt"]
+# Loggers that talk while a model boots; quieted for the boot only (see `_quiet_boot`).
+_NOISY_LOGGERS = ("transformer_lens",)
 
 
 def source_of(model) -> ModelSource:
@@ -173,50 +176,51 @@ def load(
     src = resolve(model)
     check_checkpoint(src.path)
     checksum_of(src.path)  # hashed while the model boots
-    _quiet_libraries()
 
     import torch
-    from transformer_lens.model_bridge import TransformerBridge
-    from transformers import AutoTokenizer, GPT2LMHeadModel
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(src.path)
-        # Load the HF model ourselves on every path, so only safetensors are ever read (never a
-        # pickled .bin beside them), and eager attention is used (the hooks need attention patterns).
-        placement = _placement(device_map, n_devices) if multi else {}
-        hf = GPT2LMHeadModel.from_pretrained(
-            src.path, use_safetensors=True, attn_implementation="eager", dtype=torch_dtype, **placement
-        )
-        check_loaded(src.name, hf, tokenizer)
-        if multi:
-            bridge = TransformerBridge.boot_transformers(
-                src.path, hf_model=hf, tokenizer=tokenizer, dtype=torch_dtype
-            )
-            # Inputs go where the embedding lives; TransformerLens may have guessed cuda for a map
-            # that keeps the embedding on the CPU.
-            bridge.cfg.device = str(hf.get_input_embeddings().weight.device)
-        else:
-            bridge = TransformerBridge.boot_transformers(
-                src.path, hf_model=hf.to(dev), tokenizer=tokenizer, device=dev, dtype=torch_dtype
-            )
-        bridge.enable_compatibility_mode(disable_warnings=True)
-        bridge.eval()
-        bridge.requires_grad_(False)
-        from probes.core.kvcache import install_cache_adapter
+    with _quiet_boot():  # before TransformerLens' import, which sets transformers' verbosity for good
+        from transformer_lens.model_bridge import TransformerBridge
+        from transformers import AutoTokenizer, GPT2LMHeadModel
 
-        install_cache_adapter(bridge)
-        # The bridge wires some internal capture hooks lazily on the first forward; run one now so
-        # the hook set a caller sees (and our hook-hygiene checks count) is the steady one.
-        with torch.no_grad():
-            bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else 0
-            bridge.original_model(input_ids=torch.tensor([[bos]], device=bridge.cfg.device or "cpu"))
-    except ModelLoadError:
-        raise
-    except (
-        Exception
-    ) as e:  # tokenizers, accelerate and CUDA raise plain Exceptions too; all are one line here
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise ModelLoadError(f"cannot load {src.name!r} from {src.path}: {first}") from None
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(src.path)
+            # Load the HF model ourselves on every path, so only safetensors are ever read (never a
+            # pickled .bin beside them), and eager attention is used (the hooks need attention patterns).
+            placement = _placement(device_map, n_devices) if multi else {}
+            hf = GPT2LMHeadModel.from_pretrained(
+                src.path, use_safetensors=True, attn_implementation="eager", dtype=torch_dtype, **placement
+            )
+            check_loaded(src.name, hf, tokenizer)
+            if multi:
+                bridge = TransformerBridge.boot_transformers(
+                    src.path, hf_model=hf, tokenizer=tokenizer, dtype=torch_dtype
+                )
+                # Inputs go where the embedding lives; TransformerLens may have guessed cuda for a map
+                # that keeps the embedding on the CPU.
+                bridge.cfg.device = str(hf.get_input_embeddings().weight.device)
+            else:
+                bridge = TransformerBridge.boot_transformers(
+                    src.path, hf_model=hf.to(dev), tokenizer=tokenizer, device=dev, dtype=torch_dtype
+                )
+            bridge.enable_compatibility_mode(disable_warnings=True)
+            bridge.eval()
+            bridge.requires_grad_(False)
+            from probes.core.kvcache import install_cache_adapter
+
+            install_cache_adapter(bridge)
+            # The bridge wires some internal capture hooks lazily on the first forward; run one now so
+            # the hook set a caller sees (and our hook-hygiene checks count) is the steady one.
+            with torch.no_grad():
+                bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else 0
+                bridge.original_model(input_ids=torch.tensor([[bos]], device=bridge.cfg.device or "cpu"))
+        except ModelLoadError:
+            raise
+        except (
+            Exception
+        ) as e:  # tokenizers, accelerate and CUDA raise plain Exceptions too; all are one line here
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise ModelLoadError(f"cannot load {src.name!r} from {src.path}: {first}") from None
     from probes.core.hooks import hook_keys
     from probes.core.state import state_of
 
@@ -241,12 +245,42 @@ def _placement(device_map, n_devices) -> dict:
     return {"device_map": "auto", "max_memory": memory}
 
 
-def _quiet_libraries() -> None:
-    """Progress bars and deprecation chatter from transformers/TL would drown our stderr."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    import transformers
+@contextmanager
+def _quiet_boot():
+    """Silence what booting a model prints, for the boot only; the host's settings come back exactly.
 
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    logging.getLogger("transformer_lens").setLevel(logging.ERROR)
-    logging.getLogger().setLevel(logging.ERROR)
+    transformers draws a "Loading weights" progress bar per checkpoint, and TransformerLens logs
+    through its own loggers. Only those are touched, and each is put back as it was in `finally`:
+    the library does not change loggers or progress bars the host owns (the CLI quiets more, for
+    its own process, in `probes.cli.app.main`).
+    """
+    import warnings
+
+    from huggingface_hub.utils.tqdm import progress_bar_states
+    from transformers.utils import logging as hf_logging
+
+    loggers = {name: logging.getLogger(name) for name in _NOISY_LOGGERS}
+    levels = {name: logger.level for name, logger in loggers.items()}
+    verbosity = hf_logging.get_verbosity()
+    bar = hf_logging.is_progress_bar_enabled()
+    # transformers' switch also flips huggingface_hub's for every progress bar: saved whole.
+    hub_bars = dict(progress_bar_states)
+    try:
+        for logger in loggers.values():
+            logger.setLevel(logging.ERROR)
+        hf_logging.set_verbosity_error()
+        if bar:
+            with warnings.catch_warnings():  # HF_HUB_DISABLE_PROGRESS_BARS=0 refuses, with a warning
+                warnings.simplefilter("ignore")
+                hf_logging.disable_progress_bar()
+        yield
+    finally:
+        if bar:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                hf_logging.enable_progress_bar()
+        progress_bar_states.clear()
+        progress_bar_states.update(hub_bars)
+        hf_logging.set_verbosity(verbosity)
+        for name, logger in loggers.items():
+            logger.setLevel(levels[name])
