@@ -201,8 +201,7 @@ def test_rows_that_skip_different_blocks_equal_each_skip_set_alone(tiny, tiny_hf
     from probes.core.runner.fused import FusedDecoder
     from probes.core.runner.hooked import HookedDecoder
 
-    if not fast:
-        monkeypatch.setenv("PROBES_FAST_PATH", "0")
+    monkeypatch.setenv("PROBES_FAST_PATH", "1" if fast else "0")
     runs = [[], [1, 3], [0, 2], [2, 3]]
     batches = []
     decoder = FusedDecoder if fast else HookedDecoder
@@ -241,6 +240,7 @@ def test_runs_of_several_prompts_settings_and_skip_sets_decode_together_as_each_
     from probes.core.generate import generate_runs
     from probes.core.runner.fused import FusedDecoder
 
+    monkeypatch.setenv("PROBES_FAST_PATH", "1")  # counts the fused decoder's batches
     sampled = [
         probes.SamplingConfig(temperature=t, top_k=k, seed=5, max_new_tokens=25, num_samples=2)
         for t, k in ((0.8, 20), (1.5, None))

@@ -163,7 +163,9 @@ def test_next_token_distribution(tiny):
     assert rep.settings[3].entropy > rep.raw.entropy > rep.settings[1].entropy
     raw = rep.raw.top_probs
     assert len(raw) == 10 and raw == sorted(raw, reverse=True) and sum(raw) <= 1 + 1e-6
-    assert rep.figure() is not None
+    titles = [ax.get_title() for ax in rep.figure().axes]
+    assert titles[0].startswith("raw (T=1, no truncation)") and "T=10, top-k=2" in titles[3]
+    assert f"entropy {rep.settings[3].entropy:.2f} nats" in titles[4]
 
 
 def test_bridge_booted_elsewhere_generates_correctly(tiny_dir, tiny_hf):

@@ -92,3 +92,23 @@ def test_an_empty_list_says_no_prompts_were_given(tiny):
     ):
         with pytest.raises(ProbesError, match="an empty list: no prompts"):
             study(tiny, [])
+
+
+def test_generation_of_many_prompts_is_a_result_with_where_each_came_from(tiny, tmp_path):
+    path = tmp_path / "prompts.txt"
+    path.write_text("ROMEO:\nJULIET:\n", encoding="utf-8")
+    runs = probes.generate(tiny, probes.Dataset(f"FILE:{path}"), max_new_tokens=3, greedy=True)
+    assert isinstance(runs, probes.Generations) and len(runs) == 2
+    d = runs.as_dict()
+    assert [p["where"] for p in d["prompts"]] == [f"{path}:1", f"{path}:2"]
+    assert [p["prompt"] for p in d["prompts"]] == ["ROMEO:", "JULIET:"]
+    assert d["prompts"][0]["samples"][0]["tokens"] == runs[0][0].tokens and d["timing"]["new_tokens"] == 6
+    assert d["dataset"]["source"] == str(path) and d["dataset"]["texts"] == 2
+    grid = probes.generate(
+        tiny,
+        ["Hi", "Ho"],
+        [probes.SamplingConfig(greedy=True, max_new_tokens=2), probes.SamplingConfig(max_new_tokens=2)],
+    )
+    g = grid.as_dict()
+    assert [p["where"] for p in g["prompts"]] == ["#0", "#1"] and len(g["prompts"][1]["grid"]) == 2
+    assert g["prompts"][1]["grid"][0]["samples"][0]["tokens"] == grid[1][0][0].tokens

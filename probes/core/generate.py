@@ -157,7 +157,7 @@ class Generations(list):
         self.timing = timing
         if isinstance(prompts, Dataset):
             self.where = [t.where for t in prompts]
-            self.source = prompts.as_dict()
+            self.source = {**prompts.as_dict(), "texts": len(runs)}
         else:
             self.where = [f"#{i}" for i in range(len(runs))]
             self.source = {"source": "the prompt list", "kind": "list", "texts": len(runs)}
