@@ -171,12 +171,16 @@ class Generations(list):
             if isinstance(run, Samples):
                 items.append({"where": where, **{k: v for k, v in run.as_dict().items() if k != "timing"}})
             else:  # one Samples per setting
-                items.append({
-                    "where": where,
-                    "prompt": run[0].prompt,
-                    "prompt_tokens": run[0].prompt_tokens,
-                    "grid": [{"config": r.config.to_dict(), "samples": [s.as_dict() for s in r]} for r in run],
-                })
+                items.append(
+                    {
+                        "where": where,
+                        "prompt": run[0].prompt,
+                        "prompt_tokens": run[0].prompt_tokens,
+                        "grid": [
+                            {"config": r.config.to_dict(), "samples": [s.as_dict() for s in r]} for r in run
+                        ],
+                    }
+                )
         return {"dataset": self.source, "prompts": items, "timing": self.timing}
 
 
