@@ -57,7 +57,7 @@ def plain(model, data, names: list[str], store_dtype: str, shard_bytes: int, out
     import probes
     from probes.core.decode import forward_step
     from probes.core.windows import batches
-    from probes.studies.capture_dataset import _shards
+    from probes.studies.capture.dataset import _shards
 
     MAX_TOKENS = (
         inspect.signature(probes.capture_dataset).parameters["max_tokens"].default

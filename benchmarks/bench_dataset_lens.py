@@ -42,7 +42,7 @@ def plain_forwards(model, texts, max_tokens: int, max_rows: int) -> int:
 
     from probes.core.dataset import Dataset
     from probes.core.windows import batches, windows
-    from probes.studies.lens_dataset import _by_length
+    from probes.studies.lens.dataset import _by_length
 
     fed = 0
     with torch.no_grad():

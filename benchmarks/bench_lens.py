@@ -31,8 +31,8 @@ def naive_lens(model, ids):
     import torch
 
     from probes.core.hooks import attached
-    from probes.studies.lens import row_hooks
-    from probes.studies.lens_readout import LN2, decode_residual
+    from probes.studies.lens.logit import row_hooks
+    from probes.studies.lens.readout import LN2, decode_residual
 
     names = row_hooks(model.cfg.n_layers)
     cache = {}
@@ -88,7 +88,7 @@ class Peak:
 def runs(model, ids_list, device, naive: bool):
     import torch
 
-    from probes.studies.lens import logit_lens
+    from probes.studies.lens.logit import logit_lens
 
     ids = torch.tensor([ids_list], device=device)
 

@@ -4,7 +4,7 @@ python examples/compare_pruned_generations.py      # writes pruned_generations.p
 """
 
 import probes
-from probes.studies.metrics import distinct_n, repeated_ngram_fraction
+from probes.studies.prune.metrics import distinct_n, repeated_ngram_fraction
 
 model = probes.load()  # the bundled Shakespeare GPT-2
 prompt = "ROMEO:"

@@ -55,7 +55,7 @@ def check_output(path, force: bool = False) -> Path:
     if path.is_dir():
         raise ProbesError(f"{str(path)!r} is a directory; give a file name")
     if _taken(path) and not force:
-        raise ProbesError(f"{str(path)!r} already exists; pass --force (force=True) to overwrite it")
+        raise ProbesError(f"{str(path)!r} already exists; pass force=True to overwrite it")
     parent = path.parent
     if not parent.is_dir():
         what = "is not a directory" if parent.exists() else "does not exist"
@@ -73,12 +73,12 @@ def _check_writable(folder: Path) -> None:
         raise ProbesError(f"cannot write to directory {str(folder)!r}: {e.strerror or e}") from None
 
 
-def check_dir(path, flag: str | None = None) -> Path:
-    """Fail early unless `path` is (or can be created as) a folder we can write files into; `flag` names the
-    option."""
+def check_dir(path, param: str | None = None) -> Path:
+    """Fail early unless `path` is (or can be created as) a folder we can write files into; `param` names
+    the parameter (the CLI shows its flag; see `probes.errors.as_flags`)."""
     path = user_path(path)
     if path.exists() and not path.is_dir():
-        raise ProbesError(f"{flag + ' ' if flag else ''}{str(path)!r} is a file; give a folder")
+        raise ProbesError(f"{param + '=' if param else ''}{str(path)!r} is a file; give a folder")
     probe = path
     while not probe.exists():
         probe = probe.parent
@@ -88,12 +88,12 @@ def check_dir(path, flag: str | None = None) -> Path:
     return path
 
 
-def check_figure_path(path, *, force: bool = False, flag: str = "--plot") -> Path:
-    """A figure file name (`flag` names the option in the message) that can be written, checked before any
-    work."""
+def check_figure_path(path, *, force: bool = False, param: str = "plot") -> Path:
+    """A figure file name (`param` names the parameter in the message) that can be written, checked before
+    any work."""
     p = check_output(path, force=force)
     if p.suffix.lstrip(".").lower() not in FIGURE_FORMATS:
-        raise ProbesError(f"{flag} {str(p)!r}: use a file name ending in .png, .pdf or .svg")
+        raise ProbesError(f"{param}={str(p)!r}: use a file name ending in .png, .pdf or .svg")
     return p
 
 
@@ -246,14 +246,14 @@ def _claim(tmp: str, p: Path) -> None:
         os.link(tmp, p)
     except FileExistsError:
         raise ProbesError(
-            f"{str(p)!r} appeared while this ran; nothing was overwritten (pass --force to replace it)"
+            f"{str(p)!r} appeared while this ran; nothing was overwritten (pass force=True to replace it)"
         ) from None
     except OSError:  # a file system without hard links: reserve the name exclusively, then move in
         try:
             os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:
             raise ProbesError(
-                f"{str(p)!r} appeared while this ran; nothing was overwritten (pass --force to replace it)"
+                f"{str(p)!r} appeared while this ran; nothing was overwritten (pass force=True to replace it)"
             ) from None
         os.replace(tmp, p)
 

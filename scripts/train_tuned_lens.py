@@ -43,7 +43,7 @@ def passages(text: str, size: int = 2000) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from probes.studies.tuned_lens_train import TunedLensConfig
+    from probes.studies.lens.tuned_train import TunedLensConfig
 
     d = TunedLensConfig()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -73,9 +73,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     import probes
     from probes.io import check_output, write_text
-    from probes.studies.tuned_lens import check_out_dir
+    from probes.studies.lens.tuned import check_lens_dir
 
-    check_out_dir(args.out, force=args.force)
+    check_lens_dir(args.out, force=args.force)
     if (args.out / "LENS_CARD.md").exists():
         check_output(args.out / "LENS_CARD.md", force=args.force)
     works = load_works(fetch_corpus(args.cache))

@@ -11,11 +11,11 @@ import torch
 from cli_runner import run_cli
 
 import probes
-import probes.studies.activations as activations
+import probes.studies.capture.activations as activations
 from probes.core.hooks import attached, hook_count
 from probes.core.prompt import encode
 from probes.errors import ProbesError, SpecError
-from probes.studies import capture_format
+from probes.studies.capture import format as capture_format
 
 PROMPT = "HAMLET: To be, or not to be, that is the question"
 
@@ -209,7 +209,7 @@ def test_save_refuses_an_existing_file_without_force(tiny, tmp_path):
     acts = probes.capture(tiny, PROMPT)
     path = tmp_path / "s.safetensors"
     path.write_bytes(b"old")
-    with pytest.raises(ProbesError, match="already exists.*--force"):
+    with pytest.raises(ProbesError, match="already exists.*force=True"):
         acts.save(path)
     assert path.read_bytes() == b"old"
     acts.save(path, force=True)

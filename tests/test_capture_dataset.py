@@ -14,8 +14,8 @@ import probes
 from probes.core.dataset import Dataset
 from probes.errors import ProbesError
 from probes.progress import Progress, Task
-from probes.studies import capture_format
-from probes.studies.shards import ShardedActivations
+from probes.studies.capture import format as capture_format
+from probes.studies.capture.shards import ShardedActivations
 
 # The tiny model's context is 64: the long text spans several windows.
 TEXTS = [

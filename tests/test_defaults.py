@@ -9,13 +9,13 @@ import sys
 
 import pytest
 
+from probes.cli.common import eval_choice
 from probes.studies.defaults import (
     BUNDLED_EVAL,
     CLASSIC_PROMPT,
     CLASSIC_PRUNE_PROMPT,
     ENGLISH_EVAL,
     defaults_for_name,
-    heldout_choice,
     study_defaults,
 )
 from tests.cli_runner import run_cli
@@ -44,8 +44,9 @@ def test_english_text_is_bundled_with_its_source():
 
 def test_defaults_need_no_torch():
     code = (
-        "import sys; from probes.studies.defaults import defaults_for_name, heldout_choice; "
-        "defaults_for_name('gpt2'); heldout_choice(None); print('torch' in sys.modules)"
+        "import sys; from probes.studies.defaults import defaults_for_name; "
+        "from probes.cli.common import eval_choice; "
+        "defaults_for_name('gpt2'); eval_choice(None); print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -59,11 +60,11 @@ def test_defaults_need_no_torch():
         (dict(max_texts=3), "give --dataset"),
     ],
 )
-def test_heldout_choice_refuses_conflicts(kwargs, message):
+def test_eval_choice_refuses_conflicts(kwargs, message):
     from probes.errors import ProbesError
 
     with pytest.raises(ProbesError, match=message):
-        heldout_choice(**kwargs)
+        eval_choice(**kwargs)
 
 
 def test_help_says_which_default_is_whose():

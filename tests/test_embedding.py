@@ -12,7 +12,7 @@ from cli_runner import run_cli
 
 import probes
 from probes.errors import ProbesError
-from probes.studies.embeddings import COMMON, RARE
+from probes.studies.embeddings.study import COMMON, RARE
 
 WORDS = ["thou", "thee", "king", "dog"]
 
@@ -178,7 +178,7 @@ def test_figures_are_returned_not_shown(tiny_report, monkeypatch):
     assert (
         len([a for a in tiny_report.figure_cosine().axes if a.images]) == 3
     )  # one heatmap per group, and common x rare
-    from probes.studies.embeddings import Embeddings
+    from probes.studies.embeddings.study import Embeddings
 
     plain = Embeddings(
         model="m", meta={}, groups={}, words=[], checkpoint=tiny_report.checkpoint, pca=tiny_report.pca
@@ -320,7 +320,7 @@ def test_token_forms_on_gpt2s_vocabulary(gpt2_home):
     assert [tok.decode([i]) for i in mean.words[0].ids] == [" bl", "or", "pt"] and last.words[
         0
     ].used_str_tokens == ["pt"]
-    from probes.studies.embeddings import checkpoint_embeddings
+    from probes.studies.embeddings.study import checkpoint_embeddings
 
     wte = checkpoint_embeddings(model)[0]
     torch.testing.assert_close(mean.vectors[0], wte[mean.words[0].ids].mean(0), atol=1e-7, rtol=0)
@@ -389,7 +389,7 @@ def test_pca_equals_a_manual_svd_up_to_sign(request, which):
     ],
 )
 def test_word_lists_keep_a_quoted_leading_space(text, words):
-    from probes.studies.embedding_forms import parse_words
+    from probes.studies.embeddings.forms import parse_words
 
     assert parse_words(text, "--words") == words
 

@@ -7,7 +7,7 @@ import torch
 from reference import chi2_quantile, hf_greedy_no_cache, manual_greedy
 
 import probes
-from probes.core.distribution import sampling_probs
+from probes.core.draw import sampling_probs
 from probes.core.prompt import encode
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError

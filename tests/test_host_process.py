@@ -152,3 +152,16 @@ def test_writes_from_another_thread_touch_no_handler(tmp_path):
     t.start()
     t.join()
     assert not errors and {s: signal.getsignal(s) for s in before} == before
+
+
+def test_the_cli_changes_typer_only_while_main_runs(capsys):
+    import typer.core
+
+    before = typer.core.TyperOption.display_type_rich
+    import probes.cli.app as app
+
+    assert typer.core.TyperOption.display_type_rich is before  # importing probes patches nothing
+    assert app.main(["capture", "--help"]) == 0
+    shown = capsys.readouterr().out
+    assert "--force" in shown and "<bool>" not in shown  # the fix applied while the command ran
+    assert typer.core.TyperOption.display_type_rich is before  # and undone after

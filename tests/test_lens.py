@@ -16,8 +16,8 @@ import probes.cli.app
 from probes.core.hooks import attached, hook_count
 from probes.core.prompt import encode
 from probes.errors import SpecError
-from probes.studies.lens import emergence_rows, logit_lens, row_hooks
-from probes.studies.lens_generation import generation_lens
+from probes.studies.lens.generation import generation_lens
+from probes.studies.lens.logit import emergence_rows, logit_lens, row_hooks
 
 PROMPT = "JULIET: Good night, good night! Parting is such sweet sorrow"
 

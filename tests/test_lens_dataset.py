@@ -16,8 +16,8 @@ from reference import manual_logits
 import probes
 from probes.core.prompt import bos_id
 from probes.errors import ProbesError
-from probes.studies.bootstrap import cluster_bootstrap
-from probes.studies.lens_dataset_result import METRICS
+from probes.studies.lens.bootstrap import cluster_bootstrap
+from probes.studies.lens.dataset_result import METRICS
 
 TEXTS = [
     "JULIET: Good night, good night! Parting is such sweet sorrow",

@@ -51,7 +51,7 @@ def test_next_token_and_generation_lens_of_a_list(tiny):
 
 
 def test_compare_pruned_of_a_list_scores_held_out_text_once(tiny, monkeypatch):
-    import probes.studies.heldout as heldout
+    import probes.studies.prune.heldout as heldout
 
     passes = []
     real = heldout.batches
@@ -74,7 +74,7 @@ def test_compare_pruned_of_a_list_scores_held_out_text_once(tiny, monkeypatch):
 
 
 def test_a_bad_prompt_in_the_list_fails_before_any_study_runs(tiny, monkeypatch):
-    import probes.studies.lens as lens
+    import probes.studies.lens.logit as lens
 
     ran = []
     real = lens.build_result

@@ -154,3 +154,34 @@ def test_hub_errors_keep_whole_sentences(monkeypatch):
     cause = message.split("Hugging Face Hub: ", 1)[1].split("; use the bundled model")[0]
     # Whole sentences only: the cause ends where a sentence of the original ends.
     assert (cause + ".") in " ".join(long.split()) and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [
+        (
+            "'a.png' already exists; pass force=True to overwrite it",
+            "'a.png' already exists; pass --force to",
+        ),
+        ("eval_text='x.txt' is empty or too short", "--eval-text 'x.txt' is empty"),
+        ("shard_bytes=1MB is too small", "--shard-size 1MB is too small"),
+        ("needs sampling (greedy=False)", "needs sampling (--sample)"),
+        ("scoring is off (evaluate=False)", "scoring is off (--no-eval)"),
+        ("keep the BOS token (bos=True)", "keep the BOS token (--bos)"),
+        ("T=0.1, top-k=2: --top-k 2 stays", "T=0.1, top-k=2: --top-k 2 stays"),  # no parameter here
+    ],
+)
+def test_library_messages_name_parameters_and_the_cli_shows_flags(message, shown):
+    from probes.errors import as_flags
+
+    assert as_flags(message).startswith(shown)
+
+
+def test_an_existing_output_says_force_true_in_the_api_and_force_in_the_cli(tiny, tiny_dir, tmp_path):
+    out = tmp_path / "s.safetensors"
+    out.write_bytes(b"old")
+    with pytest.raises(probes.ProbesError, match=r"pass force=True to overwrite it"):
+        probes.capture(tiny, "Hi", hooks="resid_post").save(out)
+    r = run_cli("capture", "--model", tiny_dir, "--prompt", "Hi", "--out", out)
+    assert r.exit_code == 2 and "pass --force to overwrite it" in r.stderr and "force=True" not in r.stderr
+    assert out.read_bytes() == b"old"

@@ -17,8 +17,8 @@ import probes
 from probes.core.dataset import Dataset
 from probes.core.hooks import attached
 from probes.studies.defaults import BUNDLED_EVAL, EVAL_MAX_TOKENS
-from probes.studies.heldout import HeldOut, heldout_source, score_runs
-from probes.studies.prune import compare_pruned, sweep_blocks
+from probes.studies.prune.compare import compare_pruned, sweep_blocks
+from probes.studies.prune.heldout import HeldOut, heldout_source, score_runs
 from tests.cli_runner import run_cli
 
 TEXTS = [
@@ -323,7 +323,7 @@ def test_prune_text_output_has_no_speed_row(tiny_dir):
 
 
 def test_a_memo_reuses_the_sweeps_runs_for_the_comparison(tiny, monkeypatch):
-    import probes.studies.heldout as h
+    import probes.studies.prune.heldout as h
 
     source = heldout_source(tiny, Dataset(TEXTS))
     memo: dict = {}
@@ -364,7 +364,7 @@ def test_a_late_skip_set_is_scored_as_if_asked_for_at_the_start(tiny, path, max_
         source,
         [[1]],
         max_tokens=max_tokens,
-        late=lambda: [0, 2],
+        chosen_after=lambda: [0, 2],
         on_full_stream=lambda batch, resid: seen.append(len(batch.windows)),
     )
     batches = len(seen)
@@ -377,6 +377,6 @@ def test_a_late_skip_set_is_scored_as_if_asked_for_at_the_start(tiny, path, max_
     assert late.kl == pytest.approx(alone.kl, rel=1e-5, abs=1e-7)
     assert (late.agree, late.targets) == (alone.agree, alone.targets)
     again = score_runs(
-        tiny, source, [[0, 2]], late=lambda: [0, 2]
+        tiny, source, [[0, 2]], chosen_after=lambda: [0, 2]
     )  # a late set already asked for is not scored twice
     assert again[2] is again[1]

@@ -23,7 +23,7 @@ PROBES = [sys.executable, "-c", "from probes.cli.app import entry; entry()"]
 
 
 def test_a_file_that_appears_while_saving_is_never_overwritten(tiny, tmp_path, monkeypatch):
-    from probes.studies import capture_format
+    from probes.studies.capture import format as capture_format
 
     acts = probes.capture(tiny, "Hi")
     path = tmp_path / "s.safetensors"
@@ -217,7 +217,7 @@ def test_usage_errors_are_one_line(tiny_dir):
 
 
 def test_a_capture_too_big_is_refused_up_front_with_its_estimate(tiny, tiny_dir, tmp_path):
-    from probes.studies.capture import estimate_bytes
+    from probes.studies.capture.prompt import estimate_bytes
 
     acts = probes.capture(tiny, "Hi there", hooks=("resid_pre", "pattern", "q", "mlp_post"))
     real = sum(t.numel() * t.element_size() for t in acts.values())
@@ -225,7 +225,7 @@ def test_a_capture_too_big_is_refused_up_front_with_its_estimate(tiny, tiny_dir,
     assert (
         estimate_bytes(tiny, names, len(acts.tokens)) == real
     )  # the estimate is the file's tensors, exactly
-    with pytest.raises(ProbesError, match="GiB.*--max-bytes"):
+    with pytest.raises(ProbesError, match="GiB.*max_bytes=N"):
         probes.capture(tiny, "Hi there", hooks=("resid_pre",), max_bytes=1000)
     r = run_cli(
         "capture", "-m", tiny_dir, "--prompt", "Hi", "--out", tmp_path / "s.safetensors", "--max-bytes", "1K"

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from probes.cli.app import app
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
-from probes.report import REPORT_SAMPLING, build_report, check_out_dir, check_report_args
+from probes.report import REPORT_SAMPLING, build_report, check_report_args, check_report_dir
 from probes.report import sections as sec
 from probes.report.markdown import escape, fence, figure_names, fmt, md_table, quote, to_html, tok
 
@@ -464,22 +464,22 @@ def old_report(folder, text="old"):
 
 def test_report_replaces_only_a_previous_report(tmp_path):
     old = old_report(tmp_path / "old")
-    assert check_out_dir(old, force=True) == old.resolve()
+    assert check_report_dir(old, force=True) == old.resolve()
     with pytest.raises(ProbesError, match="--force"):
-        check_out_dir(old, force=False)
+        check_report_dir(old, force=False)
     other = tmp_path / "photos"
     other.mkdir()
     (other / "cat.jpg").write_bytes(b"\xff")
     (other / "report.md").write_text("not ours")  # a report.md alone does not make a folder ours
     with pytest.raises(ProbesError, match="not a report folder written by probes"):
-        check_out_dir(other, force=True)
+        check_report_dir(other, force=True)
     (old / "notes.txt").write_text("mine")  # a report folder the user has added to
     with pytest.raises(ProbesError, match="also holds 'notes.txt'"):
-        check_out_dir(old, force=True)
+        check_report_dir(old, force=True)
     (old / "notes.txt").unlink()
     (old / ".git").mkdir()
     with pytest.raises(ProbesError, match="also holds '.git'"):
-        check_out_dir(old, force=True)
+        check_report_dir(old, force=True)
 
 
 def test_files_added_to_the_folder_while_it_builds_are_kept(tiny, tmp_path):
@@ -510,7 +510,7 @@ def test_report_refuses_the_current_folder_and_home(tmp_path, monkeypatch):
     (tmp_path / "report.md").write_text("x")
     for bad in (".", str(tmp_path.parent), os.path.expanduser("~")):
         with pytest.raises(ProbesError, match="current folder|home"):
-            check_out_dir(bad, force=True)
+            check_report_dir(bad, force=True)
 
 
 # ---------------------------------------------------------------- the whole build on the tiny checkpoint

@@ -93,7 +93,7 @@ def test_ctrl_c_during_generation_is_a_short_message(tiny_dir, monkeypatch):
 def test_interrupted_capture_keeps_the_old_file(tiny_dir, tmp_path, monkeypatch):
     out = tmp_path / "states.safetensors"
     out.write_bytes(b"old contents")
-    from probes.studies import capture_format
+    from probes.studies.capture import format as capture_format
 
     def interrupt(*a, **k):
         raise KeyboardInterrupt
@@ -110,7 +110,7 @@ def test_interrupted_report_keeps_the_old_folder(tiny_dir, tmp_path, monkeypatch
     out.mkdir()
     (out / "report.md").write_text("old")
     (out / ".probes-report.json").write_text('{"files": ["report.md"]}')
-    import probes.studies.lens as lens_mod
+    import probes.studies.lens.logit as lens_mod
 
     def interrupt(*a, **k):
         raise KeyboardInterrupt

@@ -10,7 +10,7 @@ from cli_runner import run_cli
 import probes
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
-from probes.studies.checks import comma_list, sampling_grid, sampling_lists
+from probes.studies.settings import comma_list, grid_configs, sampling_lists
 
 
 def test_grid_equals_one_by_one_runs_token_for_token(tiny):
@@ -59,7 +59,7 @@ def test_bad_grids_raise_before_generating(tiny):
 def test_comma_lists_are_parsed_once_for_every_command():
     assert comma_list(" 0.1, 1,10", "--temperature", float, "0.1,1,10") == [0.1, 1.0, 10.0]
     assert sampling_lists("1", "0,2", None) == ([1.0], [0, 2], [None])
-    assert [c.top_k for c in sampling_grid([1.0], [0, 2])] == [None, 2]
+    assert [c.top_k for c in grid_configs([1.0], [0, 2])] == [None, 2]
     for text, words in [
         ("", "comma list like"),
         ("1,,2", "empty item"),

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probes.core.distribution import entropy_of, mass_count, sampling_probs
+from probes.core.draw import entropy_of, mass_count, sampling_probs
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
 
@@ -100,7 +100,7 @@ def test_top_p_keeps_the_larger_logit_when_probabilities_round_equal():
 
 
 def test_draw_index_follows_the_distribution_and_never_draws_a_zero():
-    from probes.core.distribution import draw_index
+    from probes.core.draw import draw_index
 
     probs = torch.zeros(1000)
     probs[[3, 10, 500, 999]] = torch.tensor([0.1, 0.2, 0.3, 0.4])
@@ -118,7 +118,7 @@ def test_draw_index_follows_the_distribution_and_never_draws_a_zero():
 
 def test_draw_index_barely_moves_when_rounding_moves_the_probabilities():
     # A batched row and the same row alone differ by float rounding; the token drawn must not.
-    from probes.core.distribution import draw_index
+    from probes.core.draw import draw_index
 
     torch.manual_seed(0)
     changed = 0
@@ -135,7 +135,7 @@ def test_draw_index_barely_moves_when_rounding_moves_the_probabilities():
 def test_top_k_picks_equal_drawing_from_the_full_distribution():
     # pick_tokens softmaxes only the k largest logits; the draw must be the one sampling_probs + draw_index
     # give.
-    from probes.core.distribution import draw_index, pick_tokens
+    from probes.core.draw import draw_index, pick_tokens
 
     torch.manual_seed(1)
     logits = torch.randn(6, 3000) * 3

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from probes.core.prompt import TextStream, token_strings
-from probes.studies.lens_readout import top_strings
+from probes.studies.lens.readout import top_strings
 from probes.tokens import show_token
 
 TEXT = "I ❤ 東京 café 🎉 \ufffd ok"

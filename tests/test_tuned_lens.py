@@ -17,10 +17,10 @@ from conftest import build_checkpoint
 import probes
 from probes.core.load import BUNDLED_DIR
 from probes.core.prompt import encode
-from probes.studies.lens import logit_lens
-from probes.studies.lens_generation import generation_lens
-from probes.studies.tuned_lens import TunedLens, TunedLensError, load_tuned_lens, row_owners
-from probes.studies.tuned_lens_train import train_tuned_lens
+from probes.studies.lens.generation import generation_lens
+from probes.studies.lens.logit import logit_lens
+from probes.studies.lens.tuned import TunedLens, TunedLensError, load_tuned_lens, row_owners
+from probes.studies.lens.tuned_train import train_tuned_lens
 
 PROMPT = "JULIET: Good night, good night! Parting is such sweet sorrow"
 ARRAYS = (

@@ -14,22 +14,28 @@ from probes.cli import capture, embed, generate, info, lens, next_token, prune, 
 from probes.cli import options as o
 
 
-def _flags_show_no_type() -> None:
-    """Typer 0.2x prints `<bool>` in the type column of every flag (`--force <bool>`, even `--help`),
-    as if it took a value; a flag takes none, so its column stays empty. Types of valued options stay."""
+def _flags_show_no_type():
+    """While `main()` runs: no `<bool>` in the type column of a flag; return what undoes it.
+
+    Typer 0.2x prints `<bool>` in the type column of every flag (`--force <bool>`, even `--help`), as
+    if it took a value; a flag takes none, so its column stays empty. Types of valued options stay.
+    Applied by `main()` only, and undone on return: importing probes never changes typer.
+    """
     option = getattr(typer.core, "TyperOption", None)
-    shown = getattr(option, "display_type_rich", None)
-    if shown is None or getattr(shown, "_probes", False):
-        return
+    shown = option.__dict__.get("display_type_rich") if option is not None else None
+    if shown is None:
+        return lambda: None  # another typer: nothing to fix
 
     def display_type_rich(self, ctx):
         return None if getattr(self, "is_flag", False) and self.metavar is None else shown(self, ctx)
 
-    display_type_rich._probes = True
     option.display_type_rich = display_type_rich
 
+    def restore() -> None:
+        option.display_type_rich = shown
 
-_flags_show_no_type()
+    return restore
+
 
 app = typer.Typer(
     name="probes",
@@ -83,7 +89,7 @@ def main(args: list[str] | None = None) -> int:
     SIGTERM are exit 130 after the command has cleaned up.
     """
     from probes.cli.output import show_warning
-    from probes.errors import ProbesError
+    from probes.errors import ProbesError, as_flags
 
     warnings.showwarning = show_warning
     for stream in (sys.stdout, sys.stderr):  # PYTHONIOENCODING=ascii must not turn a token into a traceback
@@ -91,10 +97,11 @@ def main(args: list[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     previous = _terminate_as_interrupt()
     restore_logs = _quiet_libraries()
+    restore_help = _flags_show_no_type()
     try:
         code = app(args=args, prog_name="probes", standalone_mode=False)
     except ProbesError as e:
-        print(f"error: {_one_line(str(e))}", file=sys.stderr, flush=True)
+        print(f"error: {_one_line(as_flags(str(e)))}", file=sys.stderr, flush=True)
         return 2
     except typer.TyperException as e:  # click's usage errors, as typer carries them
         return _usage_error(e)
@@ -105,6 +112,7 @@ def main(args: list[str] | None = None) -> int:
     except SystemExit as e:  # typer exits on a broken pipe even when not standalone
         code = e.code if isinstance(e.code, int) else 1
     finally:
+        restore_help()
         restore_logs()
         _restore_terminate(previous)
     code = code if isinstance(code, int) else 0

@@ -110,12 +110,12 @@ def capture(
     from probes.core.hooks import check_hook_names
     from probes.errors import ProbesError
     from probes.io import check_figure_path, check_output, parse_size
-    from probes.studies.checks import capture_config
+    from probes.studies.settings import capture_config
 
     if dataset is not None:
         if prompt is not None:
             raise ProbesError("--prompt and --dataset: give one")
-        one_prompt = o.typed(
+        one_prompt = o.given(
             ctx,
             "generate",
             "plot",
@@ -149,7 +149,7 @@ def capture(
             json,
         )
         return
-    with_dataset = o.typed(ctx, "max_texts", "split", "store_dtype", "shard_size")
+    with_dataset = o.given(ctx, "max_texts", "split", "store_dtype", "shard_size")
     if with_dataset:
         raise ProbesError(f"{', '.join(with_dataset)}: apply only with --dataset")
     if prompt is None:
@@ -164,11 +164,11 @@ def capture(
             seed=seed,
             stop_at_eos=stop_at_eos,
         ).items()
-        if o.typed(ctx, name)
+        if o.given(ctx, name)
     }
     if sampling and generate is None:
         raise ProbesError(
-            f"{', '.join(o.typed(ctx, *sampling))}: sampling options apply only with --generate N"
+            f"{', '.join(o.given(ctx, *sampling))}: sampling options apply only with --generate N"
         )
     capture_config(generate, None, sampling)  # bad sampling values fail before the model loads
     check_hook_names(hooks)
@@ -221,7 +221,7 @@ def _capture_dataset(
     from probes.errors import ProbesError
     from probes.io import parse_size
     from probes.progress import bar_progress
-    from probes.studies.shards import check_capture_dir, check_store_dtype
+    from probes.studies.capture.shards import check_capture_dir, check_store_dtype
 
     requested = [h.strip() for h in hooks.split(",")]
     check_hook_names(requested)

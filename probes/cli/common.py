@@ -58,3 +58,41 @@ class Target:
             torch.set_num_threads(self.threads)
         log(f"loading {self.model or 'the bundled model'} ...")
         return probes.load(self.model, device=self.device, dtype=self.dtype)
+
+
+def eval_choice(eval_text=None, dataset=None, *, max_texts=None, split=None, evaluate: bool = True):
+    """(evaluate, eval_text) as `compare_pruned` and `sweep_blocks` take them, from the flags a user gave.
+
+    Checked without a model or torch. eval_text is None (the model's default text), a file path
+    (`--eval-text`), or a checked `probes.Dataset` (`--dataset`, with `--max-texts` and `--split`).
+    """
+    from probes.core.dataset import Dataset
+    from probes.errors import ProbesError
+    from probes.studies.settings import check_eval_path
+
+    given = [
+        name
+        for name, v in (
+            ("--eval-text", eval_text),
+            ("--dataset", dataset),
+            ("--max-texts", max_texts),
+            ("--split", split),
+        )
+        if v is not None
+    ]
+    if not evaluate:
+        if given:
+            raise ProbesError(
+                f"--no-eval turns held-out scoring off; {', '.join(given)} would be ignored (drop one)"
+            )
+        return False, None
+    if dataset is None:
+        if max_texts is not None or split is not None:
+            raise ProbesError("--max-texts and --split choose texts of a --dataset; give --dataset FILE")
+        check_eval_path(eval_text)
+        return True, eval_text
+    if eval_text is not None:
+        raise ProbesError("give either --eval-text (one held-out file) or --dataset (many texts), not both")
+    data = Dataset(dataset, split=split or "lines", max_texts=max_texts)
+    data.check()
+    return True, data

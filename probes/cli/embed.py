@@ -11,7 +11,7 @@ from probes.cli import options as o
 from probes.cli.output import emit, log, table
 from probes.errors import ProbesError
 from probes.numbers import show_number
-from probes.studies.embedding_forms import (
+from probes.studies.embeddings.forms import (
     CLASSIC_TOKEN_FORM,
     DEFAULT_TOKEN_FORM,
     TOKEN_FORMS,
@@ -99,8 +99,8 @@ def embed(
     """
     from probes.cli.common import Target
     from probes.io import check_dir, check_figure_path
-    from probes.studies.embedding_forms import check_token_form
-    from probes.studies.embeddings import word_groups
+    from probes.studies.embeddings.forms import check_token_form
+    from probes.studies.embeddings.study import word_groups
     from probes.tokens import check_top
 
     common, rare, words = (
@@ -113,10 +113,10 @@ def embed(
     check_top(top, minimum=0)
     if vectors and not json:
         raise ProbesError("--vectors puts the vectors in the JSON output; add --json")
-    out_dir = check_dir(plot_dir, "--plot-dir") if plot_dir else None
+    out_dir = check_dir(plot_dir, "plot_dir") if plot_dir else None
     if out_dir is not None and out_dir.is_dir():
         for name in FIGURES:  # the same output rule as every file: no overwrite without --force
-            check_figure_path(out_dir / f"{name}.png", force=force, flag="--plot-dir")
+            check_figure_path(out_dir / f"{name}.png", force=force, param="plot_dir")
     m = Target(model, device, dtype, threads=threads).load()
 
     import probes

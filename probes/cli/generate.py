@@ -92,7 +92,7 @@ def generate(
     from probes.cli.common import Target
     from probes.core.sampling import SamplingConfig
     from probes.meta import model_meta
-    from probes.studies.checks import sampling_grid, sampling_lists
+    from probes.studies.settings import grid_configs, sampling_lists
 
     ts, ks, ps = sampling_lists(temperature, top_k, top_p)
     cfg = SamplingConfig(
@@ -106,7 +106,7 @@ def generate(
         stop_at_eos=stop_at_eos,
         bos=bos,
     )
-    grid = sampling_grid(ts, ks, ps, config=cfg)  # every setting checked before loading
+    grid = grid_configs(ts, ks, ps, config=cfg)  # every setting checked before loading
     if stream and json:
         from probes.errors import ProbesError
 

@@ -146,14 +146,14 @@ def lens(
         raise ProbesError("give a prompt with --prompt (FILE:path reads a file), or texts with --dataset")
     if compare_skip is not None and (skip is not None or keep is not None):
         raise ProbesError("--compare-skip compares with the full model; drop --skip/--keep")
-    typed = o.typed(ctx, *_SAMPLING)
+    typed = o.given(ctx, *_SAMPLING)
     if generate is None and typed:
         raise ProbesError(
             f"{', '.join(typed)}: sampling options apply only with --generate N (--top sets how many tokens "
             "each row lists)"
         )
     cfg = None
-    if generate is not None and o.typed(ctx, "position"):
+    if generate is not None and o.given(ctx, "position"):
         raise ProbesError(
             "--position picks a prompt position; with --generate the table covers every generated token"
         )
@@ -180,8 +180,8 @@ def lens(
             f"position {position} is out of range: the model reads at most {target.n_ctx} tokens"
         )
     m, skipped, compared, tl = _load(target, skip, keep, compare_skip, tuned, model)
-    from probes.studies.lens import check_position, logit_lens
-    from probes.studies.lens_generation import generation_lens
+    from probes.studies.lens.generation import generation_lens
+    from probes.studies.lens.logit import check_position, logit_lens
 
     with probes.skip(m, skipped):
         meta = model_meta(m)
@@ -236,7 +236,7 @@ def _dataset_lens(
         raise ProbesError("--max-texts and --split choose texts of a --dataset; give --dataset FILE")
     if prompt is not None:
         raise ProbesError("give either --prompt (one text) or --dataset (many), not both")
-    ignored = o.typed(ctx, "position", "metric", "top", "generate", *_SAMPLING)
+    ignored = o.given(ctx, "position", "metric", "top", "generate", *_SAMPLING)
     if ignored:
         raise ProbesError(
             f"{', '.join(ignored)}: not used with --dataset, which averages every position and draws its own "
@@ -295,7 +295,7 @@ def _load(target, skip, keep, compare_skip, tuned, model):
     skipped = target.skipped(skip, keep)
     compared = compare_blocks(compare_skip, target.n_layers) if compare_skip is not None else None
     if tuned is not None:
-        from probes.studies.tuned_lens import check_for_model
+        from probes.studies.lens.tuned import check_for_model
 
         check_for_model(tuned, model, target.n_layers)
     m = target.load()
@@ -304,7 +304,7 @@ def _load(target, skip, keep, compare_skip, tuned, model):
 
 def _dataset_table(lens) -> str:
     from probes.numbers import show_number
-    from probes.studies.lens_dataset_result import METRICS
+    from probes.studies.lens.dataset_result import METRICS
 
     cell = lambda m, lo, hi: f"{show_number(m, '.3f')} [{show_number(lo, '.3f')}, {show_number(hi, '.3f')}]"
     rows = [[r["row"], *(cell(*r[name]) for name in METRICS)] for r in lens.table()]
@@ -344,7 +344,7 @@ def _save_plot(result, pruned, metric: str, path: str, force: bool) -> None:
     from probes.errors import ProbesError
     from probes.io import save_figure
     from probes.plots.lens import compare_figure
-    from probes.studies.lens_generation import GenerationLens
+    from probes.studies.lens.generation import GenerationLens
 
     if pruned is not None:
         fig = compare_figure(result, pruned, metric)

@@ -39,10 +39,10 @@ def next_token(
     from probes.cli.common import Target
     from probes.io import check_figure_path, save_figure
     from probes.meta import model_meta
-    from probes.studies.checks import sampling_grid, sampling_lists
+    from probes.studies.settings import grid_configs, sampling_lists
     from probes.tokens import check_top
 
-    grid = sampling_grid(*sampling_lists(temperature, top_k, top_p))
+    grid = grid_configs(*sampling_lists(temperature, top_k, top_p))
     check_top(top)
     if plot:
         check_figure_path(plot, force=force)

@@ -119,7 +119,7 @@ Split = Annotated[
 ]
 
 
-def typed(ctx: typer.Context, *names: str) -> list[str]:
+def given(ctx: typer.Context, *names: str) -> list[str]:
     """The flags among `names` (parameter names) that the user typed, rather than left at their defaults."""
     # By name: typer may bring its own copy of click, whose ParameterSource is another enum class.
     sources = {n: getattr(ctx.get_parameter_source(n), "name", "DEFAULT") for n in names}

@@ -90,13 +90,13 @@ def prune(
     (texts longer than the context are cut into windows); --no-eval skips them. Generation speed is in --json
     only, marked as one cold run.
     """
-    from probes.cli.common import Target
+    from probes.cli.common import Target, eval_choice
     from probes.core.layers import format_layers
     from probes.io import check_figure_path, save_figure
     from probes.meta import model_meta
     from probes.progress import bar_progress
-    from probes.studies.checks import prune_config
-    from probes.studies.defaults import defaults_for_name, heldout_choice
+    from probes.studies.defaults import defaults_for_name
+    from probes.studies.settings import prune_config
 
     cfg = prune_config(
         temperature=temperature,
@@ -112,7 +112,7 @@ def prune(
         check_figure_path(plot, force=force)
     if sweep and (skip or keep):
         raise ProbesError("--sweep ranks every block by itself; leave out --skip/--keep (or drop --sweep)")
-    unused = o.typed(
+    unused = o.given(
         ctx,
         "prompt",
         "max_new_tokens",
@@ -129,13 +129,13 @@ def prune(
             f"--sweep scores the held-out text only; {', '.join(unused)} would be ignored (drop them or "
             "--sweep)"
         )
-    drawn = o.typed(ctx, "temperature", "top_k", "top_p")
+    drawn = o.given(ctx, "temperature", "top_k", "top_p")
     if cfg.is_greedy and drawn:
         raise ProbesError(
             f"{', '.join(drawn)}: sampling options need --sample (prune decodes greedily by default)"
         )
-    held = heldout_choice(eval_text, dataset, max_texts=max_texts, split=split, evaluate=not no_eval)
-    if sweep and held is False:
+    evaluate, held = eval_choice(eval_text, dataset, max_texts=max_texts, split=split, evaluate=not no_eval)
+    if sweep and not evaluate:
         raise ProbesError("--sweep ranks blocks by their held-out loss; it cannot run with --no-eval")
     if not sweep and not skip and not keep:
         skip = ["odd"]
@@ -146,7 +146,7 @@ def prune(
         (format_layers(layers), layers) for layers in (target.skipped(keep=k) for k in keep or [])
     ]
     m = target.load()
-    from probes.studies.prune import compare_pruned, sweep_blocks
+    from probes.studies.prune.compare import compare_pruned, sweep_blocks
 
     meta = model_meta(m)
     if sweep:
@@ -158,8 +158,8 @@ def prune(
             prompt,
             [s for s, _ in specs],
             cfg,
-            eval_text=None if held is False else held,
-            evaluate=held is not False,
+            eval_text=held,
+            evaluate=evaluate,
             progress=bar_progress(quiet=json),
         )
         render = _render
@@ -172,7 +172,7 @@ def prune(
 def _render(d: dict) -> str:
     from probes.core.layers import format_layers
     from probes.core.sampling import SamplingConfig
-    from probes.studies.prune import METRIC_LABELS
+    from probes.studies.prune.compare import METRIC_LABELS
 
     cfg = SamplingConfig.from_dict(d["config"])
     how = "greedy" if cfg.is_greedy else f"sampled ({cfg.label()}, seed {cfg.seed})"

@@ -8,7 +8,7 @@ import typer
 
 from probes.cli import options as o
 from probes.cli.output import emit, log, table
-from probes.studies.tuned_lens_train import OPTIMIZERS, TunedLensConfig
+from probes.studies.lens.tuned_train import OPTIMIZERS, TunedLensConfig
 
 DEFAULTS = TunedLensConfig()  # torch-free: --help shows the defaults
 
@@ -92,7 +92,7 @@ def train(
     from probes.core.dataset import Dataset as Texts
     from probes.meta import model_meta
     from probes.progress import bar_progress
-    from probes.studies.tuned_lens import check_out_dir
+    from probes.studies.lens.tuned import check_lens_dir
 
     # Everything a user typed is checked before the model loads.
     if lr is None:
@@ -106,7 +106,7 @@ def train(
         seed=seed,
         bos=bos,
     )
-    folder = check_out_dir(out, force=force)
+    folder = check_lens_dir(out, force=force)
     data = Texts(dataset, split=split, max_texts=max_texts)
     data.check()
     target = Target(model, device, dtype, bos=bos, threads=threads)
@@ -136,7 +136,7 @@ def render_training(lens) -> str:
     ]
     held = t.get("heldout")
     if held:
-        from probes.studies.lens import row_labels
+        from probes.studies.lens.logit import row_labels
 
         labels = row_labels(lens.n_layers, lens.meta["skipped_blocks"])
         rows = [

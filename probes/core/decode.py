@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from probes.core.distribution import pick_tokens
+from probes.core.draw import pick_tokens
 from probes.core.prompt import bos_id
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError

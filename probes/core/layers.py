@@ -110,7 +110,7 @@ def compare_blocks(spec, n_layers: int) -> list[int]:
     blocks = parse_layers(spec, n_layers)
     if not blocks:
         raise SpecError(
-            f"--compare-skip (compare_skip) {spec!r} names no block: the comparison would be the full "
+            f"compare_skip={spec!r} names no block: the comparison would be the full "
             "model against itself; name the blocks to skip, as odd or 1,3"
         )
     return blocks

@@ -77,15 +77,13 @@ def parse_device(device):
         raise ModelLoadError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ModelLoadError(
-                f"--device {device}: no CUDA GPU is available on this machine; use --device cpu"
-            )
+            raise ModelLoadError(f"device={device}: no CUDA GPU is available on this machine; use device=cpu")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ModelLoadError(
-                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible"
+                f"device={device}: only {torch.cuda.device_count()} CUDA device(s) are visible"
             )
     elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ModelLoadError(f"--device {device}: MPS is not available on this machine; use --device cpu")
+        raise ModelLoadError(f"device={device}: MPS is not available on this machine; use device=cpu")
     elif dev.type not in ("cpu", "cuda", "mps"):
         raise ModelLoadError(f"unsupported device {device!r}; use cpu, cuda, cuda:N or mps")
     return dev
@@ -134,7 +132,7 @@ def _download(name: str) -> str:
             cause = "the Hugging Face Hub cannot be reached and the model is not in the local cache"
         raise ModelLoadError(
             f"cannot load {name!r} from the Hugging Face Hub: {cause}; "
-            "use the bundled model (omit --model) or a local checkpoint directory (--model ./path)"
+            "use the bundled model (no model given) or a local checkpoint directory (model=./path)"
         ) from None
 
 

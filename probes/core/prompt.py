@@ -69,7 +69,7 @@ def encode(model, prompt: str, *, bos: bool = True, max_len: int | None = None) 
     if bos:
         ids = [bos_id(model)] + ids
     if not ids:
-        raise ProbesError("the prompt is empty; give some text, or keep the BOS token (--bos)")
+        raise ProbesError("the prompt is empty; give some text, or keep the BOS token (bos=True)")
     limit = max_len or model.cfg.n_ctx
     if len(ids) > limit:
         warnings.warn(

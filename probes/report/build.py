@@ -30,7 +30,7 @@ LENS_GENERATION_TOKENS = 30  # greedy tokens followed by the generation lens
 MANIFEST = ".probes-report.json"  # in every report folder: exactly the files the report wrote
 
 
-def check_out_dir(out, force: bool) -> Path:
+def check_report_dir(out, force: bool) -> Path:
     """An output folder that does not exist, is empty, or may be replaced (`force`).
 
     `force` replaces only a folder that is recognisably a report of ours: its manifest lists
@@ -131,18 +131,16 @@ def check_report_args(
 ) -> SamplingConfig:
     """Everything a user chose for `build_report`, checked before the model loads; returns the config to
     use."""
-    from probes.studies.defaults import (
-        heldout_choice,
-    )  # whether a file holds enough tokens needs the tokenizer
+    from probes.studies.settings import check_eval_path
 
     cfg = report_config(config, **overrides)
-    check_out_dir(out, force)
-    if eval_text is None or isinstance(eval_text, (str, os.PathLike)):
-        heldout_choice(
-            eval_text, evaluate=evaluate
-        )  # a file must be readable; none may be given with evaluate=False
-    elif not evaluate:
-        raise ProbesError("held-out scoring is off (evaluate=False, --no-eval); eval_text would be ignored")
+    check_report_dir(out, force)
+    if not evaluate and eval_text is not None:
+        raise ProbesError(
+            "held-out scoring is off (evaluate=False), so eval_text=... would be ignored; drop one"
+        )
+    if isinstance(eval_text, (str, os.PathLike)):
+        check_eval_path(eval_text)  # readable; whether it holds enough tokens needs the tokenizer
     return cfg
 
 
@@ -180,14 +178,14 @@ def build_report(
     from probes.progress import progress_of
     from probes.report import sections as sec
     from probes.report.markdown import figure_names, to_html
-    from probes.studies.checks import prune_config
     from probes.studies.defaults import defaults_for_model, report_sweep_tokens
-    from probes.studies.embeddings import embeddings
-    from probes.studies.heldout import heldout_source
-    from probes.studies.lens import logit_lens
-    from probes.studies.lens_generation import generation_lens
+    from probes.studies.embeddings.study import embeddings
+    from probes.studies.lens.generation import generation_lens
+    from probes.studies.lens.logit import logit_lens
     from probes.studies.next_token import next_token_distribution
-    from probes.studies.prune import compare_pruned, sweep_blocks
+    from probes.studies.prune.compare import compare_pruned, sweep_blocks
+    from probes.studies.prune.heldout import heldout_source
+    from probes.studies.settings import prune_config
 
     p = progress_of(progress)
     say = p.note
@@ -196,7 +194,7 @@ def build_report(
     prompt = prompt if prompt is not None else defaults.prompt
     lens_prompt = lens_prompt if lens_prompt is not None else defaults.lens_prompt
     held = heldout_source(model, eval_text) if evaluate else None
-    dest = check_out_dir(out, force)
+    dest = check_report_dir(out, force)
     dest.parent.mkdir(parents=True, exist_ok=True)
     saved: list[str] = []
 

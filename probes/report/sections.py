@@ -114,7 +114,7 @@ def model_section(info: dict, card: str | None = None) -> list[str]:
 
 def sample_stats(samples) -> tuple[float | None, float | None]:
     """(distinct-2, fraction of repeated 4-grams), each a mean over the samples that have one."""
-    from probes.studies.metrics import distinct_n, repeated_ngram_fraction
+    from probes.studies.prune.metrics import distinct_n, repeated_ngram_fraction
 
     return (
         _mean(distinct_n(s.tokens, 2) for s in samples),
@@ -308,7 +308,7 @@ def _tokens(n: int | None) -> str:
 
 
 def _comparison_lines(prompt: str, comp) -> list[str]:
-    from probes.studies.prune import METRIC_LABELS
+    from probes.studies.prune.compare import METRIC_LABELS
 
     lines = [
         "## 4. Skipping blocks",

@@ -7,10 +7,10 @@ from typing import ClassVar
 
 import torch
 
-from probes.core.distribution import entropy_of, mass_count, sampling_probs
+from probes.core.draw import entropy_of, mass_count, sampling_probs
 from probes.core.prompt import is_many, per_prompt, prompt_ids, str_tokens
 from probes.core.sampling import SamplingConfig
-from probes.studies.checks import sampling_grid
+from probes.studies.settings import grid_configs
 from probes.tokens import check_top
 
 RAW = SamplingConfig(temperature=1.0, top_k=None)  # the model's own distribution: T=1, nothing cut
@@ -118,7 +118,7 @@ def next_token_distribution(
     how many tokens each setting lists.
     """
     check_top(top)
-    grid = settings or sampling_grid(temperature, top_k, top_p)  # validates each
+    grid = settings or grid_configs(temperature, top_k, top_p)  # validates each
     if is_many(prompt):
         return per_prompt(
             lambda p: next_token_distribution(model, p, top=top, bos=bos, settings=grid),

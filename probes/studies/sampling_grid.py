@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from probes.core.sampling import SamplingConfig
-from probes.studies.checks import sampling_grid
+from probes.studies.settings import grid_configs
 
 
 @dataclass
@@ -87,7 +87,7 @@ def generate_grid(
     from probes.core.generate import generate
 
     cfg = SamplingConfig.of(config, **overrides)
-    grid = sampling_grid(
+    grid = grid_configs(
         cfg.temperature if temperature is None else temperature,
         cfg.top_k if top_k is None else top_k,
         cfg.top_p if top_p is None else top_p,

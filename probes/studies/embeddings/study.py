@@ -7,7 +7,7 @@
     emb.summary["comparison"]["mean_cross_cosine"]      # common x rare
     fig = emb.figure_pca()                              # also figure_norms, _cosine, _scatter, _positions
 
-A word's vector depends on its token form (`probes/studies/embedding_forms.py`): `first`, `space`
+A word's vector depends on its token form (`probes/studies/embeddings/forms.py`): `first`, `space`
 (the default), `mean` or `last`. TransformerLens' compatibility mode centres W_E, W_pos and W_U
 (in place on the wrapped transformers model), so `model.W_E` has other norms and cosines than the
 checkpoint. The statistics here are read from the checkpoint's safetensors file(s) instead: exactly
@@ -22,15 +22,15 @@ from pathlib import Path
 
 from probes.core.prompt import token_strings
 from probes.errors import ProbesError
-from probes.studies.embedding_forms import (
+from probes.studies.embeddings.forms import (
     DEFAULT_TOKEN_FORM,
     TOKEN_FORMS,
     check_token_form,
     form_ids,
     with_space,
 )
-from probes.studies.embedding_pca import vocab_pca
-from probes.studies.embedding_result import (
+from probes.studies.embeddings.pca import vocab_pca
+from probes.studies.embeddings.result import (
     Embeddings,
     MatrixStats,
     Neighbour,

@@ -58,12 +58,12 @@ def heldout_source(model, eval_text=None) -> HeldOut:
     if eval_text is None:
         path = defaults_for_model(model).eval_path
     else:
-        from probes.studies.checks import check_eval_path
+        from probes.studies.settings import check_eval_path
 
         path = check_eval_path(eval_text)
     text = Path(path).read_text(encoding="utf-8")
     if len(model.tokenizer(text, add_special_tokens=False)["input_ids"]) < 2:
-        raise ProbesError(f"--eval-text {str(path)!r} is empty or too short (needs at least 2 tokens)")
+        raise ProbesError(f"eval_text={str(path)!r} is empty or too short (needs at least 2 tokens)")
     data = Dataset([text])
     data.check()
     return HeldOut(data, str(path), EVAL_MAX_TOKENS)
@@ -109,7 +109,7 @@ def score_runs(
     max_rows: int = 64,
     progress=None,
     memo: dict | None = None,
-    late: Callable[[], list[int]] | None = None,
+    chosen_after: Callable[[], list[int]] | None = None,
 ) -> list[Score]:
     """Scores of the model as it is, then of each skip set in `runs`, over every window of `source`.
 
@@ -123,7 +123,7 @@ def score_runs(
     resid[n_layers] after the last. `max_tokens` padded tokens per batch (default
     `batch_tokens(model)`); batch size does not change the scores.
 
-    `late()`, a skip set that depends on what `on_full_stream` saw of the whole text (the sweep's
+    `chosen_after()`, a skip set that depends on what `on_full_stream` saw of the whole text (the sweep's
     lowest-influence blocks), is asked for once the full model has run on every batch; its score is
     appended to the list. When the text is one batch that is before the batch's skip runs, so it is
     scored in the same pass; otherwise a second pass scores it.
@@ -139,7 +139,7 @@ def score_runs(
     keys = [
         (source.name, source.max_tokens_per_text, tuple(sorted(base | set(r or ())))) for r in [None, *runs]
     ]
-    if memo is not None and on_full_stream is None and late is None and all(k in memo for k in keys):
+    if memo is not None and on_full_stream is None and chosen_after is None and all(k in memo for k in keys):
         return [memo[k] for k in keys]
     runner = runner_for(model)
     scores = [Score() for _ in range(len(runs) + 1)]
@@ -150,7 +150,9 @@ def score_runs(
         batches(model, source.windows(model), max_tokens=max_tokens or batch_tokens(model), max_rows=max_rows)
     )
     batch, first, copy_of = next(todo, None), True, 0
-    with p.task(f"held-out scoring ({len(runs) + 1 + (late is not None)} runs)", unit="windows") as task:
+    with p.task(
+        f"held-out scoring ({len(runs) + 1 + (chosen_after is not None)} runs)", unit="windows"
+    ) as task:
         while batch is not None:
             following = next(todo, None)
             mask = batch.mask  # (batch, pos)
@@ -161,11 +163,11 @@ def score_runs(
             if on_full_stream is not None:
                 on_full_stream(batch, resid)
             if (
-                late is not None and first and following is None
+                chosen_after is not None and first and following is None
             ):  # one batch: the full model has seen the whole text
-                runs.append(late())
+                runs.append(chosen_after())
                 scores.append(Score())
-                late = None
+                chosen_after = None
                 if runs[-1] in runs[:-1]:  # already scored in this pass: the same numbers
                     copy_of = runs.index(runs[-1]) + 1
             top_full = lp_full.argmax(-1)  # (batch, pos)
@@ -202,8 +204,8 @@ def score_runs(
     ]
     if memo is not None:
         memo.update(zip(keys, scores))
-    if late is not None:  # several batches: the set is known only now, and takes a second pass
-        wanted = late()
+    if chosen_after is not None:  # several batches: the set is known only now, and takes a second pass
+        wanted = chosen_after()
         scores.append(
             scores[runs.index(wanted) + 1]
             if wanted in runs

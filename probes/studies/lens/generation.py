@@ -1,6 +1,6 @@
 """The logit lens alongside generation: each generated token's lens, recorded as it is produced.
 
-The rows and units are those of `probes.studies.lens`; the positions are the ones whose logits each
+The rows and units are those of `probes.studies.lens.logit`; the positions are the ones whose logits each
 generated token was drawn from, read from the KV-cached decode without re-running the sequence.
 """
 
@@ -13,8 +13,8 @@ import torch
 
 from probes.core.sampling import SamplingConfig
 from probes.errors import SpecError
-from probes.studies.lens import LensResult, build_result, round_floats
-from probes.studies.lenses import UNSET
+from probes.studies.lens.lenses import UNSET
+from probes.studies.lens.logit import LensResult, build_result, round_floats
 from probes.tokens import check_top
 
 
@@ -109,7 +109,7 @@ def generation_lens(
     from probes.core.decode import sample_rows
     from probes.core.prompt import is_many, per_prompt, prompt_ids
     from probes.core.runner import runner_for
-    from probes.studies.lenses import lens_of
+    from probes.studies.lens.tuned import lens_of
 
     check_top(top)
     lens = lens_of(lens, model, translators)

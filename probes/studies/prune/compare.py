@@ -15,9 +15,8 @@ from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
 from probes.numbers import count
 from probes.progress import progress_of
-from probes.studies.checks import prune_config
-from probes.studies.heldout import heldout_source, score_runs
-from probes.studies.metrics import (
+from probes.studies.prune.heldout import heldout_source, score_runs
+from probes.studies.prune.metrics import (
     continuation_nll,
     distinct_n,
     logprobs_many,
@@ -25,6 +24,7 @@ from probes.studies.metrics import (
     perplexity,
     repeated_ngram_fraction,
 )
+from probes.studies.settings import prune_config
 
 METRIC_LABELS = {
     "distinct_1": "distinct-1",
@@ -162,7 +162,7 @@ def compare_pruned(
     full model; teacher-forced on the full model's continuation, mean KL(full || run) and top-1
     agreement; on held-out text (`eval_text`: a file, a `probes.Dataset`, or None for the model's
     default), loss, loss increase, KL and top-1 agreement, scored in batches
-    (`probes.studies.heldout`; `memo` reuses runs already scored, see `score_runs`). `evaluate=False`
+    (`probes.studies.prune.heldout`; `memo` reuses runs already scored, see `score_runs`). `evaluate=False`
     skips the held-out scoring (those metrics are None).
     `samples`: the runs' Samples when they were decoded already (the full model's first, then one
     per skip spec, of this prompt and config, as `probes.core.generate.generate_runs` gives them,
@@ -356,7 +356,7 @@ def sweep_blocks(model, *, eval_text=None, progress=None, memo: dict | None = No
         f"the {n // 2} lowest-influence blocks"
     )
     full, *rest, low = score_runs(
-        model, source, sets, on_full_stream=influence, progress=p, memo=memo, late=lowest
+        model, source, sets, on_full_stream=influence, progress=p, memo=memo, chosen_after=lowest
     )
     scored = dict(zip(map(tuple, sets), rest))
     count = full.targets  # the positions after BOS, where Block Influence was averaged

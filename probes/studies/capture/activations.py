@@ -33,8 +33,8 @@ from probes.core.hooks import SHORT_NAMES, short_name, split_name
 from probes.core.layers import format_layers
 from probes.errors import SpecError, closest
 from probes.io import atomic_path, check_output
-from probes.studies import capture_format
-from probes.studies.capture_format import CaptureMeta, hook_order
+from probes.studies.capture import format as capture_format
+from probes.studies.capture.format import CaptureMeta, hook_order
 
 
 class _NotCaptured(SpecError, KeyError):

@@ -11,7 +11,7 @@ uninterrupted one does. A shard is written under a temporary name and renamed; t
 rewritten (atomically) to list it. An interrupt, a full disk or a crash leaves whole shards and an
 index listing only those; rerunning the same call skips them (checking that the settings and the
 dataset's tokens are the ones they were made from). Memory holds one shard at most, whatever the
-number of texts. The format and the lazy reader are in `probes.studies.shards`.
+number of texts. The format and the lazy reader are in `probes.studies.capture.shards`.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from probes.core.windows import Window, batches, windows
 from probes.errors import ProbesError
 from probes.io import atomic_path, parse_size, write_text
 from probes.progress import progress_of
-from probes.studies import capture_format
-from probes.studies.record import Recorder, hook_plan
-from probes.studies.shards import (
+from probes.studies.capture import format as capture_format
+from probes.studies.capture.record import Recorder, hook_plan
+from probes.studies.capture.shards import (
     FORMAT,
     INDEX,
     SHARD_BYTES,
@@ -161,7 +161,7 @@ def capture_dataset(
                     if {**done[k], "file": entry["file"]} != entry:
                         raise ProbesError(
                             f"{folder}: the dataset's tokens differ from those {done[k]['file']} was made "
-                            "from (the dataset changed?); pass --force (force=True) to start over"
+                            "from (the dataset changed?); pass force=True to start over"
                         )
                     task.advance(sum(last for _, last in group))
                 else:

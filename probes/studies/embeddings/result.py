@@ -49,7 +49,7 @@ class Word:
     str_tokens: list[str]
     space_token_ids: list[int]  # the word with one leading space: how GPT-2 usually meets it inside text
     space_str_tokens: list[str]
-    token_form: str  # see probes.studies.embedding_forms.TOKEN_FORMS
+    token_form: str  # see probes.studies.embeddings.forms.TOKEN_FORMS
     ids: list[int]  # the ids whose vectors (their mean, for "mean") are the word's vector
     used_str_tokens: list[str]
 
@@ -125,7 +125,7 @@ class Embeddings:
 
     def as_dict(self, vectors: bool = False) -> dict:
         """The JSON shape of `probes embed --json`; `vectors=True` adds each word's vector (`--vectors`)."""
-        from probes.studies.embedding_forms import TOKEN_FORMS
+        from probes.studies.embeddings.forms import TOKEN_FORMS
 
         words = []
         for k, w in enumerate(self.words):

@@ -27,7 +27,7 @@ from probes.core.layers import format_layers
 from probes.errors import ProbesError
 from probes.io import check_dir
 from probes.numbers import count
-from probes.studies.capture_format import CaptureMeta, hook_order
+from probes.studies.capture.format import CaptureMeta, hook_order
 
 INDEX = "index.json"
 FORMAT = "probes.activation_shards/1"
@@ -58,15 +58,15 @@ def check_capture_dir(out, settings: dict, force: bool = False) -> tuple[Path, d
     can check what it knows before loading), or holding files but no index, is an error unless
     `force`. Nothing is changed.
     """
-    folder = check_dir(out, "--out")
+    folder = check_dir(out, "out")
     index = read_index(folder) if folder.is_dir() else None
     if force:
         return folder, index
     if index is None:
         if folder.is_dir() and any(folder.iterdir()):
             raise ProbesError(
-                f"--out {str(folder)!r} holds files but no {INDEX}; give a new or empty folder, "
-                "or pass --force (force=True) to write there anyway"
+                f"out={str(folder)!r} holds files but no {INDEX}; give a new or empty folder, "
+                "or pass force=True to write there anyway"
             )
         return folder, None
     old = index.get("settings", {})
@@ -74,8 +74,8 @@ def check_capture_dir(out, settings: dict, force: bool = False) -> tuple[Path, d
     if differ:
         what = "; ".join(f"{k}: {_show(settings[k])} now, {_show(old.get(k))} there" for k in differ)
         raise ProbesError(
-            f"--out {str(folder)!r} holds a capture made with other settings ({what}); "
-            "use another folder, or --force (force=True) to start over"
+            f"out={str(folder)!r} holds a capture made with other settings ({what}); "
+            "use another folder, or force=True to start over"
         )
     return folder, index
 
@@ -176,7 +176,7 @@ class ShardedActivations:
         """Text `i` as an Activations: tensors (pos, ...) over its windows' rows."""
         import torch
 
-        from probes.studies.activations import Activations
+        from probes.studies.capture.activations import Activations
 
         if isinstance(i, bool) or not isinstance(i, int):
             raise TypeError(f"index a ShardedActivations with a text number, not {type(i).__name__}")

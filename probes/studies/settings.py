@@ -95,7 +95,7 @@ def sampling_lists(temperature: str, top_k: str, top_p: str | None) -> tuple[lis
     )
 
 
-def sampling_grid(
+def grid_configs(
     temperature=1.0, top_k=None, top_p=None, config: SamplingConfig | None = None
 ) -> list[SamplingConfig]:
     """Every combination of the given temperatures, top-k and top-p values (each a value or a list), as
@@ -114,6 +114,6 @@ def sampling_grid(
     if config is not None and config.greedy and len(grid) > 1:
         raise ProbesError(
             f"greedy decoding ignores temperature, top-k and top-p, so a grid of {len(grid)} settings "
-            "needs sampling (greedy=False, --sample)"
+            "needs sampling (greedy=False)"
         )
     return grid

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 from probes.errors import ProbesError
-from probes.studies.activations import Activations
-from probes.studies.capture_format import FORMAT, CaptureMeta
-from probes.studies.shards import ShardedActivations
+from probes.studies.capture.activations import Activations
+from probes.studies.capture.format import FORMAT, CaptureMeta
+from probes.studies.capture.shards import ShardedActivations
 
 
 def load_activations(path: str | os.PathLike):

@@ -1,7 +1,7 @@
 """Lenses: how a residual row is turned into a prediction, the logit lens (identity) or a tuned lens.
 
-    lens_of(None, model)          # LogitLens(): every row read as it is
-    lens_of("bundled", model)     # the bundled model's TunedLens (a folder loads the same way)
+    LogitLens().transform_rows(model, rows)     # the rows as they are
+    tuned.transform_rows(model, rows)           # a TunedLens (probes.studies.lens.tuned): translated
 
 A lens transforms the L+1 residual rows (`transform_rows`) before the runner reads them out
 through the final norm and unembedding; the logit lens is the identity (tuned-lens' `LogitLens`
@@ -11,11 +11,9 @@ likewise). Studies take `lens=` and never ask which kind they hold; the name a r
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 
-UNSET = object()
+UNSET = object()  # `translators=` not given (the 0.2 keyword; see tuned.lens_of)
 
 
 class Lens:
@@ -45,25 +43,3 @@ class LogitLens(Lens):
 
     def __hash__(self) -> int:
         return hash(LogitLens)
-
-
-def lens_of(lens, model, translators=UNSET) -> Lens:
-    """`lens=` as studies take it: None (the logit lens), a Lens, or a tuned lens folder / 'bundled' to load.
-
-    `translators=`, the 0.2 keyword for a tuned lens, still works for this release with a warning.
-    """
-    if translators is not UNSET:
-        warnings.warn(
-            "translators= is deprecated and will be removed in 0.4; pass the tuned lens as lens=",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        if lens is None:
-            lens = translators
-    if lens is None:
-        return LogitLens()
-    if isinstance(lens, Lens):
-        return lens
-    from probes.studies.tuned_lens import load_tuned_lens
-
-    return load_tuned_lens(lens, model)

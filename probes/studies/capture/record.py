@@ -1,6 +1,6 @@
 """Recording hook tensors: which hook fills each requested name (skipped blocks too), and the recorder.
 
-One-prompt capture (`probes.studies.capture`) and dataset capture (`probes.studies.capture_dataset`)
+One-prompt capture (`probes.studies.capture.prompt`) and dataset capture (`probes.studies.capture.dataset`)
 attach `recorder.hook(key)` at each `(hook, key)` of `hook_plan(...)` and read `recorder.store`.
 """
 

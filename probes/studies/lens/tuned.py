@@ -2,7 +2,7 @@
 model.
 
 Belrose et al. (2023), "Eliciting Latent Predictions from Transformers with the Tuned Lens". Row r
-(the stream entering block r, as in `probes.studies.lens`) is read as
+(the stream entering block r, as in `probes.studies.lens.logit`) is read as
 
     readout(h + W_r (h - mean(h)) + b_r)            W_r (d_model, d_model), b_r (d_model,)
 
@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from probes.errors import ProbesError
-from probes.studies.lenses import Lens
+from probes.studies.lens.lenses import UNSET, Lens, LogitLens
 
 FORMAT = "probes-tuned-lens"
 VERSION = 1
@@ -159,7 +159,7 @@ class TunedLens(nn.Module, Lens):
 
         from probes.io import atomic_path
 
-        folder = check_out_dir(path, force=force)
+        folder = check_lens_dir(path, force=force)
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {
             "weight": self.weight.detach().float().cpu().contiguous(),
@@ -174,11 +174,11 @@ class TunedLens(nn.Module, Lens):
         return folder
 
 
-def check_out_dir(path, *, force: bool = False) -> Path:
+def check_lens_dir(path, *, force: bool = False) -> Path:
     """A folder a lens can be saved into: new, or holding no lens files unless `force`."""
     from probes.io import check_dir, check_output
 
-    folder = check_dir(path, "--out")
+    folder = check_dir(path, "out")
     if folder.is_dir():
         for name in (CONFIG, WEIGHTS):
             check_output(folder / name, force=force)
@@ -227,7 +227,7 @@ def read_config(path) -> dict:
     """A lens folder's checked config.json (torch-free: the CLI calls it before loading the model)."""
     folder = lens_dir(path)
     if not folder.is_dir():
-        raise TunedLensError(f"--tuned {path}: no such folder (train one with `probes tuned-lens train`)")
+        raise TunedLensError(f"lens={str(path)!r}: no such folder (train one with `probes tuned-lens train`)")
     for name in (CONFIG, WEIGHTS):
         if not (folder / name).is_file():
             raise TunedLensError(f"{folder}: no {name}; a tuned lens folder holds {CONFIG} and {WEIGHTS}")
@@ -280,3 +280,23 @@ def load_tuned_lens(path, model) -> TunedLens:
         lens.bias.copy_(tensors["bias"].float())
     device = model.unembed.original_component.weight.device
     return lens.to(device) if device.type != "meta" else lens
+
+
+def lens_of(lens, model, translators=UNSET) -> Lens:
+    """`lens=` as studies take it: None (the logit lens), a Lens, or a tuned lens folder / 'bundled' to load.
+
+    `translators=`, the 0.2 keyword for a tuned lens, still works for this release with a warning.
+    """
+    if translators is not UNSET:
+        warnings.warn(
+            "translators= is deprecated and will be removed in 0.4; pass the tuned lens as lens=",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        if lens is None:
+            lens = translators
+    if lens is None:
+        return LogitLens()
+    if isinstance(lens, Lens):
+        return lens
+    return load_tuned_lens(lens, model)

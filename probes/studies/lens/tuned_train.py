@@ -95,7 +95,7 @@ def train_tuned_lens(model, texts, config: TunedLensConfig | None = None, *, pro
     from probes.core.skip import skipped_blocks
     from probes.core.windows import batches, windows
     from probes.progress import progress_of
-    from probes.studies.tuned_lens import TunedLens, row_owners
+    from probes.studies.lens.tuned import TunedLens, row_owners
 
     cfg = TunedLensConfig.of(config, **overrides)
     p = progress_of(progress)

@@ -20,7 +20,7 @@ import torch
 
 from probes.core.hooks import row_hooks
 from probes.errors import SpecError
-from probes.studies.lenses import UNSET
+from probes.studies.lens.lenses import UNSET
 from probes.tokens import check_top
 
 UNITS = {"entropy": "nats", "kl_to_final": "nats", "next_token_xent": "nats", "ranks": "1 = top token"}
@@ -236,7 +236,7 @@ def logit_lens(
     from probes.core.prompt import is_many, per_prompt, prompt_ids
     from probes.core.runner import runner_for
     from probes.core.skip import skip
-    from probes.studies.lenses import lens_of
+    from probes.studies.lens.tuned import lens_of
 
     check_top(top)
     lens = lens_of(lens, model, translators)
@@ -273,7 +273,7 @@ def build_result(model, resid, ids, cols, next_ids, top, text, lens=None) -> Len
     from probes.core.load import source_of
     from probes.core.prompt import str_tokens
     from probes.core.skip import skipped_blocks
-    from probes.studies.lens_readout import readout, top_strings
+    from probes.studies.lens.readout import readout, top_strings
 
     out = readout(model, resid, next_ids, top, lens)
     skipped = skipped_blocks(model)

@@ -28,8 +28,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from probes.studies.lens_dataset_result import METRICS, DatasetLens
-from probes.studies.lenses import UNSET
+from probes.studies.lens.dataset_result import METRICS, DatasetLens
+from probes.studies.lens.lenses import UNSET
 
 _AT_EVERY_POSITION = ("kl_to_final", "entropy", "final_agreement")  # the others need the next token
 
@@ -71,8 +71,8 @@ def lens_over(
     from probes.core.skip import skipped_blocks
     from probes.core.windows import batches, windows
     from probes.progress import progress_of
-    from probes.studies.bootstrap import check_bootstrap
-    from probes.studies.lenses import lens_of
+    from probes.studies.lens.bootstrap import check_bootstrap
+    from probes.studies.lens.tuned import lens_of
 
     check_bootstrap(n_boot, level)
     many = isinstance(lens, (list, tuple))
@@ -149,8 +149,8 @@ class _Sums:
 
     def result(self, model, dataset, texts, skipped, reference, n_boot, seed, level, bos) -> DatasetLens:
         from probes.core.load import source_of
-        from probes.studies.bootstrap import cluster_bootstrap
-        from probes.studies.lens import row_hooks, row_labels
+        from probes.studies.lens.bootstrap import cluster_bootstrap
+        from probes.studies.lens.logit import row_hooks, row_labels
 
         sums, counts = self.sums[: self.n], self.counts[: self.n]
         rows, k = sums.shape[1:]

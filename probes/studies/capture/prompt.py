@@ -2,7 +2,7 @@
 
 Recording attaches one hook per requested name for a single forward (or for each KV-cached
 generation step, keeping only the new positions) and assembles an `Activations`; see
-`probes.studies.activations` for hook names, shapes, what skipped blocks record, and the file format.
+`probes.studies.capture.activations` for hook names, shapes, what skipped blocks record, and the file format.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from probes.core.prompt import bos_id, prompt_ids, str_tokens
 from probes.core.runner import runner_for
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
-from probes.studies.activations import Activations
-from probes.studies.capture_format import CaptureMeta
-from probes.studies.checks import capture_config
-from probes.studies.record import KEYED_PAD, Recorder, hook_plan
+from probes.studies.capture.activations import Activations
+from probes.studies.capture.format import CaptureMeta
+from probes.studies.capture.record import KEYED_PAD, Recorder, hook_plan
+from probes.studies.settings import capture_config
 
 
 def _assemble(chunks: list[torch.Tensor], suffix: str, n_pos: int) -> torch.Tensor:
@@ -70,7 +70,7 @@ def check_size(model, names: list[str], n_pos: int, max_bytes: int | None) -> No
         raise ProbesError(
             f"this capture would hold about {need / 2**30:.2f} GiB ({len(names)} tensors x {n_pos} "
             f"positions), more than the limit of {max_bytes / 2**30:.2f} GiB; capture fewer hooks or layers, "
-            "or raise the limit (--max-bytes, max_bytes=)"
+            "or raise the limit with max_bytes=N (None: no limit)"
         )
 
 
@@ -95,7 +95,7 @@ def capture(
     recorded.
 
     A list of texts or a `Dataset` is captured to the folder `out` in shards, streamed, and a lazy
-    `ShardedActivations` is returned (`probes.studies.capture_dataset`, which takes `store_dtype`,
+    `ShardedActivations` is returned (`probes.studies.capture.dataset`, which takes `store_dtype`,
     `shard_bytes`, `force` and `progress`).
 
     `prompt` is text (`FILE:path` reads a file; BOS first if `bos`, which defaults to the config's,
@@ -113,7 +113,7 @@ def capture(
     if isinstance(prompt, Dataset) or (
         isinstance(prompt, (list, tuple)) and all(isinstance(t, str) for t in prompt)
     ):
-        from probes.studies.capture_dataset import capture_dataset
+        from probes.studies.capture.dataset import capture_dataset
 
         if generate is not None or config is not None or overrides:
             raise ProbesError(

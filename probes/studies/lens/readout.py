@@ -16,7 +16,7 @@ def readout(
 
     Returns the LensResult arrays: top_ids, top_probs, entropy, kl_to_final, final_rank,
     final_prob, next_rank, next_prob, next_xent (each (rows, pos[, top])) and final_token (pos,),
-    in nats (`probes.core.stats`). `lens` (a `probes.studies.lenses.Lens`; None: the logit lens)
+    in nats (`probes.core.stats`). `lens` (a `probes.studies.lens.lenses.Lens`; None: the logit lens)
     transforms the rows first. Memory stays bounded whatever the length: a chunk's (positions,
     vocab) buffers are about 64 MiB each.
     """

@@ -1,0 +1,1 @@
+"""The capture study: hook tensors of one prompt, or of a dataset streamed into shards."""

@@ -1,0 +1,1 @@
+"""The embeddings study: token ids, norms, neighbours and cosines of common and rare words."""

@@ -1,0 +1,1 @@
+"""The lens study: the logit and tuned lens, per prompt, alongside generation and over a dataset."""
