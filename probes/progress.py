@@ -128,5 +128,8 @@ class BarProgress(Progress):
 
 
 def bar_progress(quiet: bool = False) -> Progress:
-    """The CLI's progress: bars and notes on stderr, or silence (`quiet`, as under `--json`)."""
-    return Progress() if quiet else BarProgress()
+    """The CLI's progress: bars and notes on stderr, or (`quiet`, as under `--json`) notes alone, as every
+    other log line: stdout holds the JSON, and no bar redraws stderr."""
+    if quiet:
+        return MessageProgress(lambda message: print(message, file=sys.stderr, flush=True))
+    return BarProgress()

@@ -192,7 +192,7 @@ def capture(
 
         save_figure(acts.figure(), plot, dpi=120, force=force)
         log(f"wrote {plot}")
-    emit(_summary(acts, path, plot), json, _render)
+    emit({"out": str(path), "plot": plot, **acts.summary()}, json, _render)
 
 
 def _capture_dataset(
@@ -250,17 +250,11 @@ def _capture_dataset(
             f"--out {out!r}: with --dataset the capture is a folder of shards and index.json; "
             "give a folder name (a single .safetensors file is for one --prompt)"
         )
-    before = None if force or before is None else before
     target = Target(model, device, dtype, bos=bos, threads=threads)
     skipped = target.skipped(skip, keep)
     chosen = target.layers(layers) if layers is not None else None
     log(f"{data.name}: {count(n_texts, 'text')}")
     m = target.load()
-    if before is not None and before.get("shards"):
-        log(
-            f"{'checking' if before.get('complete') else 'resuming'} the capture in {out}: "
-            f"{count(len(before['shards']), 'shard')} already written"
-        )
     try:
         with probes.skip(m, skipped):
             acts = probes.capture(
@@ -278,29 +272,13 @@ def _capture_dataset(
     except KeyboardInterrupt:
         log("the finished shards are kept; rerun the same command to resume")
         raise
-    kept = len(before["shards"]) if before is not None else 0
-    if before is not None and before.get("complete"):
+    d = acts.summary()
+    w = d["written"]
+    if w["was_complete"]:
         log(f"the capture in {acts.folder} was already complete; nothing written")
     else:
-        log(
-            f"wrote {count(len(acts.shards) - kept, 'shard')}"
-            f"{f' (after the {kept} already there)' if kept else ''} "
-            f"and index.json to {acts.folder}"
-        )
-    d = {
-        "out": str(acts.folder),
-        "model": acts.index["model"],
-        "model_sha256": acts.index["model_source"]["sha256"],
-        "versions": acts.index["versions"],
-        "dataset": data.name,
-        "texts": len(acts),
-        "rows": acts.n_rows,
-        "shards": len(acts.shards),
-        "dtype": acts.dtype,
-        "tensors": {k: [acts.n_rows, *v] for k, v in acts.index["shapes"].items()},
-        "skipped_blocks": acts.index["skipped_blocks"],
-        "absent": acts.index["absent"],
-    }
+        kept = f" (after the {w['kept']} already there)" if w["kept"] else ""
+        log(f"wrote {count(w['new'], 'shard')}{kept} and index.json to {acts.folder}")
     emit(
         d,
         json,
@@ -310,37 +288,6 @@ def _capture_dataset(
             f"{d['model']}"
         ),
     )
-
-
-def _summary(acts, path, plot) -> dict:
-    norms = acts.norms()
-    cos = acts.cosines()
-    rows = []
-    for i in sorted({i for fam in norms for i in acts.layers_of(fam)} | set(cos)):
-        row = {"layer": i, "skipped": i in acts.skipped_blocks}
-        for fam, values in norms.items():
-            layers = acts.layers_of(fam)
-            row[fam] = float(values[layers.index(i)]) if i in layers else None
-        row["cosine"] = cos.get(i)
-        rows.append(row)
-    return {
-        "out": str(path),
-        "plot": plot,
-        "model": acts.meta.model,
-        "model_sha256": acts.meta.model_sha256,
-        "versions": acts.meta.versions,
-        "prompt": acts.prompt,
-        "tokens": acts.tokens.tolist(),
-        "str_tokens": acts.str_tokens,
-        "generated": acts.meta.generated,
-        "seed": acts.meta.seed,
-        "skipped_blocks": acts.skipped_blocks,
-        "absent": acts.absent,
-        "tensors": {k: list(v.shape) for k, v in acts.items()},
-        "norm_excludes_bos": acts.bos and len(acts.tokens) > 1,
-        "families": list(norms),
-        "layers": rows,
-    }
 
 
 def _render(d: dict) -> str:

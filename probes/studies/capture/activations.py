@@ -182,6 +182,36 @@ class Activations(Mapping):
                 out[d] = float(torch.nn.functional.cosine_similarity(a, b, dim=-1).mean())
         return out
 
+    def summary(self) -> dict:
+        """What the capture holds, as `probes capture --json` prints it: model, tokens, tensor shapes, and
+        per layer the mean L2 norm of each family and the cosine of the stream before and after the block."""
+        norms = self.norms()
+        cos = self.cosines()
+        rows = []
+        for i in sorted({i for fam in norms for i in self.layers_of(fam)} | set(cos)):
+            row = {"layer": i, "skipped": i in self.skipped_blocks}
+            for fam, values in norms.items():
+                layers = self.layers_of(fam)
+                row[fam] = float(values[layers.index(i)]) if i in layers else None
+            row["cosine"] = cos.get(i)
+            rows.append(row)
+        return {
+            "model": self.meta.model,
+            "model_sha256": self.meta.model_sha256,
+            "versions": self.meta.versions,
+            "prompt": self.prompt,
+            "tokens": self.tokens.tolist(),
+            "str_tokens": self.str_tokens,
+            "generated": self.meta.generated,
+            "seed": self.meta.seed,
+            "skipped_blocks": self.skipped_blocks,
+            "absent": self.absent,
+            "tensors": {k: list(v.shape) for k, v in self.items()},
+            "norm_excludes_bos": self.bos and len(self.tokens) > 1,
+            "families": list(norms),
+            "layers": rows,
+        }
+
     def figure(self, include_bos: bool = False):
         """Residual norm by layer and cosine of consecutive layers (a matplotlib Figure)."""
         from probes.plots.activations import activations_figure

@@ -31,6 +31,7 @@ from probes.core.runner import runner_for
 from probes.core.windows import Window, batches, windows
 from probes.errors import ProbesError
 from probes.io import atomic_path, parse_size, write_text
+from probes.numbers import count
 from probes.progress import progress_of
 from probes.studies.capture import format as capture_format
 from probes.studies.capture.record import Recorder, hook_plan
@@ -110,10 +111,16 @@ def capture_dataset(
         old = None
     folder.mkdir(parents=True, exist_ok=True)
     done = old["shards"] if old else []
+    was_complete = bool(old and old.get("complete"))
+    p = progress_of(progress)
+    if done:
+        p.note(
+            f"{'checking' if was_complete else 'resuming'} the capture in {folder}: "
+            f"{count(len(done), 'shard')} already written"
+        )
 
     dtype = getattr(torch, store)
     rec = Recorder(dtype)
-    p = progress_of(progress)
     stop = _stop_point(names)
     with (
         attached(model, [(src, rec.hook(key)) for src, key in plan] + ([(stop, _stop)] if stop else [])),
@@ -192,7 +199,9 @@ def capture_dataset(
                 raise ProbesError(
                     f"{folder}: writing {INDEX} failed ({e.strerror or e}); rerun the same command to finish"
                 ) from None
-    return ShardedActivations(folder)
+    acts = ShardedActivations(folder)
+    acts.written = {"kept": len(done), "new": len(acts.shards) - len(done), "was_complete": was_complete}
+    return acts
 
 
 def _shards(

@@ -128,6 +128,7 @@ class ShardedActivations:
         if index is None:
             raise ProbesError(f"{self.folder}: no {INDEX}; not a folder written by probes capture --dataset")
         self.index = index
+        self.written: dict | None = None  # set by the capture that returned this view: what it wrote
         self.names: list[str] = sorted(index["shapes"], key=hook_order)
         self.shards: list[dict] = index["shards"]
         self.n_rows = self.shards[-1]["rows"][1] if self.shards else 0
@@ -149,6 +150,26 @@ class ShardedActivations:
         lambda self: [t["where"] for t in self.index["texts"][: len(self)]],
         doc="Where each text came from (file:line).",
     )
+
+    def summary(self) -> dict:
+        """What the capture holds, as `probes capture --dataset --json` prints it; `written` says what this
+        run wrote (shards kept from before, shards new, whether the capture was complete already)."""
+        index = self.index
+        return {
+            "out": str(self.folder),
+            "model": index["model"],
+            "model_sha256": index["model_source"]["sha256"],
+            "versions": index["versions"],
+            "dataset": index["settings"]["dataset"],
+            "texts": len(self),
+            "rows": self.n_rows,
+            "shards": len(self.shards),
+            "dtype": self.dtype,
+            "tensors": {k: [self.n_rows, *v] for k, v in index["shapes"].items()},
+            "skipped_blocks": index["skipped_blocks"],
+            "absent": index["absent"],
+            **({"written": self.written} if self.written is not None else {}),
+        }
 
     def __len__(self) -> int:
         # Texts whose windows are all in finished shards (an unfinished run may hold part of the last one).
