@@ -76,9 +76,10 @@ class LensResult:
     def __repr__(self) -> str:
         skipped = f", blocks {_ranges(self.skipped_blocks)} skipped" if self.skipped_blocks else ""
         tuned = f", tuned lens {self.tuned_lens!r}" if self.tuned_lens else ""
+        compare = f"; compare: blocks {_ranges(self.compare.skipped_blocks)} skipped" if self.compare else ""
         return (
             f"LensResult({self.n_rows} rows x {len(self.positions)} positions, top {self.top_ids.shape[-1]}, "
-            f"model {self.model_name!r}{skipped}{tuned})"
+            f"model {self.model_name!r}{skipped}{tuned}{compare})"
         )
 
     def column(self, position: int) -> int:
