@@ -127,8 +127,11 @@ def next_token_distribution(
             bos=bos,
         )
     text, ids = prompt_ids(model, prompt, bos=bos)
+    from probes.core.runner import runner_for
+
     with torch.no_grad():
-        logits = model(torch.tensor([ids], device=model.cfg.device or "cpu"))[0, -1].float().cpu()  # (vocab,)
+        ids_t = torch.tensor([ids], device=model.cfg.device or "cpu")
+        logits = runner_for(model).logits(ids_t)[0, -1].float().cpu()  # (vocab,)
     top = min(top, logits.shape[-1])
     raw = _summarise(model, torch.softmax(logits, -1), RAW, top)
     return NextTokenDistribution(

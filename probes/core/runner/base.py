@@ -34,6 +34,13 @@ class Runner:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.n_layers} blocks, skipped {self.skipped or 'none'})"
 
+    @property
+    def home(self):
+        """The device the readout runs on (the unembedding's: blocks may sit on other devices), or None when
+        the weights are offloaded (accelerate's hooks move inputs in)."""
+        device = self.model.unembed.original_component.weight.device
+        return None if device.type == "meta" else device
+
     def kept_without(self, extra) -> list[int]:
         """The blocks that run when `extra` blocks are skipped besides the model's own skips."""
         return complement(sorted(set(self.skipped) | set(extra)), self.n_layers)

@@ -199,14 +199,12 @@ def _lens_batch(model, batch, compared, lenses, sums) -> None:
 
     mask = batch.mask  # (batch, pos)
     T = batch.ids.shape[1]
-    home = model.unembed.original_component.weight.device
-    if home.type == "meta":  # offloaded weights: accelerate's hook moves inputs in
-        home = batch.ids.device
+    runner = runner_for(model)
+    home = runner.home or batch.ids.device
 
     def flat(rows):  # L+1 of (batch, pos, d_model) -> (real positions, d_model) on the unembedding's device
         return [x[mask.to(x.device)].to(home) for x in rows]
 
-    runner = runner_for(model)
     streams = flat(runner.streams(batch.ids))
     pruned = None
     if compared is not None:

@@ -27,9 +27,8 @@ def readout(
     runner = runner_for(model)
     n_rows, n_pos = len(resid), resid[0].shape[0]
     vocab = model.cfg.d_vocab
-    home = model.unembed.original_component.weight.device  # blocks may sit on other devices
-    if home.type != "meta":  # meta: offloaded weights, moved in by accelerate's own hook
-        resid = [x.to(home) for x in resid]
+    if runner.home is not None:
+        resid = [x.to(runner.home) for x in resid]
     k = min(top, vocab)
     out = {
         "top_ids": np.zeros((n_rows, n_pos, k), np.int64),

@@ -92,6 +92,7 @@ def train_tuned_lens(model, texts, config: TunedLensConfig | None = None, *, pro
 
     from probes.core.dataset import dataset_of
     from probes.core.load import source_of
+    from probes.core.runner import runner_for
     from probes.core.skip import skipped_blocks
     from probes.core.windows import batches, windows
     from probes.progress import progress_of
@@ -110,7 +111,7 @@ def train_tuned_lens(model, texts, config: TunedLensConfig | None = None, *, pro
         )
     held = [items[i] for i in order[:n_held]]
     train = [items[i] for i in order[n_held:]]
-    lens = TunedLens.identity(model).to(model.unembed.original_component.weight.device)
+    lens = TunedLens.identity(model).to(runner_for(model).home or "cpu")
     owners = sorted({o for o in row_owners(model.cfg.n_layers, skipped_blocks(model)) if o is not None})
     before = heldout_kl(model, lens, held, cfg) if held else None
     opt = _optimizer(lens, cfg)
