@@ -37,7 +37,8 @@ class _Rows:
         return [(names[i], partial(self._keep, i=i)) for i in self.wanted]
 
     def _keep(self, t, hook, i):
-        self.seen[i] = t.detach()
+        # A copy: an architecture may update its stream in place after the hook point.
+        self.seen[i] = t.detach().clone()
 
     def take(self) -> list[torch.Tensor]:
         """The rows of the last forward, in order, and forget them."""
