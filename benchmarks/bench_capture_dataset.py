@@ -55,7 +55,7 @@ def plain(model, data, names: list[str], store_dtype: str, shard_bytes: int, out
     from safetensors.torch import save_file
 
     import probes
-    from probes.core.decode import forward_step
+    from probes.core.runner.hooked import forward_step
     from probes.core.windows import batches
     from probes.studies.capture.dataset import _shards
 

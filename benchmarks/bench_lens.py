@@ -30,9 +30,8 @@ def naive_lens(model, ids):
     """The materialising lens: all rows cached, stacked and decoded at once (rows, pos, vocab)."""
     import torch
 
-    from probes.core.hooks import attached
-    from probes.studies.lens.logit import row_hooks
-    from probes.studies.lens.readout import LN2, decode_residual
+    from probes.core.hooks import attached, row_hooks
+    from probes.core.runner.hooked import HookedRunner
 
     names = row_hooks(model.cfg.n_layers)
     cache = {}
@@ -42,10 +41,10 @@ def naive_lens(model, ids):
     ):
         model(ids)
         resid = torch.stack([cache[n] for n in names])  # (rows, pos, d_model)
-        logp = decode_residual(model, resid).float().log_softmax(-1)  # (rows, pos, vocab)
+        logp = HookedRunner(model).readout(resid).float().log_softmax(-1)  # (rows, pos, vocab)
         p = logp.exp()
-        entropy = -(p * logp).sum(-1) / LN2  # (rows, pos)
-        kl = (p[-1] * (logp[-1] - logp)).sum(-1) / LN2
+        entropy = -(p * logp).sum(-1)  # (rows, pos), nats
+        kl = (p[-1] * (logp[-1] - logp)).sum(-1)
         top = p.topk(5, dim=-1)
         rank = (logp > logp.gather(-1, logp[-1].argmax(-1)[None, :, None].expand(len(names), -1, 1))).sum(
             -1
