@@ -14,7 +14,9 @@ it runs on and says whether this table still holds there):
 - 2 to 256 rows otherwise (`BATCH_ROWS`): MKL as W^T @ x^T on an (out, in) copy of the weight,
   rows padded to a multiple of 8 from `PAD_FROM` rows on. MKL's AVX2 kernels take the rows eight
   at a time and some remainders are slow: 60-65 ms for 8 or 16 rows, 80-120 ms for 10 to 15.
-- the unembedding of more rows (`w_u`, the held-out sweep's 512): oneDNN, 320-390 ms against 530.
+- the unembedding (a wide weight) of 33 rows or more (`WIDE_ROWS`): oneDNN the usual way round. GPT-2's
+  50,257-wide unembedding, median of 5: 33 rows 39.5 ms against MKL's 87.9; 83 rows (a lens chunk)
+  83.1 against 128.0; 256 rows 229.7 against 261.3; the held-out sweep's 512: 320-390 against 530.
 
 Any route that fails on a call (a torch build without oneDNN, a shape its kernels refuse) falls
 back to `torch.addmm` for good, with one warning; a wrong answer is caught before first use by
@@ -33,7 +35,7 @@ BATCH_ROWS = range(2, 257)  # rows for which a CPU product runs as W^T @ x^T on 
 ROW_MULTIPLE = 8  # ... with the rows padded to a multiple of this, from PAD_FROM rows on
 PAD_FROM = 7
 SWAPPED_ROWS = range(5, 33)  # rows for which oneDNN runs the product with the operands' roles swapped
-WIDE_ROWS = 257  # from here the unembedding (a wide weight) runs through oneDNN the usual way round
+WIDE_ROWS = 33  # from here the unembedding (a wide weight) runs through oneDNN the usual way round
 
 _ROUTES: bool | None = None  # None: not checked yet; False: plain products only
 OFF = ("0", "false", "no", "off")  # PROBES_CPU_ROUTES=0: plain products everywhere
