@@ -243,3 +243,36 @@ def test_a_capture_too_big_is_refused_up_front_with_its_estimate(tiny, tiny_dir,
         "lots",
     )
     assert r.exit_code == 2 and "K, M, G or T" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "size, words",
+    [
+        ("inf", "out of range"),
+        ("-Infinity", "must be positive"),
+        ("1e999G", "out of range"),
+        ("NaN", "not a number"),
+        ("-3M", "must be positive"),
+        ("0", "must be positive"),
+        ("0.4", "must be positive"),
+        ("20000000T", "out of range"),  # finite, but more bytes than any file can hold
+        (float("inf"), "out of range"),
+        (1 << 64, "out of range"),
+    ],
+)
+def test_sizes_that_are_not_finite_or_in_range_are_one_line(size, words, tiny, tiny_dir, tmp_path):
+    from probes.io import MAX_SIZE, parse_size
+
+    with pytest.raises(ProbesError, match=words):
+        parse_size(size, "shard_bytes")
+    assert parse_size("7.5K") == 7680 and parse_size(MAX_SIZE) == MAX_SIZE
+    with pytest.raises(ProbesError, match=f"max_bytes=.*{words}"):
+        probes.capture(tiny, "Hi", max_bytes=size)
+    if isinstance(size, str):
+        data = tmp_path / "texts.txt"
+        data.write_text("one text\n")
+        for flag, extra in (("--max-bytes", ["--prompt", "Hi"]), ("--shard-size", ["--dataset", data])):
+            r = run_cli("capture", "-m", tiny_dir, *extra, "--out", tmp_path / "o", flag, size)
+            assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+            assert r.stderr.count("\n") == 1 and f"{flag} '{size}'" in r.stderr and words in r.stderr
+        assert not (tmp_path / "o").exists()

@@ -172,7 +172,7 @@ def capture(
         )
     capture_config(generate, None, sampling)  # bad sampling values fail before the model loads
     check_hook_names(hooks)
-    limit = {} if max_bytes is None else {"max_bytes": parse_size(max_bytes)}
+    limit = {} if max_bytes is None else {"max_bytes": parse_size(max_bytes, "max_bytes")}
     check_output(out, force)
     if plot:
         if Path(plot).expanduser().resolve() == Path(out).expanduser().resolve():
@@ -227,10 +227,7 @@ def _capture_dataset(
     check_hook_names(requested)
     check_row_hooks(requested)
     check_store_dtype(store_dtype)
-    try:
-        size = parse_size(shard_size)
-    except ProbesError as e:
-        raise ProbesError(f"--shard-size: {e}") from None
+    size = parse_size(shard_size, "shard_bytes")
     data = Dataset(dataset, split=split, max_texts=max_texts)
     n_texts = data.check()
     known = {

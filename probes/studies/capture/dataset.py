@@ -84,7 +84,7 @@ def capture_dataset(
     names = resolve_hooks(model, requested, chosen)
     check_row_hooks(names)
     store = check_store_dtype(store_dtype) or str(model.cfg.dtype).removeprefix("torch.")
-    shard_bytes = parse_size(shard_bytes)
+    shard_bytes = parse_size(shard_bytes, "shard_bytes")
     dataset = dataset_of(data, split=split, max_texts=max_texts)
     n_texts = dataset.check()  # every bad line fails now, before any shard is written
     meta = model_meta(model)
