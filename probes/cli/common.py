@@ -43,6 +43,12 @@ class Target:
 
         return parse_layers(spec, self.n_layers)
 
+    def hooks(self, names) -> list[str]:
+        """The hook names `--hooks` gives, checked against this model (its block count from config.json)."""
+        from probes.core.hooks import check_hook_names
+
+        return check_hook_names(names, self.n_layers)
+
     def skipped(self, skip=None, keep=None) -> list[int]:
         """The blocks `--skip` or `--keep` names, checked against this model."""
         from probes.core.skip import skip_spec
