@@ -276,3 +276,25 @@ def test_sizes_that_are_not_finite_or_in_range_are_one_line(size, words, tiny, t
             assert r.exit_code == 2 and "Traceback" not in r.output, r.output
             assert r.stderr.count("\n") == 1 and f"{flag} '{size}'" in r.stderr and words in r.stderr
         assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args", [["--version"], ["info", "-m", "{tiny}", "--json"]], ids=["version", "info"])
+def test_stdout_that_cannot_be_written_is_one_line_and_a_failure(tiny_dir, args):
+    cmd = [*PROBES, *(a.format(tiny=tiny_dir) for a in args)]
+
+    def errors(r):
+        return [ln for ln in r.stderr.splitlines() if not ln.startswith("loading")]
+
+    with open("/dev/full", "w") as full:  # a full disk
+        r = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert r.returncode == 74 and errors(r) == [
+        "error: cannot write the output to stdout: No space left on device"
+    ], r.stderr
+    r = subprocess.run(  # no stdout at all: `probes info >&-`
+        cmd, stderr=subprocess.PIPE, text=True, timeout=120, preexec_fn=lambda: os.close(1)
+    )
+    assert r.returncode == 74 and errors(r) == ["error: cannot write the output to stdout: stdout is closed"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader has gone, as after `| head -c1`: quiet, and no failure
+    code, err = proc.wait(timeout=120), proc.stderr.read()
+    assert code == 0 and [ln for ln in err.splitlines() if not ln.startswith("loading")] == [], err
