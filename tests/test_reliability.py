@@ -298,3 +298,40 @@ def test_stdout_that_cannot_be_written_is_one_line_and_a_failure(tiny_dir, args)
     proc.stdout.close()  # the reader has gone, as after `| head -c1`: quiet, and no failure
     code, err = proc.wait(timeout=120), proc.stderr.read()
     assert code == 0 and [ln for ln in err.splitlines() if not ln.startswith("loading")] == [], err
+
+
+def test_a_context_too_small_for_windows_is_one_line_before_loading(tmp_path):
+    from conftest import build_checkpoint
+
+    from probes.cli.common import Target
+
+    ckpt = build_checkpoint(tmp_path / "one-position", n_layer=2, n_embd=32, n_head=2, n_positions=1)
+    data = tmp_path / "texts.txt"
+    data.write_text("Now is the winter\nof our discontent\n")
+    m = probes.load(str(ckpt))
+    assert m.cfg.n_ctx == 1 and m.cfg.n_layers == 2
+    with pytest.raises(ProbesError, match="context is 1 position.*too small to score"):
+        probes.compare_pruned(m, "Hi", [[1]], max_new_tokens=2)
+    with pytest.raises(ProbesError, match="too small to score"):
+        probes.lens_over(m, f"FILE:{data}")
+    with pytest.raises(ProbesError, match="too small to score"):
+        probes.train_tuned_lens(m, f"FILE:{data}")
+    with pytest.raises(ProbesError, match="too small to hold BOS"):
+        probes.capture(m, ["a text", "another"], out=tmp_path / "with-bos")
+    acts = probes.capture(m, ["a text", "another"], out=tmp_path / "no-bos", bos=False)  # a token a window
+    texts = ["a text", "another"]
+    assert acts.summary()["rows"] == sum(
+        len(m.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Target, "load", lambda self: pytest.fail("the model was loaded"))
+        for args in (
+            ["prune", "--max-new-tokens", "2"],
+            ["lens", "--dataset", data],
+            ["tuned-lens", "train", "--dataset", data, "--out", tmp_path / "lens"],
+            ["capture", "--dataset", data, "--out", tmp_path / "states"],
+            ["report", "--out", tmp_path / "report"],
+        ):
+            r = run_cli(*args, "-m", ckpt)
+            assert r.exit_code == 2 and r.stderr.count("\n") == 1, (args, r.output)
+            assert "context is 1 position" in r.stderr and "too small" in r.stderr

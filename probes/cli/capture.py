@@ -247,6 +247,7 @@ def _capture_dataset(
         )
     target = Target(model, device, dtype, bos=bos, threads=threads)
     target.hooks(requested)
+    target.windows(bos=bos, score=False)
     skipped = target.skipped(skip, keep)
     chosen = target.layers(layers) if layers is not None else None
     log(f"{data.name}: {count(n_texts, 'text')}")

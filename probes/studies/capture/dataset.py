@@ -214,7 +214,7 @@ def _shards(
     """
     group: list[tuple[Window, bool]] = []
     rows = 0
-    for ws in _by_text(windows(model, dataset, bos=bos)):
+    for ws in _by_text(windows(model, dataset, bos=bos, score=False)):
         texts.append({"where": ws[0].where, "n_tokens": sum(w.n_text_tokens for w in ws), "windows": len(ws)})
         for j, w in enumerate(ws):
             if group and rows + len(w.ids) > rows_per_shard:
