@@ -20,20 +20,38 @@ from probes.errors import ProbesError
 FIGURE_FORMATS = ("png", "pdf", "svg")
 
 
-def parse_size(text) -> int:
-    """Bytes from an int or text such as '500M', '4G', '1.5GiB' (powers of 1024)."""
+# The largest file offset: no file, shard or capture can hold more bytes than this (8 EiB).
+MAX_SIZE = (1 << 63) - 1
+
+
+def parse_size(text, name: str | None = None) -> int:
+    """Bytes from an int or text such as '500M', '4G', '1.5GiB' (powers of 1024), from 1 to MAX_SIZE.
+
+    `name` is the parameter the size was given as, so the error says which (`shard_bytes='inf' ...`).
+    """
+    import math
+
+    said = f"{name}={text!r}" if name else f"size {text!r}"
+    hint = "give bytes or a number with K, M, G or T, e.g. 4G"
     if isinstance(text, int) and not isinstance(text, bool):
         value = text
     else:
         s = str(text).strip().upper().removesuffix("IB").removesuffix("B")
         scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(s[-1:], 1)
         try:
-            value = int(float(s[:-1] if scale > 1 else s) * scale)
+            number = float(s[:-1] if scale > 1 else s)
         except ValueError:
-            raise ProbesError(f"size {text!r}: give bytes or a number with K, M, G or T, e.g. 4G") from None
+            raise ProbesError(f"{said}: {hint}") from None
+        if math.isnan(number):
+            raise ProbesError(f"{said} is not a number; {hint}")
+        value = number * scale  # a float until it is known to fit: int(inf) would raise
     if value < 1:
-        raise ProbesError(f"size {text!r} must be positive")
-    return value
+        raise ProbesError(f"{said} must be positive (1 byte or more)")
+    if not value <= MAX_SIZE:  # inf, 1e400 (inf as a float) and sizes no file can have
+        raise ProbesError(
+            f"{said} is out of range: a size must be finite and at most 8 EiB ({MAX_SIZE} bytes)"
+        )
+    return int(value)
 
 
 def user_path(path) -> Path:

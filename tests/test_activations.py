@@ -174,6 +174,41 @@ def test_unknown_hook_name_lists_closest_matches(tiny, name, suggestion):
     )
 
 
+@pytest.mark.parametrize(
+    "hooks, words",
+    [
+        ("blocks.4.hook_resid_post", ["has 4 blocks (0-3)"]),
+        ("resid_pre,blocks.17.attn.hook_q", ["'blocks.17.attn.hook_q'", "has 4 blocks (0-3)"]),
+        ("blocks.2.hook_nonsense", ["unknown hook 'blocks.2.hook_nonsense'", "did you mean blocks.2.hook_"]),
+        ("blocks.0.attn.hook_patern", ["did you mean blocks.0.attn.hook_pattern"]),
+        ("hook_embedd", ["did you mean hook_embed"]),
+        ("mlp.hook_postt", ["did you mean mlp.hook_post"]),
+    ],
+)
+def test_a_wrong_full_hook_name_is_refused_before_the_model_loads(tiny, tiny_dir, tmp_path, hooks, words):
+    from probes.cli.common import Target
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Target, "load", lambda self: pytest.fail("the model was loaded"))
+        data = tmp_path / "texts.txt"
+        data.write_text("one text\n")
+        for source in (["--prompt", "Hi"], ["--dataset", data]):
+            r = run(*source, "--hooks", hooks, "--out", tmp_path / "s", "-m", tiny_dir)
+            assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.output
+            assert all(w in r.stderr for w in words), r.stderr
+    with pytest.raises(SpecError) as e:  # the library says the same of a loaded model
+        probes.capture(tiny, PROMPT, hooks=hooks.split(","))
+    assert all(w in str(e.value) for w in words), str(e.value)
+
+
+def test_the_hook_tables_are_the_bridges(tiny):
+    from probes.core.hooks import BLOCK_HOOKS, MODEL_HOOKS
+
+    block = {n.removeprefix("blocks.1.") for n in tiny.hook_dict if n.startswith("blocks.1.")}
+    assert sorted(BLOCK_HOOKS) == sorted(block)
+    assert sorted(MODEL_HOOKS) == sorted(n for n in tiny.hook_dict if not n.startswith("blocks."))
+
+
 def test_bad_arguments(tiny):
     with pytest.raises(SpecError, match="the model has 4 blocks"):
         probes.capture(tiny, PROMPT, layers="2-9")

@@ -465,3 +465,54 @@ def test_a_hook_with_a_key_axis_is_refused_before_loading(tmp_path):
         assert r.exit_code == 2 and "key axis" in r.stderr and "cannot" not in r.stderr, (
             r.stderr
         )  # not the missing model
+
+
+def _readme() -> str:
+    from pathlib import Path
+
+    return (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_capture_call_form_the_readme_shows_works(tiny, tmp_path, monkeypatch):
+    import inspect
+    import re
+
+    from probes.core.sampling import SamplingConfig
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "texts.txt").write_text("HAMLET: To be, or not to be\nROMEO: But soft\n", encoding="utf-8")
+    readme = _readme()
+    # The Python API block's capture lines, run as they are written, on the tiny model.
+    lines = readme.splitlines()
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("acts = probes.capture("))
+    last = next(i for i, ln in enumerate(lines) if ln.startswith("states.stack("))
+    scope = {"probes": probes, "model": tiny}
+    exec("\n".join(lines[first : last + 1]), scope)
+    assert scope["resid"].shape[0] == 4 and len(scope["states"]) == 2
+    assert scope["states"].dtype == "float16"
+    # The table's signatures: every keyword it names is one the function takes.
+    for name in ("capture", "capture_dataset"):
+        row = next(ln for ln in lines if ln.startswith(f"| `{name}(model, "))
+        shown = re.findall(r"\*, ([^)]*)\)", row)[0]
+        taken = set(inspect.signature(getattr(probes, name)).parameters) | set(
+            SamplingConfig.__dataclass_fields__ if name == "capture" else ()
+        )
+        for keyword in (k.split("=")[0].strip() for k in shown.split(",")):
+            assert keyword.strip("*") in taken or keyword == "**overrides", (name, keyword)
+    # ... and each call form: data as FILE:path, a path, a list, a Dataset; one prompt from FILE:path.
+    done = [
+        probes.capture_dataset(tiny, "FILE:texts.txt", out="a"),
+        probes.capture_dataset(tiny, str(tmp_path / "texts.txt"), out=tmp_path / "b", max_texts=1),
+        probes.capture_dataset(tiny, ["To be", "or not"], out="c", hooks="resid_post", layers="odd"),
+        probes.capture_dataset(
+            tiny, Dataset("FILE:texts.txt"), out="d", bos=False, store_dtype="bfloat16", shard_bytes="2K"
+        ),
+        probes.capture(tiny, ["To be", "or not"], out="e", shard_bytes=4096, force=True),
+    ]
+    assert [len(s) for s in done] == [2, 1, 2, 2, 2]
+    assert (
+        done[0][1].stack("resid_pre").shape
+        == probes.capture(tiny, "ROMEO: But soft").stack("resid_pre").shape
+    )
+    one = probes.capture(tiny, "FILE:texts.txt", layers="0-1", bos=False, generate=2, seed=3)
+    assert one.prompt.startswith("HAMLET") and one.stack("resid_pre").shape[0] == 2

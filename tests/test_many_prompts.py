@@ -112,3 +112,36 @@ def test_generation_of_many_prompts_is_a_result_with_where_each_came_from(tiny, 
     g = grid.as_dict()
     assert [p["where"] for p in g["prompts"]] == ["#0", "#1"] and len(g["prompts"][1]["grid"]) == 2
     assert g["prompts"][1]["grid"][0]["samples"][0]["tokens"] == grid[1][0][0].tokens
+
+
+NOT_PROMPTS = [
+    __import__("torch").tensor([3.0, 9.6]),
+    __import__("torch").tensor([True, False, True]),
+    np.array([4.5, 1.0]),
+    [2.9, 11.0],
+    (True, False),
+    [5, 6.5],
+    b"\x05\x06",
+    bytearray(b"\x07"),
+    4.0,
+    {"ids": [1, 2]},
+    [[0.5, 2.5], [1.5]],  # many prompts, each of floats
+]
+
+
+@pytest.mark.parametrize("prompt", NOT_PROMPTS, ids=lambda p: type(p).__name__)
+def test_only_integers_are_token_ids(tiny, prompt):
+    import torch
+
+    accepted = "token ids \\(a list of ints, or an integer tensor\\)"
+    for study in (
+        probes.logit_lens,
+        probes.next_token_distribution,
+        lambda m, p: probes.generate(m, p, max_new_tokens=2),
+        lambda m, p: probes.capture(m, p),
+    ):
+        with pytest.raises(ProbesError, match=accepted):
+            study(tiny, prompt)
+    ids = [probes.logit_lens(tiny, p).tokens for p in ([3, 9], (3, 9), np.array([3, 9]))]
+    ids += [probes.logit_lens(tiny, p).tokens for p in ([np.int64(3), 9], torch.tensor([[3, 9]]))]
+    assert ids == [[3, 9]] * 5

@@ -243,3 +243,95 @@ def test_a_capture_too_big_is_refused_up_front_with_its_estimate(tiny, tiny_dir,
         "lots",
     )
     assert r.exit_code == 2 and "K, M, G or T" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "size, words",
+    [
+        ("inf", "out of range"),
+        ("-Infinity", "must be positive"),
+        ("1e999G", "out of range"),
+        ("NaN", "not a number"),
+        ("-3M", "must be positive"),
+        ("0", "must be positive"),
+        ("0.4", "must be positive"),
+        ("20000000T", "out of range"),  # finite, but more bytes than any file can hold
+        (float("inf"), "out of range"),
+        (1 << 64, "out of range"),
+    ],
+)
+def test_sizes_that_are_not_finite_or_in_range_are_one_line(size, words, tiny, tiny_dir, tmp_path):
+    from probes.io import MAX_SIZE, parse_size
+
+    with pytest.raises(ProbesError, match=words):
+        parse_size(size, "shard_bytes")
+    assert parse_size("7.5K") == 7680 and parse_size(MAX_SIZE) == MAX_SIZE
+    with pytest.raises(ProbesError, match=f"max_bytes=.*{words}"):
+        probes.capture(tiny, "Hi", max_bytes=size)
+    if isinstance(size, str):
+        data = tmp_path / "texts.txt"
+        data.write_text("one text\n")
+        for flag, extra in (("--max-bytes", ["--prompt", "Hi"]), ("--shard-size", ["--dataset", data])):
+            r = run_cli("capture", "-m", tiny_dir, *extra, "--out", tmp_path / "o", flag, size)
+            assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+            assert r.stderr.count("\n") == 1 and f"{flag} '{size}'" in r.stderr and words in r.stderr
+        assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args", [["--version"], ["info", "-m", "{tiny}", "--json"]], ids=["version", "info"])
+def test_stdout_that_cannot_be_written_is_one_line_and_a_failure(tiny_dir, args):
+    cmd = [*PROBES, *(a.format(tiny=tiny_dir) for a in args)]
+
+    def errors(r):
+        return [ln for ln in r.stderr.splitlines() if not ln.startswith("loading")]
+
+    with open("/dev/full", "w") as full:  # a full disk
+        r = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert r.returncode == 74 and errors(r) == [
+        "error: cannot write the output to stdout: No space left on device"
+    ], r.stderr
+    r = subprocess.run(  # no stdout at all: `probes info >&-`
+        cmd, stderr=subprocess.PIPE, text=True, timeout=120, preexec_fn=lambda: os.close(1)
+    )
+    assert r.returncode == 74 and errors(r) == ["error: cannot write the output to stdout: stdout is closed"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader has gone, as after `| head -c1`: quiet, and no failure
+    code, err = proc.wait(timeout=120), proc.stderr.read()
+    assert code == 0 and [ln for ln in err.splitlines() if not ln.startswith("loading")] == [], err
+
+
+def test_a_context_too_small_for_windows_is_one_line_before_loading(tmp_path):
+    from conftest import build_checkpoint
+
+    from probes.cli.common import Target
+
+    ckpt = build_checkpoint(tmp_path / "one-position", n_layer=2, n_embd=32, n_head=2, n_positions=1)
+    data = tmp_path / "texts.txt"
+    data.write_text("Now is the winter\nof our discontent\n")
+    m = probes.load(str(ckpt))
+    assert m.cfg.n_ctx == 1 and m.cfg.n_layers == 2
+    with pytest.raises(ProbesError, match="context is 1 position.*too small to score"):
+        probes.compare_pruned(m, "Hi", [[1]], max_new_tokens=2)
+    with pytest.raises(ProbesError, match="too small to score"):
+        probes.lens_over(m, f"FILE:{data}")
+    with pytest.raises(ProbesError, match="too small to score"):
+        probes.train_tuned_lens(m, f"FILE:{data}")
+    with pytest.raises(ProbesError, match="too small to hold BOS"):
+        probes.capture(m, ["a text", "another"], out=tmp_path / "with-bos")
+    acts = probes.capture(m, ["a text", "another"], out=tmp_path / "no-bos", bos=False)  # a token a window
+    texts = ["a text", "another"]
+    assert acts.summary()["rows"] == sum(
+        len(m.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Target, "load", lambda self: pytest.fail("the model was loaded"))
+        for args in (
+            ["prune", "--max-new-tokens", "2"],
+            ["lens", "--dataset", data],
+            ["tuned-lens", "train", "--dataset", data, "--out", tmp_path / "lens"],
+            ["capture", "--dataset", data, "--out", tmp_path / "states"],
+            ["report", "--out", tmp_path / "report"],
+        ):
+            r = run_cli(*args, "-m", ckpt)
+            assert r.exit_code == 2 and r.stderr.count("\n") == 1, (args, r.output)
+            assert "context is 1 position" in r.stderr and "too small" in r.stderr

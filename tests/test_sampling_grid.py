@@ -10,6 +10,7 @@ from cli_runner import run_cli
 import probes
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
+from probes.studies.sampling_grid import SamplingGrid
 from probes.studies.settings import comma_list, grid_configs, sampling_lists
 
 
@@ -24,6 +25,28 @@ def test_grid_equals_one_by_one_runs_token_for_token(tiny):
         assert run.config == alone.config and run.config.seed == 11
     # The settings really differ: a hot, untruncated run is not the cold one.
     assert [s.tokens for s in grid.runs[0]] != [s.tokens for s in grid.runs[4]]
+
+
+def test_a_grid_of_many_prompts_is_one_grid_per_prompt(tiny, tmp_path):
+    cfg = SamplingConfig(max_new_tokens=3, num_samples=2, seed=5)
+    prompts = ["ROMEO:", [7, 21, 3]]
+    grids = probes.generate_grid(tiny, prompts, cfg, temperature=[0.6, 2.5], top_k=[0, 4])
+    assert isinstance(grids, list) and len(grids) == 2 and all(isinstance(g, SamplingGrid) for g in grids)
+    for grid, prompt in zip(grids, prompts):
+        alone = probes.generate_grid(tiny, prompt, cfg, temperature=[0.6, 2.5], top_k=[0, 4])
+        assert grid.prompt == alone.prompt and grid.prompt_tokens == alone.prompt_tokens
+        assert [[s.tokens for s in r] for r in grid] == [[s.tokens for s in r] for r in alone]
+        assert grid.as_dict()["prompt"] == alone.prompt and len(grid.as_dict()["grid"]) == 4
+    path = tmp_path / "prompts.txt"
+    path.write_text("JULIET:\nHi\n", encoding="utf-8")
+    seen = []
+    streamed = probes.generate_grid(
+        tiny, probes.Dataset(f"FILE:{path}"), cfg, top_p=[0.5, 0.9], on_setting=lambda i, c: seen.append(i)
+    )
+    assert [g.prompt for g in streamed] == ["JULIET:", "Hi"] and seen == [0, 1, 0, 1]
+    assert [s.tokens for s in streamed[1].runs[1]] == [
+        s.tokens for s in probes.generate(tiny, "Hi", cfg, top_p=0.9)
+    ]
 
 
 def test_grid_keeps_the_configs_values_where_nothing_varies(tiny):

@@ -81,14 +81,18 @@ def _root(
     embeddings and generation. Runs on the bundled Shakespeare GPT-2 unless --model says otherwise."""
 
 
+EX_IOERR = 74  # sysexits.h: an input/output error (here: stdout could not be written)
+
+
 def main(args: list[str] | None = None) -> int:
     """Run the CLI on `args` (default: sys.argv) and return the exit code.
 
     The one error path: a ProbesError (any mistake a user can make) and a usage error (an unknown
     option, `--max-new-tokens abc`) are each one `error:` line on stderr and exit 2; Ctrl-C and
-    SIGTERM are exit 130 after the command has cleaned up.
+    SIGTERM are exit 130 after the command has cleaned up. Output that cannot be written to stdout (a
+    full disk, a closed stdout) is one line and exit 74; a closed pipe (`| head -1`) is exit 0.
     """
-    from probes.cli.output import show_warning
+    from probes.cli.output import CheckedStdout, ReaderGone, StdoutFailed, show_warning
     from probes.errors import ProbesError, as_flags
 
     warnings.showwarning = show_warning
@@ -98,8 +102,14 @@ def main(args: list[str] | None = None) -> int:
     previous = _terminate_as_interrupt()
     restore_logs = _quiet_libraries()
     restore_help = _flags_show_no_type()
+    stdout = sys.stdout
+    sys.stdout = CheckedStdout(stdout)
     try:
         code = app(args=args, prog_name="probes", standalone_mode=False)
+        sys.stdout.flush()  # output still buffered fails here, while an exit code can still say so
+    except StdoutFailed as e:
+        print(f"error: cannot write the output to stdout: {e}", file=sys.stderr, flush=True)
+        return EX_IOERR
     except ProbesError as e:
         print(f"error: {_one_line(as_flags(str(e)))}", file=sys.stderr, flush=True)
         return 2
@@ -107,11 +117,12 @@ def main(args: list[str] | None = None) -> int:
         return _usage_error(e)
     except (KeyboardInterrupt, typer.Abort):
         code = 130
-    except BrokenPipeError:
+    except (BrokenPipeError, ReaderGone):
         return 0
     except SystemExit as e:  # typer exits on a broken pipe even when not standalone
         code = e.code if isinstance(e.code, int) else 1
     finally:
+        sys.stdout = stdout
         restore_help()
         restore_logs()
         _restore_terminate(previous)
@@ -188,12 +199,15 @@ def entry() -> None:
     (1.5-3 s of freeing modules one by one); output is flushed first.
     """
     code = main()
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (BrokenPipeError, OSError):
-        pass  # a closed pipe: nothing more can be shown
-    if "torch" in sys.modules:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            pass  # a closed pipe or a full disk: nothing more can be shown
+    # After a failed write stdout still holds what it could not write; the interpreter's teardown
+    # would try again and print a traceback of its own.
+    if "torch" in sys.modules or code == EX_IOERR:
         os._exit(code)
     sys.exit(code)
 

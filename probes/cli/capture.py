@@ -107,7 +107,6 @@ def capture(
     """
     import probes
     from probes.cli.common import Target
-    from probes.core.hooks import check_hook_names
     from probes.errors import ProbesError
     from probes.io import check_figure_path, check_output, parse_size
     from probes.studies.settings import capture_config
@@ -171,14 +170,14 @@ def capture(
             f"{', '.join(o.given(ctx, *sampling))}: sampling options apply only with --generate N"
         )
     capture_config(generate, None, sampling)  # bad sampling values fail before the model loads
-    check_hook_names(hooks)
-    limit = {} if max_bytes is None else {"max_bytes": parse_size(max_bytes)}
+    limit = {} if max_bytes is None else {"max_bytes": parse_size(max_bytes, "max_bytes")}
     check_output(out, force)
     if plot:
         if Path(plot).expanduser().resolve() == Path(out).expanduser().resolve():
             raise ProbesError("--plot and --out name the same file")
         check_figure_path(plot, force=force)
     target = Target(model, device, dtype, prompt, bos=bos, threads=threads)
+    target.hooks(hooks)
     skipped, chosen = target.skipped(skip, keep), target.layers(layers) if layers is not None else None
     m = target.load()
     with probes.skip(m, skipped):
@@ -223,14 +222,10 @@ def _capture_dataset(
     from probes.progress import bar_progress
     from probes.studies.capture.shards import check_capture_dir, check_store_dtype
 
-    requested = [h.strip() for h in hooks.split(",")]
-    check_hook_names(requested)
+    requested = check_hook_names(hooks)  # again with the block count once config.json is read
     check_row_hooks(requested)
     check_store_dtype(store_dtype)
-    try:
-        size = parse_size(shard_size)
-    except ProbesError as e:
-        raise ProbesError(f"--shard-size: {e}") from None
+    size = parse_size(shard_size, "shard_bytes")
     data = Dataset(dataset, split=split, max_texts=max_texts)
     n_texts = data.check()
     known = {
@@ -251,6 +246,8 @@ def _capture_dataset(
             "give a folder name (a single .safetensors file is for one --prompt)"
         )
     target = Target(model, device, dtype, bos=bos, threads=threads)
+    target.hooks(requested)
+    target.windows(bos=bos, score=False)
     skipped = target.skipped(skip, keep)
     chosen = target.layers(layers) if layers is not None else None
     log(f"{data.name}: {count(n_texts, 'text')}")

@@ -43,6 +43,18 @@ class Target:
 
         return parse_layers(spec, self.n_layers)
 
+    def hooks(self, names) -> list[str]:
+        """The hook names `--hooks` gives, checked against this model (its block count from config.json)."""
+        from probes.core.hooks import check_hook_names
+
+        return check_hook_names(names, self.n_layers)
+
+    def windows(self, *, bos: bool = True, score: bool = True) -> None:
+        """Refuse now a context too small to cut texts into windows (`score`: to score them)."""
+        from probes.core.dataset import check_context
+
+        check_context(self.n_ctx, bos=bos, score=score)
+
     def skipped(self, skip=None, keep=None) -> list[int]:
         """The blocks `--skip` or `--keep` names, checked against this model."""
         from probes.core.skip import skip_spec

@@ -251,6 +251,7 @@ def _dataset_lens(
     data = Dataset(dataset, split=split or "lines", max_texts=max_texts)
     data.check()  # readable, non-empty, every line well formed: before the model loads
     target = Target(model, device, dtype, bos=bos, threads=threads)
+    target.windows(bos=bos)
     m, skipped, compared, tl = _load(target, skip, keep, compare_skip, tuned, model)
     with probes.skip(m, skipped):
         meta = model_meta(m)

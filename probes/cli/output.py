@@ -9,6 +9,52 @@ from collections.abc import Callable
 from typing import Any
 
 
+class StdoutFailed(Exception):
+    """A write to stdout failed (a full disk, a closed stdout): the output is lost, so the run failed."""
+
+
+class ReaderGone(Exception):
+    """stdout is a pipe whose reader has gone (`probes info | head -1`): no failure, nothing more to show.
+
+    Not an OSError, so click's own broken-pipe handling (exit 1) never sees it.
+    """
+
+
+class CheckedStdout:
+    """sys.stdout while `main()` runs: a failed write or flush raises StdoutFailed, one line in `main()`.
+
+    A broken pipe raises ReaderGone: the reader has gone (`probes info | head -1`), which is no
+    failure. A stdout closed before the start (Python's sys.stdout is then None) fails at the first write.
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        if self.stream is None:
+            raise StdoutFailed("stdout is closed")
+        return self._do(self.stream.write, text)
+
+    def flush(self) -> None:
+        if self.stream is not None:
+            self._do(self.stream.flush)
+
+    def isatty(self) -> bool:
+        return self.stream is not None and self.stream.isatty()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+    @staticmethod
+    def _do(call, *args):
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            raise ReaderGone from None
+        except (OSError, ValueError) as e:  # ValueError: a stream closed inside this process
+            raise StdoutFailed(getattr(e, "strerror", None) or str(e)) from None
+
+
 def log(message: str) -> None:
     """Progress and notes: stderr, so --json output stays clean."""
     print(message, file=sys.stderr, flush=True)

@@ -142,6 +142,8 @@ def prune(
     if prompt is None:
         prompt = defaults_for_name(model).prune_prompt
     target = Target(model, device, dtype, prompt, bos=bos, threads=threads)
+    if evaluate:
+        target.windows()
     specs = [(s, target.layers(s)) for s in skip or []] + [
         (format_layers(layers), layers) for layers in (target.skipped(keep=k) for k in keep or [])
     ]

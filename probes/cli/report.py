@@ -79,7 +79,10 @@ def report(
     d = defaults_for_name(model)
     given = lambda value, default: default if value is None else value  # noqa: E731
     prompts = [given(prompt, d.prompt), given(prompt, d.prune_prompt), given(lens_prompt, d.lens_prompt)]
-    m = Target(model, device, dtype, *prompts, threads=threads).load()
+    target = Target(model, device, dtype, *prompts, threads=threads)
+    if not no_eval:
+        target.windows()  # the held-out text is scored in windows
+    m = target.load()
     command = (
         "probes report " + " ".join(shlex.quote(a) for a in sys.argv[2:])
         if len(sys.argv) > 1

@@ -110,6 +110,7 @@ def train(
     data = Texts(dataset, split=split, max_texts=max_texts)
     data.check()
     target = Target(model, device, dtype, bos=bos, threads=threads)
+    target.windows(bos=bos)
     skipped = target.skipped(skip, keep)
     m = target.load()
     import probes

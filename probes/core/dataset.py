@@ -27,6 +27,25 @@ class DatasetError(ProbesError):
     """A dataset that cannot be read: it names the file and the line."""
 
 
+def check_context(n_ctx: int, *, bos: bool = True, score: bool = True) -> None:
+    """Refuse a context too small to cut texts into windows, checked from config.json before a load.
+
+    A window holds BOS (when `bos`) and at least one text token; to be scored it needs two positions,
+    one to predict the next from.
+    """
+    need = 2 if score else 1 + bool(bos)
+    if n_ctx < need:
+        what = (
+            "score texts (a window needs a token and the next one it predicts)"
+            if score
+            else ("hold BOS and a text token in a window")
+        )
+        raise ProbesError(
+            f"the model's context is {n_ctx} position{'s' if n_ctx != 1 else ''} (n_positions in its "
+            f"config.json), too small to {what}; use a model with a context of {need} or more"
+        )
+
+
 @dataclass(frozen=True)
 class Text:
     """One text of a dataset: its number (from 0), where it came from (`file:line`), and the text."""

@@ -31,6 +31,28 @@ _LONG_TO_SHORT = {v: k for k, v in SHORT_NAMES.items()}
 
 _BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
+# The hook points TransformerLens' bridge gives a GPT-2 (the only model type probes loads), so a name
+# is checked against the checkpoint's config before the model loads; tests/test_activations.py keeps these
+# equal to a loaded model's hook_dict.
+BLOCK_HOOKS = (
+    *(f"hook_{n}" for n in ("in", "out", "resid_pre", "resid_mid", "resid_post", "attn_in", "attn_out")),
+    *(f"hook_{n}" for n in ("mlp_in", "mlp_out", "q_input", "k_input", "v_input")),
+    *(f"attn.hook_{n}" for n in ("in", "out", "attn_in", "attn_scores", "pattern", "hidden_states")),
+    *(f"attn.hook_{n}" for n in ("q", "k", "v", "z", "q_input", "k_input", "v_input", "result")),
+    *(f"attn.{p}.hook_{io}" for p in ("q", "k", "v", "o", "qkv") for io in ("in", "out")),
+    *(f"{ln}.hook_{n}" for ln in ("ln1", "ln2") for n in ("in", "out", "normalized", "scale")),
+    *(f"mlp.hook_{n}" for n in ("in", "out", "pre", "post")),
+    *(f"mlp.{p}.hook_{io}" for p in ("in", "out") for io in ("in", "out")),
+)
+MODEL_HOOKS = (
+    "hook_embed",
+    "hook_pos_embed",
+    "hook_unembed",
+    *(f"{m}.hook_{io}" for m in ("embed", "pos_embed", "unembed", "ln_final") for io in ("in", "out")),
+    "ln_final.hook_normalized",
+    "ln_final.hook_scale",
+)
+
 
 def row_hooks(n_layers: int) -> list[str]:
     """The hook names of the residual stream's L+1 rows, input first: each block's resid_pre, then the
@@ -66,11 +88,14 @@ def check_row_hooks(names: Iterable[str]) -> None:
             )
 
 
-def check_hook_names(hooks: Iterable[str] | str) -> list[str]:
-    """The requested names, with every one that cannot be a hook name refused now, without a model.
+def check_hook_names(hooks: Iterable[str] | str, n_layers: int | None = None) -> list[str]:
+    """The requested names, with every one that cannot be a hook name of a GPT-2 refused now, without a
+    model.
 
-    Short names are checked exactly; names that look like hook points (`blocks.3.hook_resid_pre`,
-    `attn.hook_pattern`, `hook_embed`) are left for `resolve_hooks`, which knows the model.
+    Short names, block-relative names (`attn.hook_pattern`) and model-level ones (`hook_embed`) are
+    checked against the bridge's names; a full name (`blocks.3.hook_resid_pre`) also against
+    `n_layers`, the checkpoint's number of blocks, when it is given (the CLI reads it from
+    config.json).
     """
     names = [h.strip() for h in (hooks.split(",") if isinstance(hooks, str) else hooks)]
     if not names or any(not h for h in names):
@@ -78,12 +103,35 @@ def check_hook_names(hooks: Iterable[str] | str) -> list[str]:
             f"empty hook name in {list(names)!r}; use short names like {', '.join(list(SHORT_NAMES)[:6])}"
         )
     for name in names:
-        if name not in SHORT_NAMES and "hook_" not in name:
-            raise SpecError(
-                f"unknown hook {name!r}{closest(name, SHORT_NAMES)} (short names: {', '.join(SHORT_NAMES)}; "
-                "or a hook point such as attn.hook_pattern or blocks.0.hook_resid_pre, see `probes info`)"
-            )
+        block, suffix = split_name(name)
+        if block is not None:
+            check_block(name, block, n_layers)
+            if suffix in BLOCK_HOOKS and name == f"blocks.{block}.{suffix}":
+                continue
+            choices = [f"blocks.{block}.{h}" for h in BLOCK_HOOKS]
+        elif name in SHORT_NAMES or name in BLOCK_HOOKS or name in MODEL_HOOKS:
+            continue
+        else:
+            choices = [*SHORT_NAMES, *BLOCK_HOOKS, *MODEL_HOOKS]
+        raise SpecError(unknown_hook(name, choices))
     return names
+
+
+def check_block(name: str, block: int, n_layers: int | None) -> None:
+    """Refuse the full hook name `name` of block `block` when the model has no such block."""
+    if n_layers is not None and not 0 <= block < n_layers:
+        raise SpecError(f"hook {name!r}: the model has {n_layers} blocks ({_block_range(n_layers)})")
+
+
+def _block_range(n_layers: int) -> str:
+    return "0" if n_layers == 1 else f"0-{n_layers - 1}"
+
+
+def unknown_hook(name: str, choices) -> str:
+    return (
+        f"unknown hook {name!r}{closest(name, choices)} (short names: {', '.join(SHORT_NAMES)}; "
+        "or a hook point such as attn.hook_pattern or blocks.0.hook_resid_pre, see `probes info`)"
+    )
 
 
 def resolve_hooks(model, hooks: Iterable[str] | str, layers: list[int]) -> list[str]:
@@ -108,11 +156,11 @@ def resolve_hooks(model, hooks: Iterable[str] | str, layers: list[int]) -> list[
             suffix = SHORT_NAMES.get(name, name)
             found = [f"blocks.{i}.{suffix}" for i in layers]
         else:
+            block = split_name(name)[0]
+            if block is not None:
+                check_block(name, block, model.cfg.n_layers)
             choices = [*SHORT_NAMES, *sorted(block0), *model.hook_dict]
-            raise SpecError(
-                f"unknown hook {name!r}{closest(name, choices)} (short names: {', '.join(SHORT_NAMES)}; "
-                "or a hook point such as attn.hook_pattern or blocks.0.hook_resid_pre, see `probes info`)"
-            )
+            raise SpecError(unknown_hook(name, choices))
         out.extend(f for f in found if f not in out)
     return out
 

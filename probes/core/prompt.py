@@ -122,28 +122,53 @@ def per_prompt(study, model, prompts, *, bos: bool = True) -> list:
     return [study(p) for p in items]
 
 
+ACCEPTED = (
+    "a prompt is text (or FILE:path), token ids (a list of ints, or an integer tensor), or a list of prompts"
+)
+
+
+def _token_id(item) -> bool:
+    """An int (numpy's too) that is not a bool: True and 1.7 are not token ids, though int() takes them."""
+    import numbers
+
+    return isinstance(item, numbers.Integral) and not isinstance(item, bool)
+
+
+def _integer_dtype(dtype) -> bool:
+    """A torch or numpy integer dtype (not bool, float or complex), told apart without importing torch."""
+    if hasattr(dtype, "kind"):  # numpy
+        return dtype.kind in "iu"
+    return not (dtype.is_floating_point or dtype.is_complex) and str(dtype) != "torch.bool"
+
+
 def prompt_ids(model, prompt, *, bos: bool = True) -> tuple[str, list[int]]:
     """(text, token ids) for a prompt given as text (`FILE:path` reads a file) or as token ids.
 
     Text is encoded by `encode` (BOS first if `bos`, cropped from the left to the context); a
     PlainText is never read as `FILE:path`. Token ids (a list or a tensor) are fed exactly as
-    given, so they must fit the context and the vocabulary; their text is their decoding.
+    given, so they must fit the context and the vocabulary; their text is their decoding. Anything else
+    (floats, bools, bytes) is refused rather than read as ids.
     """
     if isinstance(prompt, PlainText):
         return str(prompt), encode(model, str(prompt), bos=bos)
     if isinstance(prompt, str) or prompt is None:
         text = read_prompt(prompt)
         return text, encode(model, text, bos=bos)
-    if hasattr(prompt, "reshape"):  # a tensor or an array: one sequence, (pos,) or (1, pos)
+    if hasattr(prompt, "reshape") and hasattr(prompt, "dtype"):  # a tensor or an array: one sequence
+        if not _integer_dtype(prompt.dtype):
+            raise SpecError(f"{ACCEPTED}; got a tensor of {str(prompt.dtype).removeprefix('torch.')}")
         if len(prompt.shape) > 2 or (len(prompt.shape) == 2 and prompt.shape[0] != 1):
             raise SpecError(
                 f"token ids of shape {tuple(prompt.shape)}: give one sequence, (pos,) or (1, pos)"
             )
-        prompt = prompt.reshape(-1).tolist()
-    try:
+        ids = [int(i) for i in prompt.reshape(-1).tolist()]
+    elif isinstance(prompt, (list, tuple)):
+        odd = next((i for i in prompt if not _token_id(i)), None)
+        if odd is not None:
+            raise SpecError(f"{ACCEPTED}; got a {type(prompt).__name__} holding {type(odd).__name__}")
         ids = [int(i) for i in prompt]
-    except (TypeError, ValueError):
-        raise SpecError(f"a prompt is text or a list of token ids, not {type(prompt).__name__}") from None
+    else:  # bytes, a float, a dict...: decoding them would feed whatever their items happen to be
+        raise SpecError(f"{ACCEPTED}; got {type(prompt).__name__}")
     if not ids and isinstance(prompt, (list, tuple)):
         raise SpecError(
             "an empty list: no prompts (and no token ids) given; give text, a list of prompts, or token ids"

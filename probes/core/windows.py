@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from probes.core.dataset import Dataset, DatasetError
+from probes.core.dataset import Dataset, DatasetError, check_context
 from probes.core.prompt import bos_id
 
 
@@ -47,13 +47,24 @@ def cut(ids: list[int], n_ctx: int, bos: int | None) -> list[tuple[int, list[int
 
 
 def windows(
-    model, dataset: Dataset, *, bos: bool = True, max_tokens_per_text: int | None = None
+    model,
+    dataset: Dataset,
+    *,
+    bos: bool = True,
+    max_tokens_per_text: int | None = None,
+    score: bool = True,
 ) -> Iterator[Window]:
     """Every text of `dataset` as windows of at most n_ctx tokens (BOS first when `bos`).
 
     A text that tokenizes to nothing is an error naming its file and line. `max_tokens_per_text`
-    keeps only a text's first tokens.
+    keeps only a text's first tokens. A context too small for a window (or, when the windows are to
+    be `score`d, for a prediction) is refused now, not when the first window is cut.
     """
+    check_context(model.cfg.n_ctx, bos=bos, score=score)
+    return _windows(model, dataset, bos, max_tokens_per_text)
+
+
+def _windows(model, dataset: Dataset, bos: bool, max_tokens_per_text: int | None) -> Iterator[Window]:
     first = bos_id(model) if bos else None
     n_ctx = model.cfg.n_ctx
     for text in dataset:

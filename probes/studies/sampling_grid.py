@@ -74,7 +74,7 @@ def generate_grid(
     on_setting: Callable[[int, SamplingConfig], None] | None = None,
     on_token: Callable[[int, int, str], None] | None = None,
     **overrides,
-) -> SamplingGrid:
+) -> SamplingGrid | list[SamplingGrid]:
     """Samples of `prompt` under every combination of `temperature`, `top_k` and `top_p` (each a value or a
     list).
 
@@ -83,8 +83,13 @@ def generate_grid(
     keyword `overrides`, as in `probes.generate`, so every setting draws with the same seed.
     `on_setting(i, config)` is called before setting i runs, `on_token` as in `probes.generate`.
     Bad values raise before anything is generated; a greedy config takes one setting only.
+
+    A list of prompts or a `probes.Dataset` gives a list, one SamplingGrid per prompt in order; every
+    prompt and setting is decoded in one batch (streaming with `on_setting`/`on_token`: one prompt
+    after another, each calling `on_setting` from 0).
     """
     from probes.core.generate import generate
+    from probes.core.prompt import is_many, per_prompt
 
     cfg = SamplingConfig.of(config, **overrides)
     grid = grid_configs(
@@ -93,6 +98,20 @@ def generate_grid(
         cfg.top_p if top_p is None else top_p,
         config=cfg,
     )
+    if is_many(prompt):
+        if on_setting is None and on_token is None:
+            # (prompts, settings) Samples, all in one batch
+            return [
+                SamplingGrid(r[0].prompt, r[0].prompt_tokens, r) for r in generate(model, prompt, list(grid))
+            ]
+        return per_prompt(lambda p: _grid(model, p, grid, on_setting, on_token), model, prompt, bos=cfg.bos)
+    return _grid(model, prompt, grid, on_setting, on_token)
+
+
+def _grid(model, prompt, grid: list[SamplingConfig], on_setting, on_token) -> SamplingGrid:
+    """The grid of one prompt."""
+    from probes.core.generate import generate
+
     if on_setting is None and on_token is None:
         runs = generate(model, prompt, list(grid))  # every setting's samples in one batch
     else:  # streaming: one setting, and one sample, at a time, so the text reads in order

@@ -84,7 +84,7 @@ def capture_dataset(
     names = resolve_hooks(model, requested, chosen)
     check_row_hooks(names)
     store = check_store_dtype(store_dtype) or str(model.cfg.dtype).removeprefix("torch.")
-    shard_bytes = parse_size(shard_bytes)
+    shard_bytes = parse_size(shard_bytes, "shard_bytes")
     dataset = dataset_of(data, split=split, max_texts=max_texts)
     n_texts = dataset.check()  # every bad line fails now, before any shard is written
     meta = model_meta(model)
@@ -214,7 +214,7 @@ def _shards(
     """
     group: list[tuple[Window, bool]] = []
     rows = 0
-    for ws in _by_text(windows(model, dataset, bos=bos)):
+    for ws in _by_text(windows(model, dataset, bos=bos, score=False)):
         texts.append({"where": ws[0].where, "n_tokens": sum(w.n_text_tokens for w in ws), "windows": len(ws)})
         for j, w in enumerate(ws):
             if group and rows + len(w.ids) > rows_per_shard:

@@ -18,6 +18,7 @@ from probes.core.prompt import bos_id, prompt_ids, str_tokens
 from probes.core.runner import runner_for
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
+from probes.io import parse_size
 from probes.studies.capture.activations import Activations
 from probes.studies.capture.format import CaptureMeta
 from probes.studies.capture.record import KEYED_PAD, Recorder, hook_plan
@@ -83,7 +84,7 @@ def capture(
     bos: bool | None = None,
     generate: int | None = None,
     config: SamplingConfig | None = None,
-    max_bytes: int | None = MAX_BYTES,
+    max_bytes: int | str | None = MAX_BYTES,
     out=None,
     store_dtype: str | None = None,
     shard_bytes: int | str | None = None,
@@ -139,6 +140,8 @@ def capture(
             "out=, store_dtype= and shard_bytes= are for a dataset (a list of texts or a Dataset); "
             "save one prompt's capture with acts.save(path)"
         )
+    if max_bytes is not None:
+        max_bytes = parse_size(max_bytes, "max_bytes")  # nan would compare as no limit at all
     n_layers = model.cfg.n_layers
     chosen = list(range(n_layers)) if layers is None else parse_layers(layers, n_layers)
     requested = hooks.split(",") if isinstance(hooks, str) else list(hooks)
