@@ -63,15 +63,13 @@ class Weight:
 
 def linear(x: torch.Tensor, weight: Weight, bias: torch.Tensor, layer: int | None = None) -> torch.Tensor:
     """x (rows, in) @ weight (of `layer`) + bias: (rows, out), on the route measured fastest for its rows."""
-    w = weight.in_out if layer is None else weight.in_out[layer]
     route = _route(x, weight) if weight.on_cpu else None
-    if route is None:
-        return torch.addmm(bias, x, w)
-    try:
-        return route(x, weight, bias, layer)
-    except Exception as e:  # noqa: BLE001 - any failure of a route: the plain product from now on
-        _give_up(route.__name__, e)
-        return torch.addmm(bias, x, w)
+    if route is not None:
+        try:
+            return route(x, weight, bias, layer)
+        except Exception as e:  # noqa: BLE001 - any failure of a route: the plain product from now on
+            _give_up(route.__name__, e)
+    return torch.addmm(bias, x, weight.in_out if layer is None else weight.in_out[layer])
 
 
 def linear_out_in(
