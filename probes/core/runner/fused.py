@@ -60,9 +60,9 @@ def layernorms_folded(model) -> bool:
 class FusedWeights:
     """Fused per-layer weights in (in, out) layout, each a `products.Weight` (which makes (out, in) copies).
 
-    (in, out) rather than F.linear's (out, in): for one token at a time the matrix-vector products
-    run about 15% faster this way on CPUs (it is also how transformers' GPT-2 stores them); the
-    products for a few rows take the (out, in) copy (see `probes.core.runner.products`).
+    (in, out), as transformers' GPT-2 stores them, is what plain `torch.addmm` takes; on a CPU the
+    routed products (one row, a few rows, the unembedding) run on an (out, in) copy made on first use
+    (see `probes.core.runner.products`): one more copy of the weights, kept with these.
     """
 
     def __init__(self, model):
