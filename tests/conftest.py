@@ -73,6 +73,63 @@ def build_checkpoint(
     return path
 
 
+# One tiny config per architecture probes is tested on (a few layers, grouped-query attention where the
+# architecture has it, parallel residuals for GPT-NeoX, soft-capping for Gemma 2).
+ARCHS = ("gpt2", "llama", "gpt_neox", "qwen2", "gemma2")
+
+
+def arch_config(arch: str, vocab_size: int, bos: int, eos: int, **extra):
+    from transformers import AutoConfig
+
+    common = dict(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=64,
+        bos_token_id=bos,
+        eos_token_id=eos,
+    )
+    specific = {
+        "gpt2": dict(n_embd=64, n_layer=4, n_head=4, n_positions=64),
+        "llama": dict(num_key_value_heads=2, tie_word_embeddings=True),
+        "gpt_neox": dict(use_parallel_residual=True, rotary_pct=0.5, tie_word_embeddings=False),
+        "qwen2": dict(num_key_value_heads=2, tie_word_embeddings=False),
+        "gemma2": dict(
+            num_key_value_heads=2, head_dim=16, final_logit_softcapping=30.0, attn_logit_softcapping=50.0
+        ),
+    }[arch]
+    if arch == "gpt2":
+        common = dict(vocab_size=vocab_size, bos_token_id=bos, eos_token_id=eos)
+    return AutoConfig.for_model(arch, **(common | specific | extra))
+
+
+def build_arch_checkpoint(path, arch: str, *, seed=0, tokenizer=None, **extra):
+    """Save a tiny random checkpoint of `arch` with random norm weights (so folding mistakes show) and the
+    bundled tokenizer (or `tokenizer`)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from probes.core.load import BUNDLED_DIR
+
+    tok = tokenizer or AutoTokenizer.from_pretrained(BUNDLED_DIR)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(
+        arch_config(arch, len(tok), tok.bos_token_id, tok.eos_token_id, **extra)
+    )
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name or "ln" in name.split(".")[-2]:
+                p.copy_(
+                    (1 + 0.3 * torch.randn_like(p)) if name.endswith("weight") else 0.2 * torch.randn_like(p)
+                )
+            else:
+                p.mul_(3.0)  # larger than the init, so that attention and MLPs matter to the output
+    model.save_pretrained(path, safe_serialization=True)
+    tok.save_pretrained(path)
+    return path
+
+
 GPT2_TOKENIZER = os.path.join(os.path.dirname(__file__), "fixtures", "gpt2-tokenizer")
 
 

@@ -195,7 +195,10 @@ def test_cli_json(tiny_dir, tiny):
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
     assert d["model"] == str(tiny_dir)
-    assert "checkpoint's own wte" in d["source"]
+    assert (
+        "checkpoint's own input embedding and learned positions "
+        "(transformer.wte.weight and transformer.wpe.weight in" in d["source"]
+    )
     assert [w["word"] for w in d["words"]] == [*COMMON, *RARE]
     assert d["token_form"] == "space" and "leading space" in d["token_form_means"]
     for w in d["words"]:
@@ -230,7 +233,7 @@ def test_cli_text_and_plot_dir(tiny_dir, tmp_path):
     out = tmp_path / "figs" / "nested"
     res = run_cli(*["embed", "-m", str(tiny_dir), "--words", "thou,thee,king", "--plot-dir", str(out)])
     assert res.exit_code == 0, res.output
-    assert "checkpoint's own wte" in res.stdout and "token form space" in res.stdout
+    assert "checkpoint's own input embedding" in res.stdout and "token form space" in res.stdout
     assert "thou" in res.stdout and "mean off-diagonal cosine" in res.stdout
     for name in ("norms", "cosine", "scatter", "pca", "positions"):
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -322,7 +325,7 @@ def test_token_forms_on_gpt2s_vocabulary(gpt2_home):
     ].used_str_tokens == ["pt"]
     from probes.studies.embeddings.study import checkpoint_embeddings
 
-    wte = checkpoint_embeddings(model)[0]
+    wte = checkpoint_embeddings(model).tokens
     torch.testing.assert_close(mean.vectors[0], wte[mean.words[0].ids].mean(0), atol=1e-7, rtol=0)
     torch.testing.assert_close(space.vectors, wte[[3290, 1748, 2124, 698]], atol=0, rtol=0)
     assert tok.decode([2124]) == " x" and tok.decode([698]) == " bl"

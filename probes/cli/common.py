@@ -35,8 +35,10 @@ class Target:
         if threads is not None and threads < 1:
             raise ProbesError(f"--threads {threads}: give a number of threads >= 1")
         self.model, self.device, self.dtype, self.threads = model, device, dtype, threads
-        config = checkpoint_config(model)
-        self.n_layers, self.n_ctx = int(config["n_layer"]), int(config["n_positions"])
+        from probes.core.checkpoint import config_sizes
+
+        sizes = config_sizes(checkpoint_config(model))
+        self.n_layers, self.n_ctx = sizes["n_layers"], sizes["n_ctx"]
 
     def layers(self, spec) -> list[int]:
         from probes.core.layers import parse_layers

@@ -129,6 +129,9 @@ def embed(
 
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in FIGURES:
+            if name == "positions" and emb.checkpoint.position_norms is None:
+                log("no positions.png: the model has no learned position embeddings (rotary)")
+                continue
             path = save_figure(getattr(emb, f"figure_{name}")(), out_dir / f"{name}.png", force=force)
             log(f"wrote {path}")
     emit(emb.as_dict(vectors=vectors), json, _render)
@@ -241,8 +244,15 @@ def _summary_lines(s: dict, what: str) -> list[str]:
             f"{_f(c['mean_cross_cosine'])}; several tokens in this form: {c['split_common']} of "
             f"{c['n_common']} common, {c['split_rare']} of {c['n_rare']} rare."
         )
-    lines.append(
-        f"  wpe: {p['n']} positions, mean norm {_f(p['mean_norm'])} "
-        f"(position 0: {_f(p['norm_first'])}, last: {_f(p['norm_last'])})."
-    )
+    if p is None:
+        lines.append("  no learned position embeddings (rotary positions).")
+    else:
+        lines.append(
+            f"  wpe: {p['n']} positions, mean norm {_f(p['mean_norm'])} "
+            f"(position 0: {_f(p['norm_first'])}, last: {_f(p['norm_last'])})."
+        )
+    m = s.get("matrices")
+    if m:
+        out = "tied to the input embedding" if m["output"] == "tied" else f"separate ({m['output']})"
+        lines.append(f"  input embedding {m['tokens']}; output embedding {out}.")
     return lines

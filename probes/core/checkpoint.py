@@ -1,8 +1,11 @@
-"""Checkpoint validation: a GPT-2 folder is checked (config, tensor names and shapes, tokenizer) before any
-weights load.
+"""Checkpoint validation: a model folder is checked (config, tensor names and shapes, tokenizer) before any
+weights load, for any architecture.
 
 A missing tensor would otherwise load as random weights, a pickled file could run code, and a
-wrong config would fail deep inside transformers; each is one clear ModelLoadError here.
+wrong config would fail deep inside transformers; each is one clear ModelLoadError here. The config
+is checked without torch (`read_config`, `config_sizes`: what a command needs before it loads), and
+the tensors against the model transformers builds from that config on the meta device
+(`expected_tensors`): no hand-written tables.
 """
 
 from __future__ import annotations
@@ -12,11 +15,30 @@ from pathlib import Path
 
 from probes.errors import ModelLoadError
 
+# The config keys of each size, by the names architectures give them (first found wins).
+SIZE_KEYS = {
+    "n_layers": ("num_hidden_layers", "n_layer", "num_layers"),
+    "d_model": ("hidden_size", "n_embd", "d_model"),
+    "n_heads": ("num_attention_heads", "n_head"),
+    "vocab_size": ("vocab_size",),
+    "n_ctx": ("max_position_embeddings", "n_positions", "n_ctx"),
+}
+# The architectures probes is tested on (tests/test_architectures.py); others the bridge boots run on
+# the hooked runner with a warning.
+TESTED = {
+    "gpt2": "GPT2LMHeadModel",
+    "llama": "LlamaForCausalLM",
+    "gpt_neox": "GPTNeoXForCausalLM",
+    "qwen2": "Qwen2ForCausalLM",
+    "gemma2": "Gemma2ForCausalLM",
+}
+# Buffers that some checkpoints carry beside the weights; they hold no weights.
+_BUFFERS = (".attn.bias", ".attn.masked_bias", "rotary_emb.inv_freq", ".masked_bias")
 
-def check_checkpoint(path: str) -> dict:
-    """Validate a GPT-2 checkpoint directory before loading it; return its config as a dict."""
-    d = Path(path)
-    cfg_file = d / "config.json"
+
+def read_config(path) -> dict:
+    """The checked config.json of checkpoint folder `path` (torch-free)."""
+    cfg_file = Path(path) / "config.json"
     if not cfg_file.is_file():
         raise ModelLoadError(f"{path}: not a checkpoint directory (no config.json)")
     try:
@@ -27,48 +49,161 @@ def check_checkpoint(path: str) -> dict:
         raise ModelLoadError(
             f"{path}/config.json holds {type(config).__name__}, not a JSON object of settings"
         )
-    if config.get("model_type") != "gpt2":
+    if not isinstance(config.get("model_type"), str) or not config["model_type"]:
+        raise ModelLoadError(f"{path}/config.json names no model_type; is it a transformers checkpoint?")
+    config_sizes(config, str(path))
+    return config
+
+
+def config_sizes(config: dict, where: str = "config.json") -> dict:
+    """{n_layers, d_model, n_heads, vocab_size, n_ctx} of a config dict, each a checked positive integer."""
+    sizes = {}
+    for size, keys in SIZE_KEYS.items():
+        key = next((k for k in keys if k in config), None)
+        if key is None:
+            raise ModelLoadError(
+                f"{where}/config.json has no {keys[0]}; is it a decoder-only language model?"
+            )
+        v = config[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ModelLoadError(f"{where}/config.json: {key} must be a positive integer, got {v!r}")
+        sizes[size] = v
+    if config["model_type"] == "gpt2" and sizes["d_model"] % sizes["n_heads"]:
         raise ModelLoadError(
-            f"{path}: model_type is {config.get('model_type')!r}; probes supports GPT-2-family checkpoints "
-            "(model_type 'gpt2')"
+            f"{where}/config.json: n_embd {sizes['d_model']} is not a multiple of n_head {sizes['n_heads']}"
         )
-    _check_config_values(path, config)
+    for key in ("layer_norm_epsilon", "layer_norm_eps", "rms_norm_eps"):
+        if key in config:
+            eps = config[key]
+            if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
+                raise ModelLoadError(f"{where}/config.json: {key} must be a number in (0, 1), got {eps!r}")
+    return sizes
+
+
+def check_files(path) -> list[Path]:
+    """The folder's safetensors files, with a tokenizer beside them; pickled weights are refused."""
+    d = Path(path)
     weights = sorted(d.glob("*.safetensors"))
     if not weights:
-        pickled = (
-            [f.name for f in d.glob("*.bin")]
-            + [f.name for f in d.glob("*.pt")]
-            + [f.name for f in d.glob("*.pth")]
-        )
+        pickled = sorted(f.name for pattern in ("*.bin", "*.pt", "*.pth") for f in d.glob(pattern))
         if pickled:
             raise ModelLoadError(
-                f"{path} has only pickled weights ({', '.join(sorted(pickled))}); probes loads safetensors "
+                f"{path} has only pickled weights ({', '.join(pickled)}); probes loads safetensors "
                 "only, because unpickling can run arbitrary code. Convert them with transformers: "
-                "GPT2LMHeadModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)"
+                "AutoModelForCausalLM.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)"
             )
         raise ModelLoadError(f"{path}: no model weights (*.safetensors) found")
     if not (d / "tokenizer.json").is_file() and not (
         (d / "vocab.json").is_file() and (d / "merges.txt").is_file()
     ):
         raise ModelLoadError(f"{path}: no tokenizer (tokenizer.json, or vocab.json + merges.txt)")
-    _check_weights(d, weights, config)
+    return weights
+
+
+def check_checkpoint(path) -> dict:
+    """Validate a checkpoint folder before loading it (config, files, every tensor); return its config."""
+    config = read_config(path)
+    weights = check_files(path)
+    check_tensors(Path(path), weights, config)
     return config
 
 
-def _check_config_values(path: str, config: dict) -> None:
-    """The sizes GPT-2 needs are positive integers, and the norm's epsilon a small positive number."""
-    for key in ("n_layer", "n_embd", "n_head", "vocab_size", "n_positions"):
-        v = config.get(key)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ModelLoadError(f"{path}/config.json: {key} must be a positive integer, got {v!r}")
-    if config["n_embd"] % config["n_head"]:
+def architecture(config: dict, where: str) -> str:
+    """The transformers class of a config, checked against what probes and the bridge can run."""
+    arch = (config.get("architectures") or [None])[0] or TESTED.get(config["model_type"])
+    if arch is None:
+        raise ModelLoadError(f"{where}/config.json names no architectures; which model class is it?")
+    from transformer_lens.factories.architecture_adapter_factory import SUPPORTED_ARCHITECTURES
+
+    if not arch.endswith(("ForCausalLM", "LMHeadModel")):
         raise ModelLoadError(
-            f"{path}/config.json: n_embd {config['n_embd']} is not a multiple of n_head {config['n_head']}"
+            f"{where}: {arch} is not a causal language model; probes studies decoder-only models "
+            f"(tested: {', '.join(TESTED.values())})"
         )
-    eps = config.get("layer_norm_epsilon", 1e-5)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
+    if arch not in SUPPORTED_ARCHITECTURES:
         raise ModelLoadError(
-            f"{path}/config.json: layer_norm_epsilon must be a number in (0, 1), got {eps!r}"
+            f"{where}: TransformerLens has no bridge adapter for {arch}, so probes cannot hook it "
+            f"(tested: {', '.join(TESTED.values())})"
+        )
+    return arch
+
+
+def expected_tensors(config: dict, where: str) -> tuple[dict[str, tuple], set[str], callable]:
+    """(required {name: shape}, optional names, rename) of the model transformers builds from `config` on the
+    meta device: tied copies and buffers may be absent from a checkpoint, nothing else may. `rename` maps
+    a checkpoint's tensor name to the model's, or is None where transformers converts tensors as it
+    loads them (fused experts, ...), so that names cannot be compared one to one."""
+    import warnings
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    fields = {k: v for k, v in config.items() if k not in ("model_type", "transformers_version")}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cfg = AutoConfig.for_model(config["model_type"], **fields)
+            with torch.device("meta"):
+                model = AutoModelForCausalLM.from_config(cfg)
+    except Exception as e:  # an unknown model_type or a config its class rejects: one line
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ModelLoadError(f"{where}/config.json: transformers cannot build this model ({first})") from None
+    every = {k: tuple(t.shape) for k, t in model.state_dict().items()}
+    required = {k: tuple(p.shape) for k, p in model.named_parameters()}  # tied copies counted once
+    return required, set(every) - set(required), renamer(model)
+
+
+def renamer(model):
+    """How transformers renames a checkpoint's tensors as it loads them into `model` (GPT-NeoX's
+    `embed_out` is `lm_head`), and the base model's prefix, which checkpoints may leave out."""
+    prefix = getattr(model, "base_model_prefix", "") or ""
+    try:
+        from transformers.conversion_mapping import get_model_conversion_mapping
+        from transformers.core_model_loading import WeightRenaming, apply_renamings
+
+        transforms = get_model_conversion_mapping(model)
+    except Exception:  # a transformers without the mapping: names as saved
+        transforms, apply_renamings, WeightRenaming = [], None, ()
+    renames = [t for t in transforms if isinstance(t, WeightRenaming)]
+    if len(renames) != len(transforms):
+        return None
+
+    def rename(name: str) -> str:
+        name = apply_renamings(name, renames) if renames else name
+        return name.removeprefix(prefix + ".") if prefix else name
+
+    return rename
+
+
+def check_tensors(d: Path, weights: list[Path], config: dict) -> None:
+    """Every tensor the model needs is in the files at its shape, and nothing else is."""
+    arch = architecture(config, str(d))
+    files = {f: safetensors_shapes(f) for f in weights}  # every header readable, every file whole
+    required, optional, short = expected_tensors(config, str(d))
+    if short is None:
+        return
+    shapes = {short(k): shape for found in files.values() for k, shape in found.items()}
+    required = {short(k): v for k, v in required.items()}
+    optional = {short(k) for k in optional}
+    sizes = config_sizes(config, str(d))
+    blocks = {k.split(".")[1] for k in shapes if k.split(".")[0] in ("h", "layers") and k.count(".") > 1}
+    if blocks and len(blocks) != sizes["n_layers"]:
+        raise ModelLoadError(
+            f"{d}: config says {sizes['n_layers']} blocks, but the weights hold {len(blocks)}"
+        )
+    # A missing tensor would load silently as random weights, so every one must be there, at its shape.
+    missing = [k for k in required if k not in shapes]
+    if missing:
+        raise ModelLoadError(
+            f"{d}: the weights lack {len(missing)} tensor(s) {arch} needs, e.g. {', '.join(missing[:3])}"
+        )
+    wrong = [f"{k} {shapes[k]} (config: {v})" for k, v in required.items() if shapes[k] != v]
+    if wrong:
+        raise ModelLoadError(f"{d}: tensor shapes do not match config.json: {'; '.join(wrong[:2])}")
+    extra = [k for k in shapes if k not in required and k not in optional and not k.endswith(_BUFFERS)]
+    if extra:
+        raise ModelLoadError(
+            f"{d}: the weights hold {len(extra)} tensor(s) {arch} does not have, e.g. {', '.join(extra[:3])}"
         )
 
 
@@ -98,68 +233,6 @@ def safetensors_shapes(f: Path) -> dict[str, tuple]:
         ) from None
 
 
-def _check_weights(d: Path, weights: list[Path], config: dict) -> None:
-    shapes = {}
-    for f in weights:
-        for k, shape in safetensors_shapes(f).items():
-            shapes[k.removeprefix("transformer.")] = shape
-    wte = shapes.get("wte.weight")
-    if wte is None:
-        raise ModelLoadError(f"{d}: the weights have no wte.weight; not a GPT-2 checkpoint")
-    expect = (config.get("vocab_size"), config.get("n_embd"))
-    if wte != expect:
-        raise ModelLoadError(f"{d}: config says vocab x d_model = {expect}, but wte.weight is {wte}")
-    n_blocks = len({k.split(".")[1] for k in shapes if k.startswith("h.")})
-    if n_blocks != config.get("n_layer"):
-        raise ModelLoadError(
-            f"{d}: config says {config.get('n_layer')} blocks, but the weights hold {n_blocks}"
-        )
-    expected = gpt2_tensor_shapes(config)
-    # A missing tensor would load silently as random weights, so every one must be there, at its shape.
-    missing = [k for k in expected if k not in shapes]
-    if missing:
-        raise ModelLoadError(
-            f"{d}: the weights lack {len(missing)} tensor(s) GPT-2 needs, e.g. {', '.join(missing[:3])}"
-        )
-    wrong = [f"{k} {shapes[k]} (config: {v})" for k, v in expected.items() if shapes[k] != v]
-    if wrong:
-        raise ModelLoadError(f"{d}: tensor shapes do not match config.json: {'; '.join(wrong[:2])}")
-    extra = [k for k in shapes if k not in expected and k != "lm_head.weight" and not k.endswith(_BUFFERS)]
-    if extra:
-        raise ModelLoadError(
-            f"{d}: the weights hold {len(extra)} tensor(s) GPT-2 does not have, e.g. {', '.join(extra[:3])}"
-        )
-
-
-# Causal-mask buffers that older GPT-2 checkpoints carry; they hold no weights.
-_BUFFERS = (".attn.bias", ".attn.masked_bias")
-
-
-def gpt2_tensor_shapes(config: dict) -> dict[str, tuple]:
-    """Every tensor of a GPT-2 checkpoint (without the `transformer.` prefix) and its shape, from
-    config.json."""
-    D, V, P = config["n_embd"], config["vocab_size"], config["n_positions"]
-    inner = config.get("n_inner") or 4 * D
-    shapes = {"wte.weight": (V, D), "wpe.weight": (P, D), "ln_f.weight": (D,), "ln_f.bias": (D,)}
-    block = {
-        "ln_1.weight": (D,),
-        "ln_1.bias": (D,),
-        "attn.c_attn.weight": (D, 3 * D),
-        "attn.c_attn.bias": (3 * D,),
-        "attn.c_proj.weight": (D, D),
-        "attn.c_proj.bias": (D,),
-        "ln_2.weight": (D,),
-        "ln_2.bias": (D,),
-        "mlp.c_fc.weight": (D, inner),
-        "mlp.c_fc.bias": (inner,),
-        "mlp.c_proj.weight": (inner, D),
-        "mlp.c_proj.bias": (D,),
-    }
-    for i in range(config["n_layer"]):
-        shapes.update({f"h.{i}.{k}": v for k, v in block.items()})
-    return shapes
-
-
 def check_loaded(name: str, hf, tokenizer) -> None:
     """What only the loaded model shows: weights that are not finite, a tokenizer bigger than the
     embedding."""
@@ -176,19 +249,20 @@ def check_loaded(name: str, hf, tokenizer) -> None:
         raise ModelLoadError(
             f"cannot load {name!r}: {len(bad)} weight tensor(s) hold NaN or inf, e.g. {bad[0]}"
         )
-    if len(tokenizer) > hf.config.vocab_size:
+    rows = hf.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > rows:
         raise ModelLoadError(
             f"cannot load {name!r}: the tokenizer has {len(tokenizer)} tokens, "
-            f"but the embedding only {hf.config.vocab_size} rows"
+            f"but the embedding only {rows} rows"
         )
-    if len(tokenizer) < hf.config.vocab_size // 2:  # padding a vocabulary is common; half of it unused is not
+    if len(tokenizer) < rows // 2:  # padding a vocabulary is common; half of it unused is not
         import warnings
 
         from probes.core.prompt import ProbesWarning
 
         warnings.warn(
             f"{name!r}: the tokenizer has only {len(tokenizer)} tokens for an embedding of "
-            f"{hf.config.vocab_size} rows; is it the right tokenizer?",
+            f"{rows} rows; is it the right tokenizer?",
             ProbesWarning,
             stacklevel=3,
         )

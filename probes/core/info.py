@@ -9,18 +9,21 @@ from probes.meta import versions
 
 
 def checkpoint_params(config) -> int:
-    """Parameters of the GPT-2 checkpoint itself, from its transformers config.
+    """Parameters of the checkpoint itself, counted on the model its transformers config builds on the meta
+    device (a tied weight once).
 
     Not the bridge's `parameters()`: in compatibility mode it holds split Q/K/V copies beside the
-    fused `c_attn` and an unembedding untied from `wte`, about half as much again.
+    fused projections and an unembedding untied from the embedding, about half as much again.
     """
-    d, v, ctx, n = config.n_embd, config.vocab_size, config.n_positions, config.n_layer
-    mlp = config.n_inner or 4 * d
-    block = (
-        2 * d + (3 * d * d + 3 * d) + (d * d + d) + 2 * d + (d * mlp + mlp) + (mlp * d + d)
-    )  # ln_1, attn, ln_2, mlp
-    head = 0 if getattr(config, "tie_word_embeddings", True) else v * d
-    return v * d + ctx * d + n * block + 2 * d + head  # wte, wpe, blocks, ln_f, untied lm_head
+    import warnings
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with warnings.catch_warnings(), torch.device("meta"):
+        warnings.simplefilter("ignore")
+        model = AutoModelForCausalLM.from_config(config)
+    return sum(p.numel() for p in model.parameters())
 
 
 def model_info(model) -> dict:
@@ -36,6 +39,7 @@ def model_info(model) -> dict:
     params = checkpoint_params(model.original_model.config)
     return {
         "name": src.name,
+        "architecture": type(model.original_model).__name__,
         "source": src.kind,
         "path": src.path,
         "sha256": src.checksum,

@@ -1,4 +1,4 @@
-"""Load a GPT-2-family model (bundled, hub name, or local directory) as a TransformerLens bridge."""
+"""Load a decoder-only model (bundled, hub name, local folder or GGUF file) as a TransformerLens bridge."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from probes.core.checkpoint import check_checkpoint, check_loaded
+from probes.core.checkpoint import check_checkpoint, check_files, check_loaded, read_config
 from probes.core.source import ModelSource, checksum_of
 from probes.errors import ModelLoadError
 
@@ -32,9 +32,33 @@ def checkpoint_config(model: str | os.PathLike | None) -> dict:
     """The checked config.json of `model` (as `load` takes it), read without loading any weights.
 
     Commands call this first, so a layer spec or position that cannot fit fails in a second,
-    before a 10-20 s load.
+    before a 10-20 s load. `load` checks the tensors too.
     """
-    return check_checkpoint(resolve(model).path)
+    src = resolve(model)
+    if src.kind == "gguf":
+        return gguf_config(src)
+    config = read_config(src.path)
+    check_files(src.path)
+    return config
+
+
+def gguf_config(src: ModelSource) -> dict:
+    """A GGUF file's config: its conversion's, or read from its metadata (seconds, not a conversion)."""
+    from probes.core.gguf import MARKER, cache_root, require_gguf
+
+    done = cache_root() / src.checksum
+    if (done / MARKER).is_file():
+        return read_config(done)
+    require_gguf()
+    with _quiet_boot():
+        from transformers import AutoConfig
+
+        try:
+            config = AutoConfig.from_pretrained(Path(src.path).parent, gguf_file=Path(src.path).name)
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise ModelLoadError(f"cannot read GGUF file {src.path}: {first}") from None
+    return config.to_dict()
 
 
 def check_dtype(dtype) -> None:
@@ -103,9 +127,12 @@ def resolve(model: str | os.PathLike | None) -> ModelSource:
     if looks_like_path:
         if not path.exists():
             raise ModelLoadError(f"model directory {text!r} does not exist")
+        if path.is_file() and path.suffix.lower() == ".gguf":
+            return ModelSource(text, "gguf", str(path.resolve()))
         if not path.is_dir():
             raise ModelLoadError(
-                f"model {text!r} is a file; pass the checkpoint directory holding config.json"
+                f"model {text!r} is a file; pass the checkpoint directory holding config.json, "
+                "or a .gguf file"
             )
         return ModelSource(text, "local", str(path.resolve()))
     return ModelSource(text, "hub", _download(text))
@@ -160,10 +187,12 @@ def load(
     device_map: str | dict | None = None,
     n_devices: int | None = None,
 ):
-    """Load a GPT-2-family model as a TransformerLens `TransformerBridge` in compatibility mode.
+    """Load a decoder-only language model as a TransformerLens `TransformerBridge` in compatibility mode.
 
-    `model` is None (the bundled Shakespeare model), a hub name (`gpt2`, `distilgpt2`, ...) or a
-    local checkpoint directory (config.json + *.safetensors + tokenizer). The bridge is in eval
+    `model` is None (the bundled Shakespeare model), a hub name (`gpt2`, `EleutherAI/pythia-70m`, ...),
+    a local checkpoint directory (config.json + *.safetensors + tokenizer) or a GGUF file (dequantised
+    once into the probes cache, `probes.core.gguf`). GPT-2, Llama, GPT-NeoX, Qwen2 and Gemma 2 are
+    tested; other causal models the bridge has an adapter for load with a warning. The bridge is in eval
     mode with gradients off, computes in float32 unless `dtype` says otherwise, and exposes
     HookedTransformer hook names (`blocks.{i}.hook_resid_pre`, ...). `device_map` / `n_devices`
     pass through to TransformerLens (accelerate) for models larger than one GPU.
@@ -172,34 +201,36 @@ def load(
     multi = device_map is not None or n_devices is not None
     dev = None if multi else parse_device(device)
     src = resolve(model)
-    check_checkpoint(src.path)
     checksum_of(src.path)  # hashed while the model boots
+    folder = src.folder
+    config = check_checkpoint(folder)
+    _warn_untested(src.name, config)
 
     import torch
 
     with _quiet_boot():  # before TransformerLens' import, which sets transformers' verbosity for good
         from transformer_lens.model_bridge import TransformerBridge
-        from transformers import AutoTokenizer, GPT2LMHeadModel
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         try:
-            tokenizer = AutoTokenizer.from_pretrained(src.path)
+            tokenizer = AutoTokenizer.from_pretrained(folder)
             # Load the HF model ourselves on every path, so only safetensors are ever read (never a
             # pickled .bin beside them), and eager attention is used (the hooks need attention patterns).
             placement = _placement(device_map, n_devices) if multi else {}
-            hf = GPT2LMHeadModel.from_pretrained(
-                src.path, use_safetensors=True, attn_implementation="eager", dtype=torch_dtype, **placement
+            hf = AutoModelForCausalLM.from_pretrained(
+                folder, use_safetensors=True, attn_implementation="eager", dtype=torch_dtype, **placement
             )
             check_loaded(src.name, hf, tokenizer)
             if multi:
                 bridge = TransformerBridge.boot_transformers(
-                    src.path, hf_model=hf, tokenizer=tokenizer, dtype=torch_dtype
+                    folder, hf_model=hf, tokenizer=tokenizer, dtype=torch_dtype
                 )
                 # Inputs go where the embedding lives; TransformerLens may have guessed cuda for a map
                 # that keeps the embedding on the CPU.
                 bridge.cfg.device = str(hf.get_input_embeddings().weight.device)
             else:
                 bridge = TransformerBridge.boot_transformers(
-                    src.path, hf_model=hf.to(dev), tokenizer=tokenizer, device=dev, dtype=torch_dtype
+                    folder, hf_model=hf.to(dev), tokenizer=tokenizer, device=dev, dtype=torch_dtype
                 )
             bridge.enable_compatibility_mode(disable_warnings=True)
             bridge.eval()
@@ -226,6 +257,22 @@ def load(
     st.source = src
     st.baseline = hook_keys(bridge)  # the model's own hooks; anything beyond them later is a probe's
     return bridge
+
+
+def _warn_untested(name: str, config: dict) -> None:
+    from probes.core.checkpoint import TESTED
+
+    if config["model_type"] not in TESTED:
+        import warnings
+
+        from probes.core.prompt import ProbesWarning
+
+        warnings.warn(
+            f"{name!r} is a {config['model_type']} model; probes is tested on "
+            f"{', '.join(TESTED)} and runs others through the bridge's hooks untested",
+            ProbesWarning,
+            stacklevel=3,
+        )
 
 
 def _placement(device_map, n_devices) -> dict:

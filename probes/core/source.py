@@ -13,8 +13,17 @@ class ModelSource:
     """Where a model's weights came from."""
 
     name: str  # what the user asked for: "shakespeare-gpt2", "gpt2", "./ckpt"
-    kind: str  # "bundled", "hub", "local" or "external" (a bridge booted elsewhere)
-    path: str  # the checkpoint directory actually read
+    kind: str  # "bundled", "hub", "local", "gguf" or "external" (a bridge booted elsewhere)
+    path: str  # the checkpoint directory actually read, or the GGUF file
+
+    @property
+    def folder(self) -> str:
+        """The checkpoint folder transformers reads (a GGUF file's is its cached conversion)."""
+        if self.kind != "gguf":
+            return self.path
+        from probes.core.gguf import converted
+
+        return str(converted(self.path, self.checksum))
 
     @property
     def checksum(self) -> str:
@@ -26,8 +35,9 @@ class ModelSource:
 
 
 def checksum_of(path: str) -> _Checksum:
-    """The checksum of `path`'s weights, being computed in a background thread (see `_hash_files`)."""
-    files = sorted(Path(path).glob("*.safetensors"))
+    """The checksum of `path`'s weights (a folder's safetensors, or one file), being computed in a background
+    thread (see `_hash_files`)."""
+    files = [Path(path)] if Path(path).is_file() else sorted(Path(path).glob("*.safetensors"))
     return _hash_files(tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
 
 

@@ -183,6 +183,10 @@ def sampling_section(prompt: str, config: SamplingConfig, dist, samples_by_setti
     return lines + figure("next_token.png", "Next-token distribution under each setting (grey: raw T=1).")
 
 
+def _input_key(emb: dict) -> str:
+    return (emb["summary"].get("matrices") or {}).get("tokens") or "wte"
+
+
 def embeddings_section(emb: dict) -> list[str]:
     """The chosen words' tokens, norms, neighbours and cosines in one token form; `emb` is
     `Embeddings.as_dict()`."""
@@ -190,7 +194,8 @@ def embeddings_section(emb: dict) -> list[str]:
     lines = [
         "## 3. The embedding matrix: common and rare words",
         "",
-        "Statistics of the checkpoint's own `wte` (not TransformerLens' centred `W_E`). Token form "
+        f"Statistics of the checkpoint's own input embedding, `{escape(_input_key(emb))}` (not "
+        "TransformerLens' centred `W_E`). Token form "
         f"`{form}`: each word's vector is read from the {escape(emb['token_form_means'])}; the tokens used "
         "are listed per word. (`probes embed --token-form first` gives the classic study's numbers: the "
         "first token of the bare word, often a single letter.)",

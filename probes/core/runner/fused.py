@@ -32,7 +32,8 @@ def supported(model) -> bool:
     cfg = model.cfg
     hf = getattr(model.original_model, "config", None)
     return (
-        cfg.positional_embedding_type == "standard"
+        getattr(hf, "model_type", None) == "gpt2"
+        and cfg.positional_embedding_type == "standard"
         and cfg.act_fn == "gelu_new"
         and getattr(cfg, "n_key_value_heads", None) in (None, cfg.n_heads)
         and getattr(cfg, "device", None) is not None

@@ -168,10 +168,16 @@ class HookedRunner(Runner):
         ln = self.model.ln_final.original_component
         unembed = self.model.unembed.original_component
         h = ln(x)  # (..., d_model)
+        cap = getattr(self.model.cfg, "output_logits_soft_cap", 0) or 0  # Gemma 2: cap * tanh(logits / cap)
         if out is None or x.dim() != 2 or getattr(unembed, "_hf_hook", None) is not None:
             logits = unembed(h)
+            if cap > 0:
+                logits = torch.tanh(logits / cap) * cap
             return logits if out is None else out.copy_(logits)
-        return linear_out_in(h, unembed.weight, unembed.bias, out=out)  # weight (vocab, d_model)
+        linear_out_in(h, unembed.weight, unembed.bias, out=out)  # weight (vocab, d_model)
+        if cap > 0:
+            out.div_(cap).tanh_().mul_(cap)
+        return out
 
     def logits(self, ids: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

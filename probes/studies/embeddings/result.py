@@ -66,7 +66,7 @@ class MatrixStats:
     label: str  # "checkpoint" or "processed"
     source: str  # where the matrices came from, in words
     vocab_norms: list[float]  # (d_vocab,)
-    position_norms: list[float]  # (n_ctx,)
+    position_norms: list[float] | None  # (n_ctx,); None without learned positions
     words: list[WordStats]  # parallel to Embeddings.words
     cosine: dict[str, list[list[float]]]  # group -> (n_words, n_words)
     cross_cosine: dict | None  # {"rows": "common", "columns": "rare", "matrix": (n_common, n_rare), "mean"}
@@ -255,6 +255,8 @@ class Embeddings:
         from probes.plots.embedding import position_norms
 
         s = self.stats(which)
+        if s.position_norms is None:
+            raise ProbesError(f"{self.model} has no learned position embeddings (its positions are rotary)")
         return position_norms(
             s.position_norms, title=f"{self.model}: position embedding norms ({s.label} wpe)"
         )

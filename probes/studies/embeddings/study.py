@@ -1,4 +1,5 @@
-"""Embedding matrices: ids, norms, neighbours and cosines of chosen words in the checkpoint's own wte and wpe.
+"""Embedding matrices: ids, norms, neighbours and cosines of chosen words in the checkpoint's own input
+embedding (GPT-2's wte, Llama's embed_tokens, ...) and learned position embedding (wpe), where it has one.
 
     emb = probes.embeddings(model)                      # the seed's common and rare words, token form "space"
     emb = probes.embeddings(model, token_form="first")  # the classic first-sub-token numbers
@@ -11,13 +12,16 @@ A word's vector depends on its token form (`probes/studies/embeddings/forms.py`)
 (the default), `mean` or `last`. TransformerLens' compatibility mode centres W_E, W_pos and W_U
 (in place on the wrapped transformers model), so `model.W_E` has other norms and cosines than the
 checkpoint. The statistics here are read from the checkpoint's safetensors file(s) instead: exactly
-the `transformer.wte` / `transformer.wpe` that `GPT2LMHeadModel.from_pretrained` loads, as float32.
+the tensors transformers loads as the input embedding (and `wpe`), as float32. The summary's `matrices`
+names them, says whether the output embedding is tied to the input one, and `positions` is None
+for a model without learned positions (rotary).
 `processed=True` computes the same numbers from the centred `model.W_E` / `model.W_pos` as well.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from probes.core.prompt import token_strings
@@ -102,7 +106,12 @@ def embeddings(
 
     tok = model.tokenizer
     items = [_tokenize(tok, w, g, token_form) for g, ws in groups.items() for w in ws]
-    wte, wpe, where = checkpoint_embeddings(model)  # (d_vocab, d_model), (n_ctx, d_model)
+    found = checkpoint_embeddings(model)
+    wte, wpe, where = (
+        found.tokens,
+        found.positions,
+        found.where,
+    )  # (d_vocab, d_model), (n_ctx, d_model) or None
     if top > wte.shape[0] - 1:
         raise ProbesError(f"top {top}: the vocabulary has only {wte.shape[0]} tokens")
     for w in items:
@@ -111,16 +120,18 @@ def embeddings(
             raise ProbesError(f"{w.word!r}: the tokenizer gives ids {bad} beyond wte's {wte.shape[0]} rows")
 
     decode = _decoder(tok)
+    what = "input embedding" + (" and learned positions" if wpe is not None else "")
     source = (
-        f"the checkpoint's own wte and wpe ({where}) as transformers loads them, in float32; not "
+        f"the checkpoint's own {what} ({where}) as transformers loads them, in float32; not "
         "TransformerLens' centred W_E"
     )
     stats = _stats("checkpoint", source, wte, wpe, items, groups, top, decode)
+    stats.summary["matrices"] = found.keys
     proc = None
     if processed:
         with torch.no_grad():
             w_e = model.W_E.detach().float().cpu()
-            w_pos = model.W_pos.detach().float().cpu()
+            w_pos = model.W_pos.detach().float().cpu() if wpe is not None else None
         proc = _stats(
             "processed",
             "TransformerLens' model.W_E and model.W_pos, centred by compatibility mode",
@@ -180,33 +191,79 @@ def _tokenize(tok, word: str, group: str, form: str) -> Word:
     )
 
 
-def checkpoint_embeddings(model):
-    """(wte, wpe, where): the checkpoint's own matrices as float32 CPU tensors, read from its safetensors."""
+@dataclass
+class Matrices:
+    """The checkpoint's own embedding matrices, as float32 CPU tensors read from its safetensors."""
+
+    tokens: object  # (d_vocab, d_model) the input embedding
+    positions: object | None  # (n_ctx, d_model) learned positions, or None (rotary and other schemes)
+    keys: dict  # {"tokens": name, "positions": name or None, "output": name, or "tied"}
+    where: str  # the tensor names and files, in words
+
+
+def checkpoint_embeddings(model) -> Matrices:
+    """The checkpoint's input embedding (and learned position embedding, if any), read from its safetensors.
+
+    The tensors are found by the parameters of the transformers model that loaded them
+    (`get_input_embeddings`, `get_output_embeddings`), so any architecture's names work.
+    """
     from safetensors import safe_open
 
+    from probes.core.checkpoint import renamer
     from probes.core.load import source_of
 
     src = source_of(model)
-    files = sorted(Path(src.path).glob("*.safetensors")) if Path(src.path).is_dir() else []
+    folder = src.folder if src.kind != "external" else src.path
+    files = sorted(Path(folder).glob("*.safetensors")) if Path(folder).is_dir() else []
     if not files:
         raise ProbesError(
-            f"cannot find the checkpoint of {src.name!r} ({src.path} holds no *.safetensors); "
-            "embedding statistics are read from the checkpoint's own wte, so load the model with probes.load"
+            f"cannot find the checkpoint of {src.name!r} ({folder} holds no *.safetensors); embedding "
+            "statistics are read from the checkpoint's own embedding, so load the model with probes.load"
         )
+    hf = model.original_model
+    rename = renamer(hf) or (lambda k: k)
+    # The bridge wraps each transformers module as `_original_component`; the checkpoint has the plain names.
+    names = {
+        id(p): rename(n.replace("._original_component", ""))
+        for n, p in hf.named_parameters(remove_duplicate=False)
+    }
+    want = {"tokens": names[id(hf.get_input_embeddings().weight)]}
+    position = next((n for n in names.values() if n.endswith(_POSITION_NAMES)), None)
+    if position is not None:
+        want["positions"] = position
+    text = hf.config.get_text_config() if hasattr(hf.config, "get_text_config") else hf.config
+    tied = bool(getattr(text, "tie_word_embeddings", False))
+    out = hf.get_output_embeddings()
+    output = "tied" if tied or out is None else names.get(id(out.weight), "separate")
     found = {}
     for f in files:
         with safe_open(str(f), framework="pt") as fh:
             for key in fh.keys():
-                short = key.removeprefix("transformer.")
-                if short in ("wte.weight", "wpe.weight") and short not in found:
-                    found[short] = (fh.get_tensor(key).float(), key, f.name)  # fp16 -> fp32 is exact
-    missing = [k for k in ("wte.weight", "wpe.weight") if k not in found]
+                for what, name in want.items():
+                    if rename(key) == name and what not in found:
+                        found[what] = (fh.get_tensor(key).float(), key, f.name)  # fp16 -> fp32 is exact
+    missing = [want[k] for k in want if k not in found]
     if missing:
-        raise ProbesError(f"{src.path}: the checkpoint has no {' or '.join(missing)}; not a GPT-2 checkpoint")
-    (wte, wte_key, wte_file), (wpe, wpe_key, wpe_file) = found["wte.weight"], found["wpe.weight"]
-    if wte_file == wpe_file:
-        return wte, wpe, f"{wte_key} and {wpe_key} in {wte_file}"
-    return wte, wpe, f"{wte_key} in {wte_file}, {wpe_key} in {wpe_file}"
+        raise ProbesError(f"{folder}: the checkpoint has no {' or '.join(missing)}")
+    files_of = {found[k][2] for k in want}
+    if len(files_of) == 1:
+        where = f"{' and '.join(found[k][1] for k in want)} in {files_of.pop()}"
+    else:
+        where = ", ".join(f"{found[k][1]} in {found[k][2]}" for k in want)
+    return Matrices(
+        tokens=found["tokens"][0],
+        positions=found["positions"][0] if "positions" in found else None,
+        keys={
+            "tokens": found["tokens"][1],
+            "positions": found.get("positions", (0, None))[1],
+            "output": output,
+        },
+        where=where,
+    )
+
+
+# Learned absolute position embeddings, by the names architectures give them.
+_POSITION_NAMES = ("wpe.weight", "embed_positions.weight", "position_embeddings.weight")
 
 
 def _percentile(vocab_norms, value: float) -> float:
@@ -278,7 +335,9 @@ def _stats(label, source, wte, wpe, items, groups, k, decode) -> MatrixStats:
         },
         "groups": group_summary,
         "comparison": _compare(group_summary, cross),
-        "positions": {
+        "positions": None
+        if wpe is None
+        else {
             "n": int(wpe.shape[0]),
             "mean_norm": float(wpe.norm(dim=-1).mean()),
             "norm_first": float(wpe[0].norm()),
@@ -289,7 +348,7 @@ def _stats(label, source, wte, wpe, items, groups, k, decode) -> MatrixStats:
         label=label,
         source=source,
         vocab_norms=norms.tolist(),
-        position_norms=wpe.norm(dim=-1).tolist(),
+        position_norms=None if wpe is None else wpe.norm(dim=-1).tolist(),
         words=per_word,
         cosine=cosine,
         cross_cosine=cross,
