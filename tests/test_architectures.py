@@ -187,3 +187,76 @@ def test_other_causal_models_are_refused_or_warned(tmp_path):
         with pytest.raises(ModelLoadError, match=words) as err:
             probes.load(str(folder))
         assert "\n" not in str(err.value)
+
+
+def test_every_command_runs(arch, tmp_path):
+    """info, lens, prune, generate, embed, capture and report, as a user types them, on each architecture."""
+    from cli_runner import run_cli
+
+    name, folder, _, _ = arch
+    m = ["--model", folder]
+    runs = {
+        "info": ["info", *m, "--json"],
+        "lens": ["lens", *m, "--prompt", PROMPT, "--plot", tmp_path / "lens.png", "--json"],
+        "prune": ["prune", *m, "--skip", "odd", "--max-new-tokens", "4", "--json"],
+        "generate": ["generate", *m, "--prompt", "ROMEO:", "--max-new-tokens", "4", "--num-samples", "2"],
+        "embed": ["embed", *m, "--plot-dir", tmp_path / "emb", "--json"],
+        "capture": ["capture", *m, "--prompt", PROMPT, "--out", tmp_path / "c.safetensors", "--json"],
+        "report": ["report", *m, "--out", tmp_path / "study", "--max-new-tokens", "2", "--num-samples", "1"],
+    }
+    for what, args in runs.items():
+        r = run_cli(*args)
+        assert r.exit_code == 0, (name, what, r.output[-2000:])
+    info = json.loads(run_cli(*runs["info"]).stdout)
+    assert info["architecture"] == type(arch[3]).__name__ and info["n_layers"] == 4
+    figures = sorted(p.name for p in (tmp_path / "emb").iterdir())
+    assert ("positions.png" in figures) == (name == "gpt2")  # rotary models have no learned positions
+    assert (tmp_path / "study" / "report.md").is_file() and (tmp_path / "lens.png").stat().st_size > 10_000
+
+
+def _broken(tmp_path, how):
+    from safetensors.torch import load_file, save_file
+
+    folder = build_arch_checkpoint(tmp_path / "llama", "llama")
+    weights = load_file(folder / "model.safetensors")
+    key = "model.layers.1.mlp.up_proj.weight"
+    if how == "missing":
+        weights.pop(key)
+    elif how == "extra":
+        weights["model.layers.0.surprise.weight"] = weights[key].clone()
+    elif how == "shape":
+        weights[key] = weights[key][:, :-1].clone()
+    elif how == "nan":
+        weights[key][0, 0] = float("nan")
+    elif how == "config":
+        (folder / "config.json").write_text(
+            (folder / "config.json").read_text().replace('"num_hidden_layers": 4', '"num_hidden_layers": -4')
+        )
+    elif how == "tokenizer":  # an embedding two rows short of the tokenizer
+        config = json.loads((folder / "config.json").read_text())
+        rows = config["vocab_size"] - 2
+        weights["model.embed_tokens.weight"] = weights["model.embed_tokens.weight"][:rows].clone()
+        (folder / "config.json").write_text(json.dumps(config | {"vocab_size": rows}))
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
+@pytest.mark.parametrize(
+    "how, words",
+    [
+        ("missing", ["lack 1 tensor", "LlamaForCausalLM", "layers.1.mlp.up_proj.weight"]),
+        ("extra", ["does not have", "surprise"]),
+        ("shape", ["shapes do not match", "up_proj"]),
+        ("nan", ["NaN or inf", "up_proj"]),
+        ("config", ["num_hidden_layers must be a positive integer"]),
+        ("tokenizer", ["tokenizer has", "embedding only"]),
+    ],
+)
+def test_a_broken_llama_is_one_line(tmp_path, how, words):
+    from cli_runner import run_cli
+
+    r = run_cli("info", "--model", _broken(tmp_path, how))
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert r.exit_code == 2 and len(lines) == 1 and "Traceback" not in r.output, r.output
+    for w in words:
+        assert w in lines[0], (w, lines[0])

@@ -27,6 +27,8 @@ def _render(d: dict) -> str:
         [k, d[k]]
         for k in (
             "name",
+            "architecture",
+            "runner",
             "source",
             "path",
             "n_layers",

@@ -28,6 +28,8 @@ def checkpoint_params(config) -> int:
 
 def model_info(model) -> dict:
     """A dict describing `model` (what `probes info` prints)."""
+    from probes.core.runner import runner_for
+
     cfg = model.cfg
     src = source_of(model)
     names = list(model.hook_dict)
@@ -40,6 +42,7 @@ def model_info(model) -> dict:
     return {
         "name": src.name,
         "architecture": type(model.original_model).__name__,
+        "runner": runner_for(model).kind,  # fused (GPT-2's fast path) or hooked (the bridge)
         "source": src.kind,
         "path": src.path,
         "sha256": src.checksum,
