@@ -28,6 +28,20 @@ def device(request):
     return request.config.getoption("--device")
 
 
+def randomised(model):
+    """`model` with random norm weights and biases (so folding mistakes show) and its other weights 3x their
+    init (so that attention and MLPs matter to the output)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "ln" in name or "norm" in name:
+                p.copy_(
+                    (1 + 0.3 * torch.randn_like(p)) if name.endswith("weight") else 0.2 * torch.randn_like(p)
+                )
+            else:
+                p.mul_(3.0)
+    return model
+
+
 def build_checkpoint(
     path,
     *,
@@ -57,17 +71,7 @@ def build_checkpoint(
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
     )
-    model = GPT2LMHeadModel(config)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "ln" in name:
-                if name.endswith("weight"):
-                    p.copy_(1 + 0.3 * torch.randn_like(p))
-                else:
-                    p.copy_(0.2 * torch.randn_like(p))
-            else:
-                # Larger than GPT-2's init so that attention and MLPs matter to the output.
-                p.mul_(3.0)
+    model = randomised(GPT2LMHeadModel(config))
     model.save_pretrained(path, safe_serialization=True)
     tok.save_pretrained(path)
     return path
@@ -114,17 +118,8 @@ def build_arch_checkpoint(path, arch: str, *, seed=0, tokenizer=None, **extra):
 
     tok = tokenizer or AutoTokenizer.from_pretrained(BUNDLED_DIR)
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(
-        arch_config(arch, len(tok), tok.bos_token_id, tok.eos_token_id, **extra)
-    )
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name or "ln" in name.split(".")[-2]:
-                p.copy_(
-                    (1 + 0.3 * torch.randn_like(p)) if name.endswith("weight") else 0.2 * torch.randn_like(p)
-                )
-            else:
-                p.mul_(3.0)  # larger than the init, so that attention and MLPs matter to the output
+    config = arch_config(arch, len(tok), tok.bos_token_id, tok.eos_token_id, **extra)
+    model = randomised(AutoModelForCausalLM.from_config(config))
     model.save_pretrained(path, safe_serialization=True)
     tok.save_pretrained(path)
     return path
