@@ -260,3 +260,32 @@ def test_a_broken_llama_is_one_line(tmp_path, how, words):
     assert r.exit_code == 2 and len(lines) == 1 and "Traceback" not in r.output, r.output
     for w in words:
         assert w in lines[0], (w, lines[0])
+
+
+def test_mid_rows_are_the_stream_after_attention(arch):
+    """`mid=True`: 2L+1 rows, each block's resid_mid between its input and output, read like any row."""
+    name, _, model, _ = arch
+    if name == "gpt_neox":  # parallel blocks: attention and MLP both read the block's input
+        with pytest.raises(probes.ProbesError, match="no resid_mid"):
+            probes.logit_lens(model, PROMPT, mid=True)
+        return
+    plain = probes.logit_lens(model, PROMPT, top=3)
+    mid = probes.logit_lens(model, PROMPT, top=3, mid=True)
+    n = model.cfg.n_layers
+    assert len(mid.rows) == 2 * n + 1 and mid.rows[1] == "blocks.0.hook_resid_mid"
+    assert mid.row_labels[:3] == ["embed", "0 attn", "0"]
+    # The rows shared with the plain lens read the same; a mid row is what the capture of resid_mid reads.
+    import numpy as np
+
+    np.testing.assert_allclose(mid.top_probs[::2], plain.top_probs, atol=1e-5)
+    acts = probes.capture(model, PROMPT, hooks="resid_mid", layers=[1])
+    with torch.no_grad():
+        logits = runner_for(model).readout(acts["blocks.1.hook_resid_mid"].to(model.cfg.device))
+    top = logits.softmax(-1).max(-1).values.cpu().numpy()
+    np.testing.assert_allclose(mid.top_probs[3, :, 0], top, atol=1e-5)
+    with pytest.raises(probes.ProbesError, match="tuned lens"):
+        probes.logit_lens(model, PROMPT, mid=True, lens=probes.TunedLens.identity(model))
+    with probes.skip(model, [1]):
+        skipped = probes.logit_lens(model, PROMPT, top=3, mid=True)
+    np.testing.assert_allclose(skipped.top_probs[3], skipped.top_probs[2], atol=0)  # passes through
+    assert skipped.row_labels[3] == "1 attn (skipped)"

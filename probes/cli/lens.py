@@ -40,6 +40,13 @@ CompareSkip = Annotated[
         ),
     ),
 ]
+Mid = Annotated[
+    bool,
+    typer.Option(
+        "--mid",
+        help="Add a row after each block's attention (its resid_mid, before the MLP): 2L+1 rows, logit lens.",
+    ),
+]
 Generate = Annotated[
     int | None,
     typer.Option(
@@ -72,6 +79,7 @@ def lens(
     skip: o.Skip = None,
     keep: o.Keep = None,
     compare_skip: CompareSkip = None,
+    mid: Mid = False,
     generate: Generate = None,
     dataset: DatasetOpt = None,
     max_texts: o.MaxTexts = None,
@@ -118,6 +126,11 @@ def lens(
     # Everything checkable without the model fails before loading it.
     check_metric(metric)
     check_top(top)
+    if mid and (generate is not None or tuned is not None or dataset is not None):
+        raise ProbesError(
+            "--mid reads one prompt through the logit lens; it does not combine with "
+            "--generate, --dataset or --tuned"
+        )
     if plot:
         from probes.io import check_figure_path
 
@@ -188,7 +201,7 @@ def lens(
         if cfg is not None:
             result = generation_lens(m, prompt, cfg, top=top, lens=tl)
         else:
-            result = logit_lens(m, prompt, top=top, bos=bos, lens=tl, compare_skip=compared)
+            result = logit_lens(m, prompt, top=top, bos=bos, lens=tl, compare_skip=compared, mid=mid)
             check_position(position, len(result.tokens))
     pruned = None if cfg is not None else result.compare
 

@@ -20,19 +20,51 @@ import torch
 
 from probes.core.hooks import row_hooks
 from probes.errors import SpecError
-from probes.studies.lens.lenses import UNSET
+from probes.studies.lens.lenses import UNSET, LogitLens
 from probes.tokens import check_top
 
 UNITS = {"entropy": "nats", "kl_to_final": "nats", "next_token_xent": "nats", "ranks": "1 = top token"}
 
 
-def row_labels(n_layers: int, skipped: Sequence[int] = ()) -> list[str]:
-    """Short names of the rows: 'embed', then the block each row comes out of."""
+def row_labels(n_layers: int, skipped: Sequence[int] = (), mid: bool = False) -> list[str]:
+    """Short names of the rows: 'embed', then the block each row comes out of ('3 attn': block 3's stream
+    after its attention, before its MLP, with `mid`)."""
     gone = set(skipped)
     labels = ["embed"]
     for i in range(n_layers):
-        labels.append(f"{i} (skipped)" if i in gone else str(i))
+        done = " (skipped)" if i in gone else ""
+        labels += [f"{i} attn{done}", f"{i}{done}"] if mid else [f"{i}{done}"]
     return labels
+
+
+def mid_row_hooks(n_layers: int) -> list[str]:
+    """The 2L+1 hook names of the rows with `mid`: each block's resid_pre and resid_mid, then the last
+    resid_post."""
+    rows = row_hooks(n_layers)
+    return [n for i in range(n_layers) for n in (rows[i], f"blocks.{i}.hook_resid_mid")] + rows[-1:]
+
+
+def _mid_streams(model, ids: torch.Tensor) -> list[torch.Tensor]:
+    """The 2L+1 rows of `mid_row_hooks`, each (batch, pos, d_model), from one hooked forward."""
+    from probes.core.hooks import attached
+    from probes.core.runner import runner_for
+
+    n = model.cfg.n_layers
+    if f"blocks.{n - 1}.hook_resid_mid" not in model.hook_dict:
+        raise SpecError(
+            "mid=True: this model's blocks have no resid_mid (parallel attention and MLP, as GPT-NeoX and "
+            "GPT-J: both read the block's input)"
+        )
+    mids: dict[int, torch.Tensor] = {}
+
+    def keep(t, hook, i):
+        mids[i] = t.detach().clone()
+
+    hooks = [(f"blocks.{i}.hook_resid_mid", lambda t, hook, i=i: keep(t, hook, i)) for i in range(n)]
+    with attached(model, hooks), torch.no_grad():  # a hook attached: the hooked runner computes
+        rows = runner_for(model).streams(ids)
+    # A skipped block computes nothing: its stream after attention is its input.
+    return [x for i in range(n) for x in (rows[i], mids.get(i, rows[i]))] + rows[-1:]
 
 
 @dataclass
@@ -218,6 +250,7 @@ def logit_lens(
     bos: bool = True,
     lens=None,
     compare_skip=None,
+    mid: bool = False,
     translators=UNSET,
 ) -> LensResult | list[LensResult]:
     """The logit lens of `prompt` (text, `FILE:path`, or token ids fed as they are).
@@ -231,7 +264,9 @@ def logit_lens(
     `probes.skip(...)`: a skipped block's row equals the row before it. `lens` (a TunedLens, a lens
     folder or 'bundled'; None: the logit lens) transforms each row but the last first.
     `compare_skip` (a layer spec) adds `result.compare`: the same tokens with those blocks skipped
-    as well, read through the same lens.
+    as well, read through the same lens. `mid=True` adds a row after each block's attention (its
+    `resid_mid`, before the MLP): 2L+1 rows, read through the logit lens (a tuned lens has no translators
+    for them).
     """
     from probes.core.layers import compare_blocks
     from probes.core.prompt import is_many, per_prompt, prompt_ids
@@ -241,11 +276,23 @@ def logit_lens(
 
     check_top(top)
     lens = lens_of(lens, model, translators)
+    if mid and not isinstance(lens, LogitLens):
+        raise SpecError(
+            "mid=True reads the rows after attention through the logit lens; a tuned lens has no "
+            "translators for them (leave lens=None)"
+        )
     compared = None if compare_skip is None else compare_blocks(compare_skip, model.cfg.n_layers)
     if is_many(prompt):
         return per_prompt(
             lambda p: logit_lens(
-                model, p, top=top, positions=positions, bos=bos, lens=lens, compare_skip=compare_skip
+                model,
+                p,
+                top=top,
+                positions=positions,
+                bos=bos,
+                lens=lens,
+                compare_skip=compare_skip,
+                mid=mid,
             ),
             model,
             prompt,
@@ -258,9 +305,10 @@ def logit_lens(
     next_ids = [ids[p + 1] if p + 1 < len(ids) else -1 for p in cols]
 
     def run() -> LensResult:
-        rows = runner_for(model).streams(torch.tensor([ids], device=device))  # L+1 of (1, pos, d_model)
-        resid = [x[0].index_select(0, index.to(x.device)) for x in rows]  # L+1 of (positions, d_model)
-        return build_result(model, resid, ids, cols, next_ids, top, text, lens)
+        batch = torch.tensor([ids], device=device)
+        rows = _mid_streams(model, batch) if mid else runner_for(model).streams(batch)  # L+1 (2L+1) rows
+        resid = [x[0].index_select(0, index.to(x.device)) for x in rows]  # each (positions, d_model)
+        return build_result(model, resid, ids, cols, next_ids, top, text, lens, mid=mid)
 
     result = run()
     if compared is not None:
@@ -269,7 +317,7 @@ def logit_lens(
     return result
 
 
-def build_result(model, resid, ids, cols, next_ids, top, text, lens=None) -> LensResult:
+def build_result(model, resid, ids, cols, next_ids, top, text, lens=None, mid: bool = False) -> LensResult:
     """A LensResult from residual rows (each (pos, d_model)) at positions `cols` of `ids`, through `lens`."""
     from probes.core.load import source_of
     from probes.core.prompt import str_tokens
@@ -278,14 +326,14 @@ def build_result(model, resid, ids, cols, next_ids, top, text, lens=None) -> Len
 
     out = readout(model, resid, next_ids, top, lens)
     skipped = skipped_blocks(model)
-    n_layers = len(resid) - 1
+    n_layers = model.cfg.n_layers
     return LensResult(
         prompt=text,
         tokens=list(ids),
         str_tokens=str_tokens(model, ids),
         positions=list(cols),
-        rows=row_hooks(n_layers),
-        row_labels=row_labels(n_layers, skipped),
+        rows=mid_row_hooks(n_layers) if mid else row_hooks(n_layers),
+        row_labels=row_labels(n_layers, skipped, mid),
         top_str_tokens=top_strings(model, out["top_ids"]),
         next_token=np.array(next_ids, np.int64),
         d_vocab=model.cfg.d_vocab,
