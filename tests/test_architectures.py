@@ -289,3 +289,22 @@ def test_mid_rows_are_the_stream_after_attention(arch):
         skipped = probes.logit_lens(model, PROMPT, top=3, mid=True)
     np.testing.assert_allclose(skipped.top_probs[3], skipped.top_probs[2], atol=0)  # passes through
     assert skipped.row_labels[3] == "1 attn (skipped)"
+
+
+def test_a_gguf_file_that_cannot_be_read_is_one_line(tmp_path, monkeypatch):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + bytes(range(256)) * 4)
+    monkeypatch.setenv("PROBES_CACHE", str(tmp_path / "cache"))
+    import probes.core.gguf as gguf
+
+    real = gguf.importlib.util.find_spec
+    monkeypatch.setattr(gguf.importlib.util, "find_spec", lambda n, *a: None if n == "gguf" else real(n, *a))
+    with pytest.raises(ModelLoadError, match=r"needs the gguf package: pip install 'probes\[gguf\]'"):
+        probes.load(str(bad))
+    monkeypatch.undo()
+    if real("gguf") is not None:
+        monkeypatch.setenv("PROBES_CACHE", str(tmp_path / "cache"))
+        with pytest.raises(ModelLoadError, match="cannot read GGUF file") as err:
+            probes.load(str(bad))
+        assert "\n" not in str(err.value)
+        assert not any((tmp_path / "cache").rglob("*.safetensors"))  # nothing half-converted is kept

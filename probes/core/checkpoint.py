@@ -93,10 +93,12 @@ def check_files(path) -> list[Path]:
                 "AutoModelForCausalLM.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)"
             )
         raise ModelLoadError(f"{path}: no model weights (*.safetensors) found")
-    if not (d / "tokenizer.json").is_file() and not (
+    if not any((d / f).is_file() for f in ("tokenizer.json", "tokenizer.model")) and not (
         (d / "vocab.json").is_file() and (d / "merges.txt").is_file()
     ):
-        raise ModelLoadError(f"{path}: no tokenizer (tokenizer.json, or vocab.json + merges.txt)")
+        raise ModelLoadError(
+            f"{path}: no tokenizer (tokenizer.json, tokenizer.model, or vocab.json + merges.txt)"
+        )
     return weights
 
 

@@ -16,7 +16,7 @@ BUNDLED_NAME = "shakespeare-gpt2"
 DTYPES = ("float32", "float16", "bfloat16")
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
 # Hub files a GPT-2 checkpoint needs; pickled weights are deliberately not among them.
-_HUB_PATTERNS = ["*.json", "*.safetensors", "merges.txt", "vocab.txt"]
+_HUB_PATTERNS = ["*.json", "*.safetensors", "merges.txt", "vocab.txt", "tokenizer.model", "*.jinja"]
 # Loggers that talk while a model boots; quieted for the boot only (see `_quiet_boot`).
 _NOISY_LOGGERS = ("transformer_lens",)
 
