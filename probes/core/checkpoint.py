@@ -130,11 +130,9 @@ def architecture(config: dict, where: str) -> str:
     return arch
 
 
-def expected_tensors(config: dict, where: str) -> tuple[dict[str, tuple], set[str], callable]:
-    """(required {name: shape}, optional names, rename) of the model transformers builds from `config` on the
-    meta device: tied copies and buffers may be absent from a checkpoint, nothing else may. `rename` maps
-    a checkpoint's tensor name to the model's, or is None where transformers converts tensors as it
-    loads them (fused experts, ...), so that names cannot be compared one to one."""
+def expected_tensors(config: dict, where: str):
+    """(required {name: shape}, optional names, model) of the model transformers builds from `config` on the
+    meta device: tied copies and buffers may be absent from a checkpoint, nothing else may."""
     import warnings
 
     import torch
@@ -152,26 +150,30 @@ def expected_tensors(config: dict, where: str) -> tuple[dict[str, tuple], set[st
         raise ModelLoadError(f"{where}/config.json: transformers cannot build this model ({first})") from None
     every = {k: tuple(t.shape) for k, t in model.state_dict().items()}
     required = {k: tuple(p.shape) for k, p in model.named_parameters()}  # tied copies counted once
-    return required, set(every) - set(required), renamer(model)
+    return required, set(every) - set(required), model
 
 
-def renamer(model):
+def renamer(model, renames: bool = True):
     """How transformers renames a checkpoint's tensors as it loads them into `model` (GPT-NeoX's
-    `embed_out` is `lm_head`), and the base model's prefix, which checkpoints may leave out."""
+    `embed_out` is `lm_head`), and the base model's prefix, which checkpoints may leave out; None where
+    it converts tensors (fused experts, ...), so that names cannot be compared one to one. `renames=False`:
+    the prefix alone (reading transformers' mapping costs a quarter of a second, the first time)."""
     prefix = getattr(model, "base_model_prefix", "") or ""
-    try:
-        from transformers.conversion_mapping import get_model_conversion_mapping
-        from transformers.core_model_loading import WeightRenaming, apply_renamings
+    transforms = []
+    if renames:
+        try:
+            from transformers.conversion_mapping import get_model_conversion_mapping
+            from transformers.core_model_loading import WeightRenaming, apply_renamings
 
-        transforms = get_model_conversion_mapping(model)
-    except Exception:  # a transformers without the mapping: names as saved
-        transforms, apply_renamings, WeightRenaming = [], None, ()
-    renames = [t for t in transforms if isinstance(t, WeightRenaming)]
-    if len(renames) != len(transforms):
+            transforms = get_model_conversion_mapping(model)
+        except Exception:  # a transformers without the mapping: names as saved
+            transforms, WeightRenaming = [], ()
+    named = [t for t in transforms if isinstance(t, WeightRenaming)]
+    if len(named) != len(transforms):
         return None
 
     def rename(name: str) -> str:
-        name = apply_renamings(name, renames) if renames else name
+        name = apply_renamings(name, named) if named else name
         return name.removeprefix(prefix + ".") if prefix else name
 
     return rename
@@ -181,32 +183,40 @@ def check_tensors(d: Path, weights: list[Path], config: dict) -> None:
     """Every tensor the model needs is in the files at its shape, and nothing else is."""
     arch = architecture(config, str(d))
     files = {f: safetensors_shapes(f) for f in weights}  # every header readable, every file whole
-    required, optional, short = expected_tensors(config, str(d))
-    if short is None:
+    required, optional, model = expected_tensors(config, str(d))
+    sizes = config_sizes(config, str(d))
+    problem = _mismatch(d, arch, sizes, files, required, optional, renamer(model, renames=False))
+    if problem is None:
         return
+    # Names as saved did not match: compare again as transformers renames them when it loads.
+    rename = renamer(model)
+    if rename is not None:
+        problem = _mismatch(d, arch, sizes, files, required, optional, rename)
+        if problem is not None:
+            raise ModelLoadError(problem)
+
+
+def _mismatch(d, arch, sizes, files, required, optional, short) -> str | None:
+    """What is wrong with the files' tensors against the model's, in one line; None if nothing."""
     shapes = {short(k): shape for found in files.values() for k, shape in found.items()}
     required = {short(k): v for k, v in required.items()}
     optional = {short(k) for k in optional}
-    sizes = config_sizes(config, str(d))
     blocks = {k.split(".")[1] for k in shapes if k.split(".")[0] in ("h", "layers") and k.count(".") > 1}
     if blocks and len(blocks) != sizes["n_layers"]:
-        raise ModelLoadError(
-            f"{d}: config says {sizes['n_layers']} blocks, but the weights hold {len(blocks)}"
-        )
+        return f"{d}: config says {sizes['n_layers']} blocks, but the weights hold {len(blocks)}"
     # A missing tensor would load silently as random weights, so every one must be there, at its shape.
     missing = [k for k in required if k not in shapes]
     if missing:
-        raise ModelLoadError(
-            f"{d}: the weights lack {len(missing)} tensor(s) {arch} needs, e.g. {', '.join(missing[:3])}"
-        )
+        return f"{d}: the weights lack {len(missing)} tensor(s) {arch} needs, e.g. {', '.join(missing[:3])}"
     wrong = [f"{k} {shapes[k]} (config: {v})" for k, v in required.items() if shapes[k] != v]
     if wrong:
-        raise ModelLoadError(f"{d}: tensor shapes do not match config.json: {'; '.join(wrong[:2])}")
+        return f"{d}: tensor shapes do not match config.json: {'; '.join(wrong[:2])}"
     extra = [k for k in shapes if k not in required and k not in optional and not k.endswith(_BUFFERS)]
     if extra:
-        raise ModelLoadError(
+        return (
             f"{d}: the weights hold {len(extra)} tensor(s) {arch} does not have, e.g. {', '.join(extra[:3])}"
         )
+    return None
 
 
 def safetensors_shapes(f: Path) -> dict[str, tuple]:
