@@ -164,6 +164,39 @@ def staged_folder(dest: Path, place: Callable[[Path], None]) -> Iterator[Path]:
             raise
 
 
+def swap_folder(tmp: Path, dest: Path, *, force: bool, check_ours: Callable[[Path], None], what: str) -> None:
+    """Make the staged folder `tmp` the folder `dest`: claim a new or empty name in one rename; with `force`,
+    swap out an old folder of ours (`check_ours(dest)` raises unless it is one).
+
+    The old folder is renamed aside first and deleted only once the new one is in place; when the
+    second rename fails, the old one goes back. Run it as `staged_folder`'s `place`, with interrupts
+    deferred, so one cannot land between the renames: `dest` always holds one whole `what`.
+    """
+    import shutil
+
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp made it 0700; give it an ordinary folder's mode
+    if dest.is_dir() and any(dest.iterdir()):
+        if not force:
+            raise ProbesError(f"--out {str(dest)!r} filled up while the {what} ran; nothing was replaced")
+        check_ours(dest)  # again, just before the swap: someone may have added files meanwhile
+        aside = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
+        os.replace(dest, aside / dest.name)
+        try:
+            os.replace(tmp, dest)
+        except BaseException:
+            os.replace(aside / dest.name, dest)
+            shutil.rmtree(aside, ignore_errors=True)
+            raise
+        shutil.rmtree(aside, ignore_errors=True)
+        return
+    try:
+        os.rename(tmp, dest)  # onto a missing or empty folder only; a folder that filled up meanwhile refuses
+    except OSError as e:
+        raise ProbesError(
+            f"--out {str(dest)!r} filled up while the {what} ran; nothing was replaced ({e.strerror})"
+        ) from None
+
+
 class _Deferred:
     """Ctrl-C and SIGTERM wait while inside; one that came is raised on leaving, as KeyboardInterrupt.
 

@@ -294,3 +294,45 @@ def test_several_lenses_over_a_dataset_read_one_pass_as_each_alone(tiny, monkeyp
         assert a.tuned_lens == b.tuned_lens
     assert together[0].tuned_lens is None and together[1].tuned_lens == tl.name
     assert not np.allclose(together[0].mean, together[1].mean)
+
+
+def test_force_replaces_only_a_lens_folder_and_swaps_it_whole(tiny, tiny_dir, tmp_path, monkeypatch):
+    """#28 items 3 and 4: --force never replaces a model's config.json, and a save cut short leaves the old
+    lens whole (the new one is staged beside it and swapped in with one rename)."""
+    import shutil
+
+    from probes.studies.lens.tuned import TunedLens
+
+    model_copy = tmp_path / "model"
+    shutil.copytree(tiny_dir, model_copy)
+    before = {p.name: p.read_bytes() for p in model_copy.iterdir()}
+    lens = TunedLens.identity(tiny)
+    with pytest.raises(probes.ProbesError, match="not a tuned lens folder written by probes"):
+        lens.save(model_copy, force=True)
+    assert {p.name: p.read_bytes() for p in model_copy.iterdir()} == before
+    folder = lens.save(tmp_path / "lens")
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(probes.ProbesError, match="also holds 'notes.txt'"):
+        lens.save(folder, force=True)
+    (folder / "notes.txt").unlink()
+    old = {p.name: p.read_bytes() for p in folder.iterdir()}
+    changed = TunedLens.identity(tiny)
+    with torch.no_grad():
+        changed.bias.add_(1.0)
+
+    import safetensors.torch
+
+    real = safetensors.torch.save_file
+
+    def interrupted(tensors, path, *a, **k):
+        real(tensors, path, *a, **k)
+        raise KeyboardInterrupt  # after the new translators are written, before the config
+
+    monkeypatch.setattr(safetensors.torch, "save_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        changed.save(folder, force=True)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == old  # the old lens, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lens", "model"]  # no staging folder left
+    changed.save(folder, force=True)
+    assert torch.equal(probes.load_tuned_lens(folder, tiny).bias, changed.bias.detach().float().cpu())

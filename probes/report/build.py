@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 from probes.core.sampling import REPORT_SAMPLING, SamplingConfig
 from probes.errors import ProbesError
-from probes.io import check_dir, save_figure, staged_folder, user_path, write_text
+from probes.io import check_dir, save_figure, staged_folder, swap_folder, user_path, write_text
 
 # REPORT_SAMPLING (60 tokens, 2 samples per setting, SamplingConfig's seed) lives beside the other
 # studies' defaults, where the CLI reads it for --help. The report takes only its counts and seed:
@@ -75,43 +73,6 @@ def _check_ours(p: Path) -> None:
             else "has changed since it was written"
         )
         raise ProbesError(f"--out {str(p)!r} {what}; refusing to replace it even with --force")
-
-
-def _move_into_place(tmp: Path, dest: Path, force: bool) -> None:
-    """Make `tmp` the folder `dest`: claim a new or empty name in one rename; with `force`, swap out our old
-    report.
-
-    The old report is renamed aside first and deleted only once the new one is in place; when the
-    second rename fails, the old one goes back. `staged_folder` runs this with interrupts deferred,
-    so one cannot land between the renames: `dest` always holds one whole report.
-    """
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp made it 0700; give it an ordinary folder's mode
-    if dest.is_dir() and any(dest.iterdir()):
-        if not force:
-            raise ProbesError(f"--out {str(dest)!r} filled up while the report ran; nothing was replaced")
-        _check_ours(dest)  # again, just before the swap: someone may have added files meanwhile
-        aside = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
-        os.replace(dest, aside / dest.name)
-        try:
-            os.replace(tmp, dest)
-        except BaseException:
-            os.replace(aside / dest.name, dest)
-            shutil.rmtree(aside, ignore_errors=True)
-            raise
-        shutil.rmtree(aside, ignore_errors=True)
-        return
-    try:
-        os.rename(tmp, dest)  # onto a missing or empty folder only; a folder that filled up meanwhile refuses
-    except OSError as e:
-        raise ProbesError(
-            f"--out {str(dest)!r} filled up while the report ran; nothing was replaced ({e.strerror})"
-        ) from None
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def report_config(config: SamplingConfig | None = None, **overrides) -> SamplingConfig:
@@ -202,7 +163,8 @@ def build_report(
         save_figure(fig, tmp / name)
         saved.append(name)
 
-    with staged_folder(dest, lambda folder: _move_into_place(folder, dest, force)) as tmp:
+    place = lambda folder: swap_folder(folder, dest, force=force, check_ours=_check_ours, what="report")
+    with staged_folder(dest, place) as tmp:
         say("[1/5] model")
         info, meta = model_info(model), model_meta(model)
         card = Path(info["path"]) / "MODEL_CARD.md" if info.get("path") else None

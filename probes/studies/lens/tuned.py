@@ -157,32 +157,57 @@ class TunedLens(nn.Module, Lens):
         `force`."""
         from safetensors.torch import save_file
 
-        from probes.io import atomic_path
+        from probes.io import staged_folder, swap_folder
 
         folder = check_lens_dir(path, force=force)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.parent.mkdir(parents=True, exist_ok=True)
         tensors = {
             "weight": self.weight.detach().float().cpu().contiguous(),
             "bias": self.bias.detach().float().cpu().contiguous(),
         }
         config = {k: v for k, v in self.as_dict().items() if k != "path"}
-        with atomic_path(folder / WEIGHTS, force) as tmp:
-            save_file(tensors, tmp)
-        with atomic_path(folder / CONFIG, force) as tmp:
-            Path(tmp).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        # Staged beside the folder and swapped in whole: an interrupt leaves the old lens or the new one.
+        place = lambda tmp: swap_folder(tmp, folder, force=force, check_ours=check_ours, what="tuned lens")
+        with staged_folder(folder, place) as tmp:
+            save_file(tensors, tmp / WEIGHTS)
+            (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         self.meta["path"] = str(folder)  # from now on the lens goes by its folder
         return folder
 
 
 def check_lens_dir(path, *, force: bool = False) -> Path:
-    """A folder a lens can be saved into: new, or holding no lens files unless `force`."""
-    from probes.io import check_dir, check_output
+    """A folder a lens can be saved into: new or empty, or, with `force`, a lens folder probes wrote (its
+    config.json a lens's, nothing else in it): `force` never replaces a model checkpoint's config."""
+    from probes.io import check_dir
 
     folder = check_dir(path, "out")
-    if folder.is_dir():
-        for name in (CONFIG, WEIGHTS):
-            check_output(folder / name, force=force)
+    if folder.is_dir() and any(folder.iterdir()):
+        if not force:
+            raise TunedLensError(
+                f"out={str(folder)!r} already exists and is not empty; pass force=True to replace a tuned "
+                "lens saved there"
+            )
+        check_ours(folder)
     return folder
+
+
+def check_ours(folder: Path) -> None:
+    """Raise unless `folder` holds a tuned lens probes wrote and nothing else."""
+    others = sorted(p.name for p in folder.iterdir() if p.name not in (CONFIG, WEIGHTS))
+    try:
+        ours = json.loads((folder / CONFIG).read_text(encoding="utf-8")).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if others or not ours:
+        why = (
+            f"it also holds {', '.join(repr(o) for o in others[:3])}"
+            if others
+            else f"its {CONFIG} is not a lens's"
+        )
+        raise TunedLensError(
+            f"out={str(folder)!r} is not a tuned lens folder written by probes ({why}); refusing to "
+            "replace it even with force=True"
+        )
 
 
 def check_for_model(path, model_arg, n_layers: int) -> dict:
