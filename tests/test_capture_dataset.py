@@ -516,3 +516,19 @@ def test_every_capture_call_form_the_readme_shows_works(tiny, tmp_path, monkeypa
     )
     one = probes.capture(tiny, "FILE:texts.txt", layers="0-1", bos=False, generate=2, seed=3)
     assert one.prompt.startswith("HAMLET") and one.stack("resid_pre").shape[0] == 2
+
+
+def test_a_dataset_that_shrank_after_a_complete_capture_is_refused(tiny, tmp_path):
+    """#28 item 5: the first texts' shards still match, but the capture lists texts the dataset lacks now."""
+    data = tmp_path / "texts.txt"
+    data.write_text("\n".join(TEXTS) + "\n")
+    kwargs = dict(hooks="resid_post", out=tmp_path / "s", shard_bytes=15_000)
+    full = probes.capture(tiny, Dataset(f"FILE:{data}"), **kwargs)
+    assert len(full.shards) > 2
+    index = (tmp_path / "s" / "index.json").read_bytes()
+    data.write_text("\n".join(TEXTS[:2]) + "\n")
+    with pytest.raises(ProbesError, match="dataset changed"):
+        probes.capture(tiny, Dataset(f"FILE:{data}"), **kwargs)
+    assert (tmp_path / "s" / "index.json").read_bytes() == index  # nothing rewritten
+    again = probes.capture(tiny, Dataset(f"FILE:{data}"), force=True, **kwargs)
+    assert again.index["complete"] and len(again.index["texts"]) == 2

@@ -155,8 +155,10 @@ def capture_dataset(
         }
         texts = index["texts"]
         rows_per_shard = max(1, shard_bytes // row_bytes)
+        made = 0  # shards the dataset gives now
         with p.task("capture", total=n_texts, unit="texts") as task:
             for k, group in enumerate(_shards(model, dataset, bos, rows_per_shard, texts)):
+                made = k + 1
                 tokens = torch.tensor([i for w, _ in group for i in w.ids], dtype=torch.int64)  # (rows,)
                 entry = {
                     "file": shard_name(k),
@@ -191,6 +193,11 @@ def capture_dataset(
                             f"the {len(index['shards'])} finished shards; rerun the same command to resume"
                         ) from None
                 index["n_rows"] = entry["rows"][1]
+            if made < len(done):  # the dataset shrank: the old shards past its end hold texts it lacks now
+                raise ProbesError(
+                    f"{folder}: the dataset now gives {count(made, 'shard')}, the capture holds {len(done)} "
+                    "(the dataset changed?); pass force=True to start over"
+                )
             index["complete"] = True
             index["n_texts"] = len(texts)
             try:
