@@ -145,6 +145,35 @@ def atomic_path(path, force: bool = False) -> Iterator[str]:
 
 
 @contextmanager
+def owned_folder(folder: Path, what: str) -> Iterator[None]:
+    """Hold `folder` (made if missing) for this process while the body writes there; a second writer fails.
+
+    The claim is an exclusive, non-blocking `flock` on the folder itself: two runs started on the same
+    folder at the same instant cannot both get it, and the kernel drops it when the process ends, however
+    it ends, so a killed run never leaves a stale lock. `what` names the writer in the error. Where the
+    system has no flock (Windows), nothing is held.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux or macOS
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ProbesError(
+                f"{str(folder)!r} is being written by another {what} right now; wait for it to finish, "
+                "or use another folder"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@contextmanager
 def staged_folder(dest: Path, place: Callable[[Path], None]) -> Iterator[Path]:
     """Yield a new empty folder beside `dest` to fill; then `place(folder)` moves it into place.
 

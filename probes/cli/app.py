@@ -93,7 +93,11 @@ def main(args: list[str] | None = None) -> int:
     full disk, a closed stdout) is one line and exit 74; a closed pipe (`| head -1`) is exit 0.
     """
     from probes.cli.output import CheckedStdout, ReaderGone, StdoutFailed, show_warning
+    from probes.core import distributed
     from probes.errors import ProbesError, as_flags
+
+    if distributed.launched() and os.environ.get("RANK") != "0":
+        return _other_rank(args)
 
     warnings.showwarning = show_warning
     for stream in (sys.stdout, sys.stderr):  # PYTHONIOENCODING=ascii must not turn a token into a traceback
@@ -123,6 +127,7 @@ def main(args: list[str] | None = None) -> int:
         code = e.code if isinstance(e.code, int) else 1
     finally:
         sys.stdout = stdout
+        distributed.stop()
         restore_help()
         restore_logs()
         _restore_terminate(previous)
@@ -130,6 +135,45 @@ def main(args: list[str] | None = None) -> int:
     if code == 130:  # typer turns Ctrl-C inside a command into exit 130, silently
         print("interrupted; nothing more was written", file=sys.stderr, flush=True)
     return code
+
+
+def _other_rank(args) -> int:
+    """`main()` on a rank other than 0 under torchrun: the same command, computing its share, silent.
+
+    Rank 0 prints the output, the progress and the warnings, writes the files and shows the errors
+    that every rank meets alike (a bad option, a bad dataset line); this rank shows only its own
+    (`distributed.own`: a shard it could not write; `RankLost`: another rank stopped), with its
+    number.
+    """
+    from probes.core import distributed
+    from probes.errors import ProbesError, as_flags
+
+    err = sys.stderr
+    with open(os.devnull, "w") as null:
+        sys.stdout, sys.stderr = null, null
+        previous = _terminate_as_interrupt()
+        restore_logs = _quiet_libraries()
+        try:
+            code = app(args=args, prog_name="probes", standalone_mode=False)
+        except ProbesError as e:
+            if getattr(e, "rank_specific", False) or isinstance(e, distributed.RankLost):
+                message = str(e)
+                if not message.startswith("rank "):
+                    message = f"rank {os.environ.get('RANK')}: {message}"
+                print(f"error: {_one_line(as_flags(message))}", file=err, flush=True)
+            code = 2
+        except typer.TyperException as e:
+            code = getattr(e, "exit_code", 2)
+        except (KeyboardInterrupt, typer.Abort):
+            code = 130
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        finally:
+            sys.stdout, sys.stderr = sys.__stdout__, err
+            restore_logs()
+            _restore_terminate(previous)
+            distributed.stop()
+    return code if isinstance(code, int) else 0
 
 
 def _quiet_libraries():

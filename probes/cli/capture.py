@@ -214,7 +214,7 @@ def _capture_dataset(
     json,
 ) -> None:
     import probes
-    from probes.cli.common import Target
+    from probes.cli.common import Target, other_rank
     from probes.core.dataset import Dataset
     from probes.core.hooks import check_hook_names, check_row_hooks
     from probes.errors import ProbesError
@@ -245,7 +245,7 @@ def _capture_dataset(
             f"--out {out!r}: with --dataset the capture is a folder of shards and index.json; "
             "give a folder name (a single .safetensors file is for one --prompt)"
         )
-    target = Target(model, device, dtype, bos=bos, threads=threads)
+    target = Target(model, device, dtype, bos=bos, threads=threads, ranks=True)
     target.hooks(requested)
     target.windows(bos=bos, score=False)
     skipped = target.skipped(skip, keep)
@@ -269,6 +269,8 @@ def _capture_dataset(
     except KeyboardInterrupt:
         log("the finished shards are kept; rerun the same command to resume")
         raise
+    if other_rank():
+        return
     d = acts.summary()
     w = d["written"]
     if w["was_complete"]:

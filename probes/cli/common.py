@@ -22,6 +22,7 @@ class Target:
         *prompts: str,
         bos: bool = True,
         threads: int | None = None,
+        ranks: bool = False,
     ):
         from probes.core.load import check_dtype, checkpoint_config, parse_device
         from probes.core.prompt import read_prompt
@@ -29,6 +30,13 @@ class Target:
         for prompt in prompts:
             if read_prompt(prompt) == "" and not bos:
                 raise ProbesError("the prompt is empty; give some text, or keep the BOS token (--bos)")
+        from probes.core import distributed
+
+        if distributed.launched() and not ranks:
+            raise ProbesError(
+                "this command runs in one process: under torchrun, capture --dataset, lens --dataset, prune "
+                "and tuned-lens train split their work between ranks; run the rest without torchrun"
+            )
         check_dtype(dtype)
         if device is not None:
             parse_device(device)
@@ -72,6 +80,14 @@ class Target:
             torch.set_num_threads(self.threads)
         log(f"loading {self.model or 'the bundled model'} ...")
         return probes.load(self.model, device=self.device, dtype=self.dtype)
+
+
+def other_rank() -> bool:
+    """Whether this process is a torchrun rank other than 0: it computed its share, and rank 0 writes the
+    output."""
+    from probes.core import distributed
+
+    return not distributed.is_main()
 
 
 def eval_choice(eval_text=None, dataset=None, *, max_texts=None, split=None, evaluate: bool = True):

@@ -239,7 +239,7 @@ def _dataset_lens(
 ) -> None:
     """`probes lens --dataset`: the lens averaged over a dataset's texts, every check before loading."""
     import probes
-    from probes.cli.common import Target
+    from probes.cli.common import Target, other_rank
     from probes.core.dataset import Dataset
     from probes.errors import ProbesError
     from probes.meta import model_meta
@@ -263,7 +263,7 @@ def _dataset_lens(
         raise ProbesError("--compare-skip compares with the full model; drop --skip/--keep")
     data = Dataset(dataset, split=split or "lines", max_texts=max_texts)
     data.check()  # readable, non-empty, every line well formed: before the model loads
-    target = Target(model, device, dtype, bos=bos, threads=threads)
+    target = Target(model, device, dtype, bos=bos, threads=threads, ranks=True)
     target.windows(bos=bos)
     m, skipped, compared, tl = _load(target, skip, keep, compare_skip, tuned, model)
     with probes.skip(m, skipped):
@@ -273,6 +273,8 @@ def _dataset_lens(
             m, data, bos=bos, compare_skip=compared, lens=lenses, progress=bar_progress(quiet=json)
         )
         through = others[0] if others else None
+    if other_rank():
+        return
     if plot:
         from pathlib import Path
 

@@ -90,7 +90,7 @@ def prune(
     (texts longer than the context are cut into windows); --no-eval skips them. Generation speed is in --json
     only, marked as one cold run.
     """
-    from probes.cli.common import Target, eval_choice
+    from probes.cli.common import Target, eval_choice, other_rank
     from probes.core.layers import format_layers
     from probes.io import check_figure_path, save_figure
     from probes.meta import model_meta
@@ -141,7 +141,7 @@ def prune(
         skip = ["odd"]
     if prompt is None:
         prompt = defaults_for_name(model).prune_prompt
-    target = Target(model, device, dtype, prompt, bos=bos, threads=threads)
+    target = Target(model, device, dtype, prompt, bos=bos, threads=threads, ranks=True)
     if evaluate:
         target.windows()
     specs = [(s, target.layers(s)) for s in skip or []] + [
@@ -165,6 +165,8 @@ def prune(
             progress=bar_progress(quiet=json),
         )
         render = _render
+    if other_rank():
+        return
     if plot:
         save_figure(result.figure(), plot, force=force)
         log(f"wrote {plot}")

@@ -88,7 +88,7 @@ def train(
     final norm and unembedding matches the model's own output (the loss is KL(final || row), as in Belrose et
     al. 2023). With --skip/--keep the lens is for the pruned model. Use it with `probes lens --tuned FOLDER`.
     """
-    from probes.cli.common import Target
+    from probes.cli.common import Target, other_rank
     from probes.core.dataset import Dataset as Texts
     from probes.meta import model_meta
     from probes.progress import bar_progress
@@ -109,7 +109,7 @@ def train(
     folder = check_lens_dir(out, force=force)
     data = Texts(dataset, split=split, max_texts=max_texts)
     data.check()
-    target = Target(model, device, dtype, bos=bos, threads=threads)
+    target = Target(model, device, dtype, bos=bos, threads=threads, ranks=True)
     target.windows(bos=bos)
     skipped = target.skipped(skip, keep)
     m = target.load()
@@ -118,6 +118,8 @@ def train(
     with probes.skip(m, skipped):
         meta = model_meta(m)
         lens = probes.train_tuned_lens(m, data, cfg, progress=bar_progress(quiet=json))
+    if other_rank():
+        return
     lens.save(folder, force=force)
     log(f"wrote the tuned lens to {folder}")
     emit({**meta, "out": str(folder), **lens.as_dict()}, json, lambda d: render_training(lens))

@@ -197,10 +197,14 @@ def load(
     HookedTransformer hook names (`blocks.{i}.hook_resid_pre`, ...). `device_map` / `n_devices`
     pass through to TransformerLens (accelerate) for models larger than one GPU.
     """
+    from probes.core import distributed
+
     torch_dtype = parse_dtype(dtype)
     multi = device_map is not None or n_devices is not None
+    device = distributed.device_for(device)  # under torchrun, cuda is each rank's own GPU
     dev = None if multi else parse_device(device)
     src = resolve(model)
+    distributed.start(None if dev is None else str(dev))  # under torchrun: join the other ranks
     checksum_of(src.path)  # hashed while the model boots
     folder = src.folder
     config = check_checkpoint(folder)

@@ -92,6 +92,15 @@ class Batch:
         """(batch, pos) True where the position holds a real token."""
         return torch.arange(self.ids.shape[1], device=self.ids.device)[None] < self.lengths[:, None]
 
+    def part(self, rank: int, ranks: int) -> Batch | None:
+        """Rows rank, rank + ranks, ... of the batch (one rank's share under torchrun); None if it has none.
+        The whole batch with one rank."""
+        if ranks == 1:
+            return self
+        if rank >= len(self.windows):
+            return None
+        return Batch(self.windows[rank::ranks], self.ids[rank::ranks], self.lengths[rank::ranks])
+
 
 def batches(model, items: Iterable[Window], *, max_tokens: int = 8192, max_rows: int = 64) -> Iterator[Batch]:
     """Group windows into batches of at most `max_rows` rows and about `max_tokens` padded tokens.

@@ -19,10 +19,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
 
+from probes.core import distributed
 from probes.core.dataset import Dataset, dataset_of
 from probes.core.hooks import attached, check_row_hooks, resolve_hooks, split_name
 from probes.core.layers import parse_layers
@@ -30,7 +32,7 @@ from probes.core.prompt import bos_id, token_strings
 from probes.core.runner import runner_for
 from probes.core.windows import Window, batches, windows
 from probes.errors import ProbesError
-from probes.io import atomic_path, parse_size, write_text
+from probes.io import atomic_path, owned_folder, parse_size, write_text
 from probes.numbers import count
 from probes.progress import progress_of
 from probes.studies.capture import format as capture_format
@@ -38,12 +40,16 @@ from probes.studies.capture.record import Recorder, hook_plan
 from probes.studies.capture.shards import (
     FORMAT,
     INDEX,
+    LEDGER,
+    LEDGER_FORMAT,
+    LEDGER_GLOB,
     SHARD_BYTES,
     ShardedActivations,
     check_capture_dir,
     check_store_dtype,
     clear_capture_dir,
     shard_name,
+    temporary,
 )
 
 
@@ -105,27 +111,15 @@ def capture_dataset(
         "compute_dtype": str(model.cfg.dtype).removeprefix("torch."),
         "skipped_blocks": meta["skipped_blocks"],
     }
-    folder, old = check_capture_dir(out, settings, force)
-    if force:
-        clear_capture_dir(folder, old)
-        old = None
-    folder.mkdir(parents=True, exist_ok=True)
-    done = old["shards"] if old else []
-    was_complete = bool(old and old.get("complete"))
     p = progress_of(progress)
-    if done:
-        p.note(
-            f"{'checking' if was_complete else 'resuming'} the capture in {folder}: "
-            f"{count(len(done), 'shard')} already written"
-        )
-
     dtype = getattr(torch, store)
     rec = Recorder(dtype)
     stop = _stop_point(names)
-    with (
-        attached(model, [(src, rec.hook(key)) for src, key in plan] + ([(stop, _stop)] if stop else [])),
-        torch.no_grad(),
-    ):
+    with ExitStack() as held:
+        held.enter_context(
+            attached(model, [(src, rec.hook(key)) for src, key in plan] + ([(stop, _stop)] if stop else []))
+        )
+        held.enter_context(torch.no_grad())
         shapes = _row_shapes(model, rec, plan)
         for name in zeros:
             shapes[name] = [model.cfg.d_model]
@@ -149,66 +143,193 @@ def capture_dataset(
             "filled": {**{k: "copy of resid_pre" for s, k in plan if s != k}, **{k: "zeros" for k in zeros}},
             "absent": absent,
             "shapes": shapes,
-            "shards": list(done),
+            "shards": [],
             "texts": [],
             "n_rows": 0,
         }
+        folder, done, was_complete = _claim(out, settings, force, index, held)
+        mine = None if distributed.is_main() else []  # rank 0 lists shards in the index, others in a ledger
+        if done:
+            p.note(
+                f"{'checking' if was_complete else 'resuming'} the capture in {folder}: "
+                f"{count(len(done), 'shard')} already written"
+            )
         texts = index["texts"]
         rows_per_shard = max(1, shard_bytes // row_bytes)
-        made = 0  # shards the dataset gives now
+        made, n_rows = 0, 0  # shards the dataset gives now, and rows before the next
+        rank, ranks = distributed.rank(), distributed.size()
         with p.task("capture", total=n_texts, unit="texts") as task:
             for k, group in enumerate(_shards(model, dataset, bos, rows_per_shard, texts)):
                 made = k + 1
                 tokens = torch.tensor([i for w, _ in group for i in w.ids], dtype=torch.int64)  # (rows,)
                 entry = {
                     "file": shard_name(k),
-                    "rows": [index["n_rows"], index["n_rows"] + len(tokens)],
+                    "rows": [n_rows, n_rows + len(tokens)],
                     "windows": [[w.text, w.start, len(w.ids)] for w, _ in group],
                     "tokens_sha256": hashlib.sha256(tokens.numpy().tobytes()).hexdigest(),
                 }
-                if k < len(done):
-                    if {**done[k], "file": entry["file"]} != entry:
-                        raise ProbesError(
-                            f"{folder}: the dataset's tokens differ from those {done[k]['file']} was made "
+                n_rows = entry["rows"][1]
+                if entry["file"] in done:
+                    if done[entry["file"]] != entry:
+                        raise distributed.Agreed(
+                            f"{folder}: the dataset's tokens differ from those {entry['file']} was made "
                             "from (the dataset changed?); pass force=True to start over"
                         )
                     task.advance(sum(last for _, last in group))
-                else:
-                    tensors = _compute(model, rec, plan, zeros, group, max_tokens, max_rows, task)
-                    tensors.update(_bookkeeping(group, tokens))
-                    strs = _str_tokens(model, tokens)
-                    try:
-                        with atomic_path(folder / entry["file"], force=True) as tmp:
-                            # One metadata key: safetensors orders several in a random (hash) order, and a
-                            # resumed shard must be byte-identical to the one an uninterrupted run writes.
-                            capture_format.write_tensors(
-                                tensors, tmp, {"str_tokens": json.dumps(strs, ensure_ascii=False)}
-                            )
-                        index["shards"].append(entry)
-                        index["n_rows"] = entry["rows"][1]
+                    continue
+                if k % ranks != rank:  # another rank's shard
+                    task.advance(sum(last for _, last in group))
+                    continue
+                tensors = _compute(model, rec, plan, zeros, group, max_tokens, max_rows, task)
+                tensors.update(_bookkeeping(group, tokens))
+                strs = _str_tokens(model, tokens)
+                try:
+                    with atomic_path(folder / entry["file"], force=True) as tmp:
+                        # One metadata key: safetensors orders several in a random (hash) order, and a
+                        # resumed shard must be byte-identical to the one an uninterrupted run writes.
+                        capture_format.write_tensors(
+                            tensors, tmp, {"str_tokens": json.dumps(strs, ensure_ascii=False)}
+                        )
+                    if mine is None:
+                        _list(index, entry)
                         _save_index(folder, index)
-                    except OSError as e:
-                        raise ProbesError(
+                    else:
+                        mine.append(entry)
+                        _save_ledger(folder, rank, mine)
+                except OSError as e:
+                    raise distributed.own(
+                        ProbesError(
                             f"{folder}: writing {entry['file']} failed ({e.strerror or e}); the index lists "
-                            f"the {len(index['shards'])} finished shards; rerun the same command to resume"
-                        ) from None
-                index["n_rows"] = entry["rows"][1]
-            if made < len(done):  # the dataset shrank: the old shards past its end hold texts it lacks now
-                raise ProbesError(
+                            f"the {len(index['shards']) + len(mine or [])} finished shards; rerun the same "
+                            "command to resume"
+                        )
+                    ) from None
+            if any(_number(name) >= made for name in done):
+                # the dataset shrank: the old shards past its end hold texts it lacks now
+                raise distributed.Agreed(
                     f"{folder}: the dataset now gives {count(made, 'shard')}, the capture holds {len(done)} "
                     "(the dataset changed?); pass force=True to start over"
                 )
-            index["complete"] = True
-            index["n_texts"] = len(texts)
-            try:
-                _save_index(folder, index)
-            except OSError as e:
-                raise ProbesError(
-                    f"{folder}: writing {INDEX} failed ({e.strerror or e}); rerun the same command to finish"
-                ) from None
+            distributed.barrier("the capture")  # every rank's shards are written
+            failed = None
+            if distributed.is_main():
+                try:
+                    _finish(folder, index, made, n_rows)
+                except ProbesError as e:
+                    failed = str(e)
+            failed = distributed.from_main(failed, "finishing the capture")
+            if failed is not None:
+                raise distributed.Agreed(failed)
     acts = ShardedActivations(folder)
     acts.written = {"kept": len(done), "new": len(acts.shards) - len(done), "was_complete": was_complete}
     return acts
+
+
+def _claim(out, settings: dict, force: bool, index: dict, held: ExitStack) -> tuple[Path, dict, bool]:
+    """(folder, {file: entry} of the shards already written, whether the capture was complete).
+
+    Rank 0 (the only rank without torchrun) checks the folder, takes it (`owned_folder`: a second capture
+    on it fails until this one ends), checks it again now that no one else can write, and lists in
+    the index the shards that other ranks of an earlier, interrupted run recorded in their ledgers;
+    the other ranks hear its answer.
+    """
+    answer, error = None, None
+    if distributed.is_main():
+        try:
+            folder, _ = check_capture_dir(out, settings, force)
+            held.enter_context(owned_folder(folder, "probes capture"))
+            folder, old = check_capture_dir(out, settings, force)
+            if force:
+                clear_capture_dir(folder, old)
+                old = None
+            _drop_temporaries(folder)
+            ledgers = _ledgers(folder)
+            shards = _merged(old["shards"] if old else [], ledgers)
+            if old is None or ledgers:  # a new capture lists nothing yet; a resumed one every whole shard
+                _save_index(folder, {**index, "shards": shards, "texts": old["texts"] if old else []})
+                _drop_ledgers(folder)
+            answer = (str(folder), shards, bool(old and old.get("complete")))
+        except ProbesError as e:
+            answer, error = str(e), e
+        except OSError as e:
+            answer = f"{out}: cannot start the capture there ({e.strerror or e})"
+            error = ProbesError(answer)
+    answer = distributed.from_main(answer, "claiming the capture folder")
+    if isinstance(answer, str):
+        raise error if error is not None else distributed.Agreed(answer)
+    folder, shards, was_complete = answer
+    index["shards"] = shards
+    return Path(folder), {e["file"]: e for e in shards}, was_complete
+
+
+def _ledgers(folder: Path) -> list[dict]:
+    """The shard entries that ranks other than 0 recorded in their ledgers (index.rank-N.json)."""
+    entries = []
+    for path in sorted(folder.glob(LEDGER_GLOB)):
+        try:
+            ledger = json.loads(path.read_text(encoding="utf-8"))
+            if ledger.get("format") != LEDGER_FORMAT:
+                raise ValueError(f"format {ledger.get('format')!r}")
+            entries += ledger["shards"]
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+            raise ProbesError(f"{path}: not a readable ledger of probes capture ({e})") from None
+    return entries
+
+
+def _drop_temporaries(folder: Path) -> None:
+    """Remove what a killed run (SIGKILL, a lost machine) left half-written: temporary names of shards,
+    ledgers and the index. Only while the folder is held, so no live writer owns them."""
+    for path in folder.glob(".*.tmp"):
+        if temporary(path.name):
+            path.unlink(missing_ok=True)
+
+
+def _drop_ledgers(folder: Path) -> None:
+    for path in folder.glob(LEDGER_GLOB):
+        path.unlink(missing_ok=True)
+
+
+def _merged(*lists: list[dict]) -> list[dict]:
+    """Shard entries, each file once, in shard order."""
+    by_file = {e["file"]: e for entries in lists for e in entries}
+    return [by_file[f] for f in sorted(by_file)]
+
+
+def _list(index: dict, entry: dict) -> None:
+    """Add `entry` to the index's shards, in shard order."""
+    index["shards"] = _merged(index["shards"], [entry])
+    index["n_rows"] = sum(b - a for a, b in (e["rows"] for e in index["shards"]))
+
+
+def _number(name: str) -> int:
+    return int(name.removeprefix("shard-").removesuffix(".safetensors"))
+
+
+def _save_ledger(folder: Path, rank: int, entries: list[dict]) -> None:
+    write_text(
+        folder / LEDGER.format(rank=rank),
+        json.dumps({"format": LEDGER_FORMAT, "shards": entries}, ensure_ascii=False),
+        force=True,
+    )
+
+
+def _finish(folder: Path, index: dict, made: int, n_rows: int) -> None:
+    """List every rank's shards in the index and mark it complete; the ledgers go."""
+    try:
+        shards = _merged(index["shards"], _ledgers(folder))
+        missing = sorted(set(range(made)) - {_number(e["file"]) for e in shards})
+        if missing:
+            raise ProbesError(
+                f"{folder}: {count(len(missing), 'shard')} ({shard_name(missing[0])}, ...) not recorded by "
+                "any rank; rerun the same command to finish"
+            )
+        index.update(shards=shards, complete=True, n_texts=len(index["texts"]), n_rows=n_rows)
+        _save_index(folder, index)
+        _drop_ledgers(folder)
+    except OSError as e:
+        raise ProbesError(
+            f"{folder}: writing {INDEX} failed ({e.strerror or e}); rerun the same command to finish"
+        ) from None
 
 
 def _shards(

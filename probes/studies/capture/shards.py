@@ -31,12 +31,19 @@ from probes.studies.capture.format import CaptureMeta, hook_order
 
 INDEX = "index.json"
 FORMAT = "probes.activation_shards/1"
+# Under torchrun, each rank but 0 records the shards it finished in its own ledger; rank 0 lists them in
+# the index at the end (or, after an interruption, when the capture resumes with any number of ranks).
+LEDGER = "index.rank-{rank}.json"
+LEDGER_GLOB = "index.rank-*.json"
+LEDGER_FORMAT = "probes.activation_shards.ledger/1"
 ROW_KEYS = ("tokens", "text", "position")  # per-row bookkeeping each shard holds beside the hook tensors
 STORE_DTYPES = ("float32", "float16", "bfloat16")
 # A shard is assembled in memory (its parts, then joined, then serialised: about three copies at the
 # peak), so this bounds a capture's memory whatever the dataset's size.
 SHARD_BYTES = 128 << 20
 _SHARD = re.compile(r"shard-\d{5}\.safetensors")
+_LEDGER = re.compile(r"index\.rank-\d+\.json")
+_TEMPORARY = re.compile(r"\.(shard-\d{5}\.safetensors|index\.json|index\.rank-\d+\.json)\..*\.tmp")
 
 
 def shard_name(k: int) -> str:
@@ -63,7 +70,7 @@ def check_capture_dir(out, settings: dict, force: bool = False) -> tuple[Path, d
     if force:
         return folder, index
     if index is None:
-        if folder.is_dir() and any(folder.iterdir()):
+        if folder.is_dir() and any(not temporary(p.name) for p in folder.iterdir()):
             raise ProbesError(
                 f"out={str(folder)!r} holds files but no {INDEX}; give a new or empty folder, "
                 "or pass force=True to write there anyway"
@@ -80,13 +87,18 @@ def check_capture_dir(out, settings: dict, force: bool = False) -> tuple[Path, d
     return folder, index
 
 
+def temporary(name: str) -> bool:
+    """Whether `name` is a capture's file being written (or left half-written by a killed run)."""
+    return _TEMPORARY.fullmatch(name) is not None
+
+
 def clear_capture_dir(folder: Path, index: dict | None) -> None:
     """Remove a previous capture's index and shards from `folder` (only files with its names)."""
     if not folder.is_dir():
         return
     (folder / INDEX).unlink(missing_ok=True)
     for path in folder.iterdir():
-        if _SHARD.fullmatch(path.name):
+        if _SHARD.fullmatch(path.name) or _LEDGER.fullmatch(path.name):
             path.unlink()
 
 
@@ -131,7 +143,12 @@ class ShardedActivations:
         self.written: dict | None = None  # set by the capture that returned this view: what it wrote
         self.names: list[str] = sorted(index["shapes"], key=hook_order)
         self.shards: list[dict] = index["shards"]
-        self.n_rows = self.shards[-1]["rows"][1] if self.shards else 0
+        if not index.get("complete"):  # ranks finish shards out of order: read the unbroken run from 0
+            whole = 0
+            while whole < len(self.shards) and self.shards[whole]["file"] == shard_name(whole):
+                whole += 1
+            self.shards = self.shards[:whole]
+        self.n_rows = sum(b - a for a, b in (s["rows"] for s in self.shards))
         # text -> [(shard, first row in the shard, rows)] for each of its windows, in order
         self._spans: dict[int, list[tuple[int, int, int]]] = {}
         self._strs: tuple[int, list[str]] = (-1, [])

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from probes.core import distributed
 from probes.studies.lens.dataset_result import METRICS, DatasetLens
 from probes.studies.lens.lenses import UNSET
 
@@ -87,13 +88,19 @@ def lens_over(
     p = progress_of(progress)
     with torch.no_grad(), p.task("lens over texts", total=n_texts, unit="texts") as task:
         items = _by_length(windows(model, dataset, bos=bos), 8 * max_rows)
-        for batch in batches(model, items, max_tokens=max_tokens, max_rows=max_rows):
-            _lens_batch(model, batch, compared, lenses, sums)
+        rank, ranks = distributed.rank(), distributed.size()
+        for b, batch in enumerate(batches(model, items, max_tokens=max_tokens, max_rows=max_rows)):
+            if b % ranks == rank:  # under torchrun each rank reads its share of the batches
+                _lens_batch(model, batch, compared, lenses, sums)
             new = {w.text: w.where for w in batch.windows if w.text not in where}
             where.update(new)
             windows_seen += len(batch.windows)
             tokens += sum(w.n_text_tokens for w in batch.windows)
             task.advance(len(new))
+    for pair in sums:
+        for s in pair:
+            if s is not None:
+                s.combine(len(where))  # every rank's per-text sums, on every rank
     skipped = skipped_blocks(model)
     texts = [where[i] for i in range(len(where))]
     results = []
@@ -132,13 +139,25 @@ class _Sums:
         self.counts = np.zeros((16, 2), np.int64)  # (texts, [positions, positions with a next token])
         self.n, self.windows, self.tokens = 0, 0, 0
 
-    def add(self, text: np.ndarray, stats: np.ndarray, known: np.ndarray) -> None:
-        """Add per-position `stats` (rows, pos, metrics) of positions belonging to texts `text` (pos,)."""
-        need = int(text.max()) + 1
+    def combine(self, n: int) -> None:
+        """Sum the per-text sums of all ranks (each read some of the `n` texts); no-op in one process."""
+        if distributed.size() == 1:
+            return
+        self.sums = distributed.all_sum(self._grown(n)[0][:n], "combining the lens sums")
+        self.counts = distributed.all_sum(self.counts[:n], "combining the lens counts")
+        self.n = n
+
+    def _grown(self, need: int):
         if need > len(self.sums):
             grow = max(need, 2 * len(self.sums))
             self.sums = np.concatenate([self.sums, np.zeros((grow - len(self.sums), *self.sums.shape[1:]))])
             self.counts = np.concatenate([self.counts, np.zeros((grow - len(self.counts), 2), np.int64)])
+        return self.sums, self.counts
+
+    def add(self, text: np.ndarray, stats: np.ndarray, known: np.ndarray) -> None:
+        """Add per-position `stats` (rows, pos, metrics) of positions belonging to texts `text` (pos,)."""
+        need = int(text.max()) + 1
+        self._grown(need)
         self.n = max(self.n, need)
         uniq, inverse = np.unique(text, return_inverse=True)
         onehot = (inverse[None] == np.arange(len(uniq))[:, None]).astype(np.float64)  # (texts here, pos)

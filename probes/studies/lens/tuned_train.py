@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, fields, replace
 
+from probes.core import distributed
 from probes.errors import ProbesError
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -130,9 +131,12 @@ def train_tuned_lens(model, texts, config: TunedLensConfig | None = None, *, pro
     stream = batches(model, epochs(), max_tokens=cfg.tokens_per_step, max_rows=1 << 16)
     with p.task("tuned lens", total=cfg.steps, unit="steps") as task, _frozen(model):
         for step in range(cfg.steps):
-            batch = next(stream)
+            batch = next(stream)  # the same global batch on every rank
             opt.zero_grad(set_to_none=True)
-            loss, n = _step_loss(model, lens, batch, owners)
+            n = int(batch.mask.sum())
+            loss = _step_loss(model, lens, batch.part(distributed.rank(), distributed.size()), owners, n)
+            # under torchrun: each rank's rows, then the whole batch's gradient on every rank
+            loss = _all_reduce_grads(lens, loss)
             torch.nn.utils.clip_grad_norm_(lens.parameters(), 1.0)
             opt.step()
             sched.step()
@@ -193,21 +197,23 @@ class _frozen:
         self.model.train(self.training)
 
 
-def _step_loss(model, lens, batch, owners: list[int]) -> tuple[float, int]:
-    """Backpropagate one batch's loss (sum over rows of the mean KL(final || row)); return (mean KL a row,
-    tokens), in nats."""
+def _step_loss(model, lens, batch, owners: list[int], n: int) -> float:
+    """Backpropagate one batch's loss (sum over rows of the KL(final || row) summed over its tokens, over `n`:
+    the tokens of the whole batch, of which `batch` may be one rank's part); return the mean KL a row, nats.
+    """
     import torch
 
     from probes.core import stats
     from probes.core.runner import runner_for
 
+    if batch is None:  # this rank's share of a small batch is empty
+        return 0.0
     runner = runner_for(model)
     flat = [r[batch.mask] for r in runner.streams(batch.ids)]  # L+1 of (tokens, d_model)
-    n = flat[0].shape[0]
     total = 0.0
     step = stats.chunk_positions(model.cfg.d_vocab)
-    for s in range(0, n, step):
-        part = slice(s, min(n, s + step))
+    for s in range(0, flat[0].shape[0], step):
+        part = slice(s, s + step)
         with torch.no_grad():
             logp_f = runner.logprobs(flat[-1][part])  # (chunk, vocab)
             p_f = logp_f.exp()
@@ -216,12 +222,33 @@ def _step_loss(model, lens, batch, owners: list[int]) -> tuple[float, int]:
             kl = stats.kl(logp_f, logq, p_f).sum() / n
             kl.backward()
             total += kl.item()
-    return total / max(1, len(owners)), n
+    return total / max(1, len(owners))
+
+
+def _all_reduce_grads(lens, loss: float) -> float:
+    """Sum the translators' gradients and the loss over the ranks (what one process computes on the whole
+    batch); the loss, summed."""
+    import torch
+
+    if distributed.size() == 1:
+        return loss
+    params = list(lens.parameters())
+    grads = [torch.zeros_like(q) if q.grad is None else q.grad for q in params]  # None: no tokens here
+    flat = torch.cat(
+        [g.reshape(-1).double().cpu() for g in grads] + [torch.tensor([loss], dtype=torch.float64)]
+    )
+    summed = torch.from_numpy(distributed.all_sum(flat.numpy(), "adding up the gradients"))
+    at = 0
+    for q in params:
+        q.grad = summed[at : at + q.numel()].view_as(q).to(q.device, q.dtype)
+        at += q.numel()
+    return float(summed[-1])
 
 
 def heldout_kl(model, lens, items, cfg: TunedLensConfig) -> list[float]:
     """Per row (L+1), the mean KL(final || row) in nats over the windows `items`, up to cfg.max_heldout_tokens
     tokens."""
+    import numpy as np
     import torch
 
     from probes.core import stats
@@ -229,10 +256,16 @@ def heldout_kl(model, lens, items, cfg: TunedLensConfig) -> list[float]:
     from probes.core.windows import batches
 
     runner = runner_for(model)
-    sums, n_all = [0.0] * (model.cfg.n_layers + 1), 0
+    chosen, n_all = [], 0  # the batches up to the token budget (so every rank agrees on them)
+    for batch in batches(model, items, max_tokens=4096):
+        chosen.append(batch)
+        n_all += int(batch.mask.sum())
+        if n_all >= cfg.max_heldout_tokens:
+            break
+    sums = np.zeros(model.cfg.n_layers + 1)
     step = stats.chunk_positions(model.cfg.d_vocab)
     with torch.no_grad():
-        for batch in batches(model, items, max_tokens=4096):
+        for batch in distributed.mine(chosen):  # under torchrun, each rank scores its share
             flat = [r[batch.mask] for r in runner.streams(batch.ids)]  # L+1 of (tokens, d_model)
             flat = lens.transform_rows(model, flat)
             for s in range(0, flat[0].shape[0], step):
@@ -240,7 +273,5 @@ def heldout_kl(model, lens, items, cfg: TunedLensConfig) -> list[float]:
                 p_f = logp_f.exp()
                 for r, x in enumerate(flat[:-1]):
                     sums[r] += stats.kl(logp_f, runner.logprobs(x[s : s + step]), p_f).sum().item()
-            n_all += flat[0].shape[0]
-            if n_all >= cfg.max_heldout_tokens:
-                break
-    return [round(v / max(n_all, 1), 6) for v in sums]
+    sums = distributed.all_sum(sums, "adding up the held-out KL")
+    return [round(float(v) / max(n_all, 1), 6) for v in sums]

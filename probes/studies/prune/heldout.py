@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from probes.core import stats
+from probes.core import distributed, stats
 from probes.core.dataset import Dataset
 from probes.core.windows import Batch, Window, batches, windows
 from probes.errors import ProbesError
@@ -94,6 +94,21 @@ class Score:
         }
 
 
+def _summed(scores: list[Score]) -> list[Score]:
+    """Each score's sums added over the ranks (the same scores in one process)."""
+    import numpy as np
+
+    if distributed.size() == 1:
+        return scores
+    names = ("nll", "targets", "kl", "agree", "positions")
+    table = np.array([[getattr(s, f) for f in names] for s in scores], np.float64)
+    table = distributed.all_sum(table, "adding up the held-out scores")
+    return [
+        Score(**{f: (int(v) if f in ("targets", "positions") else float(v)) for f, v in zip(names, row)})
+        for row in table
+    ]
+
+
 def batch_tokens(model) -> int:
     """Padded tokens per batch: LOGITS_BUDGET / vocab (one full window at least)."""
     return max(model.cfg.n_ctx, LOGITS_BUDGET // model.cfg.d_vocab)
@@ -146,9 +161,12 @@ def score_runs(
     p = progress_of(progress)
 
     runs = list(runs)
-    todo = iter(
-        batches(model, source.windows(model), max_tokens=max_tokens or batch_tokens(model), max_rows=max_rows)
-    )
+    size = max_tokens or batch_tokens(model)
+    todo = batches(model, source.windows(model), max_tokens=size, max_rows=max_rows)
+    # Under torchrun each rank scores its share of the batches, and the sums are added up. A sweep's
+    # callbacks need to see every batch of the full model, so there each rank computes everything.
+    split = on_full_stream is None and chosen_after is None
+    todo = iter(distributed.mine(todo) if split else todo)
     batch, first, copy_of = next(todo, None), True, 0
     with p.task(
         f"held-out scoring ({len(runs) + 1 + (chosen_after is not None)} runs)", unit="windows"
@@ -195,6 +213,8 @@ def score_runs(
             del resid
             task.advance(len(batch.windows))
             batch, first = following, False
+    if split:
+        scores = _summed(scores)
     if scores[0].targets == 0:
         raise ProbesError(f"the held-out text {source.name} has no token to predict after BOS")
     if copy_of:
