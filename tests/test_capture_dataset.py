@@ -532,3 +532,31 @@ def test_a_dataset_that_shrank_after_a_complete_capture_is_refused(tiny, tmp_pat
     assert (tmp_path / "s" / "index.json").read_bytes() == index  # nothing rewritten
     again = probes.capture(tiny, Dataset(f"FILE:{data}"), force=True, **kwargs)
     assert again.index["complete"] and len(again.index["texts"]) == 2
+
+
+def test_shuffled_rows_are_every_row_once_in_a_seeded_order_that_mixes_texts(tiny, tmp_path):
+    acts = probes.capture(
+        tiny, TEXTS * 4, out=tmp_path / "s", hooks="resid_post", layers="1", shard_bytes=6000
+    )
+    assert len(acts.shards) >= 4
+    name = "blocks.1.hook_resid_post"
+    ordered = next(acts.rows(name, batch_size=10**6))
+
+    def shuffled(seed, buffer=None):
+        return list(acts.rows(name, batch_size=16, shuffle=True, seed=seed, buffer=buffer))
+
+    a, b, c = shuffled(3), shuffled(3), shuffled(4)
+    assert all(len(x["text"]) == 16 for x in a[:-1])
+    for key in (name, "text", "position", "tokens"):
+        assert torch.equal(torch.cat([x[key] for x in a]), torch.cat([x[key] for x in b]))  # the seed decides
+    flat = {k: torch.cat([x[k] for x in a]) for k in (name, "text", "position")}
+    assert not torch.equal(flat["text"], torch.cat([x["text"] for x in c]))
+    # every row exactly once: the same rows as in order, each row's fingerprint sorted
+    probe = torch.randn(flat[name].shape[1], generator=torch.Generator().manual_seed(0))
+    assert len(flat[name]) == acts.n_rows
+    assert torch.equal((flat[name] @ probe).sort().values, (ordered[name] @ probe).sort().values)
+    assert torch.equal(flat["text"].sort().values, ordered["text"].sort().values)
+    assert len(set(a[0]["text"].tolist())) > 3  # one batch mixes many texts
+    assert len(shuffled(3, buffer=16)) == len(a)  # a small pool still yields every row
+    with pytest.raises(ProbesError, match="buffer must be"):
+        acts.rows(name, batch_size=16, shuffle=True, buffer=8)

@@ -248,19 +248,42 @@ class ShardedActivations:
                 parts[n].append(batch[n])
         return torch.stack([torch.cat(parts[n]) for n in family])  # (layer, rows, ...)
 
-    def rows(self, names: str | list[str] | None = None, batch_size: int = 4096) -> Iterator[dict]:
+    def rows(
+        self,
+        names: str | list[str] | None = None,
+        batch_size: int = 4096,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        buffer: int | None = None,
+    ) -> Iterator[dict]:
         """Every row in dataset order, `batch_size` at a time: {name: (rows, ...), 'tokens', 'text',
         'position': (rows,)}.
 
         `names`: hook names to read (default: all): full names (`blocks.3.hook_resid_post`), or a
         short or block-relative one (`resid_post`) for every block it was captured at. Batches are
         whole except the last, and memory holds one batch (and the part of a shard it comes from).
-        """
-        import torch
 
+        `shuffle`: every row once, in an order drawn from `seed` (the same seed, the same order), for
+        training a probe or an SAE, where rows in text order hurt: the shards are read in a shuffled
+        order into a pool of `buffer` rows (default 64 batches), and each batch is drawn at random
+        from the pool, so rows of many texts mix. Memory holds the pool and one shard.
+        """
         wanted = self._names(names)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ProbesError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if shuffle:
+            buffer = 64 * batch_size if buffer is None else buffer
+            if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < batch_size:
+                raise ProbesError(f"buffer must be an integer >= batch_size ({batch_size}), got {buffer!r}")
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise ProbesError(f"seed must be an integer, got {seed!r}")
+            return self._shuffled(wanted, batch_size, seed, buffer)
+        return self._in_order(wanted, batch_size)
+
+    def _in_order(self, wanted: list[str], batch_size: int) -> Iterator[dict]:
+        import torch
+
         held: dict[str, list[torch.Tensor]] = {k: [] for k in [*wanted, *ROW_KEYS]}
         n_held = 0
         for k, shard in enumerate(self.shards):
@@ -278,6 +301,28 @@ class ShardedActivations:
                         held, n_held = {key: [] for key in held}, 0
         if n_held:
             yield {key: torch.cat(v) for key, v in held.items()}
+
+    def _shuffled(self, wanted: list[str], batch_size: int, seed: int, buffer: int) -> Iterator[dict]:
+        import torch
+
+        gen = torch.Generator().manual_seed(seed)
+        keys = [*wanted, *ROW_KEYS]
+        pool: dict[str, torch.Tensor] | None = None
+
+        def draw(pool, n):  # n random rows out of the pool: (drawn, the rest)
+            pick = torch.randperm(len(pool["text"]), generator=gen)
+            return {k: v[pick[:n]] for k, v in pool.items()}, {k: v[pick[n:]] for k, v in pool.items()}
+
+        for k in torch.randperm(len(self.shards), generator=gen).tolist():
+            with self._open(k) as fh:
+                shard = {key: fh.get_tensor(key) for key in keys}
+            pool = shard if pool is None else {key: torch.cat([pool[key], shard[key]]) for key in keys}
+            while len(pool["text"]) >= buffer + batch_size:  # keep a full pool to draw from
+                batch, pool = draw(pool, batch_size)
+                yield batch
+        while pool is not None and len(pool["text"]):
+            batch, pool = draw(pool, batch_size)
+            yield batch
 
     def _str_tokens(self, k: int, fh) -> list[str]:
         # The last shard's strings are kept: iterating over texts parses each shard's once.
