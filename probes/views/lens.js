@@ -129,7 +129,7 @@
     const cells = new Array(nRows * nPos);
     for (let r = nRows - 1; r >= 0; r--) {
       const row = el("div", { class: "row", role: "row" });
-      row.append(el("div", { class: "rowlabel", role: "rowheader", text: data.rows[r] }));
+      row.append(el("div", { class: "rowlabel", role: "rowheader", text: panel.rows[r] }));
       for (let j = 0; j < nPos; j++) {
         const cell = el("div", { class: "cell", role: "gridcell", tabindex: "-1" });
         cell.dataset.r = r;
@@ -259,7 +259,7 @@
     const facts = el("dl", { class: "facts" });
     for (const m of data.metrics) facts.append(el("dt", { text: m.label }), el("dd", { text: fmt(p[m.key][i]) }));
     const e = p.emergence[j];
-    facts.append(el("dt", { text: "emerges at row" }), el("dd", { text: e === null ? "never (not top-1 at the end)" : data.rows[e] }));
+    facts.append(el("dt", { text: "emerges at row" }), el("dd", { text: e === null ? "never (not top-1 at the end)" : p.rows[e] }));
     return el("section", { class: "cellinfo" }, table, facts);
   }
 

@@ -67,7 +67,7 @@ def lens_view(result, others=(), *, generation=None) -> dict:
         "prompt": result.prompt,
         "text": generation.text if generated else None,
         "skipped": _blocks(result.skipped_blocks),
-        "rows": list(result.row_labels),
+        "rows": list(result.row_labels),  # the first panel's; each panel has its own
         "positions": positions,
         "fed": fed,
         "next": nxt,
@@ -130,6 +130,7 @@ def _panel(lens, keep: list[int], k: int, vocab: _Vocab, generated: bool, name: 
     return {
         "lens": name,
         "run": run,
+        "rows": list(lens.row_labels),  # a skip run marks its own skipped blocks
         "top": [vocab.index(s) for s in top_ids.reshape(-1)],
         "p": _numbers(lens.top_probs[:, keep, :k]),
         "prob": _numbers(prob[:, keep]),
