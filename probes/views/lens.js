@@ -114,6 +114,8 @@
     return runs.map((r) => panelOf(state.lens, r));
   }
 
+  const labelWidth = 1 + Math.max(9, ...data.panels.flatMap((p) => p.rows.map((r) => r.length)));
+
   function headerCell(text, cls) {
     return el("div", { class: `col ${cls}`, title: text }, el("span", { text }));
   }
@@ -123,8 +125,9 @@
       "aria-label": `${caption}: rows are the residual stream after each block, columns positions`,
       "aria-rowcount": String(nRows), "aria-colcount": String(nPos) });
     grid.style.setProperty("--n", String(nPos));
+    grid.style.setProperty("--lw", `${labelWidth}ch`); // every grid alike, so grids one above the other align
     const nextLabel = data.kind === "generation" ? "generated" : "next";
-    grid.append(el("div", { class: "corner", text: nextLabel }));
+    grid.append(el("div", { class: "corner top", text: nextLabel }));
     for (let j = 0; j < nPos; j++) grid.append(headerCell(data.next[j] === null ? "?" : data.vocab[data.next[j]], "top"));
     const cells = new Array(nRows * nPos);
     for (let r = nRows - 1; r >= 0; r--) {
@@ -141,7 +144,7 @@
       }
       grid.append(row);
     }
-    grid.append(el("div", { class: "corner", text: data.kind === "generation" ? "fed" : "input" }));
+    grid.append(el("div", { class: "corner bottom", text: data.kind === "generation" ? "fed" : "input" }));
     for (let j = 0; j < nPos; j++) grid.append(headerCell(data.vocab[data.fed[j]], "bottom"));
     const view = { panel, base, caption, cells, grid, active: null };
     grid.addEventListener("mouseover", (e) => {
@@ -165,7 +168,12 @@
     shown = state.run === "diff"
       ? [buildGrid(panels[1], panels[0], `${state.lens}: ${panels[1].run} − ${panels[0].run}`)]
       : panels.map((p) => buildGrid(p, null, `${p.lens}, ${p.run}`));
-    grids.replaceChildren(...shown.flatMap((v) => [el("h2", { text: v.caption }), el("div", { class: "scroll" }, v.grid)]));
+    const scrollers = shown.map((v) => el("div", { class: "scroll" }, v.grid));
+    for (const s of scrollers) {
+      // Grids one above the other scroll together, so a column stays a column.
+      s.addEventListener("scroll", () => { for (const t of scrollers) if (t !== s) t.scrollLeft = s.scrollLeft; });
+    }
+    grids.replaceChildren(...shown.flatMap((v, i) => [el("h2", { text: v.caption }), scrollers[i]]));
     const at = state.pinned || { r: nRows - 1, j: nPos - 1 };
     for (const v of shown) setActive(v, at.r, at.j);
     if (state.pinned) for (const v of shown) v.cells[at.r * nPos + at.j].classList.add("pinned");
@@ -215,7 +223,7 @@
       marks.append(mark);
     }
     const missing = el("span", { class: "missing" }, el("span", { class: "swatch" }), "no value");
-    const emerge = el("span", { class: "missing" }, el("span", { class: "swatch emerge" }),
+    const emerge = el("span", { class: "missing" }, el("span", { class: state.labels ? "swatch emerge" : "swatch emerge dot" }),
       data.kind === "generation" ? "row where the generated token emerges" : "row where the final top-1 emerges");
     legend.replaceChildren(el("div", { class: "label", text: label }), el("div", { class: "scale" }, bar, marks),
       el("div", { class: "keys" }, missing, emerge));
