@@ -138,10 +138,12 @@ def test_notebook_display_is_the_page_in_a_sandboxed_frame(lens):
     assert embedded(page) == json.loads(json.dumps(lens_view(lens)))
 
 
-def test_others_must_be_the_same_tokens(tiny, lens):
+def test_others_must_be_the_same_tokens_and_runs(tiny, lens):
     other = probes.logit_lens(tiny, "ROMEO: something else")
     with pytest.raises(SpecError, match="same tokens"):
         lens.to_html("unused.html", others=[other])
+    with pytest.raises(SpecError, match="compare_skip run too"):
+        lens.to_html("unused.html", others=[probes.logit_lens(tiny, PROMPT)])
 
 
 def test_gpt2_small_over_256_positions_fits(tmp_path):
@@ -337,3 +339,16 @@ def test_the_notebook_frame_runs(browser, lens):
     assert frame.locator(".cell").count() == lens.n_rows * len(lens.positions)
     assert errors == []
     page.close()
+
+
+def test_the_lens_switch_reads_the_other_lens(browser, tmp_path):
+    logit, tuned = synthetic(n_rows=5, n_pos=12, seed=1), synthetic(n_rows=5, n_pos=12, seed=2)
+    tuned.tokens, tuned.tuned_lens = logit.tokens, "my-lens"
+    view = Opened(browser, logit.to_html(tmp_path / "both.html", others=[tuned]))
+    view.cell(3, 7).hover()
+    assert view.shown_top()[0] == show_token(logit.top_str_tokens[3, 7, 0])
+    view.page.check('input[name="lens"][value="tuned lens (my-lens)"]')
+    view.cell(3, 7).hover()
+    assert view.shown_top()[0] == show_token(tuned.top_str_tokens[3, 7, 0])
+    assert view.page.locator("h2").inner_text() == "tuned lens (my-lens), full model"
+    view.close()

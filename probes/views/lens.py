@@ -32,10 +32,14 @@ def lens_view(result, others=(), *, generation=None) -> dict:
     for other in others:
         if other.tokens != result.tokens or other.positions != result.positions or other.rows != result.rows:
             raise SpecError("others= must be lenses of the same tokens, positions and rows as the result")
+        if result.compare is not None and (
+            other.compare is None or other.compare.skipped_blocks != result.compare.skipped_blocks
+        ):
+            raise SpecError("others= must have the result's compare_skip run too (every lens, both runs)")
     lenses = [result, *others]
     runs = list(lenses)
     if result.compare is not None:
-        runs += [lens.compare for lens in lenses if lens.compare is not None]
+        runs += [lens.compare for lens in lenses]
     n_rows, n_pos = result.entropy.shape
     k = min(result.top_ids.shape[-1], MAX_TOP)
     notes = []
