@@ -163,6 +163,15 @@ def test_gpt2_small_over_256_positions_fits(tmp_path):
         assert notes and any("Thinned" in n or f"top {MAX_TOP}" in n for n in notes)
 
 
+def test_the_largest_unthinned_view_fits(tmp_path):
+    from probes.views.lens import MAX_NUMBERS
+
+    n_pos = MAX_NUMBERS // (13 * (2 * 5 + 4))  # numbers a cell: top 5 ids and probabilities, 4 metrics
+    path = synthetic(n_pos=n_pos).to_html(tmp_path / "edge.html")
+    assert embedded(path.read_text(encoding="utf-8"))["notes"] == []
+    assert path.stat().st_size <= LIMIT
+
+
 def test_a_long_view_is_thinned_and_says_so():
     view = lens_view(synthetic(n_rows=25, n_pos=1024))
     assert len(view["positions"]) < 1024 and view["positions"][-1] == 1023

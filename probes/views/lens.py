@@ -16,9 +16,10 @@ import numpy as np
 from probes.errors import SpecError
 from probes.tokens import show_token
 
-# At about 9 bytes a number, 150k numbers keep a file near 1.4 MB: GPT-2 small over 256 positions, with
-# top 5, fits four panels (logit and tuned, full and pruned) whole.
-MAX_NUMBERS = 150_000
+# At about 10 bytes a number (its index into the vocabulary or its 4 digits, and its share of the token
+# strings), 140k numbers keep a file under 1.5 MB. GPT-2 small over 256 positions with top 5 is 47k a panel:
+# two panels (full and pruned) fit whole, four (logit and tuned too) show every 2nd position.
+MAX_NUMBERS = 140_000
 MAX_TOP = 10  # tokens listed per cell in a view; more makes the file grow, not the reading easier
 DIGITS = 4  # significant digits kept of every number
 
