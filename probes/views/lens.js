@@ -107,7 +107,7 @@
   document.body.append(header, controls, legend, el("main", {}, grids, details));
 
   // ---- grids ------------------------------------------------------------------------------------------
-  let shown = []; // the grids on the page: { panel, other (the difference's base), cells, active }
+  let shown = []; // the grids on the page: { panel, base (a difference's other run), caption, cells, grid, active }
 
   function visiblePanels() {
     const runs = state.run === "both" || state.run === "diff" ? runNames.slice(0, 2) : [runNames[+state.run]];
@@ -116,19 +116,22 @@
 
   const labelWidth = 1 + Math.max(9, ...data.panels.flatMap((p) => p.rows.map((r) => r.length)));
 
-  function headerCell(text, cls) {
-    return el("div", { class: `col ${cls}`, title: text }, el("span", { text }));
+  function headerRow(corner, ids, cls) {
+    const row = el("div", { class: "row", role: "row" }, el("div", { class: `corner ${cls}`, text: corner }));
+    for (const id of ids) {
+      const text = id === null ? "?" : data.vocab[id];
+      row.append(el("div", { class: `col ${cls}`, role: "columnheader", title: text }, el("span", { text })));
+    }
+    return row;
   }
 
   function buildGrid(panel, base, caption) {
     const grid = el("div", { class: "grid" + (state.labels ? " labelled" : ""), role: "grid",
       "aria-label": `${caption}: rows are the residual stream after each block, columns positions`,
-      "aria-rowcount": String(nRows), "aria-colcount": String(nPos) });
+      "aria-rowcount": String(nRows + 2), "aria-colcount": String(nPos + 1) });
     grid.style.setProperty("--n", String(nPos));
     grid.style.setProperty("--lw", `${labelWidth}ch`); // every grid alike, so grids one above the other align
-    const nextLabel = data.kind === "generation" ? "generated" : "next";
-    grid.append(el("div", { class: "corner top", text: nextLabel }));
-    for (let j = 0; j < nPos; j++) grid.append(headerCell(data.next[j] === null ? "?" : data.vocab[data.next[j]], "top"));
+    grid.append(headerRow(data.kind === "generation" ? "generated" : "next", data.next, "top"));
     const cells = new Array(nRows * nPos);
     for (let r = nRows - 1; r >= 0; r--) {
       const row = el("div", { class: "row", role: "row" });
@@ -144,8 +147,7 @@
       }
       grid.append(row);
     }
-    grid.append(el("div", { class: "corner bottom", text: data.kind === "generation" ? "fed" : "input" }));
-    for (let j = 0; j < nPos; j++) grid.append(headerCell(data.vocab[data.fed[j]], "bottom"));
+    grid.append(headerRow(data.kind === "generation" ? "fed" : "input", data.fed, "bottom"));
     const view = { panel, base, caption, cells, grid, active: null };
     grid.addEventListener("mouseover", (e) => {
       const c = e.target.closest(".cell");
