@@ -146,6 +146,34 @@ def test_others_must_be_the_same_tokens_and_runs(tiny, lens):
         lens.to_html("unused.html", others=[probes.logit_lens(tiny, PROMPT)])
 
 
+def test_a_generation_through_two_lenses(tiny, tmp_path):
+    import torch
+
+    from probes.studies.lens.tuned import TunedLens
+
+    tuned = TunedLens.identity(tiny)
+    with torch.no_grad():
+        tuned.weight.normal_(0, 0.3, generator=torch.Generator().manual_seed(0))
+    logit = probes.generation_lens(tiny, "ROMEO:", max_new_tokens=6, seed=2)
+    through = probes.generation_lens(tiny, "ROMEO:", max_new_tokens=6, seed=2, lens=tuned)
+    view = embedded(logit.to_html(tmp_path / "gen.html", others=[through]).read_text(encoding="utf-8"))
+    assert view["kind"] == "generation" and [p["lens"] for p in view["panels"]][0] == "logit lens"
+    second = view["panels"][1]
+    assert second["lens"].startswith("tuned lens")
+    assert [view["vocab"][i] for i in second["top"][:: view["k"]]] == [
+        show_token(s) for s in through.lens.top_str_tokens[..., 0].reshape(-1)
+    ]
+    assert second["emergence"] == through.emergence
+
+
+def test_mid_rows_and_chosen_positions(tiny):
+    lens = probes.logit_lens(tiny, PROMPT, mid=True, positions=[1, 4, -1])
+    view = lens_view(lens)
+    assert len(view["rows"]) == 2 * tiny.cfg.n_layers + 1 and view["rows"][1] == "0 attn"
+    assert view["positions"] == [1, 4, len(lens.tokens) - 1]
+    assert view["next"][-1] is None and view["next"][0] == view["vocab"].index(show_token(lens.str_tokens[2]))
+
+
 def test_gpt2_small_over_256_positions_fits(tmp_path):
     one = synthetic().to_html(tmp_path / "one.html")
     assert one.stat().st_size <= LIMIT
@@ -198,6 +226,20 @@ def test_cli_html(tiny_dir, tmp_path):
     got = run_cli("lens", "--model", tiny_dir, "--prompt", "ROMEO:", "--generate", "5", "--html", gen)
     assert got.exit_code == 0, got.output
     assert embedded(gen.read_text(encoding="utf-8"))["kind"] == "generation"
+
+
+@pytest.mark.parametrize("how", [["--compare-skip", "2"], ["--generate", "4"]])
+def test_cli_html_with_a_tuned_lens_switches_lenses(tiny, tiny_dir, tmp_path, how):
+    from probes.studies.lens.tuned import TunedLens
+
+    folder = TunedLens.identity(tiny).save(tmp_path / "lens")
+    out = tmp_path / "view.html"
+    got = run_cli("lens", "--model", tiny_dir, "--prompt", PROMPT, "--tuned", folder, "--html", out, *how)
+    assert got.exit_code == 0, got.output
+    panels = embedded(out.read_text(encoding="utf-8"))["panels"]
+    assert panels[0]["lens"] == "logit lens" and panels[1]["lens"].startswith("tuned lens (")
+    # Identity translators: the tuned lens reads what the logit lens reads.
+    assert panels[0]["top"] == panels[1]["top"]
 
 
 # ---- in a browser ------------------------------------------------------------------------------------------

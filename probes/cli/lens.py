@@ -212,6 +212,8 @@ def lens(
         meta = model_meta(m)
         if cfg is not None:
             result = generation_lens(m, prompt, cfg, top=top, lens=tl)
+            if html and tl is not None:  # the same tokens (sampling never sees the lens), read both ways
+                others = [generation_lens(m, prompt, cfg, top=top)]
         else:
             result = logit_lens(m, prompt, top=top, bos=bos, lens=tl, compare_skip=compared, mid=mid)
             check_position(position, len(result.tokens))
