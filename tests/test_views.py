@@ -144,6 +144,8 @@ def test_others_must_be_the_same_tokens_and_runs(tiny, lens):
         lens.to_html("unused.html", others=[other])
     with pytest.raises(SpecError, match="compare_skip run too"):
         lens.to_html("unused.html", others=[probes.logit_lens(tiny, PROMPT)])
+    with pytest.raises(SpecError, match="different lens"):
+        lens.to_html("unused.html", others=[lens])
 
 
 def test_a_generation_through_two_lenses(tiny, tmp_path):

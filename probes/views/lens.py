@@ -38,6 +38,10 @@ def lens_view(result, others=(), *, generation=None) -> dict:
         ):
             raise SpecError("others= must have the result's compare_skip run too (every lens, both runs)")
     lenses = [result, *others]
+    if len({_lens_name(lens) for lens in lenses}) < len(lenses):
+        raise SpecError(
+            "others= must each be read through a different lens (logit, or a tuned lens's folder)"
+        )
     runs = list(lenses)
     if result.compare is not None:
         runs += [lens.compare for lens in lenses]
@@ -62,8 +66,7 @@ def lens_view(result, others=(), *, generation=None) -> dict:
     fed = [vocab.index(result.str_tokens[p]) for p in positions]
     nxt = [vocab.index(result.str_tokens[p + 1]) if p + 1 < len(result.tokens) else None for p in positions]
     kl_max = max(float(np.nanmax(lens.kl_to_final, initial=0.0)) for lens in runs)
-    names = {_lens_name(lens) for lens in lenses}
-    title = "Lens" if len(names) > 1 else "Tuned lens" if result.tuned_lens else "Logit lens"
+    title = "Lens" if others else "Tuned lens" if result.tuned_lens else "Logit lens"
     title = f"{title} of a generation" if generated else title
     return {
         "kind": "generation" if generated else "prompt",
