@@ -220,7 +220,7 @@
     bar.style.background = `linear-gradient(to right, ${stops.join(", ")})`;
     const marks = el("div", { class: "ticks" });
     for (const [t, value] of ticks) {
-      const mark = el("span", { text: fmt(Number(value.toPrecision(2))) });
+      const mark = el("span", { text: fmt(Number(value.toPrecision(t === 0 || t === 1 ? 4 : 2))) }); // ends exact
       mark.style.left = `${t * 100}%`;
       marks.append(mark);
     }
