@@ -74,6 +74,7 @@ def lens(
     position: Position = -1,
     top: o.Top = 5,
     plot: o.Plot = None,
+    html: o.Html = None,
     force: o.Force = False,
     metric: Metric = "prob",
     skip: o.Skip = None,
@@ -114,6 +115,10 @@ def lens(
 
     --tuned FOLDER reads every row but the last through that tuned lens's translators (all views); with
     --dataset it shows the logit lens and the tuned lens side by side.
+
+    --html FILE writes the interactive view of a prompt or a generation: hover a cell for its top tokens,
+    switch the metric, and (with --compare-skip) the run; with --tuned it switches between the logit lens
+    and the tuned lens.
     """
     import probes
     from probes.cli.common import Target
@@ -135,7 +140,13 @@ def lens(
         from probes.io import check_figure_path
 
         check_figure_path(plot, force=force)
+    if html:
+        from probes.views.page import check_html_path
+
+        check_html_path(html, force=force)
     if dataset is not None or max_texts is not None or split is not None:
+        if html:
+            raise ProbesError("--html: the dataset lens has no interactive view yet; use --plot")
         return _dataset_lens(
             ctx,
             dataset,
@@ -196,17 +207,24 @@ def lens(
     from probes.studies.lens.generation import generation_lens
     from probes.studies.lens.logit import check_position, logit_lens
 
+    others = []
     with probes.skip(m, skipped):
         meta = model_meta(m)
         if cfg is not None:
             result = generation_lens(m, prompt, cfg, top=top, lens=tl)
+            if html and tl is not None:  # the same tokens (sampling never sees the lens), read both ways
+                others = [generation_lens(m, prompt, cfg, top=top)]
         else:
             result = logit_lens(m, prompt, top=top, bos=bos, lens=tl, compare_skip=compared, mid=mid)
             check_position(position, len(result.tokens))
+            if html and tl is not None:  # the view switches between the two lenses
+                others = [logit_lens(m, prompt, top=top, bos=bos, compare_skip=compared)]
     pruned = None if cfg is not None else result.compare
 
     if plot:
         _save_plot(result, pruned, metric, plot, force)
+    if html:
+        _save_html(result, others, html, force)
     data = {**meta, **result.as_dict()}
     if pruned is not None:
         data["compare"] = {**meta, **data["compare"], "skipped_blocks": pruned.skipped_blocks}
@@ -372,6 +390,23 @@ def _save_plot(result, pruned, metric: str, path: str, force: bool) -> None:
         raise ProbesError(f"cannot write the plot to {path}: {e}") from None
     what = "generation lens" if isinstance(result, GenerationLens) else "lens"
     log(f"wrote the {what} plot ({metric}) to {Path(path)}")
+
+
+def _save_html(result, others: list, path: str, force: bool) -> None:
+    from pathlib import Path
+
+    from probes.errors import ProbesError
+    from probes.studies.lens.generation import GenerationLens
+
+    try:
+        if others:  # the logit lens first, then the tuned lens the command was asked for
+            others[0].to_html(path, others=[result], force=force)
+        else:
+            result.to_html(path, force=force)
+    except OSError as e:
+        raise ProbesError(f"cannot write the view to {path}: {e.strerror or e}") from None
+    what = "generation lens" if isinstance(result, GenerationLens) else "lens"
+    log(f"wrote the interactive {what} view to {Path(path)}")
 
 
 def _position_table(lens, position: int) -> str:

@@ -48,6 +48,13 @@ Top = Annotated[int, typer.Option("--top", help="How many tokens to list (per ro
 Plot = Annotated[
     str | None, typer.Option("--plot", help="Write a figure to this file (PNG, PDF or SVG by extension).")
 ]
+Html = Annotated[
+    str | None,
+    typer.Option(
+        "--html",
+        help="Write an interactive view to this file: one self-contained HTML page for any browser, offline.",
+    ),
+]
 Force = Annotated[
     bool,
     typer.Option("--force", help="Replace existing output files (without it, no file is ever overwritten)."),

@@ -69,6 +69,24 @@ class GenerationLens:
 
         return generation_figure(self, metric, **kwargs)
 
+    def to_html(self, path, *, others=(), force: bool = False):
+        """Write the interactive view (one self-contained HTML file): generated tokens across, each one's
+        emergence row marked. `others`: the same generation read through other lenses (the same config
+        draws the same tokens), switched between in the view. Returns the path written; an existing file
+        is replaced only with `force`."""
+        from probes.views.lens import lens_page
+        from probes.views.page import check_html_path, write_page
+
+        check_html_path(path, force=force, param="path")
+        page = lens_page(self.lens, [o.lens for o in others], generation=self)
+        return write_page(path, page, force=force)
+
+    def _repr_html_(self) -> str:
+        """The interactive view in a notebook cell (a sandboxed iframe)."""
+        from probes.views.lens import lens_frame
+
+        return lens_frame(self.lens, generation=self)
+
     def as_dict(self) -> dict:
         d = self.lens.as_dict()
         d["generation"] = {

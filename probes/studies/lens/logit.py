@@ -162,6 +162,24 @@ class LensResult:
 
         return lens_figure(self, metric, **kwargs)
 
+    def to_html(self, path, *, others=(), force: bool = False):
+        """Write the interactive lens view: one self-contained HTML file (no network), opened in any browser.
+
+        `others`: the same prompt read through other lenses (`logit_lens(..., lens=tuned)`), switched
+        between in the view. Returns the path written; an existing file is replaced only with `force`.
+        """
+        from probes.views.lens import lens_page
+        from probes.views.page import check_html_path, write_page
+
+        check_html_path(path, force=force, param="path")
+        return write_page(path, lens_page(self, others), force=force)
+
+    def _repr_html_(self) -> str:
+        """The interactive view in a notebook cell (a sandboxed iframe: its script and styles stay in it)."""
+        from probes.views.lens import lens_frame
+
+        return lens_frame(self)
+
     def as_dict(self) -> dict:
         """JSON-ready: every [row][pos] array over `positions`; see UNITS."""
         known = self.next_token >= 0
