@@ -31,6 +31,7 @@ def capture(
         "Capture every text of a dataset into --out (a folder), streamed in shards"
     ) = None,
     max_texts: o.MaxTexts = None,
+    streaming: o.Streaming = False,
     split: o.Split = None,
     store_dtype: Annotated[
         str | None,
@@ -138,6 +139,7 @@ def capture(
             bos,
             max_texts,
             split,
+            streaming,
             store_dtype,
             shard_size,
             force,
@@ -148,7 +150,7 @@ def capture(
             json,
         )
         return
-    with_dataset = o.given(ctx, "max_texts", "split", "store_dtype", "shard_size")
+    with_dataset = o.given(ctx, "max_texts", "split", "streaming", "store_dtype", "shard_size")
     if with_dataset:
         raise ProbesError(f"{', '.join(with_dataset)}: apply only with --dataset")
     if prompt is None:
@@ -204,6 +206,7 @@ def _capture_dataset(
     bos,
     max_texts,
     split,
+    streaming,
     store_dtype,
     shard_size,
     force,
@@ -226,7 +229,7 @@ def _capture_dataset(
     check_row_hooks(requested)
     check_store_dtype(store_dtype)
     size = parse_size(shard_size, "shard_bytes")
-    data = Dataset(dataset, split=split, max_texts=max_texts)
+    data = Dataset(dataset, split=split, max_texts=max_texts, streaming=streaming)
     n_texts = data.check()
     known = {
         "dataset": data.name,
@@ -250,7 +253,7 @@ def _capture_dataset(
     target.windows(bos=bos, score=False)
     skipped = target.skipped(skip, keep)
     chosen = target.layers(layers) if layers is not None else None
-    log(f"{data.name}: {count(n_texts, 'text')}")
+    log(f"{data.name}: {count(n_texts, 'text') if n_texts is not None else 'streamed'}")
     m = target.load()
     try:
         with probes.skip(m, skipped):

@@ -90,7 +90,15 @@ def other_rank() -> bool:
     return not distributed.is_main()
 
 
-def eval_choice(eval_text=None, dataset=None, *, max_texts=None, split=None, evaluate: bool = True):
+def eval_choice(
+    eval_text=None,
+    dataset=None,
+    *,
+    max_texts=None,
+    split=None,
+    streaming: bool = False,
+    evaluate: bool = True,
+):
     """(evaluate, eval_text) as `compare_pruned` and `sweep_blocks` take them, from the flags a user gave.
 
     Checked without a model or torch. eval_text is None (the model's default text), a file path
@@ -107,6 +115,7 @@ def eval_choice(eval_text=None, dataset=None, *, max_texts=None, split=None, eva
             ("--dataset", dataset),
             ("--max-texts", max_texts),
             ("--split", split),
+            ("--streaming", streaming or None),
         )
         if v is not None
     ]
@@ -117,12 +126,14 @@ def eval_choice(eval_text=None, dataset=None, *, max_texts=None, split=None, eva
             )
         return False, None
     if dataset is None:
-        if max_texts is not None or split is not None:
-            raise ProbesError("--max-texts and --split choose texts of a --dataset; give --dataset FILE")
+        if max_texts is not None or split is not None or streaming:
+            raise ProbesError(
+                "--max-texts, --split and --streaming choose texts of a --dataset; give --dataset FILE"
+            )
         check_eval_path(eval_text)
         return True, eval_text
     if eval_text is not None:
         raise ProbesError("give either --eval-text (one held-out file) or --dataset (many texts), not both")
-    data = Dataset(dataset, split=split or "lines", max_texts=max_texts)
+    data = Dataset(dataset, split=split or "lines", max_texts=max_texts, streaming=streaming)
     data.check()
     return True, data

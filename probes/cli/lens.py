@@ -84,6 +84,7 @@ def lens(
     generate: Generate = None,
     dataset: DatasetOpt = None,
     max_texts: o.MaxTexts = None,
+    streaming: o.Streaming = False,
     split: o.Split = None,
     tuned: Tuned = None,
     temperature: o.Temperature = o.SAMPLING.temperature,
@@ -144,7 +145,7 @@ def lens(
         from probes.views.page import check_html_path
 
         check_html_path(html, force=force)
-    if dataset is not None or max_texts is not None or split is not None:
+    if dataset is not None or max_texts is not None or split is not None or streaming:
         if html:
             raise ProbesError("--html: the dataset lens has no interactive view yet; use --plot")
         return _dataset_lens(
@@ -279,7 +280,7 @@ def _dataset_lens(
         check_figure_path(plot, force=force)
     if compare_skip is not None and (skip is not None or keep is not None):
         raise ProbesError("--compare-skip compares with the full model; drop --skip/--keep")
-    data = Dataset(dataset, split=split or "lines", max_texts=max_texts)
+    data = Dataset(dataset, split=split or "lines", max_texts=max_texts, streaming=ctx.params["streaming"])
     data.check()  # readable, non-empty, every line well formed: before the model loads
     target = Target(model, device, dtype, bos=bos, threads=threads, ranks=True)
     target.windows(bos=bos)

@@ -112,6 +112,14 @@ def dataset_option(what: str, *, required: bool = False):
     return Annotated[kind, typer.Option("--dataset", help=f"{what}: {DATASET_FORMS}.")]
 
 
+Streaming = Annotated[
+    bool,
+    typer.Option(
+        "--streaming",
+        help="With --dataset HF:name: read the texts as they arrive, never the whole corpus to disk (its "
+        "length is then unknown, so progress shows no total).",
+    ),
+]
 MaxTexts = Annotated[
     int | None, typer.Option("--max-texts", help="With --dataset: use only the first N texts.")
 ]

@@ -65,6 +65,7 @@ def prune(
     ] = None,
     dataset: DatasetOpt = None,
     max_texts: o.MaxTexts = None,
+    streaming: o.Streaming = False,
     split: o.Split = None,
     no_eval: NoEval = False,
     sweep: Annotated[
@@ -134,7 +135,9 @@ def prune(
         raise ProbesError(
             f"{', '.join(drawn)}: sampling options need --sample (prune decodes greedily by default)"
         )
-    evaluate, held = eval_choice(eval_text, dataset, max_texts=max_texts, split=split, evaluate=not no_eval)
+    evaluate, held = eval_choice(
+        eval_text, dataset, max_texts=max_texts, split=split, streaming=streaming, evaluate=not no_eval
+    )
     if sweep and not evaluate:
         raise ProbesError("--sweep ranks blocks by their held-out loss; it cannot run with --no-eval")
     if not sweep and not skip and not keep:

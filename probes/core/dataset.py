@@ -64,9 +64,15 @@ class Dataset:
     directory saved by `datasets.Dataset.save_to_disk` (`DIR:split` picks a split of a saved
     DatasetDict; the default is `train`), or `HF:name[:split]`, is read with the optional
     `datasets` package (column `text`). `max_texts` stops after that many texts.
+
+    `streaming` (HF: only) reads the texts as they arrive, never the whole corpus to disk: a corpus
+    larger than the disk can be read. Its length is then unknown until it has been read, and
+    `check()` reads only its first text.
     """
 
-    def __init__(self, source, *, split: str | None = "lines", max_texts: int | None = None):
+    def __init__(
+        self, source, *, split: str | None = "lines", max_texts: int | None = None, streaming: bool = False
+    ):
         split = split or "lines"
         if split not in SPLITS:
             raise DatasetError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -74,12 +80,17 @@ class Dataset:
             isinstance(max_texts, bool) or not isinstance(max_texts, int) or max_texts < 1
         ):
             raise DatasetError(f"max-texts must be an integer >= 1, got {max_texts!r}")
-        self.split, self.max_texts = split, max_texts
+        self.split, self.max_texts, self.streaming = split, max_texts, bool(streaming)
         self._count: int | None = None
         self.part: str | None = None  # the split of a saved DatasetDict (DIR:split)
         if isinstance(source, Dataset):
+            self.streaming = self.streaming or source.streaming
             source = source.spec
         self.spec = source
+        if self.streaming and not (isinstance(source, str) and source.startswith("HF:")):
+            raise DatasetError(
+                "streaming reads a Hugging Face Hub dataset (HF:name); a local file is read as it is"
+            )
         if isinstance(source, (list, tuple)):
             if not all(isinstance(t, str) for t in source):
                 raise DatasetError("a list of texts must hold strings only")
@@ -134,11 +145,16 @@ class Dataset:
             "texts": self._count,
         }
 
-    def check(self) -> int:
+    def check(self) -> int | None:
         """Read the whole dataset once and return how many texts it holds; raise on any bad line.
 
-        Torch-free and quick (a few MB/s at worst), so commands call it before loading a model.
+        Torch-free and quick (a few MB/s at worst), so commands call it before loading a model. A
+        streamed dataset is opened and its first text read (None: its length is unknown).
         """
+        if self.streaming:
+            if next(iter(self), None) is None:
+                raise DatasetError(f"{self.name}: the dataset holds no texts")
+            return None
         n = sum(1 for _ in self)
         if n == 0:
             raise DatasetError(f"{self.name}: the dataset holds no texts")
@@ -146,6 +162,8 @@ class Dataset:
         return n
 
     def __len__(self) -> int:
+        if self.streaming:
+            raise TypeError(f"{self.name} is streamed: its length is unknown until it has been read")
         return self._count if self._count is not None else self.check()
 
     def __iter__(self) -> Iterator[Text]:
@@ -233,7 +251,7 @@ class Dataset:
                 data = datasets.load_from_disk(str(self.source))
             else:
                 name, _, split = self.source.partition(":")
-                data = datasets.load_dataset(name, split=split or "train")
+                data = datasets.load_dataset(name, split=split or "train", streaming=self.streaming)
         except Exception as e:  # noqa: BLE001 -- offline, no such dataset, not a dataset folder: one message
             cause = str(e).strip().split(". ")[0] or type(e).__name__
             raise DatasetError(f"cannot open dataset {self.name}: {cause}") from None
@@ -246,14 +264,25 @@ class Dataset:
             data, name = data[part], f"{self.source} ({part} split)"
         elif part is not None:
             raise DatasetError(f"{self.name}: {self.source} holds one dataset, not splits to choose from")
-        if TEXT_FIELD not in data.column_names:
-            raise DatasetError(f"{name}: no {TEXT_FIELD!r} column (columns: {', '.join(data.column_names)})")
-        for i, text in enumerate(data[TEXT_FIELD] if len(data) < 10_000 else (r[TEXT_FIELD] for r in data)):
+        columns = data.column_names  # None for a stream whose features are not declared
+        if columns is not None and TEXT_FIELD not in columns:
+            raise DatasetError(f"{name}: no {TEXT_FIELD!r} column (columns: {', '.join(columns)})")
+        if self.streaming:
+            texts = (_field(r, name, i) for i, r in enumerate(data))
+        else:
+            texts = data[TEXT_FIELD] if len(data) < 10_000 else (r[TEXT_FIELD] for r in data)
+        for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise DatasetError(f"{name}: row {i}'s {TEXT_FIELD!r} is not text ({type(text).__name__})")
             if not text:
                 raise DatasetError(f"{name}: row {i} has an empty {TEXT_FIELD!r}")
             yield f"{name}: row {i}", text
+
+
+def _field(row, name: str, i: int):
+    if not isinstance(row, dict) or TEXT_FIELD not in row:
+        raise DatasetError(f"{name}: row {i} has no {TEXT_FIELD!r} field")
+    return row[TEXT_FIELD]
 
 
 def dataset_of(data, *, split: str | None = None, max_texts: int | None = None) -> Dataset:
@@ -267,5 +296,10 @@ def dataset_of(data, *, split: str | None = None, max_texts: int | None = None) 
     if isinstance(data, Dataset):
         if split is None and max_texts is None:
             return data
-        return Dataset(data.spec, split=split or data.split, max_texts=max_texts or data.max_texts)
+        return Dataset(
+            data.spec,
+            split=split or data.split,
+            max_texts=max_texts or data.max_texts,
+            streaming=data.streaming,
+        )
     return Dataset(data, split=split, max_texts=max_texts)

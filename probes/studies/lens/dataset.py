@@ -79,7 +79,7 @@ def lens_over(
     many = isinstance(lens, (list, tuple))
     lenses = [lens_of(x, model) for x in lens] if many else [lens_of(lens, model, translators)]
     dataset = dataset_of(data, split=split, max_texts=max_texts)
-    n_texts = len(dataset)  # reads the dataset once (torch-free) and fails on a bad line first
+    n_texts = None if dataset.streaming else len(dataset)  # reads it once, failing on a bad line first
     n_rows = model.cfg.n_layers + 1
     compared = None if compare_skip is None else compare_blocks(compare_skip, model.cfg.n_layers)
     sums = [(_Sums(n_rows), _Sums(n_rows) if compared is not None else None) for _ in lenses]
