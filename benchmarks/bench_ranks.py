@@ -3,7 +3,7 @@
 On the bundled model (6 blocks, d_model 192), texts of 127 tokens cut from its held-out Shakespeare
 (`bench_capture_dataset.write_texts`), one thread a rank:
 
-    capture    `probes.capture(model, Dataset(file), hooks="resid_post", out=dir)`: shards + index
+    capture    `probes.capture(model, Dataset(file), hooks="resid_post", out=dir, shard_bytes="4M")`
     lens       `probes.lens_over(model, Dataset(file), n_boot=200)`
 
 Each configuration runs as `torchrun --standalone --nproc-per-node N` of this script's child, which
@@ -31,6 +31,7 @@ from pathlib import Path
 from common import rss
 
 STUDIES = ("capture", "lens")
+SHARD = "4M"  # 400 texts make about 60 shards: a shard is a rank's unit of work
 
 
 def _child(args) -> int:
@@ -52,7 +53,7 @@ def _child(args) -> int:
         distributed.barrier()
         t = time.perf_counter()
         if study == "capture":
-            rows = probes.capture(model, data, hooks="resid_post", out=out / "run").n_rows
+            rows = probes.capture(model, data, hooks="resid_post", out=out / "run", shard_bytes=SHARD).n_rows
         else:
             lens = probes.lens_over(model, data, n_boot=200)
             rows = lens.n_positions

@@ -9,6 +9,7 @@ temporary file.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -125,10 +126,11 @@ def atomic_path(path, force: bool = False) -> Iterator[str]:
     removed, and act at once while the caller writes it.
     """
     p = user_path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     with _Deferred() as deferred:
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+        tmp = None
         try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
             os.close(fd)
             with deferred.lifted():
                 yield tmp
@@ -139,9 +141,44 @@ def atomic_path(path, force: bool = False) -> Iterator[str]:
                 os.replace(tmp, p)
             else:
                 _claim(tmp, p)
+        except Exception as e:
+            failed = write_failure(e, p)
+            if failed is None:
+                raise
+            raise failed from None
         finally:
-            if os.path.exists(tmp):
+            if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
+
+
+class WriteFailed(ProbesError):
+    """A file could not be written (a full disk, a file size limit, a lost mount): what was there is kept."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def write_failure(error: BaseException, path: Path) -> WriteFailed | None:
+    """`error`, raised while writing `path`, as one line, if it is a failed write (an OSError, or
+    safetensors' error wrapping one); None for anything else."""
+    import re
+
+    code = None
+    if isinstance(error, WriteFailed):  # a file inside a staged folder: said again of the folder
+        return WriteFailed(f"{error.reason} writing {str(path)!r}; nothing was replaced", error.reason)
+    if isinstance(error, OSError):
+        code = error.errno
+    elif type(error).__name__ == "SafetensorError" and "I/O error" in str(error):
+        found = re.search(r"os error (\d+)", str(error))
+        code = int(found.group(1)) if found else None
+    else:
+        return None
+    reason = os.strerror(code).lower() if code else (str(error).splitlines() or ["an I/O error"])[0]
+    if code == errno.EFBIG:
+        reason += " (the file size limit, ulimit -f)"
+    reason = reason[:1].lower() + reason[1:]
+    return WriteFailed(f"{reason} writing {str(path)!r}; nothing was replaced", reason)
 
 
 @contextmanager
@@ -183,14 +220,20 @@ def staged_folder(dest: Path, place: Callable[[Path], None]) -> Iterator[Path]:
     import shutil
 
     with _Deferred() as deferred:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        except OSError as e:
+            raise write_failure(e, dest) from None
         try:
             with deferred.lifted():
                 yield tmp
             place(tmp)
-        except BaseException:
+        except BaseException as e:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            failed = write_failure(e, dest) if isinstance(e, Exception) else None
+            if failed is None:
+                raise
+            raise failed from None
 
 
 def swap_folder(tmp: Path, dest: Path, *, force: bool, check_ours: Callable[[Path], None], what: str) -> None:

@@ -32,7 +32,7 @@ from probes.core.prompt import bos_id, token_strings
 from probes.core.runner import runner_for
 from probes.core.windows import Window, batches, windows
 from probes.errors import ProbesError
-from probes.io import atomic_path, owned_folder, parse_size, write_text
+from probes.io import WriteFailed, atomic_path, owned_folder, parse_size, write_text
 from probes.numbers import count
 from probes.progress import progress_of
 from probes.studies.capture import format as capture_format
@@ -196,10 +196,11 @@ def capture_dataset(
                     else:
                         mine.append(entry)
                         _save_ledger(folder, rank, mine)
-                except OSError as e:
+                except (OSError, WriteFailed) as e:
+                    why = e.reason if isinstance(e, WriteFailed) else e.strerror or e
                     raise distributed.own(
                         ProbesError(
-                            f"{folder}: writing {entry['file']} failed ({e.strerror or e}); the index lists "
+                            f"{folder}: writing {entry['file']} failed ({why}); the index lists "
                             f"the {len(index['shards']) + len(mine or [])} finished shards; rerun the same "
                             "command to resume"
                         )
@@ -326,9 +327,10 @@ def _finish(folder: Path, index: dict, made: int, n_rows: int) -> None:
         index.update(shards=shards, complete=True, n_texts=len(index["texts"]), n_rows=n_rows)
         _save_index(folder, index)
         _drop_ledgers(folder)
-    except OSError as e:
+    except (OSError, WriteFailed) as e:
+        why = e.reason if isinstance(e, WriteFailed) else e.strerror or e
         raise ProbesError(
-            f"{folder}: writing {INDEX} failed ({e.strerror or e}); rerun the same command to finish"
+            f"{folder}: writing {INDEX} failed ({why}); rerun the same command to finish"
         ) from None
 
 
