@@ -266,7 +266,7 @@ BAD = [
     (["info", "-m", "{cfg_list}"], ["not a JSON object"]),
     (["info", "-m", "{cfg_null}"], ["not a JSON object"]),
     (["info", "-m", "{cfg_number}"], ["not a JSON object"]),
-    (["info", "-m", "{cfg_nested}"], ["not valid JSON"]),
+    (["info", "-m", "{cfg_nested}"], ["config.json", "nested more than 64 levels"]),
     (["info", "-m", "{cfg_str_layers}"], ["n_layer must be a positive integer"]),
     (["info", "-m", "{cfg_eps_nan}"], ["layer_norm_epsilon"]),
     (["info", "-m", "{missing_tensor}"], ["lack 1 tensor", "h.2.attn.c_attn.weight"]),

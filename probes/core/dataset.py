@@ -12,12 +12,12 @@ The module imports no torch: the CLI checks a dataset before the model loads.
 from __future__ import annotations
 
 import codecs
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from probes.errors import ProbesError
+from probes.jsonread import parse_json
 
 SPLITS = ("lines", "paragraphs")
 TEXT_FIELD = "text"
@@ -210,10 +210,7 @@ class Dataset:
             if not line.strip():
                 continue
             where = f"{self.name}:{no}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DatasetError(f"{where}: not a JSON object ({e.msg}, column {e.colno})") from None
+            row = parse_json(line, where, error=DatasetError)
             if not isinstance(row, dict) or TEXT_FIELD not in row:
                 raise DatasetError(f"{where}: the line has no {TEXT_FIELD!r} field")
             text = row[TEXT_FIELD]

@@ -1,0 +1,161 @@
+"""Hostile files and inputs (issue 28, items 9, 10, 14 and 15): each is one line that names the file, never a
+traceback, a hang or a silently wrong result."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+
+import pytest
+from cli_runner import run_cli
+
+import probes
+from probes.errors import ProbesError
+
+# Hostile JSON, none of it the issue's own examples: each must be one line naming the file.
+DEEP = "[" * 3000 + "]" * 3000  # past Python's recursion limit: RecursionError in json.loads
+DEEP_OBJECT = '{"a": ' * 70 + "1" + "}" * 70  # within Python's limit, past ours
+HUGE_INT = "7" * 4500  # past Python's 4300-digit limit: ValueError in json.loads
+LONG_FLOAT = "0." + "3" * 150  # a number no file of probes' holds
+HOSTILE = {"deep": DEEP, "deep_object": DEEP_OBJECT, "huge_int": HUGE_INT, "long_float": LONG_FLOAT}
+SAID = {
+    "deep": "nested more than 64 levels",
+    "deep_object": "nested more than 64 levels",
+    "huge_int": "number longer than 100 characters",
+    "long_float": "number longer than 100 characters",
+}
+
+
+def _one_line(e: BaseException, *words) -> None:
+    text = str(e)
+    assert "\n" not in text and len(text) < 400, text
+    for w in words:
+        assert w in text, (w, text)
+
+
+def _safetensors(path, header: str, data: bytes = b"") -> None:
+    raw = header.encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+
+
+def _lens_folder(root, config_text: str):
+    d = root / "lens"
+    d.mkdir()
+    (d / "config.json").write_text(config_text)
+    (d / "translators.safetensors").write_bytes(b"")
+    return d
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE))
+def test_every_json_probes_reads_is_one_line_naming_the_file(kind, tiny, tiny_dir, tmp_path):
+    from probes.core.dataset import Dataset, DatasetError
+    from probes.errors import ModelLoadError
+    from probes.report import check_report_dir
+    from probes.studies.capture.read import load_activations
+    from probes.studies.capture.shards import read_index
+    from probes.studies.lens.tuned import TunedLensError, read_config
+
+    bad = HOSTILE[kind]
+    said = SAID[kind]
+
+    # a JSONL dataset line, named by its line
+    data = tmp_path / "texts.jsonl"
+    data.write_text('{"text": "fine"}\n{"text": "also fine", "extra": ' + bad + "}\n")
+    with pytest.raises(DatasetError) as e:
+        Dataset(str(data)).check()
+    _one_line(e.value, "texts.jsonl:2", said)
+
+    # a tuned lens's config.json
+    lens = _lens_folder(tmp_path, '{"format": "probes-tuned-lens", "training": ' + bad + "}")
+    with pytest.raises(TunedLensError) as e:
+        read_config(lens)
+    _one_line(e.value, str(lens / "config.json"), said)
+
+    # a report's manifest, read when --force would replace the folder
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "report.md").write_text("old")
+    (report / ".probes-report.json").write_text('{"files": ' + bad + "}")
+    with pytest.raises(ProbesError) as e:
+        check_report_dir(report, force=True)
+    _one_line(e.value, ".probes-report.json", said)
+    assert (report / "report.md").read_text() == "old"
+
+    # a dataset capture's index.json
+    states = tmp_path / "states"
+    states.mkdir()
+    (states / "index.json").write_text('{"format": "probes.activation_shards/1", "shards": ' + bad + "}")
+    for read in (read_index, load_activations):
+        with pytest.raises(ProbesError) as e:
+            read(states)
+        _one_line(e.value, str(states / "index.json"), said)
+
+    # a capture file's metadata (safetensors metadata values are JSON strings)
+    from safetensors.torch import load_file, save_file
+
+    good = tmp_path / "good.safetensors"
+    probes.capture(tiny, "Hi there").save(good)
+    meta = dict(__import__("safetensors").safe_open(str(good), "pt").metadata())
+    hostile = tmp_path / "meta.safetensors"
+    save_file(load_file(good), hostile, metadata={**meta, "token_strings": bad})
+    with pytest.raises(ProbesError) as e:
+        load_activations(hostile)
+    _one_line(e.value, str(hostile), "token_strings", said)
+
+    # a checkpoint's config.json and its safetensors header (read before safetensors parses it)
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_dir, ckpt)
+    config = json.loads((ckpt / "config.json").read_text())
+    (ckpt / "config.json").write_text(json.dumps(config)[:-1] + ', "extra": ' + bad + "}")
+    with pytest.raises(ModelLoadError) as e:
+        probes.load(str(ckpt))
+    _one_line(e.value, "config.json", said)
+    (ckpt / "config.json").write_text(json.dumps(config))
+    weights = ckpt / "model.safetensors"
+    raw = weights.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    text = json.dumps(header)[:-1] + ', "hostile": ' + bad + "}"
+    _safetensors(weights, text, raw[8 + n :])
+    with pytest.raises(ModelLoadError) as e:
+        probes.load(str(ckpt))
+    _one_line(e.value, str(weights), said)
+
+
+def test_the_reader_limits_size_and_refuses_what_is_not_a_json_file(tmp_path):
+    from probes.jsonread import parse_json, read_json
+
+    big = tmp_path / "big.json"
+    big.write_text("[" + "1," * 600 + "1]")
+    assert len(read_json(big)) == 601
+    with pytest.raises(ProbesError) as e:
+        read_json(big, max_bytes=1000)
+    _one_line(e.value, str(big), "more than 1,000 bytes")
+    with pytest.raises(ProbesError) as e:
+        read_json(tmp_path)
+    _one_line(e.value, str(tmp_path), "a folder")
+    bad = tmp_path / "latin1.json"
+    bad.write_bytes(b'{"a": "caf\xe9"}')
+    with pytest.raises(ProbesError) as e:
+        read_json(bad)
+    _one_line(e.value, str(bad), "not UTF-8")
+    # brackets, braces and digits inside strings are text, not nesting or numbers
+    text = "[{" * 500 + "9" * 500
+    assert parse_json('{"t": "' + text + '\\""}', "x") == {"t": text + '"'}
+    assert parse_json("[" * 64 + "]" * 64, "x") is not None  # the limit itself is read
+    with pytest.raises(ProbesError, match=r"^x: not valid JSON \(.*line 1 column"):
+        parse_json('{"a": [1, 2}', "x")
+
+
+def test_a_hostile_checkpoint_header_is_one_line_in_the_cli(tiny_dir, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_dir, ckpt)
+    weights = ckpt / "model.safetensors"
+    raw = weights.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    _safetensors(weights, raw[8 : 8 + n].decode().rstrip()[:-1] + ', "x": ' + DEEP_OBJECT + "}", raw[8 + n :])
+    r = run_cli("info", "-m", ckpt)
+    errors = [ln for ln in r.stderr.splitlines() if not ln.startswith("loading")]
+    assert r.exit_code == 2 and len(errors) == 1 and "Traceback" not in r.output, r.output
+    assert str(weights) in errors[0] and "nested more than 64" in errors[0]
