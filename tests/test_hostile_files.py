@@ -4,6 +4,7 @@ traceback, a hang or a silently wrong result."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import struct
 
@@ -159,3 +160,62 @@ def test_a_hostile_checkpoint_header_is_one_line_in_the_cli(tiny_dir, tmp_path):
     errors = [ln for ln in r.stderr.splitlines() if not ln.startswith("loading")]
     assert r.exit_code == 2 and len(errors) == 1 and "Traceback" not in r.output, r.output
     assert str(weights) in errors[0] and "nested more than 64" in errors[0]
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"skipped_blocks": [2, 11]}, ["skipped_blocks [2, 11]", "11 is not a block of 4 (0-3)"]),
+        ({"skipped_blocks": [-1]}, ["-1 is not a block of 4"]),
+        ({"skipped_blocks": ["b"]}, ["'b' is not a block of 4"]),
+        ({"skipped_blocks": [True]}, ["True is not a block of 4"]),
+        ({"skipped_blocks": [1, 1]}, ["a block is listed twice"]),
+        ({"skipped_blocks": "1"}, ["'skipped_blocks' is missing or not a list"]),
+        ({"n_layers": "4"}, ["'n_layers' must be a positive integer, got '4'"]),
+        ({"d_model": 0}, ["'d_model' must be a positive integer, got 0"]),
+        ({"training": [1]}, ["'training' is missing or not a dict"]),
+    ],
+)
+def test_a_tuned_lens_config_is_validated_before_use(change, words, tiny, tiny_dir, tmp_path):
+    from probes.cli.common import Target
+    from probes.studies.lens.tuned import TunedLens, TunedLensError, load_tuned_lens
+
+    folder = TunedLens.identity(tiny).save(tmp_path / "lens")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **change}))
+    with pytest.raises(TunedLensError) as e:
+        load_tuned_lens(folder, tiny)
+    _one_line(e.value, str(folder / "config.json"), *words)
+    with pytest.MonkeyPatch.context() as mp:  # the CLI: before the model loads
+        mp.setattr(Target, "load", lambda self: pytest.fail("the model was loaded"))
+        r = run_cli("lens", "-m", tiny_dir, "--prompt", "Hi", "--tuned", folder)
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1 and all(w in r.stderr for w in words), r.output
+
+
+@pytest.mark.parametrize(
+    "shapes",
+    [
+        {"weight": [4, 64, 32], "bias": [4, 64]},  # another width
+        {"weight": [3, 64, 64], "bias": [3, 64]},  # one translator short
+        {"weight": [4, 64, 64]},  # no bias
+        {"weight": [1 << 40, 1 << 40, 1 << 40], "bias": [4, 64]},  # a shape no memory holds
+    ],
+)
+def test_translators_of_the_wrong_shape_are_refused_from_the_header(shapes, tiny, tiny_dir, tmp_path):
+    from probes.cli.common import Target
+    from probes.studies.lens.tuned import TunedLens, TunedLensError, load_tuned_lens
+
+    folder = TunedLens.identity(tiny).save(tmp_path / "lens")
+    header, offset = {}, 0
+    for name, shape in shapes.items():
+        n = 4 * min(math.prod(shape), 64 * 64 * 4)  # (bytes enough for the true shape)
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + n]}
+        offset += n
+    _safetensors(folder / "translators.safetensors", json.dumps(header), b"\0" * offset)
+    with pytest.raises(TunedLensError) as e:
+        load_tuned_lens(folder, tiny)
+    _one_line(e.value, str(folder / "translators.safetensors"), "weight [4, 64, 64], bias [4, 64]")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Target, "load", lambda self: pytest.fail("the model was loaded"))
+        r = run_cli("lens", "-m", tiny_dir, "--prompt", "Hi", "--tuned", folder)
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "translators.safetensors" in r.stderr, r.output
