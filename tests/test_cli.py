@@ -177,7 +177,14 @@ def _checkpoint_variants(tiny_dir, tmp_path):
     figs = tmp_path / "figs"
     figs.mkdir()
     (figs / "norms.png").write_bytes(b"keep me")
+    loop = tmp_path / "loop"
+    loop.symlink_to(tmp_path / "round" / "loop")
+    (tmp_path / "round").symlink_to(tmp_path)  # loop -> round/loop -> loop
+    gone = tmp_path / "gone"
+    gone.symlink_to(tmp_path / "nowhere" / "folder")
     return dict(
+        loop=loop,
+        gone=gone,
         trunc=trunc,
         pickled=pickled,
         empty=empty,
@@ -392,6 +399,18 @@ BAD = [
     (["prune", "--no-eval", "--eval-text", "{tmp}/x.txt"], ["--no-eval", "--eval-text", "ignored"]),
     (["prune", "--sweep", "--no-eval"], ["--sweep", "--no-eval"]),
     (["report", "--out", "{tmp}/r", "--no-eval", "--eval-text", "{tmp}/x.txt"], ["--no-eval", "--eval-text"]),
+    # symlinks that lead nowhere as outputs: one line before any work (#28 item 10)
+    (["capture", "-m", "{tiny}", "--dataset", "{existing}", "--out", "{loop}"], ["--out", "symlink loop"]),
+    (["capture", "-m", "{tiny}", "--dataset", "{existing}", "--out", "{loop}/sub"], ["symlink loop"]),
+    (["capture", "-m", "{tiny}", "--dataset", "{existing}", "--out", "{gone}"], ["symlink to", "missing"]),
+    (["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "{loop}/a.safetensors"], ["symlink loop"]),
+    (["embed", "-m", "{tiny}", "--plot-dir", "{loop}"], ["--plot-dir", "symlink loop"]),
+    (["embed", "-m", "{tiny}", "--plot-dir", "{gone}/figs"], ["--plot-dir", "which is missing"]),
+    (["tuned-lens", "train", "-m", "{tiny}", "--dataset", "{existing}", "--out", "{loop}"], ["symlink loop"]),
+    (["report", "-m", "{tiny}", "--out", "{loop}"], ["--out", "symlink loop"]),
+    (["report", "-m", "{tiny}", "--out", "{gone}/r"], ["--out", "which is missing"]),
+    (["lens", "-m", "{tiny}", "--prompt", "Hi", "--plot", "{loop}/x.png"], ["cannot write", "symlink loop"]),
+    (["prune", "-m", "{tiny}", "--plot", "{gone}/x.png"], ["cannot write", "which is missing"]),
 ]
 if not __import__("torch").cuda.is_available():
     BAD.append((["info", "--device", "cuda"], ["no CUDA GPU"]))

@@ -219,3 +219,93 @@ def test_translators_of_the_wrong_shape_are_refused_from_the_header(shapes, tiny
         mp.setattr(Target, "load", lambda self: pytest.fail("the model was loaded"))
         r = run_cli("lens", "-m", tiny_dir, "--prompt", "Hi", "--tuned", folder)
     assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "translators.safetensors" in r.stderr, r.output
+
+
+@pytest.fixture
+def captured(tiny, tmp_path):
+    data = tmp_path / "texts.txt"
+    data.write_text("Now is the winter\nof our discontent\nmade glorious summer\n")
+    folder = tmp_path / "states"
+    probes.capture(tiny, probes.Dataset(f"FILE:{data}"), out=folder, hooks=["resid_post"])
+    return data, folder
+
+
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (lambda x: x.pop("shapes"), "'shapes' is missing or not a dict"),
+        (lambda x: x.pop("texts"), "'texts' is missing or not a list"),
+        (lambda x: x.update(n_rows="12"), "'n_rows' is missing or not a int"),
+        (lambda x: x["model_source"].pop("sha256"), "'model_source' lacks"),
+        (lambda x: x["shards"][0].pop("windows"), "shard entry 0 lacks"),
+        (lambda x: x["shards"][0].update(file="../texts.txt"), "shard entry 0 lacks"),
+        (lambda x: x["shards"][0]["windows"][0].pop(), "shard entry 0 lacks"),
+        (lambda x: x["texts"][1].pop("windows"), "a text entry lacks"),
+    ],
+)
+def test_an_index_lacking_keys_is_one_line(damage, words, captured, tiny_dir):
+    from probes.cli.common import Target
+    from probes.studies.capture.read import load_activations
+
+    data, folder = captured
+    index = json.loads((folder / "index.json").read_text())
+    damage(index)
+    (folder / "index.json").write_text(json.dumps(index))
+    with pytest.raises(ProbesError) as e:
+        load_activations(folder)
+    _one_line(e.value, str(folder / "index.json"), "damaged capture index", words)
+    with pytest.MonkeyPatch.context() as mp:  # resuming it in the CLI: one line before the model loads
+        mp.setattr(Target, "load", lambda self: pytest.fail("the model was loaded"))
+        r = run_cli("capture", "-m", tiny_dir, "--dataset", data, "--out", folder, "--hooks", "resid_post")
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1 and words in r.stderr, r.output
+
+
+def test_an_index_that_is_a_folder_is_one_line_and_never_removed(captured, tiny, tiny_dir):
+    from probes.studies.capture.read import load_activations
+
+    data, folder = captured
+    (folder / "index.json").unlink()
+    (folder / "index.json").mkdir()
+    (folder / "index.json" / "notes.txt").write_text("mine")
+    with pytest.raises(ProbesError) as e:
+        load_activations(folder)
+    _one_line(e.value, str(folder / "index.json"), "a folder")
+    for force in (False, True):
+        with pytest.raises(ProbesError) as e:
+            probes.capture(
+                tiny, probes.Dataset(f"FILE:{data}"), out=folder, hooks=["resid_post"], force=force
+            )
+        _one_line(e.value, str(folder / "index.json"), "is a folder")
+        extra = ["--force"] if force else []
+        r = run_cli("capture", "-m", tiny_dir, "--dataset", data, "--out", folder, *extra)
+        assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "is a folder" in r.stderr, r.output
+    assert (folder / "index.json" / "notes.txt").read_text() == "mine"
+
+
+def test_output_paths_through_symlinks_that_lead_nowhere_are_one_line(tiny, tmp_path):
+    from probes.io import check_dir, check_output
+    from probes.studies.lens.tuned import TunedLens
+
+    loop = tmp_path / "a"
+    loop.symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    gone = tmp_path / "gone"
+    gone.symlink_to(tmp_path / "no" / "where")
+    cases = [(loop, "is a symlink loop"), (loop / "deeper", "is a symlink loop")]
+    cases += [(gone, "which is missing"), (gone / "x", "which is missing")]
+    for out, said in cases:
+        for write in (
+            lambda out: check_dir(out, "out"),
+            lambda out: TunedLens.identity(tiny).save(out),
+            lambda out: probes.capture(tiny, ["one text"], out=out),
+        ):
+            with pytest.raises(ProbesError) as e:
+                write(out)
+            _one_line(e.value, f"out={str(out)!r}", said)
+    with pytest.raises(ProbesError) as e:
+        check_output(loop / "file.safetensors")
+    _one_line(e.value, "cannot write", "is a symlink loop")
+    with pytest.raises(ProbesError) as e:
+        probes.capture(tiny, "Hi").save(gone / "file.safetensors")
+    _one_line(e.value, "cannot write", f"{str(gone)!r} is a symlink to", "which is missing")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "gone"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from probes.core.sampling import REPORT_SAMPLING, SamplingConfig
 from probes.errors import ProbesError
-from probes.io import check_dir, save_figure, staged_folder, swap_folder, user_path, write_text
+from probes.io import check_dir, check_links, save_figure, staged_folder, swap_folder, user_path, write_text
 from probes.jsonread import read_json
 
 # REPORT_SAMPLING (60 tokens, 2 samples per setting, SamplingConfig's seed) lives beside the other
@@ -35,7 +35,9 @@ def check_report_dir(out, force: bool) -> Path:
     `force` replaces only a folder that is recognisably a report of ours: its manifest lists
     exactly the files in it. Anything else in it (notes, `src/`, `.git/`) and it is refused.
     """
-    p = user_path(out).resolve()
+    p = user_path(out)
+    check_links(p, "out")  # before resolve(), which a loop makes raise
+    p = p.resolve()
     if p.exists() and not p.is_dir():
         raise ProbesError(f"--out {str(p)!r} is a file; give a folder")
     protected = {Path.cwd().resolve(), Path.home().resolve(), Path(p.anchor)} | set(
