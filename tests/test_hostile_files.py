@@ -309,3 +309,64 @@ def test_output_paths_through_symlinks_that_lead_nowhere_are_one_line(tiny, tmp_
         probes.capture(tiny, "Hi").save(gone / "file.safetensors")
     _one_line(e.value, "cannot write", f"{str(gone)!r} is a symlink to", "which is missing")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "gone"]
+
+
+@pytest.mark.parametrize(
+    "line, said",
+    [
+        ('{"text": "half a pair \\udc80 here"}', "U+DC80 at character 13"),
+        ('{"text": "ends high \\udbff"}', "U+DBFF at character 11"),
+        ('{"text": "\\ude00 first"}', "U+DE00 at character 1"),
+    ],
+)
+def test_a_text_holding_a_lone_surrogate_is_refused_by_check_with_its_line(line, said, tiny_dir, tmp_path):
+    from probes.cli.common import Target
+    from probes.core.dataset import Dataset, DatasetError
+
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"text": "fine \\ud83d\\ude00 (a pair is one character)"}\n' + line + "\n")
+    with pytest.raises(DatasetError) as e:
+        Dataset(str(data)).check()
+    _one_line(e.value, "data.jsonl:2", "lone surrogate", said)
+    with pytest.raises(DatasetError, match="text 1: the text holds a lone surrogate"):
+        Dataset(["fine", json.loads(line)["text"]]).check()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Target, "load", lambda self: pytest.fail("the model was loaded"))
+        for args in (["lens", "--dataset", data], ["capture", "--dataset", data, "--out", tmp_path / "s"]):
+            r = run_cli(*args, "-m", tiny_dir)
+            assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "data.jsonl:2" in r.stderr, r.output
+
+
+def _probes(args, env, **kw):
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-c", "from probes.cli.app import entry; entry()", *args]
+    return subprocess.run(cmd, capture_output=True, env={**os.environ, **env}, timeout=300, **kw)
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_json_output_is_valid_json_whatever_stdout_encodes(encoding, tiny_dir):
+    prompt = "Ωmega naïve 東京"
+    r = _probes(
+        ["next-token", "-m", str(tiny_dir), "--prompt", prompt, "--json"], {"PYTHONIOENCODING": encoding}
+    )
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode(encoding)  # what the stream wrote is in its own encoding
+    assert json.loads(out)["prompt"] == prompt
+
+
+def test_utf8_arguments_are_text_under_the_c_locale(tiny_dir):
+    c_locale = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    prompt = "Ωmega naïve 東京"
+    r = _probes(["next-token", "-m", str(tiny_dir), "--prompt", prompt, "--json"], c_locale)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.decode("ascii"))["prompt"] == prompt
+    r = _probes(["embed", "-m", str(tiny_dir), "--common", "café,naïve", "--rare", "dog", "--json"], c_locale)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.decode("ascii"))["groups"]["common"] == ["café", "naïve"]
+    # bytes that are not UTF-8 either: still one line
+    r = _probes([b"next-token", b"-m", str(tiny_dir).encode(), b"--prompt", b"caf\xe9"], c_locale)
+    errors = [ln for ln in r.stderr.decode().splitlines() if ln.startswith("error:")]
+    assert r.returncode == 2 and len(errors) == 1 and "not UTF-8" in errors[0], r.stderr

@@ -27,6 +27,19 @@ class DatasetError(ProbesError):
     """A dataset that cannot be read: it names the file and the line."""
 
 
+def _check_unicode(where: str, text: str) -> None:
+    """Refuse a text holding a lone surrogate (JSON's `"\\ud800"`): a str, but not Unicode text, so no
+    tokenizer reads it."""
+    if isinstance(text, str) and not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise DatasetError(
+                f"{where}: the text holds a lone surrogate (U+{ord(text[e.start]):04X} at character "
+                f"{e.start + 1}), which is not Unicode text"
+            ) from None
+
+
 def check_context(n_ctx: int, *, bos: bool = True, score: bool = True) -> None:
     """Refuse a context too small to cut texts into windows, checked from config.json before a load.
 
@@ -159,6 +172,7 @@ class Dataset:
         for i, (where, text) in enumerate(raw):
             if self.max_texts is not None and i >= self.max_texts:
                 return
+            _check_unicode(where, text)
             yield Text(i, where, text)
 
     # Each reader yields (where, text) in order.
