@@ -370,3 +370,19 @@ def test_utf8_arguments_are_text_under_the_c_locale(tiny_dir):
     r = _probes([b"next-token", b"-m", str(tiny_dir).encode(), b"--prompt", b"caf\xe9"], c_locale)
     errors = [ln for ln in r.stderr.decode().splitlines() if ln.startswith("error:")]
     assert r.returncode == 2 and len(errors) == 1 and "not UTF-8" in errors[0], r.stderr
+
+
+def test_a_shards_token_strings_nested_too_deep_are_one_line(captured):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from probes.studies.capture.read import load_activations
+
+    _, folder = captured
+    shard = folder / "shard-00000.safetensors"
+    meta = dict(safe_open(str(shard), "pt").metadata())
+    save_file(load_file(shard), shard, metadata={**meta, "str_tokens": DEEP_OBJECT})
+    acts = load_activations(folder)  # the index is fine: nothing is read from the shard yet
+    with pytest.raises(ProbesError) as e:
+        acts[0]
+    _one_line(e.value, str(shard), "str_tokens", "nested more than 64")
