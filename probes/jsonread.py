@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,14 @@ def read_json(
     line that names the file (or `where`, when the caller names it otherwise)."""
     path = Path(path)
     where = where or str(path)
-    if path.is_dir():
-        raise error(f"{where}: a folder where a JSON file belongs")
     try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise error(f"{where}: a folder where a JSON file belongs")
+        if not stat.S_ISREG(mode):  # a FIFO would block for good, /dev/zero never end
+            raise error(f"{where}: not a regular file (a pipe or a device?); give a JSON file")
         with open(path, "rb") as fh:
-            raw = fh.read(max_bytes + 1)  # never more than the limit, whatever stat says (a FIFO, /dev/zero)
+            raw = fh.read(max_bytes + 1)  # never more than the limit, whatever stat said
     except OSError as e:
         raise error(f"{where}: cannot read it ({e.strerror or e})") from None
     if len(raw) > max_bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import struct
 
@@ -136,6 +137,17 @@ def test_the_reader_limits_size_and_refuses_what_is_not_a_json_file(tmp_path):
     with pytest.raises(ProbesError) as e:
         read_json(tmp_path)
     _one_line(e.value, str(tmp_path), "a folder")
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)  # no writer: reading it would block for good
+    with pytest.raises(ProbesError) as e:
+        read_json(fifo)
+    _one_line(e.value, str(fifo), "not a regular file")
+    with pytest.raises(ProbesError) as e:
+        read_json("/dev/zero")
+    _one_line(e.value, "/dev/zero", "not a regular file")
+    with pytest.raises(ProbesError) as e:
+        read_json(tmp_path / "missing.json")
+    _one_line(e.value, "missing.json", "cannot read it")
     bad = tmp_path / "latin1.json"
     bad.write_bytes(b'{"a": "caf\xe9"}')
     with pytest.raises(ProbesError) as e:
