@@ -185,7 +185,7 @@ def test_a_hostile_checkpoint_header_is_one_line_in_the_cli(tiny_dir, tmp_path):
         ({"skipped_blocks": "1"}, ["'skipped_blocks' is missing or not a list"]),
         ({"n_layers": "4"}, ["'n_layers' must be a positive integer, got '4'"]),
         ({"d_model": 0}, ["'d_model' must be a positive integer, got 0"]),
-        ({"training": [1]}, ["'training' is missing or not a dict"]),
+        ({"training": [1]}, ["'training' is not a record"]),
     ],
 )
 def test_a_tuned_lens_config_is_validated_before_use(change, words, tiny, tiny_dir, tmp_path):

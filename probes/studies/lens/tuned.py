@@ -268,9 +268,11 @@ def read_config(path) -> dict:
         raise TunedLensError(
             f"{where}: tuned lens version {config.get('version')!r}; this probes reads {VERSION}"
         )
-    for key, kind in (("model_sha256", str), ("skipped_blocks", list), ("training", dict)):
-        if not isinstance(config.get(key, {} if key == "training" else None), kind):
+    for key, kind in (("model_sha256", str), ("skipped_blocks", list)):
+        if not isinstance(config.get(key), kind):
             raise TunedLensError(f"{where}: {key!r} is missing or not a {kind.__name__}")
+    if not isinstance(config.get("training", {}), dict):  # an untrained lens has no record
+        raise TunedLensError(f"{where}: 'training' is not a record (a JSON object)")
     for key in ("n_layers", "d_model"):
         v = config.get(key)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
