@@ -22,7 +22,7 @@ _EXPORTS = {
     "skip": "probes.core.skip",
     "skipped_blocks": "probes.core.skip",
     "attached": "probes.core.hooks",
-    "hook_count": "probes.core.hooks",
+    "hook_count": "probes.core.state",
     "use_fast_path": "probes.core.state",
     "SamplingConfig": "probes.core.sampling",
     "generate": "probes.core.generate",

@@ -63,6 +63,24 @@ def user_path(path) -> Path:
     return Path(text).expanduser()
 
 
+def check_links(path: Path, param: str | None = None, *, itself: bool = True) -> None:
+    """Raise if `path` (unless not `itself`) or a folder above it is a symlink that leads nowhere: a loop,
+    or a link to something missing. Writing there fails only after the work (in `mkdir`, or as
+    'File exists'), so it is checked first."""
+    for q in (path, *path.parents) if itself else path.parents:
+        if os.path.islink(q):
+            try:
+                os.stat(q)
+            except OSError as e:
+                said = f"{param}={str(path)!r}" if param else f"cannot write {str(path)!r}"
+                why = (
+                    "a symlink loop"
+                    if e.errno == errno.ELOOP
+                    else f"a symlink to {os.readlink(q)!r}, which is missing"
+                )
+                raise ProbesError(f"{said}: {str(q)!r} is {why}") from None
+
+
 def _taken(path: Path) -> bool:
     return path.exists() or path.is_symlink()  # a dangling symlink still holds the name
 
@@ -71,6 +89,7 @@ def check_output(path, force: bool = False) -> Path:
     """The expanded `path`, if it can be written as a new or (force) replaced file; checked before any
     work."""
     path = user_path(path)
+    check_links(path, itself=False)  # a dangling link as the file itself holds the name: see _taken
     if path.is_dir():
         raise ProbesError(f"{str(path)!r} is a directory; give a file name")
     if _taken(path) and not force:
@@ -96,6 +115,7 @@ def check_dir(path, param: str | None = None) -> Path:
     """Fail early unless `path` is (or can be created as) a folder we can write files into; `param` names
     the parameter (the CLI shows its flag; see `probes.errors.as_flags`)."""
     path = user_path(path)
+    check_links(path, param)
     if path.exists() and not path.is_dir():
         raise ProbesError(f"{param + '=' if param else ''}{str(path)!r} is a file; give a folder")
     probe = path

@@ -297,6 +297,14 @@ def broken(tiny_dir, tmp_path_factory):
         w["h.0.surprise.weight"] = w[next(k for k in w if k.endswith("ln_f.weight"))].clone()
         return w
 
+    variant("cfg_long_number", json.dumps(cfg)[:-1] + ', "initializer_range": 0.' + "2" * 300 + "}")
+    variant("header_nested")  # the weights' safetensors header nested past the JSON reader's limit
+    weights = out["header_nested"] / "model.safetensors"
+    raw = weights.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = raw[8 : 8 + n].decode().rstrip()[:-1] + ', "x": ' + "[" * 500 + "]" * 500 + "}"
+    weights.write_bytes(len(header).to_bytes(8, "little") + header.encode() + raw[8 + n :])
+
     variant("missing_tensor", tensors=drop)
     variant("nan_weights", tensors=poison)
     variant("extra_tensor", tensors=extra)

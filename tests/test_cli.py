@@ -177,7 +177,56 @@ def _checkpoint_variants(tiny_dir, tmp_path):
     figs = tmp_path / "figs"
     figs.mkdir()
     (figs / "norms.png").write_bytes(b"keep me")
+    loop = tmp_path / "loop"
+    loop.symlink_to(tmp_path / "round" / "loop")
+    (tmp_path / "round").symlink_to(tmp_path)  # loop -> round/loop -> loop
+    gone = tmp_path / "gone"
+    gone.symlink_to(tmp_path / "nowhere" / "folder")
+    # hostile JSON and text (#28 items 9, 10, 14, 15)
+    files = {
+        "deep_jsonl": '{"text": "fine"}\n{"text": "ok", "x": ' + "[" * 900 + "]" * 900 + "}\n",
+        "long_jsonl": '{"text": "ok", "n": 1' + "0" * 5000 + "}\n",
+        "surrogate_jsonl": '{"text": "fine"}\n{"text": "half \\udfff pair"}\n',
+    }
+    for name, text in files.items():
+        (tmp_path / f"{name}.jsonl").write_text(text)
+    lenses = {
+        "lens_block": {"skipped_blocks": [6]},
+        "lens_word": {"skipped_blocks": ["x"]},
+        "lens_size": {"n_layers": -4},
+        "lens_deep": None,
+    }
+    for name, change in lenses.items():
+        d = tmp_path / name
+        d.mkdir()
+        config = {"format": "probes-tuned-lens", "version": 1, "model_sha256": "0" * 16, "n_layers": 4}
+        config.update({"d_model": 64, "skipped_blocks": [], "training": {}, **(change or {})})
+        text = json.dumps(config) if change else '{"format": ' + "{" * 80 + "}" * 80 + "}"
+        (d / "config.json").write_text(text)
+        (d / "translators.safetensors").write_bytes(b"")
+    index_dir = tmp_path / "index_dir"
+    (index_dir / "index.json").mkdir(parents=True)
+    index_keys = tmp_path / "index_keys"
+    index_keys.mkdir()
+    (index_keys / "index.json").write_text('{"format": "probes.activation_shards/1", "complete": true}')
+    index_deep = tmp_path / "index_deep"
+    index_deep.mkdir()
+    (index_deep / "index.json").write_text(
+        '{"format": "probes.activation_shards/1", "x": ' + "[" * 70 + "]" * 70 + "}"
+    )
+    report_deep = tmp_path / "report_deep"
+    report_deep.mkdir()
+    (report_deep / "report.md").write_text("old")
+    (report_deep / ".probes-report.json").write_text('{"files": ' + "[" * 99 + "]" * 99 + "}")
     return dict(
+        **{name: tmp_path / f"{name}.jsonl" for name in files},
+        **{name: tmp_path / name for name in lenses},
+        index_dir=index_dir,
+        index_keys=index_keys,
+        index_deep=index_deep,
+        report_deep=report_deep,
+        loop=loop,
+        gone=gone,
         trunc=trunc,
         pickled=pickled,
         empty=empty,
@@ -266,7 +315,7 @@ BAD = [
     (["info", "-m", "{cfg_list}"], ["not a JSON object"]),
     (["info", "-m", "{cfg_null}"], ["not a JSON object"]),
     (["info", "-m", "{cfg_number}"], ["not a JSON object"]),
-    (["info", "-m", "{cfg_nested}"], ["not valid JSON"]),
+    (["info", "-m", "{cfg_nested}"], ["config.json", "nested more than 64 levels"]),
     (["info", "-m", "{cfg_str_layers}"], ["n_layer must be a positive integer"]),
     (["info", "-m", "{cfg_eps_nan}"], ["layer_norm_epsilon"]),
     (["info", "-m", "{missing_tensor}"], ["lack 1 tensor", "h.2.attn.c_attn.weight"]),
@@ -392,6 +441,97 @@ BAD = [
     (["prune", "--no-eval", "--eval-text", "{tmp}/x.txt"], ["--no-eval", "--eval-text", "ignored"]),
     (["prune", "--sweep", "--no-eval"], ["--sweep", "--no-eval"]),
     (["report", "--out", "{tmp}/r", "--no-eval", "--eval-text", "{tmp}/x.txt"], ["--no-eval", "--eval-text"]),
+    # symlinks that lead nowhere as outputs: one line before any work (#28 item 10)
+    (["capture", "-m", "{tiny}", "--dataset", "{existing}", "--out", "{loop}"], ["--out", "symlink loop"]),
+    (["capture", "-m", "{tiny}", "--dataset", "{existing}", "--out", "{loop}/sub"], ["symlink loop"]),
+    (["capture", "-m", "{tiny}", "--dataset", "{existing}", "--out", "{gone}"], ["symlink to", "missing"]),
+    (["capture", "-m", "{tiny}", "--prompt", "Hi", "--out", "{loop}/a.safetensors"], ["symlink loop"]),
+    (["embed", "-m", "{tiny}", "--plot-dir", "{loop}"], ["--plot-dir", "symlink loop"]),
+    (["embed", "-m", "{tiny}", "--plot-dir", "{gone}/figs"], ["--plot-dir", "which is missing"]),
+    (["tuned-lens", "train", "-m", "{tiny}", "--dataset", "{existing}", "--out", "{loop}"], ["symlink loop"]),
+    (["report", "-m", "{tiny}", "--out", "{loop}"], ["--out", "symlink loop"]),
+    (["report", "-m", "{tiny}", "--out", "{gone}/r"], ["--out", "which is missing"]),
+    (["lens", "-m", "{tiny}", "--prompt", "Hi", "--plot", "{loop}/x.png"], ["cannot write", "symlink loop"]),
+    (["prune", "-m", "{tiny}", "--plot", "{gone}/x.png"], ["cannot write", "which is missing"]),
+    # hostile JSON: one line naming the file (#28 item 9)
+    (["info", "-m", "{cfg_long_number}"], ["config.json", "number longer than 100 characters"]),
+    (["info", "-m", "{header_nested}"], ["model.safetensors: its header", "nested more than 64"]),
+    (["generate", "-m", "{header_nested}", "--prompt", "Hi"], ["its header", "nested more than 64"]),
+    (["lens", "-m", "{tiny}", "--dataset", "{deep_jsonl}"], ["deep_jsonl.jsonl:2", "nested more than 64"]),
+    (["prune", "-m", "{tiny}", "--dataset", "{long_jsonl}"], ["long_jsonl.jsonl:1", "number longer than"]),
+    (
+        ["tuned-lens", "train", "-m", "{tiny}", "--dataset", "{deep_jsonl}", "--out", "{tmp}/lens"],
+        ["deep_jsonl.jsonl:2", "nested"],
+    ),
+    (
+        ["capture", "-m", "{tiny}", "--dataset", "{long_jsonl}", "--out", "{tmp}/states"],
+        ["long_jsonl.jsonl:1", "number longer than"],
+    ),
+    (["generate", "-m", "{tiny}", "--prompts", "{deep_jsonl}"], ["deep_jsonl.jsonl:2", "nested"]),
+    (
+        ["lens", "-m", "{tiny}", "--prompt", "Hi", "--tuned", "{lens_deep}"],
+        ["config.json", "nested more than"],
+    ),
+    (
+        ["capture", "-m", "{tiny}", "--dataset", "{existing}", "--out", "{index_deep}"],
+        ["index.json", "nested"],
+    ),
+    (["report", "-m", "{tiny}", "--out", "{report_deep}", "--force"], [".probes-report.json", "nested"]),
+    # a capture folder whose index is not an index (#28 item 10)
+    (
+        ["capture", "-m", "{tiny}", "--dataset", "{existing}", "--out", "{index_dir}"],
+        ["index.json is a folder"],
+    ),
+    (
+        ["capture", "-m", "{tiny}", "--dataset", "{existing}", "--out", "{index_dir}", "--force"],
+        ["index.json is a folder", "even with --force"],
+    ),
+    (
+        ["capture", "-m", "{tiny}", "--dataset", "{existing}", "--out", "{index_keys}"],
+        ["index.json", "damaged capture index", "'settings' is missing"],
+    ),
+    # a tuned lens file that does not fit (#28 item 14), before the model loads
+    (["lens", "-m", "{tiny}", "--prompt", "Hi", "--tuned", "{lens_block}"], ["6 is not a block of 4 (0-3)"]),
+    (["lens", "-m", "{tiny}", "--prompt", "Hi", "--tuned", "{lens_word}"], ["'x' is not a block of 4"]),
+    (["lens", "-m", "{tiny}", "--prompt", "Hi", "--tuned", "{lens_size}"], ["'n_layers' must be a positive"]),
+    (["lens", "-m", "{tiny}", "--dataset", "{existing}", "--tuned", "{lens_block}"], ["skipped_blocks [6]"]),
+    # text that is not text (#28 item 15)
+    (["lens", "-m", "{tiny}", "--dataset", "{surrogate_jsonl}"], ["surrogate_jsonl.jsonl:2", "U+DFFF"]),
+    (
+        ["capture", "-m", "{tiny}", "--dataset", "{surrogate_jsonl}", "--out", "{tmp}/states"],
+        ["surrogate_jsonl.jsonl:2", "lone surrogate"],
+    ),
+    (
+        ["prune", "-m", "{tiny}", "--dataset", "{surrogate_jsonl}"],
+        ["surrogate_jsonl.jsonl:2", "lone surrogate"],
+    ),
+    (["embed", "-m", "{tiny}", "--common", "dog,caf\udce9"], ["common list", "not UTF-8"]),
+    # sizes that are not finite or too big (#28 item 12)
+    (
+        ["capture", "--dataset", "{existing}", "--out", "{tmp}/states", "--shard-size", "Infinity"],
+        ["--shard-size 'Infinity'", "out of range"],
+    ),
+    (
+        ["capture", "--dataset", "{existing}", "--out", "{tmp}/states", "--shard-size", "3e500M"],
+        ["--shard-size", "out of range"],
+    ),
+    (["capture", "--prompt", "Hi", "--out", "{tmp}/m.safetensors", "--max-bytes", "-inf"], ["--max-bytes"]),
+    (["capture", "--prompt", "Hi", "--out", "{tmp}/m.safetensors", "--max-bytes", "nan"], ["not a number"]),
+    # a full hook name that does not fit the checkpoint, before loading (#28 item 19)
+    (
+        [
+            "capture",
+            "-m",
+            "{tiny}",
+            "--prompt",
+            "Hi",
+            "--out",
+            "{tmp}/h.safetensors",
+            "--hooks",
+            "blocks.4.hook_q",
+        ],
+        ["blocks.4.hook_q", "4 blocks (0-3)"],
+    ),
 ]
 if not __import__("torch").cuda.is_available():
     BAD.append((["info", "--device", "cuda"], ["no CUDA GPU"]))

@@ -52,7 +52,7 @@ def test_max_texts_stops_early(tmp_path):
     [
         ("empty.txt", "\n\n  \n", "holds no texts"),
         ("bad.jsonl", '{"text": "ok"}\n{"body": "no text"}\n', ":2: the line has no 'text' field"),
-        ("bad2.jsonl", '{"text": "ok"}\n\n{"text": \n', ":3: not a JSON object .*column 10"),
+        ("bad2.jsonl", '{"text": "ok"}\n\n{"text": \n', ":3: not valid JSON .*column 10"),
         ("bad3.jsonl", '{"text": ""}\n', ":1: 'text' must be a non-empty string"),
         ("latin1.txt", b"ok\ncaf\xe9\n", ":2: not UTF-8 text .*byte 4 of the line"),
     ],

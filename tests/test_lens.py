@@ -13,8 +13,9 @@ from cli_runner import run_cli
 
 import probes
 import probes.cli.app
-from probes.core.hooks import attached, hook_count
+from probes.core.hooks import attached
 from probes.core.prompt import encode
+from probes.core.state import hook_count
 from probes.errors import SpecError
 from probes.studies.lens.generation import generation_lens
 from probes.studies.lens.logit import emergence_rows, logit_lens, row_hooks

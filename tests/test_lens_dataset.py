@@ -234,7 +234,7 @@ def test_cli_dataset_json_and_plot(tiny_dir, tmp_path):
         ("", ["holds no texts"]),
         ("\n\n  \n", ["holds no texts"]),
         ('{"text": "fine"}\n{"txt": "oops"}\n', ["data.jsonl:2", "'text'"]),
-        ('{"text": "fine"}\nnot json\n', ["data.jsonl:2", "not a JSON object"]),
+        ('{"text": "fine"}\nnot json\n', ["data.jsonl:2", "not valid JSON"]),
         (b'{"text": "ok"}\n\xff\xfe\n', ["data.jsonl:2: not UTF-8"]),
     ],
 )

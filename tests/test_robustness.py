@@ -10,8 +10,9 @@ import torch
 from cli_runner import run_cli
 
 import probes
-from probes.core.hooks import attached, hook_count
+from probes.core.hooks import attached
 from probes.core.skip import skipped_blocks
+from probes.core.state import hook_count
 
 
 class Injected(Exception):

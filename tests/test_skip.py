@@ -7,8 +7,9 @@ import torch
 from reference import manual_greedy, manual_logits
 
 import probes
-from probes.core.hooks import attached, hook_count
+from probes.core.hooks import attached
 from probes.core.skip import skipped_blocks
+from probes.core.state import hook_count
 
 
 def test_skipped_block_passes_stream_unchanged_and_is_not_computed(tiny):
@@ -102,3 +103,20 @@ def test_reentering_the_same_skip_object_is_refused(tiny):
                 pass
         assert skipped_blocks(tiny) == [1, 3]
     assert skipped_blocks(tiny) == []
+
+
+def test_hook_count_counts_only_what_was_attached_after_loading(tiny_dir):
+    from probes.core.hooks import hook_keys
+
+    m = probes.load(str(tiny_dir))
+    assert m.cfg.n_layers == 4
+    assert len(hook_keys(m)) > 0 and hook_count(m) == 0  # the bridge's own hooks are the baseline
+    noop = lambda t, hook: None  # noqa: E731
+    with attached(
+        m, [("blocks.1.hook_resid_post", noop), ("blocks.2.hook_mlp_out", noop), ("hook_embed", noop)]
+    ):
+        assert hook_count(m) == 3
+        with probes.skip(m, "0,3"):
+            assert hook_count(m) == 5  # a skipped block is a forward override: counted
+        assert hook_count(m) == 3
+    assert hook_count(m) == 0 and probes.hook_count is hook_count

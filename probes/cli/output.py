@@ -80,9 +80,24 @@ def show_warning(message, category, filename, lineno, file=None, line=None):
 def emit(data: dict, as_json: bool, render: Callable[[dict], str]) -> None:
     """Print `data` as JSON (alone on stdout) or as the human text `render(data)`."""
     if as_json:
-        print(json.dumps(_clean(data), ensure_ascii=False, indent=1))
+        print(json.dumps(_clean(data), ensure_ascii=not _writes_unicode(sys.stdout), indent=1))
     else:
         print(render(data))
+
+
+def _writes_unicode(stream) -> bool:
+    """Whether `stream` encodes every character (UTF-8, -16, -32). Otherwise (PYTHONIOENCODING=ascii, a
+    Latin-1 terminal) JSON is written with `\\u` escapes: a character the stream would replace or escape
+    itself (`\\xe9`) would make the output invalid JSON."""
+    import codecs
+
+    encoding = getattr(stream, "encoding", None)
+    if encoding is None:  # a stream of str, not bytes (io.StringIO): it holds any character
+        return True
+    try:
+        return codecs.lookup(encoding).name.startswith("utf")
+    except LookupError:
+        return False
 
 
 def table(rows: list[list[Any]], header: list[str] | None = None, align: str | None = None) -> str:

@@ -10,10 +10,10 @@ the tensors against the model transformers builds from that config on the meta d
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from probes.errors import ModelLoadError
+from probes.jsonread import parse_json, read_json
 
 # The config keys of each size, by the names architectures give them (first found wins).
 SIZE_KEYS = {
@@ -41,10 +41,7 @@ def read_config(path) -> dict:
     cfg_file = Path(path) / "config.json"
     if not cfg_file.is_file():
         raise ModelLoadError(f"{path}: not a checkpoint directory (no config.json)")
-    try:
-        config = json.loads(cfg_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as e:
-        raise ModelLoadError(f"{path}/config.json is not valid JSON ({str(e)[:120]})") from None
+    config = read_json(cfg_file, max_bytes=16 << 20, error=ModelLoadError, where=f"{path}/config.json")
     if not isinstance(config, dict):
         raise ModelLoadError(
             f"{path}/config.json holds {type(config).__name__}, not a JSON object of settings"
@@ -225,10 +222,17 @@ def safetensors_shapes(f: Path) -> dict[str, tuple]:
 
     try:
         with open(f, "rb") as fh:
+            # The header is JSON: its length is checked before anything parses it (safetensors too,
+            # since every weights file is read here before transformers opens it).
             (n,) = struct.unpack("<Q", fh.read(8))
             if n > 100 << 20:
                 raise ValueError(f"a header of {n} bytes")
-            header = json.loads(fh.read(n))
+            raw = fh.read(n)
+            if len(raw) < n:
+                raise ValueError(f"a header of {n} bytes, {len(raw)} in the file")
+            header = parse_json(raw, f"{f}: its header", error=ModelLoadError)
+            if not isinstance(header, dict):
+                raise ValueError(f"a header that holds {type(header).__name__}, not an object")
         size = f.stat().st_size
         shapes, end = {}, 8 + n
         for name, info in header.items():

@@ -12,12 +12,12 @@ The module imports no torch: the CLI checks a dataset before the model loads.
 from __future__ import annotations
 
 import codecs
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from probes.errors import ProbesError
+from probes.jsonread import parse_json
 
 SPLITS = ("lines", "paragraphs")
 TEXT_FIELD = "text"
@@ -25,6 +25,19 @@ TEXT_FIELD = "text"
 
 class DatasetError(ProbesError):
     """A dataset that cannot be read: it names the file and the line."""
+
+
+def _check_unicode(where: str, text: str) -> None:
+    """Refuse a text holding a lone surrogate (JSON's `"\\ud800"`): a str, but not Unicode text, so no
+    tokenizer reads it."""
+    if isinstance(text, str) and not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise DatasetError(
+                f"{where}: the text holds a lone surrogate (U+{ord(text[e.start]):04X} at character "
+                f"{e.start + 1}), which is not Unicode text"
+            ) from None
 
 
 def check_context(n_ctx: int, *, bos: bool = True, score: bool = True) -> None:
@@ -177,6 +190,7 @@ class Dataset:
         for i, (where, text) in enumerate(raw):
             if self.max_texts is not None and i >= self.max_texts:
                 return
+            _check_unicode(where, text)
             yield Text(i, where, text)
 
     # Each reader yields (where, text) in order.
@@ -228,10 +242,7 @@ class Dataset:
             if not line.strip():
                 continue
             where = f"{self.name}:{no}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DatasetError(f"{where}: not a JSON object ({e.msg}, column {e.colno})") from None
+            row = parse_json(line, where, error=DatasetError)
             if not isinstance(row, dict) or TEXT_FIELD not in row:
                 raise DatasetError(f"{where}: the line has no {TEXT_FIELD!r} field")
             text = row[TEXT_FIELD]

@@ -204,8 +204,3 @@ def hook_keys(model) -> frozenset:
         if "forward" in m.__dict__:
             keys.add((name, "forward", id(m.__dict__["forward"])))
     return frozenset(keys)
-
-
-def hook_count(model) -> int:
-    """How many hooks (and `forward` overrides, i.e. skipped blocks) the model carries now."""
-    return len(hook_keys(model))

@@ -4,6 +4,7 @@ model."""
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 
 from probes.errors import ProbesError, SpecError
@@ -50,14 +51,25 @@ def read_prompt(text: str | None) -> str:
             raise ProbesError(
                 f"cannot read prompt file {str(path)!r}: {getattr(e, 'strerror', None) or e}"
             ) from None
+    return as_text(text, "the prompt", "give it as UTF-8 or with FILE:path")
+
+
+def as_text(text: str, what: str, hint: str = "give it as UTF-8") -> str:
+    """`text` as Unicode, or a ProbesError saying that `what` is not text.
+
+    Bytes that Python could not decode from the command line arrive as lone surrogates
+    (`surrogateescape`). Under the C locale without UTF-8 mode that is every UTF-8 character, so
+    they are read again as UTF-8; only bytes that are not UTF-8 either are refused.
+    """
     try:
         text.encode("utf-8")
-    except UnicodeEncodeError as e:  # undecodable bytes in argv arrive as lone surrogates
-        raise ProbesError(
-            f"the prompt holds bytes that are not UTF-8 text (at character {e.start}); "
-            "give it as UTF-8 or with FILE:path"
-        ) from None
-    return text
+        return text
+    except UnicodeEncodeError as e:
+        at = e.start
+    try:
+        return os.fsencode(text).decode("utf-8")
+    except UnicodeError:
+        raise ProbesError(f"{what} holds bytes that are not UTF-8 text (at character {at}); {hint}") from None
 
 
 def encode(model, prompt: str, *, bos: bool = True, max_len: int | None = None) -> list[int]:

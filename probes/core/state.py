@@ -56,6 +56,19 @@ def use_fast_path(model, enabled: bool = True) -> None:
     state_of(model).fast_path = bool(enabled)
 
 
+def hook_count(model) -> int:
+    """How many hooks (and `forward` overrides, i.e. skipped blocks) you and probes have attached now.
+
+    The hooks the model carried when `probes.load` returned it (the bridge's own capture hooks and
+    the KV-cache adapter: 18 on the bundled 6-block model) are its baseline and not counted, so a freshly
+    loaded model has 0. A bridge made elsewhere has no baseline: every hook on it counts.
+    """
+    from probes.core.hooks import hook_keys
+
+    baseline = state_of(model).baseline or frozenset()
+    return len(hook_keys(model) - baseline)
+
+
 def probes_attached(model) -> bool:
     """True when a hook beyond the model's baseline is attached, or a global module hook is set.
 

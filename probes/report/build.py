@@ -15,7 +15,8 @@ from pathlib import Path
 
 from probes.core.sampling import REPORT_SAMPLING, SamplingConfig
 from probes.errors import ProbesError
-from probes.io import check_dir, save_figure, staged_folder, swap_folder, user_path, write_text
+from probes.io import check_dir, check_links, save_figure, staged_folder, swap_folder, user_path, write_text
+from probes.jsonread import read_json
 
 # REPORT_SAMPLING (60 tokens, 2 samples per setting, SamplingConfig's seed) lives beside the other
 # studies' defaults, where the CLI reads it for --help. The report takes only its counts and seed:
@@ -34,7 +35,9 @@ def check_report_dir(out, force: bool) -> Path:
     `force` replaces only a folder that is recognisably a report of ours: its manifest lists
     exactly the files in it. Anything else in it (notes, `src/`, `.git/`) and it is refused.
     """
-    p = user_path(out).resolve()
+    p = user_path(out)
+    check_links(p, "out")  # before resolve(), which a loop makes raise
+    p = p.resolve()
     if p.exists() and not p.is_dir():
         raise ProbesError(f"--out {str(p)!r} is a file; give a folder")
     protected = {Path.cwd().resolve(), Path.home().resolve(), Path(p.anchor)} | set(
@@ -57,13 +60,16 @@ def check_report_dir(out, force: bool) -> Path:
 
 def _check_ours(p: Path) -> None:
     """Raise unless `p` holds exactly the files its manifest lists (a report this tool wrote)."""
-    try:
-        listed = set(json.loads((p / MANIFEST).read_text(encoding="utf-8"))["files"])
-    except (OSError, ValueError, KeyError, TypeError):
+    refuse = "refusing to replace it even with --force"
+    if not (p / MANIFEST).is_file():
         raise ProbesError(
-            f"--out {str(p)!r} is not a report folder written by probes (no {MANIFEST}); "
-            "refusing to replace it even with --force"
-        ) from None
+            f"--out {str(p)!r} is not a report folder written by probes (no {MANIFEST}); {refuse}"
+        )
+    manifest = read_json(p / MANIFEST, max_bytes=1 << 20)  # damaged: one line naming it
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise ProbesError(f"{p / MANIFEST}: not a report manifest (no list of files); {refuse}")
+    listed = set(files)
     present = {q.name for q in p.iterdir()}
     extra = sorted(present - listed - {MANIFEST})
     if extra or not all((p / name).is_file() for name in listed):
@@ -72,7 +78,7 @@ def _check_ours(p: Path) -> None:
             if extra
             else "has changed since it was written"
         )
-        raise ProbesError(f"--out {str(p)!r} {what}; refusing to replace it even with --force")
+        raise ProbesError(f"--out {str(p)!r} {what}; {refuse}")
 
 
 def report_config(config: SamplingConfig | None = None, **overrides) -> SamplingConfig:

@@ -12,6 +12,7 @@ import typing
 from dataclasses import dataclass, field
 
 from probes.core.hooks import SHORT_NAMES, split_name
+from probes.jsonread import parse_json
 
 FORMAT = "probes.activations/1"
 
@@ -78,7 +79,8 @@ class CaptureMeta:
         return out
 
     @classmethod
-    def from_metadata(cls, meta: dict[str, str]) -> CaptureMeta:
+    def from_metadata(cls, meta: dict[str, str], where: str = "capture metadata") -> CaptureMeta:
+        """The record in a file's metadata; `where` (the file) starts the message of a damaged field."""
         values = {}
         for f in dataclasses.fields(cls):
             if f.name == "versions":
@@ -87,8 +89,8 @@ class CaptureMeta:
                     for dist, key in cls._VERSION_KEYS.items()
                 }
             elif cls._FILE_KEYS.get(f.name, f.name) in meta:
-                raw = meta[cls._FILE_KEYS.get(f.name, f.name)]
-                values[f.name] = raw if _is_text(f) else json.loads(raw)
+                key = cls._FILE_KEYS.get(f.name, f.name)
+                values[f.name] = meta[key] if _is_text(f) else parse_json(meta[key], f"{where}: its {key}")
         return cls(**values)
 
 

@@ -36,7 +36,7 @@ def load_activations(path: str | os.PathLike):
             f"{raw.get('format')!r})"
         )
     try:
-        meta = CaptureMeta.from_metadata(raw)
+        meta = CaptureMeta.from_metadata(raw, str(path))
     except (TypeError, ValueError) as e:
         raise ProbesError(f"{path}: its capture metadata is damaged ({e})") from None
     tokens = tensors.pop("tokens")

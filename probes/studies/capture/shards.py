@@ -17,7 +17,6 @@ import no torch, so the CLI runs them before loading a model.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from pathlib import Path
 from probes.core.layers import format_layers
 from probes.errors import ProbesError
 from probes.io import check_dir
+from probes.jsonread import parse_json, read_json
 from probes.numbers import count
 from probes.studies.capture.format import CaptureMeta, hook_order
 
@@ -41,6 +41,7 @@ STORE_DTYPES = ("float32", "float16", "bfloat16")
 # A shard is assembled in memory (its parts, then joined, then serialised: about three copies at the
 # peak), so this bounds a capture's memory whatever the dataset's size.
 SHARD_BYTES = 128 << 20
+INDEX_BYTES = 1 << 30  # an index lists every text and window: some 60 bytes each, so millions of texts
 _SHARD = re.compile(r"shard-\d{5}\.safetensors")
 _LEDGER = re.compile(r"index\.rank-\d+\.json")
 _TEMPORARY = re.compile(r"\.(shard-\d{5}\.safetensors|index\.json|index\.rank-\d+\.json)\..*\.tmp")
@@ -66,9 +67,17 @@ def check_capture_dir(out, settings: dict, force: bool = False) -> tuple[Path, d
     `force`. Nothing is changed.
     """
     folder = check_dir(out, "out")
-    index = read_index(folder) if folder.is_dir() else None
+    if (folder / INDEX).is_dir():
+        raise ProbesError(
+            f"{folder / INDEX} is a folder, not a capture index; probes removes no folder it did not "
+            "write, even with force=True"
+        )
     if force:
-        return folder, index
+        try:
+            return folder, read_index(folder) if folder.is_dir() else None
+        except ProbesError:  # a damaged index: force starts over
+            return folder, None
+    index = read_index(folder) if folder.is_dir() else None
     if index is None:
         if folder.is_dir() and any(not temporary(p.name) for p in folder.iterdir()):
             raise ProbesError(
@@ -111,18 +120,73 @@ def _show(value) -> str:
 def read_index(folder: Path) -> dict | None:
     """The index of a capture folder, None if it has none; a damaged index is an error."""
     path = folder / INDEX
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         return None
-    try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ProbesError(f"{path}: not a readable capture index ({e})") from None
+    index = read_json(path, max_bytes=INDEX_BYTES)  # a folder or a dangling link by that name: one line
     if not isinstance(index, dict) or index.get("format") != FORMAT:
         raise ProbesError(
             f"{path}: not an index written by probes capture (format "
             f"{index.get('format') if isinstance(index, dict) else None!r})"
         )
+    problem = _index_problem(index)
+    if problem:
+        raise ProbesError(f"{path}: a damaged capture index ({problem}); pass force=True to start over")
     return index
+
+
+# What every reader of an index takes from it, and its type: a key missing or of another type is a damaged
+# index, said before anything reads it (never a KeyError deep in a read).
+_INDEX_KEYS = {
+    "complete": bool,
+    "settings": dict,
+    "model": str,
+    "model_source": dict,
+    "versions": dict,
+    "n_layers": int,
+    "d_model": int,
+    "n_heads": int,
+    "dtype": str,
+    "hooks": list,
+    "layers": list,
+    "bos": bool,
+    "skipped_blocks": list,
+    "filled": dict,
+    "absent": list,
+    "shapes": dict,
+    "shards": list,
+    "texts": list,
+    "n_rows": int,
+}
+
+
+def _index_problem(index: dict) -> str | None:
+    """What is wrong with a parsed index's structure, or None."""
+
+    def counts(xs, n):
+        return isinstance(xs, list) and len(xs) == n and all(type(x) is int for x in xs)
+
+    for key, kind in _INDEX_KEYS.items():
+        if not isinstance(index.get(key), kind):
+            return f"{key!r} is missing or not a {kind.__name__}"
+    if not all(isinstance(index["model_source"].get(k), str) for k in ("source", "path", "sha256")):
+        return "'model_source' lacks its source, path or sha256"
+    for k, shard in enumerate(index["shards"]):
+        ok = (
+            isinstance(shard, dict)
+            and isinstance(shard.get("file"), str)
+            and _SHARD.fullmatch(shard["file"])  # only a shard's name: never a path out of the folder
+            and counts(shard.get("rows"), 2)
+            and isinstance(shard.get("windows"), list)
+            and all(counts(w, 3) for w in shard["windows"])
+        )
+        if not ok:
+            return f"shard entry {k} lacks its file, rows or windows"
+    if not all(
+        isinstance(t, dict) and isinstance(t.get("where"), str) and type(t.get("windows")) is int
+        for t in index["texts"]
+    ):
+        return "a text entry lacks where it came from or its count of windows"
+    return None
 
 
 class ShardedActivations:
@@ -327,7 +391,10 @@ class ShardedActivations:
     def _str_tokens(self, k: int, fh) -> list[str]:
         # The last shard's strings are kept: iterating over texts parses each shard's once.
         if self._strs[0] != k:
-            self._strs = (k, json.loads(fh.metadata()["str_tokens"]))
+            where = f"{self.folder / self.shards[k]['file']}: its str_tokens"
+            self._strs = (k, parse_json((fh.metadata() or {}).get("str_tokens", "null"), where))
+            if not isinstance(self._strs[1], list):
+                raise ProbesError(f"{where}: not a list of token strings")
         return self._strs[1]
 
     def _names(self, names) -> list[str]:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from probes.core.prompt import token_strings
+from probes.core.prompt import as_text, token_strings
 from probes.errors import ProbesError
 from probes.studies.embeddings.forms import (
     DEFAULT_TOKEN_FORM,
@@ -66,7 +66,7 @@ def check_words(groups: dict[str, Sequence[str] | None]) -> dict[str, list[str]]
             raise ProbesError(
                 f"{name}: give a list of words, not the string {words!r} (e.g. {words.split(',')!r})"
             )
-        words = list(words)
+        words = [as_text(w, f"a word of the {name} list") if isinstance(w, str) else w for w in words]
         if not words:
             raise ProbesError(f"the {name} list is empty; give at least one word, e.g. --{name} dog,city")
         for k, w in enumerate(words):

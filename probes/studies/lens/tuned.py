@@ -31,12 +31,14 @@ import torch
 from torch import nn
 
 from probes.errors import ProbesError
+from probes.jsonread import read_json
 from probes.studies.lens.lenses import UNSET, Lens, LogitLens
 
 FORMAT = "probes-tuned-lens"
 VERSION = 1
 CONFIG = "config.json"
 WEIGHTS = "translators.safetensors"
+CONFIG_BYTES = 4 << 20  # a lens's config: settings and a few numbers per row
 BUNDLED = "bundled"
 
 
@@ -195,8 +197,9 @@ def check_ours(folder: Path) -> None:
     """Raise unless `folder` holds a tuned lens probes wrote and nothing else."""
     others = sorted(p.name for p in folder.iterdir() if p.name not in (CONFIG, WEIGHTS))
     try:
-        ours = json.loads((folder / CONFIG).read_text(encoding="utf-8")).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
+        config = read_json(folder / CONFIG, max_bytes=CONFIG_BYTES)
+        ours = isinstance(config, dict) and config.get("format") == FORMAT
+    except ProbesError:
         ours = False
     if others or not ours:
         why = (
@@ -218,6 +221,7 @@ def check_for_model(path, model_arg, n_layers: int) -> dict:
     config = read_config(path)
     src = resolve(model_arg)
     check_fits(config, src.checksum, n_layers, config["d_model"], src.name)
+    check_translators(lens_dir(path) / WEIGHTS, config["n_layers"], config["d_model"])
     return config
 
 
@@ -256,21 +260,52 @@ def read_config(path) -> dict:
     for name in (CONFIG, WEIGHTS):
         if not (folder / name).is_file():
             raise TunedLensError(f"{folder}: no {name}; a tuned lens folder holds {CONFIG} and {WEIGHTS}")
-    try:
-        config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise TunedLensError(f"{folder / CONFIG}: not valid JSON ({e})") from None
+    where = folder / CONFIG
+    config = read_json(where, max_bytes=CONFIG_BYTES, error=TunedLensError)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise TunedLensError(f"{folder / CONFIG}: not a probes tuned lens (format {FORMAT!r} expected)")
+        raise TunedLensError(f"{where}: not a probes tuned lens (format {FORMAT!r} expected)")
     if config.get("version") != VERSION:
         raise TunedLensError(
-            f"{folder / CONFIG}: tuned lens version {config.get('version')!r}; this probes reads {VERSION}"
+            f"{where}: tuned lens version {config.get('version')!r}; this probes reads {VERSION}"
         )
-    for key, kind in (("model_sha256", str), ("n_layers", int), ("d_model", int), ("skipped_blocks", list)):
+    for key, kind in (("model_sha256", str), ("skipped_blocks", list)):
         if not isinstance(config.get(key), kind):
-            raise TunedLensError(f"{folder / CONFIG}: {key!r} is missing or not a {kind.__name__}")
+            raise TunedLensError(f"{where}: {key!r} is missing or not a {kind.__name__}")
+    if not isinstance(config.get("training", {}), dict):  # an untrained lens has no record
+        raise TunedLensError(f"{where}: 'training' is not a record (a JSON object)")
+    for key in ("n_layers", "d_model"):
+        v = config.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise TunedLensError(f"{where}: {key!r} must be a positive integer, got {v!r}")
+    L, skipped = config["n_layers"], config["skipped_blocks"]
+    # Read later as block numbers (which rows have a translator): one that is not a block of this lens's
+    # model would be a warning at best and a wrong row at worst.
+    bad = [b for b in skipped if isinstance(b, bool) or not isinstance(b, int) or not 0 <= b < L]
+    if bad or len(set(skipped)) != len(skipped):
+        what = f"{bad[0]!r} is not a block of {L} (0-{L - 1})" if bad else "a block is listed twice"
+        raise TunedLensError(f"{where}: skipped_blocks {skipped!r}: {what}")
+    config["skipped_blocks"] = sorted(skipped)
     config["path"] = "bundled" if str(path) == BUNDLED else str(folder)
     return config
+
+
+def check_translators(file: Path, n_layers: int, d_model: int) -> None:
+    """Raise unless `file`'s header holds the translators of a lens of `n_layers` x `d_model`, read before
+    safetensors loads a byte of it (and before a tensor of a wrong or absurd shape is allocated)."""
+    from probes.core.checkpoint import safetensors_shapes
+    from probes.errors import ModelLoadError
+
+    try:
+        got = safetensors_shapes(file)
+    except ModelLoadError as e:
+        raise TunedLensError(str(e)) from None
+    expected = {"weight": (n_layers, d_model, d_model), "bias": (n_layers, d_model)}
+    if got != expected:
+        shown = ", ".join(f"{k} {list(v)}" for k, v in got.items()) or "no tensors"
+        raise TunedLensError(
+            f"{file}: translators of shape {shown}; the lens's {CONFIG} says weight "
+            f"{list(expected['weight'])}, bias {list(expected['bias'])}"
+        )
 
 
 def load_tuned_lens(path, model) -> TunedLens:
@@ -287,15 +322,12 @@ def load_tuned_lens(path, model) -> TunedLens:
     src = source_of(model)
     check_fits(config, src.checksum, model.cfg.n_layers, model.cfg.d_model, src.name)
     file = lens_dir(path) / WEIGHTS
+    L, d = config["n_layers"], config["d_model"]
+    check_translators(file, L, d)
     try:
         tensors = load_file(str(file))
     except (SafetensorError, OSError) as e:
         raise TunedLensError(f"{file}: cannot read the translators ({e})") from None
-    L, d = config["n_layers"], config["d_model"]
-    expected = {"weight": (L, d, d), "bias": (L, d)}
-    got = {k: tuple(v.shape) for k, v in tensors.items()}
-    if got != expected:
-        raise TunedLensError(f"{file}: tensors {got}, expected {expected}")
     if not all(torch.isfinite(v).all() for v in tensors.values()):
         raise TunedLensError(f"{file}: the translators hold NaN or infinite values")
     meta = {k: v for k, v in config.items() if k not in ("format", "version")}
