@@ -33,6 +33,7 @@ from probes.core.runner import runner_for
 from probes.core.windows import Window, batches, windows
 from probes.errors import ProbesError
 from probes.io import WriteFailed, atomic_path, owned_folder, parse_size, write_text
+from probes.jsonread import read_json
 from probes.numbers import count
 from probes.progress import progress_of
 from probes.studies.capture import format as capture_format
@@ -40,6 +41,7 @@ from probes.studies.capture.record import Recorder, hook_plan
 from probes.studies.capture.shards import (
     FORMAT,
     INDEX,
+    INDEX_BYTES,
     LEDGER,
     LEDGER_FORMAT,
     LEDGER_GLOB,
@@ -49,6 +51,7 @@ from probes.studies.capture.shards import (
     check_store_dtype,
     clear_capture_dir,
     shard_name,
+    shards_problem,
     temporary,
 )
 
@@ -267,13 +270,18 @@ def _ledgers(folder: Path) -> list[dict]:
     """The shard entries that ranks other than 0 recorded in their ledgers (index.rank-N.json)."""
     entries = []
     for path in sorted(folder.glob(LEDGER_GLOB)):
-        try:
-            ledger = json.loads(path.read_text(encoding="utf-8"))
-            if ledger.get("format") != LEDGER_FORMAT:
-                raise ValueError(f"format {ledger.get('format')!r}")
-            entries += ledger["shards"]
-        except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
-            raise ProbesError(f"{path}: not a readable ledger of probes capture ({e})") from None
+        ledger = read_json(path, max_bytes=INDEX_BYTES)
+        if not isinstance(ledger, dict):
+            problem = "not a JSON object"
+        elif ledger.get("format") != LEDGER_FORMAT:
+            problem = f"format {ledger.get('format')!r}"
+        else:
+            problem = shards_problem(ledger.get("shards"))
+        if problem:
+            raise ProbesError(
+                f"{path}: not a ledger of probes capture ({problem}); pass force=True to start over"
+            )
+        entries += ledger["shards"]
     return entries
 
 

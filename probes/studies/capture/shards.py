@@ -159,28 +159,39 @@ _INDEX_KEYS = {
 }
 
 
+def _counts(xs, n: int) -> bool:
+    return isinstance(xs, list) and len(xs) == n and all(type(x) is int for x in xs)
+
+
+def shards_problem(shards) -> str | None:
+    """What is wrong with a list of shard entries (an index's, or a rank's ledger's), or None."""
+    if not isinstance(shards, list):
+        return "'shards' is not a list"
+    for k, shard in enumerate(shards):
+        ok = (
+            isinstance(shard, dict)
+            and isinstance(shard.get("file"), str)
+            and _SHARD.fullmatch(shard["file"])  # only a shard's name: never a path out of the folder
+            and _counts(shard.get("rows"), 2)
+            and isinstance(shard.get("windows"), list)
+            and all(_counts(w, 3) for w in shard["windows"])
+        )
+        if not ok:
+            return f"shard entry {k} lacks its file, rows or windows"
+    return None
+
+
 def _index_problem(index: dict) -> str | None:
     """What is wrong with a parsed index's structure, or None."""
-
-    def counts(xs, n):
-        return isinstance(xs, list) and len(xs) == n and all(type(x) is int for x in xs)
 
     for key, kind in _INDEX_KEYS.items():
         if not isinstance(index.get(key), kind):
             return f"{key!r} is missing or not a {kind.__name__}"
     if not all(isinstance(index["model_source"].get(k), str) for k in ("source", "path", "sha256")):
         return "'model_source' lacks its source, path or sha256"
-    for k, shard in enumerate(index["shards"]):
-        ok = (
-            isinstance(shard, dict)
-            and isinstance(shard.get("file"), str)
-            and _SHARD.fullmatch(shard["file"])  # only a shard's name: never a path out of the folder
-            and counts(shard.get("rows"), 2)
-            and isinstance(shard.get("windows"), list)
-            and all(counts(w, 3) for w in shard["windows"])
-        )
-        if not ok:
-            return f"shard entry {k} lacks its file, rows or windows"
+    problem = shards_problem(index["shards"])
+    if problem:
+        return problem
     if not all(
         isinstance(t, dict) and isinstance(t.get("where"), str) and type(t.get("windows")) is int
         for t in index["texts"]
