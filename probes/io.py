@@ -81,6 +81,25 @@ def check_links(path: Path, param: str | None = None, *, itself: bool = True) ->
                 raise ProbesError(f"{said}: {str(q)!r} is {why}") from None
 
 
+def check_regular(path: Path, what: str) -> None:
+    """Raise unless `path` is a regular file (or missing: the reader says so): a FIFO or a pipe blocks or
+    gives its bytes once, a device such as /dev/zero never ends, and probes reads its inputs whole or
+    twice. `what` names the input in the error."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if stat.S_ISDIR(mode):
+        raise ProbesError(f"{what} {str(path)!r} is a folder; give a file")
+    if not stat.S_ISREG(mode):
+        raise ProbesError(
+            f"{what} {str(path)!r} is not a regular file (a pipe, a FIFO or a device); probes reads it whole "
+            "(a dataset twice: to check it, then to use it): save it to a file first"
+        )
+
+
 def _taken(path: Path) -> bool:
     return path.exists() or path.is_symlink()  # a dangling symlink still holds the name
 

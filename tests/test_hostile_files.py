@@ -398,3 +398,43 @@ def test_a_shards_token_strings_nested_too_deep_are_one_line(captured):
     with pytest.raises(ProbesError) as e:
         acts[0]
     _one_line(e.value, str(shard), "str_tokens", "nested more than 64")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["lens", "--dataset", "{fifo}"],
+        ["capture", "--dataset", "FILE:{fifo}", "--out", "{tmp}/states"],
+        ["prune", "--dataset", "{zero}"],
+        ["prune", "--eval-text", "{fifo}"],
+        ["tuned-lens", "train", "--dataset", "{zero}", "--out", "{tmp}/lens"],
+        ["generate", "--prompt", "FILE:{fifo}"],
+        ["generate", "--prompts", "FILE:{fifo}"],
+    ],
+)
+def test_a_fifo_or_a_device_as_input_is_one_line_and_never_blocks(args, tiny_dir, tmp_path):
+    """#28 items 7, 8: a FIFO blocks for good and /dev/zero never ends; both are refused before any read."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    args = [a.format(fifo=fifo, zero="/dev/zero", tmp=tmp_path) for a in args]
+    r = run_cli(*args, "-m", tiny_dir)
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "not a regular file" in r.stderr
+
+
+def test_a_text_longer_than_the_bound_is_named_not_read_whole(tmp_path):
+    """#28 item 8: one huge line (or paragraph, or text) is refused with where it is, the file read in
+    bounded pieces."""
+    from probes.core.dataset import MAX_TEXT_BYTES, Dataset, DatasetError
+
+    path = tmp_path / "t.txt"
+    path.write_bytes(b"fine\n" + b"y" * (MAX_TEXT_BYTES + 7) + b"\nafter\n")
+    with pytest.raises(DatasetError, match=r"t\.txt:2: the line is longer than 1 MiB"):
+        Dataset(path).check()
+    path.write_bytes(b"a\n\n" + b"z" * (MAX_TEXT_BYTES // 2) + b"\n" + b"z" * (MAX_TEXT_BYTES // 2) + b"\n")
+    with pytest.raises(DatasetError, match=r"t\.txt:3: the paragraph is longer"):
+        Dataset(path, split="paragraphs").check()
+    path.write_bytes(b"y" * MAX_TEXT_BYTES + b"\r\n")  # exactly the bound, with its line ending: read
+    assert Dataset(path).check() == 1
+    with pytest.raises(DatasetError, match="text 1: the text is longer"):
+        Dataset(["ok", "w" * (MAX_TEXT_BYTES + 1)]).check()

@@ -17,9 +17,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from probes.errors import ProbesError
+from probes.io import check_regular
 from probes.jsonread import parse_json
 
 SPLITS = ("lines", "paragraphs")
+# The longest text read: a text is tokenized whole (some 250,000 tokens here), so memory holds it, its
+# tokens and its windows at once. Longer texts are refused, not read: split them into lines or paragraphs.
+MAX_TEXT_BYTES = 1 << 20
 TEXT_FIELD = "text"
 
 
@@ -38,6 +42,13 @@ def _check_unicode(where: str, text: str) -> None:
                 f"{where}: the text holds a lone surrogate (U+{ord(text[e.start]):04X} at character "
                 f"{e.start + 1}), which is not Unicode text"
             ) from None
+
+
+def _too_long(where: str, what: str) -> str:
+    return (
+        f"{where}: the {what} is longer than {MAX_TEXT_BYTES >> 20} MiB; a text is read whole, so split it "
+        "into lines (or paragraphs, --split paragraphs)"
+    )
 
 
 def check_context(n_ctx: int, *, bos: bool = True, score: bool = True) -> None:
@@ -190,6 +201,8 @@ class Dataset:
         for i, (where, text) in enumerate(raw):
             if self.max_texts is not None and i >= self.max_texts:
                 return
+            if isinstance(text, str) and len(text) > MAX_TEXT_BYTES:
+                raise DatasetError(_too_long(where, "text"))
             _check_unicode(where, text)
             yield Text(i, where, text)
 
@@ -203,10 +216,21 @@ class Dataset:
 
     def _lines(self) -> Iterator[tuple[int, str]]:
         """(line number, line) without its line ending; a UTF-8 byte-order mark (Windows editors write one) is
-        dropped."""
+        dropped.
+
+        Only a regular file is read: a dataset is read twice (checked, then used), and a pipe or a FIFO
+        gives its texts once (or blocks for good), a device such as /dev/zero never ends. A line is
+        read up to MAX_TEXT_BYTES: a longer one is an error naming it, never read whole into memory.
+        """
         try:
+            try:
+                check_regular(self.source, "the dataset")
+            except ProbesError as e:
+                raise DatasetError(str(e)) from None
             with open(self.source, "rb") as fh:
-                for no, raw in enumerate(fh, 1):
+                for no, raw in enumerate(iter(lambda: fh.readline(MAX_TEXT_BYTES + 2), b""), 1):
+                    if len(raw.rstrip(b"\r\n")) > MAX_TEXT_BYTES:
+                        raise DatasetError(_too_long(f"{self.name}:{no}", "line"))
                     if no == 1:
                         raw = raw.removeprefix(codecs.BOM_UTF8)
                     try:
@@ -225,12 +249,15 @@ class Dataset:
                 if line.strip():
                     yield f"{self.name}:{no}", line
             return
-        para, first = [], 0
+        para, first, size = [], 0, 0
         for no, line in self._lines():
             if line.strip():
                 if not para:
-                    first = no
+                    first, size = no, 0
                 para.append(line)
+                size += len(line) + 1
+                if size > MAX_TEXT_BYTES:  # characters: at most as many as bytes
+                    raise DatasetError(_too_long(f"{self.name}:{first}", "paragraph"))
             elif para:
                 yield f"{self.name}:{first}", "\n".join(para)
                 para = []

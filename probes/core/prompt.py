@@ -25,12 +25,13 @@ def read_prompt(text: str | None) -> str:
     A file over TAIL_BYTES is read from its last TAIL_BYTES bytes only (with a warning), since
     only the prompt's last n_ctx tokens are fed anyway.
     """
-    from probes.io import user_path
+    from probes.io import check_regular, user_path
 
     if text is None:
         raise ProbesError("no prompt given")
     if text.startswith("FILE:"):
         path = user_path(text[5:])
+        check_regular(path, "the prompt file")
         try:
             with open(path, "rb") as fh:
                 size = fh.seek(0, 2)

@@ -15,11 +15,12 @@ from probes.errors import ProbesError
 
 def check_eval_path(eval_text: str | None) -> Path | None:
     """The --eval-text file if it can be read (None: the default text)."""
-    from probes.io import user_path
+    from probes.io import check_regular, user_path
 
     if eval_text is None:
         return None
     p = user_path(eval_text)
+    check_regular(p, "--eval-text")
     try:
         p.read_text(encoding="utf-8")  # all of it: a bad byte at the end must fail now, not after loading
     except (OSError, UnicodeDecodeError) as e:
