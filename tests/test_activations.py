@@ -12,8 +12,9 @@ from cli_runner import run_cli
 
 import probes
 import probes.studies.capture.activations as activations
-from probes.core.hooks import attached, hook_count
+from probes.core.hooks import attached
 from probes.core.prompt import encode
+from probes.core.state import hook_count
 from probes.errors import ProbesError, SpecError
 from probes.studies.capture import format as capture_format
 

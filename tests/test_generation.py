@@ -173,7 +173,7 @@ def test_bridge_booted_elsewhere_generates_correctly(tiny_dir, tiny_hf):
     from transformer_lens.model_bridge import TransformerBridge
     from transformers import AutoTokenizer, GPT2LMHeadModel
 
-    from probes.core.hooks import hook_count
+    from probes.core.state import hook_count
 
     hf = GPT2LMHeadModel.from_pretrained(tiny_dir, attn_implementation="eager").eval()
     bridge = TransformerBridge.boot_transformers(
