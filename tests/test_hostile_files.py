@@ -438,3 +438,42 @@ def test_a_text_longer_than_the_bound_is_named_not_read_whole(tmp_path):
     assert Dataset(path).check() == 1
     with pytest.raises(DatasetError, match="text 1: the text is longer"):
         Dataset(["ok", "w" * (MAX_TEXT_BYTES + 1)]).check()
+
+
+def test_safetensors_beside_the_weights_are_ignored_and_shards_are_read_as_their_index_says(
+    tiny_dir, tmp_path
+):
+    """#28 item 17: the files transformers reads are the model's weights (model.safetensors, or the shards
+    its index names); another safetensors file in the folder (a capture, a lens) is ignored with a note."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM
+
+    from probes.core.checkpoint import check_checkpoint
+    from probes.core.prompt import ProbesWarning
+    from probes.errors import ModelLoadError
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_dir, ckpt)
+    save_file({"resid": torch.zeros(3, 4)}, ckpt / "states.safetensors")
+    with pytest.warns(ProbesWarning, match="ignoring states.safetensors: not the model's weights"):
+        model = probes.load(str(ckpt))
+    ids = torch.tensor([[1, 2, 3]])
+    ref = probes.load(str(tiny_dir))
+    torch.testing.assert_close(model(ids), ref(ids))
+
+    (ckpt / "model.safetensors").rename(ckpt / "weights.safetensors")
+    with pytest.raises(ModelLoadError, match="no model.safetensors .* are not named as the model's weights"):
+        check_checkpoint(ckpt)
+
+    sharded = tmp_path / "sharded"
+    AutoModelForCausalLM.from_pretrained(tiny_dir).save_pretrained(sharded, max_shard_size="100KB")
+    for f in tiny_dir.iterdir():
+        if f.name.startswith(("tokenizer", "vocab", "merges", "special")):
+            shutil.copy(f, sharded / f.name)
+    shards = sorted(sharded.glob("model-*.safetensors"))
+    assert len(shards) > 1
+    check_checkpoint(sharded)  # every shard the index names, and only those
+    shards[-1].unlink()
+    with pytest.raises(ModelLoadError, match=f"{shards[-1].name} is missing"):
+        check_checkpoint(sharded)

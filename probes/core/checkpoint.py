@@ -77,10 +77,28 @@ def config_sizes(config: dict, where: str = "config.json") -> dict:
     return sizes
 
 
+SAFE_WEIGHTS = "model.safetensors"  # transformers' names: one file, or shards that an index names
+SAFE_INDEX = "model.safetensors.index.json"
+
+
 def check_files(path) -> list[Path]:
-    """The folder's safetensors files, with a tokenizer beside them; pickled weights are refused."""
+    """The weight files transformers will read (`model.safetensors`, or the shards its index names), with a
+    tokenizer beside them; pickled weights are refused. Other safetensors files in the folder (a saved
+    lens, a capture) are not the model's: they are ignored, with a note."""
     d = Path(path)
-    weights = sorted(d.glob("*.safetensors"))
+    weights = _weight_files(d)
+    others = sorted(set(d.glob("*.safetensors")) - set(weights))
+    if weights and others:
+        import warnings
+
+        from probes.core.prompt import ProbesWarning
+
+        warnings.warn(
+            f"{path}: ignoring {', '.join(p.name for p in others)}: not the model's weights "
+            f"({SAFE_INDEX if (d / SAFE_INDEX).exists() else SAFE_WEIGHTS} names them)",
+            ProbesWarning,
+            stacklevel=2,
+        )
     if not weights:
         pickled = sorted(f.name for pattern in ("*.bin", "*.pt", "*.pth") for f in d.glob(pattern))
         if pickled:
@@ -88,6 +106,11 @@ def check_files(path) -> list[Path]:
                 f"{path} has only pickled weights ({', '.join(pickled)}); probes loads safetensors "
                 "only, because unpickling can run arbitrary code. Convert them with transformers: "
                 "AutoModelForCausalLM.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)"
+            )
+        if others:
+            raise ModelLoadError(
+                f"{path}: no {SAFE_WEIGHTS} (or {SAFE_INDEX}); {', '.join(p.name for p in others)} are not "
+                "named as the model's weights"
             )
         raise ModelLoadError(f"{path}: no model weights (*.safetensors) found")
     if not any((d / f).is_file() for f in ("tokenizer.json", "tokenizer.model")) and not (
@@ -97,6 +120,27 @@ def check_files(path) -> list[Path]:
             f"{path}: no tokenizer (tokenizer.json, tokenizer.model, or vocab.json + merges.txt)"
         )
     return weights
+
+
+def _weight_files(d: Path) -> list[Path]:
+    """The files transformers reads the weights from: the shards `model.safetensors.index.json` names, else
+    `model.safetensors`; [] if neither."""
+    if (d / SAFE_INDEX).exists():
+        index = read_json(d / SAFE_INDEX, error=ModelLoadError)
+        names = index.get("weight_map") if isinstance(index, dict) else None
+        if not isinstance(names, dict) or not all(isinstance(v, str) for v in names.values()):
+            raise ModelLoadError(f"{d / SAFE_INDEX}: no weight_map of tensor names to files")
+        files = sorted(set(names.values()))
+        bad = [f for f in files if Path(f).name != f or not f.endswith(".safetensors")]
+        if bad:
+            raise ModelLoadError(f"{d / SAFE_INDEX}: {bad[0]!r} is not a safetensors file in the folder")
+        missing = [f for f in files if not (d / f).is_file()]
+        if missing:
+            raise ModelLoadError(f"{d}: {missing[0]} is missing ({SAFE_INDEX} names it)")
+        return [d / f for f in files]
+    if (d / SAFE_WEIGHTS).is_file():
+        return [d / SAFE_WEIGHTS]
+    return []
 
 
 def check_checkpoint(path) -> dict:
