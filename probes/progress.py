@@ -50,16 +50,39 @@ class MessageProgress(Progress):
 
 
 def progress_of(progress) -> Progress:
-    """`progress` as a Progress: None is silent, a callable receives the notes."""
+    """`progress` as a Progress: None shows a bar where a person watches (stderr is a terminal, or a
+    notebook runs the code) and nothing elsewhere (a pipe, a log, a test); True always a bar; False
+    nothing; a callable receives the notes; a Progress is used as it is."""
     if progress is None:
+        return BarProgress() if watched() else Progress()
+    if progress is True:
+        return BarProgress()
+    if progress is False:
         return Progress()
     if isinstance(progress, Progress):
         return progress
     if callable(progress):
         return MessageProgress(progress)
-    raise TypeError(
-        f"progress must be None, a callable or a probes.progress.Progress, not {type(progress).__name__}"
+    from probes.errors import ProbesError
+
+    raise ProbesError(
+        f"progress must be True, False, None (a bar where someone watches), a callable or a "
+        f"probes.progress.Progress, not {type(progress).__name__}"
     )
+
+
+def watched() -> bool:
+    """Whether a person is likely to watch this process's progress: stderr is a terminal, or a Jupyter
+    kernel runs it (rich draws its bars in the notebook's output cell)."""
+    stream = sys.stderr
+    try:
+        if stream is not None and stream.isatty():
+            return True
+    except (AttributeError, ValueError):
+        pass
+    shell = sys.modules.get("IPython")
+    ip = getattr(shell, "get_ipython", lambda: None)() if shell is not None else None
+    return type(ip).__name__ == "ZMQInteractiveShell"
 
 
 class _RichTask(Task):

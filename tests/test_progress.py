@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from probes.errors import ProbesError
 from probes.progress import BarProgress, Progress, bar_progress, progress_of
 
 
 def test_progress_of_accepts_none_a_callable_or_a_progress():
-    assert type(progress_of(None)) is Progress
+    assert type(progress_of(None)) is Progress  # under pytest stderr is no terminal: nothing is drawn
+    assert type(progress_of(False)) is Progress and type(progress_of(True)) is BarProgress
     said = []
     p = progress_of(said.append)
     p.note("hello")
@@ -17,8 +19,32 @@ def test_progress_of_accepts_none_a_callable_or_a_progress():
     assert said == ["hello"]
     bar = BarProgress()
     assert progress_of(bar) is bar
-    with pytest.raises(TypeError):
+    with pytest.raises(ProbesError, match="progress must be True, False, None"):
         progress_of(3)
+
+
+def test_a_long_api_call_shows_a_bar_where_a_person_watches(tiny, monkeypatch, capsys):
+    """#27 item 9: `progress=None` (the default) draws a bar when stderr is a terminal, and not otherwise;
+    `progress=True` always, `progress=False` never."""
+    import sys
+
+    import probes
+
+    texts = ["ROMEO: But soft", "what light through yonder window breaks"]
+    probes.lens_over(tiny, texts, n_boot=10)
+    assert "lens over texts" not in capsys.readouterr().err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    probes.lens_over(tiny, texts, n_boot=10)
+    assert "lens over texts" in capsys.readouterr().err
+    probes.lens_over(tiny, texts, n_boot=10, progress=False)
+    assert "lens over texts" not in capsys.readouterr().err
+    probes.logit_lens(tiny, texts)
+    assert "prompts" in capsys.readouterr().err  # many prompts: one bar over them
+    probes.logit_lens(tiny, texts, progress=False)
+    assert "prompts" not in capsys.readouterr().err
+    monkeypatch.undo()
+    probes.lens_over(tiny, texts, n_boot=10, progress=True)
+    assert "lens over texts" in capsys.readouterr().err
 
 
 def test_the_bar_goes_to_stderr_with_count_rate_and_eta(capsys):

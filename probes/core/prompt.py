@@ -120,19 +120,27 @@ def prompts_of(prompt) -> list:
     return list(prompt) if is_many(prompt) else [prompt]
 
 
-def per_prompt(study, model, prompts, *, bos: bool = True) -> list:
+def per_prompt(study, model, prompts, *, bos: bool = True, progress=None) -> list:
     """`study(p)` for each prompt of a list or each text of a Dataset: the results in order.
 
     Each result carries its prompt's text (`.prompt`), and its place in the list is the prompt's
     (for a Dataset, the text's `index`). Every prompt is checked first (read and encoded, BOS
-    first if `bos`), so a bad one fails at once rather than after minutes of work.
+    first if `bos`), so a bad one fails at once rather than after minutes of work. `progress`: as
+    `probes.progress.progress_of` takes it (None: a bar where a person watches).
     """
+    from probes.progress import progress_of
+
     items = prompts_of(prompts)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a cropped prompt is reported when its study encodes it
         for p in items:
             prompt_ids(model, p, bos=bos)
-    return [study(p) for p in items]
+    results = []
+    with progress_of(progress).task("prompts", total=len(items), unit="prompts") as task:
+        for p in items:
+            results.append(study(p))
+            task.advance()
+    return results
 
 
 ACCEPTED = (

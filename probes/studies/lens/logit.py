@@ -270,6 +270,7 @@ def logit_lens(
     compare_skip=None,
     mid: bool = False,
     translators=UNSET,
+    progress=None,
 ) -> LensResult | list[LensResult]:
     """The logit lens of `prompt` (text, `FILE:path`, or token ids fed as they are).
 
@@ -284,7 +285,8 @@ def logit_lens(
     `compare_skip` (a layer spec) adds `result.compare`: the same tokens with those blocks skipped
     as well, read through the same lens. `mid=True` adds a row after each block's attention (its
     `resid_mid`, before the MLP): 2L+1 rows, read through the logit lens (a tuned lens has no translators
-    for them).
+    for them). Over many prompts, `progress` (None: a bar where a person watches; True, False) shows
+    how far it is.
     """
     from probes.core.layers import compare_blocks
     from probes.core.prompt import is_many, per_prompt, prompt_ids
@@ -315,6 +317,7 @@ def logit_lens(
             model,
             prompt,
             bos=bos,
+            progress=progress,
         )
     text, ids = prompt_ids(model, prompt, bos=bos)
     cols = _positions(positions, len(ids))
