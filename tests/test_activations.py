@@ -400,3 +400,20 @@ def test_cli_checks_arguments_before_loading(tmp_path):
         r = run(*args, "--model", tmp_path / "no-such-model")  # never reached: the checks come first
         assert r.exit_code == 2, r.output
         assert message in r.stderr and "loading" not in r.stderr
+
+
+def test_tensors_are_indexed_as_a_transformer_lens_cache_is(tiny):
+    """#27 item 9: acts["resid_post", 3] and acts["embed"] reach the tensors TransformerLens users expect."""
+    acts = probes.capture(tiny, PROMPT, hooks=["resid_post", "hook_embed"])
+    n = tiny.cfg.n_layers
+    assert torch.equal(acts["resid_post", 1], acts["blocks.1.hook_resid_post"])
+    assert torch.equal(acts["resid_post", -1], acts[f"blocks.{n - 1}.hook_resid_post"])
+    assert torch.equal(acts["hook_resid_post", 0], acts["blocks.0.hook_resid_post"])
+    assert torch.equal(acts["embed"], acts["hook_embed"])
+    assert ("resid_post", 2) in acts and ("attn_out", 2) not in acts and 3 not in acts
+    with pytest.raises(KeyError, match="was not captured"):
+        acts["attn_out", 2]
+    with pytest.raises(SpecError, match="out of range"):
+        acts["resid_post", n]
+    with pytest.raises(SpecError, match=r"\(name, block\)"):
+        acts["resid_post", "3"]

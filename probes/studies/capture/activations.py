@@ -56,11 +56,46 @@ class Activations(Mapping):
         self.meta = meta
 
     # Mapping interface: acts["blocks.0.hook_resid_pre"], list(acts), len(acts).
-    def __getitem__(self, name: str) -> torch.Tensor:
+    def __getitem__(self, key) -> torch.Tensor:
+        """A tensor by its hook name (`blocks.3.hook_resid_post`), or as a TransformerLens cache is indexed:
+        `acts["resid_post", 3]` (a short or block-relative name and a block, negative from the end),
+        `acts["embed"]` for `hook_embed`."""
+        name = self._full_name(key)
         try:
             return self.tensors[name]
         except KeyError:
-            raise _NotCaptured(f"{name!r} was not captured{closest(name, self.tensors)}") from None
+            said = name if key == name else f"{key!r} ({name})"
+            raise _NotCaptured(f"{said!r} was not captured{closest(name, self.tensors)}") from None
+
+    def __contains__(self, key) -> bool:
+        try:
+            return self._full_name(key) in self.tensors
+        except SpecError:
+            return False
+
+    def _full_name(self, key) -> str:
+        if isinstance(key, tuple):
+            ok = (
+                len(key) == 2
+                and isinstance(key[0], str)
+                and isinstance(key[1], int)
+                and not isinstance(key[1], bool)
+            )
+            if not ok:
+                raise SpecError(
+                    "index Activations with a hook name or (name, block), as acts['resid_post', 3]; "
+                    f"got {key!r}"
+                )
+            name, block = key
+            n = self.meta.n_layers
+            if not -n <= block < n:
+                raise SpecError(f"block {block} is out of range for a {n}-block model")
+            return f"blocks.{block % n}.{SHORT_NAMES.get(name, name)}"
+        if not isinstance(key, str):
+            raise SpecError(f"index Activations with a hook name or (name, block), not {type(key).__name__}")
+        if key not in self.tensors and f"hook_{key}" in self.tensors:
+            return f"hook_{key}"  # embed, pos_embed: TransformerLens' short names of the hooks outside blocks
+        return key
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.tensors)
