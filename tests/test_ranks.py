@@ -160,7 +160,8 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def test_a_killed_rank_stops_the_run_and_the_capture_resumes_with_another_number_of_ranks(tiny_dir, tmp_path):
+def _long_capture(tiny_dir, tmp_path, wait_for: str):
+    """(a 2-rank torchrun capture of 360 texts, its args, its folder) once `wait_for` is in the folder."""
     texts = tmp_path / "many.txt"
     texts.write_text("\n".join(TEXTS * 40) + "\n")
     out = tmp_path / "states"
@@ -174,11 +175,18 @@ def test_a_killed_rank_stops_the_run_and_the_capture_resumes_with_another_number
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
+    deadline = time.monotonic() + 120
+    while not (out / wait_for).exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"the capture ended (or hung) before {wait_for} appeared")
+        time.sleep(0.02)
+    return proc, args, out
+
+
+def test_a_killed_rank_stops_the_run_and_the_capture_resumes_with_another_number_of_ranks(tiny_dir, tmp_path):
+    proc, args, out = _long_capture(tiny_dir, tmp_path, "index.rank-1.json")  # rank 1 has finished a shard
     try:
-        deadline = time.monotonic() + 120
-        while not (out / "index.rank-1.json").exists():  # rank 1 has finished a shard
-            assert proc.poll() is None and time.monotonic() < deadline, "the capture ended too soon"
-            time.sleep(0.02)
         victim = next(p for p in _children(proc.pid) if _rank_of(p) == 1)
         os.kill(victim, signal.SIGKILL)
         killed = time.monotonic()
@@ -206,24 +214,8 @@ def test_a_killed_rank_stops_the_run_and_the_capture_resumes_with_another_number
 
 
 def test_a_second_capture_on_a_folder_being_written_is_refused(tiny_dir, tmp_path):
-    texts = tmp_path / "many.txt"
-    texts.write_text("\n".join(TEXTS * 40) + "\n")
-    out = tmp_path / "states"
-    args = ["capture", "-m", tiny_dir, "--dataset", f"FILE:{texts}", "--hooks", "resid_post", "--out", out]
-    args += ["--shard-size", "4K"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
-    first = subprocess.Popen(
-        cmd + ["-m", "probes", *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    first, args, out = _long_capture(tiny_dir, tmp_path, "index.json")
     try:
-        deadline = time.monotonic() + 120
-        while not (out / "index.json").exists():
-            assert first.poll() is None and time.monotonic() < deadline
-            time.sleep(0.02)
         owner = next(p for p in _children(first.pid) if _rank_of(p) == 0)
         os.kill(owner, signal.SIGSTOP)  # the first run holds the folder, however slow the second starts
         try:
