@@ -100,9 +100,16 @@ def test_batching_and_chunking_do_not_change_results(tiny, monkeypatch):
         assert (other.text_counts == a.text_counts).all()
 
 
-def test_one_text_equals_the_prompt_lens_averaged_over_positions(tiny):
-    one = probes.lens_over(tiny, [TEXTS[0]])
-    lens = probes.logit_lens(tiny, TEXTS[0])
+@pytest.mark.parametrize("mid", [False, True])
+def test_one_text_equals_the_prompt_lens_averaged_over_positions(tiny, mid):
+    one = probes.lens_over(tiny, [TEXTS[0]], mid=mid)  # mid: each block's resid_mid too, 2L+1 rows
+    lens = probes.logit_lens(tiny, TEXTS[0], mid=mid)
+    assert len(one.rows) == (2 if mid else 1) * tiny.cfg.n_layers + 1
+    if mid:
+        from probes.studies.lens.tuned import TunedLens
+
+        with pytest.raises(ProbesError, match="a tuned lens has no translators"):
+            probes.lens_over(tiny, [TEXTS[0]], mid=True, lens=TunedLens.identity(tiny))
     known = lens.next_token >= 0
     expect = {
         "kl_to_final": lens.kl_to_final.mean(1),
@@ -265,3 +272,14 @@ def test_progress_counts_every_text_once(tiny):
 
     probes.lens_over(tiny, TEXTS * 3, max_rows=2, progress=Count())
     assert seen == [["lens over texts", 12, "texts", 12]]
+
+
+def test_cli_dataset_mid_rows(tiny_dir, tmp_path):
+    path = tmp_path / "texts.txt"
+    path.write_text("\n".join(TEXTS) + "\n")
+    r = run_cli("lens", "-m", tiny_dir, "--dataset", path, "--mid", "--json")
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["row_labels"][:3] == ["embed", "0 attn", "0"] and len(d["rows"]) == 2 * 4 + 1
+    r = run_cli("lens", "-m", tiny_dir, "--dataset", path, "--mid", "--tuned", "bundled")
+    assert r.exit_code == 2 and "--mid" in r.stderr and r.stderr.count("\n") == 1

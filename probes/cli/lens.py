@@ -132,10 +132,10 @@ def lens(
     # Everything checkable without the model fails before loading it.
     check_metric(metric)
     check_top(top)
-    if mid and (generate is not None or tuned is not None or dataset is not None):
+    if mid and (generate is not None or tuned is not None):
         raise ProbesError(
-            "--mid reads one prompt through the logit lens; it does not combine with "
-            "--generate, --dataset or --tuned"
+            "--mid reads a prompt or a dataset through the logit lens; it does not combine with "
+            "--generate or --tuned"
         )
     if plot:
         from probes.io import check_figure_path
@@ -289,7 +289,13 @@ def _dataset_lens(
         meta = model_meta(m)
         lenses = [None] if tl is None else [None, tl]  # with a tuned lens: both, in one pass
         result, *others = probes.lens_over(
-            m, data, bos=bos, compare_skip=compared, lens=lenses, progress=bar_progress(quiet=json)
+            m,
+            data,
+            bos=bos,
+            compare_skip=compared,
+            lens=lenses,
+            progress=bar_progress(quiet=json),
+            mid=ctx.params["mid"],
         )
         through = others[0] if others else None
     if other_rank():

@@ -30,7 +30,7 @@ import torch
 
 from probes.core import distributed
 from probes.studies.lens.dataset_result import METRICS, DatasetLens
-from probes.studies.lens.lenses import UNSET
+from probes.studies.lens.lenses import UNSET, LogitLens
 
 _AT_EVERY_POSITION = ("kl_to_final", "entropy", "final_agreement")  # the others need the next token
 
@@ -51,6 +51,7 @@ def lens_over(
     lens=None,
     progress=None,
     translators=UNSET,
+    mid: bool = False,
 ) -> DatasetLens | list[DatasetLens]:
     """The lens's per-row statistics over every position of `data`, with cluster-bootstrap intervals.
 
@@ -66,6 +67,9 @@ def lens_over(
     output (`result.tuned_lens` names it). A list of lenses (`[None, tuned]`: the logit lens beside
     a tuned lens) gives a list of results from one pass over the data: every lens reads the same
     residual rows.
+
+    `mid=True` adds a row after each block's attention (its `resid_mid`, before the MLP): 2L+1 rows,
+    read through the logit lens, as `logit_lens(mid=True)` reads them.
     """
     from probes.core.dataset import dataset_of
     from probes.core.layers import compare_blocks
@@ -78,9 +82,16 @@ def lens_over(
     check_bootstrap(n_boot, level)
     many = isinstance(lens, (list, tuple))
     lenses = [lens_of(x, model) for x in lens] if many else [lens_of(lens, model, translators)]
+    if mid and not all(isinstance(one, LogitLens) for one in lenses):
+        from probes.errors import SpecError
+
+        raise SpecError(
+            "mid=True reads the rows after attention through the logit lens; a tuned lens has no "
+            "translators for them (leave lens=None)"
+        )
     dataset = dataset_of(data, split=split, max_texts=max_texts)
     n_texts = None if dataset.streaming else len(dataset)  # reads it once, failing on a bad line first
-    n_rows = model.cfg.n_layers + 1
+    n_rows = (2 if mid else 1) * model.cfg.n_layers + 1
     compared = None if compare_skip is None else compare_blocks(compare_skip, model.cfg.n_layers)
     sums = [(_Sums(n_rows), _Sums(n_rows) if compared is not None else None) for _ in lenses]
     where: dict[int, str] = {}
@@ -91,7 +102,7 @@ def lens_over(
         rank, ranks = distributed.rank(), distributed.size()
         for b, batch in enumerate(batches(model, items, max_tokens=max_tokens, max_rows=max_rows)):
             if b % ranks == rank:  # under torchrun each rank reads its share of the batches
-                _lens_batch(model, batch, compared, lenses, sums)
+                _lens_batch(model, batch, compared, lenses, sums, mid)
             new = {w.text: w.where for w in batch.windows if w.text not in where}
             where.update(new)
             windows_seen += len(batch.windows)
@@ -108,12 +119,12 @@ def lens_over(
         for s in (main, other):
             if s is not None:
                 s.windows, s.tokens = windows_seen, tokens
-        result = main.result(model, dataset, texts, skipped, "final", n_boot, seed, level, bos)
+        result = main.result(model, dataset, texts, skipped, "final", n_boot, seed, level, bos, mid)
         result.tuned_lens = one.name
         if other is not None:
             pruned = sorted(set(skipped) | set(compared))
             result.compare = other.result(
-                model, dataset, texts, pruned, "unpruned final", n_boot, seed, level, bos
+                model, dataset, texts, pruned, "unpruned final", n_boot, seed, level, bos, mid
             )
             result.compare.tuned_lens = one.name
         results.append(result)
@@ -166,10 +177,10 @@ class _Sums:
         self.counts[uniq, 0] += onehot.sum(1).astype(np.int64)
         self.counts[uniq, 1] += (onehot @ known.astype(np.float64)).astype(np.int64)
 
-    def result(self, model, dataset, texts, skipped, reference, n_boot, seed, level, bos) -> DatasetLens:
+    def result(self, model, dataset, texts, skipped, reference, n_boot, seed, level, bos, mid) -> DatasetLens:
         from probes.core.load import source_of
         from probes.studies.lens.bootstrap import cluster_bootstrap
-        from probes.studies.lens.logit import row_hooks, row_labels
+        from probes.studies.lens.logit import mid_row_hooks, row_hooks, row_labels
 
         sums, counts = self.sums[: self.n], self.counts[: self.n]
         rows, k = sums.shape[1:]
@@ -187,8 +198,8 @@ class _Sums:
         )
         L = model.cfg.n_layers
         return DatasetLens(
-            rows=row_hooks(L),
-            row_labels=row_labels(L, skipped),
+            rows=mid_row_hooks(L) if mid else row_hooks(L),
+            row_labels=row_labels(L, skipped, mid=mid),
             mean=mean,
             low=low,
             high=high,
@@ -210,11 +221,12 @@ class _Sums:
         )
 
 
-def _lens_batch(model, batch, compared, lenses, sums) -> None:
+def _lens_batch(model, batch, compared, lenses, sums, mid: bool = False) -> None:
     """Read one batch's rows at its real positions, a chunk of positions at a time, into each lens's sums."""
     from probes.core.runner import runner_for
     from probes.core.skip import skip
     from probes.core.stats import chunk_positions
+    from probes.studies.lens.logit import mid_streams
 
     mask = batch.mask  # (batch, pos)
     T = batch.ids.shape[1]
@@ -224,11 +236,14 @@ def _lens_batch(model, batch, compared, lenses, sums) -> None:
     def flat(rows):  # L+1 of (batch, pos, d_model) -> (real positions, d_model) on the unembedding's device
         return [x[mask.to(x.device)].to(home) for x in rows]
 
-    streams = flat(runner.streams(batch.ids))
+    def rows(ids):  # L+1 rows, or with `mid` 2L+1 (read with hooks attached)
+        return mid_streams(model, ids) if mid else runner_for(model).streams(ids)
+
+    streams = flat(rows(batch.ids))
     pruned = None
     if compared is not None:
         with skip(model, compared):
-            pruned = flat(runner_for(model).streams(batch.ids))
+            pruned = flat(rows(batch.ids))
     nxt = torch.roll(batch.ids, -1, dims=1)  # (batch, pos): the token after each position
     known = torch.arange(T, device=mask.device)[None] + 1 < batch.lengths[:, None]  # next token in the window
     nxt, known = nxt[mask].to(home), known[mask].to(home)  # (real positions,)

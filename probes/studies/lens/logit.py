@@ -44,7 +44,7 @@ def mid_row_hooks(n_layers: int) -> list[str]:
     return [n for i in range(n_layers) for n in (rows[i], f"blocks.{i}.hook_resid_mid")] + rows[-1:]
 
 
-def _mid_streams(model, ids: torch.Tensor) -> list[torch.Tensor]:
+def mid_streams(model, ids: torch.Tensor) -> list[torch.Tensor]:
     """The 2L+1 rows of `mid_row_hooks`, each (batch, pos, d_model), from one hooked forward."""
     from probes.core.hooks import attached
     from probes.core.runner import runner_for
@@ -327,7 +327,7 @@ def logit_lens(
 
     def run() -> LensResult:
         batch = torch.tensor([ids], device=device)
-        rows = _mid_streams(model, batch) if mid else runner_for(model).streams(batch)  # L+1 (2L+1) rows
+        rows = mid_streams(model, batch) if mid else runner_for(model).streams(batch)  # L+1 (2L+1) rows
         resid = [x[0].index_select(0, index.to(x.device)) for x in rows]  # each (positions, d_model)
         return build_result(model, resid, ids, cols, next_ids, top, text, lens, mid=mid)
 
