@@ -53,6 +53,24 @@ def show_change(value, spec: str = ".3f", unit: str = "") -> str:
     return f"{text}{unit} (no change)"
 
 
+def distinct_labels(values, sign: str = "", sig: int = 3) -> list[str]:
+    """Labels for `values` (numbers, None or NaN: `NA`), with the fewest decimals, at least `sig` significant
+    digits, that tell every two different values apart: 11.00 and 11.03 read '11.00' and '11.03', never
+    '11' twice. `sign` "+" signs them."""
+    import math
+
+    finite = [float(v) for v in values if not missing(v)]
+    if not finite:
+        return [NA for _ in values]
+    top = max(abs(v) for v in finite) or 1.0
+    start = max(0, sig - 1 - math.floor(math.log10(top)))
+    for decimals in range(start, start + 8):
+        labels = {v: show_number(v, f"{sign}.{decimals}f") for v in finite}
+        if len(set(labels.values())) == len(set(finite)):
+            break
+    return [NA if missing(v) else labels[float(v)] for v in values]
+
+
 def count(n: int, noun: str, plural: str | None = None) -> str:
     """'1 text', '2,000 texts': a count with its noun in the right number (`plural` when not noun + 's')."""
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"

@@ -185,3 +185,14 @@ def test_an_existing_output_says_force_true_in_the_api_and_force_in_the_cli(tiny
     r = run_cli("capture", "--model", tiny_dir, "--prompt", "Hi", "--out", out)
     assert r.exit_code == 2 and "pass --force to overwrite it" in r.stderr and "force=True" not in r.stderr
     assert out.read_bytes() == b"old"
+
+
+def test_bar_labels_tell_close_values_apart():
+    """#27 item 9: prune's bars of 11.00 and 11.03 read '11.00' and '11.03', not '11' twice."""
+    from probes.numbers import distinct_labels
+
+    assert distinct_labels([11.0, 11.03]) == ["11.00", "11.03"]
+    assert distinct_labels([7.0001, 7.0002, None]) == ["7.0001", "7.0002", "n/a"]
+    assert distinct_labels([0.735, 0.367]) == ["0.735", "0.367"]
+    assert distinct_labels([0.25, -0.5], sign="+") == ["+0.25", "-0.50"]
+    assert distinct_labels([float("nan")]) == ["n/a"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from probes.numbers import show_number
+from probes.numbers import distinct_labels, show_number
 from probes.tokens import plot_text
 
 # (key, panel title): a row for the generated text, a row for the held-out text (teacher-forced).
@@ -46,9 +46,9 @@ def comparison_figure(comparison):
         ax.bar(range(len(runs)), vals, color=colors)
         ax.set_xticks(range(len(runs)), [plot_text(n) for n in names], rotation=30, ha="right", fontsize=8)
         ax.set_title(label, fontsize=9)
-        for x, v in enumerate(vals):
+        for x, (v, shown) in enumerate(zip(vals, distinct_labels(vals))):
             if not np.isnan(v):
-                ax.text(x, v, show_number(v, ".3g"), ha="center", va="bottom", fontsize=7)
+                ax.text(x, v, shown, ha="center", va="bottom", fontsize=7)
         if all(np.isnan(v) for v in vals):
             ax.text(
                 0.5,
@@ -112,9 +112,9 @@ def sweep_figure(sweep):
     # A block whose skipping lowers the loss is drawn apart: it is no cost to skip it.
     ax1.bar(blocks, change, color=["#3b6fb6" if v is None or v >= 0 else "#5a9e6f" for v in change])
     ax1.axhline(0, color="#444444", lw=0.8)
-    for b, v in zip(blocks, change):
+    for b, v, shown in zip(blocks, change, distinct_labels(change, sign="+")):
         if v is not None:
-            ax1.text(b, v, show_number(v, "+.3g"), ha="center", va="bottom" if v >= 0 else "top", fontsize=7)
+            ax1.text(b, v, shown, ha="center", va="bottom" if v >= 0 else "top", fontsize=7)
     ax1.margins(y=0.15)
     ax1.set_ylabel("loss change (nats/token)")
     lower = (
