@@ -194,5 +194,5 @@ def test_bar_labels_tell_close_values_apart():
     assert distinct_labels([11.0, 11.03]) == ["11.00", "11.03"]
     assert distinct_labels([7.0001, 7.0002, None]) == ["7.0001", "7.0002", "n/a"]
     assert distinct_labels([0.735, 0.367]) == ["0.735", "0.367"]
-    assert distinct_labels([0.25, -0.5], sign="+") == ["+0.25", "-0.50"]
+    assert distinct_labels([0.25, -0.5], sign="+") == ["+0.250", "-0.500"]
     assert distinct_labels([float("nan")]) == ["n/a"]
