@@ -166,6 +166,13 @@ def test_next_token_distribution(tiny):
     titles = [ax.get_title() for ax in rep.figure().axes]
     assert titles[0].startswith("raw (T=1, no truncation)") and "T=10, top-k=2" in titles[3]
     assert f"entropy {rep.settings[3].entropy:.2f} nats" in titles[4]
+    assert not [
+        t for ax in rep.figure().axes for t in ax.texts if t.get_text() == "uniform"
+    ]  # named in the title
+    # A setting that is the raw distribution (T=1, no top-k) is not drawn twice.
+    same = probes.next_token_distribution(tiny, "The king", temperature=[1, 10], top_k=[None])
+    titles = [ax.get_title() for ax in same.figure().axes if ax.get_visible()]
+    assert len(titles) == 2 and titles[0].startswith("T=1 (the raw distribution)")
 
 
 def test_bridge_booted_elsewhere_generates_correctly(tiny_dir, tiny_hf):
