@@ -237,6 +237,7 @@ def test_a_second_capture_on_a_folder_being_written_is_refused(tiny_dir, tmp_pat
 def _race(out: str, settings: int, barrier, results) -> None:
     """One of two captures started at the same instant on the same new folder (forked after the load)."""
     model = _RACE["model"]
+    torch.set_num_threads(1)  # in the child only: the test process keeps its threads
     barrier.wait()
     try:
         probes.capture(
@@ -257,7 +258,6 @@ def test_two_captures_started_together_on_one_folder_one_wins(tiny, tmp_path):
 
     ctx = mp.get_context("fork")
     _RACE["model"] = tiny
-    torch.set_num_threads(1)
     for round_ in range(8):
         out = str(tmp_path / f"race{round_}")
         barrier, results = ctx.Barrier(2), ctx.Queue()
