@@ -441,7 +441,7 @@ def test_report_args_are_checked_before_the_model(tmp_path):
     with pytest.raises(ProbesError, match="cannot read --eval-text"):
         check_report_args(tmp_path / "new", eval_text=str(tmp_path / "nowhere.txt"))
     (tmp_path / "a folder").mkdir()
-    with pytest.raises(ProbesError, match="cannot read --eval-text"):
+    with pytest.raises(ProbesError, match="--eval-text .* is a folder; give a file"):
         check_report_args(tmp_path / "new", eval_text=str(tmp_path / "a folder"))
     with pytest.raises(ProbesError, match="--force"):
         check_report_args(tmp_path)  # not empty: it holds "a folder"
