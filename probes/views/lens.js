@@ -2,6 +2,7 @@
 // Reads the JSON in #probes-data (probes/views/lens.py says what it holds). No libraries, no network.
 (function () {
   "use strict";
+  const { el, radios, fmt } = probesView;
   const data = JSON.parse(document.getElementById("probes-data").textContent);
   const nRows = data.rows.length;
   const nPos = data.positions.length;
@@ -41,29 +42,12 @@
     return { toT, fromT };
   }
 
-  function fmt(v) {
-    if (v === null || v === undefined) return "–";
-    if (Number.isInteger(v)) return v.toLocaleString("en");
-    return String(Number(v.toPrecision(4)));
-  }
-
   const lensNames = [...new Set(data.panels.map((p) => p.lens))];
   const runNames = [...new Set(data.panels.map((p) => p.run))];
   const state = { metric: data.metrics[0].key, lens: lensNames[0], run: "0", pinned: null, labels: nPos <= 40 };
   const panelOf = (lens, run) => data.panels.find((p) => p.lens === lens && p.run === run);
 
   // ---- page skeleton --------------------------------------------------------------------------------
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (key === "text") node.textContent = value;
-      else if (key === "class") node.className = value;
-      else node.setAttribute(key, value);
-    }
-    for (const child of children) if (child) node.append(child);
-    return node;
-  }
-
   const header = el("header", {},
     el("h1", { text: data.title }),
     data.prompt !== null ? el("p", { class: "prompt" }, el("span", { class: "what", text: "prompt " }),
@@ -72,17 +56,6 @@
       el("span", { text: data.text })) : null,
     data.skipped ? el("p", { class: "note", text: `Blocks ${data.skipped} skipped in every run.` }) : null,
     ...data.notes.map((n) => el("p", { class: "note", text: n })));
-
-  function radios(name, legend, options, current, onChange) {
-    const box = el("fieldset", { class: "switch" }, el("legend", { text: legend }));
-    for (const [value, label] of options) {
-      const input = el("input", { type: "radio", name, value });
-      input.checked = value === current;
-      input.addEventListener("change", () => onChange(value));
-      box.append(el("label", {}, input, label));
-    }
-    return box;
-  }
 
   const controls = el("div", { class: "controls" });
   controls.append(radios("metric", "colour", data.metrics.map((m) => [m.key, m.label]), state.metric,
@@ -311,6 +284,5 @@
   }
 
   render();
-  document.documentElement.dataset.readyMs = String(Math.round(performance.now()));
-  document.documentElement.dataset.ready = "1";
+  probesView.ready();
 })();

@@ -41,7 +41,7 @@ _DOCUMENT = """<!doctype html>
 
 
 def asset(name: str) -> str:
-    """The text of a file shipped in this package (`lens.js`, `view.css`)."""
+    """The text of a file shipped in this package (`lens.js`, `common.js`, `view.css`)."""
     return resources.files("probes.views").joinpath(name).read_text(encoding="utf-8")
 
 
@@ -55,9 +55,11 @@ def embed_json(data) -> str:
 
 
 def document(title: str, data: dict, script: str) -> str:
-    """A whole HTML page: `data` embedded for the package script `script` (a file name), with view.css."""
+    """A whole HTML page: `data` embedded for the package script `script` (a file name, run after
+    common.js, the helpers every view shares), with view.css."""
+    code = asset("common.js") + "\n" + asset(script)
     return _DOCUMENT.format(
-        csp=_CSP, title=html.escape(title), css=asset("view.css"), data=embed_json(data), script=asset(script)
+        csp=_CSP, title=html.escape(title), css=asset("view.css"), data=embed_json(data), script=code
     )
 
 
