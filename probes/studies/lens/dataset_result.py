@@ -100,6 +100,23 @@ class DatasetLens:
 
         return dataset_lens_figure(self, **kwargs)
 
+    def to_html(self, path, *, others=(), force: bool = False):
+        """Write the interactive view: each metric's per-row curve with its interval band, the exact numbers
+        on hover, one self-contained HTML file (no network). `others`: the same texts read through other
+        lenses (`lens_over(..., lens=[None, tuned])`), overlaid. Returns the path written; an existing file
+        is replaced only with `force`."""
+        from probes.views.dataset import dataset_page
+        from probes.views.page import check_html_path, write_page
+
+        check_html_path(path, force=force, param="path")
+        return write_page(path, dataset_page(self, others), force=force)
+
+    def _repr_html_(self) -> str:
+        """The interactive view in a notebook cell (a sandboxed iframe)."""
+        from probes.views.dataset import dataset_frame
+
+        return dataset_frame(self)
+
     def as_dict(self) -> dict:
         """JSON-ready: {metric: {mean, low, high}} over the rows, and what the numbers cover."""
         r6 = lambda a: [None if np.isnan(v) else round(float(v), 6) for v in a]
