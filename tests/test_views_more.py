@@ -152,3 +152,103 @@ def test_dataset_metric_switch_redraws_and_keys_move(browser, over, tmp_path):
     assert page.locator(".details .where b").inner_text() == f"row {logit.row_labels[1]}"
     not_blank(page.screenshot(full_page=True))
     view.close()
+
+
+# ---- prune ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pruned(tiny):
+    return probes.compare_pruned(tiny, "ROMEO:", ["odd", "0"], max_new_tokens=12, evaluate=False)
+
+
+def test_prune_page_aligns_the_runs(tiny, pruned, tmp_path):
+    from probes.tokens import show_token
+
+    page = pruned.to_html(tmp_path / "p.html").read_text(encoding="utf-8")
+    assert not fetches(page)
+    view = embedded(page)
+    d = pruned.as_dict()
+    assert [r["name"] for r in view["runs"]] == ["full model", "skip odd", "skip 0"]
+    for row, run in zip(view["runs"], d["runs"]):
+        sample = run["samples"][0]
+        assert sample["str_tokens"] == [tiny.tokenizer.decode([t]) for t in sample["tokens"]]
+        assert [view["vocab"][i] for i in row["tokens"]] == [show_token(s) for s in sample["str_tokens"]]
+        assert row["kl"] == run["kl_per_token"]  # the result's numbers, unrounded
+        full = d["runs"][0]["samples"][0]["tokens"]
+        first = next((t for t, (a, b) in enumerate(zip(full, sample["tokens"])) if a != b), None)
+        assert row["diverge"] == first
+    assert view["runs"][0]["kl"] == pytest.approx([0.0] * 12, abs=1e-5)  # the full model against itself
+
+
+def test_prune_kl_per_token_is_on_the_full_prefix(tiny, pruned):
+    """The per-token KL: the pruned model reading the FULL continuation (teacher-forced) against the full
+    model, position by position, computed here through the runner and core.stats."""
+    import torch
+
+    from probes.core import stats
+    from probes.core.runner import runner_for
+
+    ids = pruned.prompt_tokens + pruned.runs[0].samples[0].tokens
+    P = len(pruned.prompt_tokens)
+    with torch.no_grad():
+        full = torch.log_softmax(runner_for(tiny).logits(torch.tensor([ids]))[0].float(), -1)
+        for run in pruned.runs[1:]:
+            with probes.skip(tiny, run.skipped_blocks):
+                cut = torch.log_softmax(runner_for(tiny).logits(torch.tensor([ids]))[0].float(), -1)
+            kl = stats.kl(full[P - 1 : -1], cut[P - 1 : -1])
+            assert run.kl_per_token == pytest.approx(kl.tolist(), rel=1e-3, abs=1e-5)
+
+
+def test_prune_notebook_and_cli(tiny_dir, pruned, tmp_path):
+    assert pruned._repr_html_().startswith("<iframe srcdoc=")
+    out = tmp_path / "prune.html"
+    args = ["--model", tiny_dir, "--skip", "odd", "--max-new-tokens", "6", "--no-eval"]
+    got = run_cli("prune", *args, "--html", out)
+    assert got.exit_code == 0, got.output
+    assert "wrote the interactive prune view" in got.stderr
+    assert [r["name"] for r in embedded(out.read_text(encoding="utf-8"))["runs"]] == [
+        "full model",
+        "skip odd",
+    ]
+    for extra, message in [
+        (["--html", out], "already exists; pass --force"),
+        (["--html", tmp_path / "p.txt"], "ending in .html"),
+    ]:
+        got = run_cli("prune", *args, *extra)
+        assert got.exit_code == 2 and message in got.stderr and "loading" not in got.stderr, got.output
+    got = run_cli("prune", "--model", tiny_dir, "--sweep", "--html", tmp_path / "s.html")
+    assert got.exit_code == 2 and "block sweep has no interactive view" in got.stderr
+
+
+def test_prune_hover_shows_the_kl_and_marks_the_divergence(browser, pruned, tmp_path):
+    view = Opened(browser, pruned.to_html(tmp_path / "p.html"))
+    page = view.page
+    d = pruned.as_dict()["runs"]
+    for k in (1, 2):
+        for t in (0, 5, 11):
+            page.locator(f'.cell[data-run="{k}"][data-t="{t}"]').hover()
+            assert page.locator(".details .where b").inner_text() == f"token {t + 1}"
+            for i in (1, 2):
+                shown = page.locator(f'table.runs tr[data-run="{i}"] td.kl').inner_text()
+                assert float(shown) == d[i]["kl_per_token"][t]
+    marked = page.eval_on_selector_all(".cell.diverge", "cs => cs.map(c => [+c.dataset.run, +c.dataset.t])")
+    view_data = embedded(page.content())
+    assert sorted(marked) == sorted(
+        [k, r["diverge"]] for k, r in enumerate(view_data["runs"]) if k and r["diverge"] is not None
+    )
+    # Colours: each run's tokens by its own KL, so the two skip runs' rows differ.
+    colours = lambda k: page.eval_on_selector_all(
+        f'.cell[data-run="{k}"]', "cs => cs.map(c => c.style.backgroundColor)"
+    )
+    assert colours(1) != colours(2) and len(set(colours(1))) > 3
+    # Keyboard: focus a token, move with the arrows.
+    page.locator('.cell[data-run="1"][data-t="0"]').focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("[document.activeElement.dataset.run, document.activeElement.dataset.t]") == [
+        "2",
+        "1",
+    ]
+    not_blank(page.screenshot(full_page=True))
+    view.close()

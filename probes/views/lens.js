@@ -2,28 +2,11 @@
 // Reads the JSON in #probes-data (probes/views/lens.py says what it holds). No libraries, no network.
 (function () {
   "use strict";
-  const { el, radios, fmt } = probesView;
+  const { el, radios, fmt, VIRIDIS, PUOR, MISSING, colour, css, dark, scaleBar } = probesView;
   const data = JSON.parse(document.getElementById("probes-data").textContent);
   const nRows = data.rows.length;
   const nPos = data.positions.length;
   const k = data.k;
-
-  // Colour-blind-safe palettes, as stops from matplotlib's viridis and ColorBrewer's PuOr.
-  const VIRIDIS = ["#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c", "#22a884",
-    "#44bf70", "#7ad151", "#bddf26", "#fde725"];
-  const PUOR = ["#2d004b", "#542788", "#8073ac", "#b2abd2", "#d8daeb", "#f7f7f7", "#fee0b6", "#fdb863",
-    "#e08214", "#b35806", "#7f3b08"];
-  const MISSING = "#d9d9d9";
-
-  const rgb = (hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
-  function colour(stops, t) {
-    const x = Math.min(Math.max(t, 0), 1) * (stops.length - 1);
-    const i = Math.min(Math.floor(x), stops.length - 2);
-    const a = rgb(stops[i]), b = rgb(stops[i + 1]), f = x - i;
-    return a.map((v, n) => Math.round(v + (b[n] - v) * f));
-  }
-  const css = (c) => `rgb(${c[0]},${c[1]},${c[2]})`;
-  const dark = (c) => 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2] < 128;
 
   // A metric's scale: value -> t in [0, 1] (1 bright), and back for the legend's ticks.
   function scaleOf(m) {
@@ -189,18 +172,11 @@
   }
 
   function drawLegend(stops, ticks, label) {
-    const bar = el("div", { class: "bar" });
-    bar.style.background = `linear-gradient(to right, ${stops.join(", ")})`;
-    const marks = el("div", { class: "ticks" });
-    for (const [t, value] of ticks) {
-      const mark = el("span", { text: fmt(Number(value.toPrecision(t === 0 || t === 1 ? 4 : 2))) }); // ends exact
-      mark.style.left = `${t * 100}%`;
-      marks.append(mark);
-    }
+    const scale = scaleBar(stops, ticks);
     const missing = el("span", { class: "missing" }, el("span", { class: "swatch" }), "no value");
     const emerge = el("span", { class: "missing" }, el("span", { class: state.labels ? "swatch emerge" : "swatch emerge dot" }),
       data.kind === "generation" ? "row where the generated token emerges" : "row where the final top-1 emerges");
-    legend.replaceChildren(el("div", { class: "label", text: label }), el("div", { class: "scale" }, bar, marks),
+    legend.replaceChildren(el("div", { class: "label", text: label }), scale,
       el("div", { class: "keys" }, missing, emerge));
   }
 

@@ -10,7 +10,7 @@ import torch
 from probes.core import stats
 from probes.core.generate import Sample, generate_runs
 from probes.core.layers import complement, parse_layers
-from probes.core.prompt import is_many, per_prompt, prompt_ids
+from probes.core.prompt import is_many, per_prompt, prompt_ids, token_strings
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
 from probes.numbers import count
@@ -58,6 +58,7 @@ class PruneRun:
     metrics: dict
     kl_per_token: list[float] = field(default_factory=list)  # along the full model's first continuation
     timing: dict = field(default_factory=dict)  # of this run's generation: one run, see ONE_RUN
+    str_tokens: list[list[str]] = field(default_factory=list)  # each sample's tokens as strings
 
     def __repr__(self) -> str:
         loss = self.metrics.get("eval_loss")
@@ -71,7 +72,10 @@ class PruneRun:
             "name": self.name,
             "skipped_blocks": self.skipped_blocks,
             "kept_blocks": self.kept_blocks,
-            "samples": [{"text": s.text, "tokens": s.tokens} for s in self.samples],
+            "samples": [
+                {"text": s.text, "tokens": s.tokens, **({"str_tokens": t} if t is not None else {})}
+                for s, t in zip(self.samples, self.str_tokens or [None] * len(self.samples))
+            ],
             "metrics": self.metrics,
             "kl_per_token": self.kl_per_token,
             "timing": self.timing,
@@ -111,6 +115,23 @@ class PruneComparison:
         from probes.plots.prune import comparison_figure
 
         return comparison_figure(self)
+
+    def to_html(self, path, *, force: bool = False):
+        """Write the interactive view: the full and pruned continuations aligned token by token, each token
+        coloured by KL(full || run) on the full continuation's prefix, the first divergence marked; one
+        self-contained HTML file (no network). Returns the path written; an existing file is replaced only
+        with `force`."""
+        from probes.views.page import check_html_path, write_page
+        from probes.views.prune import prune_page
+
+        check_html_path(path, force=force, param="path")
+        return write_page(path, prune_page(self), force=force)
+
+    def _repr_html_(self) -> str:
+        """The interactive view in a notebook cell (a sandboxed iframe)."""
+        from probes.views.prune import prune_frame
+
+        return prune_frame(self)
 
 
 def _window(ids: list[int], start: int, n_ctx: int) -> tuple[list[int], int]:
@@ -233,7 +254,10 @@ def compare_pruned(
             {"ppl_under_full": _mean(ppls), "tf_kl": _mean(kls), "tf_top1_agreement": _mean(agrees)}
         )
         timing = {**samples.timing, "runs": 1, "note": ONE_RUN}
-        runs.append(PruneRun(name, layers, complement(layers, n), list(samples), metrics, kl_curve, timing))
+        strings = [token_strings(model.tokenizer, s.tokens) for s in samples]
+        runs.append(
+            PruneRun(name, layers, complement(layers, n), list(samples), metrics, kl_curve, timing, strings)
+        )
     eval_tokens = None
     if source is not None:
         p.note(
