@@ -116,6 +116,23 @@ class PruneComparison:
 
         return comparison_figure(self)
 
+    def to_dataframe(self):
+        """A pandas DataFrame, one row per run (the full model first): its skipped blocks, its first
+        sample's text, and every metric (`METRIC_LABELS`). Needs pandas (`pip install 'probes[pandas]'`)."""
+        from probes.frames import frame, pandas
+
+        pandas()
+        rows = [
+            {
+                "run": r.name,
+                "skipped_blocks": list(r.skipped_blocks),
+                "text": r.samples[0].text if r.samples else None,
+                **{k: r.metrics.get(k) for k in METRIC_LABELS},
+            }
+            for r in self.runs
+        ]
+        return frame(rows)
+
     def to_html(self, path, *, force: bool = False):
         """Write the interactive view: the full and pruned continuations aligned token by token, each token
         coloured by KL(full || run) on the full continuation's prefix, the first divergence marked; one
@@ -329,6 +346,15 @@ class BlockSweep:
             "ranking_by_loss_increase": [b["block"] for b in self.ranked()],
             "strategies": self.strategies,
         }
+
+    def to_dataframe(self):
+        """A pandas DataFrame, one row per block skipped alone: loss, loss increase, KL, top-1 agreement,
+        Block Influence, angular distance and rank. `strategies` holds the named skip sets. Needs pandas
+        (`pip install 'probes[pandas]'`)."""
+        from probes.frames import frame, pandas
+
+        pandas()
+        return frame([dict(b) for b in self.blocks])
 
     def figure(self):
         from probes.plots.prune import sweep_figure
