@@ -252,3 +252,32 @@ def test_prune_hover_shows_the_kl_and_marks_the_divergence(browser, pruned, tmp_
     ]
     not_blank(page.screenshot(full_page=True))
     view.close()
+
+
+# ---- the report ----------------------------------------------------------------------------------------
+
+
+def test_the_report_page_frames_its_views(browser, tiny, tmp_path):
+    from probes.report import build_report
+
+    out = tmp_path / "study"
+    build_report(tiny, out, evaluate=False, max_new_tokens=4, num_samples=1)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    messages, requests = [], []
+    page.on("console", lambda m: messages.append((m.type, m.text)))
+    page.on("pageerror", lambda e: messages.append(("pageerror", str(e))))
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto((out / "report.html").resolve().as_uri())
+    frames = page.locator("iframe")
+    assert frames.count() == 4
+    for i in range(4):
+        frames.nth(i).scroll_into_view_if_needed()  # the frames load lazily
+        inner = page.frame_locator("iframe").nth(i)
+        inner.locator("html[data-ready]").wait_for(timeout=10_000)
+        assert inner.locator(".cell").count() > 0
+    # Only the report's own files were read: the page, its figures and its views.
+    names = {u.rsplit("/", 1)[1] for u in requests}
+    assert all(u.startswith(out.resolve().as_uri() + "/") for u in requests)
+    assert {f"view_{v}.html" for v in ("prune", "lens", "lens_generation", "lens_skip_odd")} <= names
+    assert [m for m in messages if m[0] in ("error", "pageerror", "warning")] == []
+    page.close()

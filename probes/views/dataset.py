@@ -85,9 +85,10 @@ def dataset_page(result, others=()) -> str:
     return document(view["title"], view, "dataset.js")
 
 
-def dataset_frame(result) -> str:
-    """The dataset lens's curves for a notebook cell: the page in a sandboxed iframe."""
+def dataset_frame(result, *, src: str | None = None) -> str:
+    """The dataset lens's curves for a notebook cell: the page in a sandboxed iframe (`src`: its file)."""
     from probes.views.page import document, notebook_frame
 
     view = dataset_view(result)
-    return notebook_frame(document(view["title"], view, "dataset.js"), 620)
+    page = None if src else document(view["title"], view, "dataset.js")
+    return notebook_frame(page, 640, src=src, title=view["title"])

@@ -203,9 +203,11 @@ def lens_page(result, others=(), *, generation=None) -> str:
     return document(view["title"], view, "lens.js")
 
 
-def lens_frame(result, *, generation=None) -> str:
-    """The lens explorer for a notebook cell: the page in a sandboxed iframe sized to its grid."""
+def lens_frame(result, *, generation=None, src: str | None = None) -> str:
+    """The lens explorer for a notebook cell: the page in a sandboxed iframe sized to its grid (`src`: the
+    page's file, written beside the frame's page, instead of the page itself)."""
     from probes.views.page import document, notebook_frame
 
     view = lens_view(result, generation=generation)
-    return notebook_frame(document(view["title"], view, "lens.js"), page_height(view))
+    page = None if src else document(view["title"], view, "lens.js")
+    return notebook_frame(page, page_height(view), src=src, title=view["title"])

@@ -63,12 +63,19 @@ def document(title: str, data: dict, script: str) -> str:
     )
 
 
-def notebook_frame(page: str, height: int) -> str:
-    """`page` in an iframe for a notebook cell: self-contained, sandboxed (scripts only), `height` px tall."""
-    return (
-        f'<iframe srcdoc="{html.escape(page, quote=True)}" sandbox="allow-scripts" '
-        f'style="width:100%;height:{int(height)}px;border:1px solid #ddd" title="probes view"></iframe>'
+def notebook_frame(page: str, height: int, *, src: str | None = None, title: str = "probes view") -> str:
+    """`page` in an iframe for a notebook cell: self-contained, sandboxed (scripts only), `height` px tall.
+
+    `src` (a file name beside the page that holds the frame, as in the report's folder) shows that file
+    instead of holding `page` in the frame's `srcdoc`; the frame is the same either way."""
+    # A report's frames load as they scroll into view; a notebook's one frame at once.
+    where = (
+        f'src="{html.escape(src, quote=True)}" loading="lazy"'
+        if src
+        else f'srcdoc="{html.escape(page, quote=True)}"'
     )
+    style = f"width:100%;height:{int(height)}px;border:1px solid #ddd"
+    return f'<iframe {where} sandbox="allow-scripts" style="{style}" title="{html.escape(title)}"></iframe>'
 
 
 def check_html_path(path, *, force: bool = False, param: str = "html") -> Path:

@@ -8,6 +8,8 @@ where the run's own token differs from the full model's is its first divergence.
 
 from __future__ import annotations
 
+import math
+
 from probes.errors import SpecError
 from probes.tokens import show_token
 from probes.views.lens import blocks_text
@@ -74,9 +76,17 @@ def prune_page(result) -> str:
     return document(view["title"], view, "prune.js")
 
 
-def prune_frame(result) -> str:
-    """The aligned continuations for a notebook cell: the page in a sandboxed iframe."""
+def page_height(view: dict) -> int:
+    """A frame's height in px for `view` about 1,000 px wide (a report's, a notebook's): the tokens wrap
+    about 6 to a line beside the details."""
+    lines = math.ceil(max(len(r["tokens"]) for r in view["runs"]) / 6)
+    return min(1600, 240 + lines * (22 * (len(view["runs"]) + 1) + 16))
+
+
+def prune_frame(result, *, src: str | None = None) -> str:
+    """The aligned continuations for a notebook cell: the page in a sandboxed iframe (`src`: its file)."""
     from probes.views.page import document, notebook_frame
 
     view = prune_view(result)
-    return notebook_frame(document(view["title"], view, "prune.js"), 260 + 90 * len(view["runs"]))
+    page = None if src else document(view["title"], view, "prune.js")
+    return notebook_frame(page, page_height(view), src=src, title=view["title"])
