@@ -1,6 +1,6 @@
 """Screenshots of the interactive views for the README (docs/view_*.png), on the bundled model.
 
-    python scripts/view_screenshots.py     # needs playwright and Debian's chromium
+python scripts/view_screenshots.py     # needs playwright and Debian's chromium
 """
 
 from __future__ import annotations

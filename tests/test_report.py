@@ -534,7 +534,7 @@ def _check_folder(out, text):
     views = re.findall(r'<iframe src="(view_[a-z_]+\.html)"', html)
     assert sorted(views) == sorted(f"view_{v}.html" for v in VIEWS)
     assert html.count("<img ") == len(shown) - len(views)
-    assert all(f"<a href=\"{v}.png\">" in html for v in VIEWS)
+    assert all(f'<a href="{v}.png">' in html for v in VIEWS)
     files = set(json.loads((out / MANIFEST).read_text())["files"])
     assert files == {p.name for p in out.iterdir()} - {MANIFEST}  # the manifest lists every file
     assert (
