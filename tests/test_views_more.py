@@ -175,6 +175,7 @@ def test_prune_page_aligns_the_runs(tiny, pruned, tmp_path):
         assert sample["str_tokens"] == [tiny.tokenizer.decode([t]) for t in sample["tokens"]]
         assert [view["vocab"][i] for i in row["tokens"]] == [show_token(s) for s in sample["str_tokens"]]
         assert row["kl"] == run["kl_per_token"]  # the result's numbers, unrounded
+        assert row["agree"] == run["top1_agreement_per_token"]
         full = d["runs"][0]["samples"][0]["tokens"]
         first = next((t for t, (a, b) in enumerate(zip(full, sample["tokens"])) if a != b), None)
         assert row["diverge"] == first
@@ -198,6 +199,9 @@ def test_prune_kl_per_token_is_on_the_full_prefix(tiny, pruned):
                 cut = torch.log_softmax(runner_for(tiny).logits(torch.tensor([ids]))[0].float(), -1)
             kl = stats.kl(full[P - 1 : -1], cut[P - 1 : -1])
             assert run.kl_per_token == pytest.approx(kl.tolist(), rel=1e-3, abs=1e-5)
+            same = (full[P - 1 : -1].argmax(-1) == cut[P - 1 : -1].argmax(-1)).tolist()
+            # A near tie may break the other way in another batch: as the mean's test allows, one token.
+            assert sum(a != b for a, b in zip(run.top1_agreement_per_token, same, strict=True)) <= 1
 
 
 def test_prune_notebook_and_cli(tiny_dir, pruned, tmp_path):
@@ -230,8 +234,11 @@ def test_prune_hover_shows_the_kl_and_marks_the_divergence(browser, pruned, tmp_
             page.locator(f'.cell[data-run="{k}"][data-t="{t}"]').hover()
             assert page.locator(".details .where b").inner_text() == f"token {t + 1}"
             for i in (1, 2):
-                shown = page.locator(f'table.runs tr[data-run="{i}"] td.kl').inner_text()
-                assert float(shown) == d[i]["kl_per_token"][t]
+                row = page.locator(f'table.runs tr[data-run="{i}"]')
+                shown = float(row.locator("td.kl").inner_text())
+                assert shown == pytest.approx(d[i]["kl_per_token"][t], rel=5e-4, abs=1e-6)
+                agree = d[i]["top1_agreement_per_token"][t]
+                assert row.locator("td.agree").inner_text() == ("same" if agree else "other")
     marked = page.eval_on_selector_all(".cell.diverge", "cs => cs.map(c => [+c.dataset.run, +c.dataset.t])")
     view_data = embedded(page.content())
     assert sorted(marked) == sorted(
@@ -242,6 +249,11 @@ def test_prune_hover_shows_the_kl_and_marks_the_divergence(browser, pruned, tmp_
         f'.cell[data-run="{k}"]', "cs => cs.map(c => c.style.backgroundColor)"
     )
     assert colours(1) != colours(2) and len(set(colours(1))) > 3
+    # The metric switch: coloured by top-1 agreement, two colours only, and a legend of its own.
+    kl_colours = colours(1)
+    page.check('input[name="metric"][value="agree"]')
+    assert colours(1) != kl_colours and len(set(colours(1))) <= 2
+    assert page.locator(".legend .label").inner_text() == "top-1 on the same prefix"
     # Keyboard: focus a token, move with the arrows.
     page.locator('.cell[data-run="1"][data-t="0"]').focus()
     page.keyboard.press("ArrowRight")

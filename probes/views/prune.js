@@ -3,11 +3,11 @@
 // Hover or focus a token (arrow keys move) for the numbers. Reads #probes-data (views/prune.py).
 (function () {
   "use strict";
-  const { el, fmt, VIRIDIS, MISSING, colour, css, dark, scaleBar } = probesView;
+  const { el, radios, fmt, VIRIDIS, MISSING, colour, css, dark, scaleBar } = probesView;
   const data = JSON.parse(document.getElementById("probes-data").textContent);
   const runs = data.runs;
   const nPos = Math.max(...runs.map((r) => Math.max(r.tokens.length, r.kl.length)));
-  const state = { at: { run: Math.min(1, runs.length - 1), t: 0 } };
+  const state = { at: { run: Math.min(1, runs.length - 1), t: 0 }, metric: data.metrics[0].key };
 
   // KL on a square-root scale, bright where the run agrees with the full model (as in the lens view).
   const toT = (v) => 1 - Math.sqrt(Math.min(Math.max(v / data.kl_max, 0), 1));
@@ -18,20 +18,34 @@
     el("h1", { text: data.title }),
     el("p", { class: "prompt" }, el("span", { class: "what", text: "prompt " }), el("span", { text: data.prompt })),
     el("p", { class: "note", text: `${data.greedy ? "Greedy decoding" : `Sampled (${data.config})`}, the same ` +
-      "prompt and seed for every run. Each token's colour: the run's KL(full ‖ run) where it reads the full " +
-      "model's continuation up to that token (teacher-forced), so every run is compared on the same prefix." }),
+      "prompt and seed for every run. Each token's colour: the run's KL(full ‖ run), or whether its top-1 " +
+      "is the full model's, where it reads the full model's continuation up to that token (teacher-forced): " +
+      "every run is compared on the same prefix." }),
     ...data.notes.map((n) => el("p", { class: "note", text: n })));
 
-  const legend = el("div", { class: "legend" },
-    el("div", { class: "label", text: "KL(full ‖ run) on the same prefix, nats (brighter: closer to the full model)" }),
-    scaleBar(VIRIDIS, [0, 0.5, 1].map((t) => [t, fromT(t)])),
-    el("div", { class: "keys" },
-      el("span", {}, el("span", { class: "swatch diverge" }), "first divergence from the full model"),
-      el("span", {}, el("span", { class: "swatch differs" }, "ab"), "bold: the token differs from the full model's")));
+  const AGREE = colour(VIRIDIS, 1), DISAGREE = colour(VIRIDIS, 0);
+  const controls = el("div", { class: "controls" }, radios("metric", "colour", data.metrics.map((m) => [m.key, m.label]),
+    state.metric, (v) => { state.metric = v; repaint(); }));
+  const legend = el("div", { class: "legend" });
+  const keys = () => el("div", { class: "keys" },
+    el("span", {}, el("span", { class: "swatch diverge" }), "first divergence from the full model"),
+    el("span", {}, el("span", { class: "swatch differs" }, "ab"), "bold: the token differs from the full model's"));
+  function drawLegend() {
+    if (state.metric === "kl") {
+      legend.replaceChildren(
+        el("div", { class: "label", text: "KL(full ‖ run) on the same prefix, nats (brighter: closer to the full model)" }),
+        scaleBar(VIRIDIS, [0, 0.5, 1].map((t) => [t, fromT(t)])), keys());
+      return;
+    }
+    const swatch = (c) => { const s = el("span", { class: "swatch" }); s.style.background = css(c); return s; };
+    legend.replaceChildren(el("div", { class: "label", text: "top-1 on the same prefix" }),
+      el("div", { class: "keys" }, el("span", {}, swatch(AGREE), "the full model's top-1"),
+        el("span", {}, swatch(DISAGREE), "another token")), keys());
+  }
 
   const lines = el("div", { class: "grids lines" });
   const details = el("aside", { class: "details", "aria-live": "polite" });
-  document.body.append(header, legend, el("main", {}, lines, details));
+  document.body.append(header, controls, legend, el("main", {}, lines, details));
 
   // ---- the aligned rows, wrapped to the page's width ----------------------------------------------------
   const CELL = 74; // px a token
@@ -81,11 +95,17 @@
   }
 
   function paint(cell, k, t) {
-    const v = runs[k].kl[t];
     if (k === 0 || t >= runs[k].tokens.length) { cell.style.backgroundColor = k === 0 ? "#f2f2f2" : "#fff"; return; }
-    const c = v === null || v === undefined ? null : colour(VIRIDIS, toT(v));
+    const v = runs[k][state.metric][t];
+    const c = v === null || v === undefined ? null
+      : state.metric === "kl" ? colour(VIRIDIS, toT(v)) : v ? AGREE : DISAGREE;
     cell.style.backgroundColor = c ? css(c) : MISSING;
     cell.style.color = c && dark(c) ? "#fff" : "#000";
+  }
+
+  function repaint() {
+    drawLegend();
+    for (const [k, row] of cells.entries()) for (const [t, cell] of row.entries()) if (cell) paint(cell, k, t);
   }
 
   // ---- details ------------------------------------------------------------------------------------------
@@ -93,12 +113,14 @@
     for (const c of lines.querySelectorAll(".cell.current")) c.classList.remove("current");
     for (const row of cells) if (row[t]) row[t].classList.add("current");
     const table = el("table", { class: "top runs" });
+    table.append(el("tr", {}, ...["run", "token", "KL", "top-1"].map((h) => el("th", { text: h }))));
     for (const [i, run] of runs.entries()) {
       const tok = t < run.tokens.length ? data.vocab[run.tokens[t]] : "(ended)";
-      const kl = i === 0 ? null : run.kl[t];
+      const kl = i === 0 ? null : run.kl[t], agree = i === 0 ? null : run.agree[t];
       table.append(el("tr", { class: i === k ? "hit" : "", "data-run": String(i) },
         el("td", { class: "name", text: run.name }), el("td", { class: "tok" }, el("code", { text: tok })),
-        el("td", { class: "prob kl", text: i === 0 ? "" : kl === null || kl === undefined ? "–" : String(kl) })));
+        el("td", { class: "prob kl", text: i === 0 ? "" : fmt(kl) }),
+        el("td", { class: "agree", text: i === 0 || agree === null || agree === undefined ? "" : agree ? "same" : "other" })));
     }
     const run = runs[k];
     const facts = el("dl", { class: "facts" });
@@ -112,7 +134,8 @@
     }
     details.replaceChildren(
       el("div", { class: "where" }, el("b", { text: `token ${t + 1}` }), " of the continuation"),
-      el("div", { class: "note", text: "KL(full ‖ run), nats, on the full model's prefix:" }),
+      el("div", { class: "note", text: "each run's token; on the full model's prefix, its KL(full ‖ run) (nats) " +
+        "and whether its top-1 is the full model's:" }),
       table, k > 0 ? el("h2", { text: `${run.name}: blocks ${run.skipped} skipped` }) : null, facts);
   }
 
@@ -147,6 +170,7 @@
   let width = lines.clientWidth;
   window.addEventListener("resize", () => { if (lines.clientWidth !== width) { width = lines.clientWidth; render(); } });
 
+  drawLegend();
   render();
   probesView.ready();
 })();

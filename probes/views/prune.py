@@ -2,8 +2,9 @@
 
 Reads what a `PruneComparison` holds (duck-typed: this module imports no study). Each run's first sample
 is one row of tokens under the full model's; each position carries the run's KL(full ‖ run) on the full
-continuation's prefix (teacher-forced, `kl_per_token`, the result's own numbers), and the first position
-where the run's own token differs from the full model's is its first divergence.
+continuation's prefix (teacher-forced, `kl_per_token`, the result's own numbers) and whether the run's top-1
+there is the full model's (`top1_agreement_per_token`); the first position where the run's own token
+differs from the full model's is its first divergence.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def prune_view(result) -> dict:
                 "skipped": blocks_text(run.skipped_blocks),
                 "tokens": [index(s) for s in run.str_tokens[0]],
                 "kl": [None] * offset + kl,
+                "agree": [None] * offset + list(run.top1_agreement_per_token or [None] * len(kl)),
                 "diverge": diverge,
                 "metrics": {k: run.metrics.get(k) for k in ("tf_kl", "tf_top1_agreement", "ppl_under_full")},
             }
@@ -64,6 +66,10 @@ def prune_view(result) -> dict:
         "vocab": vocab,
         "runs": rows,
         "kl_max": max(kl_max, 1e-3),
+        "metrics": [
+            {"key": "kl", "label": "KL(full ‖ run), nats"},
+            {"key": "agree", "label": "top-1 agreement with the full model"},
+        ],
         "notes": notes,
     }
 

@@ -59,6 +59,8 @@ class PruneRun:
     kl_per_token: list[float] = field(default_factory=list)  # along the full model's first continuation
     timing: dict = field(default_factory=dict)  # of this run's generation: one run, see ONE_RUN
     str_tokens: list[list[str]] = field(default_factory=list)  # each sample's tokens as strings
+    # Along the full model's first continuation too: does this run's top-1 equal the full model's?
+    top1_agreement_per_token: list[bool] = field(default_factory=list)
 
     def __repr__(self) -> str:
         loss = self.metrics.get("eval_loss")
@@ -78,6 +80,7 @@ class PruneRun:
             ],
             "metrics": self.metrics,
             "kl_per_token": self.kl_per_token,
+            "top1_agreement_per_token": self.top1_agreement_per_token,
             "timing": self.timing,
         }
 
@@ -251,7 +254,7 @@ def compare_pruned(
         own_lp = [next(lps) for _ in samples] if k else full_tf_lp
         per_sample = [_text_metrics(s.tokens, eos) for s in samples]
         metrics = {k: _mean([m[k] for m in per_sample]) for k in per_sample[0]}
-        ppls, kls, agrees, kl_curve = [], [], [], []
+        ppls, kls, agrees, kl_curve, agree_curve = [], [], [], [], []
         for j, s in enumerate(samples):
             ids, start = _window(prompt_tokens + s.tokens, P, n_ctx)
             ppls.append(
@@ -267,13 +270,24 @@ def compare_pruned(
             agrees.append(float(agree.mean()))
             if j == 0:
                 kl_curve = [float(x) for x in kl]
+                agree_curve = [bool(x) for x in agree]
         metrics.update(
             {"ppl_under_full": _mean(ppls), "tf_kl": _mean(kls), "tf_top1_agreement": _mean(agrees)}
         )
         timing = {**samples.timing, "runs": 1, "note": ONE_RUN}
         strings = [token_strings(model.tokenizer, s.tokens) for s in samples]
         runs.append(
-            PruneRun(name, layers, complement(layers, n), list(samples), metrics, kl_curve, timing, strings)
+            PruneRun(
+                name,
+                layers,
+                complement(layers, n),
+                list(samples),
+                metrics,
+                kl_curve,
+                timing,
+                strings,
+                agree_curve,
+            )
         )
     eval_tokens = None
     if source is not None:
