@@ -73,12 +73,14 @@ def test_dataset_page_holds_the_results_numbers(over, tmp_path):
     assert view["series"][1]["skipped"] == [2]  # the row after block 1
 
 
-def test_dataset_others_must_match(tiny, over):
+def test_dataset_others_must_match(tiny, tuned, over):
     logit, _ = over
     with pytest.raises(SpecError, match="same texts"):
         logit.to_html("unused.html", others=[probes.lens_over(tiny, TEXTS[:2], n_boot=10)])
     with pytest.raises(SpecError, match="different lens"):
         logit.to_html("unused.html", others=[logit])
+    with pytest.raises(SpecError, match="compare_skip run too"):
+        logit.to_html("unused.html", others=[probes.lens_over(tiny, TEXTS, n_boot=10, lens=tuned)])
     with pytest.raises(ProbesError, match="ending in .html"):
         logit.to_html("x.png")
 

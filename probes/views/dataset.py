@@ -26,7 +26,9 @@ def dataset_view(result, others=()) -> dict:
     for other in others:
         if other.rows != result.rows or other.texts != result.texts:
             raise SpecError("others= must be dataset lenses of the same texts and rows as the result")
-        if (other.compare is None) != (result.compare is None):
+        if (other.compare is None) != (result.compare is None) or (
+            other.compare is not None and other.compare.skipped_blocks != result.compare.skipped_blocks
+        ):
             raise SpecError("others= must have the result's compare_skip run too (every lens, both runs)")
     if len({lens_name(lens) for lens in lenses}) < len(lenses):
         raise SpecError(
