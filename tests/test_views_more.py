@@ -295,3 +295,16 @@ def test_the_report_page_frames_its_views(browser, tiny, tmp_path):
     assert {f"view_{v}.html" for v in ("prune", "lens", "lens_generation", "lens_skip_odd")} <= names
     assert [m for m in messages if m[0] in ("error", "pageerror", "warning")] == []
     page.close()
+
+
+def test_a_disk_that_refuses_the_page_is_one_line(pruned, tmp_path, monkeypatch):
+    import errno
+
+    import probes.io
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(probes.io, "write_text", full)
+    with pytest.raises(ProbesError, match=r"cannot write the view to .*p\.html: No space left on device"):
+        pruned.to_html(tmp_path / "p.html")

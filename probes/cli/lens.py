@@ -399,17 +399,13 @@ def _save_html(result, others: list, path: str, force: bool, logit_first: bool =
     """Write `result`'s view with `others`; `logit_first`: `others[0]` is the logit lens, shown first."""
     from pathlib import Path
 
-    from probes.errors import ProbesError
     from probes.studies.lens.dataset_result import DatasetLens
     from probes.studies.lens.generation import GenerationLens
 
-    try:
-        if others and logit_first:  # the logit lens first, then the tuned lens the command was asked for
-            others[0].to_html(path, others=[result], force=force)
-        else:
-            result.to_html(path, others=others, force=force)
-    except OSError as e:
-        raise ProbesError(f"cannot write the view to {path}: {e.strerror or e}") from None
+    if others and logit_first:  # the logit lens first, then the tuned lens the command was asked for
+        others[0].to_html(path, others=[result], force=force)
+    else:
+        result.to_html(path, others=others, force=force)
     what = (
         "generation lens"
         if isinstance(result, GenerationLens)

@@ -181,10 +181,7 @@ def prune(
         save_figure(result.figure(), plot, force=force)
         log(f"wrote {plot}")
     if html:
-        try:
-            result.to_html(html, force=force)
-        except OSError as e:
-            raise ProbesError(f"cannot write the view to {html}: {e.strerror or e}") from None
+        result.to_html(html, force=force)
         log(f"wrote the interactive prune view to {html}")
     emit({**meta, **result.as_dict()}, json, render)
 

@@ -91,7 +91,10 @@ def check_html_path(path, *, force: bool = False, param: str = "html") -> Path:
 
 def write_page(path, page: str, *, force: bool = False) -> Path:
     """Write `page` to `path` (checked with `check_html_path` before the work) atomically, never overwriting
-    without `force`."""
+    without `force`; a disk that refuses it is one ProbesError line."""
     from probes.io import write_text
 
-    return write_text(path, page, force=force)
+    try:
+        return write_text(path, page, force=force)
+    except OSError as e:
+        raise ProbesError(f"cannot write the view to {path}: {e.strerror or e}") from None
