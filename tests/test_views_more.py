@@ -308,3 +308,17 @@ def test_a_disk_that_refuses_the_page_is_one_line(pruned, tmp_path, monkeypatch)
     monkeypatch.setattr(probes.io, "write_text", full)
     with pytest.raises(ProbesError, match=r"cannot write the view to .*p\.html: No space left on device"):
         pruned.to_html(tmp_path / "p.html")
+
+
+@pytest.mark.parametrize("which", ["dataset", "prune"])
+def test_the_notebook_frames_run(browser, over, pruned, which):
+    result = over[0] if which == "dataset" else pruned
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.set_content(f"<html><body>{result._repr_html_()}</body></html>")
+    frame = page.frame_locator("iframe")
+    frame.locator("html[data-ready]").wait_for(timeout=10_000)
+    assert frame.locator("path.line" if which == "dataset" else ".cell.tok").count() > 0
+    assert errors == []
+    page.close()
