@@ -18,6 +18,7 @@ from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
 from probes.report import REPORT_SAMPLING, build_report, check_report_args, check_report_dir
 from probes.report import sections as sec
+from probes.report.build import MANIFEST
 from probes.report.markdown import escape, fence, figure_names, fmt, md_table, quote, to_html, tok
 
 SECTIONS = (
@@ -516,6 +517,9 @@ def test_report_refuses_the_current_folder_and_home(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- the whole build on the tiny checkpoint
 
 
+VIEWS = ["prune", "lens", "lens_generation", "lens_skip_odd"]  # figures shown as views in report.html
+
+
 def _check_folder(out, text):
     for section in SECTIONS:
         assert section in text
@@ -526,7 +530,13 @@ def _check_folder(out, text):
     html = (out / "report.html").read_text()
     for tag in ("<strong>", "<code>", "<table>", "<h2>"):
         assert tag in html
-    assert html.count("<img ") == len(shown)
+    # The lens and prune figures are their interactive views in the HTML, each a file beside it.
+    views = re.findall(r'<iframe src="(view_[a-z_]+\.html)"', html)
+    assert sorted(views) == sorted(f"view_{v}.html" for v in VIEWS)
+    assert html.count("<img ") == len(shown) - len(views)
+    assert all(f'<a href="{v}.png">' in html for v in VIEWS)
+    files = set(json.loads((out / MANIFEST).read_text())["files"])
+    assert files == {p.name for p in out.iterdir()} - {MANIFEST}  # the manifest lists every file
     assert (
         "heldout.txt" in text or "eval-english.txt" in text
     )  # the bundled passage, or for other models the English text

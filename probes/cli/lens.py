@@ -119,7 +119,8 @@ def lens(
 
     --html FILE writes the interactive view of a prompt or a generation: hover a cell for its top tokens,
     switch the metric, and (with --compare-skip) the run; with --tuned it switches between the logit lens
-    and the tuned lens.
+    and the tuned lens. With --dataset: each metric's curve with its band, logit and tuned lens overlaid,
+    the exact numbers on hover.
     """
     import probes
     from probes.cli.common import Target
@@ -146,8 +147,6 @@ def lens(
 
         check_html_path(html, force=force)
     if dataset is not None or max_texts is not None or split is not None or streaming:
-        if html:
-            raise ProbesError("--html: the dataset lens has no interactive view yet; use --plot")
         return _dataset_lens(
             ctx,
             dataset,
@@ -166,6 +165,7 @@ def lens(
             threads,
             json,
             tuned,
+            html,
         )
     if prompt is None:
         raise ProbesError("give a prompt with --prompt (FILE:path reads a file), or texts with --dataset")
@@ -255,6 +255,7 @@ def _dataset_lens(
     threads,
     json,
     tuned=None,
+    html=None,
 ) -> None:
     """`probes lens --dataset`: the lens averaged over a dataset's texts, every check before loading."""
     import probes
@@ -315,6 +316,8 @@ def _dataset_lens(
         except (OSError, ValueError) as e:
             raise ProbesError(f"cannot write the plot to {plot}: {e}") from None
         log(f"wrote the dataset lens plot to {Path(plot)}")
+    if html:
+        _save_html(result, [through] if through is not None else [], html, force, logit_first=False)
     if through is not None:
         from probes.cli.tuned_lens import render_comparison
 
@@ -399,20 +402,24 @@ def _save_plot(result, pruned, metric: str, path: str, force: bool) -> None:
     log(f"wrote the {what} plot ({metric}) to {Path(path)}")
 
 
-def _save_html(result, others: list, path: str, force: bool) -> None:
+def _save_html(result, others: list, path: str, force: bool, logit_first: bool = True) -> None:
+    """Write `result`'s view with `others`; `logit_first`: `others[0]` is the logit lens, shown first."""
     from pathlib import Path
 
-    from probes.errors import ProbesError
+    from probes.studies.lens.dataset_result import DatasetLens
     from probes.studies.lens.generation import GenerationLens
 
-    try:
-        if others:  # the logit lens first, then the tuned lens the command was asked for
-            others[0].to_html(path, others=[result], force=force)
-        else:
-            result.to_html(path, force=force)
-    except OSError as e:
-        raise ProbesError(f"cannot write the view to {path}: {e.strerror or e}") from None
-    what = "generation lens" if isinstance(result, GenerationLens) else "lens"
+    if others and logit_first:  # the logit lens first, then the tuned lens the command was asked for
+        others[0].to_html(path, others=[result], force=force)
+    else:
+        result.to_html(path, others=others, force=force)
+    what = (
+        "generation lens"
+        if isinstance(result, GenerationLens)
+        else "dataset lens"
+        if isinstance(result, DatasetLens)
+        else "lens"
+    )
     log(f"wrote the interactive {what} view to {Path(path)}")
 
 

@@ -75,6 +75,7 @@ def prune(
         ),
     ] = False,
     plot: o.Plot = None,
+    html: o.Html = None,
     force: o.Force = False,
     model: o.Model = None,
     device: o.Device = None,
@@ -90,6 +91,9 @@ def prune(
     Held-out loss, KL and top-1 agreement are scored in batches over --eval-text or every text of --dataset
     (texts longer than the context are cut into windows); --no-eval skips them. Generation speed is in --json
     only, marked as one cold run.
+
+    --html FILE writes the interactive view: the continuations aligned token by token, each token coloured by
+    KL(full || run) on the full continuation's prefix, the first divergence marked.
     """
     from probes.cli.common import Target, eval_choice, other_rank
     from probes.core.layers import format_layers
@@ -111,6 +115,12 @@ def prune(
     )
     if plot:
         check_figure_path(plot, force=force)
+    if html:
+        from probes.views.page import check_html_path
+
+        if sweep:
+            raise ProbesError("--html: the block sweep has no interactive view; use --plot (or drop --sweep)")
+        check_html_path(html, force=force)
     if sweep and (skip or keep):
         raise ProbesError("--sweep ranks every block by itself; leave out --skip/--keep (or drop --sweep)")
     unused = o.given(
@@ -173,6 +183,9 @@ def prune(
     if plot:
         save_figure(result.figure(), plot, force=force)
         log(f"wrote {plot}")
+    if html:
+        result.to_html(html, force=force)
+        log(f"wrote the interactive prune view to {html}")
     emit({**meta, **result.as_dict()}, json, render)
 
 

@@ -46,6 +46,32 @@ class Samples(list):
             "timing": self.timing,
         }
 
+    def records(self) -> list[dict]:
+        """One dict per sample: its index, text, token ids, length and whether it stopped at EOS, with the
+        setting it was drawn with (`to_dataframe()`'s rows)."""
+        c = self.config
+        setting = {"setting": c.label(), "temperature": c.temperature, "top_k": c.top_k, "top_p": c.top_p}
+        return [
+            {
+                "prompt": self.prompt,
+                **setting,
+                "seed": c.seed,
+                "sample": i,
+                "text": s.text,
+                "tokens": list(s.tokens),
+                "n_tokens": len(s.tokens),
+                "stopped_at_eos": s.stopped_at_eos,
+            }
+            for i, s in enumerate(self)
+        ]
+
+    def to_dataframe(self):
+        """A pandas DataFrame, one row per sample. Needs pandas (`pip install 'probes[pandas]'`)."""
+        from probes.frames import frame, pandas
+
+        pandas()
+        return frame(self.records())
+
     def __repr__(self) -> str:
         return (
             f"Samples({len(self)} x {self.config.max_new_tokens} tokens, {self.config.label()}, seed "
@@ -164,6 +190,18 @@ class Generations(list):
 
     def __repr__(self) -> str:
         return f"Generations({len(self)} prompts from {self.source['source']})"
+
+    def to_dataframe(self):
+        """A pandas DataFrame, one row per (prompt, setting, sample), `where` each prompt came from. Needs
+        pandas (`pip install 'probes[pandas]'`)."""
+        from probes.frames import frame, pandas
+
+        pandas()
+        rows = []
+        for where, run in zip(self.where, self):
+            for samples in [run] if isinstance(run, Samples) else run:
+                rows += [{"where": where, **r} for r in samples.records()]
+        return frame(rows)
 
     def as_dict(self) -> dict:
         items = []

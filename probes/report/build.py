@@ -126,7 +126,8 @@ def build_report(
     **overrides,
 ) -> Path:
     """Run the whole study on `model` and write `out/report.md`, `out/report.html` and the figures; return
-    report.md's path.
+    report.md's path. report.html shows the lens and prune figures as their interactive views (each a
+    `view_*.html` file in the folder, framed in place); report.md keeps the figures.
 
     `config` (REPORT_SAMPLING by default; its fields also as keywords) gives the tokens per sample,
     the samples per setting and the seed. Prompts and the held-out text (`eval_text`: a file, a
@@ -153,6 +154,8 @@ def build_report(
     from probes.studies.prune.compare import compare_pruned, sweep_blocks
     from probes.studies.prune.heldout import heldout_source
     from probes.studies.settings import prune_config
+    from probes.views.lens import lens_frame
+    from probes.views.prune import prune_frame
 
     p = progress_of(progress)
     say = p.note
@@ -164,10 +167,16 @@ def build_report(
     dest = check_report_dir(out, force)
     dest.parent.mkdir(parents=True, exist_ok=True)
     saved: list[str] = []
+    views: dict[str, tuple[str, str]] = {}  # figure -> (its interactive view's file, the frame that shows it)
 
     def save(name: str, fig) -> None:  # as soon as it is drawn, so no figure is held to the end
         save_figure(fig, tmp / name)
         saved.append(name)
+
+    def save_view(figure: str, result, frame) -> None:  # the figure's interactive view, beside it
+        name = "view_" + figure.removesuffix(".png") + ".html"
+        result.to_html(tmp / name)
+        views[figure] = (name, frame(name))
 
     place = lambda folder: swap_folder(folder, dest, force=force, check_ours=_check_ours, what="report")
     with staged_folder(dest, place) as tmp:
@@ -234,6 +243,7 @@ def build_report(
             samples=prune_samples,
         )
         save("prune.png", comp.figure())
+        save_view("prune.png", comp, lambda src: prune_frame(comp, src=src))
         lines += sec.prune_section(prune_prompt, comp, sweep)
 
         say("[5/5] logit lens")
@@ -247,13 +257,20 @@ def build_report(
         save("lens.png", lens.figure(metric="prob"))
         save("lens_generation.png", gen_lens.figure())
         save("lens_skip_odd.png", lens_odd.figure(metric="prob"))
+        save_view("lens.png", lens, lambda src: lens_frame(lens, src=src))
+        save_view(
+            "lens_generation.png",
+            gen_lens,
+            lambda src: lens_frame(gen_lens.lens, generation=gen_lens, src=src),
+        )
+        save_view("lens_skip_odd.png", lens_odd, lambda src: lens_frame(lens_odd, src=src))
 
         lines += sec.reproduce_section(command, meta, cfg.seed, info["sha256"])
         assert sorted(figure_names(lines)) == sorted(saved), (figure_names(lines), saved)  # shown == written
         text = "\n".join(lines) + "\n"
         write_text(tmp / "report.md", text)
-        write_text(tmp / "report.html", to_html(text))
-        write_text(
-            tmp / MANIFEST, json.dumps({"files": sorted(saved + ["report.md", "report.html"])}, indent=1)
-        )
+        # The HTML shows each view in place of its figure; the Markdown keeps the figures.
+        write_text(tmp / "report.html", to_html(text, views={f: frame for f, (_, frame) in views.items()}))
+        files = saved + [name for name, _ in views.values()] + ["report.md", "report.html"]
+        write_text(tmp / MANIFEST, json.dumps({"files": sorted(files)}, indent=1))
     return dest / "report.md"

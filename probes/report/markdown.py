@@ -108,6 +108,7 @@ _PAGE = """<!doctype html>
 <style>
 body {{ font-family: sans-serif; max-width: 60em; margin: auto; padding: 0 1em; }}
 img {{ max-width: 100%; }}
+p.png {{ font-size: 0.85em; margin-top: 0.2em; }}
 table {{ border-collapse: collapse; }}
 th, td {{ border: 1px solid #999; padding: 3px 6px; }}
 pre {{ background: #f4f4f4; padding: 0.5em; overflow-x: auto; white-space: pre-wrap; }}
@@ -117,9 +118,18 @@ pre {{ background: #f4f4f4; padding: 0.5em; overflow-x: auto; white-space: pre-w
 """
 
 
-def to_html(markdown_text: str, title: str = "probes report") -> str:
-    """A standalone HTML page of `markdown_text` (CommonMark plus tables; raw HTML is shown, not run)."""
+def to_html(markdown_text: str, title: str = "probes report", views: dict[str, str] | None = None) -> str:
+    """A standalone HTML page of `markdown_text` (CommonMark plus tables; raw HTML is shown, not run).
+
+    `views` maps a figure's file name to the HTML that replaces it on the page (an interactive view's
+    frame, from `probes.views`); the PNG stays linked under it, and the Markdown keeps the PNG.
+    """
     from markdown_it import MarkdownIt
 
     body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown_text)
+    for name, frame in (views or {}).items():
+        img = re.compile(rf'<p><img src="{re.escape(html.escape(name))}" alt="[^"]*" /></p>')
+        link = f'<p class="png"><a href="{html.escape(name)}">the same as a PNG figure</a></p>'
+        body, n = img.subn(lambda _, shown=frame + "\n" + link: shown, body)
+        assert n == 1, (name, n)  # each view replaces exactly its figure
     return _PAGE.format(title=html.escape(title), body=body)

@@ -71,6 +71,33 @@ class NextTokenDistribution:
             "settings": [s.as_dict() for s in self.settings],
         }
 
+    def to_dataframe(self):
+        """A pandas DataFrame, one row per (setting, listed token): the raw distribution (`setting` 'raw')
+        and each setting's top tokens by rank, with the setting's entropy (nats). Needs pandas
+        (`pip install 'probes[pandas]'`)."""
+        from probes.frames import frame, pandas
+
+        pandas()
+        rows = []
+        for name, s in [("raw", self.raw)] + [(s.config.label(), s) for s in self.settings]:
+            c = s.config
+            for rank, (i, t, p) in enumerate(zip(s.top_ids, s.top_str_tokens, s.top_probs), 1):
+                rows.append(
+                    {
+                        "setting": name,
+                        "temperature": c.temperature,
+                        "top_k": c.top_k,
+                        "top_p": c.top_p,
+                        "rank": rank,
+                        "token_id": i,
+                        "token": t,
+                        "prob": p,
+                        "entropy": s.entropy,
+                        "support": s.support,
+                    }
+                )
+        return frame(rows)
+
     def figure(self, top: int = 12):
         from probes.plots.next_token import distribution_bars
 

@@ -48,6 +48,15 @@ class SamplingGrid:
             {"timing": shared} if shared else {}
         )
 
+    def to_dataframe(self):
+        """A pandas DataFrame, one row per (setting, sample).
+
+        Needs pandas (`pip install 'probes[pandas]'`)."""
+        from probes.frames import frame, pandas
+
+        pandas()
+        return frame([row for r in self.runs for row in r.records()])
+
     @property
     def shared_timing(self) -> dict | None:
         """The one timing of all settings when they were decoded together (a batch), else None."""

@@ -2,27 +2,11 @@
 // Reads the JSON in #probes-data (probes/views/lens.py says what it holds). No libraries, no network.
 (function () {
   "use strict";
+  const { el, radios, fmt, VIRIDIS, PUOR, MISSING, colour, css, dark, scaleBar } = probesView;
   const data = JSON.parse(document.getElementById("probes-data").textContent);
   const nRows = data.rows.length;
   const nPos = data.positions.length;
   const k = data.k;
-
-  // Colour-blind-safe palettes, as stops from matplotlib's viridis and ColorBrewer's PuOr.
-  const VIRIDIS = ["#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c", "#22a884",
-    "#44bf70", "#7ad151", "#bddf26", "#fde725"];
-  const PUOR = ["#2d004b", "#542788", "#8073ac", "#b2abd2", "#d8daeb", "#f7f7f7", "#fee0b6", "#fdb863",
-    "#e08214", "#b35806", "#7f3b08"];
-  const MISSING = "#d9d9d9";
-
-  const rgb = (hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
-  function colour(stops, t) {
-    const x = Math.min(Math.max(t, 0), 1) * (stops.length - 1);
-    const i = Math.min(Math.floor(x), stops.length - 2);
-    const a = rgb(stops[i]), b = rgb(stops[i + 1]), f = x - i;
-    return a.map((v, n) => Math.round(v + (b[n] - v) * f));
-  }
-  const css = (c) => `rgb(${c[0]},${c[1]},${c[2]})`;
-  const dark = (c) => 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2] < 128;
 
   // A metric's scale: value -> t in [0, 1] (1 bright), and back for the legend's ticks.
   function scaleOf(m) {
@@ -41,29 +25,12 @@
     return { toT, fromT };
   }
 
-  function fmt(v) {
-    if (v === null || v === undefined) return "–";
-    if (Number.isInteger(v)) return v.toLocaleString("en");
-    return String(Number(v.toPrecision(4)));
-  }
-
   const lensNames = [...new Set(data.panels.map((p) => p.lens))];
   const runNames = [...new Set(data.panels.map((p) => p.run))];
   const state = { metric: data.metrics[0].key, lens: lensNames[0], run: "0", pinned: null, labels: nPos <= 40 };
   const panelOf = (lens, run) => data.panels.find((p) => p.lens === lens && p.run === run);
 
   // ---- page skeleton --------------------------------------------------------------------------------
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (key === "text") node.textContent = value;
-      else if (key === "class") node.className = value;
-      else node.setAttribute(key, value);
-    }
-    for (const child of children) if (child) node.append(child);
-    return node;
-  }
-
   const header = el("header", {},
     el("h1", { text: data.title }),
     data.prompt !== null ? el("p", { class: "prompt" }, el("span", { class: "what", text: "prompt " }),
@@ -72,17 +39,6 @@
       el("span", { text: data.text })) : null,
     data.skipped ? el("p", { class: "note", text: `Blocks ${data.skipped} skipped in every run.` }) : null,
     ...data.notes.map((n) => el("p", { class: "note", text: n })));
-
-  function radios(name, legend, options, current, onChange) {
-    const box = el("fieldset", { class: "switch" }, el("legend", { text: legend }));
-    for (const [value, label] of options) {
-      const input = el("input", { type: "radio", name, value });
-      input.checked = value === current;
-      input.addEventListener("change", () => onChange(value));
-      box.append(el("label", {}, input, label));
-    }
-    return box;
-  }
 
   const controls = el("div", { class: "controls" });
   controls.append(radios("metric", "colour", data.metrics.map((m) => [m.key, m.label]), state.metric,
@@ -216,18 +172,11 @@
   }
 
   function drawLegend(stops, ticks, label) {
-    const bar = el("div", { class: "bar" });
-    bar.style.background = `linear-gradient(to right, ${stops.join(", ")})`;
-    const marks = el("div", { class: "ticks" });
-    for (const [t, value] of ticks) {
-      const mark = el("span", { text: fmt(Number(value.toPrecision(t === 0 || t === 1 ? 4 : 2))) }); // ends exact
-      mark.style.left = `${t * 100}%`;
-      marks.append(mark);
-    }
+    const scale = scaleBar(stops, ticks);
     const missing = el("span", { class: "missing" }, el("span", { class: "swatch" }), "no value");
     const emerge = el("span", { class: "missing" }, el("span", { class: state.labels ? "swatch emerge" : "swatch emerge dot" }),
       data.kind === "generation" ? "row where the generated token emerges" : "row where the final top-1 emerges");
-    legend.replaceChildren(el("div", { class: "label", text: label }), el("div", { class: "scale" }, bar, marks),
+    legend.replaceChildren(el("div", { class: "label", text: label }), scale,
       el("div", { class: "keys" }, missing, emerge));
   }
 
@@ -311,6 +260,5 @@
   }
 
   render();
-  document.documentElement.dataset.readyMs = String(Math.round(performance.now()));
-  document.documentElement.dataset.ready = "1";
+  probesView.ready();
 })();

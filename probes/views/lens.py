@@ -38,7 +38,7 @@ def lens_view(result, others=(), *, generation=None) -> dict:
         ):
             raise SpecError("others= must have the result's compare_skip run too (every lens, both runs)")
     lenses = [result, *others]
-    if len({_lens_name(lens) for lens in lenses}) < len(lenses):
+    if len({lens_name(lens) for lens in lenses}) < len(lenses):
         raise SpecError(
             "others= must each be read through a different lens (logit, or a tuned lens's folder)"
         )
@@ -61,7 +61,7 @@ def lens_view(result, others=(), *, generation=None) -> dict:
         )
     vocab = _Vocab()
     generated = generation is not None
-    panels = [_panel(lens, keep, k, vocab, generated, _lens_name(lens), _run_name(lens)) for lens in runs]
+    panels = [_panel(lens, keep, k, vocab, generated, lens_name(lens), run_name(lens)) for lens in runs]
     positions = [result.positions[j] for j in keep]
     fed = [vocab.index(result.str_tokens[p]) for p in positions]
     nxt = [vocab.index(result.str_tokens[p + 1]) if p + 1 < len(result.tokens) else None for p in positions]
@@ -74,7 +74,7 @@ def lens_view(result, others=(), *, generation=None) -> dict:
         "model": result.model_name,
         "prompt": result.prompt,
         "text": generation.text if generated else None,
-        "skipped": _blocks(result.skipped_blocks),
+        "skipped": blocks_text(result.skipped_blocks),
         "rows": list(result.row_labels),  # the first panel's; each panel has its own
         "positions": positions,
         "fed": fed,
@@ -169,15 +169,17 @@ class _Vocab:
         return self._at[token]
 
 
-def _lens_name(lens) -> str:
+def lens_name(lens) -> str:
+    """How a view names the lens a result was read through."""
     return f"tuned lens ({lens.tuned_lens})" if lens.tuned_lens else "logit lens"
 
 
-def _run_name(lens) -> str:
-    return f"blocks {_blocks(lens.skipped_blocks)} skipped" if lens.skipped_blocks else "full model"
+def run_name(lens) -> str:
+    """How a view names a run: the full model, or the blocks it skipped."""
+    return f"blocks {blocks_text(lens.skipped_blocks)} skipped" if lens.skipped_blocks else "full model"
 
 
-def _blocks(blocks) -> str:
+def blocks_text(blocks) -> str:
     from probes.core.layers import format_layers
 
     return format_layers(sorted(blocks)) if blocks else ""
@@ -201,9 +203,11 @@ def lens_page(result, others=(), *, generation=None) -> str:
     return document(view["title"], view, "lens.js")
 
 
-def lens_frame(result, *, generation=None) -> str:
-    """The lens explorer for a notebook cell: the page in a sandboxed iframe sized to its grid."""
+def lens_frame(result, *, generation=None, src: str | None = None) -> str:
+    """The lens explorer for a notebook cell: the page in a sandboxed iframe sized to its grid (`src`: the
+    page's file, written beside the frame's page, instead of the page itself)."""
     from probes.views.page import document, notebook_frame
 
     view = lens_view(result, generation=generation)
-    return notebook_frame(document(view["title"], view, "lens.js"), page_height(view))
+    page = None if src else document(view["title"], view, "lens.js")
+    return notebook_frame(page, page_height(view), src=src, title=view["title"])

@@ -41,7 +41,7 @@ _DOCUMENT = """<!doctype html>
 
 
 def asset(name: str) -> str:
-    """The text of a file shipped in this package (`lens.js`, `view.css`)."""
+    """The text of a file shipped in this package (`lens.js`, `common.js`, `view.css`)."""
     return resources.files("probes.views").joinpath(name).read_text(encoding="utf-8")
 
 
@@ -55,18 +55,27 @@ def embed_json(data) -> str:
 
 
 def document(title: str, data: dict, script: str) -> str:
-    """A whole HTML page: `data` embedded for the package script `script` (a file name), with view.css."""
+    """A whole HTML page: `data` embedded for the package script `script` (a file name, run after
+    common.js, the helpers every view shares), with view.css."""
+    code = asset("common.js") + "\n" + asset(script)
     return _DOCUMENT.format(
-        csp=_CSP, title=html.escape(title), css=asset("view.css"), data=embed_json(data), script=asset(script)
+        csp=_CSP, title=html.escape(title), css=asset("view.css"), data=embed_json(data), script=code
     )
 
 
-def notebook_frame(page: str, height: int) -> str:
-    """`page` in an iframe for a notebook cell: self-contained, sandboxed (scripts only), `height` px tall."""
-    return (
-        f'<iframe srcdoc="{html.escape(page, quote=True)}" sandbox="allow-scripts" '
-        f'style="width:100%;height:{int(height)}px;border:1px solid #ddd" title="probes view"></iframe>'
+def notebook_frame(page: str, height: int, *, src: str | None = None, title: str = "probes view") -> str:
+    """`page` in an iframe for a notebook cell: self-contained, sandboxed (scripts only), `height` px tall.
+
+    `src` (a file name beside the page that holds the frame, as in the report's folder) shows that file
+    instead of holding `page` in the frame's `srcdoc`; the frame is the same either way."""
+    # A report's frames load as they scroll into view; a notebook's one frame at once.
+    where = (
+        f'src="{html.escape(src, quote=True)}" loading="lazy"'
+        if src
+        else f'srcdoc="{html.escape(page, quote=True)}"'
     )
+    style = f"width:100%;height:{int(height)}px;border:1px solid #ddd"
+    return f'<iframe {where} sandbox="allow-scripts" style="{style}" title="{html.escape(title)}"></iframe>'
 
 
 def check_html_path(path, *, force: bool = False, param: str = "html") -> Path:
@@ -82,7 +91,10 @@ def check_html_path(path, *, force: bool = False, param: str = "html") -> Path:
 
 def write_page(path, page: str, *, force: bool = False) -> Path:
     """Write `page` to `path` (checked with `check_html_path` before the work) atomically, never overwriting
-    without `force`."""
+    without `force`; a disk that refuses it is one ProbesError line."""
     from probes.io import write_text
 
-    return write_text(path, page, force=force)
+    try:
+        return write_text(path, page, force=force)
+    except OSError as e:
+        raise ProbesError(f"cannot write the view to {path}: {e.strerror or e}") from None

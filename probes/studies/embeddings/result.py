@@ -123,6 +123,34 @@ class Embeddings:
             return self.processed
         raise ProbesError(f"unknown matrix {which!r}; choose checkpoint or processed")
 
+    def to_dataframe(self):
+        """A pandas DataFrame, one row per word: its group, the tokens its vector is read from, its norm and
+        norm percentile, its nearest tokens and their cosines, and its place in the PCA plane (checkpoint
+        matrix; `processed_norm` too when computed). Needs pandas (`pip install 'probes[pandas]'`)."""
+        from probes.frames import frame, pandas
+
+        pandas()
+        rows = []
+        for k, w in enumerate(self.words):
+            s = self.checkpoint.words[k]
+            row = {
+                "word": w.word,
+                "group": w.group,
+                "token_form": w.token_form,
+                "used_str_tokens": list(w.used_str_tokens),
+                "split": w.split,
+                "norm": s.norm,
+                "norm_percentile": s.norm_percentile,
+                "neighbours": [n.token for n in s.neighbours],
+                "neighbour_cosines": [n.cosine for n in s.neighbours],
+                "pca_x": float(self.word_coords[k][0]),
+                "pca_y": float(self.word_coords[k][1]),
+            }
+            if self.processed is not None:
+                row["processed_norm"] = self.processed.words[k].norm
+            rows.append(row)
+        return frame(rows)
+
     def as_dict(self, vectors: bool = False) -> dict:
         """The JSON shape of `probes embed --json`; `vectors=True` adds each word's vector (`--vectors`)."""
         from probes.studies.embeddings.forms import TOKEN_FORMS

@@ -100,6 +100,49 @@ class DatasetLens:
 
         return dataset_lens_figure(self, **kwargs)
 
+    def to_dataframe(self):
+        """A pandas DataFrame, one row per (run, lens row, metric): mean, low, high and unit; with
+        `compare_skip`, the skip run's rows too (`run`). Needs pandas (`pip install 'probes[pandas]'`)."""
+        from probes.frames import frame, pandas
+
+        pandas()
+        rows = []
+        for lens in [self] + ([self.compare] if self.compare is not None else []):
+            run = f"blocks {_ranges(lens.skipped_blocks)} skipped" if lens.skipped_blocks else "full model"
+            for r in range(lens.n_rows):
+                for j, (name, (_, unit)) in enumerate(METRICS.items()):
+                    rows.append(
+                        {
+                            "lens": lens.tuned_lens or "logit",
+                            "run": run,
+                            "row": lens.row_labels[r],
+                            "hook": lens.rows[r],
+                            "metric": name,
+                            "mean": float(lens.mean[r, j]),
+                            "low": float(lens.low[r, j]),
+                            "high": float(lens.high[r, j]),
+                            "unit": unit,
+                        }
+                    )
+        return frame(rows)
+
+    def to_html(self, path, *, others=(), force: bool = False):
+        """Write the interactive view: each metric's per-row curve with its interval band, the exact numbers
+        on hover, one self-contained HTML file (no network). `others`: the same texts read through other
+        lenses (`lens_over(..., lens=[None, tuned])`), overlaid. Returns the path written; an existing file
+        is replaced only with `force`."""
+        from probes.views.dataset import dataset_page
+        from probes.views.page import check_html_path, write_page
+
+        check_html_path(path, force=force, param="path")
+        return write_page(path, dataset_page(self, others), force=force)
+
+    def _repr_html_(self) -> str:
+        """The interactive view in a notebook cell (a sandboxed iframe)."""
+        from probes.views.dataset import dataset_frame
+
+        return dataset_frame(self)
+
     def as_dict(self) -> dict:
         """JSON-ready: {metric: {mean, low, high}} over the rows, and what the numbers cover."""
         r6 = lambda a: [None if np.isnan(v) else round(float(v), 6) for v in a]

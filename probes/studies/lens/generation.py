@@ -87,6 +87,24 @@ class GenerationLens:
 
         return lens_frame(self.lens, generation=self)
 
+    def to_dataframe(self):
+        """A pandas DataFrame, one row per (lens row, generated token): the lens's columns (`LensResult.
+        to_dataframe`), `step` (which generated token) and `emerges` (whether this row is its emergence
+        row). Needs pandas (`pip install 'probes[pandas]'`)."""
+        from probes.frames import frame, pandas
+
+        pandas()
+        rows = self.lens.records()
+        first = {p: j for j, p in enumerate(self.lens.positions)}
+        labels = self.lens.row_labels
+        for row in rows:
+            j = first[row["position"]]
+            e = self.emergence[j]
+            row["step"] = j
+            row["generated"] = row.pop("next_token")
+            row["emerges"] = e is not None and labels[e] == row["row"]
+        return frame(rows)
+
     def as_dict(self) -> dict:
         d = self.lens.as_dict()
         d["generation"] = {

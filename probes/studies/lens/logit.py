@@ -180,6 +180,47 @@ class LensResult:
 
         return lens_frame(self)
 
+    def to_dataframe(self):
+        """A pandas DataFrame, one row per (lens row, position): the position's token and the next one, the
+        lens row's top tokens and their probabilities, entropy, KL(final || row) (nats), the ranks and
+        probabilities of the final top-1 and the next token; with `compare_skip`, the skip run's rows too
+        (`run`). Needs pandas (`pip install 'probes[pandas]'`)."""
+        from probes.frames import frame, pandas
+
+        pandas()  # the extra is named before any work
+        return frame(self.records())
+
+    def records(self) -> list[dict]:
+        """The rows of `to_dataframe()` as dicts."""
+        out = []
+        for lens in [self] + ([self.compare] if self.compare is not None else []):
+            run = f"blocks {_ranges(lens.skipped_blocks)} skipped" if lens.skipped_blocks else "full model"
+            for r in range(lens.n_rows):
+                for j, p in enumerate(lens.positions):
+                    known = lens.next_token[j] >= 0
+                    out.append(
+                        {
+                            "run": run,
+                            "row": lens.row_labels[r],
+                            "hook": lens.rows[r],
+                            "position": p,
+                            "token": lens.str_tokens[p],
+                            "next_token": lens.str_tokens[p + 1] if known else None,
+                            "top_tokens": [str(t) for t in lens.top_str_tokens[r, j]],
+                            "top_probs": [float(v) for v in lens.top_probs[r, j]],
+                            "top1": str(lens.top_str_tokens[r, j, 0]),
+                            "top1_prob": float(lens.top_probs[r, j, 0]),
+                            "entropy": float(lens.entropy[r, j]),
+                            "kl_to_final": float(lens.kl_to_final[r, j]),
+                            "final_rank": int(lens.final_rank[r, j]),
+                            "final_prob": float(lens.final_prob[r, j]),
+                            "next_rank": int(lens.next_rank[r, j]) if known else None,
+                            "next_prob": float(lens.next_prob[r, j]) if known else None,
+                            "next_xent": float(lens.next_xent[r, j]) if known else None,
+                        }
+                    )
+        return out
+
     def as_dict(self) -> dict:
         """JSON-ready: every [row][pos] array over `positions`; see UNITS."""
         known = self.next_token >= 0

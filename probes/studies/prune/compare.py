@@ -10,7 +10,7 @@ import torch
 from probes.core import stats
 from probes.core.generate import Sample, generate_runs
 from probes.core.layers import complement, parse_layers
-from probes.core.prompt import is_many, per_prompt, prompt_ids
+from probes.core.prompt import is_many, per_prompt, prompt_ids, token_strings
 from probes.core.sampling import SamplingConfig
 from probes.errors import ProbesError
 from probes.numbers import count
@@ -58,6 +58,9 @@ class PruneRun:
     metrics: dict
     kl_per_token: list[float] = field(default_factory=list)  # along the full model's first continuation
     timing: dict = field(default_factory=dict)  # of this run's generation: one run, see ONE_RUN
+    str_tokens: list[list[str]] = field(default_factory=list)  # each sample's tokens as strings
+    # Along the full model's first continuation too: does this run's top-1 equal the full model's?
+    top1_agreement_per_token: list[bool] = field(default_factory=list)
 
     def __repr__(self) -> str:
         loss = self.metrics.get("eval_loss")
@@ -71,9 +74,13 @@ class PruneRun:
             "name": self.name,
             "skipped_blocks": self.skipped_blocks,
             "kept_blocks": self.kept_blocks,
-            "samples": [{"text": s.text, "tokens": s.tokens} for s in self.samples],
+            "samples": [
+                {"text": s.text, "tokens": s.tokens, **({"str_tokens": t} if t is not None else {})}
+                for s, t in zip(self.samples, self.str_tokens or [None] * len(self.samples))
+            ],
             "metrics": self.metrics,
             "kl_per_token": self.kl_per_token,
+            "top1_agreement_per_token": self.top1_agreement_per_token,
             "timing": self.timing,
         }
 
@@ -111,6 +118,40 @@ class PruneComparison:
         from probes.plots.prune import comparison_figure
 
         return comparison_figure(self)
+
+    def to_dataframe(self):
+        """A pandas DataFrame, one row per run (the full model first): its skipped blocks, its first
+        sample's text, and every metric (`METRIC_LABELS`). Needs pandas (`pip install 'probes[pandas]'`)."""
+        from probes.frames import frame, pandas
+
+        pandas()
+        rows = [
+            {
+                "run": r.name,
+                "skipped_blocks": list(r.skipped_blocks),
+                "text": r.samples[0].text if r.samples else None,
+                **{k: r.metrics.get(k) for k in METRIC_LABELS},
+            }
+            for r in self.runs
+        ]
+        return frame(rows)
+
+    def to_html(self, path, *, force: bool = False):
+        """Write the interactive view: the full and pruned continuations aligned token by token, each token
+        coloured by KL(full || run) on the full continuation's prefix, the first divergence marked; one
+        self-contained HTML file (no network). Returns the path written; an existing file is replaced only
+        with `force`."""
+        from probes.views.page import check_html_path, write_page
+        from probes.views.prune import prune_page
+
+        check_html_path(path, force=force, param="path")
+        return write_page(path, prune_page(self), force=force)
+
+    def _repr_html_(self) -> str:
+        """The interactive view in a notebook cell (a sandboxed iframe)."""
+        from probes.views.prune import prune_frame
+
+        return prune_frame(self)
 
 
 def _window(ids: list[int], start: int, n_ctx: int) -> tuple[list[int], int]:
@@ -213,7 +254,7 @@ def compare_pruned(
         own_lp = [next(lps) for _ in samples] if k else full_tf_lp
         per_sample = [_text_metrics(s.tokens, eos) for s in samples]
         metrics = {k: _mean([m[k] for m in per_sample]) for k in per_sample[0]}
-        ppls, kls, agrees, kl_curve = [], [], [], []
+        ppls, kls, agrees, kl_curve, agree_curve = [], [], [], [], []
         for j, s in enumerate(samples):
             ids, start = _window(prompt_tokens + s.tokens, P, n_ctx)
             ppls.append(
@@ -229,11 +270,25 @@ def compare_pruned(
             agrees.append(float(agree.mean()))
             if j == 0:
                 kl_curve = [float(x) for x in kl]
+                agree_curve = [bool(x) for x in agree]
         metrics.update(
             {"ppl_under_full": _mean(ppls), "tf_kl": _mean(kls), "tf_top1_agreement": _mean(agrees)}
         )
         timing = {**samples.timing, "runs": 1, "note": ONE_RUN}
-        runs.append(PruneRun(name, layers, complement(layers, n), list(samples), metrics, kl_curve, timing))
+        strings = [token_strings(model.tokenizer, s.tokens) for s in samples]
+        runs.append(
+            PruneRun(
+                name,
+                layers,
+                complement(layers, n),
+                list(samples),
+                metrics,
+                kl_curve,
+                timing,
+                strings,
+                agree_curve,
+            )
+        )
     eval_tokens = None
     if source is not None:
         p.note(
@@ -305,6 +360,15 @@ class BlockSweep:
             "ranking_by_loss_increase": [b["block"] for b in self.ranked()],
             "strategies": self.strategies,
         }
+
+    def to_dataframe(self):
+        """A pandas DataFrame, one row per block skipped alone: loss, loss increase, KL, top-1 agreement,
+        Block Influence, angular distance and rank. `strategies` holds the named skip sets. Needs pandas
+        (`pip install 'probes[pandas]'`)."""
+        from probes.frames import frame, pandas
+
+        pandas()
+        return frame([dict(b) for b in self.blocks])
 
     def figure(self):
         from probes.plots.prune import sweep_figure
