@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from cli_runner import run_cli
 from reference import chi2_quantile, hf_greedy_no_cache, manual_greedy
 
 import probes
@@ -58,6 +59,21 @@ def test_long_prompt_is_cropped_from_the_left_with_a_warning(tiny):
     with pytest.warns(UserWarning, match="more than the context"):
         ids = encode(tiny, text)
     assert len(ids) == tiny.cfg.n_ctx and ids[-1] == encode(tiny, " word", bos=False)[-1]
+
+
+def test_a_cropped_prompt_is_shown_as_the_model_reads_it(tiny, tiny_dir, tmp_path):
+    """#28 item 21: a prompt longer than the context is shown (in results and headers) as its kept tokens,
+    and the warning says how many were cut; it is not echoed whole."""
+    text = "".join(f"w{i} " for i in range(400))
+    with pytest.warns(UserWarning, match=r"keeping the last 64 \(cutting \d+\)"):
+        lens = probes.logit_lens(tiny, text)
+    assert lens.prompt.endswith("w399 ") and "w0 " not in lens.prompt and len(lens.prompt) < len(text) / 3
+    short = probes.logit_lens(tiny, "w1 w2")
+    assert short.prompt == "w1 w2"  # a prompt that fits is kept as given
+    path = tmp_path / "long.txt"
+    path.write_text(text)
+    r = run_cli("generate", "-m", tiny_dir, "--prompt", f"FILE:{path}", "--max-new-tokens", "2")
+    assert r.exit_code == 0 and "w0 " not in r.stdout and "w399" in r.stdout and "cutting" in r.stderr
 
 
 def test_stop_at_eos(tiny):

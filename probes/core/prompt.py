@@ -78,6 +78,11 @@ def encode(model, prompt: str, *, bos: bool = True, max_len: int | None = None) 
 
     A prompt longer than the context keeps its last `n_ctx` tokens (nanoGPT's crop) with a warning.
     """
+    return _encoded(model, prompt, bos, max_len)[0]
+
+
+def _encoded(model, prompt: str, bos: bool, max_len: int | None = None) -> tuple[list[int], int]:
+    """(`encode`'s ids, how many tokens the crop cut)."""
     ids = list(model.tokenizer(prompt, add_special_tokens=False)["input_ids"])
     if bos:
         ids = [bos_id(model)] + ids
@@ -86,12 +91,13 @@ def encode(model, prompt: str, *, bos: bool = True, max_len: int | None = None) 
     limit = max_len or model.cfg.n_ctx
     if len(ids) > limit:
         warnings.warn(
-            f"the prompt has {len(ids)} tokens, more than the context of {limit}; keeping the last {limit}",
+            f"the prompt has {len(ids)} tokens, more than the context of {limit}; keeping the last {limit} "
+            f"(cutting {len(ids) - limit})",
             ProbesWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-        ids = ids[-limit:]
-    return ids
+        return ids[-limit:], len(ids) - limit
+    return ids, 0
 
 
 class PlainText(str):
@@ -170,11 +176,12 @@ def prompt_ids(model, prompt, *, bos: bool = True) -> tuple[str, list[int]]:
     given, so they must fit the context and the vocabulary; their text is their decoding. Anything else
     (floats, bools, bytes) is refused rather than read as ids.
     """
-    if isinstance(prompt, PlainText):
-        return str(prompt), encode(model, str(prompt), bos=bos)
-    if isinstance(prompt, str) or prompt is None:
-        text = read_prompt(prompt)
-        return text, encode(model, text, bos=bos)
+    if isinstance(prompt, PlainText) or isinstance(prompt, str) or prompt is None:
+        text = str(prompt) if isinstance(prompt, PlainText) else read_prompt(prompt)
+        ids, cut = _encoded(model, text, bos)
+        if cut:  # the text becomes what the model reads: a header shows what is used (the warning says
+            return model.tokenizer.decode(ids), ids  # how much was cut), never the whole of a long file
+        return text, ids
     if hasattr(prompt, "reshape") and hasattr(prompt, "dtype"):  # a tensor or an array: one sequence
         if not _integer_dtype(prompt.dtype):
             raise SpecError(f"{ACCEPTED}; got a tensor of {str(prompt.dtype).removeprefix('torch.')}")
