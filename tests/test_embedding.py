@@ -443,3 +443,27 @@ def test_cli_token_form_first_reproduces_the_classic_ids(tiny_dir, tiny):
     text = run_cli("embed", "-m", str(tiny_dir), "--token-form", "mean").stdout
     assert "token form mean: mean of the vectors" in text and "tokens used (mean)" in text
     assert "common (rows) x rare (columns): mean" in text
+
+
+def test_a_vector_read_from_a_bare_space_or_one_letter_says_so(bundled, tmp_path):
+    """#28 item 20: ' xqzt' splits into '␣' + ..., so the default form reads a bare space; every output says
+    when a word's vector is such a piece."""
+    emb = probes.embeddings(bundled, common=["dog", "science"], rare=["xqzt", "qwv"], words=None)
+    pieces = {w.word: w.weak_piece for w in emb.words}
+    assert pieces["dog"] is None
+    assert pieces["xqzt"] == "a bare space" and [t.strip() for t in emb.words[2].used_str_tokens] == [""]
+    assert pieces["science"] == "one character"
+    d = emb.as_dict()
+    assert [w["weak_piece"] for w in d["words"]] == list(pieces.values())
+    c = d["summary"]["comparison"]
+    assert c["weak_common"] == 1 and c["weak_rare"] == sum(p is not None for p in list(pieces.values())[2:])
+    mean = probes.embeddings(bundled, common=["dog", "science"], rare=["xqzt", "qwv"], token_form="mean")
+    assert all(w.weak_piece is None for w in mean.words)  # the mean reads every piece
+
+    from probes.report.sections import embeddings_section  # the report's conclusion says so too
+
+    text = "\n".join(embeddings_section(d))
+    assert "that piece is a bare space or a single character" in text
+    r = run_cli("embed", "--common", "dog,science", "--rare", "xqzt,qwv")
+    assert r.exit_code == 0 and "† the vector is a bare space or a single character" in r.stdout
+    assert "xqzt †" in r.stdout and "dog *" not in r.stdout

@@ -154,7 +154,7 @@ def _render(d: dict) -> str:
     rows = []
     for w in d["words"]:
         row = [
-            show_token(w["word"], 14) + (" *" if w["split"] else ""),
+            show_token(w["word"], 14) + (" †" if w.get("weak_piece") else " *" if w["split"] else ""),
             w["group"],
             " ".join(show_token(t, 10) for t in w["used_str_tokens"]),
             _ids(w["ids"]),
@@ -176,6 +176,11 @@ def _render(d: dict) -> str:
     if any(w["split"] for w in d["words"]):
         how = "the mean of all of them" if d["token_form"] == "mean" else "one of them (tokens used)"
         out.append(f"* the form's text is several tokens; the vector is {how}")
+    if any(w.get("weak_piece") for w in d["words"]):
+        out.append(
+            "† the vector is a bare space or a single character split off the word: it measures that piece, "
+            "hardly the word (--token-form mean averages the pieces; first reads the bare word)"
+        )
     out.append("")
     out += _summary_lines(d["summary"], "checkpoint wte")
     if proc:
@@ -221,6 +226,16 @@ def _f(x) -> str:
     return show_number(x, ".4g", na="-")
 
 
+def _weak(c: dict) -> str:
+    """', read from a bare space or one character: ...' when any word's vector is such a piece."""
+    if not (c.get("weak_common") or c.get("weak_rare")):
+        return ""
+    return (
+        f"; read from a bare space or one character, not the word: {c['weak_common']} common, "
+        f"{c['weak_rare']} rare"
+    )
+
+
 def _summary_lines(s: dict, what: str) -> list[str]:
     v, p = s["vocab"], s["positions"]
     lines = [
@@ -242,7 +257,7 @@ def _summary_lines(s: dict, what: str) -> list[str]:
             f"{c['mean_norm_percentile_rare']:.1f}; mean cosine {_f(c['mean_cosine_common'])} vs "
             f"{_f(c['mean_cosine_rare'])} (difference {_f(c['mean_cosine_difference'])}), across the groups "
             f"{_f(c['mean_cross_cosine'])}; several tokens in this form: {c['split_common']} of "
-            f"{c['n_common']} common, {c['split_rare']} of {c['n_rare']} rare."
+            f"{c['n_common']} common, {c['split_rare']} of {c['n_rare']} rare" + _weak(c) + "."
         )
     if p is None:
         lines.append("  no learned position embeddings (rotary positions).")

@@ -241,7 +241,13 @@ def embeddings_section(emb: dict) -> list[str]:
             f"common and a rare word {fmt(c.get('mean_cross_cosine'), '.3f')}. In this form "
             f"{c['split_common']} of {c['n_common']} common and {c['split_rare']} of {c['n_rare']} rare "
             "words are several tokens, so their vector reads "
-            f"{'the mean of the pieces' if form == 'mean' else 'one piece of the word'}.",
+            f"{'the mean of the pieces' if form == 'mean' else 'one piece of the word'}."
+            + (
+                f" For {c['weak_common']} common and {c['weak_rare']} rare words that piece is a bare space "
+                "or a single character, so their numbers measure the piece, hardly the word."
+                if c.get("weak_common") or c.get("weak_rare")
+                else ""
+            ),
             "",
         ]
     x = emb.get("cross_cosine")

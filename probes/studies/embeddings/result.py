@@ -58,6 +58,19 @@ class Word:
         """The text the token form reads is several tokens, so first/space/last use one piece of it."""
         return len(self.token_ids if self.token_form == "first" else self.space_token_ids) > 1
 
+    @property
+    def weak_piece(self) -> str | None:
+        """'a bare space' or 'one character' when the vector is read from such a piece of a split word (so it
+        measures that piece, hardly the word: ' xqzt' splits into '␣' + 'x' + ...); None otherwise."""
+        if not self.split or self.token_form == "mean" or len(self.used_str_tokens) != 1:
+            return None
+        piece = self.used_str_tokens[0]
+        if not piece.strip():
+            return "a bare space"
+        if len(piece.strip()) == 1:
+            return "one character"
+        return None
+
 
 @dataclass
 class MatrixStats:
@@ -139,6 +152,7 @@ class Embeddings:
                 "token_form": w.token_form,
                 "used_str_tokens": list(w.used_str_tokens),
                 "split": w.split,
+                "weak_piece": w.weak_piece,
                 "norm": s.norm,
                 "norm_percentile": s.norm_percentile,
                 "neighbours": [n.token for n in s.neighbours],
@@ -164,6 +178,7 @@ class Embeddings:
                 "ids": w.ids,
                 "used_str_tokens": w.used_str_tokens,
                 "split": w.split,
+                "weak_piece": w.weak_piece,
                 "token_ids": w.token_ids,
                 "str_tokens": w.str_tokens,
                 "space_token_ids": w.space_token_ids,

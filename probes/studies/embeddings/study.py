@@ -315,6 +315,7 @@ def _stats(label, source, wte, wpe, items, groups, k, decode) -> MatrixStats:
             },
             "mean_cosine": float(off.mean()) if n > 1 else None,  # off-diagonal only
             "n_split": sum(items[j].split for j in members),  # in the chosen form
+            "n_weak": sum(items[j].weak_piece is not None for j in members),  # read from a space or a letter
             "n_bare_split": sum(len(items[j].token_ids) > 1 for j in members),
             "n_space_split": sum(len(items[j].space_token_ids) > 1 for j in members),
         }
@@ -376,7 +377,9 @@ def _compare(groups: dict, cross: dict | None) -> dict | None:
         "mean_cosine_difference": diff,
         "mean_cross_cosine": cross["mean"],
         "split_common": c["n_split"],
+        "weak_common": c["n_weak"],
         "n_common": c["n_words"],
         "split_rare": r["n_split"],
+        "weak_rare": r["n_weak"],
         "n_rare": r["n_words"],
     }
