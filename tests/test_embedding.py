@@ -464,6 +464,7 @@ def test_a_vector_read_from_a_bare_space_or_one_letter_says_so(bundled, tmp_path
 
     text = "\n".join(embeddings_section(d))
     assert "that piece is a bare space or a single character" in text
+    assert "Mean norm in each token form: common first " in text and "; rare first " in text  # both forms
     r = run_cli("embed", "--common", "dog,science", "--rare", "xqzt,qwv")
     assert r.exit_code == 0 and "† the vector is a bare space or a single character" in r.stdout
     assert "xqzt †" in r.stdout and "dog *" not in r.stdout

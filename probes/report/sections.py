@@ -247,7 +247,14 @@ def embeddings_section(emb: dict) -> list[str]:
                 "or a single character, so their numbers measure the piece, hardly the word."
                 if c.get("weak_common") or c.get("weak_rare")
                 else ""
-            ),
+            )
+            + " Mean norm in each token form: "
+            + "; ".join(
+                f"{escape(g)} "
+                + ", ".join(f"{f} {fmt(v, '.4f')}" for f, v in s["mean_norm_by_form"].items())
+                for g, s in emb["summary"]["groups"].items()
+            )
+            + ".",
             "",
         ]
     x = emb.get("cross_cosine")
