@@ -187,6 +187,16 @@ def _input_key(emb: dict) -> str:
     return (emb["summary"].get("matrices") or {}).get("tokens") or "wte"
 
 
+def _by_form(groups: dict) -> str:
+    """' Mean norm in each token form: common first 0.36, space 0.28, ...; rare ...' (empty without them)."""
+    parts = [
+        f"{escape(g)} " + ", ".join(f"{f} {fmt(v, '.4f')}" for f, v in s["mean_norm_by_form"].items())
+        for g, s in groups.items()
+        if s.get("mean_norm_by_form")
+    ]
+    return f" Mean norm in each token form: {'; '.join(parts)}." if parts else ""
+
+
 def embeddings_section(emb: dict) -> list[str]:
     """The chosen words' tokens, norms, neighbours and cosines in one token form; `emb` is
     `Embeddings.as_dict()`."""
@@ -248,13 +258,7 @@ def embeddings_section(emb: dict) -> list[str]:
                 if c.get("weak_common") or c.get("weak_rare")
                 else ""
             )
-            + " Mean norm in each token form: "
-            + "; ".join(
-                f"{escape(g)} "
-                + ", ".join(f"{f} {fmt(v, '.4f')}" for f, v in s["mean_norm_by_form"].items())
-                for g, s in emb["summary"]["groups"].items()
-            )
-            + ".",
+            + _by_form(emb["summary"].get("groups") or {}),
             "",
         ]
     x = emb.get("cross_cosine")
