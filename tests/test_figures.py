@@ -154,3 +154,24 @@ def test_sweep_figure_marks_a_lower_loss_as_lower():
         "+-" in t for t in texts
     )
     assert_titles_fit(sweep_figure(NS(blocks=blocks, base_loss=4.0)))
+
+
+def test_generation_lens_title_cuts_at_a_word_and_the_colour_bar_spans_the_panels(tiny):
+    """#27 item 9: the title ends the prompt at a word boundary; the colour bar runs the figure's height."""
+    from probes.plots.lens import _tail
+
+    assert (
+        _tail("Parting is such sweet sorrow that I shall say good night")
+        == "… sorrow that I shall say good night"
+    )
+    assert _tail("short prompt") == "short prompt"
+    gen = probes.generation_lens(
+        tiny, "Parting is such sweet sorrow that I shall", max_new_tokens=25, greedy=True
+    )
+    fig = gen.figure()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    *panels, bar = fig.axes
+    top, bottom = max(a.get_position().y1 for a in panels), min(a.get_position().y0 for a in panels)
+    assert bar.get_position().y1 >= top - 0.01 and bar.get_position().y0 <= bottom + 0.01  # panels' height

@@ -293,9 +293,16 @@ def generation_figure(gen, metric: str = "prob", per_row: int | None = None):
         f"{_title(lens, 'Logit lens during generation')}, after {plot_text(repr(_tail(lens.prompt or '')))}",
         fontsize=10,
     )
-    fig.colorbar(image, ax=list(axes), label=METRICS[metric][1], shrink=0.9, pad=0.01)
+    fig.colorbar(image, ax=list(axes), label=METRICS[metric][1], shrink=1.0, pad=0.01, aspect=40)
     return fig
 
 
 def _tail(text: str, n: int = 40) -> str:
-    return text if len(text) <= n else "…" + text[-(n - 1) :]
+    """The end of `text` in about `n` characters, cut at a word boundary when one is near."""
+    if len(text) <= n:
+        return text
+    tail = text[-(n - 1) :]
+    space = tail.find(" ")
+    if 0 <= space < n // 3:  # start at the next whole word, not in the middle of one
+        tail = tail[space:]
+    return "…" + tail
