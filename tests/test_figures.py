@@ -145,9 +145,9 @@ def test_sweep_figure_marks_a_lower_loss_as_lower():
     ]
     texts = _draw(sweep_figure(NS(blocks=blocks, base_loss=4.0)))
     assert (
-        "+0.5" in texts
+        "+0.500" in texts  # as many decimals as tell the bars apart
         and "-0.041" in texts
-        and "0" in texts
+        and "0.000" in texts
         and not any(t.startswith("-0.0") and t.strip("-0.") == "" for t in texts)
     )
     assert any("green: skipping the block lowers the loss" in t for t in texts) and not any(

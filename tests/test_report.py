@@ -487,7 +487,7 @@ def test_files_added_to_the_folder_while_it_builds_are_kept(tiny, tmp_path):
     out = tmp_path / "study"
 
     def meddle(msg):
-        if msg.startswith("[3/5]"):
+        if msg.startswith("[3/6]"):
             out.mkdir(exist_ok=True)
             (out / "notes.txt").write_text("mine")
 
@@ -548,7 +548,7 @@ def test_an_interrupted_build_keeps_the_previous_report(tiny, tmp_path):
     out = old_report(tmp_path / "study")
 
     def stop(msg):
-        if msg.startswith("[3/5]"):
+        if msg.startswith("[3/6]"):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -575,10 +575,16 @@ def test_report_on_a_local_checkpoint(tiny_dir, tmp_path):
             "1",
             "--seed",
             "3",
+            "--token-form",
+            "first",
+            "--words",
+            "ROMEO,sorrow, night",
             "--json",
         ],
     )
     assert r.exit_code == 0, r.output
+    steps = re.findall(r"^\[(\d)/(\d)\]", r.stderr, re.M)
+    assert [a for a, _ in steps] == ["1", "2", "3", "4", "5", "6"] and {b for _, b in steps} == {"6"}
     d = json.loads(r.stdout)
     assert d["report"] == str(out.resolve() / "report.md")
     text = (out / "report.md").read_text()
@@ -586,3 +592,9 @@ def test_report_on_a_local_checkpoint(tiny_dir, tmp_path):
     assert "1 samples of 1 tokens per setting, seed 3" in text
     assert "| distinct-2 | n/a | n/a | n/a | n/a |" in text  # one token has no bigram
     assert [p.name for p in tmp_path.iterdir()] == ["study"]  # no temporary folder left behind
+    # #27 item 9: the report as a student hands it in
+    assert "Token form `first`" in text and "| ROMEO |" in text  # --token-form and --words
+    assert "Cosine similarity within the words group:" in text  # the cosines as a table, not only a figure
+    assert "The defaults suit " in text and "fit the model: a" not in text
+    html = (out / "report.html").read_text()
+    assert "components of <code>wte</code>" in html and "`wte`" not in html  # a caption's code renders

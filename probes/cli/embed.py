@@ -11,52 +11,17 @@ from probes.cli import options as o
 from probes.cli.output import emit, log, table
 from probes.errors import ProbesError
 from probes.numbers import show_number
-from probes.studies.embeddings.forms import (
-    CLASSIC_TOKEN_FORM,
-    DEFAULT_TOKEN_FORM,
-    TOKEN_FORMS,
-    parse_words,
-)
+from probes.studies.embeddings.forms import CLASSIC_TOKEN_FORM, DEFAULT_TOKEN_FORM, parse_words
 from probes.tokens import show_token
 
 FIGURES = ("norms", "cosine", "scatter", "pca", "positions")
-_FORMS_HELP = "; ".join(f"{k}: {v}" for k, v in TOKEN_FORMS.items())
-_WORDS_HELP = (
-    " Spaces after a comma separate; a leading space is kept at the start or in double quotes ('\" dog\"')."
-)
 
 
 def embed(
-    common: Annotated[
-        str | None,
-        typer.Option("--common", help="Comma list of common words (default: dog,city,book,love,science)."),
-    ] = None,
-    rare: Annotated[
-        str | None,
-        typer.Option(
-            "--rare",
-            help="Comma list of rare or made-up words (default: xqzt,blorpt,thraldor,uvuvwevwe,zzzzz).",
-        ),
-    ] = None,
-    words: Annotated[
-        str | None,
-        typer.Option(
-            "--words",
-            help="Comma list of words to look at as one custom group (instead of the two default lists)."
-            + _WORDS_HELP,
-        ),
-    ] = None,
-    token_form: Annotated[
-        str,
-        typer.Option(
-            "--token-form",
-            help=(
-                f"Which token(s) stand for a word. {_FORMS_HELP}. Default {DEFAULT_TOKEN_FORM}: how GPT-2 "
-                f"meets a word in text, one whole-word token for most common words. '{CLASSIC_TOKEN_FORM}' "
-                "reproduces the classic (v0.1) numbers."
-            ),
-        ),
-    ] = DEFAULT_TOKEN_FORM,
+    common: o.Common = None,
+    rare: o.Rare = None,
+    words: o.Words = None,
+    token_form: o.TokenForm = DEFAULT_TOKEN_FORM,
     top: Annotated[
         int, typer.Option("--top", "--neighbours", help="Nearest neighbours by cosine to list per word.")
     ] = 5,

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from probes.core.sampling import SamplingConfig
+from probes.studies.embeddings.forms import CLASSIC_TOKEN_FORM, DEFAULT_TOKEN_FORM, TOKEN_FORMS
 
 SAMPLING = SamplingConfig()  # the defaults every sampling option shows (torch-free to import)
 
@@ -146,3 +147,39 @@ def command_help(doc: str) -> str:
     line breaks (the source wraps docstrings at 110 columns; the terminal wraps the help)."""
     paragraphs = inspect.cleandoc(doc).split("\n\n")
     return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+# The words and token form of the embeddings study: `probes embed` and `probes report` take them alike.
+_FORMS_HELP = "; ".join(f"{k}: {v}" for k, v in TOKEN_FORMS.items())
+_WORDS_HELP = (
+    " Spaces after a comma separate; a leading space is kept at the start or in double quotes ('\" dog\"')."
+)
+Common = Annotated[
+    str | None,
+    typer.Option("--common", help="Comma list of common words (default: dog,city,book,love,science)."),
+]
+Rare = Annotated[
+    str | None,
+    typer.Option(
+        "--rare", help="Comma list of rare or made-up words (default: xqzt,blorpt,thraldor,uvuvwevwe,zzzzz)."
+    ),
+]
+Words = Annotated[
+    str | None,
+    typer.Option(
+        "--words",
+        help="Comma list of words to look at as one custom group (instead of the two default lists)."
+        + _WORDS_HELP,
+    ),
+]
+TokenForm = Annotated[
+    str,
+    typer.Option(
+        "--token-form",
+        help=(
+            f"Which token(s) stand for a word. {_FORMS_HELP}. Default {DEFAULT_TOKEN_FORM}: how GPT-2 "
+            f"meets a word in text, one whole-word token for most common words. '{CLASSIC_TOKEN_FORM}' "
+            "reproduces the classic (v0.1) numbers."
+        ),
+    ),
+]

@@ -12,6 +12,7 @@ from probes.cli import options as o
 from probes.cli.output import emit, log
 from probes.core.sampling import REPORT_SAMPLING as D
 from probes.studies.defaults import CLASSIC_PRUNE_PROMPT, EVAL_HELP, LENS_PROMPT_HELP, PROMPT_HELP
+from probes.studies.embeddings.forms import DEFAULT_TOKEN_FORM
 
 
 def report(
@@ -53,6 +54,10 @@ def report(
             ),
         ),
     ] = False,
+    common: o.Common = None,
+    rare: o.Rare = None,
+    words: o.Words = None,
+    token_form: o.TokenForm = DEFAULT_TOKEN_FORM,
     force: o.Force = False,
     model: o.Model = None,
     device: o.Device = None,
@@ -65,7 +70,14 @@ def report(
     from probes.meta import model_meta
     from probes.report import build_report, check_report_args
     from probes.studies.defaults import defaults_for_name
+    from probes.studies.embeddings.forms import parse_words
 
+    chosen = {
+        "common": parse_words(common, "--common"),
+        "rare": parse_words(rare, "--rare"),
+        "words": parse_words(words, "--words"),
+    }
+    chosen = {k: v for k, v in chosen.items() if v is not None} | {"token_form": token_form}
     cfg = check_report_args(
         out,
         D,
@@ -75,6 +87,7 @@ def report(
         max_new_tokens=max_new_tokens,
         num_samples=num_samples,
         seed=seed,
+        words=chosen,
     )
     d = defaults_for_name(model)
     given = lambda value, default: default if value is None else value  # noqa: E731
@@ -98,6 +111,7 @@ def report(
         force=force,
         eval_text=eval_text,
         evaluate=not no_eval,
+        words=chosen,
         progress=log,
     )
     log(f"wrote {path} (and report.html, figures)")

@@ -94,12 +94,22 @@ def check_report_args(
     force: bool = False,
     eval_text=None,
     evaluate: bool = True,
+    words: dict | None = None,
     **overrides,
 ) -> SamplingConfig:
     """Everything a user chose for `build_report`, checked before the model loads; returns the config to
-    use."""
+    use. `words`: the embeddings section's `common`, `rare`, `words` and `token_form`, as `embeddings`
+    takes them."""
+    from probes.studies.embeddings.forms import check_token_form
+    from probes.studies.embeddings.study import word_groups
     from probes.studies.settings import check_eval_path
 
+    words = dict(words or {})
+    if "token_form" in words:
+        check_token_form(words.pop("token_form"))
+    if set(words) - {"common", "rare", "words"}:
+        raise ProbesError(f"words= takes common, rare, words and token_form; got {', '.join(sorted(words))}")
+    word_groups(words.get("common"), words.get("rare"), words.get("words"))
     cfg = report_config(config, **overrides)
     check_report_dir(out, force)
     if not evaluate and eval_text is not None:
@@ -122,6 +132,7 @@ def build_report(
     force: bool = False,
     eval_text=None,
     evaluate: bool = True,
+    words: dict | None = None,
     progress=None,
     **overrides,
 ) -> Path:
@@ -134,10 +145,14 @@ def build_report(
     `probes.Dataset`) default by model (`probes.studies.defaults`): Shakespeare for the bundled
     model, the classic study's prompts and a modern-English text for others; a given `prompt` is
     used for sampling and pruning alike. `evaluate=False` skips held-out scoring (and with it the
-    block sweep); every other section stays. Everything is written into a temporary folder beside
+    block sweep); every other section stays. `words` chooses the embeddings section's words and token
+    form (`{"token_form": "first", "rare": [...]}`: `embeddings`' `common`, `rare`, `words` and
+    `token_form`). Everything is written into a temporary folder beside
     `out` and moved into place at the end, so an error or Ctrl-C leaves any previous report untouched.
     """
-    cfg = check_report_args(out, config, force=force, eval_text=eval_text, evaluate=evaluate, **overrides)
+    cfg = check_report_args(
+        out, config, force=force, eval_text=eval_text, evaluate=evaluate, words=words, **overrides
+    )
     import probes
     from probes.core.generate import generate_runs
     from probes.core.info import model_info
@@ -159,6 +174,11 @@ def build_report(
 
     p = progress_of(progress)
     say = p.note
+    n_steps, done = 6 if evaluate else 5, iter(range(1, 7))  # the block sweep needs held-out scoring
+
+    def step(what: str) -> None:
+        say(f"[{next(done)}/{n_steps}] {what}")
+
     defaults = defaults_for_model(model)
     prune_prompt = prompt if prompt is not None else defaults.prune_prompt
     prompt = prompt if prompt is not None else defaults.prompt
@@ -180,7 +200,7 @@ def build_report(
 
     place = lambda folder: swap_folder(folder, dest, force=force, check_ours=_check_ours, what="report")
     with staged_folder(dest, place) as tmp:
-        say("[1/5] model")
+        step("model")
         info, meta = model_info(model), model_meta(model)
         card = Path(info["path"]) / "MODEL_CARD.md" if info.get("path") else None
         lines = sec.title_section(info) + sec.model_section(
@@ -196,7 +216,7 @@ def build_report(
             prompt, prune_prompt, lens_prompt, held.name if held else None, defaults.why, given
         )
 
-        say("[2/5] sampling at four settings, with the pruning runs in the same batch")
+        step("sampling at four settings, with the pruning runs in the same batch")
         grid = sec.study_settings(cfg)
         dist = next_token_distribution(model, prompt, settings=grid, top=12, bos=cfg.bos)
         # Every setting's samples and the pruning runs' continuations (full model, then each skip
@@ -210,8 +230,8 @@ def build_report(
         lines += sec.sampling_section(prompt, cfg, dist, samples)
         save("next_token.png", dist.figure())
 
-        say("[3/5] embeddings")
-        emb = embeddings(model)
+        step("embeddings")
+        emb = embeddings(model, **(words or {}))
         lines += sec.embeddings_section(emb.as_dict())
         save("embed_norms.png", emb.figure_norms())
         save("embed_cosine.png", emb.figure_cosine())
@@ -227,10 +247,10 @@ def build_report(
         scored: dict = {}
         sweep = None
         if evaluate:
-            say("[4/5] block sweep")
+            step("block sweep")
             sweep = sweep_blocks(model, eval_text=held, progress=p, memo=scored)
             save("sweep.png", sweep.figure())
-        say("[4/5] pruning: full vs " + ", ".join(sec.PRUNE_SPECS))
+        step("pruning: full vs " + ", ".join(sec.PRUNE_SPECS))
         comp = compare_pruned(
             model,
             prune_prompt,
@@ -246,7 +266,7 @@ def build_report(
         save_view("prune.png", comp, lambda src: prune_frame(comp, src=src))
         lines += sec.prune_section(prune_prompt, comp, sweep)
 
-        say("[5/5] logit lens")
+        step("logit lens")
         lens = logit_lens(model, lens_prompt)
         gen_lens = generation_lens(
             model, prompt, max_new_tokens=LENS_GENERATION_TOKENS, greedy=True, seed=cfg.seed

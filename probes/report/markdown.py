@@ -93,8 +93,12 @@ def quote(text: str, limit: int = 600) -> list[str]:
 
 
 def figure(name: str, caption: str) -> list[str]:
-    """The lines that show figure file `name` (saved beside report.md by the builder) with its caption."""
-    return [f"![{escape(caption)}]({name})", "", f"*{escape(caption)}*", ""]
+    """The lines that show figure file `name` (saved beside report.md by the builder) with its caption.
+
+    `caption` is Markdown the report writes (a code span such as `wte` renders as code, in the HTML too:
+    escaping it would show the backticks); anything taken from a user goes in through `escape` or `code`.
+    """
+    return [f"![{caption}]({name})", "", f"*{caption}*", ""]
 
 
 def figure_names(lines: list[str]) -> list[str]:

@@ -57,6 +57,13 @@ def title_section(info: dict) -> list[str]:
     ]
 
 
+def _why(why: str) -> str:
+    """'The defaults suit the bundled Shakespeare model: Shakespeare prompts and ...' from `StudyDefaults.why`
+    ('the bundled Shakespeare model: Shakespeare prompts and ...')."""
+    kind, _, what = why.partition(": ")
+    return f"The defaults suit {escape(kind)}: {escape(what)}." if what else f"Defaults: {escape(why)}."
+
+
 def inputs_section(
     prompt: str, prune_prompt: str, lens_prompt: str, eval_text: str | None, why: str, given: dict
 ) -> list[str]:
@@ -76,7 +83,7 @@ def inputs_section(
     return [
         f"Inputs: sampling prompt {_prompt(prompt)} ({src('prompt')}), pruning prompt "
         f"{_prompt(prune_prompt)} ({src('prune')}), lens prompt {_prompt(lens_prompt)} ({src('lens')}); "
-        f"{held}. The defaults fit the model: {escape(why)}.",
+        f"{held}. {_why(why)}",
         "",
     ]
 
@@ -259,6 +266,17 @@ def embeddings_section(emb: dict) -> list[str]:
                 else ""
             )
             + _by_form(emb["summary"].get("groups") or {}),
+            "",
+        ]
+    for group, matrix in (emb.get("cosine") or {}).items():  # as tables too: the figure is wide
+        names = [w["word"] for w in emb["words"] if w["group"] == group]
+        lines += [
+            f"Cosine similarity within the {escape(group)} group:",
+            "",
+            *md_table(
+                ["", *map(escape, names)],
+                [[escape(n), *[fmt(v, ".2f") for v in row]] for n, row in zip(names, matrix)],
+            ),
             "",
         ]
     x = emb.get("cross_cosine")
