@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import warnings
 
+import pytest
+
 import probes
 from probes.tokens import figure_charmap, plot_text, show_token
 
@@ -175,3 +177,16 @@ def test_generation_lens_title_cuts_at_a_word_and_the_colour_bar_spans_the_panel
     *panels, bar = fig.axes
     top, bottom = max(a.get_position().y1 for a in panels), min(a.get_position().y0 for a in panels)
     assert bar.get_position().y1 >= top - 0.01 and bar.get_position().y0 <= bottom + 0.01  # panels' height
+
+
+def test_a_long_prompt_lens_wraps_into_rows_a_page_shows(bundled):
+    """#27 item 9: 256 positions were one strip 30 inches wide; now rows of at most 64 positions."""
+    text = " ".join(f"word{i}" for i in range(400))
+    with pytest.warns(UserWarning):
+        lens = probes.logit_lens(bundled, text)
+    assert len(lens.tokens) == bundled.cfg.n_ctx
+    fig = lens.figure()
+    width, height = fig.get_size_inches()
+    *panels, bar = fig.axes
+    assert width <= 12 and len(panels) == -(-len(lens.tokens) // 64)
+    assert max(len(ax.get_xticks()) for ax in panels) <= 64

@@ -43,6 +43,8 @@ def _values(lens, metric: str, generated: bool):
 # Columns per panel row: at 0.56 in a cell, 14 columns and the labels make a figure about 10 in
 # wide, which a page shows at close to full size, so the 7-pt cell text stays legible.
 PER_ROW = 14
+# Columns per panel row when cells carry no text (over 80 positions): 64 cells of at most 0.3 in.
+WIDE_ROW = 64
 
 
 def _sizes(n_pos: int, n_rows: int):
@@ -54,14 +56,16 @@ def _sizes(n_pos: int, n_rows: int):
 
 
 def _chunks(n_pos: int, n_rows: int, per_row: int | None) -> list[list[int]]:
-    """The columns of each panel row: `per_row` at a time when cells carry text, else one row of all.
+    """The columns of each panel row, `per_row` at a time.
 
-    Without `per_row`, as few rows as PER_ROW columns allow, evened out: 30 positions are three
-    rows of 10, not 14 + 14 + 2.
+    Without `per_row`, as few rows as PER_ROW columns allow (WIDE_ROW when cells are too small to
+    carry text), evened out: 30 positions are three rows of 10, not 14 + 14 + 2, and 256 positions
+    four rows of 64, not one strip 30 inches wide.
     """
     if per_row is None:
-        per_row = -(-n_pos // -(-n_pos // PER_ROW))
-    if not _sizes(n_pos, n_rows)[2] or n_pos <= per_row:
+        most = PER_ROW if _sizes(n_pos, n_rows)[2] else WIDE_ROW
+        per_row = -(-n_pos // -(-n_pos // most))
+    if n_pos <= per_row:
         return [list(range(n_pos))]
     return [list(range(s, min(s + per_row, n_pos))) for s in range(0, n_pos, per_row)]
 
@@ -218,7 +222,7 @@ def lens_figure(lens, metric: str = "prob", per_row: int | None = None):
     panels, image = _panels(
         fig, [lens], [_title(lens, "Logit lens")], metric, generated=False, per_row=per_row
     )
-    fig.colorbar(image, ax=list(panels[0][0]), label=METRICS[metric][0], shrink=0.9, pad=0.01)
+    fig.colorbar(image, ax=list(panels[0][0]), label=METRICS[metric][0], shrink=1.0, pad=0.01, aspect=40)
     return fig
 
 
