@@ -308,3 +308,28 @@ def test_a_gguf_file_that_cannot_be_read_is_one_line(tmp_path, monkeypatch):
             probes.load(str(bad))
         assert "\n" not in str(err.value)
         assert not any((tmp_path / "cache").rglob("*.safetensors"))  # nothing half-converted is kept
+
+
+def test_a_llama_from_a_hub_cache_loads_by_name(tmp_path, monkeypatch):
+    """#25: `--model someone/tiny-llama` as a user with a previous download has it: the hub cache's
+    snapshot loads as its folder does, by name, offline."""
+    import huggingface_hub.constants as hub
+
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    repo = tmp_path / "hub" / "models--someone--tiny-llama"
+    snap = build_arch_checkpoint(repo / "snapshots" / commit, "llama")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name, value in (
+        ("HF_HOME", str(tmp_path)),
+        ("HF_HUB_CACHE", str(tmp_path / "hub")),
+        ("HF_HUB_OFFLINE", True),
+    ):
+        monkeypatch.setattr(hub, name, value)
+    by_name = probes.load("someone/tiny-llama")
+    by_folder = probes.load(str(snap))
+    ids = _ids(by_folder)
+    torch.testing.assert_close(by_name(ids), by_folder(ids))
+    assert probes.source_of(by_name).name == "someone/tiny-llama"

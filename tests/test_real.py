@@ -118,3 +118,11 @@ def test_embedding_rows_are_the_gguf_files_own(smol):
     torch.testing.assert_close(found.tokens, raw.reshape(found.tokens.shape), atol=0, rtol=0)
     emb = probes.embeddings(smol)
     assert emb.summary["positions"] is None and emb.summary["matrices"]["output"] == "tied"
+
+
+def test_a_gguf_file_loads_in_the_asked_dtype():
+    """#25: a GGUF file is dequantised to the asked --dtype (float16 here), from the one cached conversion."""
+    half = probes.load(str(_gguf_file()), dtype="float16")
+    assert half.cfg.dtype == torch.float16 and next(half.parameters()).dtype == torch.float16
+    out = probes.generate(half, EIFFEL, max_new_tokens=4, greedy=True)
+    assert " Paris" in out[0].text, out[0].text  # as in float32
