@@ -517,7 +517,7 @@ def test_report_refuses_the_current_folder_and_home(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- the whole build on the tiny checkpoint
 
 
-VIEWS = ["prune", "lens", "lens_generation", "lens_skip_odd"]  # figures shown as views in report.html
+VIEWS = ["prune", "lens", "lens_generation", "lens_skip_odd"]  # figures shown as views in index.html
 
 
 def _check_folder(out, text):
@@ -527,7 +527,7 @@ def _check_folder(out, text):
     shown = set(figure_names(text.splitlines()))
     assert shown == {p.name for p in out.glob("*.png")} and len(shown) >= 9
     assert all((out / f).read_bytes()[:4] == b"\x89PNG" for f in shown)
-    html = (out / "report.html").read_text()
+    html = (out / "index.html").read_text()
     for tag in ("<strong>", "<code>", "<table>", "<h2>"):
         assert tag in html
     # The lens and prune figures are their interactive views in the HTML, each a file beside it.
@@ -596,5 +596,5 @@ def test_report_on_a_local_checkpoint(tiny_dir, tmp_path):
     assert "Token form `first`" in text and "| ROMEO |" in text  # --token-form and --words
     assert "Cosine similarity within the words group:" in text  # the cosines as a table, not only a figure
     assert "The defaults suit " in text and "fit the model: a" not in text
-    html = (out / "report.html").read_text()
+    html = (out / "index.html").read_text()
     assert "components of <code>wte</code>" in html and "`wte`" not in html  # a caption's code renders

@@ -281,7 +281,7 @@ def test_the_report_page_frames_its_views(browser, tiny, tmp_path):
     page.on("console", lambda m: messages.append((m.type, m.text)))
     page.on("pageerror", lambda e: messages.append(("pageerror", str(e))))
     page.on("request", lambda r: requests.append(r.url))
-    page.goto((out / "report.html").resolve().as_uri())
+    page.goto((out / "index.html").resolve().as_uri())
     frames = page.locator("iframe")
     assert frames.count() == 4
     for i in range(4):

@@ -17,7 +17,7 @@ from probes.studies.embeddings.forms import DEFAULT_TOKEN_FORM
 
 def report(
     out: Annotated[
-        str, typer.Option("--out", "-o", help="Folder for report.md, report.html and the figures.")
+        str, typer.Option("--out", "-o", help="Folder for report.md, index.html and the figures.")
     ] = "study",
     prompt: Annotated[
         str | None,
@@ -114,13 +114,13 @@ def report(
         words=chosen,
         progress=log,
     )
-    log(f"wrote {path} (and report.html, figures)")
+    log(f"wrote {path} (and index.html, figures)")
     figures = sorted(p.name for p in path.parent.glob("*.png"))
     emit(
         {
             **model_meta(m),
             "report": str(path),
-            "html": str(path.with_suffix(".html")),
+            "html": str(path.parent / "index.html"),
             "figures": figures,
             "seed": seed,
         },

@@ -136,8 +136,8 @@ def build_report(
     progress=None,
     **overrides,
 ) -> Path:
-    """Run the whole study on `model` and write `out/report.md`, `out/report.html` and the figures; return
-    report.md's path. report.html shows the lens and prune figures as their interactive views (each a
+    """Run the whole study on `model` and write `out/report.md`, `out/index.html` and the figures; return
+    report.md's path. index.html shows the lens and prune figures as their interactive views (each a
     `view_*.html` file in the folder, framed in place); report.md keeps the figures.
 
     `config` (REPORT_SAMPLING by default; its fields also as keywords) gives the tokens per sample,
@@ -290,7 +290,7 @@ def build_report(
         text = "\n".join(lines) + "\n"
         write_text(tmp / "report.md", text)
         # The HTML shows each view in place of its figure; the Markdown keeps the figures.
-        write_text(tmp / "report.html", to_html(text, views={f: frame for f, (_, frame) in views.items()}))
-        files = saved + [name for name, _ in views.values()] + ["report.md", "report.html"]
+        write_text(tmp / "index.html", to_html(text, views={f: frame for f, (_, frame) in views.items()}))
+        files = saved + [name for name, _ in views.values()] + ["report.md", "index.html"]
         write_text(tmp / MANIFEST, json.dumps({"files": sorted(files)}, indent=1))
     return dest / "report.md"
