@@ -24,12 +24,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import interleaved
+from common import fresh_load_times, interleaved
 
 PROMPT = "The Eiffel Tower is located in the city of"
 LENS_TOKENS = 256
@@ -169,23 +168,12 @@ def loads(folder: str, args) -> None:
         "OMP_NUM_THREADS": str(threads),
         "TRANSFORMERS_VERBOSITY": "error",
     }
-    times = {v: [] for v in LOADS}
-    imports = []
-    for _ in range(args.repeats + 1):  # the first round warms the page cache and is dropped
-        for v in LOADS:
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", v, "--folder", folder, "--device", args.device],
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-            if out.returncode:
-                sys.exit(f"{v} failed:\n{out.stderr[-2000:]}")
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            times[v].append(r["load"])
-            imports.append(r["imports"])
-    for v in LOADS:
-        times[v] = times[v][1:]
+    times, imports = fresh_load_times(
+        lambda v: [sys.executable, __file__, "--child", v, "--folder", folder, "--device", args.device],
+        LOADS,
+        args.repeats,
+        env,
+    )
     ref = statistics.median(times[LOADS[0]])
     print(
         f"load, {threads} threads, median of {args.repeats} fresh processes after one warm-up round "

@@ -16,11 +16,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import fresh_load_times
 
 VARIANTS = ("transformers from_pretrained", "TransformerLens boot + compatibility mode", "probes.load")
 
@@ -67,20 +68,9 @@ def main() -> None:
             "OMP_NUM_THREADS": str(args.threads),
             "TRANSFORMERS_VERBOSITY": "error",
         }
-        times = {v: [] for v in VARIANTS}
-        imports = []
-        for _ in range(args.repeats + 1):  # the first round warms the page cache and is dropped
-            for v in VARIANTS:
-                out = subprocess.run(
-                    [sys.executable, __file__, "--child", v], env=env, capture_output=True, text=True
-                )
-                if out.returncode:
-                    sys.exit(f"{v} failed:\n{out.stderr[-2000:]}")
-                r = json.loads(out.stdout.strip().splitlines()[-1])
-                times[v].append(r["load"])
-                imports.append(r["imports"])
-        for v in VARIANTS:
-            times[v] = times[v][1:]
+        times, imports = fresh_load_times(
+            lambda v: [sys.executable, __file__, "--child", v], VARIANTS, args.repeats, env
+        )
     ref = statistics.median(times[VARIANTS[0]])
     print(
         f"GPT-2-small-shaped checkpoint from a hub cache, {args.threads} threads, median of {args.repeats} "

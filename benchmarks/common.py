@@ -69,3 +69,23 @@ def rss(field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     raise OSError(field)
+
+
+def fresh_load_times(command, variants, repeats: int, env: dict) -> tuple[dict, list]:
+    """({variant: [load seconds]}, [import seconds]): `command(variant)` run as a fresh process per load,
+    the variants taking turns; it prints JSON with `load` and `imports` last. The first round warms the
+    page cache and is dropped."""
+    import json
+    import subprocess
+
+    times = {v: [] for v in variants}
+    imports = []
+    for _ in range(repeats + 1):
+        for v in variants:
+            out = subprocess.run(command(v), env=env, capture_output=True, text=True)
+            if out.returncode:
+                sys.exit(f"{v} failed:\n{out.stderr[-2000:]}")
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            times[v].append(r["load"])
+            imports.append(r["imports"])
+    return {v: t[1:] for v, t in times.items()}, imports

@@ -394,13 +394,19 @@ def test_interactive_within_a_second(browser, tmp_path):
     view.close()
 
 
-def test_the_notebook_frame_runs(browser, lens):
+def in_notebook_frame(browser, result):
+    """(page, its frame, page errors) of `result._repr_html_()` shown as a notebook shows it, once ready."""
     page = browser.new_page()
-    errors = []
+    errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.set_content(f"<html><body>{lens._repr_html_()}</body></html>")
+    page.set_content(f"<html><body>{result._repr_html_()}</body></html>")
     frame = page.frame_locator("iframe")
     frame.locator("html[data-ready]").wait_for(timeout=10_000)
+    return page, frame, errors
+
+
+def test_the_notebook_frame_runs(browser, lens):
+    page, frame, errors = in_notebook_frame(browser, lens)
     assert frame.locator(".cell").count() == lens.n_rows * len(lens.positions)
     assert errors == []
     page.close()

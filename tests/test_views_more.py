@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 from cli_runner import run_cli
-from test_views import Opened, chromium_browser, embedded, fetches
+from test_views import Opened, chromium_browser, embedded, fetches, in_notebook_frame
 
 import probes
 from probes.errors import ProbesError, SpecError
@@ -313,12 +313,7 @@ def test_a_disk_that_refuses_the_page_is_one_line(pruned, tmp_path, monkeypatch)
 @pytest.mark.parametrize("which", ["dataset", "prune"])
 def test_the_notebook_frames_run(browser, over, pruned, which):
     result = over[0] if which == "dataset" else pruned
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.set_content(f"<html><body>{result._repr_html_()}</body></html>")
-    frame = page.frame_locator("iframe")
-    frame.locator("html[data-ready]").wait_for(timeout=10_000)
+    page, frame, errors = in_notebook_frame(browser, result)
     assert frame.locator("path.line" if which == "dataset" else ".cell.tok").count() > 0
     assert errors == []
     page.close()

@@ -18,6 +18,7 @@ gone is one `RankLost` line instead of a hang (a collective waits at most `timeo
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -66,7 +67,7 @@ def timeout() -> float:
 
 def _dist():
     """torch.distributed if a process group is up, else None."""
-    if "torch" not in __import__("sys").modules:
+    if "torch" not in sys.modules:  # no torch loaded: no process group can be up
         return None
     import torch.distributed as dist
 
