@@ -333,3 +333,29 @@ def test_a_llama_from_a_hub_cache_loads_by_name(tmp_path, monkeypatch):
     ids = _ids(by_folder)
     torch.testing.assert_close(by_name(ids), by_folder(ids))
     assert probes.source_of(by_name).name == "someone/tiny-llama"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_weights_equal_transformerlens_own_processing(arch, dtype):
+    """`probes.load` processes the weights without TransformerLens' whole-model copies
+    (`probes.core.load._no_weight_copies`): every tensor equals TransformerLens' own, bit for bit."""
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from probes.core.load import _quiet_boot
+
+    _, folder, _, _ = arch
+    model = probes.load(str(folder), dtype=dtype)
+    torch_dtype = getattr(torch, dtype)
+    with _quiet_boot():
+        hf = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager", dtype=torch_dtype)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        theirs = TransformerBridge.boot_transformers(
+            str(folder), hf_model=hf, tokenizer=tokenizer, dtype=torch_dtype
+        )
+        theirs.enable_compatibility_mode(disable_warnings=True)
+    ours, want = model.state_dict(), theirs.state_dict()
+    assert ours.keys() == want.keys()
+    for key, tensor in want.items():
+        assert ours[key].dtype == tensor.dtype, key
+        assert torch.equal(ours[key].cpu(), tensor), key

@@ -236,7 +236,8 @@ def load(
                 bridge = TransformerBridge.boot_transformers(
                     folder, hf_model=hf.to(dev), tokenizer=tokenizer, device=dev, dtype=torch_dtype
                 )
-            bridge.enable_compatibility_mode(disable_warnings=True)
+            with _no_weight_copies():
+                bridge.enable_compatibility_mode(disable_warnings=True)
             bridge.eval()
             bridge.requires_grad_(False)
             from probes.core.kvcache import install_cache_adapter
@@ -292,6 +293,48 @@ def _placement(device_map, n_devices) -> dict:
         )
     memory = {i: torch.cuda.get_device_properties(i).total_memory for i in range(n_devices)}
     return {"device_map": "auto", "max_memory": memory}
+
+
+# TransformerLens' weight processing: the steps that begin by cloning the whole state dict.
+_COPYING_STEPS = ("fold_layer_norm", "center_unembed", "fold_value_biases")
+
+
+@contextmanager
+def _no_weight_copies():
+    """TransformerLens' weight processing without its three whole-model copies: the same numbers, faster.
+
+    Each of `_COPYING_STEPS` starts with `{k: v.clone() ...}` so as to leave its input dict alone, then
+    builds every changed weight as a new tensor (none is changed in place). Here the input is the
+    bridge's own state dict, which nobody reads afterwards, so the copies only cost time: a GPT-2-small
+    load spent most of its seconds in them. For the duration of the boot each step receives its weights
+    as `_Shared` tensors, whose `clone()` hands back the same storage; the step's first line turns them
+    into plain tensors again. `tests/test_architectures.py` checks, on every tested architecture and in
+    float16 too, that the processed weights equal TransformerLens' own, bit for bit.
+    """
+    import torch
+    from transformer_lens.weight_processing import ProcessWeights
+
+    class _Shared(torch.Tensor):
+        def clone(self, *args, **kwargs):
+            return self.as_subclass(torch.Tensor)
+
+    def sharing(step):
+        def call(state_dict, *args, **kwargs):
+            shared = {
+                k: v.as_subclass(_Shared) if type(v) is torch.Tensor else v for k, v in state_dict.items()
+            }
+            return step(shared, *args, **kwargs)
+
+        return staticmethod(call)
+
+    saved = {name: ProcessWeights.__dict__[name] for name in _COPYING_STEPS}
+    try:
+        for name, step in saved.items():
+            setattr(ProcessWeights, name, sharing(step.__func__))
+        yield
+    finally:
+        for name, step in saved.items():
+            setattr(ProcessWeights, name, step)
 
 
 @contextmanager
