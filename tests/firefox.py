@@ -206,7 +206,8 @@ class Tab:
     def close(self) -> None:
         """Close the tab, after checking that nothing was logged as a warning or an error (uncaught
         exceptions and blocked loads included) and that no request went out."""
-        logged = self._events("log.entryAdded")
+        # This tab's log only: a tab that a failed test left open must not fail the next one.
+        logged = [e for e in self._events("log.entryAdded") if e["source"].get("context") == self.context]
         problems = [(e["level"], e["text"]) for e in logged if e["level"] in ("warn", "error")]
         # Firefox reports network requests only (http, https, ws), not reads of file: addresses such as the
         # page's own; test_views checks the page's text for anything it could read.
