@@ -6,6 +6,7 @@ import os
 
 import pytest
 import torch
+from browsers import Opened, chromium_browser, firefox_opener
 from hypothesis import settings
 
 # CI runs a fixed set of examples (HYPOTHESIS_PROFILE=ci in .ci/run), so a landing never depends on
@@ -310,3 +311,20 @@ def broken(tiny_dir, tmp_path_factory):
     variant("extra_tensor", tensors=extra)
     variant("big_tokenizer", tokens=["<extra_token_1>", "<extra_token_2>"])
     return out
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium through playwright, for the checks of a page's finer behaviour."""
+    yield from chromium_browser()
+
+
+@pytest.fixture(scope="module", params=["chromium", "firefox"])
+def opener(request):
+    """Opens a view from its file in each browser in turn (path -> Opened or firefox.Tab): the checks the
+    issue asks of every browser take this."""
+    if request.param == "chromium":
+        browser = request.getfixturevalue("browser")
+        yield lambda path: Opened(browser, path)
+    else:
+        yield from firefox_opener()

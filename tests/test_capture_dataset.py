@@ -148,6 +148,28 @@ def test_load_activations_gives_the_lazy_view(tiny, tmp_path):
         next(acts.rows("resid_psot"))
 
 
+def test_stack_with_index_says_where_each_row_came_from(tiny, tmp_path):
+    acts = probes.capture(tiny, TEXTS, hooks="resid_post", out=tmp_path / "s", shard_bytes=40_000)
+    assert len(acts.shards) > 1
+    # The index computed here by hand: each text's windows, each window's rows from its BOS.
+    where = [
+        (i, p, t) for i, text in enumerate(TEXTS) for w in window_ids(tiny, text) for p, t in enumerate(w)
+    ]
+    stacked, index = acts.stack("resid_post", with_index=True)
+    assert torch.equal(stacked, acts.stack("resid_post"))  # (layer, rows, d_model)
+    assert set(index) == {"text", "position", "tokens"} and all(
+        v.shape == (acts.n_rows,) for v in index.values()
+    )
+    assert list(zip(*(index[k].tolist() for k in ("text", "position", "tokens")))) == where
+    # One text: its rows only (some texts share a shard with the one before), by a negative number too.
+    for i in range(len(TEXTS)):
+        one, mine = acts.stack("resid_post", i - len(TEXTS), with_index=True)
+        assert torch.equal(one, acts[i].stack("resid_post"))
+        assert list(zip(*(mine[k].tolist() for k in ("text", "position", "tokens")))) == [
+            x for x in where if x[0] == i
+        ]
+
+
 class Writes:
     """capture_format.write_tensors wrapped: counts calls, checks the index on disk each time, fails on call
     `fail_at`."""
@@ -490,6 +512,9 @@ def test_every_capture_call_form_the_readme_shows_works(tiny, tmp_path, monkeypa
     exec("\n".join(lines[first : last + 1]), scope)
     assert scope["resid"].shape[0] == 4 and len(scope["states"]) == 2
     assert scope["states"].dtype == "float16"
+    assert scope["where"]["text"].tolist() == [0] * len(scope["states"][0].tokens) + [1] * len(
+        scope["states"][1].tokens
+    )
     # The table's signatures: every keyword it names is one the function takes.
     for name in ("capture", "capture_dataset"):
         row = next(ln for ln in lines if ln.startswith(f"| `{name}(model, "))

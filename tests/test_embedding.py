@@ -187,6 +187,55 @@ def test_figures_are_returned_not_shown(tiny_report, monkeypatch):
         plain.figure_norms("processed")
 
 
+def drawn_labels(fig):
+    """(the pixel boxes of the labels drawn, as savefig draws them; the hidden-labels note or None)."""
+    from matplotlib.text import Annotation
+
+    fig.canvas.draw()  # the layout and every position as savefig makes them
+    renderer = fig.canvas.get_renderer()
+    texts = fig.axes[0].texts
+    boxes = [t.get_bbox_patch().get_window_extent(renderer) for t in texts if isinstance(t, Annotation)]
+    notes = [t.get_text() for t in texts if t.get_text().startswith("labels hidden")]
+    return boxes, (notes[0] if notes else None)
+
+
+def overlapping(boxes) -> list:
+    return [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
+
+
+def test_crowded_labels_never_overlap_and_the_hidden_are_counted():
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from probes.plots.embedding import pca_scatter
+
+    rng = np.random.default_rng(0)
+    for n in (8, 200):  # room for every label; far too many for the axes
+        points = [
+            (x, y, f"word{i}", ["common", "rare"][i % 2])
+            for i, (x, y) in enumerate(rng.normal(0, 0.2, (n, 2)))
+        ]
+        fig = pca_scatter(rng.normal(size=(500, 2)), points, [0.2, 0.1], "crowded")
+        FigureCanvasAgg(fig)
+        boxes, note = drawn_labels(fig)
+        assert overlapping(boxes) == []
+        if n == 8:
+            assert len(boxes) == 8 and note is None
+        else:
+            assert 0 < len(boxes) < n and note.startswith(f"labels hidden: {n - len(boxes)}\n")
+            shown = {t.get_text() for t in fig.axes[0].texts}
+            assert "word0" in shown  # earlier labels win the room
+
+
+def test_the_embed_figures_labels_do_not_overlap(tiny_report):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    for fig in (tiny_report.figure_pca(), tiny_report.figure_scatter()):
+        FigureCanvasAgg(fig)
+        boxes, note = drawn_labels(fig)
+        assert len(boxes) > 4 and overlapping(boxes) == [], note
+
+
 # ---- CLI ----------------------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from probes.core.state import hook_count
 from probes.errors import SpecError
 from probes.studies.lens.generation import generation_lens
 from probes.studies.lens.logit import emergence_rows, logit_lens, row_hooks
+from probes.tokens import show_token
 
 PROMPT = "JULIET: Good night, good night! Parting is such sweet sorrow"
 
@@ -258,6 +259,49 @@ def test_cli_table_plot_and_compare(tiny_dir, tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert "position 3" in r.stdout and "with blocks 1,3 skipped" in r.stdout and "1 (skipped)" in r.stdout
     assert r.stdout.count("\nembed ") == 2
+
+
+def test_cli_position_picks_the_tables_and_the_figures_positions(tiny_dir, tiny, tmp_path):
+    png = tmp_path / "some.png"
+    r = run("--model", tiny_dir, "--prompt", PROMPT, "--position", "2-4, -1", "--plot", png, "--json")
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    full = logit_lens(tiny, PROMPT)  # every position; the chosen ones are its columns
+    n = len(full.tokens)
+    assert d["positions"] == [2, 3, 4, n - 1] and d["tokens"] == full.tokens
+    assert d["top_ids"] == full.top_ids[:, [2, 3, 4, n - 1]].tolist()
+    np.testing.assert_allclose(d["kl_to_final"], full.kl_to_final[:, [2, 3, 4, n - 1]], atol=1e-5)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    # The table: one per chosen position, in order; without --position, the last one alone.
+    r = run("--model", tiny_dir, "--prompt", PROMPT, "--position", "-1,2-4")
+    heads = [ln.split(":")[0] for ln in r.stdout.splitlines() if ln.startswith("position ")]
+    assert heads == ["position 2", "position 3", "position 4", f"position {n - 1}"]
+    r = run("--model", tiny_dir, "--prompt", PROMPT)
+    assert [ln.split(":")[0] for ln in r.stdout.splitlines() if ln.startswith("position ")] == [
+        f"position {n - 1}"
+    ]
+
+
+def test_the_figure_shows_the_chosen_positions(tiny):
+    some = logit_lens(tiny, PROMPT, positions=[6, 2, 3, -1])
+    ax = some.figure().axes[0]
+    shown = [t.get_text() for t in ax.get_xticklabels()]
+    assert shown == [show_token(some.str_tokens[p], 10, plot=True) for p in (2, 3, 6, len(some.tokens) - 1)]
+    assert ax.get_xlabel() == f"input token at positions 2-3,6,{len(some.tokens) - 1}"
+    assert (
+        logit_lens(tiny, PROMPT, positions=[4]).figure().axes[0].get_xlabel() == "input token at position 4"
+    )
+
+
+@pytest.mark.parametrize("spec", ["1.5", "3-1", "a", "", "2,,3", "-3-1", "99999"])
+def test_a_bad_position_is_one_line_before_loading(spec):
+    r = run("--prompt", PROMPT, "--position", spec)
+    assert r.exit_code == 2 and r.stdout == "" and "loading" not in r.stderr, r.output
+    assert r.stderr.strip().splitlines() == [
+        "error: position 99999 is out of range: the model reads at most 256 tokens"
+        if spec == "99999"
+        else f"error: --position {spec!r}: give positions like -1, 0,4,-1 or 2-9"
+    ]
 
 
 def test_cli_generate(tiny_dir, tmp_path):

@@ -1,17 +1,16 @@
 """The other interactive views (dataset lens, prune), checked as data and in a real browser.
 
-The browser, the page recorder and the checks on a page's data are those of test_views.py.
+The browsers (tests/browsers.py) and the checks on a page's data are those of test_views.py.
 """
 
 from __future__ import annotations
 
-import io
 import re
 
-import numpy as np
 import pytest
+from browsers import Opened, not_blank
 from cli_runner import run_cli
-from test_views import Opened, chromium_browser, embedded, fetches, in_notebook_frame
+from test_views import embedded, fetches, in_notebook_frame
 
 import probes
 from probes.errors import ProbesError, SpecError
@@ -22,19 +21,6 @@ TEXTS = [
     "ROMEO: But soft, what light through yonder window breaks?",
     "O happy dagger, this is thy sheath",
 ]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    yield from chromium_browser()
-
-
-def not_blank(png: bytes) -> None:
-    from matplotlib.image import imread
-
-    pixels = imread(io.BytesIO(png), format="png")[..., :3]
-    colours = np.unique((pixels.reshape(-1, 3) * 255).astype(np.uint8), axis=0)
-    assert len(colours) > 20 and pixels.std() > 0.03, (len(colours), pixels.std())
 
 
 # ---- the dataset lens ------------------------------------------------------------------------------------
@@ -112,22 +98,22 @@ def test_cli_dataset_html(tiny, tiny_dir, tuned, tmp_path):
 
 def readout(view) -> dict[int, tuple[float, float, float]]:
     """The readout beside the chart: series index -> (mean, low, high) as shown."""
-    out = {}
-    for body in view.page.locator("table.readout tbody").all():
-        i = int(body.get_attribute("data-series"))
-        out[i] = tuple(float(body.locator(f".{c}").inner_text()) for c in ("mean", "low", "high"))
-    return out
+    shown = view.evaluate(
+        "[...document.querySelectorAll('table.readout tbody')].map(b => [+b.dataset.series,"
+        " ...['mean', 'low', 'high'].map(c => b.querySelector('.' + c).innerText)])"
+    )
+    return {i: tuple(map(float, numbers)) for i, *numbers in shown}
 
 
-def test_dataset_hover_shows_the_exact_numbers(browser, over, tmp_path):
+def test_dataset_hover_shows_the_exact_numbers(opener, over, tmp_path):
     logit, through = over
-    view = Opened(browser, logit.to_html(tmp_path / "d.html", others=[through]))
+    view = opener(logit.to_html(tmp_path / "d.html", others=[through]))
     series = [logit, logit.compare, through, through.compare]
     for metric in ["kl_to_final", "next_accuracy"]:
-        view.page.check(f'input[name="metric"][value="{metric}"]')
+        view.check(f'input[name="metric"][value="{metric}"]')
         for r in [0, 1, logit.n_rows - 1]:
-            view.page.locator(f'.hit[data-r="{r}"]').hover()
-            assert f"row {logit.row_labels[r]}" in view.page.locator(".details .where").inner_text()
+            view.hover(f'.hit[data-r="{r}"]')
+            assert f"row {logit.row_labels[r]}" in view.text(".details .where")
             shown = readout(view)
             for i, result in enumerate(series):
                 d = result.as_dict()["metrics"][metric]
@@ -135,15 +121,22 @@ def test_dataset_hover_shows_the_exact_numbers(browser, over, tmp_path):
     view.close()
 
 
-def test_dataset_metric_switch_redraws_and_keys_move(browser, over, tmp_path):
+def test_dataset_metric_switch_redraws(opener, over, tmp_path):
+    logit, through = over
+    view = opener(logit.to_html(tmp_path / "d.html", others=[through]))
+    lines = lambda: view.evaluate("[...document.querySelectorAll('path.line')].map(p => p.getAttribute('d'))")
+    before = lines()
+    view.check('input[name="metric"][value="entropy"]')
+    after = lines()
+    assert len(before) == len(after) == 4 and all(a != b for a, b in zip(before, after))
+    not_blank(view.screenshot(), colours=20, spread=0.03)
+    view.close()
+
+
+def test_dataset_series_hide_and_keys_move(browser, over, tmp_path):
     logit, through = over
     view = Opened(browser, logit.to_html(tmp_path / "d.html", others=[through]))
     page = view.page
-    lines = lambda: page.eval_on_selector_all("path.line", "ps => ps.map(p => p.getAttribute('d'))")
-    before = lines()
-    page.check('input[name="metric"][value="entropy"]')
-    after = lines()
-    assert len(before) == len(after) == 4 and all(a != b for a, b in zip(before, after))
     # A series can be hidden from the legend.
     page.locator('.legend input[data-series="1"]').uncheck()
     assert page.locator("path.line").count() == 3 and page.locator("table.readout tbody").count() == 3
@@ -152,7 +145,6 @@ def test_dataset_metric_switch_redraws_and_keys_move(browser, over, tmp_path):
     page.keyboard.press("Home")
     page.keyboard.press("ArrowRight")
     assert page.locator(".details .where b").inner_text() == f"row {logit.row_labels[1]}"
-    not_blank(page.screenshot(full_page=True))
     view.close()
 
 
@@ -227,36 +219,44 @@ def test_prune_notebook_and_cli(tiny_dir, pruned, tmp_path):
     assert got.exit_code == 2 and "block sweep has no interactive view" in got.stderr
 
 
-def test_prune_hover_shows_the_kl_and_marks_the_divergence(browser, pruned, tmp_path):
-    view = Opened(browser, pruned.to_html(tmp_path / "p.html"))
-    page = view.page
+def test_prune_hover_shows_the_kl_and_marks_the_divergence(opener, pruned, tmp_path):
+    path = pruned.to_html(tmp_path / "p.html")
+    view = opener(path)
     d = pruned.as_dict()["runs"]
     for k in (1, 2):
         for t in (0, 5, 11):
-            page.locator(f'.cell[data-run="{k}"][data-t="{t}"]').hover()
-            assert page.locator(".details .where b").inner_text() == f"token {t + 1}"
+            view.hover(f'.cell[data-run="{k}"][data-t="{t}"]')
+            assert view.text(".details .where b") == f"token {t + 1}"
             for i in (1, 2):
-                row = page.locator(f'table.runs tr[data-run="{i}"]')
-                shown = float(row.locator("td.kl").inner_text())
+                row = f'table.runs tr[data-run="{i}"]'
+                shown = float(view.text(f"{row} td.kl"))
                 assert shown == pytest.approx(d[i]["kl_per_token"][t], rel=5e-4, abs=1e-6)
                 agree = d[i]["top1_agreement_per_token"][t]
-                assert row.locator("td.agree").inner_text() == ("same" if agree else "other")
-    marked = page.eval_on_selector_all(".cell.diverge", "cs => cs.map(c => [+c.dataset.run, +c.dataset.t])")
-    view_data = embedded(page.content())
+                assert view.text(f"{row} td.agree") == ("same" if agree else "other")
+    marked = view.evaluate(
+        "[...document.querySelectorAll('.cell.diverge')].map(c => [+c.dataset.run, +c.dataset.t])"
+    )
+    runs = embedded(path.read_text(encoding="utf-8"))["runs"]
     assert sorted(marked) == sorted(
-        [k, r["diverge"]] for k, r in enumerate(view_data["runs"]) if k and r["diverge"] is not None
+        [k, r["diverge"]] for k, r in enumerate(runs) if k and r["diverge"] is not None
     )
     # Colours: each run's tokens by its own KL, so the two skip runs' rows differ.
-    colours = lambda k: page.eval_on_selector_all(
-        f'.cell[data-run="{k}"]', "cs => cs.map(c => c.style.backgroundColor)"
+    colours = lambda k: view.evaluate(
+        f"[...document.querySelectorAll('.cell[data-run=\"{k}\"]')].map(c => c.style.backgroundColor)"
     )
     assert colours(1) != colours(2) and len(set(colours(1))) > 3
     # The metric switch: coloured by top-1 agreement, two colours only, and a legend of its own.
     kl_colours = colours(1)
-    page.check('input[name="metric"][value="agree"]')
+    view.check('input[name="metric"][value="agree"]')
     assert colours(1) != kl_colours and len(set(colours(1))) <= 2
-    assert page.locator(".legend .label").inner_text() == "top-1 on the same prefix"
-    # Keyboard: focus a token, move with the arrows.
+    assert view.text(".legend .label") == "top-1 on the same prefix"
+    not_blank(view.screenshot(), colours=20, spread=0.03)
+    view.close()
+
+
+def test_prune_keys_move(browser, pruned, tmp_path):
+    view = Opened(browser, pruned.to_html(tmp_path / "p.html"))
+    page = view.page
     page.locator('.cell[data-run="1"][data-t="0"]').focus()
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowDown")
@@ -264,7 +264,6 @@ def test_prune_hover_shows_the_kl_and_marks_the_divergence(browser, pruned, tmp_
         "2",
         "1",
     ]
-    not_blank(page.screenshot(full_page=True))
     view.close()
 
 

@@ -11,12 +11,13 @@ from probes.cli.output import emit, log, table
 from probes.tokens import show_token
 
 Position = Annotated[
-    int,
+    str | None,
     typer.Option(
         "--position",
         help=(
-            "Position shown in the table (negative counts from the end; -1 is the last). --json covers "
-            "every position."
+            "Positions to decode: one (negative counts from the end; -1 is the last), a list (0,4,-1) or a "
+            "range (2-9). The table shows each; --plot, --html and --json cover these. Without it the table "
+            "shows the last position, and the others every position."
         ),
     ),
 ]
@@ -71,7 +72,7 @@ _SAMPLING = ("temperature", "top_k", "top_p", "greedy", "seed", "stop_at_eos")
 def lens(
     ctx: typer.Context,
     prompt: o.Prompt = None,
-    position: Position = -1,
+    position: Position = None,
     top: o.Top = 5,
     plot: o.Plot = None,
     html: o.Html = None,
@@ -103,7 +104,8 @@ def lens(
     """Logit lens: decode each layer's residual stream through the final norm and unembedding.
 
     Rows are the residual stream after each block (embed: before block 0; the last row is the model's output).
-    The table shows one position (--position), --json every position, --plot all of them coloured by --metric.
+    The table shows the last position, --json every position, --plot all of them coloured by --metric;
+    --position picks the positions all of them cover.
     Entropy, KL(final || row) and cross-entropy are in nats.
 
     --generate N follows each generated token (sampled with --temperature, --top-k, --top-p, --greedy, --seed)
@@ -178,7 +180,7 @@ def lens(
             "each row lists)"
         )
     cfg = None
-    if generate is not None and o.given(ctx, "position"):
+    if generate is not None and position is not None:
         raise ProbesError(
             "--position picks a prompt position; with --generate the table covers every generated token"
         )
@@ -200,13 +202,10 @@ def lens(
                 "--generate and --compare-skip do not combine; run the pruned generation with --skip"
             )
     target = Target(model, device, dtype, prompt, bos=bos, threads=threads)
-    if not -target.n_ctx <= position < target.n_ctx:
-        raise ProbesError(
-            f"position {position} is out of range: the model reads at most {target.n_ctx} tokens"
-        )
+    positions = None if position is None else _position_spec(position, target.n_ctx)
     m, skipped, compared, tl = _load(target, skip, keep, compare_skip, tuned, model)
     from probes.studies.lens.generation import generation_lens
-    from probes.studies.lens.logit import check_position, logit_lens
+    from probes.studies.lens.logit import logit_lens
 
     others = []
     with probes.skip(m, skipped):
@@ -216,10 +215,10 @@ def lens(
             if html and tl is not None:  # the same tokens (sampling never sees the lens), read both ways
                 others = [generation_lens(m, prompt, cfg, top=top)]
         else:
-            result = logit_lens(m, prompt, top=top, bos=bos, lens=tl, compare_skip=compared, mid=mid)
-            check_position(position, len(result.tokens))
+            kw = dict(top=top, bos=bos, compare_skip=compared, positions=positions)
+            result = logit_lens(m, prompt, lens=tl, mid=mid, **kw)
             if html and tl is not None:  # the view switches between the two lenses
-                others = [logit_lens(m, prompt, top=top, bos=bos, compare_skip=compared)]
+                others = [logit_lens(m, prompt, **kw)]
     pruned = None if cfg is not None else result.compare
 
     if plot:
@@ -234,7 +233,8 @@ def lens(
     elif cfg is not None:
         emit(data, False, lambda d: _render_generation(result, d))
     else:
-        emit(data, False, lambda d: _render_position(result, pruned, position, d))
+        shown = result.positions if positions is not None else result.positions[-1:]
+        emit(data, False, lambda d: _render_positions(result, pruned, shown, d))
 
 
 def _dataset_lens(
@@ -442,27 +442,41 @@ def _position_table(lens, position: int) -> str:
     )
 
 
-def _render_position(lens, pruned, position: int, d: dict) -> str:
-    p = position + len(lens.tokens) if position < 0 else position
-    nxt = show_token(lens.str_tokens[p + 1]) if p + 1 < len(lens.tokens) else "unknown (last position)"
+def _position_spec(spec: str, n_ctx: int) -> list[int]:
+    """--position's positions: integers (negative counts from the end) and ranges a-b, comma-separated."""
+    import re
+
+    from probes.errors import ProbesError
+
+    out: list[int] = []
+    for part in spec.split(","):
+        m = re.fullmatch(r"\s*(?:(-?\d+)|(\d+)-(\d+))\s*", part)
+        if m is None or (m[2] and int(m[2]) > int(m[3])):
+            raise ProbesError(f"--position {spec!r}: give positions like -1, 0,4,-1 or 2-9")
+        out += [int(m[1])] if m[1] else range(int(m[2]), int(m[3]) + 1)
+    for p in out:
+        if not -n_ctx <= p < n_ctx:
+            raise ProbesError(f"position {p} is out of range: the model reads at most {n_ctx} tokens")
+    return out
+
+
+def _render_positions(lens, pruned, positions: list[int], d: dict) -> str:
+    """The table of each of `positions` (absolute), and of the pruned run beside it."""
+    from probes.core.layers import format_layers
+
     out = [
         f"model {d['model']}" + (f"; blocks skipped: {d['skipped_blocks']}" if d["skipped_blocks"] else ""),
         f"prompt: {lens.prompt!r} ({len(lens.tokens)} tokens)",
-        f"position {p}: token {show_token(lens.str_tokens[p])}; next token {nxt}",
         "rows: the residual stream after each block (embed: before block 0); entropy and KL(final || row) "
         "in nats",
-        "",
-        _position_table(lens, position),
     ]
-    if pruned is not None:
-        from probes.core.layers import format_layers
-
-        out += [
-            "",
-            f"with blocks {format_layers(d['compare']['skipped_blocks'])} skipped:",
-            "",
-            _position_table(pruned, position),
-        ]
+    for p in positions:
+        nxt = show_token(lens.str_tokens[p + 1]) if p + 1 < len(lens.tokens) else "unknown (last position)"
+        out += ["", f"position {p}: token {show_token(lens.str_tokens[p])}; next token {nxt}", ""]
+        out.append(_position_table(lens, p))
+        if pruned is not None:
+            skipped = format_layers(d["compare"]["skipped_blocks"])
+            out += ["", f"with blocks {skipped} skipped:", "", _position_table(pruned, p)]
     return "\n".join(out)
 
 

@@ -84,7 +84,7 @@ def norm_scatter(vocab_norms, marks, median, title):
     norm, label or None, group)."""
     from matplotlib.figure import Figure
 
-    from probes.plots.labels import place_labels
+    from probes.plots.labels import hidden_note, place_labels
 
     fig = Figure(figsize=(9, 4.8), layout="constrained")
     ax = fig.subplots()
@@ -100,13 +100,14 @@ def norm_scatter(vocab_norms, marks, median, title):
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_title(title, fontsize=10)
     labelled = [m for m in marks if m[2] is not None]
-    place_labels(
+    _, hidden = place_labels(
         ax,
         [(i, n) for i, n, _, _ in labelled],
         [t for _, _, t, _ in labelled],
         [_colour(g) for *_, g in labelled],
         fontsize=7.5,
     )
+    hidden_note(ax, hidden)
     return fig
 
 
@@ -115,7 +116,7 @@ def pca_scatter(coords, points, explained, title):
     marked."""
     from matplotlib.figure import Figure
 
-    from probes.plots.labels import place_labels
+    from probes.plots.labels import hidden_note, place_labels
 
     fig = Figure(figsize=(8, 6.2), layout="constrained")
     ax = fig.subplots()
@@ -135,9 +136,10 @@ def pca_scatter(coords, points, explained, title):
     ax.set_ylabel(f"PC2 ({100 * explained[1]:.1f}% of the variance)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_title(title, fontsize=10)
-    place_labels(
+    _, hidden = place_labels(
         ax, [(x, y) for x, y, _, _ in points], [t for _, _, t, _ in points], [_colour(g) for *_, g in points]
     )
+    hidden_note(ax, hidden)
     return fig
 
 

@@ -1,12 +1,13 @@
 """Point labels that do not pile up: each label put where it covers no other label and no marked point, with a
-leader line.
+leader line, or left out.
 
-    place_labels(ax, [(x, y), ...], ["dog", ...], ["#3b6fb6", ...])
+    shown, hidden = place_labels(ax, [(x, y), ...], ["dog", ...], ["#3b6fb6", ...])
 
 A small, deterministic placement: each label in turn tries spots around its point, nearest first
 (right, left, above, below, then the diagonals, then further out), and takes the first that lies
-inside the axes and overlaps neither a label already placed nor any marked point. Sizes are
-measured in pixels after the figure's layout has run, and the result is stored as offsets in
+inside the axes and overlaps neither a label already placed nor any marked point. A label with no
+such spot is not drawn (earlier labels win), and `hidden_note` says how many were left out. Sizes
+are measured in pixels after the figure's layout has run, and the result is stored as offsets in
 points, so it holds at any dpi. A label set away from its point gets a thin line to it.
 """
 
@@ -15,10 +16,11 @@ from __future__ import annotations
 PAD = 3.0  # px between two labels
 
 
-def place_labels(ax, xy, texts, colours, fontsize: float = 8) -> list:
-    """Annotate point `xy[i]` (data coordinates) with `texts[i]` in `colours[i]`; returns the annotations."""
+def place_labels(ax, xy, texts, colours, fontsize: float = 8) -> tuple[list, int]:
+    """Annotate point `xy[i]` (data coordinates) with `texts[i]` in `colours[i]` where there is room; returns
+    (the annotations drawn, how many labels were left out)."""
     if not texts:
-        return []
+        return [], 0
     fig = ax.figure
     if not hasattr(fig.canvas, "get_renderer"):  # a bare Figure(): measure text with Agg, as savefig draws it
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -33,16 +35,16 @@ def place_labels(ax, xy, texts, colours, fontsize: float = 8) -> list:
     pts = [tuple(p) for p in ax.transData.transform(xy)]  # (n, 2) px
     frame = ax.get_window_extent(renderer)
     boxes: list[tuple[float, float, float, float]] = []  # placed labels: (x0, y0, x1, y1) px
-    centres = []
-    for (px, py), (w, h) in zip(pts, sizes):
+    placed = []  # (point, centre, size, text, colour) of each label drawn
+    for (px, py), (w, h), t, c in zip(pts, sizes, texts, colours):
         spot = next((c for c in _spots(px, py, w, h) if _free(c, (w, h), boxes, pts, frame)), None)
-        if spot is None:  # nowhere free: the nearest spot inside the axes
-            spot = _inside((px + w / 2 + 7, py), (w, h), frame)
-        centres.append(spot)
+        if spot is None:  # nowhere free: left out rather than drawn over another label
+            continue
+        placed.append(((px, py), spot, (w, h), t, c))
         boxes.append((spot[0] - w / 2, spot[1] - h / 2, spot[0] + w / 2, spot[1] + h / 2))
     scale = 72.0 / fig.dpi  # px -> points
     out = []
-    for (px, py), (cx, cy), (w, h), t, c in zip(pts, centres, sizes, texts, colours):
+    for (px, py), (cx, cy), (w, h), t, c in placed:
         far = max(abs(cx - px) - w / 2, abs(cy - py) - h / 2) > 10  # px from the point to the label's edge
         out.append(
             ax.annotate(
@@ -68,7 +70,17 @@ def place_labels(ax, xy, texts, colours, fontsize: float = 8) -> list:
                 else None,
             )
         )
-    return out
+    return out, len(texts) - len(out)
+
+
+def hidden_note(ax, hidden: int) -> None:
+    """Say under the legend (right of the axes) how many labels `place_labels` left out, if any. Outside
+    the layout, so the axes do not move after the labels were placed."""
+    if hidden:
+        text = f"labels hidden: {hidden}\n(no room beside\ntheir points)"
+        ax.text(
+            1.01, 0, text, transform=ax.transAxes, va="bottom", fontsize=7, color="#555555", in_layout=False
+        )
 
 
 def _spots(px, py, w, h):
@@ -90,11 +102,3 @@ def _free(c, size, boxes, pts, frame, r: float = 6.0) -> bool:
     if any(x0 < b[2] + PAD and b[0] < x1 + PAD and y0 < b[3] + PAD and b[1] < y1 + PAD for b in boxes):
         return False
     return not any(x0 - r < px < x1 + r and y0 - r < py < y1 + r for px, py in pts)
-
-
-def _inside(c, size, frame):
-    """The centre moved so the whole label lies inside the axes."""
-    w, h = size
-    x = min(max(c[0], frame.x0 + w / 2 + 1), frame.x1 - w / 2 - 1)
-    y = min(max(c[1], frame.y0 + h / 2 + 1), frame.y1 - h / 2 - 1)
-    return [x, y]

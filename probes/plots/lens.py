@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from probes.core.layers import format_layers
 from probes.errors import SpecError
 from probes.tokens import plot_text, show_token
 
@@ -143,9 +144,9 @@ def _draw(
     else:
         # Bold cells are those whose top-1 is the actual next token, shown on the top axis.
         ax.set_xticks(xs, fed, rotation=90, fontsize=font)
-        ax.set_xlabel(
-            f"input token at position {lens.positions[cols[0]]}-{lens.positions[cols[-1]]}", fontsize=8
-        )
+        # The positions as ranges: chosen ones (--position 2-4,-1) need not be contiguous.
+        where = format_layers([lens.positions[c] for c in cols])
+        ax.set_xlabel(f"input token at position{'s' * (len(cols) > 1)} {where}", fontsize=8)
         top = ax.secondary_xaxis("top")
         top.set_xticks(xs, nxt, rotation=90, fontsize=font)
         top.set_xlabel("next token (bold: top-1 got it)", fontsize=8)
@@ -172,8 +173,6 @@ def _title(lens, what: str) -> str:
         what = what.replace("Logit lens", "Tuned lens") if "Logit lens" in what else f"{what} (tuned lens)"
     skipped = ""
     if lens.skipped_blocks:
-        from probes.core.layers import format_layers
-
         skipped = f", blocks {format_layers(lens.skipped_blocks)} skipped"
     return f"{what}: {plot_text(lens.model_name)}{skipped}"
 
@@ -209,7 +208,9 @@ def _figure(lenses: list, generated: bool, per_row: int | None):
     from matplotlib.figure import Figure
 
     sizes = [_panel_size(lens, _chunks(*reversed(lens.entropy.shape), per_row), generated) for lens in lenses]
-    width = max(w for w, _ in sizes) + 2.8  # row labels, y label and colorbar
+    # Row labels, y label and colorbar beside the cells; at least wide enough for a panel's title, as a
+    # few chosen positions (--position) make narrow panels.
+    width = max(max(w for w, _ in sizes) + 2.8, 6.4)
     height = sum(h for _, h in sizes) + 0.5 * len(lenses) + 0.4
     return Figure(figsize=(width, height), layout="constrained")
 

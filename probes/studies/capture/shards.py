@@ -308,20 +308,40 @@ class ShardedActivations:
         tokens = tensors.pop("tokens")
         return Activations(tensors, tokens, self._meta(i, strs))
 
-    def stack(self, name: str, text: int | None = None):
+    def stack(self, name: str, text: int | None = None, *, with_index: bool = False):
         """One hook over its layers, as `Activations.stack`: (layer, pos, ...) for text `text`, or
         (layer, rows, ...) over every row of the dataset when `text` is None (all in memory: for a
-        large capture, stream `rows(name)` instead)."""
-        if text is not None:
-            return self[text].stack(name)
+        large capture, stream `rows(name)` instead).
+
+        `with_index=True` returns `(stacked, index)`, where `index` says where each row came from as
+        `rows()` does: {'tokens', 'text', 'position': (rows,)}, the token id, the text's number and the
+        position in its window (0: the window's BOS).
+        """
         import torch
 
-        family = self._names(name)
-        parts: dict[str, list] = {n: [] for n in family}
-        for batch in self.rows(family):
-            for n in family:
-                parts[n].append(batch[n])
-        return torch.stack([torch.cat(parts[n]) for n in family])  # (layer, rows, ...)
+        if text is None:
+            family = self._names(name)
+            parts: dict[str, list] = {n: [] for n in family}
+            for batch in self.rows(family):
+                for n in family:
+                    parts[n].append(batch[n])
+            stacked = torch.stack([torch.cat(parts[n]) for n in family])  # (layer, rows, ...)
+            spans = [(k, 0, b - a) for k, (a, b) in enumerate(s["rows"] for s in self.shards)]
+        else:
+            stacked = self[text].stack(name)  # (layer, pos, ...)
+            spans = self._spans[text % len(self)]  # self[text] has checked the number
+        return (stacked, self._bookkeeping(spans)) if with_index else stacked
+
+    def _bookkeeping(self, spans: list[tuple[int, int, int]]) -> dict:
+        """The ROW_KEYS of the rows in `spans` [(shard, first row, rows)], in order: {key: (rows,)}."""
+        import torch
+
+        parts: dict[str, list] = {key: [] for key in ROW_KEYS}
+        for k, first, rows in spans:
+            with self._open(k) as fh:
+                for key, part in parts.items():
+                    part.append(fh.get_slice(key)[first : first + rows])
+        return {key: torch.cat(part) for key, part in parts.items()}
 
     def rows(
         self,
