@@ -51,12 +51,13 @@ class MessageProgress(Progress):
 
 def progress_of(progress) -> Progress:
     """`progress` as a Progress: None shows a bar where a person watches (stderr is a terminal, or a
-    notebook runs the code) and nothing elsewhere (a pipe, a log, a test); True always a bar; False
-    nothing; a callable receives the notes; a Progress is used as it is."""
-    if progress is None:
-        return BarProgress() if watched() else Progress()
-    if progress is True:
-        return BarProgress()
+    notebook runs the code) and nothing elsewhere (a pipe, a log, a test); True always a bar (rich's on
+    a terminal, a line updated in place in a notebook); False nothing; a callable receives the notes;
+    a Progress is used as it is."""
+    if progress is None and not watched():
+        return Progress()
+    if progress is None or progress is True:
+        return NotebookProgress() if in_notebook() else BarProgress()
     if progress is False:
         return Progress()
     if isinstance(progress, Progress):
@@ -80,9 +81,68 @@ def watched() -> bool:
             return True
     except (AttributeError, ValueError):
         pass
+    return in_notebook()
+
+
+def in_notebook() -> bool:
+    """Whether a Jupyter kernel runs this code (its output goes to a notebook cell)."""
     shell = sys.modules.get("IPython")
     ip = getattr(shell, "get_ipython", lambda: None)() if shell is not None else None
     return type(ip).__name__ == "ZMQInteractiveShell"
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+
+
+class _LineTask(Task):
+    """One line in the notebook cell, redrawn in place (at most 4 times a second, and once at the end)."""
+
+    def __init__(self, label: str, total, unit: str):
+        self.label, self.total, self.unit, self.done = label, total, unit, 0
+
+    def __enter__(self) -> _LineTask:
+        import time
+
+        from IPython.display import display
+
+        self.start = self.drawn = time.monotonic()
+        self.handle = display({"text/plain": self.line()}, raw=True, display_id=True)
+        return self
+
+    def line(self) -> str:
+        import time
+
+        elapsed = time.monotonic() - self.start
+        rate = self.done / elapsed if elapsed > 0 and self.done else 0.0
+        count = f"{self.done:,g}/{self.total:,g}" if self.total else f"{self.done:,g}"
+        out = f"{self.label}  {count} {self.unit}  {rate:,.1f} {self.unit}/s  {_clock(elapsed)} elapsed"
+        if self.total and rate and self.done < self.total:
+            out += f"  ETA {_clock((self.total - self.done) / rate)}"
+        return out
+
+    def advance(self, n: float = 1) -> None:
+        import time
+
+        self.done += n
+        if time.monotonic() - self.drawn >= 0.25:
+            self.drawn = time.monotonic()
+            self.handle.update({"text/plain": self.line()}, raw=True)
+
+    def __exit__(self, *exc) -> None:
+        self.handle.update({"text/plain": self.line()}, raw=True)
+
+
+class NotebookProgress(Progress):
+    """In a Jupyter notebook: a task is one text line in the cell (count, rate, elapsed, ETA) that updates
+    in place through IPython's display, so it needs no widget library; notes are printed lines."""
+
+    def task(self, label: str, total: float | None = None, unit: str = "items") -> Task:
+        return _LineTask(label, total, unit)
+
+    def note(self, message: str) -> None:
+        print(message, flush=True)
 
 
 class _RichTask(Task):

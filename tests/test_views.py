@@ -320,11 +320,13 @@ def test_interactive_within_a_second(browser, tmp_path):
 
 
 def in_notebook_frame(browser, result):
-    """(page, its frame, page errors) of `result._repr_html_()` shown as a notebook shows it, once ready."""
+    """(page, its frame, page errors) of `result._repr_html_()` (or that HTML itself, as a kernel sent it)
+    shown as a notebook shows it, once ready."""
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.set_content(f"<html><body>{result._repr_html_()}</body></html>")
+    output = result if isinstance(result, str) else result._repr_html_()
+    page.set_content(f"<html><body>{output}</body></html>")
     frame = page.frame_locator("iframe")
     frame.locator("html[data-ready]").wait_for(timeout=10_000)
     return page, frame, errors

@@ -138,6 +138,17 @@ def resolve(model: str | os.PathLike | None) -> ModelSource:
     return ModelSource(text, "hub", _download(text))
 
 
+@contextmanager
+def _no_widget_notice():
+    """Without tqdm's "IProgress not found ... ipywidgets" warning, which the Hugging Face libraries' import
+    of `tqdm.auto` prints in a notebook lacking ipywidgets (probes draws no tqdm bar)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        yield
+
+
 def _is_hub_id(text: str) -> bool:
     parts = text.split("/")
     return len(parts) == 2 and all(parts) and not Path(text).exists()
@@ -197,6 +208,11 @@ def load(
     HookedTransformer hook names (`blocks.{i}.hook_resid_pre`, ...). `device_map` / `n_devices`
     pass through to TransformerLens (accelerate) for models larger than one GPU.
     """
+    with _no_widget_notice():  # transformers' first import may come in the checks below
+        return _load(model, device, dtype, device_map, n_devices)
+
+
+def _load(model, device, dtype, device_map, n_devices):
     from probes.core import distributed
 
     torch_dtype = parse_dtype(dtype)
