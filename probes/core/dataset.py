@@ -173,10 +173,13 @@ class Dataset:
         """Read the whole dataset once and return how many texts it holds; raise on any bad line.
 
         Torch-free and quick (a few MB/s at worst), so commands call it before loading a model. A
-        streamed dataset is opened and its first text read (None: its length is unknown).
+        streamed dataset is opened and its first text read (None: its length is unknown); under torchrun, the
+        first text of this rank's first data source (`core/shares.py`).
         """
         if self.streaming:
-            if next(iter(self), None) is None:
+            from probes.core.shares import first_text
+
+            if first_text(self) is None:
                 raise DatasetError(f"{self.name}: the dataset holds no texts")
             return None
         n = sum(1 for _ in self)
@@ -201,10 +204,7 @@ class Dataset:
         for i, (where, text) in enumerate(raw):
             if self.max_texts is not None and i >= self.max_texts:
                 return
-            if isinstance(text, str) and len(text) > MAX_TEXT_BYTES:
-                raise DatasetError(_too_long(where, "text"))
-            _check_unicode(where, text)
-            yield Text(i, where, text)
+            yield checked_text(i, where, text)
 
     # Each reader yields (where, text) in order.
 
@@ -277,7 +277,9 @@ class Dataset:
                 raise DatasetError(f"{where}: {TEXT_FIELD!r} must be a non-empty string")
             yield where, text
 
-    def _from_datasets(self) -> Iterator[tuple[str, str]]:
+    def opened(self):
+        """(the `datasets` object, the name its rows go by) of a saved or Hub dataset: an IterableDataset when
+        streamed."""
         try:
             import datasets
         except ImportError:
@@ -305,22 +307,41 @@ class Dataset:
         columns = data.column_names  # None for a stream whose features are not declared
         if columns is not None and TEXT_FIELD not in columns:
             raise DatasetError(f"{name}: no {TEXT_FIELD!r} column (columns: {', '.join(columns)})")
+        return data, name
+
+    def _from_datasets(self) -> Iterator[tuple[str, str]]:
+        data, name = self.opened()
         if self.streaming:
-            texts = (_field(r, name, i) for i, r in enumerate(data))
-        else:
-            texts = data[TEXT_FIELD] if len(data) < 10_000 else (r[TEXT_FIELD] for r in data)
+            yield from streamed_rows(data, lambda i: f"{name}: row {i}")
+            return
+        texts = data[TEXT_FIELD] if len(data) < 10_000 else (r[TEXT_FIELD] for r in data)
         for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise DatasetError(f"{name}: row {i}'s {TEXT_FIELD!r} is not text ({type(text).__name__})")
-            if not text:
-                raise DatasetError(f"{name}: row {i} has an empty {TEXT_FIELD!r}")
-            yield f"{name}: row {i}", text
+            yield f"{name}: row {i}", _row_text(text, f"{name}: row {i}")
 
 
-def _field(row, name: str, i: int):
-    if not isinstance(row, dict) or TEXT_FIELD not in row:
-        raise DatasetError(f"{name}: row {i} has no {TEXT_FIELD!r} field")
-    return row[TEXT_FIELD]
+def streamed_rows(rows, where_of) -> Iterator[tuple[str, str]]:
+    """(where, text) of each row of a stream, `where_of(i)` naming its i-th row."""
+    for i, row in enumerate(rows):
+        where = where_of(i)
+        if not isinstance(row, dict) or TEXT_FIELD not in row:
+            raise DatasetError(f"{where} has no {TEXT_FIELD!r} field")
+        yield where, _row_text(row[TEXT_FIELD], where)
+
+
+def _row_text(text, where: str) -> str:
+    if not isinstance(text, str):
+        raise DatasetError(f"{where}'s {TEXT_FIELD!r} is not text ({type(text).__name__})")
+    if not text:
+        raise DatasetError(f"{where} has an empty {TEXT_FIELD!r}")
+    return text
+
+
+def checked_text(i: int, where: str, text: str) -> Text:
+    """Text number `i`, refused in one line if too long or not Unicode."""
+    if isinstance(text, str) and len(text) > MAX_TEXT_BYTES:
+        raise DatasetError(_too_long(where, "text"))
+    _check_unicode(where, text)
+    return Text(i, where, text)
 
 
 def dataset_of(data, *, split: str | None = None, max_texts: int | None = None) -> Dataset:

@@ -1,0 +1,176 @@
+"""A streamed dataset split between ranks: each rank reads its own data sources, and every text keeps its
+place in the one-process order.
+
+    share = share_of(dataset)         # None: not streamed, or one process (every text read, as before)
+    for text in share.texts(): ...    # this rank's texts; text.index counts them on this rank
+    order = share.order()             # collective: where this rank's texts stand among all
+    order.numbers[i], order.n         # local text i's one-process number; all texts
+    order.where(k)                    # text k's name, as one process names it ("HF:name: row k")
+
+A Hub stream comes in data sources (`IterableDataset.n_shards`: its files, or parquet parts). Under torchrun
+with at least as many sources as ranks, rank r reads sources r, r+N, ... (those
+`datasets.distributed.split_dataset_by_node(strategy="shards")` assigns it) and no other byte; it reads each
+source on its own (`IterableDataset.shard`), so it knows each text's number within its source, and `order()`
+gathers each source's count, from which every text's one-process number follows. With fewer sources
+than ranks, or with `max_texts` (a count in one-process order), each rank reads the whole stream through
+`split_dataset_by_node(strategy="examples")` and keeps texts r, r+N, ...: read on every rank, tokenized
+and computed on one. The module imports neither torch nor `datasets` until a stream is read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from probes.core import distributed
+from probes.core.dataset import Dataset, Text, checked_text, streamed_rows
+
+SHARDS, EXAMPLES = "shards", "examples"
+
+
+class Stream:
+    """A streamed Hub dataset, read whole or source by source.
+
+    `source(s)` reads data source s alone; `sources()` every source in order, which is the order the
+    whole stream is read in. A text's `index` is its number within its source; its `where` names the
+    one-process row when the rows before it are known (`first`), else the source and the row in it.
+    """
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+        self.data, self.name = dataset.opened()
+        self.n_sources = max(1, int(getattr(self.data, "n_shards", 1) or 1))
+
+    def where(self, k: int) -> str:
+        """The one-process name of text k."""
+        return f"{self.name}: row {k}"
+
+    def source(self, s: int, first: int | None = None) -> Iterator[Text]:
+        """Texts of data source `s`, numbered from 0 within it; `first`: the one-process number of its first
+        text, when known."""
+        rows = self.data if self.n_sources == 1 else self.data.shard(num_shards=self.n_sources, index=s)
+
+        def where(j: int) -> str:
+            if first is not None:
+                return self.where(first + j)
+            return f"{self.name}: source {s + 1} of {self.n_sources}, row {j}"
+
+        for j, (at, text) in enumerate(streamed_rows(rows, where)):
+            yield checked_text(j, at, text)
+
+    def sources(self, limit: int | None = None) -> Iterator[tuple[int, Iterator[Text]]]:
+        """(s, its texts) for every source in order, `limit` texts in all at most (the dataset's max_texts).
+
+        Each source's texts must be read before the next source is asked for."""
+        left = self.dataset.max_texts if limit is None else limit
+        seen = 0
+        for s in range(self.n_sources):
+            if left is not None and seen >= left:
+                return
+            texts = self.source(s, first=seen)
+
+            def capped(texts=texts):
+                nonlocal seen
+                for text in texts:
+                    if left is not None and seen >= left:
+                        return
+                    seen += 1
+                    yield text
+
+            yield s, capped()
+
+
+@dataclass(frozen=True)
+class Order:
+    """Where a rank's texts stand among every rank's: `numbers[i]` is local text i's one-process number."""
+
+    numbers: list[int]
+    n: int  # texts in all
+    stream: Stream
+
+    def where(self, k: int) -> str:
+        return self.stream.where(k)
+
+
+class Share:
+    """This rank's texts of a streamed dataset under torchrun, and (after reading) their one-process order."""
+
+    def __init__(self, dataset: Dataset, rank: int, ranks: int):
+        self.stream = Stream(dataset)
+        self.rank, self.ranks = rank, ranks
+        whole = self.stream.n_sources >= ranks and dataset.max_texts is None
+        self.strategy = SHARDS if whole else EXAMPLES
+        self.keys: list[tuple[int, int]] = []  # (source, number in it) of each text read here
+        self.counts: dict[int, int] = {}  # texts read here, by source
+
+    def mine(self, s: int) -> bool:
+        """Whether data source `s` is this rank's to read (the SHARDS strategy)."""
+        return s % self.ranks == self.rank
+
+    def texts(self) -> Iterator[Text]:
+        """This rank's texts, numbered from 0 on this rank."""
+        for k, (key, text) in enumerate(self._keyed()):
+            self.keys.append(key)
+            self.counts[key[0]] = self.counts.get(key[0], 0) + 1
+            yield Text(k, text.where, text.text)
+
+    def _keyed(self) -> Iterator[tuple[tuple[int, int], Text]]:
+        if self.strategy == SHARDS:
+            for s in range(self.rank, self.stream.n_sources, self.ranks):
+                for text in self.stream.source(s):
+                    yield (s, text.index), text
+            return
+        # Every rank reads the stream; each keeps every N-th text (one source: numbers are one-process's).
+        from datasets.distributed import split_dataset_by_node
+
+        data = split_dataset_by_node(self.stream.data, self.rank, self.ranks, strategy=EXAMPLES)
+        limit = self.stream.dataset.max_texts
+        number = lambda j: j * self.ranks + self.rank  # noqa: E731 -- the j-th text kept here
+        for j, (at, text) in enumerate(streamed_rows(data, lambda j: self.stream.where(number(j)))):
+            k = number(j)
+            if limit is not None and k >= limit:
+                return
+            yield (0, k), checked_text(k, at, text)
+
+    def order(self) -> Order:
+        """Every rank's texts placed in one-process order (a collective: every rank calls it once it has read
+        its texts)."""
+        counts = distributed.gather(self.counts, "counting the ranks' texts")
+        if self.strategy == EXAMPLES:  # one numbering already: text k is number k
+            n = sum(c.get(0, 0) for c in counts)
+            return Order([k for _, k in self.keys], n, self.stream)
+        per_source = [0] * self.stream.n_sources
+        for c in counts:
+            for s, m in c.items():
+                per_source[s] += m
+        first = [sum(per_source[:s]) for s in range(len(per_source))]
+        return Order([first[s] + j for s, j in self.keys], sum(per_source), self.stream)
+
+
+def first_text(dataset: Dataset) -> Text | None:
+    """The first text of a stream this rank reads (in its first data source), or None if the stream is empty.
+
+    Commands check a dataset before the model loads, so before the ranks have joined: torchrun's variables
+    say which rank this is."""
+    stream = Stream(dataset)
+    rank, ranks = distributed.rank(), distributed.size()
+    if ranks == 1 and distributed.launched():
+        rank, ranks = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    own = ranks > 1 and stream.n_sources >= ranks and dataset.max_texts is None
+    mine = next(stream.source(rank), None) if own else None
+    # no text in its own source: the rank reads on until it finds one, or finds the whole stream empty
+    return mine or next((t for _, texts in stream.sources() for t in texts), None)
+
+
+def split(dataset: Dataset) -> bool:
+    """Whether each rank reads texts of its own of `dataset` (streamed, under torchrun) rather than all."""
+    return dataset.streaming and distributed.size() > 1
+
+
+def share_of(dataset: Dataset) -> Share | None:
+    """This rank's share of `dataset` when it is streamed under torchrun; None otherwise (every rank reads it
+    all)."""
+    if not split(dataset):
+        return None
+    return Share(dataset, distributed.rank(), distributed.size())
