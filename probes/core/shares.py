@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from probes.core import distributed
-from probes.core.dataset import Dataset, Text, checked_text, streamed_rows
+from probes.core.dataset import Dataset, DatasetError, Text, checked_text, streamed_rows
 
 SHARDS, EXAMPLES = "shards", "examples"
 
@@ -46,9 +46,16 @@ class Stream:
         """The one-process name of text k."""
         return f"{self.name}: row {k}"
 
-    def source(self, s: int, first: int | None = None) -> Iterator[Text]:
+    def source(self, s: int, first: int | None = None, *, own: bool = False) -> Iterator[Text]:
         """Texts of data source `s`, numbered from 0 within it; `first`: the one-process number of its first
-        text, when known."""
+        text, when known. `own`: this rank alone reads the source, so a bad text is its own error to print
+        (`distributed.own`), not one every rank raises alike."""
+        try:
+            yield from self._source(s, first)
+        except DatasetError as e:
+            raise distributed.own(e) if own else e from None
+
+    def _source(self, s: int, first: int | None) -> Iterator[Text]:
         rows = self.data if self.n_sources == 1 else self.data.shard(num_shards=self.n_sources, index=s)
 
         def where(j: int) -> str:
@@ -118,7 +125,7 @@ class Share:
     def _keyed(self) -> Iterator[tuple[tuple[int, int], Text]]:
         if self.strategy == SHARDS:
             for s in range(self.rank, self.stream.n_sources, self.ranks):
-                for text in self.stream.source(s):
+                for text in self.stream.source(s, own=True):
                     yield (s, text.index), text
             return
         # Every rank reads the stream; each keeps every N-th text (one source: numbers are one-process's).

@@ -42,12 +42,19 @@ STORE_DTYPES = ("float32", "float16", "bfloat16")
 # peak), so this bounds a capture's memory whatever the dataset's size.
 SHARD_BYTES = 128 << 20
 INDEX_BYTES = 1 << 30  # an index lists every text and window: some 60 bytes each, so millions of texts
-_SHARD = re.compile(r"shard-\d{5}\.safetensors")
+# A streamed dataset's shards are named by data source and number in it (shard-SSSSS-JJJJJ): each rank plans
+# and writes the shards of its own sources without seeing the others' (probes.studies.capture.dataset).
+_SHARD = re.compile(r"shard-\d{5}(-\d{5})?\.safetensors")
 _LEDGER = re.compile(r"index\.rank-\d+\.json")
-_TEMPORARY = re.compile(r"\.(shard-\d{5}\.safetensors|index\.json|index\.rank-\d+\.json)\..*\.tmp")
+_TEMPORARY = re.compile(r"\.(shard-\d{5}(-\d{5})?\.safetensors|index\.json|index\.rank-\d+\.json)\..*\.tmp")
+# Settings only a streamed capture has: a capture with them is not resumed without them, nor the reverse.
+STREAM_SETTINGS = ("data_sources",)
 
 
-def shard_name(k: int) -> str:
+def shard_name(k: int, source: int | None = None) -> str:
+    """Shard k's file name; with `source`, the k-th shard of that data source of a stream."""
+    if source is not None:
+        return f"shard-{source:05d}-{k:05d}.safetensors"
     return f"shard-{k:05d}.safetensors"
 
 
@@ -87,6 +94,7 @@ def check_capture_dir(out, settings: dict, force: bool = False) -> tuple[Path, d
         return folder, None
     old = index.get("settings", {})
     differ = [k for k in settings if old.get(k) != settings[k]]
+    differ += [k for k in STREAM_SETTINGS if k in old and k not in settings]  # streamed there, not now
     if differ:
         what = "; ".join(f"{k}: {_show(settings[k])} now, {_show(old.get(k))} there" for k in differ)
         raise ProbesError(
@@ -175,6 +183,7 @@ def shards_problem(shards) -> str | None:
             and _counts(shard.get("rows"), 2)
             and isinstance(shard.get("windows"), list)
             and all(_counts(w, 3) for w in shard["windows"])
+            and type(shard.get("text_base", 0)) is int
         )
         if not ok:
             return f"shard entry {k} lacks its file, rows or windows"
@@ -219,8 +228,10 @@ class ShardedActivations:
         self.names: list[str] = sorted(index["shapes"], key=hook_order)
         self.shards: list[dict] = index["shards"]
         if not index.get("complete"):  # ranks finish shards out of order: read the unbroken run from 0
-            whole = 0
-            while whole < len(self.shards) and self.shards[whole]["file"] == shard_name(whole):
+            whole = 0  # (a stream's index lists only shards whose place is known: all of them)
+            while whole < len(self.shards) and (
+                "text_base" in self.shards[whole] or self.shards[whole]["file"] == shard_name(whole)
+            ):
                 whole += 1
             self.shards = self.shards[:whole]
         self.n_rows = sum(b - a for a, b in (s["rows"] for s in self.shards))
@@ -340,7 +351,7 @@ class ShardedActivations:
         for k, first, rows in spans:
             with self._open(k) as fh:
                 for key, part in parts.items():
-                    part.append(fh.get_slice(key)[first : first + rows])
+                    part.append(self._slice(k, fh, key, first, first + rows))
         return {key: torch.cat(part) for key, part in parts.items()}
 
     def rows(
@@ -388,7 +399,7 @@ class ShardedActivations:
                 while a < size:
                     b = min(size, a + batch_size - n_held)
                     for key, part in held.items():
-                        part.append(fh.get_slice(key)[a:b])
+                        part.append(self._slice(k, fh, key, a, b))
                     n_held += b - a
                     a = b
                     if n_held == batch_size:
@@ -410,7 +421,7 @@ class ShardedActivations:
 
         for k in torch.randperm(len(self.shards), generator=gen).tolist():
             with self._open(k) as fh:
-                shard = {key: fh.get_tensor(key) for key in keys}
+                shard = {key: self._slice(k, fh, key) for key in keys}
             pool = shard if pool is None else {key: torch.cat([pool[key], shard[key]]) for key in keys}
             while len(pool["text"]) >= buffer + batch_size:  # keep a full pool to draw from
                 batch, pool = draw(pool, batch_size)
@@ -418,6 +429,13 @@ class ShardedActivations:
         while pool is not None and len(pool["text"]):
             batch, pool = draw(pool, batch_size)
             yield batch
+
+    def _slice(self, k: int, fh, key: str, a: int | None = None, b: int | None = None):
+        """Rows [a, b) of tensor `key` of shard k (all without a and b). A stream's shard numbers its texts
+        within their data source; the index says where that source's texts begin (`text_base`)."""
+        part = fh.get_slice(key)[a:b] if a is not None else fh.get_tensor(key)
+        base = self.shards[k].get("text_base", 0)
+        return part + base if key == "text" and base else part
 
     def _str_tokens(self, k: int, fh) -> list[str]:
         # The last shard's strings are kept: iterating over texts parses each shard's once.
