@@ -372,9 +372,10 @@ def _claim(out, settings: dict, force: bool, index: dict, held: ExitStack) -> tu
     answer, error = None, None
     if distributed.is_main():
         try:
-            folder, _ = check_capture_dir(out, settings, force)
+            streamed = "data_sources" in settings
+            folder, _ = check_capture_dir(out, settings, force, streamed=streamed)
             held.enter_context(owned_folder(folder, "probes capture"))
-            folder, old = check_capture_dir(out, settings, force)
+            folder, old = check_capture_dir(out, settings, force, streamed=streamed)
             if force:
                 clear_capture_dir(folder, old)
                 old = None

@@ -47,8 +47,6 @@ INDEX_BYTES = 1 << 30  # an index lists every text and window: some 60 bytes eac
 _SHARD = re.compile(r"shard-\d{5}(-\d{5})?\.safetensors")
 _LEDGER = re.compile(r"index\.rank-\d+\.json")
 _TEMPORARY = re.compile(r"\.(shard-\d{5}(-\d{5})?\.safetensors|index\.json|index\.rank-\d+\.json)\..*\.tmp")
-# Settings only a streamed capture has: a capture with them is not resumed without them, nor the reverse.
-STREAM_SETTINGS = ("data_sources",)
 
 
 def shard_name(k: int, source: int | None = None) -> str:
@@ -65,13 +63,16 @@ def check_store_dtype(name: str | None) -> str | None:
     return name
 
 
-def check_capture_dir(out, settings: dict, force: bool = False) -> tuple[Path, dict | None]:
+def check_capture_dir(
+    out, settings: dict, force: bool = False, *, streamed: bool | None = None
+) -> tuple[Path, dict | None]:
     """(folder, its index or None) for a capture into `out` with `settings`; refuses what would mix two
     captures.
 
     A folder with an index made with other `settings` (only the keys given are compared, so the CLI
     can check what it knows before loading), or holding files but no index, is an error unless
-    `force`. Nothing is changed.
+    `force`; so is a capture of a stream resumed without streaming, or the reverse (`streamed`: whether
+    this capture streams; None: not known). Nothing is changed.
     """
     folder = check_dir(out, "out")
     if (folder / INDEX).is_dir():
@@ -94,7 +95,12 @@ def check_capture_dir(out, settings: dict, force: bool = False) -> tuple[Path, d
         return folder, None
     old = index.get("settings", {})
     differ = [k for k in settings if old.get(k) != settings[k]]
-    differ += [k for k in STREAM_SETTINGS if k in old and k not in settings]  # streamed there, not now
+    if streamed is not None and ("data_sources" in old) != streamed:  # shards laid out per source or not
+        there = "of a streamed dataset" if "data_sources" in old else "of a dataset read whole"
+        raise ProbesError(
+            f"out={str(folder)!r} holds a capture {there}; capture with streaming="
+            f"{'data_sources' in old} to resume it, use another folder, or force=True to start over"
+        )
     if differ:
         what = "; ".join(f"{k}: {_show(settings[k])} now, {_show(old.get(k))} there" for k in differ)
         raise ProbesError(
