@@ -10,7 +10,7 @@ place in the one-process order.
 A Hub stream comes in data sources (`IterableDataset.n_shards`: its files, or parquet parts). Under torchrun
 with at least as many sources as ranks, rank r reads sources r, r+N, ... (those
 `datasets.distributed.split_dataset_by_node(strategy="shards")` assigns it) and no other byte; it reads each
-source on its own (`IterableDataset.shard`), so it knows each text's number within its source, and `order()`
+source on its own (`core/dataset.py: Stream`), so it knows each text's number within its source, and `order()`
 gathers each source's count, from which every text's one-process number follows. With fewer sources
 than ranks, or with `max_texts` (a count in one-process order), each rank reads the whole stream through
 `split_dataset_by_node(strategy="examples")` and keeps texts r, r+N, ...: read on every rank, tokenized
@@ -19,73 +19,13 @@ and computed on one. The module imports neither torch nor `datasets` until a str
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from probes.core import distributed
-from probes.core.dataset import Dataset, DatasetError, Text, checked_text, streamed_rows
+from probes.core.dataset import Dataset, Stream, Text, checked_text, streamed_rows
 
 SHARDS, EXAMPLES = "shards", "examples"
-
-
-class Stream:
-    """A streamed Hub dataset, read whole or source by source.
-
-    `source(s)` reads data source s alone; `sources()` every source in order, which is the order the
-    whole stream is read in. A text's `index` is its number within its source; its `where` names the
-    one-process row when the rows before it are known (`first`), else the source and the row in it.
-    """
-
-    def __init__(self, dataset: Dataset):
-        self.dataset = dataset
-        self.data, self.name = dataset.opened()
-        self.n_sources = max(1, int(getattr(self.data, "n_shards", 1) or 1))
-
-    def where(self, k: int) -> str:
-        """The one-process name of text k."""
-        return f"{self.name}: row {k}"
-
-    def source(self, s: int, first: int | None = None, *, own: bool = False) -> Iterator[Text]:
-        """Texts of data source `s`, numbered from 0 within it; `first`: the one-process number of its first
-        text, when known. `own`: this rank alone reads the source, so a bad text is its own error to print
-        (`distributed.own`), not one every rank raises alike."""
-        try:
-            yield from self._source(s, first)
-        except DatasetError as e:
-            raise distributed.own(e) if own else e from None
-
-    def _source(self, s: int, first: int | None) -> Iterator[Text]:
-        rows = self.data if self.n_sources == 1 else self.data.shard(num_shards=self.n_sources, index=s)
-
-        def where(j: int) -> str:
-            if first is not None:
-                return self.where(first + j)
-            return f"{self.name}: source {s + 1} of {self.n_sources}, row {j}"
-
-        for j, (at, text) in enumerate(streamed_rows(rows, where)):
-            yield checked_text(j, at, text)
-
-    def sources(self, limit: int | None = None) -> Iterator[tuple[int, Iterator[Text]]]:
-        """(s, its texts) for every source in order, `limit` texts in all at most (the dataset's max_texts).
-
-        Each source's texts must be read before the next source is asked for."""
-        left = self.dataset.max_texts if limit is None else limit
-        seen = 0
-        for s in range(self.n_sources):
-            if left is not None and seen >= left:
-                return
-            texts = self.source(s, first=seen)
-
-            def capped(texts=texts):
-                nonlocal seen
-                for text in texts:
-                    if left is not None and seen >= left:
-                        return
-                    seen += 1
-                    yield text
-
-            yield s, capped()
 
 
 @dataclass(frozen=True)
@@ -153,21 +93,6 @@ class Share:
                 per_source[s] += m
         first = [sum(per_source[:s]) for s in range(len(per_source))]
         return Order([first[s] + j for s, j in self.keys], sum(per_source), self.stream)
-
-
-def first_text(dataset: Dataset) -> Text | None:
-    """The first text of a stream this rank reads (in its first data source), or None if the stream is empty.
-
-    Commands check a dataset before the model loads, so before the ranks have joined: torchrun's variables
-    say which rank this is."""
-    stream = Stream(dataset)
-    rank, ranks = distributed.rank(), distributed.size()
-    if ranks == 1 and distributed.launched():
-        rank, ranks = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    own = ranks > 1 and stream.n_sources >= ranks and dataset.max_texts is None
-    mine = next(stream.source(rank), None) if own else None
-    # no text in its own source: the rank reads on until it finds one, or finds the whole stream empty
-    return mine or next((t for _, texts in stream.sources() for t in texts), None)
 
 
 def split(dataset: Dataset) -> bool:

@@ -26,12 +26,11 @@ from pathlib import Path
 import torch
 
 from probes.core import distributed
-from probes.core.dataset import Dataset, Text, dataset_of
+from probes.core.dataset import Dataset, Stream, Text, dataset_of
 from probes.core.hooks import attached, check_row_hooks, resolve_hooks, split_name
 from probes.core.layers import parse_layers
 from probes.core.prompt import bos_id, token_strings
 from probes.core.runner import runner_for
-from probes.core.shares import Stream
 from probes.core.windows import Window, batches, windows
 from probes.errors import ProbesError
 from probes.io import WriteFailed, atomic_path, owned_folder, parse_size, write_text
@@ -267,7 +266,7 @@ def _capture_texts(run: _Run, dataset: Dataset, bos: bool, index: dict, done: di
             f"{folder}: the dataset now gives {count(made, 'shard')}, the capture holds {len(done)} "
             "(the dataset changed?); pass force=True to start over"
         )
-    _agreed_finish(lambda: _finish(folder, index, made, n_rows))
+    _agreed_finish(lambda: _finish(folder, index, _listed_texts(folder, index, made, n_rows)))
 
 
 def _capture_stream(run: _Run, stream: Stream, bos: bool, index: dict, done: dict, task) -> None:
@@ -344,7 +343,7 @@ def _capture_stream(run: _Run, stream: Stream, bos: bool, index: dict, done: dic
     problem = next((p for p in distributed.gather(problem, "checking the capture") if p), None)
     if problem is not None:
         raise distributed.Agreed(problem)
-    _agreed_finish(lambda: _finish_stream(folder, index))
+    _agreed_finish(lambda: _finish(folder, index, _listed_stream(folder, index)))
 
 
 def _agreed_finish(finish) -> None:
@@ -471,35 +470,11 @@ def _save_ledger(folder: Path, rank: int, entries: list[dict], by_source: dict |
     write_text(folder / LEDGER.format(rank=rank), json.dumps(ledger, ensure_ascii=False), force=True)
 
 
-def _finish(folder: Path, index: dict, made: int, n_rows: int) -> None:
-    """List every rank's shards in the index and mark it complete; the ledgers go."""
+def _finish(folder: Path, index: dict, listed) -> None:
+    """`listed(ledgers)` lists every rank's shards in the index (or raises what is missing); then the index is
+    marked complete and the ledgers go."""
     try:
-        shards = _merged(index["shards"], _ledgers(folder)[0])
-        missing = sorted(set(range(made)) - {_number(e["file"]) for e in shards})
-        if missing:
-            raise ProbesError(
-                f"{folder}: {count(len(missing), 'shard')} ({shard_name(missing[0])}, ...) not recorded by "
-                "any rank; rerun the same command to finish"
-            )
-        index.update(shards=shards, complete=True, n_texts=len(index["texts"]), n_rows=n_rows)
-        _save_index(folder, index)
-        _drop_ledgers(folder)
-    except (OSError, WriteFailed) as e:
-        why = e.reason if isinstance(e, WriteFailed) else e.strerror or e
-        raise ProbesError(
-            f"{folder}: writing {INDEX} failed ({why}); rerun the same command to finish"
-        ) from None
-
-
-def _finish_stream(folder: Path, index: dict) -> None:
-    """List every rank's records of a stream in the index, in one-process order, and mark it complete."""
-    try:
-        merged = sources.merged_all(index["sources"], _ledgers(folder)[1])
-        problem = sources.unfinished(merged)
-        if problem:
-            raise ProbesError(f"{folder}: {problem}; rerun the same command to finish")
-        index["sources"] = merged
-        sources.in_order(index)
+        listed(_ledgers(folder))
         index.update(complete=True, n_texts=len(index["texts"]))
         _save_index(folder, index)
         _drop_ledgers(folder)
@@ -508,6 +483,36 @@ def _finish_stream(folder: Path, index: dict) -> None:
         raise ProbesError(
             f"{folder}: writing {INDEX} failed ({why}); rerun the same command to finish"
         ) from None
+
+
+def _listed_texts(folder: Path, index: dict, made: int, n_rows: int):
+    """Lists the `made` shards of a dataset read whole: those of the index and of the ledgers."""
+
+    def listed(ledgers) -> None:
+        shards = _merged(index["shards"], ledgers[0])
+        missing = sorted(set(range(made)) - {_number(e["file"]) for e in shards})
+        if missing:
+            raise ProbesError(
+                f"{folder}: {count(len(missing), 'shard')} ({shard_name(missing[0])}, ...) not recorded by "
+                "any rank; rerun the same command to finish"
+            )
+        index.update(shards=shards, n_rows=n_rows)
+
+    return listed
+
+
+def _listed_stream(folder: Path, index: dict):
+    """Lists a stream's shards and texts in one-process order from every rank's records by data source."""
+
+    def listed(ledgers) -> None:
+        merged = sources.merged_all(index["sources"], ledgers[1])
+        problem = sources.unfinished(merged)
+        if problem:
+            raise ProbesError(f"{folder}: {problem}; rerun the same command to finish")
+        index["sources"] = merged
+        sources.in_order(index)
+
+    return listed
 
 
 def _shards(

@@ -11,6 +11,9 @@ a (rows, ...) tensor: one row per token position of the windows it covers, in da
 (`text` (rows,) says which text, `position` (rows,) the position in its window, 0 being BOS when
 the capture added one; `tokens` (rows,) the ids). A text longer than the context is several
 windows, each starting again with BOS; a text's rows are those of its windows, concatenated.
+A streamed dataset's shards are `shard-SSSSS-JJJJJ.safetensors`, planned per data source; their `text`
+column numbers texts within the source, and the reader adds the index's `text_base`
+(`probes.studies.capture.sources`).
 The index lists only finished shards: what a reader sees is always whole. The module's checks
 import no torch, so the CLI runs them before loading a model.
 """
