@@ -186,6 +186,18 @@ def test_a_streamed_capture_with_two_ranks_writes_what_one_process_writes_and_re
         torch.testing.assert_close(acts[i].stack("resid_post"), ref[i].stack("resid_post"))
     assert torch.equal(next(acts.rows(batch_size=10**6))["text"], next(ref.rows(batch_size=10**6))["text"])
 
+    # --max-texts counts in one-process order: every rank reads the stream and plans every shard, and
+    # writes its share
+    r = torchrun(*common, "--max-texts", "8", "--out", tmp_path / "two-8", env=hub["env"])
+    assert r.returncode == 0, r.stderr
+    assert (
+        one_process(*common, "--max-texts", "8", "--out", tmp_path / "one-8", env=hub["env"]).returncode == 0
+    )
+    files_8 = sorted(p.name for p in (tmp_path / "one-8").iterdir())
+    assert sorted(p.name for p in (tmp_path / "two-8").iterdir()) == files_8
+    for name in files_8:
+        assert (tmp_path / "one-8" / name).read_bytes() == (tmp_path / "two-8" / name).read_bytes(), name
+
     # A bad row at the end of source 2 (rank 0's) stops the run in one line; what was written stays, and
     # one process resumes it once the stream is mended.
     bad = stand_in(tmp_path / "bad", [*STREAM[:2], [*STREAM[2], 5]])

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from probes.core import distributed
-from probes.core.dataset import Dataset, Stream, Text, checked_text, streamed_rows
+from probes.core.dataset import Dataset, DatasetError, Stream, Text, checked_text, streamed_rows
 
 SHARDS, EXAMPLES = "shards", "examples"
 
@@ -51,21 +51,21 @@ class Share:
         self.keys: list[tuple[int, int]] = []  # (source, number in it) of each text read here
         self.counts: dict[int, int] = {}  # texts read here, by source
 
-    def mine(self, s: int) -> bool:
-        """Whether data source `s` is this rank's to read (the SHARDS strategy)."""
-        return s % self.ranks == self.rank
-
     def texts(self) -> Iterator[Text]:
-        """This rank's texts, numbered from 0 on this rank."""
-        for k, (key, text) in enumerate(self._keyed()):
-            self.keys.append(key)
-            self.counts[key[0]] = self.counts.get(key[0], 0) + 1
-            yield Text(k, text.where, text.text)
+        """This rank's texts, numbered from 0 on this rank. A bad text is this rank's own error (the others
+        do not read it): it prints it (`distributed.own`)."""
+        try:
+            for k, (key, text) in enumerate(self._keyed()):
+                self.keys.append(key)
+                self.counts[key[0]] = self.counts.get(key[0], 0) + 1
+                yield Text(k, text.where, text.text)
+        except DatasetError as e:
+            raise distributed.own(e) from None
 
     def _keyed(self) -> Iterator[tuple[tuple[int, int], Text]]:
         if self.strategy == SHARDS:
             for s in range(self.rank, self.stream.n_sources, self.ranks):
-                for text in self.stream.source(s, own=True):
+                for text in self.stream.source(s):
                     yield (s, text.index), text
             return
         # Every rank reads the stream; each keeps every N-th text (one source: numbers are one-process's).
