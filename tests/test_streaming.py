@@ -149,3 +149,21 @@ def test_a_streamed_capture_is_planned_per_data_source_and_reads_as_the_texts_do
         check_capture_dir(tmp_path / "acts", {}, streamed=False)
     with pytest.raises(ProbesError, match="holds a capture of a dataset read whole"):
         check_capture_dir(tmp_path / "ref", {}, streamed=True)
+
+
+def test_a_damaged_record_of_a_stream_is_one_line(tiny, sources, tmp_path):
+    data = Dataset("HF:someone/corpus", streaming=True)
+    probes.capture(tiny, data, hooks="resid_post", out=tmp_path / "acts", shard_bytes="12K")
+    index = json.loads((tmp_path / "acts" / "index.json").read_text())
+    for damage in (
+        lambda i: i["sources"][1].update(texts=[{"windows": "2"}]),
+        lambda i: i["sources"][1]["shards"][0].update(file="shard-00002-00000.safetensors"),
+        lambda i: i["sources"][1]["shards"][0].update(file="shard-00001.safetensors"),
+        lambda i: i.update(sources={"0": None}),
+    ):
+        broken = json.loads(json.dumps(index))
+        damage(broken)
+        (tmp_path / "acts" / "index.json").write_text(json.dumps(broken))
+        with pytest.raises(ProbesError, match="a damaged capture index") as e:
+            probes.capture(tiny, data, hooks="resid_post", out=tmp_path / "acts", shard_bytes="12K")
+        assert "\n" not in str(e.value)

@@ -52,6 +52,7 @@ from probes.studies.capture.shards import (
     check_capture_dir,
     check_store_dtype,
     clear_capture_dir,
+    records_problem,
     shard_name,
     shards_problem,
     temporary,
@@ -421,9 +422,7 @@ def _ledgers(folder: Path) -> tuple[list[dict], dict[int, dict]]:
         elif ledger.get("format") != LEDGER_FORMAT:
             problem = f"format {ledger.get('format')!r}"
         else:
-            problem = shards_problem(ledger.get("shards")) or sources.records_problem(
-                ledger.get("sources", {})
-            )
+            problem = shards_problem(ledger.get("shards")) or records_problem(ledger.get("sources", {}))
         if problem:
             raise ProbesError(
                 f"{path}: not a ledger of probes capture ({problem}); pass force=True to start over"

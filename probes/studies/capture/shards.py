@@ -31,6 +31,7 @@ from probes.io import check_dir
 from probes.jsonread import parse_json, read_json
 from probes.numbers import count
 from probes.studies.capture.format import CaptureMeta, hook_order
+from probes.studies.capture.sources import place
 
 INDEX = "index.json"
 FORMAT = "probes.activation_shards/1"
@@ -48,6 +49,7 @@ INDEX_BYTES = 1 << 30  # an index lists every text and window: some 60 bytes eac
 # A streamed dataset's shards are named by data source and number in it (shard-SSSSS-JJJJJ): each rank plans
 # and writes the shards of its own sources without seeing the others' (probes.studies.capture.dataset).
 _SHARD = re.compile(r"shard-\d{5}(-\d{5})?\.safetensors")
+_SOURCE_SHARD = re.compile(r"shard-\d{5}-\d{5}\.safetensors")
 _LEDGER = re.compile(r"index\.rank-\d+\.json")
 _TEMPORARY = re.compile(r"\.(shard-\d{5}(-\d{5})?\.safetensors|index\.json|index\.rank-\d+\.json)\..*\.tmp")
 
@@ -199,6 +201,30 @@ def shards_problem(shards) -> str | None:
     return None
 
 
+def records_problem(by_source) -> str | None:
+    """What is wrong with a stream's records by data source ({source: record}, an index's or a ledger's), or
+    None."""
+    if not isinstance(by_source, dict):
+        return "'sources' is not an object"
+    for s, rec in by_source.items():
+        ok = (
+            s.isdigit()
+            and isinstance(rec, dict)
+            and isinstance(rec.get("texts"), list)
+            and all(isinstance(t, dict) and type(t.get("windows")) is int for t in rec["texts"])
+            and isinstance(rec.get("done"), bool)
+            and all(type(rec.get(k)) is int for k in ("n_shards", "n_rows") if rec["done"])
+        )
+        problem = shards_problem(rec.get("shards")) if ok else f"the record of data source {s} is damaged"
+        if problem is None and not all(
+            _SOURCE_SHARD.fullmatch(e["file"]) and place(e["file"])[0] == int(s) for e in rec["shards"]
+        ):
+            problem = f"the record of data source {s} lists a shard of another source"
+        if problem:
+            return problem
+    return None
+
+
 def _index_problem(index: dict) -> str | None:
     """What is wrong with a parsed index's structure, or None."""
 
@@ -210,6 +236,13 @@ def _index_problem(index: dict) -> str | None:
     problem = shards_problem(index["shards"])
     if problem:
         return problem
+    if "sources" in index:  # a stream's records by data source
+        recorded = index["sources"]
+        if not isinstance(recorded, list) or not isinstance(index.get("row_name"), str):
+            return "'sources' is not a list, or 'row_name' is missing"
+        problem = records_problem({str(s): rec for s, rec in enumerate(recorded) if rec is not None})
+        if problem:
+            return problem
     if not all(
         isinstance(t, dict) and isinstance(t.get("where"), str) and type(t.get("windows")) is int
         for t in index["texts"]

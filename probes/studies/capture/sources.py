@@ -55,28 +55,6 @@ def number_in_source(name: str) -> int:
     return place(name)[1]
 
 
-def records_problem(by_source) -> str | None:
-    """What is wrong with a ledger's records by data source, or None."""
-    from probes.studies.capture.shards import shards_problem
-
-    if not isinstance(by_source, dict):
-        return "'sources' is not an object"
-    for s, rec in by_source.items():
-        ok = (
-            s.isdigit()
-            and isinstance(rec, dict)
-            and isinstance(rec.get("texts"), list)
-            and isinstance(rec.get("done"), bool)
-            and all(type(rec.get(k)) is int for k in ("n_shards", "n_rows") if rec["done"])
-        )
-        problem = shards_problem(rec.get("shards")) if ok else f"the record of data source {s} is damaged"
-        if problem is None and not all(place(e["file"])[0] == int(s) for e in rec["shards"]):
-            problem = f"the record of data source {s} lists another source's shard"
-        if problem:
-            return problem
-    return None
-
-
 def in_order(index: dict) -> None:
     """Set the index's `shards`, `texts` and `n_rows` in one-process order from its `sources`.
 
