@@ -134,6 +134,10 @@ def test_a_streamed_capture_is_planned_per_data_source_and_reads_as_the_texts_do
     assert sorted(next(acts.rows(batch_size=10**6, shuffle=True))["text"].tolist()) == sorted(
         next(ref.rows(batch_size=10**6))["text"].tolist()
     )
+    first = Dataset("HF:someone/corpus", streaming=True, max_texts=len(SOURCES[0]))  # source 0 exactly
+    head = probes.capture(tiny, first, hooks="resid_post", out=tmp_path / "head", shard_bytes="12K")
+    assert head.complete and head.texts == acts.texts[:2] and head.index["sources"][2]["done"]
+    torch.testing.assert_close(head[1].stack("resid_post"), acts[1].stack("resid_post"))
     again = probes.capture(tiny, data, hooks="resid_post", out=tmp_path / "acts", shard_bytes="12K")
     assert again.written == {"kept": len(names), "new": 0, "was_complete": True}
     # another number of data sources is another stream: refused in one line, nothing removed

@@ -382,20 +382,20 @@ class Stream:
         for j, (at, text) in enumerate(streamed_rows(rows, where)):
             yield checked_text(j, at, text)
 
-    def sources(self, limit: int | None = None) -> Iterator[tuple[int, Iterator[Text]]]:
-        """(s, its texts) for every source in order, `limit` texts in all at most (the dataset's max_texts).
+    def sources(self) -> Iterator[tuple[int, Iterator[Text]]]:
+        """(s, its texts) for every source in order, the dataset's `max_texts` in all at most: the sources
+        past that give none (and are not opened), so every source is accounted for.
 
         Each source's texts must be read before the next source is asked for."""
-        left = self.dataset.max_texts if limit is None else limit
+        left = self.dataset.max_texts
         seen = 0
         for s in range(self.n_sources):
-            if left is not None and seen >= left:
-                return
-            texts = self.source(s, first=seen)
 
-            def capped(texts=texts):
+            def capped(s=s):
                 nonlocal seen
-                for text in texts:
+                if left is not None and seen >= left:
+                    return
+                for text in self.source(s, first=seen):
                     if left is not None and seen >= left:
                         return
                     seen += 1
