@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 from cli_runner import run_cli
+from stand_in_hub import opened, stand_in
 
 import probes
 from probes.core import distributed
@@ -50,7 +51,7 @@ def torchrun(*args, ranks: int = 2, timeout: float = 240, env=None) -> subproces
     )
 
 
-def one_process(*args, timeout: float = 240) -> subprocess.CompletedProcess:
+def one_process(*args, timeout: float = 240, env=None) -> subprocess.CompletedProcess:
     """`python -m probes ARGS` with one thread, as each torchrun rank has (the float sums are then the
     same: a product's rounding can depend on the thread count)."""
     return subprocess.run(
@@ -58,7 +59,7 @@ def one_process(*args, timeout: float = 240) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
     )
 
 
@@ -124,6 +125,94 @@ def test_lens_and_prune_over_a_dataset_with_two_ranks_equal_one_process(tiny_dir
         one = one_process(*args, "-m", tiny_dir, "--json")
         assert one.returncode == 0, one.stderr
         numbers_equal(json.loads(one.stdout), json.loads(r.stdout), 1e-6)  # one JSON: rank 0's
+
+
+# A Hub dataset of three data sources (texts 1 and 8 need two windows each), streamed under torchrun: rank 0
+# reads sources 0 and 2, rank 1 source 1.
+STREAM = [TEXTS[0:4], TEXTS[4:6], TEXTS[6:9]]
+HUB = ["--dataset", "HF:someone/corpus", "--streaming"]
+
+
+@pytest.fixture
+def hub(tmp_path):
+    return stand_in(tmp_path / "hub", STREAM)
+
+
+def test_lens_and_prune_over_a_stream_with_two_ranks_read_each_source_on_one_rank_and_equal_one_process(
+    tiny_dir, hub
+):
+    for args in (
+        ["lens", *HUB, "--compare-skip", "1"],
+        ["prune", "--skip", "odd", "--skip", "0", *HUB, "--max-new-tokens", "5"],
+        ["lens", *HUB, "--max-texts", "8"],  # a count in one-process order: every rank reads, keeps its texts
+    ):
+        hub["log"].unlink(missing_ok=True)
+        r = torchrun(*args, "-m", tiny_dir, "--json", env=hub["env"])
+        assert r.returncode == 0, r.stderr
+        read = opened(hub["log"])
+        if "--max-texts" in args:
+            assert set(read["0"]) == set(read["1"]) == {"source-0.jsonl", "source-1.jsonl", "source-2.jsonl"}
+        else:
+            assert set(read["0"]) == {"source-0.jsonl", "source-2.jsonl"} and set(read["1"]) == {
+                "source-1.jsonl"
+            }
+        one = one_process(*args, "-m", tiny_dir, "--json", env=hub["env"])
+        assert one.returncode == 0, one.stderr
+        numbers_equal(json.loads(one.stdout), json.loads(r.stdout), 1e-6)  # texts named and ordered alike
+    assert json.loads(r.stdout)["dataset"]["where"][-1] == "HF:someone/corpus: row 7"
+
+
+def test_a_streamed_capture_with_two_ranks_writes_what_one_process_writes_and_resumes_in_one(
+    tiny_dir, hub, tmp_path
+):
+    common = ["capture", "-m", tiny_dir, *HUB, "--hooks", "resid_post,attn_out", "--shard-size", "12K"]
+    one, two, mended = tmp_path / "one", tmp_path / "two", tmp_path / "mended"
+    r = torchrun(*common, "--out", two, env=hub["env"])
+    assert r.returncode == 0, r.stderr
+    read = opened(hub["log"])
+    assert set(read["0"]) == {"source-0.jsonl", "source-2.jsonl"} and set(read["1"]) == {"source-1.jsonl"}
+    assert one_process(*common, "--out", one, env=hub["env"]).returncode == 0
+    files = sorted(p.name for p in one.iterdir())
+    assert sorted(p.name for p in two.iterdir()) == files and "shard-00002-00000.safetensors" in files
+    for name in files:
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+    acts = probes.load_activations(two)
+    ref = probes.capture(probes.load(tiny_dir), TEXTS, hooks="resid_post,attn_out", out=tmp_path / "list")
+    assert acts.complete and acts.texts == [f"HF:someone/corpus: row {i}" for i in range(len(TEXTS))]
+    assert [w[0] for s in acts.shards for w in s["windows"]] == [
+        w[0] for s in ref.shards for w in s["windows"]
+    ]
+    for i in range(len(TEXTS)):  # text for text (the list's capture ran with more threads: float rounding)
+        torch.testing.assert_close(acts[i].stack("resid_post"), ref[i].stack("resid_post"))
+    assert torch.equal(next(acts.rows(batch_size=10**6))["text"], next(ref.rows(batch_size=10**6))["text"])
+
+    # --max-texts counts in one-process order: every rank reads the stream and plans every shard, and
+    # writes its share
+    r = torchrun(*common, "--max-texts", "8", "--out", tmp_path / "two-8", env=hub["env"])
+    assert r.returncode == 0, r.stderr
+    assert (
+        one_process(*common, "--max-texts", "8", "--out", tmp_path / "one-8", env=hub["env"]).returncode == 0
+    )
+    files_8 = sorted(p.name for p in (tmp_path / "one-8").iterdir())
+    assert sorted(p.name for p in (tmp_path / "two-8").iterdir()) == files_8
+    for name in files_8:
+        assert (tmp_path / "one-8" / name).read_bytes() == (tmp_path / "two-8" / name).read_bytes(), name
+
+    # A bad row at the end of source 2 (rank 0's) stops the run in one line; what was written stays, and
+    # one process resumes it once the stream is mended.
+    bad = stand_in(tmp_path / "bad", [*STREAM[:2], [*STREAM[2], 5]])
+    r = torchrun(*common, "--out", mended, env={**bad["env"], "PROBES_DIST_TIMEOUT": "60"})
+    assert r.returncode != 0 and r.stderr.count("source 3 of 3, row 3's 'text' is not text (int)") == 1, (
+        r.stderr
+    )
+    index = json.loads((mended / "index.json").read_text())
+    assert not index["complete"] and index["sources"][0]["done"] and (mended / "index.rank-1.json").exists()
+    r = one_process(*common, "--out", mended, "--json", env=hub["env"])
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["written"]["kept"] > 0
+    assert sorted(p.name for p in mended.iterdir()) == files
+    for name in files:
+        assert (one / name).read_bytes() == (mended / name).read_bytes(), name
 
 
 def test_tuned_lens_with_two_ranks_trains_the_translators_one_process_trains(tiny_dir, texts_file, tmp_path):

@@ -241,7 +241,7 @@ def _capture_dataset(
         **({"store_dtype": store_dtype} if store_dtype else {}),
     }
     _, before = check_capture_dir(
-        out, known, force
+        out, known, force, streamed=streaming
     )  # a folder holding another capture fails now; the rest is checked once loaded
     if Path(out).suffix.lower() == ".safetensors" and before is None:
         raise ProbesError(

@@ -5,7 +5,9 @@ dataset.
     data.check()                                 # torch-free: counts texts, one-line errors with file:line
     for text in data: text.index, text.where, text.text
 
-Texts are read lazily, one at a time, so a study over a dataset holds only the batch it computes.
+Texts are read lazily, one at a time, so a study over a dataset holds only the batch it computes. A
+streamed Hub dataset can also be read one data source at a time (`Stream`), which is how ranks split it
+(`probes.core.shares`).
 The module imports no torch: the CLI checks a dataset before the model loads.
 """
 
@@ -16,6 +18,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from probes.core import distributed
 from probes.errors import ProbesError
 from probes.io import check_regular
 from probes.jsonread import parse_json
@@ -173,10 +176,11 @@ class Dataset:
         """Read the whole dataset once and return how many texts it holds; raise on any bad line.
 
         Torch-free and quick (a few MB/s at worst), so commands call it before loading a model. A
-        streamed dataset is opened and its first text read (None: its length is unknown).
+        streamed dataset is opened and its first text read (None: its length is unknown); under torchrun, the
+        first text of this rank's first data source (`core/shares.py`).
         """
         if self.streaming:
-            if next(iter(self), None) is None:
+            if Stream(self).first() is None:
                 raise DatasetError(f"{self.name}: the dataset holds no texts")
             return None
         n = sum(1 for _ in self)
@@ -201,10 +205,7 @@ class Dataset:
         for i, (where, text) in enumerate(raw):
             if self.max_texts is not None and i >= self.max_texts:
                 return
-            if isinstance(text, str) and len(text) > MAX_TEXT_BYTES:
-                raise DatasetError(_too_long(where, "text"))
-            _check_unicode(where, text)
-            yield Text(i, where, text)
+            yield checked_text(i, where, text)
 
     # Each reader yields (where, text) in order.
 
@@ -277,7 +278,9 @@ class Dataset:
                 raise DatasetError(f"{where}: {TEXT_FIELD!r} must be a non-empty string")
             yield where, text
 
-    def _from_datasets(self) -> Iterator[tuple[str, str]]:
+    def opened(self):
+        """(the `datasets` object, the name its rows go by) of a saved or Hub dataset: an IterableDataset when
+        streamed."""
         try:
             import datasets
         except ImportError:
@@ -305,22 +308,114 @@ class Dataset:
         columns = data.column_names  # None for a stream whose features are not declared
         if columns is not None and TEXT_FIELD not in columns:
             raise DatasetError(f"{name}: no {TEXT_FIELD!r} column (columns: {', '.join(columns)})")
+        return data, name
+
+    def _from_datasets(self) -> Iterator[tuple[str, str]]:
+        data, name = self.opened()
         if self.streaming:
-            texts = (_field(r, name, i) for i, r in enumerate(data))
-        else:
-            texts = data[TEXT_FIELD] if len(data) < 10_000 else (r[TEXT_FIELD] for r in data)
+            yield from streamed_rows(data, lambda i: f"{name}: row {i}")
+            return
+        texts = data[TEXT_FIELD] if len(data) < 10_000 else (r[TEXT_FIELD] for r in data)
         for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise DatasetError(f"{name}: row {i}'s {TEXT_FIELD!r} is not text ({type(text).__name__})")
-            if not text:
-                raise DatasetError(f"{name}: row {i} has an empty {TEXT_FIELD!r}")
-            yield f"{name}: row {i}", text
+            yield f"{name}: row {i}", _row_text(text, f"{name}: row {i}")
 
 
-def _field(row, name: str, i: int):
-    if not isinstance(row, dict) or TEXT_FIELD not in row:
-        raise DatasetError(f"{name}: row {i} has no {TEXT_FIELD!r} field")
-    return row[TEXT_FIELD]
+def streamed_rows(rows, where_of) -> Iterator[tuple[str, str]]:
+    """(where, text) of each row of a stream, `where_of(i)` naming its i-th row."""
+    for i, row in enumerate(rows):
+        where = where_of(i)
+        if not isinstance(row, dict) or TEXT_FIELD not in row:
+            raise DatasetError(f"{where} has no {TEXT_FIELD!r} field")
+        yield where, _row_text(row[TEXT_FIELD], where)
+
+
+def _row_text(text, where: str) -> str:
+    if not isinstance(text, str):
+        raise DatasetError(f"{where}'s {TEXT_FIELD!r} is not text ({type(text).__name__})")
+    if not text:
+        raise DatasetError(f"{where} has an empty {TEXT_FIELD!r}")
+    return text
+
+
+def checked_text(i: int, where: str, text: str) -> Text:
+    """Text number `i`, refused in one line if too long or not Unicode."""
+    if isinstance(text, str) and len(text) > MAX_TEXT_BYTES:
+        raise DatasetError(_too_long(where, "text"))
+    _check_unicode(where, text)
+    return Text(i, where, text)
+
+
+class Stream:
+    """A streamed Hub dataset, read whole or source by source.
+
+    `source(s)` reads data source s alone; `sources()` every source in order, which is the order the
+    whole stream is read in. A text's `index` is its number within its source; its `where` names the
+    one-process row when the rows before it are known (`first`), else the source and the row in it.
+    """
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+        self.data, self.name = dataset.opened()
+        self.n_sources = max(1, int(getattr(self.data, "n_shards", 1) or 1))
+
+    def where(self, k: int) -> str:
+        """The one-process name of text k."""
+        return f"{self.name}: row {k}"
+
+    def source(self, s: int, first: int | None = None, *, own: bool = False) -> Iterator[Text]:
+        """Texts of data source `s`, numbered from 0 within it; `first`: the one-process number of its first
+        text, when known. `own`: this rank alone reads the source, so a bad text is its own error to print
+        (`distributed.own`), not one every rank raises alike."""
+        try:
+            yield from self._source(s, first)
+        except DatasetError as e:
+            raise distributed.own(e) if own else e from None
+
+    def _source(self, s: int, first: int | None) -> Iterator[Text]:
+        rows = self.data if self.n_sources == 1 else self.data.shard(num_shards=self.n_sources, index=s)
+
+        def where(j: int) -> str:
+            if first is not None:
+                return self.where(first + j)
+            return f"{self.name}: source {s + 1} of {self.n_sources}, row {j}"
+
+        for j, (at, text) in enumerate(streamed_rows(rows, where)):
+            yield checked_text(j, at, text)
+
+    def sources(self) -> Iterator[tuple[int, Iterator[Text]]]:
+        """(s, its texts) for every source in order, the dataset's `max_texts` in all at most: the sources
+        past that give none (and are not opened), so every source is accounted for.
+
+        Each source's texts must be read before the next source is asked for."""
+        left = self.dataset.max_texts
+        seen = 0
+        for s in range(self.n_sources):
+
+            def capped(s=s):
+                nonlocal seen
+                if left is not None and seen >= left:
+                    return
+                for text in self.source(s, first=seen):
+                    if left is not None and seen >= left:
+                        return
+                    seen += 1
+                    yield text
+
+            yield s, capped()
+
+    def first(self) -> Text | None:
+        """The first text of the stream this rank reads (in its first data source), or None if the stream is
+        empty.
+
+        Commands check a dataset before the model loads, so before the ranks have joined: torchrun's
+        variables say which rank this is."""
+        rank, ranks = distributed.rank(), distributed.size()
+        if ranks == 1 and distributed.launched():
+            rank, ranks = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        own = ranks > 1 and self.n_sources >= ranks and self.dataset.max_texts is None
+        mine = next(self.source(rank), None) if own else None
+        # no text in its own source: the rank reads on until it finds one, or finds the whole stream empty
+        return mine or next((t for _, texts in self.sources() for t in texts), None)
 
 
 def dataset_of(data, *, split: str | None = None, max_texts: int | None = None) -> Dataset:

@@ -20,12 +20,13 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from probes.core import distributed
-from probes.core.dataset import Dataset, dataset_of
+from probes.core.dataset import Dataset, Stream, Text, dataset_of
 from probes.core.hooks import attached, check_row_hooks, resolve_hooks, split_name
 from probes.core.layers import parse_layers
 from probes.core.prompt import bos_id, token_strings
@@ -37,6 +38,7 @@ from probes.jsonread import read_json
 from probes.numbers import count
 from probes.progress import progress_of
 from probes.studies.capture import format as capture_format
+from probes.studies.capture import sources
 from probes.studies.capture.record import Recorder, hook_plan
 from probes.studies.capture.shards import (
     FORMAT,
@@ -50,6 +52,7 @@ from probes.studies.capture.shards import (
     check_capture_dir,
     check_store_dtype,
     clear_capture_dir,
+    records_problem,
     shard_name,
     shards_problem,
     temporary,
@@ -114,6 +117,9 @@ def capture_dataset(
         "compute_dtype": str(model.cfg.dtype).removeprefix("torch."),
         "skipped_blocks": meta["skipped_blocks"],
     }
+    stream = Stream(dataset) if dataset.streaming else None  # shards planned per data source
+    if stream is not None:
+        settings["data_sources"] = stream.n_sources
     p = progress_of(progress)
     dtype = getattr(torch, store)
     rec = Recorder(dtype)
@@ -150,83 +156,209 @@ def capture_dataset(
             "texts": [],
             "n_rows": 0,
         }
+        if stream is not None:
+            index.update(sources=[None] * stream.n_sources, row_name=stream.name)
         folder, done, was_complete = _claim(out, settings, force, index, held)
-        mine = None if distributed.is_main() else []  # rank 0 lists shards in the index, others in a ledger
         if done:
             p.note(
                 f"{'checking' if was_complete else 'resuming'} the capture in {folder}: "
                 f"{count(len(done), 'shard')} already written"
             )
-        texts = index["texts"]
-        rows_per_shard = max(1, shard_bytes // row_bytes)
-        made, n_rows = 0, 0  # shards the dataset gives now, and rows before the next
-        rank, ranks = distributed.rank(), distributed.size()
+        run = _Run(model, rec, plan, zeros, max_tokens, max_rows, folder, max(1, shard_bytes // row_bytes))
         with p.task("capture", total=n_texts, unit="texts") as task:
-            for k, group in enumerate(_shards(model, dataset, bos, rows_per_shard, texts)):
-                made = k + 1
-                tokens = torch.tensor([i for w, _ in group for i in w.ids], dtype=torch.int64)  # (rows,)
-                entry = {
-                    "file": shard_name(k),
-                    "rows": [n_rows, n_rows + len(tokens)],
-                    "windows": [[w.text, w.start, len(w.ids)] for w, _ in group],
-                    "tokens_sha256": hashlib.sha256(tokens.numpy().tobytes()).hexdigest(),
-                }
-                n_rows = entry["rows"][1]
-                if entry["file"] in done:
-                    if done[entry["file"]] != entry:
-                        raise distributed.Agreed(
-                            f"{folder}: the dataset's tokens differ from those {entry['file']} was made "
-                            "from (the dataset changed?); pass force=True to start over"
-                        )
-                    task.advance(sum(last for _, last in group))
-                    continue
-                if k % ranks != rank:  # another rank's shard
-                    task.advance(sum(last for _, last in group))
-                    continue
-                tensors = _compute(model, rec, plan, zeros, group, max_tokens, max_rows, task)
-                tensors.update(_bookkeeping(group, tokens))
-                strs = _str_tokens(model, tokens)
-                try:
-                    with atomic_path(folder / entry["file"], force=True) as tmp:
-                        # One metadata key: safetensors orders several in a random (hash) order, and a
-                        # resumed shard must be byte-identical to the one an uninterrupted run writes.
-                        capture_format.write_tensors(
-                            tensors, tmp, {"str_tokens": json.dumps(strs, ensure_ascii=False)}
-                        )
-                    if mine is None:
-                        _list(index, entry)
-                        _save_index(folder, index)
-                    else:
-                        mine.append(entry)
-                        _save_ledger(folder, rank, mine)
-                except (OSError, WriteFailed) as e:
-                    why = e.reason if isinstance(e, WriteFailed) else e.strerror or e
-                    raise distributed.own(
-                        ProbesError(
-                            f"{folder}: writing {entry['file']} failed ({why}); the index lists "
-                            f"the {len(index['shards']) + len(mine or [])} finished shards; rerun the same "
-                            "command to resume"
-                        )
-                    ) from None
-            if any(_number(name) >= made for name in done):
-                # the dataset shrank: the old shards past its end hold texts it lacks now
-                raise distributed.Agreed(
-                    f"{folder}: the dataset now gives {count(made, 'shard')}, the capture holds {len(done)} "
-                    "(the dataset changed?); pass force=True to start over"
-                )
-            distributed.barrier("the capture")  # every rank's shards are written
-            failed = None
-            if distributed.is_main():
-                try:
-                    _finish(folder, index, made, n_rows)
-                except ProbesError as e:
-                    failed = str(e)
-            failed = distributed.from_main(failed, "finishing the capture")
-            if failed is not None:
-                raise distributed.Agreed(failed)
+            if stream is None:
+                _capture_texts(run, dataset, bos, index, done, task)
+            else:
+                _capture_stream(run, stream, bos, index, done, task)
     acts = ShardedActivations(folder)
     acts.written = {"kept": len(done), "new": len(acts.shards) - len(done), "was_complete": was_complete}
     return acts
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What computes and writes one capture's shards."""
+
+    model: object
+    rec: Recorder
+    plan: list
+    zeros: list
+    max_tokens: int
+    max_rows: int
+    folder: Path
+    rows_per_shard: int
+
+    def entry(self, name: str, group, first_row: int) -> tuple[dict, torch.Tensor]:
+        """(the index entry of shard `name` holding `group`'s windows from row `first_row`, its tokens)."""
+        tokens = torch.tensor([i for w, _ in group for i in w.ids], dtype=torch.int64)  # (rows,)
+        entry = {
+            "file": name,
+            "rows": [first_row, first_row + len(tokens)],
+            "windows": [[w.text, w.start, len(w.ids)] for w, _ in group],
+            "tokens_sha256": hashlib.sha256(tokens.numpy().tobytes()).hexdigest(),
+        }
+        return entry, tokens
+
+    def write(self, entry: dict, group, tokens: torch.Tensor, task, record, finished: int) -> None:
+        """Compute the shard's tensors and write its file; then `record()` lists it. A failed write is this
+        rank's one-line error, saying that `finished` shards are listed."""
+        model, folder = self.model, self.folder
+        tensors = _compute(
+            model, self.rec, self.plan, self.zeros, group, self.max_tokens, self.max_rows, task
+        )
+        tensors.update(_bookkeeping(group, tokens))
+        strs = _str_tokens(model, tokens)
+        try:
+            with atomic_path(folder / entry["file"], force=True) as tmp:
+                # One metadata key: safetensors orders several in a random (hash) order, and a
+                # resumed shard must be byte-identical to the one an uninterrupted run writes.
+                capture_format.write_tensors(
+                    tensors, tmp, {"str_tokens": json.dumps(strs, ensure_ascii=False)}
+                )
+            record()
+        except (OSError, WriteFailed) as e:
+            why = e.reason if isinstance(e, WriteFailed) else e.strerror or e
+            raise distributed.own(
+                ProbesError(
+                    f"{folder}: writing {entry['file']} failed ({why}); the index lists the {finished} "
+                    "finished shards; rerun the same command to resume"
+                )
+            ) from None
+
+    def changed(self, name: str) -> str:
+        return (
+            f"{self.folder}: the dataset's tokens differ from those {name} was made from (the dataset "
+            "changed?); pass force=True to start over"
+        )
+
+
+def _capture_texts(run: _Run, dataset: Dataset, bos: bool, index: dict, done: dict, task) -> None:
+    """Shards numbered over the whole dataset; under torchrun shard k is rank k mod N's (every rank reads
+    every text to plan them)."""
+    folder = run.folder
+    mine = None if distributed.is_main() else []  # rank 0 lists shards in the index, others in a ledger
+    made, n_rows = 0, 0  # shards the dataset gives now, and rows before the next
+    rank, ranks = distributed.rank(), distributed.size()
+    for k, group in enumerate(_shards(run.model, dataset, bos, run.rows_per_shard, index["texts"])):
+        made = k + 1
+        entry, tokens = run.entry(shard_name(k), group, n_rows)
+        n_rows = entry["rows"][1]
+        if entry["file"] in done:
+            if done[entry["file"]] != entry:
+                raise distributed.Agreed(run.changed(entry["file"]))
+            task.advance(sum(last for _, last in group))
+            continue
+        if k % ranks != rank:  # another rank's shard
+            task.advance(sum(last for _, last in group))
+            continue
+
+        def record(entry=entry):
+            if mine is None:
+                _list(index, entry)
+                _save_index(folder, index)
+            else:
+                mine.append(entry)
+                _save_ledger(folder, rank, mine)
+
+        run.write(entry, group, tokens, task, record, len(index["shards"]) + len(mine or []))
+    if any(_number(name) >= made for name in done):
+        # the dataset shrank: the old shards past its end hold texts it lacks now
+        raise distributed.Agreed(
+            f"{folder}: the dataset now gives {count(made, 'shard')}, the capture holds {len(done)} "
+            "(the dataset changed?); pass force=True to start over"
+        )
+    _agreed_finish(lambda: _finish(folder, index, _listed_texts(folder, index, made, n_rows)))
+
+
+def _capture_stream(run: _Run, stream: Stream, bos: bool, index: dict, done: dict, task) -> None:
+    """Shards planned per data source (`capture/sources.py`). Under torchrun with at least as many sources as
+    ranks each rank reads only its own sources (r, r+N, ...) and writes all their shards; otherwise every
+    rank reads every source and writes shard k (counted over the stream) when k mod N is its rank. Rank 0
+    records in the index, the others in their ledgers; rank 0 puts the index in one-process order at the
+    end."""
+    folder = run.folder
+    rank, ranks = distributed.rank(), distributed.size()
+    own = ranks > 1 and stream.n_sources >= ranks and stream.dataset.max_texts is None
+    reading = (
+        ((s, stream.source(s, own=True)) for s in range(rank, stream.n_sources, ranks))
+        if own
+        else stream.sources()
+    )
+    keeps_texts = own or rank == 0  # who records each source's texts and counts
+    mine: dict[int, dict] = {}  # this rank's records, by source
+
+    def save(s: int) -> None:
+        for text in mine[s]["texts"]:  # named once the rows before it are known (`sources.in_order`)
+            text.pop("where", None)
+        if distributed.is_main():
+            index["sources"][s] = sources.merged(index["sources"][s], mine[s])
+            sources.in_order(index)
+            _save_index(folder, index)
+        else:
+            _save_ledger(folder, rank, [], mine)
+
+    problem, k = None, 0
+    for s, texts in reading:
+        mine[s] = rec = sources.new_record()
+        made, n_rows = 0, 0
+        read = rec["texts"] if keeps_texts else []
+        for j, group in enumerate(_shards(run.model, texts, bos, run.rows_per_shard, read)):
+            made = j + 1
+            entry, tokens = run.entry(shard_name(j, s), group, n_rows)
+            n_rows = entry["rows"][1]
+            turn, k = own or k % ranks == rank, k + 1
+            if entry["file"] in done:
+                if done[entry["file"]] != entry:
+                    problem = run.changed(entry["file"])
+                    break
+                task.advance(sum(last for _, last in group))
+                continue
+            if not turn:
+                task.advance(sum(last for _, last in group))
+                continue
+            finished = (
+                len(index["shards"])
+                if distributed.is_main()
+                else sum(len(r["shards"]) for r in mine.values())
+            )
+            run.write(
+                entry,
+                group,
+                tokens,
+                task,
+                lambda e=entry, r=rec, s=s: (r["shards"].append(e), save(s)),
+                finished,
+            )
+        if problem is None and any(
+            sources.place(name) >= (s, made) for name in done if sources.place(name)[0] == s
+        ):
+            problem = (
+                f"{folder}: data source {s + 1} now gives {count(made, 'shard')}, fewer than the capture "
+                "holds (the dataset changed?); pass force=True to start over"
+            )
+        if problem is not None:
+            break
+        if keeps_texts:
+            rec.update(done=True, n_shards=made, n_rows=n_rows)
+        save(s)
+    problem = next((p for p in distributed.gather(problem, "checking the capture") if p), None)
+    if problem is not None:
+        raise distributed.Agreed(problem)
+    _agreed_finish(lambda: _finish(folder, index, _listed_stream(folder, index)))
+
+
+def _agreed_finish(finish) -> None:
+    """Once every rank's shards are written, rank 0 runs `finish()`; its error is every rank's."""
+    distributed.barrier("the capture")
+    failed = None
+    if distributed.is_main():
+        try:
+            finish()
+        except ProbesError as e:
+            failed = str(e)
+    failed = distributed.from_main(failed, "finishing the capture")
+    if failed is not None:
+        raise distributed.Agreed(failed)
 
 
 def _claim(out, settings: dict, force: bool, index: dict, held: ExitStack) -> tuple[Path, dict, bool]:
@@ -240,19 +372,28 @@ def _claim(out, settings: dict, force: bool, index: dict, held: ExitStack) -> tu
     answer, error = None, None
     if distributed.is_main():
         try:
-            folder, _ = check_capture_dir(out, settings, force)
+            streamed = "data_sources" in settings
+            folder, _ = check_capture_dir(out, settings, force, streamed=streamed)
             held.enter_context(owned_folder(folder, "probes capture"))
-            folder, old = check_capture_dir(out, settings, force)
+            folder, old = check_capture_dir(out, settings, force, streamed=streamed)
             if force:
                 clear_capture_dir(folder, old)
                 old = None
             _drop_temporaries(folder)
-            ledgers = _ledgers(folder)
-            shards = _merged(old["shards"] if old else [], ledgers)
-            if old is None or ledgers:  # a new capture lists nothing yet; a resumed one every whole shard
-                _save_index(folder, {**index, "shards": shards, "texts": old["texts"] if old else []})
+            ledgers, by_source = _ledgers(folder)
+            if "sources" in index:  # a stream: records by data source, the index's lists made from them
+                recorded = sources.merged_all(old["sources"] if old else index["sources"], by_source)
+                claimed = {**index, "sources": recorded}
+                sources.in_order(claimed)
+                shards = sources.local_entries(recorded)
+            else:
+                recorded = None
+                shards = _merged(old["shards"] if old else [], ledgers)
+                claimed = {**index, "shards": shards, "texts": old["texts"] if old else []}
+            if old is None or ledgers or by_source:  # a new capture lists nothing yet; a resumed one every
+                _save_index(folder, claimed)  # whole shard
                 _drop_ledgers(folder)
-            answer = (str(folder), shards, bool(old and old.get("complete")))
+            answer = (str(folder), shards, bool(old and old.get("complete")), recorded)
         except ProbesError as e:
             answer, error = str(e), e
         except OSError as e:
@@ -261,14 +402,19 @@ def _claim(out, settings: dict, force: bool, index: dict, held: ExitStack) -> tu
     answer = distributed.from_main(answer, "claiming the capture folder")
     if isinstance(answer, str):
         raise error if error is not None else distributed.Agreed(answer)
-    folder, shards, was_complete = answer
-    index["shards"] = shards
+    folder, shards, was_complete, recorded = answer
+    if recorded is None:
+        index["shards"] = shards
+    else:
+        index["sources"] = recorded
+        sources.in_order(index)
     return Path(folder), {e["file"]: e for e in shards}, was_complete
 
 
-def _ledgers(folder: Path) -> list[dict]:
-    """The shard entries that ranks other than 0 recorded in their ledgers (index.rank-N.json)."""
-    entries = []
+def _ledgers(folder: Path) -> tuple[list[dict], dict[int, dict]]:
+    """What ranks other than 0 recorded in their ledgers (index.rank-N.json): shard entries, and a stream's
+    records by data source."""
+    entries, by_source = [], {}
     for path in sorted(folder.glob(LEDGER_GLOB)):
         ledger = read_json(path, max_bytes=INDEX_BYTES)
         if not isinstance(ledger, dict):
@@ -276,13 +422,15 @@ def _ledgers(folder: Path) -> list[dict]:
         elif ledger.get("format") != LEDGER_FORMAT:
             problem = f"format {ledger.get('format')!r}"
         else:
-            problem = shards_problem(ledger.get("shards"))
+            problem = shards_problem(ledger.get("shards")) or records_problem(ledger.get("sources", {}))
         if problem:
             raise ProbesError(
                 f"{path}: not a ledger of probes capture ({problem}); pass force=True to start over"
             )
         entries += ledger["shards"]
-    return entries
+        for s, rec in ledger.get("sources", {}).items():
+            by_source[int(s)] = sources.merged(by_source.get(int(s)), rec)
+    return entries, by_source
 
 
 def _drop_temporaries(folder: Path) -> None:
@@ -314,25 +462,19 @@ def _number(name: str) -> int:
     return int(name.removeprefix("shard-").removesuffix(".safetensors"))
 
 
-def _save_ledger(folder: Path, rank: int, entries: list[dict]) -> None:
-    write_text(
-        folder / LEDGER.format(rank=rank),
-        json.dumps({"format": LEDGER_FORMAT, "shards": entries}, ensure_ascii=False),
-        force=True,
-    )
+def _save_ledger(folder: Path, rank: int, entries: list[dict], by_source: dict | None = None) -> None:
+    ledger = {"format": LEDGER_FORMAT, "shards": entries}
+    if by_source is not None:  # a stream's records, by data source
+        ledger["sources"] = {str(s): rec for s, rec in by_source.items()}
+    write_text(folder / LEDGER.format(rank=rank), json.dumps(ledger, ensure_ascii=False), force=True)
 
 
-def _finish(folder: Path, index: dict, made: int, n_rows: int) -> None:
-    """List every rank's shards in the index and mark it complete; the ledgers go."""
+def _finish(folder: Path, index: dict, listed) -> None:
+    """`listed(ledgers)` lists every rank's shards in the index (or raises what is missing); then the index is
+    marked complete and the ledgers go."""
     try:
-        shards = _merged(index["shards"], _ledgers(folder))
-        missing = sorted(set(range(made)) - {_number(e["file"]) for e in shards})
-        if missing:
-            raise ProbesError(
-                f"{folder}: {count(len(missing), 'shard')} ({shard_name(missing[0])}, ...) not recorded by "
-                "any rank; rerun the same command to finish"
-            )
-        index.update(shards=shards, complete=True, n_texts=len(index["texts"]), n_rows=n_rows)
+        listed(_ledgers(folder))
+        index.update(complete=True, n_texts=len(index["texts"]))
         _save_index(folder, index)
         _drop_ledgers(folder)
     except (OSError, WriteFailed) as e:
@@ -342,8 +484,38 @@ def _finish(folder: Path, index: dict, made: int, n_rows: int) -> None:
         ) from None
 
 
+def _listed_texts(folder: Path, index: dict, made: int, n_rows: int):
+    """Lists the `made` shards of a dataset read whole: those of the index and of the ledgers."""
+
+    def listed(ledgers) -> None:
+        shards = _merged(index["shards"], ledgers[0])
+        missing = sorted(set(range(made)) - {_number(e["file"]) for e in shards})
+        if missing:
+            raise ProbesError(
+                f"{folder}: {count(len(missing), 'shard')} ({shard_name(missing[0])}, ...) not recorded by "
+                "any rank; rerun the same command to finish"
+            )
+        index.update(shards=shards, n_rows=n_rows)
+
+    return listed
+
+
+def _listed_stream(folder: Path, index: dict):
+    """Lists a stream's shards and texts in one-process order from every rank's records by data source."""
+
+    def listed(ledgers) -> None:
+        merged = sources.merged_all(index["sources"], ledgers[1])
+        problem = sources.unfinished(merged)
+        if problem:
+            raise ProbesError(f"{folder}: {problem}; rerun the same command to finish")
+        index["sources"] = merged
+        sources.in_order(index)
+
+    return listed
+
+
 def _shards(
-    model, dataset: Dataset, bos: bool, rows_per_shard: int, texts: list
+    model, dataset: Iterable[Text], bos: bool, rows_per_shard: int, texts: list
 ) -> Iterator[list[tuple[Window, bool]]]:
     """Groups of whole windows, at most `rows_per_shard` rows each (one window at least); each with whether it
     ends its text.

@@ -11,6 +11,9 @@ a (rows, ...) tensor: one row per token position of the windows it covers, in da
 (`text` (rows,) says which text, `position` (rows,) the position in its window, 0 being BOS when
 the capture added one; `tokens` (rows,) the ids). A text longer than the context is several
 windows, each starting again with BOS; a text's rows are those of its windows, concatenated.
+A streamed dataset's shards are `shard-SSSSS-JJJJJ.safetensors`, planned per data source; their `text`
+column numbers texts within the source, and the reader adds the index's `text_base`
+(`probes.studies.capture.sources`).
 The index lists only finished shards: what a reader sees is always whole. The module's checks
 import no torch, so the CLI runs them before loading a model.
 """
@@ -28,6 +31,7 @@ from probes.io import check_dir
 from probes.jsonread import parse_json, read_json
 from probes.numbers import count
 from probes.studies.capture.format import CaptureMeta, hook_order
+from probes.studies.capture.sources import place
 
 INDEX = "index.json"
 FORMAT = "probes.activation_shards/1"
@@ -42,12 +46,18 @@ STORE_DTYPES = ("float32", "float16", "bfloat16")
 # peak), so this bounds a capture's memory whatever the dataset's size.
 SHARD_BYTES = 128 << 20
 INDEX_BYTES = 1 << 30  # an index lists every text and window: some 60 bytes each, so millions of texts
-_SHARD = re.compile(r"shard-\d{5}\.safetensors")
+# A streamed dataset's shards are named by data source and number in it (shard-SSSSS-JJJJJ): each rank plans
+# and writes the shards of its own sources without seeing the others' (probes.studies.capture.dataset).
+_SHARD = re.compile(r"shard-\d{5}(-\d{5})?\.safetensors")
+_SOURCE_SHARD = re.compile(r"shard-\d{5}-\d{5}\.safetensors")
 _LEDGER = re.compile(r"index\.rank-\d+\.json")
-_TEMPORARY = re.compile(r"\.(shard-\d{5}\.safetensors|index\.json|index\.rank-\d+\.json)\..*\.tmp")
+_TEMPORARY = re.compile(r"\.(shard-\d{5}(-\d{5})?\.safetensors|index\.json|index\.rank-\d+\.json)\..*\.tmp")
 
 
-def shard_name(k: int) -> str:
+def shard_name(k: int, source: int | None = None) -> str:
+    """Shard k's file name; with `source`, the k-th shard of that data source of a stream."""
+    if source is not None:
+        return f"shard-{source:05d}-{k:05d}.safetensors"
     return f"shard-{k:05d}.safetensors"
 
 
@@ -58,13 +68,16 @@ def check_store_dtype(name: str | None) -> str | None:
     return name
 
 
-def check_capture_dir(out, settings: dict, force: bool = False) -> tuple[Path, dict | None]:
+def check_capture_dir(
+    out, settings: dict, force: bool = False, *, streamed: bool | None = None
+) -> tuple[Path, dict | None]:
     """(folder, its index or None) for a capture into `out` with `settings`; refuses what would mix two
     captures.
 
     A folder with an index made with other `settings` (only the keys given are compared, so the CLI
     can check what it knows before loading), or holding files but no index, is an error unless
-    `force`. Nothing is changed.
+    `force`; so is a capture of a stream resumed without streaming, or the reverse (`streamed`: whether
+    this capture streams; None: not known). Nothing is changed.
     """
     folder = check_dir(out, "out")
     if (folder / INDEX).is_dir():
@@ -87,6 +100,12 @@ def check_capture_dir(out, settings: dict, force: bool = False) -> tuple[Path, d
         return folder, None
     old = index.get("settings", {})
     differ = [k for k in settings if old.get(k) != settings[k]]
+    if streamed is not None and ("data_sources" in old) != streamed:  # shards laid out per source or not
+        there = "of a streamed dataset" if "data_sources" in old else "of a dataset read whole"
+        raise ProbesError(
+            f"out={str(folder)!r} holds a capture {there}; capture with streaming="
+            f"{'data_sources' in old} to resume it, use another folder, or force=True to start over"
+        )
     if differ:
         what = "; ".join(f"{k}: {_show(settings[k])} now, {_show(old.get(k))} there" for k in differ)
         raise ProbesError(
@@ -175,9 +194,34 @@ def shards_problem(shards) -> str | None:
             and _counts(shard.get("rows"), 2)
             and isinstance(shard.get("windows"), list)
             and all(_counts(w, 3) for w in shard["windows"])
+            and type(shard.get("text_base", 0)) is int
         )
         if not ok:
             return f"shard entry {k} lacks its file, rows or windows"
+    return None
+
+
+def records_problem(by_source) -> str | None:
+    """What is wrong with a stream's records by data source ({source: record}, an index's or a ledger's), or
+    None."""
+    if not isinstance(by_source, dict):
+        return "'sources' is not an object"
+    for s, rec in by_source.items():
+        ok = (
+            s.isdigit()
+            and isinstance(rec, dict)
+            and isinstance(rec.get("texts"), list)
+            and all(isinstance(t, dict) and type(t.get("windows")) is int for t in rec["texts"])
+            and isinstance(rec.get("done"), bool)
+            and all(type(rec.get(k)) is int for k in ("n_shards", "n_rows") if rec["done"])
+        )
+        problem = shards_problem(rec.get("shards")) if ok else f"the record of data source {s} is damaged"
+        if problem is None and not all(
+            _SOURCE_SHARD.fullmatch(e["file"]) and place(e["file"])[0] == int(s) for e in rec["shards"]
+        ):
+            problem = f"the record of data source {s} lists a shard of another source"
+        if problem:
+            return problem
     return None
 
 
@@ -192,6 +236,13 @@ def _index_problem(index: dict) -> str | None:
     problem = shards_problem(index["shards"])
     if problem:
         return problem
+    if "sources" in index:  # a stream's records by data source
+        recorded = index["sources"]
+        if not isinstance(recorded, list) or not isinstance(index.get("row_name"), str):
+            return "'sources' is not a list, or 'row_name' is missing"
+        problem = records_problem({str(s): rec for s, rec in enumerate(recorded) if rec is not None})
+        if problem:
+            return problem
     if not all(
         isinstance(t, dict) and isinstance(t.get("where"), str) and type(t.get("windows")) is int
         for t in index["texts"]
@@ -219,8 +270,10 @@ class ShardedActivations:
         self.names: list[str] = sorted(index["shapes"], key=hook_order)
         self.shards: list[dict] = index["shards"]
         if not index.get("complete"):  # ranks finish shards out of order: read the unbroken run from 0
-            whole = 0
-            while whole < len(self.shards) and self.shards[whole]["file"] == shard_name(whole):
+            whole = 0  # (a stream's index lists only shards whose place is known: all of them)
+            while whole < len(self.shards) and (
+                "text_base" in self.shards[whole] or self.shards[whole]["file"] == shard_name(whole)
+            ):
                 whole += 1
             self.shards = self.shards[:whole]
         self.n_rows = sum(b - a for a, b in (s["rows"] for s in self.shards))
@@ -340,7 +393,7 @@ class ShardedActivations:
         for k, first, rows in spans:
             with self._open(k) as fh:
                 for key, part in parts.items():
-                    part.append(fh.get_slice(key)[first : first + rows])
+                    part.append(self._slice(k, fh, key, first, first + rows))
         return {key: torch.cat(part) for key, part in parts.items()}
 
     def rows(
@@ -388,7 +441,7 @@ class ShardedActivations:
                 while a < size:
                     b = min(size, a + batch_size - n_held)
                     for key, part in held.items():
-                        part.append(fh.get_slice(key)[a:b])
+                        part.append(self._slice(k, fh, key, a, b))
                     n_held += b - a
                     a = b
                     if n_held == batch_size:
@@ -410,7 +463,7 @@ class ShardedActivations:
 
         for k in torch.randperm(len(self.shards), generator=gen).tolist():
             with self._open(k) as fh:
-                shard = {key: fh.get_tensor(key) for key in keys}
+                shard = {key: self._slice(k, fh, key) for key in keys}
             pool = shard if pool is None else {key: torch.cat([pool[key], shard[key]]) for key in keys}
             while len(pool["text"]) >= buffer + batch_size:  # keep a full pool to draw from
                 batch, pool = draw(pool, batch_size)
@@ -418,6 +471,13 @@ class ShardedActivations:
         while pool is not None and len(pool["text"]):
             batch, pool = draw(pool, batch_size)
             yield batch
+
+    def _slice(self, k: int, fh, key: str, a: int | None = None, b: int | None = None):
+        """Rows [a, b) of tensor `key` of shard k (all without a and b). A stream's shard numbers its texts
+        within their data source; the index says where that source's texts begin (`text_base`)."""
+        part = fh.get_slice(key)[a:b] if a is not None else fh.get_tensor(key)
+        base = self.shards[k].get("text_base", 0)
+        return part + base if key == "text" and base else part
 
     def _str_tokens(self, k: int, fh) -> list[str]:
         # The last shard's strings are kept: iterating over texts parses each shard's once.

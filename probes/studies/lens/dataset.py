@@ -73,6 +73,7 @@ def lens_over(
     """
     from probes.core.dataset import dataset_of
     from probes.core.layers import compare_blocks
+    from probes.core.shares import share_of
     from probes.core.skip import skipped_blocks
     from probes.core.windows import batches, windows
     from probes.progress import progress_of
@@ -97,23 +98,27 @@ def lens_over(
     where: dict[int, str] = {}
     windows_seen, tokens = 0, 0
     p = progress_of(progress)
+    share = share_of(dataset)  # a stream under torchrun: this rank reads its own texts only
     with torch.no_grad(), p.task("lens over texts", total=n_texts, unit="texts") as task:
-        items = _by_length(windows(model, dataset, bos=bos), 8 * max_rows)
+        items = _by_length(windows(model, share.texts() if share else dataset, bos=bos), 8 * max_rows)
         rank, ranks = distributed.rank(), distributed.size()
         for b, batch in enumerate(batches(model, items, max_tokens=max_tokens, max_rows=max_rows)):
-            if b % ranks == rank:  # under torchrun each rank reads its share of the batches
+            if share or b % ranks == rank:  # otherwise each rank reads every text and computes its batches
                 _lens_batch(model, batch, compared, lenses, sums, mid)
             new = {w.text: w.where for w in batch.windows if w.text not in where}
             where.update(new)
             windows_seen += len(batch.windows)
             tokens += sum(w.n_text_tokens for w in batch.windows)
             task.advance(len(new))
+    order = share.order() if share else None
+    if order is not None:  # the ranks read different texts: add up what each saw
+        windows_seen, tokens = (int(x) for x in distributed.all_sum(np.array([windows_seen, tokens])))
     for pair in sums:
         for s in pair:
             if s is not None:
-                s.combine(len(where))  # every rank's per-text sums, on every rank
+                s.combine(len(where), order)  # every rank's per-text sums on every rank, one-process order
     skipped = skipped_blocks(model)
-    texts = [where[i] for i in range(len(where))]
+    texts = [order.where(k) for k in range(order.n)] if order else [where[i] for i in range(len(where))]
     results = []
     for one, (main, other) in zip(lenses, sums):
         for s in (main, other):
@@ -150,12 +155,20 @@ class _Sums:
         self.counts = np.zeros((16, 2), np.int64)  # (texts, [positions, positions with a next token])
         self.n, self.windows, self.tokens = 0, 0, 0
 
-    def combine(self, n: int) -> None:
-        """Sum the per-text sums of all ranks (each read some of the `n` texts); no-op in one process."""
+    def combine(self, n: int, order=None) -> None:
+        """Sum the per-text sums of all ranks (each read some of the `n` texts); no-op in one process.
+
+        With `order` (`core/shares.py`: each rank read texts of its own, numbered on it) each rank's
+        texts are first put at their one-process numbers, among `order.n`."""
         if distributed.size() == 1:
             return
-        self.sums = distributed.all_sum(self._grown(n)[0][:n], "combining the lens sums")
-        self.counts = distributed.all_sum(self.counts[:n], "combining the lens counts")
+        sums, counts = self._grown(n)
+        if order is not None:
+            n, mine = order.n, np.array(order.numbers, np.int64)
+            sums, counts = np.zeros((n, *sums.shape[1:])), np.zeros((n, 2), np.int64)
+            sums[mine], counts[mine] = self.sums[: len(mine)], self.counts[: len(mine)]
+        self.sums = distributed.all_sum(sums[:n], "combining the lens sums")
+        self.counts = distributed.all_sum(counts[:n], "combining the lens counts")
         self.n = n
 
     def _grown(self, need: int):

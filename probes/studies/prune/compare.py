@@ -308,7 +308,7 @@ def compare_pruned(
         source.name if source else None,
         runs,
         eval_tokens,
-        len(source.dataset) if source else None,
+        scores[0].texts if source else None,  # a stream's length is known once it has been read
     )
 
 

@@ -20,6 +20,7 @@ import torch
 
 from probes.core import distributed, stats
 from probes.core.dataset import Dataset
+from probes.core.shares import share_of, split
 from probes.core.windows import Batch, Window, batches, windows
 from probes.errors import ProbesError
 from probes.progress import progress_of
@@ -36,8 +37,15 @@ class HeldOut:
     name: str
     max_tokens_per_text: int | None = None
 
-    def windows(self, model) -> Iterator[Window]:
-        return windows(model, self.dataset, max_tokens_per_text=self.max_tokens_per_text)
+    def windows(self, model, *, share: bool = False) -> Iterator[Window]:
+        """Every window of the source; with `share`, a stream under torchrun gives this rank's texts' only."""
+        mine = share_of(self.dataset) if share else None
+        texts = mine.texts() if mine else self.dataset
+        return windows(model, texts, max_tokens_per_text=self.max_tokens_per_text)
+
+    def shared(self) -> bool:
+        """Whether each rank reads texts of its own (`core/shares.py`) rather than every text."""
+        return split(self.dataset)
 
     def as_dict(self) -> dict:
         return {
@@ -79,6 +87,7 @@ class Score:
     kl: float = 0.0
     agree: float = 0.0
     positions: int = 0
+    texts: int = 0  # texts whose windows were scored
 
     @property
     def loss(self) -> float:
@@ -100,13 +109,11 @@ def _summed(scores: list[Score]) -> list[Score]:
 
     if distributed.size() == 1:
         return scores
-    names = ("nll", "targets", "kl", "agree", "positions")
+    names = ("nll", "targets", "kl", "agree", "positions", "texts")
+    counts = ("targets", "positions", "texts")
     table = np.array([[getattr(s, f) for f in names] for s in scores], np.float64)
     table = distributed.all_sum(table, "adding up the held-out scores")
-    return [
-        Score(**{f: (int(v) if f in ("targets", "positions") else float(v)) for f, v in zip(names, row)})
-        for row in table
-    ]
+    return [Score(**{f: (int(v) if f in counts else float(v)) for f, v in zip(names, row)}) for row in table]
 
 
 def batch_tokens(model) -> int:
@@ -162,11 +169,13 @@ def score_runs(
 
     runs = list(runs)
     size = max_tokens or batch_tokens(model)
-    todo = batches(model, source.windows(model), max_tokens=size, max_rows=max_rows)
-    # Under torchrun each rank scores its share of the batches, and the sums are added up. A sweep's
-    # callbacks need to see every batch of the full model, so there each rank computes everything.
+    # Under torchrun each rank scores its share of the batches (of a stream: of its own texts), and the sums
+    # are added up. A sweep's callbacks need to see every batch of the full model, so there each rank
+    # computes everything.
     split = on_full_stream is None and chosen_after is None
-    todo = iter(distributed.mine(todo) if split else todo)
+    shared = split and source.shared()
+    todo = batches(model, source.windows(model, share=shared), max_tokens=size, max_rows=max_rows)
+    todo = iter(distributed.mine(todo) if split and not shared else todo)
     batch, first, copy_of = next(todo, None), True, 0
     with p.task(
         f"held-out scoring ({len(runs) + 1 + (chosen_after is not None)} runs)", unit="windows"
@@ -204,6 +213,7 @@ def score_runs(
                 s.nll += float(nll[has_target].double().sum())
                 s.targets += int(has_target.sum())
                 s.positions += n_pos
+                s.texts += sum(w.start == 0 for w in batch.windows)
                 if lp is lp_full:
                     s.agree += n_pos  # KL(full || full) is 0
                     continue
