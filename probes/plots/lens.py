@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from probes.core.layers import format_layers
 from probes.errors import SpecError
-from probes.tokens import plot_text, show_token
+from probes.tokens import model_label, plot_text, show_token
 
 METRICS = {
     # metric: (what the colour shows in a prompt lens, in a generation lens)
@@ -174,7 +174,7 @@ def _title(lens, what: str) -> str:
     skipped = ""
     if lens.skipped_blocks:
         skipped = f", blocks {format_layers(lens.skipped_blocks)} skipped"
-    return f"{what}: {plot_text(lens.model_name)}{skipped}"
+    return f"{what}: {plot_text(model_label(lens.model_name))}{skipped}"
 
 
 def _panels(

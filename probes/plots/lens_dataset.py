@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from probes.numbers import count
+from probes.tokens import model_label, plot_text
 
 _TITLES = {
     "kl_to_final": "KL(final ‖ row), nats",
@@ -72,7 +73,7 @@ def dataset_lens_figure(lens, *, others=(), label: str | None = None):
     key.text(0.0, 0.45, _caption(lens, hollow), fontsize=8, va="top", transform=key.transAxes, wrap=True)
     what = "Tuned lens" if getattr(lens, "tuned_lens", None) else "Logit lens"
     what += "".join(f" and {text}" for text, _ in others)
-    name = lens.model_name if len(lens.model_name) <= 60 else "…" + lens.model_name[-59:]
+    name = plot_text(model_label(lens.model_name, 60))
     fig.suptitle(f"{what} over {count(lens.n_texts, 'text')}, model {name}", fontsize=11)
     return fig
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from probes.errors import ProbesError
 from probes.numbers import show_number
-from probes.tokens import show_token
+from probes.tokens import model_label, show_token
 
 
 @dataclass
@@ -226,7 +226,7 @@ class Embeddings:
         return [_label(w) for w in self.words if group is None or w.group == group]
 
     def _title(self, what: str, s: MatrixStats, matrix: str = "wte") -> str:
-        return f"{self.model}: {what} ({s.label} {matrix}; token form: {self.token_form})"
+        return f"{model_label(self.model)}: {what} ({s.label} {matrix}; token form: {self.token_form})"
 
     def figure_norms(self, which: str = "checkpoint"):
         """Bars of each word's norm in the chosen form, beside another form's, the vocabulary median
@@ -301,7 +301,7 @@ class Embeddings:
         if s.position_norms is None:
             raise ProbesError(f"{self.model} has no learned position embeddings (its positions are rotary)")
         return position_norms(
-            s.position_norms, title=f"{self.model}: position embedding norms ({s.label} wpe)"
+            s.position_norms, title=f"{model_label(self.model)}: position embedding norms ({s.label} wpe)"
         )
 
 
