@@ -355,6 +355,8 @@ def test_weights_equal_transformerlens_own_processing(arch, dtype):
         )
         theirs.enable_compatibility_mode(disable_warnings=True)
     ours, want = model.state_dict(), theirs.state_dict()
+    # and every weight in memory of its own, none left a (misaligned) view of the checkpoint file
+    assert all(p.untyped_storage().resizable() for p in model.original_model.parameters())
     assert ours.keys() == want.keys()
     for key, tensor in want.items():
         assert ours[key].dtype == tensor.dtype, key

@@ -254,6 +254,7 @@ def _load(model, device, dtype, device_map, n_devices):
                 )
             with _no_weight_copies():
                 bridge.enable_compatibility_mode(disable_warnings=True)
+            _own_memory(bridge)
             bridge.eval()
             bridge.requires_grad_(False)
             from probes.core.kvcache import install_cache_adapter
@@ -351,6 +352,17 @@ def _no_weight_copies():
     finally:
         for name, step in saved.items():
             setattr(ProcessWeights, name, step)
+
+
+def _own_memory(bridge) -> None:
+    """Give each weight still in the checkpoint's memory-mapped file (the ones weight processing left as they
+    were: a Llama's o_proj and down_proj, for instance) memory of its own, as TransformerLens' copies did:
+    a view into the mapped file is misaligned, and its forward measured 6-12% slower."""
+    import torch
+
+    for p in bridge.original_model.parameters():
+        if not p.untyped_storage().resizable():  # memory torch did not allocate: the file's
+            p.data = p.data.clone(memory_format=torch.contiguous_format)
 
 
 @contextmanager
