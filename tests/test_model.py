@@ -170,3 +170,21 @@ def test_check_loaded_finds_any_non_finite_weight(tiny_dir, bad):
     check_loaded(
         "tiny", GPT2LMHeadModel.from_pretrained(tiny_dir).half(), tok
     )  # fp16 weights are checked too
+
+
+def test_loads_in_two_threads_leave_transformerlens_as_it_was(tiny_dir):
+    """Loads in two threads take turns (a boot sets process-wide state: the meta device, the loggers, and
+    three of TransformerLens' weight-processing steps swapped for copy-free ones): both give the same
+    model, and TransformerLens' own steps are back afterwards."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from transformer_lens.weight_processing import ProcessWeights
+
+    from probes.core.load import _COPYING_STEPS
+
+    before = {name: ProcessWeights.__dict__[name] for name in _COPYING_STEPS}
+    with ThreadPoolExecutor(2) as pool:
+        a, b = pool.map(lambda _: probes.load(str(tiny_dir)), range(2))
+    assert {name: ProcessWeights.__dict__[name] for name in _COPYING_STEPS} == before
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -208,7 +209,7 @@ def load(
     HookedTransformer hook names (`blocks.{i}.hook_resid_pre`, ...). `device_map` / `n_devices`
     pass through to TransformerLens (accelerate) for models larger than one GPU.
     """
-    with _no_widget_notice():  # transformers' first import may come in the checks below
+    with _LOADING, _no_widget_notice():  # transformers' first import may come in the checks below
         return _load(model, device, dtype, device_map, n_devices)
 
 
@@ -314,6 +315,9 @@ def _placement(device_map, n_devices) -> dict:
 
 # TransformerLens' weight processing: the steps that begin by cloning the whole state dict.
 _COPYING_STEPS = ("fold_layer_norm", "center_unembed", "fold_value_biases")
+# One load at a time in a process: a boot sets process-wide state for its duration (the meta device while
+# the checks build a model, the libraries' loggers, the steps above), and threads gain nothing (the GIL).
+_LOADING = threading.RLock()
 
 
 @contextmanager
