@@ -326,11 +326,12 @@ def _no_weight_copies():
 
     Each of `_COPYING_STEPS` starts with `{k: v.clone() ...}` so as to leave its input dict alone, then
     builds every changed weight as a new tensor (none is changed in place). Here the input is the
-    bridge's own state dict, which nobody reads afterwards, so the copies only cost time: a GPT-2-small
-    load spent most of its seconds in them. For the duration of the boot each step receives its weights
-    as `_Shared` tensors, whose `clone()` hands back the same storage; the step's first line turns them
-    into plain tensors again. `tests/test_architectures.py` checks, on every tested architecture and in
-    float16 too, that the processed weights equal TransformerLens' own, bit for bit.
+    bridge's own state dict, which nobody reads afterwards, so the copies only cost time and memory: 2 GB
+    and about 0.4 s of a 2.4 s GPT-2-small load on a quiet machine, much more under memory pressure.
+    For the duration of the boot each step receives its weights as `_Shared` tensors, whose `clone()`
+    hands back the same storage; the step's first line turns them into plain tensors again.
+    `tests/test_architectures.py` checks, on every tested architecture and in float16 too, that the
+    processed weights equal TransformerLens' own, bit for bit.
     """
     import torch
     from transformer_lens.weight_processing import ProcessWeights
